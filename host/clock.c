@@ -1,0 +1,46 @@
+/* Wall and monotonic clocks.
+ * The wall clock goes through a hook so schedule tests can move time by hand. */
+#include "clock.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+
+static _Atomic(th_clock_fn) hook_fn;
+static void *_Atomic hook_ud;
+
+static int64_t read_clock(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t th_clock_now_us(void)
+{
+	th_clock_fn fn = atomic_load(&hook_fn);
+	if (fn)
+		return fn(atomic_load(&hook_ud));
+	return read_clock(CLOCK_REALTIME);
+}
+
+int64_t th_clock_mono_us(void)
+{
+	return read_clock(CLOCK_MONOTONIC);
+}
+
+void th_clock_set_hook(th_clock_fn fn, void *ud)
+{
+	atomic_store(&hook_ud, ud);
+	atomic_store(&hook_fn, fn);
+}
+
+void th_clock_format(int64_t us, char *buf, unsigned size)
+{
+	time_t secs = (time_t)(us / 1000000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (int)(us % 1000000 / 1000));
+}

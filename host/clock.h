@@ -1,0 +1,20 @@
+/* Time for the host: wall-clock microseconds (replaceable by tests) and a monotonic
+ * clock for durations and timeouts. */
+#ifndef TH_CLOCK_H
+#define TH_CLOCK_H
+
+#include <stdint.h>
+
+/* Microseconds since the Unix epoch, UTC. */
+int64_t th_clock_now_us(void);
+/* Microseconds on a monotonic clock, for durations only. */
+int64_t th_clock_mono_us(void);
+
+/* Tests replace the wall clock; NULL restores the real one. */
+typedef int64_t (*th_clock_fn)(void *ud);
+void th_clock_set_hook(th_clock_fn fn, void *ud);
+
+/* "2026-11-28T04:10:00.123Z" into buf (at least 25 bytes). */
+void th_clock_format(int64_t us, char *buf, unsigned size);
+
+#endif

@@ -1,0 +1,34 @@
+/* Job status names.
+ * The words here are what the CLI prints and parses, so they are part of the contract. */
+#include "job.h"
+
+#include <string.h>
+
+#include "error.h"
+
+static const char *const names[TH_JOB_STATUS_MAX + 1] = {
+	[TH_JOB_QUEUED] = "queued",       [TH_JOB_PROCESSING] = "processing",
+	[TH_JOB_COMPLETED] = "completed", [TH_JOB_ERROR] = "error",
+	[TH_JOB_CANCELLED] = "cancelled",
+};
+
+const char *th_job_status_name(th_job_status s)
+{
+	return (int)s >= 1 && (int)s <= TH_JOB_STATUS_MAX ? names[s] : NULL;
+}
+
+int th_job_status_parse(const char *name, th_job_status *out)
+{
+	for (int i = 1; i <= TH_JOB_STATUS_MAX; i++) {
+		if (names[i] && strcmp(names[i], name) == 0) {
+			*out = (th_job_status)i;
+			return 0;
+		}
+	}
+	return TH_EINVAL;
+}
+
+bool th_job_status_final(th_job_status s)
+{
+	return s == TH_JOB_COMPLETED || s == TH_JOB_ERROR || s == TH_JOB_CANCELLED;
+}

@@ -1,0 +1,57 @@
+/* A job as the task service shows it (id, task, status, times, attempts, sizes), and
+ * the description of a task.
+ * Part of the public API for embedders. */
+#ifndef TH_JOB_H
+#define TH_JOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TH_TASK_NAME_MAX 255
+#define TH_QUEUE_NAME_MAX 64
+
+/* Values are stored on disk: never renumber. */
+typedef enum th_job_status {
+	TH_JOB_QUEUED = 1,
+	TH_JOB_PROCESSING = 2,
+	TH_JOB_COMPLETED = 3,
+	TH_JOB_ERROR = 4,
+	TH_JOB_CANCELLED = 5
+} th_job_status;
+
+#define TH_JOB_STATUS_MAX 5
+
+typedef struct th_job {
+	uint64_t id;
+	th_job_status status;
+	char task[TH_TASK_NAME_MAX + 1];
+	char queue[TH_QUEUE_NAME_MAX + 1]; /* "" is the default queue */
+	int32_t priority;
+	uint32_t attempts;     /* runs started so far */
+	int64_t added_us;      /* microseconds since the epoch, UTC */
+	int64_t started_us;    /* 0 until first claimed */
+	int64_t finished_us;   /* 0 until finished */
+	uint64_t input_len;
+	uint64_t result_len;
+	uint64_t claim_gen;    /* bumped by every claim; fences stale outcomes */
+	uint64_t owner;        /* instance id of the claiming service, 0 when unclaimed */
+	uint32_t owner_pid;
+} th_job;
+
+/* A task some loaded plugin provides. */
+typedef struct th_task_info {
+	const char *name;
+	const char *description;
+	const char *file;    /* the plugin's file, or its label */
+	const char *plugin;  /* the plugin's name */
+	const char *version; /* the plugin's version */
+} th_task_info;
+
+/* "queued", "processing", ... ; NULL for a value out of range. */
+const char *th_job_status_name(th_job_status s);
+/* The inverse; 0 or TH_EINVAL. */
+int th_job_status_parse(const char *name, th_job_status *out);
+/* completed, error and cancelled: nothing more will happen to the job. */
+bool th_job_status_final(th_job_status s);
+
+#endif

@@ -1,0 +1,137 @@
+/* Host logging: level filter, text or JSON lines, a replaceable sink.
+ * Lines are built whole and written with one write(2) so threads never interleave. */
+#include "log.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "error.h"
+
+static atomic_int cur_level = TH_LOG_INFO;
+static atomic_int cur_format = TH_LOG_TEXT;
+static pthread_mutex_t sink_mu = PTHREAD_MUTEX_INITIALIZER;
+static th_log_sink sink_fn;
+static void *sink_ud;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void th_log_set_level(int level)
+{
+	atomic_store(&cur_level, level);
+}
+
+bool th_log_enabled(int level)
+{
+	return level <= atomic_load(&cur_level);
+}
+
+void th_log_set_format(enum th_log_format fmt)
+{
+	atomic_store(&cur_format, (int)fmt);
+}
+
+void th_log_set_sink(th_log_sink fn, void *ud)
+{
+	pthread_mutex_lock(&sink_mu);
+	sink_fn = fn;
+	sink_ud = ud;
+	pthread_mutex_unlock(&sink_mu);
+}
+
+int th_log_level_parse(const char *s, int *level)
+{
+	for (int i = 0; i < 4; i++) {
+		if (strcmp(s, level_names[i]) == 0) {
+			*level = i;
+			return 0;
+		}
+	}
+	return TH_EINVAL;
+}
+
+const char *th_log_level_name(int level)
+{
+	return level >= 0 && level < 4 ? level_names[level] : "?";
+}
+
+char *th_log_format_line(const th_log_event *ev, enum th_log_format fmt)
+{
+	char when[32];
+	th_clock_format(ev->time_us, when, sizeof(when));
+	if (fmt == TH_LOG_JSON) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "time", when, "level",
+				      th_log_level_name(ev->level), "source", ev->source,
+				      "msg", ev->msg);
+		if (!o)
+			return NULL;
+		if (ev->job_id)
+			json_object_set_new(o, "job", json_integer((json_int_t)ev->job_id));
+		if (ev->task)
+			json_object_set_new(o, "task", json_string(ev->task));
+		char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(o);
+		if (!body)
+			return NULL;
+		char *line = NULL;
+		if (asprintf(&line, "%s\n", body) < 0)
+			line = NULL;
+		free(body);
+		return line;
+	}
+	char *line = NULL;
+	int n;
+	if (ev->job_id)
+		n = asprintf(&line, "%s %-5s %s job=%llu task=%s: %s\n", when,
+			     th_log_level_name(ev->level), ev->source,
+			     (unsigned long long)ev->job_id, ev->task ? ev->task : "-", ev->msg);
+	else
+		n = asprintf(&line, "%s %-5s %s: %s\n", when, th_log_level_name(ev->level),
+			     ev->source, ev->msg);
+	return n < 0 ? NULL : line;
+}
+
+static void write_all(int fd, const char *s, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, s, len);
+		if (n <= 0)
+			return;
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+void th_log_msg(int level, const char *source, uint64_t job_id, const char *task,
+		const char *fmt, ...)
+{
+	if (!th_log_enabled(level))
+		return;
+	char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	th_log_event ev = {th_clock_now_us(), level, source ? source : "host", job_id, task,
+			   msg};
+	pthread_mutex_lock(&sink_mu);
+	if (sink_fn) {
+		sink_fn(&ev, sink_ud);
+	} else {
+		char *line = th_log_format_line(&ev, (enum th_log_format)atomic_load(&cur_format));
+		if (line) {
+			write_all(STDERR_FILENO, line, strlen(line));
+			free(line);
+		}
+	}
+	pthread_mutex_unlock(&sink_mu);
+	free(msg);
+}

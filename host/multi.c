@@ -1,0 +1,231 @@
+/* The multi-threaded processor: up to max_threads jobs run at once on a pool of threads.
+ * A dispatcher thread claims jobs for idle workers and records finished jobs' outcomes,
+ * both in one transaction per round, so many jobs share one commit. */
+#include "processor.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "log.h"
+#include "run.h"
+
+#define RETRY_PAUSE_US 100000 /* after a failed store cycle */
+
+struct done {
+	th_outcome out;
+	th_run_result res;
+};
+
+struct worker {
+	struct multi *m;
+	pthread_t thread;
+	_Atomic uint64_t running; /* the job being run, 0 when idle */
+};
+
+struct multi {
+	th_processor *p;
+	unsigned nthreads;
+	struct worker *workers;
+	pthread_t dispatcher;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;
+	/* claimed jobs no worker has taken yet: a ring of nthreads slots */
+	th_claim *ready;
+	size_t rhead, rlen;
+	/* finished jobs whose outcome is not recorded yet */
+	struct done *done;
+	size_t ndone;
+	unsigned busy;
+	bool stopping;
+};
+
+static void *worker_loop(void *arg)
+{
+	struct worker *w = arg;
+	struct multi *m = w->m;
+	const th_proc_env *env = th_processor_env(m->p);
+	th_run_opts opts = {.max_result = env->max_result};
+	th_plugin_thread *t = NULL;
+	th_plugin_thread_new(env->plugins, &t);
+	pthread_mutex_lock(&m->mu);
+	for (;;) {
+		while (m->rlen == 0 && !m->stopping)
+			pthread_cond_wait(&m->work_cv, &m->mu);
+		if (m->stopping) /* jobs not started yet go back to the queue */
+			break;
+		th_claim c = m->ready[m->rhead];
+		m->rhead = (m->rhead + 1) % m->nthreads;
+		m->rlen--;
+		m->busy++;
+		atomic_store(&w->running, c.job.id);
+		pthread_mutex_unlock(&m->mu);
+
+		struct done d;
+		if (t) {
+			th_run_claim(t, env->plugins, &c, &opts, &d.out, &d.res);
+		} else {
+			memset(&d, 0, sizeof(d));
+			d.out = (th_outcome){.id = c.job.id, .gen = c.job.claim_gen,
+					     .status = TH_JOB_QUEUED, .not_started = true};
+		}
+		th_claim_clear(&c);
+
+		pthread_mutex_lock(&m->mu);
+		atomic_store(&w->running, 0);
+		m->done[m->ndone++] = d;
+		m->busy--;
+		th_processor_kick(m->p);
+	}
+	pthread_mutex_unlock(&m->mu);
+	th_plugin_thread_free(t);
+	return NULL;
+}
+
+static void *dispatch_loop(void *arg)
+{
+	struct multi *m = arg;
+	th_processor *p = m->p;
+	int64_t wait_us = (int64_t)(th_processor_args_of(p)->wait_time * 1e6);
+	struct done *batch = calloc(m->nthreads, sizeof(*batch));
+	th_outcome *outs = calloc(2 * m->nthreads, sizeof(*outs));
+	th_claim *claims = calloc(m->nthreads, sizeof(*claims));
+	if (!batch || !outs || !claims) {
+		th_log_error("processor", "out of memory: multi processor not running");
+		free(batch);
+		free(outs);
+		free(claims);
+		return NULL;
+	}
+	size_t nbatch = 0;
+	for (;;) {
+		pthread_mutex_lock(&m->mu);
+		bool stop = th_processor_stopping(p);
+		if (stop && !m->stopping) {
+			m->stopping = true;
+			pthread_cond_broadcast(&m->work_cv);
+		}
+		memcpy(batch + nbatch, m->done, m->ndone * sizeof(*batch));
+		nbatch += m->ndone;
+		m->ndone = 0;
+		/* on stop, claimed jobs no worker took go back once the workers are idle */
+		size_t nrel = 0;
+		bool last = stop && m->busy == 0;
+		if (last) {
+			for (; m->rlen; m->rlen--, m->rhead = (m->rhead + 1) % m->nthreads) {
+				th_claim *c = &m->ready[m->rhead];
+				outs[nbatch + nrel++] = (th_outcome){.id = c->job.id,
+					.gen = c->job.claim_gen, .status = TH_JOB_QUEUED,
+					.not_started = true};
+				th_claim_clear(c);
+			}
+		}
+		size_t want = stop ? 0 : m->nthreads - m->busy - m->rlen;
+		pthread_mutex_unlock(&m->mu);
+
+		for (size_t i = 0; i < nbatch; i++)
+			outs[i] = batch[i].out;
+		size_t n = 0;
+		int rc = 0;
+		if (nbatch + nrel || want)
+			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n);
+		if (rc == 0) {
+			for (size_t i = 0; i < nbatch; i++)
+				th_run_result_clear(&batch[i].res);
+			nbatch = 0;
+		}
+		if (last)
+			break;
+		if (n) {
+			pthread_mutex_lock(&m->mu);
+			for (size_t i = 0; i < n; i++)
+				m->ready[(m->rhead + m->rlen++) % m->nthreads] = claims[i];
+			pthread_cond_broadcast(&m->work_cv);
+			pthread_mutex_unlock(&m->mu);
+			continue;
+		}
+		th_processor_wait(p, rc ? RETRY_PAUSE_US : wait_us);
+	}
+	for (size_t i = 0; i < nbatch; i++) /* unrecorded: left to recovery */
+		th_run_result_clear(&batch[i].res);
+	free(batch);
+	free(outs);
+	free(claims);
+	return NULL;
+}
+
+static void free_multi(struct multi *m)
+{
+	pthread_cond_destroy(&m->work_cv);
+	pthread_mutex_destroy(&m->mu);
+	free(m->ready);
+	free(m->done);
+	free(m->workers);
+	free(m);
+}
+
+static void multi_stop(void *state)
+{
+	struct multi *m = state;
+	pthread_join(m->dispatcher, NULL);
+	/* the dispatcher leaves only when every worker is idle; wake those still waiting */
+	pthread_mutex_lock(&m->mu);
+	m->stopping = true;
+	pthread_cond_broadcast(&m->work_cv);
+	pthread_mutex_unlock(&m->mu);
+	for (unsigned i = 0; i < m->nthreads; i++)
+		pthread_join(m->workers[i].thread, NULL);
+	free_multi(m);
+}
+
+static int multi_start(th_processor *p, void **state)
+{
+	struct multi *m = calloc(1, sizeof(*m));
+	if (!m)
+		return TH_ENOMEM;
+	m->p = p;
+	m->nthreads = th_processor_args_of(p)->max_threads;
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->work_cv, NULL);
+	m->ready = calloc(m->nthreads, sizeof(*m->ready));
+	m->done = calloc(m->nthreads, sizeof(*m->done));
+	m->workers = calloc(m->nthreads, sizeof(*m->workers));
+	if (!m->ready || !m->done || !m->workers) {
+		free_multi(m);
+		return TH_ENOMEM;
+	}
+	unsigned started = 0;
+	for (; started < m->nthreads; started++) {
+		m->workers[started].m = m;
+		if (pthread_create(&m->workers[started].thread, NULL, worker_loop,
+				   &m->workers[started]))
+			break;
+	}
+	if (started < m->nthreads || pthread_create(&m->dispatcher, NULL, dispatch_loop, m)) {
+		pthread_mutex_lock(&m->mu);
+		m->stopping = true;
+		pthread_cond_broadcast(&m->work_cv);
+		pthread_mutex_unlock(&m->mu);
+		for (unsigned i = 0; i < started; i++)
+			pthread_join(m->workers[i].thread, NULL);
+		free_multi(m);
+		return TH_ESYS;
+	}
+	*state = m;
+	return 0;
+}
+
+static size_t multi_threads(void *state, uint64_t *ids, size_t max)
+{
+	struct multi *m = state;
+	size_t n = 0;
+	for (unsigned i = 0; i < m->nthreads && n < max; i++) {
+		uint64_t id = atomic_load(&m->workers[i].running);
+		if (id)
+			ids[n++] = id;
+	}
+	return n;
+}
+
+const th_strategy th_strategy_multi = {"multi", multi_start, multi_stop, multi_threads};

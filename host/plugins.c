@@ -1,0 +1,463 @@
+/* Plugin loading and the task registry.
+ * Every refusal is one log line naming the file and the reason; loading goes on. */
+#include "plugins.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "job.h"
+#include "log.h"
+
+/* The v1.0 descriptor ends after thread_fini, a v1.0 task after run. */
+#define PLUGIN_V1_SIZE (offsetof(th_plugin, thread_fini) + sizeof(void (*)(void)))
+#define TASK_V1_SIZE (offsetof(th_task, run) + sizeof(th_ret(*)(th_ctx *)))
+
+struct plugin {
+	char *file;
+	void *handle;
+	const th_plugin *desc;
+	size_t index;
+	bool inited;
+	th_task_entry *entries; /* one per task of the descriptor */
+};
+
+/* A file tried once (loaded or refused); a reload skips it unless it changed. */
+struct seen {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+};
+
+struct th_task_entry {
+	const th_task *task;
+	struct plugin *plugin;
+};
+
+struct th_plugins {
+	enum th_plugins_mode mode;
+	const th_host_api *api;
+	pthread_mutex_t load_mu; /* one load at a time */
+	pthread_rwlock_t lock;   /* guards the arrays; entries never move once added */
+	struct plugin **plugins;
+	size_t nplugins, plugins_cap;
+	th_task_entry **tasks;
+	size_t ntasks, tasks_cap;
+	struct seen *seen;
+	size_t nseen, seen_cap;
+};
+
+struct th_plugin_thread {
+	th_plugins *reg;
+	unsigned char *state; /* per plugin index: 0 untouched, 1 inited, 2 init failed */
+	size_t n;
+};
+
+static _Thread_local const char *current;
+
+const char *th_plugins_current(void)
+{
+	return current;
+}
+
+int th_plugins_new(th_plugins **out, enum th_plugins_mode mode, const th_host_api *api)
+{
+	th_plugins *reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return TH_ENOMEM;
+	reg->mode = mode;
+	reg->api = api;
+	pthread_mutex_init(&reg->load_mu, NULL);
+	pthread_rwlock_init(&reg->lock, NULL);
+	*out = reg;
+	return 0;
+}
+
+void th_plugins_free(th_plugins *reg)
+{
+	if (!reg)
+		return;
+	for (size_t i = reg->nplugins; i-- > 0;) {
+		struct plugin *p = reg->plugins[i];
+		if (p->inited && p->desc->fini) {
+			current = p->desc->name;
+			p->desc->fini();
+			current = NULL;
+		}
+		if (p->handle)
+			dlclose(p->handle);
+		free(p->entries);
+		free(p->file);
+		free(p);
+	}
+	for (size_t i = 0; i < reg->nseen; i++)
+		free(reg->seen[i].path);
+	free(reg->seen);
+	free(reg->plugins);
+	free(reg->tasks);
+	pthread_rwlock_destroy(&reg->lock);
+	pthread_mutex_destroy(&reg->load_mu);
+	free(reg);
+}
+
+static const th_task *task_at(const th_plugin *d, size_t i)
+{
+	return (const th_task *)((const char *)d->tasks + i * d->task_size);
+}
+
+static bool valid_task_name(const char *s)
+{
+	size_t n = strnlen(s, TH_TASK_NAME_MAX + 1);
+	if (n == 0 || n > TH_TASK_NAME_MAX)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+static th_task_entry *find_locked(th_plugins *reg, const char *name)
+{
+	for (size_t i = 0; i < reg->ntasks; i++)
+		if (strcmp(reg->tasks[i]->task->name, name) == 0)
+			return reg->tasks[i];
+	return NULL;
+}
+
+/* The guard fields and the task table; returns NULL or why the plugin is refused. */
+static const char *check_descriptor(th_plugins *reg, const th_plugin *d, char *why,
+				    size_t whylen)
+{
+	if (d->magic != TH_PLUGIN_MAGIC) {
+		snprintf(why, whylen, "wrong magic 0x%08x (not a taskhost plugin descriptor)",
+			 d->magic);
+		return why;
+	}
+	if (d->abi_major != TH_ABI_MAJOR) {
+		snprintf(why, whylen, "built for ABI major %u, this host speaks %u",
+			 d->abi_major, TH_ABI_MAJOR);
+		return why;
+	}
+	if (d->abi_minor > TH_ABI_MINOR) {
+		snprintf(why, whylen, "built for ABI %u.%u, newer than this host's %u.%u",
+			 d->abi_major, d->abi_minor, TH_ABI_MAJOR, TH_ABI_MINOR);
+		return why;
+	}
+	if (d->size < PLUGIN_V1_SIZE) {
+		snprintf(why, whylen, "descriptor of %u bytes, smaller than ABI 1.0's %zu",
+			 d->size, (size_t)PLUGIN_V1_SIZE);
+		return why;
+	}
+	if (d->task_size < TASK_V1_SIZE) {
+		snprintf(why, whylen, "task entries of %u bytes, smaller than ABI 1.0's %zu",
+			 d->task_size, (size_t)TASK_V1_SIZE);
+		return why;
+	}
+	if (!d->name || !d->tasks || d->ntasks == 0) {
+		snprintf(why, whylen, "descriptor without a name or without tasks");
+		return why;
+	}
+	for (size_t i = 0; i < d->ntasks; i++) {
+		const th_task *t = task_at(d, i);
+		if (!t->name || !valid_task_name(t->name) || !t->run) {
+			snprintf(why, whylen, "task %zu has no valid name or no run function", i);
+			return why;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(task_at(d, j)->name, t->name) == 0) {
+				snprintf(why, whylen, "task '%s' defined twice", t->name);
+				return why;
+			}
+		}
+		th_task_entry *e = find_locked(reg, t->name);
+		if (e) {
+			snprintf(why, whylen, "task '%s' already provided by %s", t->name,
+				 e->plugin->file);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+/* Makes room for `more` elements past n in *arr, whose capacity is *cap. */
+static int reserve(void **arr, size_t *cap, size_t n, size_t more, size_t size)
+{
+	if (n + more <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 4;
+	while (c < n + more)
+		c *= 2;
+	void *p = realloc(*arr, c * size);
+	if (!p)
+		return TH_ENOMEM;
+	*arr = p;
+	*cap = c;
+	return 0;
+}
+
+/* Checks, initialises and registers a descriptor; takes ownership of handle. Loads are
+ * serialised by load_mu; the registry lock is not held while init runs, so jobs of
+ * plugins already loaded go on meanwhile. */
+static int add_plugin(th_plugins *reg, const th_plugin *d, const char *file, void *handle)
+{
+	char why[512];
+	struct plugin *p = NULL;
+	th_task_entry *entries = NULL;
+	pthread_mutex_lock(&reg->load_mu);
+	pthread_rwlock_wrlock(&reg->lock);
+	const char *bad = check_descriptor(reg, d, why, sizeof(why));
+	if (!bad &&
+	    (reserve((void **)&reg->plugins, &reg->plugins_cap, reg->nplugins, 1,
+		     sizeof(*reg->plugins)) ||
+	     reserve((void **)&reg->tasks, &reg->tasks_cap, reg->ntasks, d->ntasks,
+		     sizeof(*reg->tasks)) ||
+	     !(p = calloc(1, sizeof(*p))) || !(p->file = strdup(file)) ||
+	     !(entries = calloc(d->ntasks, sizeof(*entries))))) {
+		snprintf(why, sizeof(why), "out of memory");
+		bad = why;
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	if (!bad && reg->mode == TH_PLUGINS_RUN) {
+		*d->host = reg->api;
+		if (d->init) {
+			current = d->name;
+			int irc = d->init(reg->api);
+			current = NULL;
+			if (irc) {
+				snprintf(why, sizeof(why), "init failed (returned %d)", irc);
+				bad = why;
+			}
+		}
+		p->inited = !bad;
+	}
+	if (!bad) {
+		pthread_rwlock_wrlock(&reg->lock);
+		p->desc = d;
+		p->handle = handle;
+		p->index = reg->nplugins;
+		p->entries = entries;
+		reg->plugins[reg->nplugins++] = p;
+		for (size_t i = 0; i < d->ntasks; i++) {
+			entries[i] = (th_task_entry){task_at(d, i), p};
+			reg->tasks[reg->ntasks++] = &entries[i];
+		}
+		pthread_rwlock_unlock(&reg->lock);
+		th_log_info("plugins", "%s: loaded plugin %s %s (%zu task%s)", file, d->name,
+			    d->version ? d->version : "", d->ntasks, d->ntasks == 1 ? "" : "s");
+	} else {
+		th_log_warn("plugins", "%s: refused: %s", file, bad);
+		if (p)
+			free(p->file);
+		free(p);
+		free(entries);
+		if (handle)
+			dlclose(handle);
+	}
+	pthread_mutex_unlock(&reg->load_mu);
+	return bad ? TH_EPLUGIN : 0;
+}
+
+int th_plugins_add_static(th_plugins *reg, const th_plugin *desc, const char *label)
+{
+	return add_plugin(reg, desc, label, NULL);
+}
+
+int th_plugins_load_file(th_plugins *reg, const char *path)
+{
+	dlerror();
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		const char *err = dlerror();
+		th_log_warn("plugins", "%s: refused: not loadable: %s", path,
+			    err ? err : "unknown error");
+		return TH_EPLUGIN;
+	}
+	th_plugin_entry_fn entry;
+	*(void **)&entry = dlsym(h, TH_PLUGIN_ENTRY);
+	const th_plugin *d = entry ? entry() : NULL;
+	if (!d) {
+		th_log_warn("plugins", "%s: refused: %s", path,
+			    entry ? "entry point returned no descriptor"
+				  : "no entry point " TH_PLUGIN_ENTRY "()");
+		dlclose(h);
+		return TH_EPLUGIN;
+	}
+	return add_plugin(reg, d, path, h);
+}
+
+/* true when path was tried before and has not changed since; records it otherwise */
+static bool seen_before(th_plugins *reg, const char *path, const struct stat *sb)
+{
+	for (size_t i = 0; i < reg->nseen; i++) {
+		struct seen *s = &reg->seen[i];
+		if (strcmp(s->path, path) != 0)
+			continue;
+		bool same = s->dev == sb->st_dev && s->ino == sb->st_ino &&
+			    s->mtime.tv_sec == sb->st_mtim.tv_sec &&
+			    s->mtime.tv_nsec == sb->st_mtim.tv_nsec;
+		s->dev = sb->st_dev;
+		s->ino = sb->st_ino;
+		s->mtime = sb->st_mtim;
+		return same;
+	}
+	char *copy = strdup(path);
+	if (!copy ||
+	    reserve((void **)&reg->seen, &reg->seen_cap, reg->nseen, 1, sizeof(*reg->seen))) {
+		free(copy);
+		return false;
+	}
+	reg->seen[reg->nseen++] = (struct seen){copy, sb->st_dev, sb->st_ino, sb->st_mtim};
+	return false;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int is_plugin_file(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+	return d->d_name[0] != '.' && n > 3 && strcmp(d->d_name + n - 3, ".so") == 0;
+}
+
+int th_plugins_load_dir(th_plugins *reg, const char *dir, unsigned *loaded,
+			unsigned *refused)
+{
+	unsigned ok = 0, bad = 0;
+	struct dirent **names;
+	int n = scandir(dir, &names, is_plugin_file, by_name);
+	if (n < 0) {
+		th_log_error("plugins", "cannot read plugin directory %s: %s", dir,
+			     strerror(errno));
+		return TH_ESYS;
+	}
+	for (int i = 0; i < n; i++) {
+		char path[4096];
+		struct stat sb;
+		int len = snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		free(names[i]);
+		if (len >= (int)sizeof(path) || stat(path, &sb) || !S_ISREG(sb.st_mode))
+			continue;
+		if (seen_before(reg, path, &sb))
+			continue;
+		if (th_plugins_load_file(reg, path) == 0)
+			ok++;
+		else
+			bad++;
+	}
+	free(names);
+	if (loaded)
+		*loaded = ok;
+	if (refused)
+		*refused = bad;
+	return 0;
+}
+
+const th_task_entry *th_plugins_find(th_plugins *reg, const char *name)
+{
+	pthread_rwlock_rdlock(&reg->lock);
+	const th_task_entry *e = find_locked(reg, name);
+	pthread_rwlock_unlock(&reg->lock);
+	return e;
+}
+
+const char *th_task_entry_name(const th_task_entry *e)
+{
+	return e->task->name;
+}
+
+const char *th_task_entry_plugin(const th_task_entry *e)
+{
+	return e->plugin->desc->name;
+}
+
+size_t th_plugins_task_count(th_plugins *reg)
+{
+	pthread_rwlock_rdlock(&reg->lock);
+	size_t n = reg->ntasks;
+	pthread_rwlock_unlock(&reg->lock);
+	return n;
+}
+
+int th_plugins_task_info(th_plugins *reg, size_t i, th_task_info *out)
+{
+	pthread_rwlock_rdlock(&reg->lock);
+	int rc = TH_EINVAL;
+	if (i < reg->ntasks) {
+		const th_task_entry *e = reg->tasks[i];
+		const th_plugin *d = e->plugin->desc;
+		*out = (th_task_info){e->task->name, e->task->description ? e->task->description : "",
+				      e->plugin->file, d->name, d->version ? d->version : ""};
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	return rc;
+}
+
+int th_plugin_thread_new(th_plugins *reg, th_plugin_thread **out)
+{
+	th_plugin_thread *t = calloc(1, sizeof(*t));
+	if (!t)
+		return TH_ENOMEM;
+	t->reg = reg;
+	*out = t;
+	return 0;
+}
+
+void th_plugin_thread_free(th_plugin_thread *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->state[i] != 1)
+			continue;
+		pthread_rwlock_rdlock(&t->reg->lock);
+		const th_plugin *d = t->reg->plugins[i]->desc;
+		pthread_rwlock_unlock(&t->reg->lock);
+		if (d->thread_fini) {
+			current = d->name;
+			d->thread_fini();
+			current = NULL;
+		}
+	}
+	free(t->state);
+	free(t);
+}
+
+int th_plugins_run(th_plugin_thread *t, const th_task_entry *e, th_ctx *ctx, th_ret *ret)
+{
+	const struct plugin *p = e->plugin;
+	if (p->index >= t->n) {
+		size_t n = p->index + 8;
+		unsigned char *s = realloc(t->state, n);
+		if (!s)
+			return TH_ENOMEM;
+		memset(s + t->n, 0, n - t->n);
+		t->state = s;
+		t->n = n;
+	}
+	if (t->state[p->index] == 0) {
+		int rc = 0;
+		if (p->desc->thread_init) {
+			current = p->desc->name;
+			rc = p->desc->thread_init();
+			current = NULL;
+		}
+		t->state[p->index] = rc ? 2 : 1;
+		if (rc)
+			th_log_error("plugins", "%s: thread_init failed (returned %d)", p->file, rc);
+	}
+	if (t->state[p->index] != 1)
+		return TH_EPLUGIN;
+	*ret = e->task->run(ctx);
+	return 0;
+}

@@ -1,0 +1,172 @@
+/* What every processor strategy shares: start and stop, the wake-up event, the cycle.
+ * A watcher thread turns cross-process wake-ups (wake.c) into a local eventfd. */
+#include "processor.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+
+struct th_processor {
+	th_proc_env env;
+	th_processor_args args;
+	const th_strategy *strategy;
+	void *state;
+	atomic_bool stopping;
+	int efd;
+	uint32_t seq0;
+	pthread_t watcher;
+};
+
+static const th_strategy *const strategies[] = {&th_strategy_simple, &th_strategy_multi};
+
+const th_strategy *th_strategy_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(strategies) / sizeof(strategies[0]); i++)
+		if (strcmp(strategies[i]->name, name) == 0)
+			return strategies[i];
+	return NULL;
+}
+
+int th_processor_check_args(const th_processor_args *args)
+{
+	if (!isfinite(args->wait_time) || args->wait_time < 0 || args->wait_time > 86400)
+		return TH_EINVAL;
+	if (args->max_threads < 1 || args->max_threads > 1024)
+		return TH_EINVAL;
+	return 0;
+}
+
+static void *watch(void *arg)
+{
+	th_processor *p = arg;
+	uint32_t seen = p->seq0;
+	while (!atomic_load(&p->stopping)) {
+		th_wake_wait(p->env.wake, seen, -1);
+		uint32_t now = th_wake_seq(p->env.wake);
+		if (now != seen) {
+			seen = now;
+			th_processor_kick(p);
+		}
+	}
+	return NULL;
+}
+
+int th_processor_start(th_processor **out, const th_proc_env *env, const th_strategy *s,
+		       const th_processor_args *args)
+{
+	*out = NULL;
+	if (th_processor_check_args(args))
+		return TH_EINVAL;
+	th_processor *p = calloc(1, sizeof(*p));
+	if (!p)
+		return TH_ENOMEM;
+	p->env = *env;
+	p->args = *args;
+	p->strategy = s;
+	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->efd < 0) {
+		free(p);
+		return TH_ESYS;
+	}
+	/* read before the first claim: an add after this point wakes the watcher, an add
+	 * before it is seen by that claim */
+	p->seq0 = th_wake_seq(env->wake);
+	if (pthread_create(&p->watcher, NULL, watch, p)) {
+		close(p->efd);
+		free(p);
+		return TH_ESYS;
+	}
+	int rc = s->start(p, &p->state);
+	if (rc) {
+		atomic_store(&p->stopping, true);
+		th_wake_notify(env->wake);
+		pthread_join(p->watcher, NULL);
+		close(p->efd);
+		free(p);
+		return rc;
+	}
+	th_log_info("processor", "started: strategy %s, max_threads %u, wait_time %g s",
+		    s->name, args->max_threads, args->wait_time);
+	*out = p;
+	return 0;
+}
+
+void th_processor_stop(th_processor *p)
+{
+	if (!p)
+		return;
+	atomic_store(&p->stopping, true);
+	th_processor_kick(p);
+	p->strategy->stop(p->state);
+	th_wake_notify(p->env.wake); /* lets the watcher see `stopping` */
+	pthread_join(p->watcher, NULL);
+	close(p->efd);
+	th_log_info("processor", "stopped");
+	free(p);
+}
+
+size_t th_processor_threads(th_processor *p, uint64_t *ids, size_t max)
+{
+	return p->strategy->threads(p->state, ids, max);
+}
+
+const th_proc_env *th_processor_env(th_processor *p)
+{
+	return &p->env;
+}
+
+const th_processor_args *th_processor_args_of(th_processor *p)
+{
+	return &p->args;
+}
+
+bool th_processor_stopping(th_processor *p)
+{
+	return atomic_load(&p->stopping);
+}
+
+void th_processor_kick(th_processor *p)
+{
+	uint64_t one = 1;
+	while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+int th_processor_event_fd(th_processor *p)
+{
+	return p->efd;
+}
+
+void th_processor_event_clear(th_processor *p)
+{
+	uint64_t n;
+	while (read(p->efd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+}
+
+void th_processor_wait(th_processor *p, int64_t timeout_us)
+{
+	struct pollfd pfd = {p->efd, POLLIN, 0};
+	int ms = timeout_us < 0 ? -1 : (int)((timeout_us + 999) / 1000);
+	if (poll(&pfd, 1, ms) > 0)
+		th_processor_event_clear(p);
+}
+
+int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
+		       th_claim *claims, size_t *nclaimed)
+{
+	int rc = th_store_cycle(p->env.store, outs, nout, NULL, &p->env.owner, p->env.queue,
+				max, claims, nclaimed);
+	if (rc)
+		th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
+			     nout, th_strerror(rc));
+	return rc;
+}

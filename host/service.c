@@ -1,0 +1,321 @@
+/* The task service: ties the store, the plugin registry, wake-ups and the processor
+ * together behind the API the CLI and embedders use. */
+#include "service.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "plugins.h"
+#include "processor.h"
+#include "run.h"
+#include "store.h"
+#include "wake.h"
+
+#define DEFAULT_MAX_INPUT (16u << 20)
+#define DEFAULT_MAX_RESULT (16u << 20)
+
+struct th_service {
+	th_store *store;
+	th_plugins *plugins;
+	th_wake *wake;
+	th_owner owner;
+	char *plugin_dir;
+	bool inspect_only;
+	size_t max_input, max_result;
+	pthread_mutex_t proc_mu; /* guards the fields below */
+	const th_strategy *strategy;
+	th_processor_args args;
+	th_processor *proc;
+};
+
+static uint64_t new_instance_id(void)
+{
+	uint64_t id = 0;
+	while (id == 0) {
+		if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id))
+			id = (uint64_t)getpid() << 32 ^ (uint64_t)th_clock_mono_us();
+	}
+	return id;
+}
+
+int th_service_open(th_service **out, const th_service_opts *opts)
+{
+	*out = NULL;
+	if (!opts || !opts->data_dir)
+		return TH_EINVAL;
+	th_service *svc = calloc(1, sizeof(*svc));
+	if (!svc)
+		return TH_ENOMEM;
+	pthread_mutex_init(&svc->proc_mu, NULL);
+	svc->strategy = &th_strategy_simple;
+	svc->args = (th_processor_args){.wait_time = 1.0, .max_threads = 5};
+	svc->inspect_only = opts->inspect_only;
+	svc->max_input = opts->max_input ? opts->max_input : DEFAULT_MAX_INPUT;
+	svc->max_result = opts->max_result ? opts->max_result : DEFAULT_MAX_RESULT;
+	svc->owner = (th_owner){new_instance_id(), (uint32_t)getpid()};
+	th_store_opts so = {opts->map_size, opts->max_map_size, opts->durability};
+	int rc;
+	if ((rc = th_store_open(&svc->store, opts->data_dir, &so)) ||
+	    (rc = th_wake_open(&svc->wake, opts->data_dir)) ||
+	    (rc = th_plugins_new(&svc->plugins,
+				 opts->inspect_only ? TH_PLUGINS_INSPECT : TH_PLUGINS_RUN,
+				 th_run_api())))
+		goto fail;
+	if (opts->plugin_dir) {
+		if (!(svc->plugin_dir = strdup(opts->plugin_dir))) {
+			rc = TH_ENOMEM;
+			goto fail;
+		}
+		if ((rc = th_plugins_load_dir(svc->plugins, opts->plugin_dir, NULL, NULL)))
+			goto fail;
+	}
+	*out = svc;
+	return 0;
+fail:
+	th_service_close(svc);
+	return rc;
+}
+
+void th_service_close(th_service *svc)
+{
+	if (!svc)
+		return;
+	th_service_stop_processing(svc);
+	th_plugins_free(svc->plugins);
+	th_wake_close(svc->wake);
+	th_store_close(svc->store);
+	pthread_mutex_destroy(&svc->proc_mu);
+	free(svc->plugin_dir);
+	free(svc);
+}
+
+/* ---- jobs ---- */
+
+int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!jobs[i].task || !th_plugins_find(svc->plugins, jobs[i].task))
+			return TH_EUNKNOWNTASK;
+		if (jobs[i].len > svc->max_input)
+			return TH_ETOOBIG;
+	}
+	th_store_new stack[16] = {{0}}, *nj = n <= 16 ? stack : calloc(n, sizeof(*nj));
+	if (!nj)
+		return TH_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		nj[i] = (th_store_new){jobs[i].task, NULL, 0, jobs[i].input, jobs[i].len};
+	int rc = th_store_add(svc->store, nj, n, ids);
+	if (nj != stack)
+		free(nj);
+	if (rc == 0)
+		th_wake_notify(svc->wake);
+	return rc;
+}
+
+int th_service_add(th_service *svc, const char *task, const void *input, size_t len,
+		   uint64_t *id)
+{
+	th_new_job j = {task, input, len};
+	return th_service_add_many(svc, &j, 1, id);
+}
+
+int th_service_get(th_service *svc, uint64_t id, th_job *out)
+{
+	return th_store_get(svc->store, id, out);
+}
+
+int th_service_status(th_service *svc, uint64_t id, th_job_status *out)
+{
+	th_job job;
+	int rc = th_store_get(svc->store, id, &job);
+	if (rc == 0)
+		*out = job.status;
+	return rc;
+}
+
+int th_service_result(th_service *svc, uint64_t id, void **data, size_t *len)
+{
+	return th_store_blob(svc->store, id, TH_BLOB_RESULT, data, len);
+}
+
+int th_service_error(th_service *svc, uint64_t id, char **msg)
+{
+	size_t len;
+	return th_store_blob(svc->store, id, TH_BLOB_ERROR, (void **)msg, &len);
+}
+
+int th_service_cancel(th_service *svc, uint64_t id)
+{
+	return th_store_cancel(svc->store, id);
+}
+
+int th_service_clean(th_service *svc, uint64_t *removed)
+{
+	return th_store_clean(svc->store, removed);
+}
+
+int th_service_list(th_service *svc, unsigned mask, uint64_t from, bool reverse,
+		    th_job_fn fn, void *ud)
+{
+	return th_store_list(svc->store, mask, from, reverse, fn, ud);
+}
+
+int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1])
+{
+	return th_store_count(svc->store, counts);
+}
+
+/* ---- the processor calls ---- */
+
+int th_service_has_jobs_waiting(th_service *svc, bool *out)
+{
+	return th_store_has_ready(svc->store, NULL, out);
+}
+
+int th_service_claim_next(th_service *svc, uint64_t *id)
+{
+	th_claim c;
+	size_t n = 0;
+	int rc = th_store_cycle(svc->store, NULL, 0, NULL, &svc->owner, NULL, 1, &c, &n);
+	if (rc)
+		return rc;
+	if (n == 0)
+		return TH_ENOJOB;
+	*id = c.job.id;
+	th_claim_clear(&c);
+	return 0;
+}
+
+/* The claim of job id, which this service must hold. */
+static int load_claim(th_service *svc, uint64_t id, th_claim *c)
+{
+	int rc = th_store_get(svc->store, id, &c->job);
+	if (rc)
+		return rc;
+	if (c->job.status != TH_JOB_PROCESSING || c->job.owner != svc->owner.instance)
+		return TH_ESTATE;
+	return th_store_blob(svc->store, id, TH_BLOB_INPUT, &c->input, &c->input_len);
+}
+
+int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
+{
+	*ran = false;
+	if (svc->inspect_only)
+		return TH_EINVAL;
+	th_claim c = {0};
+	size_t n = 0;
+	int rc = id ? load_claim(svc, id, &c)
+		    : th_store_cycle(svc->store, NULL, 0, NULL, &svc->owner, NULL, 1, &c, &n);
+	if (rc || (!id && n == 0)) {
+		th_claim_clear(&c);
+		return rc;
+	}
+	th_plugin_thread *t;
+	if ((rc = th_plugin_thread_new(svc->plugins, &t))) {
+		th_claim_clear(&c);
+		return rc;
+	}
+	th_run_opts opts = {.max_result = svc->max_result};
+	th_outcome o;
+	th_run_result r;
+	th_run_claim(t, svc->plugins, &c, &opts, &o, &r);
+	th_plugin_thread_free(t);
+	th_claim_clear(&c);
+	rc = th_store_cycle(svc->store, &o, 1, NULL, &svc->owner, NULL, 0, NULL, NULL);
+	th_run_result_clear(&r);
+	*ran = rc == 0;
+	return rc;
+}
+
+/* ---- processors ---- */
+
+int th_service_set_processor(th_service *svc, const char *strategy,
+			     const th_processor_args *args)
+{
+	th_processor_args a = {.wait_time = 1.0, .max_threads = 5};
+	if (args)
+		a = *args;
+	const th_strategy *s = strategy ? th_strategy_find(strategy) : NULL;
+	if (!s || th_processor_check_args(&a))
+		return TH_EINVAL;
+	pthread_mutex_lock(&svc->proc_mu);
+	svc->strategy = s;
+	svc->args = a;
+	pthread_mutex_unlock(&svc->proc_mu);
+	return 0;
+}
+
+int th_service_start_processing(th_service *svc)
+{
+	if (svc->inspect_only)
+		return TH_EINVAL;
+	pthread_mutex_lock(&svc->proc_mu);
+	int rc = TH_EBUSY;
+	if (!svc->proc) {
+		th_proc_env env = {svc->store, svc->plugins, svc->wake, svc->owner,
+				   svc->max_result, NULL};
+		rc = th_processor_start(&svc->proc, &env, svc->strategy, &svc->args);
+	}
+	pthread_mutex_unlock(&svc->proc_mu);
+	return rc;
+}
+
+int th_service_stop_processing(th_service *svc)
+{
+	pthread_mutex_lock(&svc->proc_mu);
+	th_processor *p = svc->proc;
+	svc->proc = NULL;
+	pthread_mutex_unlock(&svc->proc_mu);
+	th_processor_stop(p);
+	return 0;
+}
+
+bool th_service_is_processing(th_service *svc)
+{
+	pthread_mutex_lock(&svc->proc_mu);
+	bool on = svc->proc != NULL;
+	pthread_mutex_unlock(&svc->proc_mu);
+	return on;
+}
+
+int th_service_threads(th_service *svc, uint64_t *ids, size_t max, size_t *n)
+{
+	pthread_mutex_lock(&svc->proc_mu);
+	*n = svc->proc ? th_processor_threads(svc->proc, ids, max) : 0;
+	pthread_mutex_unlock(&svc->proc_mu);
+	return 0;
+}
+
+/* ---- tasks ---- */
+
+int th_service_register(th_service *svc, const struct th_plugin *desc, const char *label)
+{
+	return th_plugins_add_static(svc->plugins, desc, label);
+}
+
+int th_service_reload_plugins(th_service *svc, unsigned *loaded, unsigned *refused)
+{
+	if (!svc->plugin_dir) {
+		if (loaded)
+			*loaded = 0;
+		if (refused)
+			*refused = 0;
+		return 0;
+	}
+	return th_plugins_load_dir(svc->plugins, svc->plugin_dir, loaded, refused);
+}
+
+size_t th_service_task_count(th_service *svc)
+{
+	return th_plugins_task_count(svc->plugins);
+}
+
+int th_service_task_info(th_service *svc, size_t i, th_task_info *out)
+{
+	return th_plugins_task_info(svc->plugins, i, out);
+}

@@ -1,0 +1,115 @@
+/* The task service: the API the taskhost CLI uses and embedders link (libtaskhost).
+ * Add jobs by task name, look at them, cancel and clean, and run them with a processor. */
+#ifndef TH_SERVICE_H
+#define TH_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "job.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct th_service th_service;
+struct th_plugin;
+
+typedef struct th_service_opts {
+	const char *data_dir;   /* the LMDB environment; the directory must exist */
+	const char *plugin_dir; /* every *.so here is loaded; NULL: none */
+	bool inspect_only;      /* read plugin descriptors without running init: enough to
+				   add jobs and list tasks, not to run jobs */
+	uint64_t map_size;      /* 0: 64 MiB */
+	uint64_t max_map_size;  /* 0: 16 GiB */
+	int durability;         /* 0: durable (fsync per commit), 1: relaxed */
+	size_t max_input;       /* bytes; 0: 16 MiB */
+	size_t max_result;      /* bytes; 0: 16 MiB */
+} th_service_opts;
+
+/* Opens the store and loads the plugins (a refused plugin is logged, not an error; an
+ * unreadable plugin_dir is TH_ESYS). */
+int th_service_open(th_service **out, const th_service_opts *opts);
+/* Stops processing (waiting for running jobs) and closes everything. NULL is fine. */
+void th_service_close(th_service *svc);
+
+/* ---- jobs ---- */
+
+/* Queues a job for `task` with `len` bytes of input; the new id goes to *id.
+ * TH_EUNKNOWNTASK when no loaded plugin provides the task, TH_ETOOBIG past max_input,
+ * TH_EFULL when the database is full. */
+int th_service_add(th_service *svc, const char *task, const void *input, size_t len,
+		   uint64_t *id);
+/* Adds n jobs in one transaction. */
+typedef struct th_new_job {
+	const char *task;
+	const void *input;
+	size_t len;
+} th_new_job;
+int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids);
+
+/* TH_ENOTFOUND for an unknown id in all of these. */
+int th_service_get(th_service *svc, uint64_t id, th_job *out);
+int th_service_status(th_service *svc, uint64_t id, th_job_status *out);
+/* malloc'd copies (NUL-terminated past len); empty when the job has none (yet). */
+int th_service_result(th_service *svc, uint64_t id, void **data, size_t *len);
+int th_service_error(th_service *svc, uint64_t id, char **msg);
+/* A queued job becomes cancelled. TH_ESTATE for a job that is running or finished. */
+int th_service_cancel(th_service *svc, uint64_t id);
+/* Removes completed, error and cancelled jobs; keeps queued and running ones. */
+int th_service_clean(th_service *svc, uint64_t *removed);
+
+#define TH_MASK(status) (1u << (status))
+#define TH_MASK_ALL (~0u)
+/* Jobs whose status is in mask, by id (newest first if reverse), after `from` (0: all).
+ * fn returns non-zero to stop. */
+typedef int (*th_job_fn)(const th_job *job, void *ud);
+int th_service_list(th_service *svc, unsigned mask, uint64_t from, bool reverse,
+		    th_job_fn fn, void *ud);
+/* counts[status] for each status. */
+int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
+
+/* ---- the processor calls of the seed ---- */
+
+int th_service_has_jobs_waiting(th_service *svc, bool *out);
+/* Claims the next queued job for this service: it becomes processing, owned by this
+ * service, and no other thread or process can claim it. TH_ENOJOB when none waits. */
+int th_service_claim_next(th_service *svc, uint64_t *id);
+/* Runs the job `id` claimed by this service (id 0: claims the next one first) on the
+ * calling thread and records its outcome. *ran tells whether a job ran. */
+int th_service_process_next(th_service *svc, uint64_t id, bool *ran);
+
+/* ---- processors ---- */
+
+typedef struct th_processor_args {
+	double wait_time;     /* seconds an idle processor waits before looking again; 1.0 */
+	unsigned max_threads; /* multi: jobs at once; 5 */
+} th_processor_args;
+
+/* The strategy ("simple" or "multi") and its arguments used by the next start;
+ * TH_EINVAL for an unknown strategy or a bad argument. NULL args: the defaults. */
+int th_service_set_processor(th_service *svc, const char *strategy,
+			     const th_processor_args *args);
+int th_service_start_processing(th_service *svc); /* TH_EBUSY when already started */
+/* Stops claiming, waits for running jobs to finish; queued jobs stay queued. */
+int th_service_stop_processing(th_service *svc);
+bool th_service_is_processing(th_service *svc);
+/* The worker threads running a job now: the job ids go to ids[0..*n). */
+int th_service_threads(th_service *svc, uint64_t *ids, size_t max, size_t *n);
+
+/* ---- tasks ---- */
+
+/* Registers a plugin descriptor linked into the program (label names it in the log). */
+int th_service_register(th_service *svc, const struct th_plugin *desc, const char *label);
+/* Loads plugins added to plugin_dir since the last load. */
+int th_service_reload_plugins(th_service *svc, unsigned *loaded, unsigned *refused);
+size_t th_service_task_count(th_service *svc);
+int th_service_task_info(th_service *svc, size_t i, th_task_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

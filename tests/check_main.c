@@ -1,0 +1,27 @@
+/* The Check runner: every suite, then one summary line the test scripts add up.
+ * CK_RUN_SUITE / CK_RUN_CASE select parts as usual with Check. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+Suite *record_suite(void);
+Suite *store_suite(void);
+Suite *plugins_suite(void);
+Suite *service_suite(void);
+Suite *processor_suite(void);
+Suite *seed_suite(void);
+
+int main(void)
+{
+	SRunner *sr = srunner_create(record_suite());
+	srunner_add_suite(sr, store_suite());
+	srunner_add_suite(sr, plugins_suite());
+	srunner_add_suite(sr, service_suite());
+	srunner_add_suite(sr, processor_suite());
+	srunner_add_suite(sr, seed_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int run = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	printf("RESULT: %d passed, %d failed\n", run - failed, failed);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,3 @@
+#include <check.h>
+Suite *processor_suite(void);
+Suite *processor_suite(void) { return suite_create("processor"); }

@@ -1,0 +1,635 @@
+/* The LMDB store: adding, claiming in order, outcomes and fencing, cancel, clean, list,
+ * persistence across reopen, a full map, a foreign format, concurrent claimers. */
+#include <check.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "store.h"
+#include "testutil.h"
+
+static char *dir;
+static th_store *st;
+static const th_owner owner = {0x1111, 1};
+
+static void setup(void)
+{
+	dir = tu_tmpdir();
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+}
+
+static void teardown(void)
+{
+	th_store_close(st);
+	st = NULL;
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static uint64_t add1(const char *task, const char *input)
+{
+	th_store_new n = {task, NULL, 0, input, input ? strlen(input) : 0};
+	uint64_t id = 0;
+	ck_assert_int_eq(th_store_add(st, &n, 1, &id), 0);
+	return id;
+}
+
+/* Claims up to max jobs; returns how many, and frees their inputs. */
+static size_t claim(size_t max, uint64_t *ids)
+{
+	th_claim c[64];
+	size_t n = 0;
+	ck_assert_int_eq(th_store_cycle(st, NULL, 0, NULL, &owner, NULL, max, c, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (ids)
+			ids[i] = c[i].job.id;
+		th_claim_clear(&c[i]);
+	}
+	return n;
+}
+
+static void finish(uint64_t id, uint64_t gen, th_job_status status, const char *result,
+		   const char *error)
+{
+	th_outcome o = {.id = id, .gen = gen, .status = status, .result = result,
+			.result_len = result ? strlen(result) : 0, .error = error};
+	size_t stale = 9;
+	ck_assert_int_eq(th_store_cycle(st, &o, 1, &stale, &owner, NULL, 0, NULL, NULL), 0);
+	ck_assert_uint_eq(stale, 0);
+}
+
+static th_job_status status_of(uint64_t id)
+{
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, id, &j), 0);
+	return j.status;
+}
+
+START_TEST(add_and_get)
+{
+	const char bin[] = {'a', 0, 'b', 0, (char)0xff};
+	th_store_new n[3] = {{"echo", NULL, 0, bin, sizeof(bin)},
+			     {"echo", NULL, 0, NULL, 0},
+			     {"sleep", "q1", 5, "x", 1}};
+	uint64_t ids[3];
+	ck_assert_int_eq(th_store_add(st, n, 3, ids), 0);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_uint_eq(ids[1], 2);
+	ck_assert_uint_eq(ids[2], 3);
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, 3, &j), 0);
+	ck_assert_str_eq(j.task, "sleep");
+	ck_assert_str_eq(j.queue, "q1");
+	ck_assert_int_eq(j.priority, 5);
+	ck_assert_int_eq(j.status, TH_JOB_QUEUED);
+	ck_assert_uint_eq(j.attempts, 0);
+	ck_assert(j.added_us > 0 && j.started_us == 0 && j.finished_us == 0);
+
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, 1, TH_BLOB_INPUT, &data, &len), 0);
+	ck_assert_uint_eq(len, sizeof(bin));
+	ck_assert_mem_eq(data, bin, sizeof(bin));
+	free(data);
+	ck_assert_int_eq(th_store_blob(st, 2, TH_BLOB_INPUT, &data, &len), 0);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_str_eq(data, "");
+	free(data);
+	ck_assert_int_eq(th_store_blob(st, 2, TH_BLOB_RESULT, &data, &len), 0);
+	ck_assert_uint_eq(len, 0);
+	free(data);
+}
+END_TEST
+
+START_TEST(unknown_ids)
+{
+	th_job j;
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_store_get(st, 1, &j), TH_ENOTFOUND);
+	ck_assert_int_eq(th_store_blob(st, 77, TH_BLOB_RESULT, &data, &len), TH_ENOTFOUND);
+	ck_assert_ptr_null(data);
+	ck_assert_int_eq(th_store_cancel(st, 5), TH_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(bad_names_refused)
+{
+	char long_name[TH_TASK_NAME_MAX + 2];
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = 0;
+	uint64_t id;
+	th_store_new n = {long_name, NULL, 0, NULL, 0};
+	ck_assert_int_eq(th_store_add(st, &n, 1, &id), TH_EINVAL);
+	n.task = "";
+	ck_assert_int_eq(th_store_add(st, &n, 1, &id), TH_EINVAL);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 0);
+}
+END_TEST
+
+START_TEST(claims_in_order_and_by_priority)
+{
+	for (int i = 0; i < 5; i++)
+		add1("echo", NULL);
+	th_store_new urgent = {"echo", NULL, 10, NULL, 0};
+	uint64_t uid;
+	ck_assert_int_eq(th_store_add(st, &urgent, 1, &uid), 0);
+	th_store_new other_q = {"echo", "other", 99, NULL, 0};
+	uint64_t oid;
+	ck_assert_int_eq(th_store_add(st, &other_q, 1, &oid), 0);
+
+	uint64_t ids[8];
+	ck_assert_uint_eq(claim(3, ids), 3);
+	ck_assert_uint_eq(ids[0], uid); /* higher priority first */
+	ck_assert_uint_eq(ids[1], 1);   /* then the order added */
+	ck_assert_uint_eq(ids[2], 2);
+	ck_assert_uint_eq(claim(8, ids), 3); /* the other queue's job is not ours */
+	ck_assert_uint_eq(ids[0], 3);
+	ck_assert_uint_eq(ids[2], 5);
+	ck_assert_uint_eq(claim(8, ids), 0);
+	bool waiting;
+	ck_assert_int_eq(th_store_has_ready(st, NULL, &waiting), 0);
+	ck_assert(!waiting);
+	ck_assert_int_eq(th_store_has_ready(st, "other", &waiting), 0);
+	ck_assert(waiting);
+	ck_assert_int_eq(status_of(oid), TH_JOB_QUEUED);
+}
+END_TEST
+
+START_TEST(claim_records_owner_and_input)
+{
+	uint64_t id = add1("echo", "hello");
+	th_claim c;
+	size_t n;
+	ck_assert_int_eq(th_store_cycle(st, NULL, 0, NULL, &owner, NULL, 4, &c, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(c.job.id, id);
+	ck_assert_int_eq(c.job.status, TH_JOB_PROCESSING);
+	ck_assert_uint_eq(c.input_len, 5);
+	ck_assert_mem_eq(c.input, "hello", 5);
+	th_claim_clear(&c);
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, id, &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_PROCESSING);
+	ck_assert_uint_eq(j.owner, owner.instance);
+	ck_assert_uint_eq(j.owner_pid, owner.pid);
+	ck_assert_uint_eq(j.attempts, 1);
+	ck_assert_uint_eq(j.claim_gen, 1);
+	ck_assert(j.started_us >= j.added_us);
+}
+END_TEST
+
+START_TEST(outcomes_recorded)
+{
+	uint64_t a = add1("echo", "x"), b = add1("fail", "y");
+	ck_assert_uint_eq(claim(2, NULL), 2);
+	finish(a, 1, TH_JOB_COMPLETED, "result bytes", NULL);
+	finish(b, 1, TH_JOB_ERROR, NULL, "it broke");
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, a, &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_COMPLETED);
+	ck_assert_uint_eq(j.result_len, 12);
+	ck_assert_uint_eq(j.owner, 0);
+	ck_assert(j.finished_us >= j.started_us);
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, a, TH_BLOB_RESULT, &data, &len), 0);
+	ck_assert_str_eq(data, "result bytes");
+	free(data);
+	ck_assert_int_eq(th_store_blob(st, b, TH_BLOB_ERROR, &data, &len), 0);
+	ck_assert_str_eq(data, "it broke");
+	free(data);
+	ck_assert_int_eq(status_of(b), TH_JOB_ERROR);
+}
+END_TEST
+
+START_TEST(stale_outcome_refused)
+{
+	uint64_t id = add1("echo", NULL);
+	ck_assert_uint_eq(claim(1, NULL), 1);
+	/* an outcome for another claim generation must not overwrite this claim */
+	th_outcome o = {.id = id, .gen = 7, .status = TH_JOB_COMPLETED};
+	size_t stale = 0;
+	ck_assert_int_eq(th_store_cycle(st, &o, 1, &stale, &owner, NULL, 0, NULL, NULL), 0);
+	ck_assert_uint_eq(stale, 1);
+	ck_assert_int_eq(status_of(id), TH_JOB_PROCESSING);
+	finish(id, 1, TH_JOB_COMPLETED, NULL, NULL);
+	/* and a second outcome for a finished job is refused too */
+	o.gen = 1;
+	o.status = TH_JOB_ERROR;
+	ck_assert_int_eq(th_store_cycle(st, &o, 1, &stale, &owner, NULL, 0, NULL, NULL), 0);
+	ck_assert_uint_eq(stale, 1);
+	ck_assert_int_eq(status_of(id), TH_JOB_COMPLETED);
+}
+END_TEST
+
+START_TEST(release_puts_back_in_place)
+{
+	uint64_t a = add1("echo", NULL);
+	add1("echo", NULL);
+	uint64_t ids[2];
+	ck_assert_uint_eq(claim(1, ids), 1);
+	ck_assert_uint_eq(ids[0], a);
+	th_outcome o = {.id = a, .gen = 1, .status = TH_JOB_QUEUED, .not_started = true};
+	ck_assert_int_eq(th_store_cycle(st, &o, 1, NULL, &owner, NULL, 0, NULL, NULL), 0);
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, a, &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_QUEUED);
+	ck_assert_uint_eq(j.attempts, 0);
+	ck_assert_uint_eq(claim(1, ids), 1);
+	ck_assert_uint_eq(ids[0], a); /* still first in line */
+}
+END_TEST
+
+START_TEST(cancel_rules)
+{
+	uint64_t a = add1("echo", NULL), b = add1("echo", NULL), c = add1("echo", NULL);
+	ck_assert_int_eq(th_store_cancel(st, b), 0);
+	ck_assert_int_eq(status_of(b), TH_JOB_CANCELLED);
+	ck_assert_int_eq(th_store_cancel(st, b), TH_ESTATE);
+	uint64_t ids[4];
+	ck_assert_uint_eq(claim(4, ids), 2); /* the cancelled job is never claimed */
+	ck_assert_uint_eq(ids[0], a);
+	ck_assert_uint_eq(ids[1], c);
+	ck_assert_int_eq(th_store_cancel(st, a), TH_ESTATE); /* running */
+	finish(a, 1, TH_JOB_COMPLETED, NULL, NULL);
+	ck_assert_int_eq(th_store_cancel(st, a), TH_ESTATE); /* finished */
+	ck_assert_int_eq(status_of(a), TH_JOB_COMPLETED);
+}
+END_TEST
+
+static int collect(const th_job *job, void *ud)
+{
+	uint64_t *v = ud;
+	v[++v[0]] = job->id;
+	return v[0] == 63;
+}
+
+START_TEST(list_filters_and_orders)
+{
+	for (int i = 0; i < 6; i++)
+		add1("echo", NULL);
+	ck_assert_int_eq(th_store_cancel(st, 2), 0);
+	ck_assert_int_eq(th_store_cancel(st, 5), 0);
+	uint64_t v[64] = {0};
+	ck_assert_int_eq(th_store_list(st, 1u << TH_JOB_CANCELLED, 0, false, collect, v), 0);
+	ck_assert_uint_eq(v[0], 2);
+	ck_assert_uint_eq(v[1], 2);
+	ck_assert_uint_eq(v[2], 5);
+	memset(v, 0, sizeof(v));
+	ck_assert_int_eq(th_store_list(st, ~0u, 0, true, collect, v), 0);
+	ck_assert_uint_eq(v[0], 6);
+	ck_assert_uint_eq(v[1], 6);
+	ck_assert_uint_eq(v[6], 1);
+	memset(v, 0, sizeof(v));
+	ck_assert_int_eq(th_store_list(st, 1u << TH_JOB_QUEUED, 3, false, collect, v), 0);
+	ck_assert_uint_eq(v[0], 2); /* 4 and 6, after 3 */
+	ck_assert_uint_eq(v[1], 4);
+	ck_assert_uint_eq(v[2], 6);
+	memset(v, 0, sizeof(v));
+	ck_assert_int_eq(th_store_list(st, ~0u, 4, true, collect, v), 0);
+	ck_assert_uint_eq(v[0], 3); /* 3, 2, 1: before 4 */
+	ck_assert_uint_eq(v[1], 3);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 4);
+	ck_assert_uint_eq(c[TH_JOB_CANCELLED], 2);
+}
+END_TEST
+
+START_TEST(clean_keeps_unfinished)
+{
+	uint64_t done = add1("echo", "in"), failed = add1("fail", NULL),
+		 running = add1("echo", NULL), cancelled = add1("echo", NULL),
+		 queued = add1("echo", NULL);
+	ck_assert_int_eq(th_store_cancel(st, cancelled), 0);
+	ck_assert_uint_eq(claim(3, NULL), 3);
+	finish(done, 1, TH_JOB_COMPLETED, "out", NULL);
+	finish(failed, 1, TH_JOB_ERROR, NULL, "bad");
+	uint64_t removed;
+	ck_assert_int_eq(th_store_clean(st, &removed), 0);
+	ck_assert_uint_eq(removed, 3);
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, done, &j), TH_ENOTFOUND);
+	ck_assert_int_eq(th_store_get(st, failed, &j), TH_ENOTFOUND);
+	ck_assert_int_eq(th_store_get(st, cancelled, &j), TH_ENOTFOUND);
+	ck_assert_int_eq(status_of(running), TH_JOB_PROCESSING);
+	ck_assert_int_eq(status_of(queued), TH_JOB_QUEUED);
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, done, TH_BLOB_RESULT, &data, &len), TH_ENOTFOUND);
+	ck_assert_int_eq(th_store_clean(st, &removed), 0);
+	ck_assert_uint_eq(removed, 0);
+}
+END_TEST
+
+START_TEST(clean_long_history)
+{
+	/* more finished jobs than one clean transaction takes, around unfinished ones */
+	enum { N = 25000 };
+	th_store_new *n = calloc(N, sizeof(*n));
+	uint64_t *ids = calloc(N, sizeof(*ids));
+	for (int i = 0; i < N; i++)
+		n[i] = (th_store_new){"echo", NULL, 0, "i", 1};
+	ck_assert_int_eq(th_store_add(st, n, N, ids), 0);
+	for (int i = 0; i < N; i++)
+		if (i % 1000 != 0)
+			ck_assert_int_eq(th_store_cancel(st, ids[i]), 0);
+	uint64_t removed;
+	ck_assert_int_eq(th_store_clean(st, &removed), 0);
+	ck_assert_uint_eq(removed, N - N / 1000);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], N / 1000);
+	ck_assert_uint_eq(c[TH_JOB_CANCELLED], 0);
+	free(n);
+	free(ids);
+}
+END_TEST
+
+START_TEST(survives_reopen)
+{
+	uint64_t a = add1("echo", "kept"), b = add1("echo", NULL);
+	add1("echo", NULL);
+	ck_assert_uint_eq(claim(2, NULL), 2);
+	finish(a, 1, TH_JOB_COMPLETED, "answer", NULL);
+	th_store_close(st);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	ck_assert_int_eq(status_of(a), TH_JOB_COMPLETED);
+	ck_assert_int_eq(status_of(b), TH_JOB_PROCESSING);
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, a, TH_BLOB_RESULT, &data, &len), 0);
+	ck_assert_str_eq(data, "answer");
+	free(data);
+	ck_assert_int_eq(th_store_blob(st, a, TH_BLOB_INPUT, &data, &len), 0);
+	ck_assert_str_eq(data, "kept");
+	free(data);
+	uint64_t ids[2];
+	ck_assert_uint_eq(claim(2, ids), 1);
+	ck_assert_uint_eq(ids[0], 3);
+	ck_assert_uint_eq(add1("echo", NULL), 4); /* ids go on increasing */
+}
+END_TEST
+
+START_TEST(map_full_keeps_committed_jobs)
+{
+	th_store_close(st);
+	th_store_opts o = {.map_size = 1 << 20, .max_map_size = 1 << 20};
+	ck_assert_int_eq(th_store_open(&st, dir, &o), 0);
+	char input[4000];
+	memset(input, 'z', sizeof(input));
+	uint64_t last = 0;
+	int rc = 0;
+	for (int i = 0; i < 10000 && rc == 0; i++) {
+		th_store_new n = {"echo", NULL, 0, input, sizeof(input)};
+		uint64_t id;
+		if ((rc = th_store_add(st, &n, 1, &id)) == 0)
+			last = id;
+	}
+	ck_assert_int_eq(rc, TH_EFULL);
+	ck_assert_uint_gt(last, 10);
+	ck_assert_int_eq(status_of(last), TH_JOB_QUEUED);
+	/* the failed add left nothing behind, and the next id is still free */
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, last + 1, &j), TH_ENOTFOUND);
+	th_store_close(st);
+	ck_assert_int_eq(th_store_open(&st, dir, &o), 0);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], last);
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, last, TH_BLOB_INPUT, &data, &len), 0);
+	ck_assert_uint_eq(len, sizeof(input));
+	free(data);
+}
+END_TEST
+
+START_TEST(map_grows_up_to_limit)
+{
+	th_store_close(st);
+	th_store_opts o = {.map_size = 1 << 20, .max_map_size = 16 << 20};
+	ck_assert_int_eq(th_store_open(&st, dir, &o), 0);
+	char input[4000];
+	memset(input, 'g', sizeof(input));
+	for (int i = 0; i < 1000; i++) { /* about 4 MiB */
+		th_store_new n = {"echo", NULL, 0, input, sizeof(input)};
+		uint64_t id;
+		ck_assert_int_eq(th_store_add(st, &n, 1, &id), 0);
+	}
+	uint64_t map, used;
+	ck_assert_int_eq(th_store_usage(st, &map, &used), 0);
+	ck_assert_uint_gt(map, 1 << 20);
+	ck_assert_uint_le(map, 16 << 20);
+	ck_assert_uint_le(used, map);
+}
+END_TEST
+
+START_TEST(foreign_format_refused)
+{
+	th_store_close(st);
+	st = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	uint8_t v[4] = {0, 0, 0, 99};
+	MDB_val key = {6, "format"}, val = {4, v};
+	ck_assert_int_eq(mdb_put(txn, dbi, &key, &val, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	tu_capture_start();
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EFORMAT);
+	ck_assert_ptr_null(st);
+	ck_assert(tu_captured_has("store", "format version 99", "version 1"));
+	tu_capture_stop();
+}
+END_TEST
+
+START_TEST(not_a_database_refused)
+{
+	th_store_close(st);
+	st = NULL;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < 20000; i++)
+		fputs("not lmdb ", f);
+	fclose(f);
+	tu_capture_start();
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EFORMAT);
+	ck_assert(tu_captured_has("store", "cannot open", NULL));
+	tu_capture_stop();
+}
+END_TEST
+
+START_TEST(missing_dir_refused)
+{
+	th_store *other = NULL;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/does/not/exist", dir);
+	tu_capture_start();
+	ck_assert_int_eq(th_store_open(&other, path, NULL), TH_ESYS);
+	ck_assert_ptr_null(other);
+	ck_assert(tu_captured_has("store", "cannot open", "does/not/exist"));
+	tu_capture_stop();
+}
+END_TEST
+
+/* ---- concurrent claimers ---- */
+
+enum { RACE_JOBS = 2000 };
+
+struct racer {
+	th_store *st;
+	th_owner owner;
+	uint64_t *got;
+	size_t ngot;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	th_claim c[7];
+	size_t n;
+	do {
+		ck_assert_int_eq(th_store_cycle(r->st, NULL, 0, NULL, &r->owner, NULL, 7, c, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			r->got[r->ngot++] = c[i].job.id;
+			th_claim_clear(&c[i]);
+		}
+	} while (n);
+	return NULL;
+}
+
+static void add_race_jobs(void)
+{
+	th_store_new *n = calloc(RACE_JOBS, sizeof(*n));
+	uint64_t *ids = calloc(RACE_JOBS, sizeof(*ids));
+	for (int i = 0; i < RACE_JOBS; i++)
+		n[i] = (th_store_new){"echo", NULL, 0, NULL, 0};
+	ck_assert_int_eq(th_store_add(st, n, RACE_JOBS, ids), 0);
+	free(n);
+	free(ids);
+}
+
+START_TEST(threads_never_claim_twice)
+{
+	add_race_jobs();
+	struct racer r[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct racer){st, {100 + (uint64_t)i, 1}, calloc(RACE_JOBS, 8), 0};
+		pthread_create(&t[i], NULL, race, &r[i]);
+	}
+	unsigned char *seen = calloc(RACE_JOBS + 1, 1);
+	size_t total = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		for (size_t k = 0; k < r[i].ngot; k++) {
+			ck_assert_uint_eq(seen[r[i].got[k]], 0);
+			seen[r[i].got[k]] = 1;
+			th_job j;
+			ck_assert_int_eq(th_store_get(st, r[i].got[k], &j), 0);
+			ck_assert_uint_eq(j.owner, r[i].owner.instance);
+		}
+		total += r[i].ngot;
+		free(r[i].got);
+	}
+	ck_assert_uint_eq(total, RACE_JOBS);
+	free(seen);
+}
+END_TEST
+
+START_TEST(processes_never_claim_twice)
+{
+	add_race_jobs();
+	th_store_close(st);
+	st = NULL;
+	int fds[3][2];
+	pid_t pids[3];
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(pipe(fds[i]), 0);
+		if ((pids[i] = fork()) == 0) {
+			close(fds[i][0]);
+			th_store *mine;
+			if (th_store_open(&mine, dir, NULL))
+				_exit(2);
+			struct racer r = {mine, {200 + (uint64_t)i, (uint32_t)getpid()},
+					  calloc(RACE_JOBS, 8), 0};
+			race(&r);
+			ssize_t want = (ssize_t)(r.ngot * 8);
+			if (write(fds[i][1], r.got, (size_t)want) != want)
+				_exit(3);
+			th_store_close(mine);
+			_exit(0);
+		}
+		close(fds[i][1]);
+	}
+	unsigned char *seen = calloc(RACE_JOBS + 1, 1);
+	size_t total = 0;
+	for (int i = 0; i < 3; i++) {
+		uint64_t id;
+		while (read(fds[i][0], &id, 8) == 8) {
+			ck_assert_uint_le(id, RACE_JOBS);
+			ck_assert_uint_eq(seen[id], 0);
+			seen[id] = 1;
+			total++;
+		}
+		close(fds[i][0]);
+		int status;
+		waitpid(pids[i], &status, 0);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	ck_assert_uint_eq(total, RACE_JOBS);
+	free(seen);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_PROCESSING], RACE_JOBS);
+}
+END_TEST
+
+Suite *store_suite(void);
+Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, add_and_get);
+	tcase_add_test(tc, unknown_ids);
+	tcase_add_test(tc, bad_names_refused);
+	tcase_add_test(tc, claims_in_order_and_by_priority);
+	tcase_add_test(tc, claim_records_owner_and_input);
+	tcase_add_test(tc, outcomes_recorded);
+	tcase_add_test(tc, stale_outcome_refused);
+	tcase_add_test(tc, release_puts_back_in_place);
+	tcase_add_test(tc, cancel_rules);
+	tcase_add_test(tc, list_filters_and_orders);
+	tcase_add_test(tc, clean_keeps_unfinished);
+	tcase_add_test(tc, clean_long_history);
+	tcase_add_test(tc, survives_reopen);
+	tcase_add_test(tc, map_full_keeps_committed_jobs);
+	tcase_add_test(tc, map_grows_up_to_limit);
+	tcase_add_test(tc, foreign_format_refused);
+	tcase_add_test(tc, not_a_database_refused);
+	tcase_add_test(tc, missing_dir_refused);
+	tcase_add_test(tc, threads_never_claim_twice);
+	tcase_add_test(tc, processes_never_claim_twice);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,240 @@
+/* Test helpers: temp dirs, fixture plugin dirs, log capture.
+ * Waiting is always for a condition, with a deadline, never for a fixed time. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+char *tu_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *path;
+	ck_assert(asprintf(&path, "%s/taskhost-test-XXXXXX", base ? base : "/tmp") > 0);
+	ck_assert_msg(mkdtemp(path) != NULL, "mkdtemp: %s", strerror(errno));
+	return path;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void tu_rmtree(const char *path)
+{
+	if (path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_plugin_dir(const char *dir, ...)
+{
+	char *pdir;
+	ck_assert(asprintf(&pdir, "%s/plugins", dir) > 0);
+	mkdir(pdir, 0755);
+	va_list ap;
+	va_start(ap, dir);
+	for (const char *spec; (spec = va_arg(ap, const char *));) {
+		char name[256], src[256];
+		const char *eq = strchr(spec, '=');
+		if (eq) {
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - spec), spec);
+			snprintf(src, sizeof(src), "%s", eq + 1);
+		} else {
+			snprintf(name, sizeof(name), "%s", spec);
+			snprintf(src, sizeof(src), "%s", spec);
+		}
+		char from[4096], to[4096];
+		snprintf(from, sizeof(from), "%s/%s.so",
+			 strncmp(src, "fx_", 3) == 0 ? FIXTURE_DIR : PLUGIN_BUILD_DIR, src);
+		snprintf(to, sizeof(to), "%s/%s.so", pdir, name);
+		ck_assert_msg(access(from, R_OK) == 0, "missing %s", from);
+		ck_assert_msg(symlink(from, to) == 0, "symlink %s: %s", to, strerror(errno));
+	}
+	va_end(ap);
+	return pdir;
+}
+
+th_service *tu_service(const char *dir, const char *plugins)
+{
+	char data[4096];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	mkdir(data, 0755);
+	th_service_opts o = {.data_dir = data, .plugin_dir = plugins};
+	th_service *svc = NULL;
+	int rc = th_service_open(&svc, &o);
+	ck_assert_msg(rc == 0, "th_service_open: %s", th_strerror(rc));
+	return svc;
+}
+
+/* ---- capture ---- */
+
+struct line {
+	char *source, *msg;
+};
+
+static pthread_mutex_t cap_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cap_cv = PTHREAD_COND_INITIALIZER;
+static struct line *lines;
+static size_t nlines, caplines;
+
+static void sink(const th_log_event *ev, void *ud)
+{
+	(void)ud;
+	pthread_mutex_lock(&cap_mu);
+	if (nlines == caplines) {
+		caplines = caplines ? caplines * 2 : 64;
+		lines = realloc(lines, caplines * sizeof(*lines));
+	}
+	lines[nlines].source = strdup(ev->source);
+	lines[nlines].msg = strdup(ev->msg);
+	nlines++;
+	pthread_cond_broadcast(&cap_cv);
+	pthread_mutex_unlock(&cap_mu);
+}
+
+void tu_capture_start(void)
+{
+	tu_capture_clear();
+	th_log_set_level(TH_LOG_DEBUG);
+	th_log_set_sink(sink, NULL);
+}
+
+void tu_capture_stop(void)
+{
+	th_log_set_sink(NULL, NULL);
+	th_log_set_level(TH_LOG_INFO);
+	tu_capture_clear();
+}
+
+void tu_capture_clear(void)
+{
+	pthread_mutex_lock(&cap_mu);
+	for (size_t i = 0; i < nlines; i++) {
+		free(lines[i].source);
+		free(lines[i].msg);
+	}
+	nlines = 0;
+	pthread_mutex_unlock(&cap_mu);
+}
+
+static bool match(const struct line *l, const char *source)
+{
+	return !source || strcmp(l->source, source) == 0;
+}
+
+char **tu_captured(const char *source)
+{
+	pthread_mutex_lock(&cap_mu);
+	char **v = calloc(nlines + 1, sizeof(*v));
+	size_t n = 0;
+	for (size_t i = 0; i < nlines; i++)
+		if (match(&lines[i], source))
+			v[n++] = strdup(lines[i].msg);
+	pthread_mutex_unlock(&cap_mu);
+	return v;
+}
+
+void tu_strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+size_t tu_strv_len(char **v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+bool tu_captured_has(const char *source, const char *a, const char *b)
+{
+	bool found = false;
+	pthread_mutex_lock(&cap_mu);
+	for (size_t i = 0; i < nlines && !found; i++)
+		found = match(&lines[i], source) && strstr(lines[i].msg, a) &&
+			(!b || strstr(lines[i].msg, b));
+	pthread_mutex_unlock(&cap_mu);
+	return found;
+}
+
+static size_t count_locked(const char *source)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < nlines; i++)
+		n += match(&lines[i], source);
+	return n;
+}
+
+bool tu_capture_wait(const char *source, size_t n, double timeout_s)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += (time_t)timeout_s;
+	deadline.tv_nsec += (long)((timeout_s - (double)(time_t)timeout_s) * 1e9);
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&cap_mu);
+	int rc = 0;
+	while (count_locked(source) < n && rc == 0)
+		rc = pthread_cond_timedwait(&cap_cv, &cap_mu, &deadline);
+	bool ok = count_locked(source) >= n;
+	pthread_mutex_unlock(&cap_mu);
+	return ok;
+}
+
+/* ---- jobs ---- */
+
+double tu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pause_briefly(void)
+{
+	struct timespec ts = {0, 1000000}; /* polling interval, not a synchronisation */
+	nanosleep(&ts, NULL);
+}
+
+bool tu_wait_status(th_service *svc, uint64_t id, th_job_status status, double timeout_s)
+{
+	double end = tu_now() + timeout_s;
+	do {
+		th_job_status s;
+		if (th_service_status(svc, id, &s) == 0 && s == status)
+			return true;
+		pause_briefly();
+	} while (tu_now() < end);
+	return false;
+}
+
+bool tu_wait_idle(th_service *svc, double timeout_s)
+{
+	double end = tu_now() + timeout_s;
+	do {
+		uint64_t c[TH_JOB_STATUS_MAX + 1];
+		if (th_service_count(svc, c) == 0 && c[TH_JOB_QUEUED] == 0 &&
+		    c[TH_JOB_PROCESSING] == 0)
+			return true;
+		pause_briefly();
+	} while (tu_now() < end);
+	return false;
+}
