@@ -155,7 +155,8 @@ void th_processor_event_clear(th_processor *p)
 void th_processor_wait(th_processor *p, int64_t timeout_us)
 {
 	struct pollfd pfd = {p->efd, POLLIN, 0};
-	int ms = timeout_us < 0 ? -1 : (int)((timeout_us + 999) / 1000);
+	/* wake-ups do the real work; a zero wait_time must not turn into a busy loop */
+	int ms = timeout_us < 0 ? -1 : timeout_us < 1000 ? 1 : (int)((timeout_us + 999) / 1000);
 	if (poll(&pfd, 1, ms) > 0)
 		th_processor_event_clear(p);
 }
@@ -163,6 +164,15 @@ void th_processor_wait(th_processor *p, int64_t timeout_us)
 int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
 		       th_claim *claims, size_t *nclaimed)
 {
+	*nclaimed = 0;
+	if (nout == 0) {
+		/* a read transaction is enough to see there is nothing to claim, and costs far
+		 * less than the write one when many idle processors are woken */
+		bool ready = false;
+		int rc = th_store_has_ready(p->env.store, p->env.queue, &ready);
+		if (rc || !ready || max == 0)
+			return rc;
+	}
 	int rc = th_store_cycle(p->env.store, outs, nout, NULL, &p->env.owner, p->env.queue,
 				max, claims, nclaimed);
 	if (rc)

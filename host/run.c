@@ -154,7 +154,7 @@ void th_run_job(th_plugin_thread *t, const th_task_entry *e, const th_job *job,
 			ctx.error = NULL;
 		ret = TH_FAIL;
 	}
-	if (ret == TH_OK && ctx.result_refused) {
+	if (ctx.result_refused && (ret == TH_OK || !ctx.error)) {
 		free(ctx.error);
 		if (asprintf(&ctx.error, "result larger than max_result_size (%zu bytes)",
 			     ctx.opts->max_result) < 0)

@@ -250,6 +250,16 @@ int th_service_set_processor(th_service *svc, const char *strategy,
 	return 0;
 }
 
+void th_service_processor(th_service *svc, const char **strategy, th_processor_args *args)
+{
+	pthread_mutex_lock(&svc->proc_mu);
+	if (strategy)
+		*strategy = svc->strategy->name;
+	if (args)
+		*args = svc->args;
+	pthread_mutex_unlock(&svc->proc_mu);
+}
+
 int th_service_start_processing(th_service *svc)
 {
 	if (svc->inspect_only)

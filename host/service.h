@@ -84,7 +84,8 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran);
 /* ---- processors ---- */
 
 typedef struct th_processor_args {
-	double wait_time;     /* seconds an idle processor waits before looking again; 1.0 */
+	double wait_time;     /* seconds an idle processor waits before looking again when no
+				 wake-up came; 1.0 (at least 0.001 is used) */
 	unsigned max_threads; /* multi: jobs at once; 5 */
 } th_processor_args;
 
@@ -92,6 +93,8 @@ typedef struct th_processor_args {
  * TH_EINVAL for an unknown strategy or a bad argument. NULL args: the defaults. */
 int th_service_set_processor(th_service *svc, const char *strategy,
 			     const th_processor_args *args);
+/* The strategy and arguments the next start uses. */
+void th_service_processor(th_service *svc, const char **strategy, th_processor_args *args);
 int th_service_start_processing(th_service *svc); /* TH_EBUSY when already started */
 /* Stops claiming, waits for running jobs to finish; queued jobs stay queued. */
 int th_service_stop_processing(th_service *svc);

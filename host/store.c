@@ -55,7 +55,8 @@ static void put_be32(uint8_t *p, uint32_t v)
 static size_t ready_key(uint8_t *k, const char *queue, int32_t prio, uint64_t id)
 {
 	size_t qn = queue ? strnlen(queue, TH_QUEUE_NAME_MAX) : 0;
-	memcpy(k, queue, qn);
+	if (qn)
+		memcpy(k, queue, qn);
 	k[qn] = 0;
 	put_be32(k + qn + 1, (uint32_t)((int64_t)INT32_MAX - prio));
 	put_be64(k + qn + 5, id);
@@ -65,7 +66,8 @@ static size_t ready_key(uint8_t *k, const char *queue, int32_t prio, uint64_t id
 static size_t queue_prefix(uint8_t *k, const char *queue)
 {
 	size_t qn = queue ? strnlen(queue, TH_QUEUE_NAME_MAX) : 0;
-	memcpy(k, queue, qn);
+	if (qn)
+		memcpy(k, queue, qn);
 	k[qn] = 0;
 	return qn + 1;
 }

@@ -1,3 +1,292 @@
+/* Plugin loading: the good plugin's lifecycle, every refusal with its log line, loading
+ * going on after a refusal, inspect mode, reloads, the task list. */
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "plugins.h"
+#include "run.h"
+#include "testutil.h"
+
+static char *dir;
+static th_plugins *reg;
+
+static void setup(void)
+{
+	dir = tu_tmpdir();
+	tu_capture_start();
+	ck_assert_int_eq(th_plugins_new(&reg, TH_PLUGINS_RUN, th_run_api()), 0);
+}
+
+static void teardown(void)
+{
+	th_plugins_free(reg);
+	reg = NULL;
+	tu_capture_stop();
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* Loads a directory holding only the given fixture; returns (loaded, refused). */
+static void load_only(const char *spec, unsigned want_loaded, unsigned want_refused)
+{
+	char *pdir = tu_plugin_dir(dir, spec, NULL);
+	unsigned loaded = 9, refused = 9;
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, want_loaded);
+	ck_assert_uint_eq(refused, want_refused);
+	free(pdir);
+}
+
+static void assert_refused(const char *file, const char *reason)
+{
+	char name[256];
+	snprintf(name, sizeof(name), "/plugins/%s.so: refused", file);
+	ck_assert_msg(tu_captured_has("plugins", name, reason),
+		      "no log line with '%s' and '%s'", name, reason);
+	ck_assert_uint_eq(th_plugins_task_count(reg), 0);
+}
+
+START_TEST(good_plugin_lifecycle)
+{
+	load_only("fx_good", 1, 0);
+	ck_assert(tu_captured_has("fx_good", "init abi 1.0", NULL));
+	ck_assert(tu_captured_has("plugins", "fx_good.so: loaded plugin fx_good 2.5", "3 tasks"));
+	ck_assert_uint_eq(th_plugins_task_count(reg), 3);
+	const th_task_entry *e = th_plugins_find(reg, "fx_answer");
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(th_task_entry_name(e), "fx_answer");
+	ck_assert_str_eq(th_task_entry_plugin(e), "fx_good");
+	ck_assert_ptr_null(th_plugins_find(reg, "nope"));
+
+	/* thread_init before the first job on a thread, once; thread_fini when it ends */
+	th_plugin_thread *t;
+	ck_assert_int_eq(th_plugin_thread_new(reg, &t), 0);
+	th_job job = {.id = 5, .attempts = 1};
+	strcpy(job.task, "fx_answer");
+	for (int i = 0; i < 2; i++) {
+		th_run_result r;
+		th_run_job(t, e, &job, "x", 1, NULL, &r);
+		ck_assert_int_eq(r.ret, TH_OK);
+		ck_assert_uint_eq(r.result_len, 2);
+		ck_assert_mem_eq(r.result, "ok", 2);
+		th_run_result_clear(&r);
+	}
+	char **lines = tu_captured("fx_good");
+	ck_assert_uint_eq(tu_strv_len(lines), 2); /* init, thread_init */
+	ck_assert_str_eq(lines[1], "thread_init");
+	tu_strv_free(lines);
+	th_plugin_thread_free(t);
+	ck_assert(tu_captured_has("fx_good", "thread_fini", NULL));
+	th_plugins_free(reg);
+	reg = NULL;
+	lines = tu_captured("fx_good");
+	ck_assert_uint_eq(tu_strv_len(lines), 4);
+	ck_assert_str_eq(lines[3], "fini");
+	tu_strv_free(lines);
+}
+END_TEST
+
+START_TEST(task_info)
+{
+	load_only("fx_good", 1, 0);
+	th_task_info ti;
+	ck_assert_int_eq(th_plugins_task_info(reg, 1, &ti), 0);
+	ck_assert_str_eq(ti.name, "fx_record");
+	ck_assert_str_eq(ti.description, "appends its job id to a file");
+	ck_assert_str_eq(ti.plugin, "fx_good");
+	ck_assert_str_eq(ti.version, "2.5");
+	ck_assert_ptr_nonnull(strstr(ti.file, "/plugins/fx_good.so"));
+	ck_assert_int_eq(th_plugins_task_info(reg, 3, &ti), TH_EINVAL);
+}
+END_TEST
+
+START_TEST(refuses_not_loadable)
+{
+	char *pdir = tu_plugin_dir(dir, NULL);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/text.so", pdir);
+	FILE *f = fopen(path, "w");
+	fputs("this is not an ELF file\n", f);
+	fclose(f);
+	unsigned loaded, refused;
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(refused, 1);
+	assert_refused("text", "not loadable");
+	free(pdir);
+}
+END_TEST
+
+START_TEST(refuses_undefined_symbol)
+{
+	load_only("fx_undefined", 0, 1);
+	assert_refused("fx_undefined", "th_symbol_nobody_defines");
+}
+END_TEST
+
+START_TEST(refuses_no_entry_point)
+{
+	load_only("fx_noentry", 0, 1);
+	assert_refused("fx_noentry", "no entry point taskhost_plugin()");
+}
+END_TEST
+
+START_TEST(refuses_wrong_magic)
+{
+	load_only("fx_badmagic", 0, 1);
+	assert_refused("fx_badmagic", "wrong magic 0x12345678");
+}
+END_TEST
+
+START_TEST(refuses_other_major)
+{
+	load_only("fx_major2", 0, 1);
+	assert_refused("fx_major2", "built for ABI major 2, this host speaks 1");
+}
+END_TEST
+
+START_TEST(refuses_newer_minor)
+{
+	load_only("fx_newminor", 0, 1);
+	assert_refused("fx_newminor", "newer than this host's 1.0");
+}
+END_TEST
+
+START_TEST(refuses_small_descriptor)
+{
+	load_only("fx_small", 0, 1);
+	assert_refused("fx_small", "descriptor of 16 bytes, smaller than ABI 1.0's");
+}
+END_TEST
+
+START_TEST(refuses_failed_init)
+{
+	load_only("fx_initfail", 0, 1);
+	assert_refused("fx_initfail", "init failed (returned -3)");
+}
+END_TEST
+
+START_TEST(refuses_taken_task_name)
+{
+	char *pdir = tu_plugin_dir(dir, "a_good=fx_good", "b_dup=fx_dup", NULL);
+	unsigned loaded, refused;
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, 1);
+	ck_assert_uint_eq(refused, 1);
+	ck_assert(tu_captured_has("plugins", "b_dup.so: refused",
+				  "task 'fx_answer' already provided by"));
+	/* the whole plugin is refused, its other task too */
+	ck_assert_ptr_null(th_plugins_find(reg, "fx_dup_own"));
+	ck_assert_uint_eq(th_plugins_task_count(reg), 3);
+	free(pdir);
+}
+END_TEST
+
+START_TEST(goes_on_after_refusals)
+{
+	char *pdir = tu_plugin_dir(dir, "fx_badmagic", "fx_good", "fx_initfail", "fx_major2",
+				   "fx_newminor", "fx_noentry", "fx_other", "fx_small",
+				   "fx_undefined", NULL);
+	unsigned loaded, refused;
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, 2);
+	ck_assert_uint_eq(refused, 7);
+	ck_assert_ptr_nonnull(th_plugins_find(reg, "fx_span"));
+	ck_assert_ptr_nonnull(th_plugins_find(reg, "fx_other"));
+	ck_assert_uint_eq(th_plugins_task_count(reg), 4);
+	free(pdir);
+}
+END_TEST
+
+START_TEST(inspect_mode_skips_init)
+{
+	th_plugins_free(reg);
+	ck_assert_int_eq(th_plugins_new(&reg, TH_PLUGINS_INSPECT, th_run_api()), 0);
+	load_only("fx_good", 1, 0);
+	ck_assert_ptr_nonnull(th_plugins_find(reg, "fx_span"));
+	th_plugins_free(reg);
+	reg = NULL;
+	char **lines = tu_captured("fx_good");
+	ck_assert_uint_eq(tu_strv_len(lines), 0); /* neither init nor fini ran */
+	tu_strv_free(lines);
+}
+END_TEST
+
+START_TEST(reload_takes_only_new_files)
+{
+	char *pdir = tu_plugin_dir(dir, "fx_good", "fx_noentry", NULL);
+	unsigned loaded, refused;
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, 1);
+	ck_assert_uint_eq(refused, 1);
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, 0); /* nothing new: no second init, no second refusal */
+	ck_assert_uint_eq(refused, 0);
+	free(tu_plugin_dir(dir, "fx_other", NULL));
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, 1);
+	ck_assert_uint_eq(refused, 0);
+	ck_assert_ptr_nonnull(th_plugins_find(reg, "fx_other"));
+	char **lines = tu_captured("fx_good");
+	ck_assert_uint_eq(tu_strv_len(lines), 1);
+	tu_strv_free(lines);
+	free(pdir);
+}
+END_TEST
+
+START_TEST(missing_dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/nowhere", dir);
+	ck_assert_int_eq(th_plugins_load_dir(reg, path, NULL, NULL), TH_ESYS);
+	ck_assert(tu_captured_has("plugins", "cannot read plugin directory", "nowhere"));
+}
+END_TEST
+
+START_TEST(ignores_other_files)
+{
+	char *pdir = tu_plugin_dir(dir, "fx_good", NULL);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/README.txt", pdir);
+	FILE *f = fopen(path, "w");
+	fputs("not a plugin\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/sub.so", pdir);
+	ck_assert_int_eq(mkdir(path, 0755), 0); /* a directory, not a file */
+	unsigned loaded, refused;
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, 1);
+	ck_assert_uint_eq(refused, 0);
+	free(pdir);
+}
+END_TEST
+
 Suite *plugins_suite(void);
-Suite *plugins_suite(void) { return suite_create("plugins"); }
+Suite *plugins_suite(void)
+{
+	Suite *s = suite_create("plugins");
+	TCase *tc = tcase_create("loading");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, good_plugin_lifecycle);
+	tcase_add_test(tc, task_info);
+	tcase_add_test(tc, refuses_not_loadable);
+	tcase_add_test(tc, refuses_undefined_symbol);
+	tcase_add_test(tc, refuses_no_entry_point);
+	tcase_add_test(tc, refuses_wrong_magic);
+	tcase_add_test(tc, refuses_other_major);
+	tcase_add_test(tc, refuses_newer_minor);
+	tcase_add_test(tc, refuses_small_descriptor);
+	tcase_add_test(tc, refuses_failed_init);
+	tcase_add_test(tc, refuses_taken_task_name);
+	tcase_add_test(tc, goes_on_after_refusals);
+	tcase_add_test(tc, inspect_mode_skips_init);
+	tcase_add_test(tc, reload_takes_only_new_files);
+	tcase_add_test(tc, missing_dir);
+	tcase_add_test(tc, ignores_other_files);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,3 +1,291 @@
+/* Processors beyond the seed: the concurrency limit measured from the tasks' own log
+ * lines, order of the simple processor, stop semantics, a thousand jobs each run once,
+ * two services in two processes on one data dir, per-thread plugin hooks. */
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char *dir, *pdir;
+static th_service *svc;
+
+static void setup(void)
+{
+	dir = tu_tmpdir();
+	pdir = tu_plugin_dir(dir, "fx_good", NULL);
+	tu_capture_start();
+	svc = tu_service(dir, pdir);
+}
+
+static void teardown(void)
+{
+	th_service_close(svc);
+	svc = NULL;
+	tu_capture_stop();
+	tu_rmtree(dir);
+	free(dir);
+	free(pdir);
+}
+
+static uint64_t add(const char *task, const char *input)
+{
+	uint64_t id = 0;
+	ck_assert_int_eq(th_service_add(svc, task, input, strlen(input), &id), 0);
+	return id;
+}
+
+static void use(const char *strategy, unsigned threads)
+{
+	th_processor_args a = {.wait_time = 0.5, .max_threads = threads};
+	ck_assert_int_eq(th_service_set_processor(svc, strategy, &a), 0);
+}
+
+/* The largest number of fx_span runs that overlapped, from their enter/leave lines. */
+static int max_overlap(char **lines, uint64_t *enter_order, size_t *nenter)
+{
+	int now = 0, most = 0;
+	*nenter = 0;
+	for (size_t i = 0; lines[i]; i++) {
+		unsigned long long id;
+		if (sscanf(lines[i], "enter %llu", &id) == 1) {
+			enter_order[(*nenter)++] = id;
+			if (++now > most)
+				most = now;
+		} else if (sscanf(lines[i], "leave %llu", &id) == 1) {
+			now--;
+		}
+	}
+	return most;
+}
+
+START_TEST(multi_respects_max_threads)
+{
+	for (int i = 0; i < 9; i++)
+		add("fx_span", "100");
+	use("multi", 3);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert(tu_wait_idle(svc, 60));
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	char **lines = tu_captured("fx_good");
+	uint64_t order[32];
+	size_t n;
+	ck_assert_int_eq(max_overlap(lines, order, &n), 3);
+	ck_assert_uint_eq(n, 9);
+	tu_strv_free(lines);
+}
+END_TEST
+
+START_TEST(simple_one_at_a_time_in_order)
+{
+	for (int i = 0; i < 6; i++)
+		add("fx_span", "10");
+	use("simple", 5); /* max_threads means nothing to simple */
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert(tu_wait_idle(svc, 60));
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	char **lines = tu_captured("fx_good");
+	uint64_t order[32];
+	size_t n;
+	ck_assert_int_eq(max_overlap(lines, order, &n), 1);
+	ck_assert_uint_eq(n, 6);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(order[i], i + 1);
+	tu_strv_free(lines);
+}
+END_TEST
+
+static void stop_while_running(const char *strategy, unsigned threads)
+{
+	for (int i = 0; i < 5; i++)
+		add("fx_span", "300");
+	use(strategy, threads);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	/* wait until the first jobs entered their run, then stop */
+	size_t entered = 0;
+	while (entered < threads) {
+		ck_assert(tu_capture_wait("fx_good", 2 + entered, 30)); /* + init, thread_init */
+		char **lines = tu_captured("fx_good");
+		entered = 0;
+		for (size_t i = 0; lines[i]; i++)
+			entered += strncmp(lines[i], "enter", 5) == 0;
+		tu_strv_free(lines);
+	}
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	/* stop waited for the running jobs; the others are still queued, never attempted */
+	for (uint64_t id = 1; id <= 5; id++) {
+		th_job j;
+		ck_assert_int_eq(th_service_get(svc, id, &j), 0);
+		if (id <= threads) {
+			ck_assert_int_eq(j.status, TH_JOB_COMPLETED);
+		} else {
+			ck_assert_int_eq(j.status, TH_JOB_QUEUED);
+			ck_assert_uint_eq(j.attempts, 0);
+		}
+	}
+	char **lines = tu_captured("fx_good");
+	uint64_t order[32];
+	size_t n;
+	max_overlap(lines, order, &n);
+	ck_assert_uint_eq(n, threads);
+	tu_strv_free(lines);
+}
+
+START_TEST(stop_waits_for_running_jobs_multi)
+{
+	stop_while_running("multi", 2);
+}
+END_TEST
+
+START_TEST(stop_waits_for_running_jobs_simple)
+{
+	stop_while_running("simple", 1);
+}
+END_TEST
+
+START_TEST(threads_listed)
+{
+	for (int i = 0; i < 3; i++)
+		add("fx_span", "400");
+	use("multi", 4);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	uint64_t ids[8];
+	size_t n = 0;
+	double end = tu_now() + 30;
+	while (n < 3 && tu_now() < end) {
+		ck_assert_int_eq(th_service_threads(svc, ids, 8, &n), 0);
+		tu_capture_wait("nobody", 1, 0.001);
+	}
+	ck_assert_uint_eq(n, 3);
+	uint64_t sum = ids[0] + ids[1] + ids[2];
+	ck_assert_uint_eq(sum, 6); /* jobs 1, 2 and 3 */
+	ck_assert(tu_wait_idle(svc, 30));
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	ck_assert_int_eq(th_service_threads(svc, ids, 8, &n), 0);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+/* Reads the ids the fx_record task wrote, checks each of 1..n appears exactly once. */
+static void assert_each_once(const char *path, uint64_t n)
+{
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	unsigned char *seen = calloc(n + 1, 1);
+	unsigned long long id;
+	uint64_t total = 0;
+	while (fscanf(f, "%llu", &id) == 1) {
+		ck_assert_uint_le(id, n);
+		ck_assert_msg(seen[id] == 0, "job %llu ran twice", id);
+		seen[id] = 1;
+		total++;
+	}
+	fclose(f);
+	free(seen);
+	ck_assert_uint_eq(total, n);
+}
+
+static void add_records(const char *path, int n)
+{
+	th_new_job *jobs = calloc((size_t)n, sizeof(*jobs));
+	uint64_t *ids = calloc((size_t)n, sizeof(*ids));
+	for (int i = 0; i < n; i++)
+		jobs[i] = (th_new_job){"fx_record", path, strlen(path)};
+	ck_assert_int_eq(th_service_add_many(svc, jobs, (size_t)n, ids), 0);
+	ck_assert_uint_eq(ids[n - 1], (uint64_t)n);
+	free(jobs);
+	free(ids);
+}
+
+START_TEST(thousand_jobs_each_once)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/runs", dir);
+	add_records(path, 1000);
+	use("multi", 4);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert(tu_wait_idle(svc, 120));
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_service_count(svc, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_COMPLETED], 1000);
+	assert_each_once(path, 1000);
+	/* one per worker thread that ran a job, each undone when the thread ended */
+	char **lines = tu_captured("fx_good");
+	int inits = 0, finis = 0;
+	for (size_t i = 0; lines[i]; i++) {
+		inits += strcmp(lines[i], "thread_init") == 0;
+		finis += strcmp(lines[i], "thread_fini") == 0;
+	}
+	tu_strv_free(lines);
+	ck_assert_int_ge(inits, 1);
+	ck_assert_int_le(inits, 4);
+	ck_assert_int_eq(finis, inits);
+}
+END_TEST
+
+START_TEST(two_services_one_data_dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/runs", dir);
+	add_records(path, 1000);
+	th_service_close(svc);
+	svc = NULL;
+	pid_t pids[2];
+	for (int i = 0; i < 2; i++) {
+		if ((pids[i] = fork()) == 0) {
+			th_service *mine = tu_service(dir, pdir);
+			th_processor_args a = {.wait_time = 0.05, .max_threads = 3};
+			if (th_service_set_processor(mine, "multi", &a) ||
+			    th_service_start_processing(mine) || !tu_wait_idle(mine, 120))
+				_exit(1);
+			th_service_close(mine);
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	svc = tu_service(dir, pdir);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_service_count(svc, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_COMPLETED], 1000);
+	assert_each_once(path, 1000);
+}
+END_TEST
+
+START_TEST(processing_restarts)
+{
+	use("multi", 2);
+	for (int round = 0; round < 3; round++) {
+		uint64_t id = add("fx_answer", "x");
+		ck_assert_int_eq(th_service_start_processing(svc), 0);
+		ck_assert(tu_wait_status(svc, id, TH_JOB_COMPLETED, 30));
+		ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	}
+}
+END_TEST
+
 Suite *processor_suite(void);
-Suite *processor_suite(void) { return suite_create("processor"); }
+Suite *processor_suite(void)
+{
+	Suite *s = suite_create("processor");
+	TCase *tc = tcase_create("processor");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, multi_respects_max_threads);
+	tcase_add_test(tc, simple_one_at_a_time_in_order);
+	tcase_add_test(tc, stop_waits_for_running_jobs_multi);
+	tcase_add_test(tc, stop_waits_for_running_jobs_simple);
+	tcase_add_test(tc, threads_listed);
+	tcase_add_test(tc, thousand_jobs_each_once);
+	tcase_add_test(tc, two_services_one_data_dir);
+	tcase_add_test(tc, processing_restarts);
+	suite_add_tcase(s, tc);
+	return s;
+}
