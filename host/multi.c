@@ -46,7 +46,7 @@ static void *worker_loop(void *arg)
 	struct worker *w = arg;
 	struct multi *m = w->m;
 	const th_proc_env *env = th_processor_env(m->p);
-	th_run_opts opts = {.max_result = env->max_result};
+	th_run_opts opts = {.max_result = env->max_result, .progress = env->progress};
 	th_plugin_thread *t = NULL;
 	th_plugin_thread_new(env->plugins, &t);
 	pthread_mutex_lock(&m->mu);

@@ -49,8 +49,8 @@ static void *watch(void *arg)
 	th_processor *p = arg;
 	uint32_t seen = p->seq0;
 	while (!atomic_load(&p->stopping)) {
-		th_wake_wait(p->env.wake, seen, -1);
-		uint32_t now = th_wake_seq(p->env.wake);
+		th_wake_wait(p->env.wake, TH_WAKE_ADDED, seen, -1);
+		uint32_t now = th_wake_seq(p->env.wake, TH_WAKE_ADDED);
 		if (now != seen) {
 			seen = now;
 			th_processor_kick(p);
@@ -78,7 +78,7 @@ int th_processor_start(th_processor **out, const th_proc_env *env, const th_stra
 	}
 	/* read before the first claim: an add after this point wakes the watcher, an add
 	 * before it is seen by that claim */
-	p->seq0 = th_wake_seq(env->wake);
+	p->seq0 = th_wake_seq(env->wake, TH_WAKE_ADDED);
 	if (pthread_create(&p->watcher, NULL, watch, p)) {
 		close(p->efd);
 		free(p);
@@ -87,7 +87,7 @@ int th_processor_start(th_processor **out, const th_proc_env *env, const th_stra
 	int rc = s->start(p, &p->state);
 	if (rc) {
 		atomic_store(&p->stopping, true);
-		th_wake_notify(env->wake);
+		th_wake_notify(env->wake, TH_WAKE_ADDED);
 		pthread_join(p->watcher, NULL);
 		close(p->efd);
 		free(p);
@@ -106,7 +106,7 @@ void th_processor_stop(th_processor *p)
 	atomic_store(&p->stopping, true);
 	th_processor_kick(p);
 	p->strategy->stop(p->state);
-	th_wake_notify(p->env.wake); /* lets the watcher see `stopping` */
+	th_wake_notify(p->env.wake, TH_WAKE_ADDED); /* lets the watcher see `stopping` */
 	pthread_join(p->watcher, NULL);
 	close(p->efd);
 	th_log_info("processor", "stopped");
@@ -178,5 +178,7 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 	if (rc)
 		th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
 			     nout, th_strerror(rc));
+	else if (nout)
+		th_wake_notify(p->env.wake, TH_WAKE_FINISHED);
 	return rc;
 }

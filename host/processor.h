@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "plugins.h"
+#include "progress.h"
 #include "service.h"
 #include "store.h"
 #include "wake.h"
@@ -21,6 +22,7 @@ typedef struct th_proc_env {
 	th_store *store;
 	th_plugins *plugins;
 	th_wake *wake;
+	th_progress_map *progress;
 	th_owner owner;
 	size_t max_result;
 	const char *queue; /* NULL: the default queue */

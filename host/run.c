@@ -93,8 +93,9 @@ static int api_cancelled(th_ctx *ctx)
 
 static void api_progress(th_ctx *ctx, double done)
 {
-	if (ctx->opts->progress)
-		ctx->opts->progress(ctx->opts->ud, ctx->job->id, done < 0 ? 0 : done > 1 ? 1 : done);
+	if (ctx->opts->progress && done == done) /* not NaN */
+		th_progress_set(ctx->opts->progress, ctx->job->id,
+				done < 0 ? 0 : done > 1 ? 1 : done);
 }
 
 static void api_heartbeat(th_ctx *ctx)
@@ -147,6 +148,7 @@ void th_run_job(th_plugin_thread *t, const th_task_entry *e, const th_job *job,
 		ret = TH_FAIL;
 	}
 	out->took_us = th_clock_mono_us() - t0;
+	th_progress_clear(ctx.opts->progress, job->id);
 	if (ret != TH_OK && ret != TH_FAIL && ret != TH_RETRY) {
 		free(ctx.error);
 		if (asprintf(&ctx.error, "task returned %d, not TH_OK, TH_FAIL or TH_RETRY",

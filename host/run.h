@@ -9,6 +9,7 @@
 
 #include "job.h"
 #include "plugins.h"
+#include "progress.h"
 #include "store.h"
 #include "taskhost.h"
 
@@ -18,7 +19,7 @@ const th_host_api *th_run_api(void);
 typedef struct th_run_opts {
 	const atomic_bool *cancel; /* what th_cancelled reports; may be NULL */
 	size_t max_result;         /* larger results are refused; 0: no limit */
-	void (*progress)(void *ud, uint64_t job_id, double done);
+	th_progress_map *progress; /* where th_progress() reports go; may be NULL */
 	void (*heartbeat)(void *ud, uint64_t job_id);
 	void *ud;
 } th_run_opts;

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "plugins.h"
 #include "processor.h"
+#include "progress.h"
 #include "run.h"
 #include "store.h"
 #include "wake.h"
@@ -23,6 +24,7 @@ struct th_service {
 	th_store *store;
 	th_plugins *plugins;
 	th_wake *wake;
+	th_progress_map *progress;
 	th_owner owner;
 	char *plugin_dir;
 	bool inspect_only;
@@ -62,6 +64,7 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	int rc;
 	if ((rc = th_store_open(&svc->store, opts->data_dir, &so)) ||
 	    (rc = th_wake_open(&svc->wake, opts->data_dir)) ||
+	    (rc = th_progress_open(&svc->progress, opts->data_dir)) ||
 	    (rc = th_plugins_new(&svc->plugins,
 				 opts->inspect_only ? TH_PLUGINS_INSPECT : TH_PLUGINS_RUN,
 				 th_run_api())))
@@ -88,6 +91,7 @@ void th_service_close(th_service *svc)
 	th_service_stop_processing(svc);
 	th_plugins_free(svc->plugins);
 	th_wake_close(svc->wake);
+	th_progress_close(svc->progress);
 	th_store_close(svc->store);
 	pthread_mutex_destroy(&svc->proc_mu);
 	free(svc->plugin_dir);
@@ -113,7 +117,7 @@ int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint6
 	if (nj != stack)
 		free(nj);
 	if (rc == 0)
-		th_wake_notify(svc->wake);
+		th_wake_notify(svc->wake, TH_WAKE_ADDED);
 	return rc;
 }
 
@@ -151,7 +155,10 @@ int th_service_error(th_service *svc, uint64_t id, char **msg)
 
 int th_service_cancel(th_service *svc, uint64_t id)
 {
-	return th_store_cancel(svc->store, id);
+	int rc = th_store_cancel(svc->store, id);
+	if (rc == 0)
+		th_wake_notify(svc->wake, TH_WAKE_FINISHED);
+	return rc;
 }
 
 int th_service_clean(th_service *svc, uint64_t *removed)
@@ -220,7 +227,7 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 		th_claim_clear(&c);
 		return rc;
 	}
-	th_run_opts opts = {.max_result = svc->max_result};
+	th_run_opts opts = {.max_result = svc->max_result, .progress = svc->progress};
 	th_outcome o;
 	th_run_result r;
 	th_run_claim(t, svc->plugins, &c, &opts, &o, &r);
@@ -228,6 +235,8 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 	th_claim_clear(&c);
 	rc = th_store_cycle(svc->store, &o, 1, NULL, &svc->owner, NULL, 0, NULL, NULL);
 	th_run_result_clear(&r);
+	if (rc == 0)
+		th_wake_notify(svc->wake, TH_WAKE_FINISHED);
 	*ran = rc == 0;
 	return rc;
 }
@@ -267,8 +276,8 @@ int th_service_start_processing(th_service *svc)
 	pthread_mutex_lock(&svc->proc_mu);
 	int rc = TH_EBUSY;
 	if (!svc->proc) {
-		th_proc_env env = {svc->store, svc->plugins, svc->wake, svc->owner,
-				   svc->max_result, NULL};
+		th_proc_env env = {svc->store,	   svc->plugins,    svc->wake,
+				   svc->progress, svc->owner, svc->max_result, NULL};
 		rc = th_processor_start(&svc->proc, &env, svc->strategy, &svc->args);
 	}
 	pthread_mutex_unlock(&svc->proc_mu);
@@ -328,4 +337,21 @@ size_t th_service_task_count(th_service *svc)
 int th_service_task_info(th_service *svc, size_t i, th_task_info *out)
 {
 	return th_plugins_task_info(svc->plugins, i, out);
+}
+
+/* ---- waiting ---- */
+
+bool th_service_progress(th_service *svc, uint64_t id, double *done)
+{
+	return th_progress_get(svc->progress, id, done);
+}
+
+uint32_t th_service_finished_seq(th_service *svc)
+{
+	return th_wake_seq(svc->wake, TH_WAKE_FINISHED);
+}
+
+void th_service_wait_finished(th_service *svc, uint32_t seq, int64_t timeout_us)
+{
+	th_wake_wait(svc->wake, TH_WAKE_FINISHED, seq, timeout_us);
 }

@@ -102,6 +102,15 @@ bool th_service_is_processing(th_service *svc);
 /* The worker threads running a job now: the job ids go to ids[0..*n). */
 int th_service_threads(th_service *svc, uint64_t *ids, size_t max, size_t *n);
 
+/* ---- waiting for jobs ---- */
+
+/* How far a running job is (0..1), when its task reports progress. */
+bool th_service_progress(th_service *svc, uint64_t id, double *done);
+/* To wait for any job to finish anywhere on the data dir: read the sequence, check the
+ * jobs, then sleep until it moves (or timeout_us passes; < 0: no limit). */
+uint32_t th_service_finished_seq(th_service *svc);
+void th_service_wait_finished(th_service *svc, uint32_t seq, int64_t timeout_us);
+
 /* ---- tasks ---- */
 
 /* Registers a plugin descriptor linked into the program (label names it in the log). */

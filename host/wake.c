@@ -21,6 +21,9 @@
 
 #define WAKE_FILE_SIZE 4096
 
+/* each sequence on its own cache line */
+#define SLOT(w, ev) ((w)->seq + (ev) * 16)
+
 struct th_wake {
 	_Atomic uint32_t *seq;
 };
@@ -64,18 +67,18 @@ void th_wake_close(th_wake *w)
 	free(w);
 }
 
-uint32_t th_wake_seq(th_wake *w)
+uint32_t th_wake_seq(th_wake *w, enum th_wake_event ev)
 {
-	return atomic_load_explicit(w->seq, memory_order_acquire);
+	return atomic_load_explicit(SLOT(w, ev), memory_order_acquire);
 }
 
-void th_wake_notify(th_wake *w)
+void th_wake_notify(th_wake *w, enum th_wake_event ev)
 {
-	atomic_fetch_add_explicit(w->seq, 1, memory_order_acq_rel);
-	syscall(SYS_futex, (uint32_t *)w->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	atomic_fetch_add_explicit(SLOT(w, ev), 1, memory_order_acq_rel);
+	syscall(SYS_futex, (uint32_t *)SLOT(w, ev), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-void th_wake_wait(th_wake *w, uint32_t seq, int64_t timeout_us)
+void th_wake_wait(th_wake *w, enum th_wake_event ev, uint32_t seq, int64_t timeout_us)
 {
 	struct timespec ts, *tsp = NULL;
 	if (timeout_us >= 0) {
@@ -83,5 +86,5 @@ void th_wake_wait(th_wake *w, uint32_t seq, int64_t timeout_us)
 		ts.tv_nsec = (long)(timeout_us % 1000000) * 1000;
 		tsp = &ts;
 	}
-	syscall(SYS_futex, (uint32_t *)w->seq, FUTEX_WAIT, seq, tsp, NULL, 0);
+	syscall(SYS_futex, (uint32_t *)SLOT(w, ev), FUTEX_WAIT, seq, tsp, NULL, 0);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 Suite *record_suite(void);
+Suite *config_suite(void);
 Suite *store_suite(void);
 Suite *plugins_suite(void);
 Suite *service_suite(void);
@@ -14,6 +15,7 @@ Suite *seed_suite(void);
 int main(void)
 {
 	SRunner *sr = srunner_create(record_suite());
+	srunner_add_suite(sr, config_suite());
 	srunner_add_suite(sr, store_suite());
 	srunner_add_suite(sr, plugins_suite());
 	srunner_add_suite(sr, service_suite());

@@ -1,0 +1,56 @@
+/* The taskhost command line: what main.c parses and hands to each subcommand, and the
+ * helpers the subcommands share (opening the service from the config, errors). */
+#ifndef TH_CLI_H
+#define TH_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "service.h"
+
+enum { TH_EXIT_OK = 0, TH_EXIT_FAIL = 1, TH_EXIT_USAGE = 2 };
+
+typedef struct th_cli {
+	const char *config_path;
+	th_config cfg;
+	bool cfg_loaded;
+	th_service *svc;
+	/* options */
+	bool json;
+	unsigned status_mask; /* list --status; 0: all */
+	long limit;           /* list --limit; 0: all */
+	double timeout;       /* wait --timeout; < 0: none */
+	/* positional arguments after the command name */
+	int argc;
+	char **argv;
+} th_cli;
+
+/* Prints "taskhost: <message>" on stderr. */
+void th_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Loads the config; returns an exit code (0 or TH_EXIT_USAGE after printing why). */
+int th_cli_load_config(th_cli *cli);
+/* Loads the config and opens the service on its data dir; with_plugins reads the
+ * plugin descriptors (without running any plugin code but their constructors). */
+int th_cli_open(th_cli *cli, bool with_plugins);
+void th_cli_close(th_cli *cli);
+/* Prints a service error about job `id` (0: none) and returns the exit code for it. */
+int th_cli_fail(int rc, uint64_t id, const char *doing);
+/* Parses a job id argument; prints the problem and returns false when it is not one. */
+bool th_cli_job_id(const char *s, uint64_t *id);
+/* The last error the library logged, to add to a one-line message ("" if none). */
+const char *th_cli_last_log_error(void);
+
+int th_cmd_run(th_cli *cli);
+int th_cmd_add(th_cli *cli);
+int th_cmd_status(th_cli *cli);
+int th_cmd_result(th_cli *cli);
+int th_cmd_error(th_cli *cli);
+int th_cmd_cancel(th_cli *cli);
+int th_cmd_clean(th_cli *cli);
+int th_cmd_list(th_cli *cli);
+int th_cmd_tasks(th_cli *cli);
+int th_cmd_wait(th_cli *cli);
+int th_cmd_stats(th_cli *cli);
+
+#endif

@@ -1,0 +1,552 @@
+/* The subcommands that add and inspect jobs: add, status, result, error, cancel, clean,
+ * list, tasks, wait, stats. Each prints text for people or, with --json, one document. */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "clock.h"
+
+/* ---- output helpers ---- */
+
+static void print_json(json_t *doc)
+{
+	char *s = json_dumps(doc, JSON_PRESERVE_ORDER | JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	json_decref(doc);
+}
+
+static json_t *time_json(int64_t us)
+{
+	if (!us)
+		return json_null();
+	char buf[32];
+	th_clock_format(us, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static double took_s(const th_job *j)
+{
+	return j->finished_us && j->started_us ? (double)(j->finished_us - j->started_us) / 1e6
+					       : -1;
+}
+
+static json_t *job_json(const th_job *j)
+{
+	double took = took_s(j);
+	return json_pack("{s:I, s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:I, s:I}", "id",
+			 (json_int_t)j->id, "task", j->task, "status",
+			 th_job_status_name(j->status), "queue", j->queue, "priority",
+			 (int)j->priority, "attempts", (int)j->attempts, "added",
+			 time_json(j->added_us), "started", time_json(j->started_us), "finished",
+			 time_json(j->finished_us), "took",
+			 took >= 0 ? json_real(took) : json_null(), "input_size",
+			 (json_int_t)j->input_len, "result_size", (json_int_t)j->result_len);
+}
+
+static char *base64(const unsigned char *p, size_t n)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+		*o++ = tab[v >> 18 & 63];
+		*o++ = tab[v >> 12 & 63];
+		*o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? tab[v & 63] : '=';
+	}
+	*o = 0;
+	return out;
+}
+
+/* Bytes as a JSON string when they are UTF-8 text, else under "<key>_base64". */
+static void set_bytes(json_t *obj, const char *key, const void *data, size_t len)
+{
+	json_t *s = json_stringn(data, len);
+	if (s) {
+		json_object_set_new(obj, key, s);
+		return;
+	}
+	char k[64], *b = base64(data, len);
+	snprintf(k, sizeof(k), "%s_base64", key);
+	json_object_set_new(obj, k, b ? json_string(b) : json_null());
+	free(b);
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int get_job(th_cli *cli, const char *arg, th_job *job)
+{
+	uint64_t id;
+	if (!th_cli_job_id(arg, &id))
+		return TH_EXIT_USAGE;
+	int rc = th_cli_open(cli, false);
+	if (rc)
+		return rc;
+	if ((rc = th_service_get(cli->svc, id, job)))
+		return th_cli_fail(rc, id, "reading the job");
+	return 0;
+}
+
+/* ---- add ---- */
+
+/* Reads stdin up to max bytes; *len = max + 1 tells there was more. */
+static int read_stdin(size_t max, char **out, size_t *len)
+{
+	size_t cap = 65536, n = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return -1;
+	for (;;) {
+		if (n == cap) {
+			if (n > max)
+				break;
+			cap *= 2;
+			char *b = realloc(buf, cap);
+			if (!b) {
+				free(buf);
+				return -1;
+			}
+			buf = b;
+		}
+		ssize_t r = read(STDIN_FILENO, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(buf);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int th_cmd_add(th_cli *cli)
+{
+	int rc = th_cli_open(cli, true);
+	if (rc)
+		return rc;
+	const char *task = cli->argv[0];
+	char *input = NULL;
+	size_t len = 0;
+	bool from_stdin = cli->argc > 1 && strcmp(cli->argv[1], "-") == 0;
+	if (from_stdin) {
+		if (read_stdin(cli->cfg.max_input_size, &input, &len)) {
+			th_cli_error("add: cannot read the input from stdin: %s", strerror(errno));
+			return TH_EXIT_FAIL;
+		}
+	} else if (cli->argc > 1) {
+		input = strdup(cli->argv[1]);
+		len = strlen(input);
+	}
+	uint64_t id = 0;
+	rc = th_service_add(cli->svc, task, input, len, &id);
+	free(input);
+	if (rc == TH_EUNKNOWNTASK) {
+		th_cli_error("add: unknown task '%s': no plugin in %s provides it (see 'taskhost "
+			     "tasks')", task, cli->cfg.plugin_dir);
+		return TH_EXIT_FAIL;
+	}
+	if (rc == TH_ETOOBIG) {
+		th_cli_error("add: input larger than max_input_size (%llu bytes)",
+			     (unsigned long long)cli->cfg.max_input_size);
+		return TH_EXIT_FAIL;
+	}
+	if (rc == TH_EFULL) {
+		th_cli_error("add: database full (%s reached max_map_size); job not added",
+			     cli->cfg.data_dir);
+		return TH_EXIT_FAIL;
+	}
+	if (rc)
+		return th_cli_fail(rc, 0, "add");
+	if (cli->json)
+		print_json(json_pack("{s:I}", "id", (json_int_t)id));
+	else
+		printf("%llu\n", (unsigned long long)id);
+	return TH_EXIT_OK;
+}
+
+/* ---- one job ---- */
+
+int th_cmd_status(th_cli *cli)
+{
+	th_job job;
+	int rc = get_job(cli, cli->argv[0], &job);
+	if (rc)
+		return rc;
+	if (cli->json)
+		print_json(job_json(&job));
+	else
+		printf("%s\n", th_job_status_name(job.status));
+	return TH_EXIT_OK;
+}
+
+int th_cmd_result(th_cli *cli)
+{
+	th_job job;
+	int rc = get_job(cli, cli->argv[0], &job);
+	if (rc)
+		return rc;
+	if (job.status != TH_JOB_COMPLETED) {
+		th_cli_error("job %llu has no result: it is %s", (unsigned long long)job.id,
+			     th_job_status_name(job.status));
+		return TH_EXIT_FAIL;
+	}
+	void *data;
+	size_t len;
+	if ((rc = th_service_result(cli->svc, job.id, &data, &len)))
+		return th_cli_fail(rc, job.id, "reading the result");
+	if (cli->json) {
+		json_t *o = json_pack("{s:I}", "id", (json_int_t)job.id);
+		set_bytes(o, "result", data, len);
+		print_json(o);
+	} else if (write_all(STDOUT_FILENO, data, len)) {
+		th_cli_error("result: cannot write to stdout: %s", strerror(errno));
+		rc = TH_EXIT_FAIL;
+	}
+	free(data);
+	return rc;
+}
+
+int th_cmd_error(th_cli *cli)
+{
+	th_job job;
+	int rc = get_job(cli, cli->argv[0], &job);
+	if (rc)
+		return rc;
+	if (job.status != TH_JOB_ERROR) {
+		th_cli_error("job %llu has no error: it is %s", (unsigned long long)job.id,
+			     th_job_status_name(job.status));
+		return TH_EXIT_FAIL;
+	}
+	char *msg;
+	if ((rc = th_service_error(cli->svc, job.id, &msg)))
+		return th_cli_fail(rc, job.id, "reading the error");
+	if (cli->json)
+		print_json(json_pack("{s:I, s:s}", "id", (json_int_t)job.id, "error", msg));
+	else
+		printf("%s\n", msg);
+	free(msg);
+	return TH_EXIT_OK;
+}
+
+int th_cmd_cancel(th_cli *cli)
+{
+	th_job job;
+	int rc = get_job(cli, cli->argv[0], &job);
+	if (rc)
+		return rc;
+	rc = th_service_cancel(cli->svc, job.id);
+	if (rc == TH_ESTATE) {
+		th_service_get(cli->svc, job.id, &job);
+		th_cli_error("cannot cancel job %llu: it is %s, and only a queued job can be "
+			     "cancelled", (unsigned long long)job.id, th_job_status_name(job.status));
+		return TH_EXIT_FAIL;
+	}
+	if (rc)
+		return th_cli_fail(rc, job.id, "cancel");
+	if (cli->json)
+		print_json(json_pack("{s:I, s:s}", "id", (json_int_t)job.id, "status", "cancelled"));
+	else
+		printf("job %llu cancelled\n", (unsigned long long)job.id);
+	return TH_EXIT_OK;
+}
+
+/* ---- many jobs ---- */
+
+int th_cmd_clean(th_cli *cli)
+{
+	int rc = th_cli_open(cli, false);
+	if (rc)
+		return rc;
+	uint64_t removed = 0;
+	if ((rc = th_service_clean(cli->svc, &removed)))
+		return th_cli_fail(rc, 0, "clean");
+	if (cli->json)
+		print_json(json_pack("{s:I}", "removed", (json_int_t)removed));
+	else
+		printf("removed %llu finished job%s\n", (unsigned long long)removed,
+		       removed == 1 ? "" : "s");
+	return TH_EXIT_OK;
+}
+
+struct collect {
+	th_job *jobs;
+	size_t n, cap;
+	long limit;
+};
+
+static int collect_job(const th_job *job, void *ud)
+{
+	struct collect *c = ud;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		th_job *j = realloc(c->jobs, cap * sizeof(*j));
+		if (!j)
+			return 1;
+		c->jobs = j;
+		c->cap = cap;
+	}
+	c->jobs[c->n++] = *job;
+	return c->limit && (long)c->n >= c->limit;
+}
+
+int th_cmd_list(th_cli *cli)
+{
+	int rc = th_cli_open(cli, false);
+	if (rc)
+		return rc;
+	struct collect c = {.limit = cli->limit};
+	unsigned mask = cli->status_mask ? cli->status_mask : TH_MASK_ALL;
+	/* the newest `limit` ones, shown oldest first */
+	if ((rc = th_service_list(cli->svc, mask, 0, true, collect_job, &c))) {
+		free(c.jobs);
+		return th_cli_fail(rc, 0, "list");
+	}
+	if (cli->json) {
+		json_t *arr = json_array();
+		for (size_t i = c.n; i-- > 0;)
+			json_array_append_new(arr, job_json(&c.jobs[i]));
+		print_json(arr);
+	} else {
+		printf("%-8s %-20s %-10s %-24s %s\n", "ID", "TASK", "STATUS", "ADDED", "TOOK");
+		for (size_t i = c.n; i-- > 0;) {
+			const th_job *j = &c.jobs[i];
+			char added[32], took[32] = "-";
+			th_clock_format(j->added_us, added, sizeof(added));
+			if (took_s(j) >= 0)
+				snprintf(took, sizeof(took), "%.3fs", took_s(j));
+			printf("%-8llu %-20s %-10s %-24s %s\n", (unsigned long long)j->id, j->task,
+			       th_job_status_name(j->status), added, took);
+		}
+	}
+	free(c.jobs);
+	return TH_EXIT_OK;
+}
+
+int th_cmd_tasks(th_cli *cli)
+{
+	int rc = th_cli_open(cli, true);
+	if (rc)
+		return rc;
+	size_t n = th_service_task_count(cli->svc);
+	json_t *arr = cli->json ? json_array() : NULL;
+	if (!cli->json)
+		printf("%-20s %-20s %-8s %s\n", "TASK", "PLUGIN", "VERSION", "DESCRIPTION");
+	for (size_t i = 0; i < n; i++) {
+		th_task_info ti;
+		if (th_service_task_info(cli->svc, i, &ti))
+			continue;
+		const char *base = strrchr(ti.file, '/');
+		base = base ? base + 1 : ti.file;
+		if (arr)
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
+							     ti.name, "plugin", ti.plugin, "file",
+							     ti.file, "version", ti.version,
+							     "description", ti.description));
+		else
+			printf("%-20s %-20s %-8s %s\n", ti.name, base, ti.version, ti.description);
+	}
+	if (arr)
+		print_json(arr);
+	return TH_EXIT_OK;
+}
+
+/* ---- wait ---- */
+
+static void draw_bar(uint64_t id, double done)
+{
+	char bar[31];
+	int full = (int)(done * 30 + 0.5);
+	for (int i = 0; i < 30; i++)
+		bar[i] = i < full ? '#' : '-';
+	bar[30] = 0;
+	fprintf(stderr, "\rjob %llu [%s] %3d%%", (unsigned long long)id, bar,
+		(int)(done * 100 + 0.5));
+	fflush(stderr);
+}
+
+int th_cmd_wait(th_cli *cli)
+{
+	uint64_t *ids = calloc((size_t)cli->argc, sizeof(*ids));
+	if (!ids)
+		return TH_EXIT_FAIL;
+	for (int i = 0; i < cli->argc; i++) {
+		if (!th_cli_job_id(cli->argv[i], &ids[i])) {
+			free(ids);
+			return TH_EXIT_USAGE;
+		}
+	}
+	int rc = th_cli_open(cli, false);
+	if (rc) {
+		free(ids);
+		return rc;
+	}
+	bool tty = !cli->json && isatty(STDERR_FILENO), bar = false;
+	int64_t end = cli->timeout >= 0 ? th_clock_mono_us() + (int64_t)(cli->timeout * 1e6) : -1;
+	th_job *jobs = calloc((size_t)cli->argc, sizeof(*jobs));
+	for (;;) {
+		uint32_t seq = th_service_finished_seq(cli->svc);
+		int pending = 0;
+		uint64_t shown = 0;
+		double done = 0;
+		for (int i = 0; i < cli->argc && rc == 0; i++) {
+			if ((rc = th_service_get(cli->svc, ids[i], &jobs[i]))) {
+				if (bar)
+					fputc('\n', stderr);
+				rc = th_cli_fail(rc, ids[i], "wait");
+				break;
+			}
+			if (!th_job_status_final(jobs[i].status)) {
+				pending++;
+				if (!shown && th_service_progress(cli->svc, ids[i], &done))
+					shown = ids[i];
+			}
+		}
+		if (rc || !pending)
+			break;
+		if (tty && shown) {
+			draw_bar(shown, done);
+			bar = true;
+		}
+		int64_t now = th_clock_mono_us();
+		if (end >= 0 && now >= end) {
+			if (bar)
+				fputc('\n', stderr);
+			for (int i = 0; i < cli->argc; i++)
+				if (!th_job_status_final(jobs[i].status)) {
+					th_cli_error("wait: timed out after %g s: job %llu is %s",
+						     cli->timeout, (unsigned long long)ids[i],
+						     th_job_status_name(jobs[i].status));
+					break;
+				}
+			rc = TH_EXIT_FAIL;
+			goto out;
+		}
+		/* a bar needs redrawing now and then; otherwise sleep until a job finishes */
+		int64_t nap = tty ? 100000 : 5000000;
+		if (end >= 0 && end - now < nap)
+			nap = end - now;
+		th_service_wait_finished(cli->svc, seq, nap);
+	}
+	if (rc)
+		goto out;
+	if (bar)
+		fputc('\n', stderr);
+	json_t *arr = cli->json ? json_array() : NULL;
+	for (int i = 0; i < cli->argc; i++) {
+		const th_job *j = &jobs[i];
+		if (arr)
+			json_array_append_new(arr, job_json(j));
+		if (j->status == TH_JOB_COMPLETED)
+			continue;
+		rc = TH_EXIT_FAIL;
+		if (!arr) {
+			char *msg = NULL;
+			if (j->status == TH_JOB_ERROR)
+				th_service_error(cli->svc, j->id, &msg);
+			th_cli_error("job %llu %s%s%s", (unsigned long long)j->id,
+				     j->status == TH_JOB_ERROR ? "failed" : "was cancelled",
+				     msg ? ": " : "", msg ? msg : "");
+			free(msg);
+		}
+	}
+	if (arr)
+		print_json(arr);
+out:
+	free(jobs);
+	free(ids);
+	return rc;
+}
+
+/* ---- stats ---- */
+
+struct stats {
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+	uint64_t recent; /* finished in the last minute */
+	int64_t since;
+	th_job oldest;   /* the first queued job */
+	bool have_oldest;
+};
+
+static int stats_job(const th_job *job, void *ud)
+{
+	struct stats *s = ud;
+	s->counts[job->status]++;
+	if (job->finished_us >= s->since && (job->status == TH_JOB_COMPLETED ||
+					     job->status == TH_JOB_ERROR))
+		s->recent++;
+	if (job->status == TH_JOB_QUEUED && !s->have_oldest) {
+		s->oldest = *job;
+		s->have_oldest = true;
+	}
+	return 0;
+}
+
+int th_cmd_stats(th_cli *cli)
+{
+	int rc = th_cli_open(cli, false);
+	if (rc)
+		return rc;
+	int64_t now = th_clock_now_us();
+	struct stats s = {.since = now - 60 * 1000000LL};
+	if ((rc = th_service_list(cli->svc, TH_MASK_ALL, 0, false, stats_job, &s)))
+		return th_cli_fail(rc, 0, "stats");
+	double rate = (double)s.recent / 60.0;
+	double waiting = s.have_oldest ? (double)(now - s.oldest.added_us) / 1e6 : 0;
+	if (cli->json) {
+		json_t *counts = json_object();
+		for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
+			json_object_set_new(counts, th_job_status_name((th_job_status)st),
+					    json_integer((json_int_t)s.counts[st]));
+		json_t *oldest = s.have_oldest
+			? json_pack("{s:I, s:s, s:o, s:f}", "id", (json_int_t)s.oldest.id, "task",
+				    s.oldest.task, "added", time_json(s.oldest.added_us),
+				    "waiting", waiting)
+			: json_null();
+		print_json(json_pack("{s:o, s:f, s:o}", "counts", counts, "jobs_per_second",
+				     rate, "oldest_queued", oldest));
+		return TH_EXIT_OK;
+	}
+	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
+		printf("%-12s %llu\n", th_job_status_name((th_job_status)st),
+		       (unsigned long long)s.counts[st]);
+	printf("%-12s %.2f jobs/s over the last minute\n", "rate", rate);
+	if (s.have_oldest) {
+		char added[32];
+		th_clock_format(s.oldest.added_us, added, sizeof(added));
+		printf("%-12s job %llu (%s), added %s, waiting %.1f s\n", "oldest",
+		       (unsigned long long)s.oldest.id, s.oldest.task, added, waiting);
+	} else {
+		printf("%-12s none queued\n", "oldest");
+	}
+	return TH_EXIT_OK;
+}

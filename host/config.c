@@ -1,0 +1,439 @@
+/* Reading taskhost.ini. inih does the parsing; this file knows the sections and keys,
+ * validates each value, and reports the first problem with file, line and key. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "log.h"
+#include "store.h"
+
+struct parse {
+	th_config *cfg;
+	const char *name; /* the file, for messages */
+	char *base;       /* the file's directory, for relative paths */
+	int line;         /* counted by the reader: the line inih is on */
+	char *err;
+	size_t errlen;
+	bool failed;
+	unsigned seen[2]; /* keys given once already, one bit each, per section */
+	/* the text being parsed, when parsing from memory */
+	const char *text;
+	FILE *file;
+};
+
+/* The directory of the config file, absolute when it exists, so that paths in the
+ * file do not depend on where the host was started from. */
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = !slash ? strdup(".") : slash == path ? strdup("/")
+				       : strndup(path, (size_t)(slash - path));
+	char *abs = dir ? realpath(dir, NULL) : NULL;
+	if (abs) {
+		free(dir);
+		return abs;
+	}
+	return dir;
+}
+
+static char *resolve(const char *base, const char *p)
+{
+	char *out;
+	if (p[0] == '/')
+		return strdup(p);
+	while (p[0] == '.' && p[1] == '/')
+		p += 2;
+	if (strcmp(p, ".") == 0)
+		p = "";
+	if (asprintf(&out, "%s%s%s", base, *p ? "/" : "", p) < 0)
+		return NULL;
+	return out;
+}
+
+int th_config_defaults(th_config *cfg, const char *path)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	char *base = dir_of(path);
+	cfg->path = strdup(path);
+	cfg->data_dir = base ? resolve(base, "var") : NULL;
+	cfg->plugin_dir = base ? resolve(base, "plugins") : NULL;
+	free(base);
+	if (!cfg->path || !cfg->data_dir || !cfg->plugin_dir) {
+		th_config_free(cfg);
+		return TH_ENOMEM;
+	}
+	cfg->log_level = TH_LOG_INFO;
+	cfg->log_format = TH_LOG_TEXT;
+	cfg->grace_period = 30;
+	cfg->map_size = 64ull << 20;
+	cfg->max_map_size = 16ull << 30;
+	cfg->durability = TH_DURABLE;
+	cfg->max_input_size = 16u << 20;
+	cfg->max_result_size = 16u << 20;
+	snprintf(cfg->strategy, sizeof(cfg->strategy), "simple");
+	cfg->args = (th_processor_args){.wait_time = 1.0, .max_threads = 5};
+	return 0;
+}
+
+void th_config_free(th_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->path);
+	free(cfg->data_dir);
+	free(cfg->plugin_dir);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int th_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!isdigit((unsigned char)*s))
+		return TH_EINVAL;
+	double v = strtod(s, &end);
+	if (errno || end == s)
+		return TH_EINVAL;
+	while (*end == ' ')
+		end++;
+	static const struct {
+		const char *unit;
+		int shift;
+	} units[] = {{"", 0},     {"B", 0},    {"K", 10},   {"KB", 10}, {"KiB", 10},
+		     {"M", 20},   {"MB", 20},  {"MiB", 20}, {"G", 30},  {"GB", 30},
+		     {"GiB", 30}, {"T", 40},   {"TB", 40},  {"TiB", 40}};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(end, units[i].unit) == 0) {
+			double bytes = ldexp(v, units[i].shift);
+			if (!isfinite(bytes) || bytes < 0 || bytes >= 18446744073709551615.0)
+				return TH_EINVAL;
+			*out = (uint64_t)bytes;
+			return 0;
+		}
+	}
+	return TH_EINVAL;
+}
+
+int th_parse_duration(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	if (!isdigit((unsigned char)*s) && *s != '.')
+		return TH_EINVAL;
+	double v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return TH_EINVAL;
+	while (*end == ' ')
+		end++;
+	static const struct {
+		const char *unit;
+		double scale;
+	} units[] = {{"", 1},     {"s", 1},      {"ms", 1e-3}, {"us", 1e-6},
+		     {"m", 60},   {"min", 60},   {"h", 3600},  {"d", 86400}};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			*out = v * units[i].scale;
+			return 0;
+		}
+	}
+	return TH_EINVAL;
+}
+
+static int fail(struct parse *p, const char *fmt, ...) TH_PRINTF(2, 3);
+
+static int fail(struct parse *p, const char *fmt, ...)
+{
+	if (p->failed)
+		return 0;
+	p->failed = true;
+	int n = snprintf(p->err, p->errlen, "%s:%d: ", p->name, p->line);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < p->errlen)
+		vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+/* The keys, with the bit that marks them seen. */
+enum {
+	K_DATA_DIR, K_PLUGIN_DIR, K_LOG_LEVEL, K_LOG_FORMAT, K_GRACE, K_MAP_SIZE,
+	K_MAX_MAP_SIZE, K_DURABILITY, K_MAX_INPUT, K_MAX_RESULT,
+	K_STRATEGY = 0, K_MAX_THREADS, K_WAIT_TIME
+};
+
+static const char *const host_keys[] = {
+	"data_dir", "plugin_dir", "log_level", "log_format", "grace_period", "map_size",
+	"max_map_size", "durability", "max_input_size", "max_result_size", NULL};
+static const char *const processor_keys[] = {"strategy", "max_threads", "wait_time", NULL};
+
+static int key_index(const char *const *keys, const char *name)
+{
+	for (int i = 0; keys[i]; i++)
+		if (strcmp(keys[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static int host_key(struct parse *p, int k, const char *value)
+{
+	th_config *c = p->cfg;
+	char **dir = NULL;
+	uint64_t size;
+	switch (k) {
+	case K_DATA_DIR:
+	case K_PLUGIN_DIR:
+		dir = k == K_DATA_DIR ? &c->data_dir : &c->plugin_dir;
+		if (!*value)
+			return fail(p, "empty value for %s in [host]", host_keys[k]);
+		free(*dir);
+		if (!(*dir = resolve(p->base, value)))
+			return fail(p, "out of memory");
+		*(k == K_DATA_DIR ? &c->data_dir_line : &c->plugin_dir_line) = p->line;
+		return 1;
+	case K_LOG_LEVEL:
+		if (th_log_level_parse(value, &c->log_level))
+			return fail(p, "bad value '%s' for log_level in [host]: expected error, "
+				    "warn, info or debug", value);
+		return 1;
+	case K_LOG_FORMAT:
+		if (strcmp(value, "text") == 0)
+			c->log_format = TH_LOG_TEXT;
+		else if (strcmp(value, "json") == 0)
+			c->log_format = TH_LOG_JSON;
+		else
+			return fail(p, "bad value '%s' for log_format in [host]: expected text "
+				    "or json", value);
+		return 1;
+	case K_GRACE:
+		if (th_parse_duration(value, &c->grace_period) || c->grace_period > 86400)
+			return fail(p, "bad value '%s' for grace_period in [host]: expected a "
+				    "duration such as 30s, 500ms or 2m (at most 1d)", value);
+		return 1;
+	case K_DURABILITY:
+		if (strcmp(value, "durable") == 0)
+			c->durability = TH_DURABLE;
+		else if (strcmp(value, "relaxed") == 0)
+			c->durability = TH_RELAXED;
+		else
+			return fail(p, "bad value '%s' for durability in [host]: expected durable "
+				    "or relaxed", value);
+		return 1;
+	}
+	/* the sizes */
+	if (th_parse_size(value, &size))
+		return fail(p, "bad value '%s' for %s in [host]: expected a size such as "
+			    "64MiB, 1GiB or 4096", value, host_keys[k]);
+	if (k == K_MAP_SIZE || k == K_MAX_MAP_SIZE) {
+		if (size < (1u << 20))
+			return fail(p, "%s in [host] must be at least 1MiB", host_keys[k]);
+		*(k == K_MAP_SIZE ? &c->map_size : &c->max_map_size) = size;
+	} else {
+		if (size < 1 || size > (1ull << 30))
+			return fail(p, "%s in [host] must be between 1 byte and 1GiB",
+				    host_keys[k]);
+		*(k == K_MAX_INPUT ? &c->max_input_size : &c->max_result_size) = size;
+	}
+	return 1;
+}
+
+static int processor_key(struct parse *p, int k, const char *value)
+{
+	th_config *c = p->cfg;
+	char *end;
+	switch (k) {
+	case K_STRATEGY:
+		if (strcmp(value, "simple") != 0 && strcmp(value, "multi") != 0)
+			return fail(p, "bad value '%s' for strategy in [processor]: expected "
+				    "simple or multi", value);
+		snprintf(c->strategy, sizeof(c->strategy), "%s", value);
+		return 1;
+	case K_MAX_THREADS: {
+		errno = 0;
+		long v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < 1 || v > 1024)
+			return fail(p, "bad value '%s' for max_threads in [processor]: expected "
+				    "a whole number from 1 to 1024", value);
+		c->args.max_threads = (unsigned)v;
+		return 1;
+	}
+	case K_WAIT_TIME:
+		if (th_parse_duration(value, &c->args.wait_time) || c->args.wait_time > 86400)
+			return fail(p, "bad value '%s' for wait_time in [processor]: expected "
+				    "seconds such as 1.0 or 250ms (at most 1d)", value);
+		return 1;
+	}
+	return 0;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+	if (p->failed)
+		return 1;
+	int sec = strcmp(section, "host") == 0 ? 0 : strcmp(section, "processor") == 0 ? 1 : -1;
+	if (sec < 0)
+		return fail(p, "unknown section [%s] (expected [host] or [processor])", section);
+	int k = key_index(sec == 0 ? host_keys : processor_keys, name);
+	if (k < 0)
+		return fail(p, "unknown key '%s' in [%s]", name, section);
+	if (p->seen[sec] & (1u << k))
+		return fail(p, "'%s' given twice in [%s]", name, section);
+	p->seen[sec] |= 1u << k;
+	return sec == 0 ? host_key(p, k, value) : processor_key(p, k, value);
+}
+
+/* inih asks for one line at a time: counting them gives the handler its line number. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	char *got;
+	if (p->file) {
+		got = fgets(str, num, p->file);
+	} else {
+		if (!*p->text)
+			return NULL;
+		size_t n = strcspn(p->text, "\n");
+		size_t take = n + (p->text[n] == '\n');
+		if (take > (size_t)num - 1)
+			take = (size_t)num - 1;
+		memcpy(str, p->text, take);
+		str[take] = 0;
+		p->text += take;
+		got = str;
+	}
+	if (!got)
+		return NULL;
+	p->line++;
+	/* sections are checked here, on their own line: inih reports them only with a key */
+	const char *t = str + strspn(str, " \t");
+	if (*t == '[') {
+		size_t n = strcspn(t + 1, "]");
+		if (!(n == 4 && strncmp(t + 1, "host", 4) == 0) &&
+		    !(n == 9 && strncmp(t + 1, "processor", 9) == 0) && t[1 + n] == ']')
+			fail(p, "unknown section [%.*s] (expected [host] or [processor])", (int)n,
+			     t + 1);
+	}
+	size_t len = strlen(str);
+	if (len == (size_t)num - 1 && str[len - 1] != '\n') {
+		fail(p, "line longer than %d characters", num - 2);
+		return NULL;
+	}
+	return got;
+}
+
+static int finish(struct parse *p, int rc)
+{
+	th_config *c = p->cfg;
+	if (!p->failed && rc > 0) {
+		p->line = rc;
+		fail(p, "syntax error: expected [section], key = value, or a comment");
+	}
+	if (!p->failed && c->max_map_size < c->map_size) {
+		p->line = 0;
+		snprintf(p->err, p->errlen, "%s: max_map_size (%llu bytes) is smaller than "
+			 "map_size (%llu bytes)", p->name, (unsigned long long)c->max_map_size,
+			 (unsigned long long)c->map_size);
+		p->failed = true;
+	}
+	struct stat sb;
+	if (!p->failed && (stat(c->plugin_dir, &sb) || !S_ISDIR(sb.st_mode))) {
+		const char *why = errno == ENOENT || !S_ISDIR(sb.st_mode) ? "no such directory"
+									     : strerror(errno);
+		if (c->plugin_dir_line) {
+			p->line = c->plugin_dir_line;
+			fail(p, "plugin_dir '%s': %s", c->plugin_dir, why);
+		} else {
+			snprintf(p->err, p->errlen, "%s: plugin_dir '%s' (the default, as the file "
+				 "sets none): %s", p->name, c->plugin_dir, why);
+			p->failed = true;
+		}
+	}
+	free(p->base);
+	if (p->failed) {
+		th_config_free(c);
+		return TH_ECONFIG;
+	}
+	return 0;
+}
+
+int th_config_load(th_config *cfg, const char *path, char *err, size_t errlen)
+{
+	if (th_config_defaults(cfg, path))
+		return TH_ENOMEM;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		th_config_free(cfg);
+		return TH_ECONFIG;
+	}
+	struct parse p = {.cfg = cfg, .name = path, .base = dir_of(path), .err = err,
+			  .errlen = errlen, .file = f};
+	int rc = p.base ? ini_parse_stream(reader, &p, handler, &p) : -2;
+	fclose(f);
+	if (rc == -2 && !p.failed)
+		fail(&p, "out of memory");
+	return finish(&p, rc);
+}
+
+int th_config_parse(th_config *cfg, const char *name, const char *text, char *err,
+		    size_t errlen)
+{
+	if (th_config_defaults(cfg, name))
+		return TH_ENOMEM;
+	struct parse p = {.cfg = cfg, .name = name, .base = dir_of(name), .err = err,
+			  .errlen = errlen, .text = text};
+	int rc = p.base ? ini_parse_stream(reader, &p, handler, &p) : -2;
+	if (rc == -2 && !p.failed)
+		fail(&p, "out of memory");
+	return finish(&p, rc);
+}
+
+int th_config_make_data_dir(const th_config *cfg, char *err, size_t errlen)
+{
+	char *path = strdup(cfg->data_dir);
+	if (!path)
+		return TH_ENOMEM;
+	int rc = 0;
+	/* mkdir -p: each parent in turn, then the directory itself */
+	for (char *s = path + 1;; s++) {
+		if (*s && *s != '/')
+			continue;
+		char was = *s;
+		*s = 0;
+		if (mkdir(path, 0755) && errno != EEXIST) {
+			rc = TH_ECONFIG;
+			break;
+		}
+		*s = was;
+		if (!was)
+			break;
+	}
+	struct stat sb;
+	if (rc == 0 && (stat(cfg->data_dir, &sb) || !S_ISDIR(sb.st_mode))) {
+		errno = ENOTDIR;
+		rc = TH_ECONFIG;
+	}
+	if (rc) {
+		const char *why = strerror(errno);
+		if (cfg->data_dir_line)
+			snprintf(err, errlen, "%s:%d: cannot create data_dir '%s': %s", cfg->path,
+				 cfg->data_dir_line, cfg->data_dir, why);
+		else
+			snprintf(err, errlen, "%s: cannot create data_dir '%s' (the default, as "
+				 "the file sets none): %s", cfg->path, cfg->data_dir, why);
+	}
+	free(path);
+	return rc;
+}

@@ -1,0 +1,46 @@
+/* The host configuration: an INI file parsed with inih, every value validated, every
+ * error naming the file, the line and the key. */
+#ifndef TH_CONFIG_H
+#define TH_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "service.h"
+
+typedef struct th_config {
+	char *path;             /* the file as given */
+	char *data_dir;         /* resolved against the file's directory */
+	char *plugin_dir;       /* resolved against the file's directory; must exist */
+	int data_dir_line;      /* where they were set; 0: the default */
+	int plugin_dir_line;
+	int log_level;          /* TH_LOG_* */
+	int log_format;         /* enum th_log_format */
+	double grace_period;    /* seconds running jobs get to finish on stop */
+	uint64_t map_size;
+	uint64_t max_map_size;
+	int durability;         /* enum th_durability */
+	uint64_t max_input_size;
+	uint64_t max_result_size;
+	char strategy[16];
+	th_processor_args args;
+} th_config;
+
+/* Fills cfg with the defaults, relative to the directory of `path`. */
+int th_config_defaults(th_config *cfg, const char *path);
+/* Loads path over the defaults. On failure, err holds one line such as
+ * "taskhost.ini:7: unknown key 'max_thread' in [processor]" and cfg is freed. */
+int th_config_load(th_config *cfg, const char *path, char *err, size_t errlen);
+/* Parses an INI text (for tests and fuzzing); `name` stands for the file in errors. */
+int th_config_parse(th_config *cfg, const char *name, const char *text, char *err,
+		    size_t errlen);
+void th_config_free(th_config *cfg);
+
+/* Creates data_dir (and missing parents) if needed; err names the config line. */
+int th_config_make_data_dir(const th_config *cfg, char *err, size_t errlen);
+
+/* "64MiB", "1 G", "4096" -> bytes; "30s", "500ms", "2m", "1.5" (seconds) -> seconds. */
+int th_parse_size(const char *s, uint64_t *out);
+int th_parse_duration(const char *s, double *out);
+
+#endif

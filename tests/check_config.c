@@ -1,0 +1,242 @@
+/* Config parsing: defaults, every key, relative paths, sizes and durations, and the
+ * one-line errors with file and line. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "error.h"
+#include "log.h"
+#include "store.h"
+#include "testutil.h"
+
+static char *dir, *name;
+static char err[1024];
+
+static void setup(void)
+{
+	dir = tu_tmpdir();
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/plugins", dir);
+	mkdir(p, 0755);
+	ck_assert(asprintf(&name, "%s/taskhost.ini", dir) > 0);
+	err[0] = 0;
+}
+
+static void teardown(void)
+{
+	tu_rmtree(dir);
+	free(dir);
+	free(name);
+}
+
+START_TEST(defaults)
+{
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, "", err, sizeof(err)), 0);
+	char want[4096];
+	snprintf(want, sizeof(want), "%s/var", dir);
+	ck_assert_str_eq(c.data_dir, want);
+	snprintf(want, sizeof(want), "%s/plugins", dir);
+	ck_assert_str_eq(c.plugin_dir, want);
+	ck_assert_int_eq(c.log_level, TH_LOG_INFO);
+	ck_assert_str_eq(c.strategy, "simple");
+	ck_assert(c.args.wait_time == 1.0);
+	ck_assert_uint_eq(c.args.max_threads, 5);
+	ck_assert(c.grace_period == 30);
+	ck_assert_int_eq(c.durability, TH_DURABLE);
+	ck_assert_uint_eq(c.max_input_size, 16u << 20);
+	th_config_free(&c);
+}
+END_TEST
+
+START_TEST(every_key)
+{
+	const char *text = "; comment\n"
+			   "# another\n"
+			   "[host]\n"
+			   "data_dir   = ./state/db   ; inline comment\n"
+			   "plugin_dir = plugins\n"
+			   "log_level  = debug\n"
+			   "log_format = json\n"
+			   "grace_period = 2m\n"
+			   "map_size = 8MiB\n"
+			   "max_map_size = 1 GiB\n"
+			   "durability = relaxed\n"
+			   "max_input_size = 64K\n"
+			   "max_result_size = 1048576\n"
+			   "[processor]\n"
+			   "strategy    = multi\n"
+			   "max_threads = 16\n"
+			   "wait_time   = 250ms\n";
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, text, err, sizeof(err)), 0);
+	char want[4096];
+	snprintf(want, sizeof(want), "%s/state/db", dir);
+	ck_assert_str_eq(c.data_dir, want);
+	ck_assert_int_eq(c.data_dir_line, 4);
+	ck_assert_int_eq(c.log_level, TH_LOG_DEBUG);
+	ck_assert_int_eq(c.log_format, TH_LOG_JSON);
+	ck_assert(c.grace_period == 120);
+	ck_assert_uint_eq(c.map_size, 8u << 20);
+	ck_assert_uint_eq(c.max_map_size, 1u << 30);
+	ck_assert_int_eq(c.durability, TH_RELAXED);
+	ck_assert_uint_eq(c.max_input_size, 64u << 10);
+	ck_assert_uint_eq(c.max_result_size, 1048576);
+	ck_assert_str_eq(c.strategy, "multi");
+	ck_assert_uint_eq(c.args.max_threads, 16);
+	ck_assert(c.args.wait_time > 0.2499 && c.args.wait_time < 0.2501);
+	th_config_free(&c);
+}
+END_TEST
+
+START_TEST(absolute_paths_kept)
+{
+	char text[4096];
+	snprintf(text, sizeof(text), "[host]\nplugin_dir = %s/plugins\ndata_dir = /var/x\n", dir);
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, text, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.data_dir, "/var/x");
+	th_config_free(&c);
+}
+END_TEST
+
+static void expect_error(const char *text, int line, const char *msg)
+{
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, text, err, sizeof(err)), TH_ECONFIG);
+	char want[2048];
+	snprintf(want, sizeof(want), "%s:%d: %s", name, line, msg);
+	if (*msg)
+		ck_assert_str_eq(err, want);
+	else /* only the place */
+		ck_assert_int_eq(strncmp(err, want, strlen(want)), 0);
+}
+
+START_TEST(errors_name_file_and_line)
+{
+	expect_error("[host]\n\n\nfoo = 1\n", 4, "unknown key 'foo' in [host]");
+	expect_error("[processor]\nmax_thread = 4\n", 2, "unknown key 'max_thread' in [processor]");
+	expect_error("[host]\n[extra]\n", 2, "unknown section [extra] (expected [host] or [processor])");
+	expect_error("[processor]\nmax_threads = 1025\n", 2,
+		     "bad value '1025' for max_threads in [processor]: expected a whole number "
+		     "from 1 to 1024");
+	expect_error("[processor]\nmax_threads = 4x\n", 2,
+		     "bad value '4x' for max_threads in [processor]: expected a whole number "
+		     "from 1 to 1024");
+	expect_error("[processor]\nwait_time = -1\n", 2,
+		     "bad value '-1' for wait_time in [processor]: expected seconds such as 1.0 "
+		     "or 250ms (at most 1d)");
+	expect_error("[host]\nlog_format = xml\n", 2,
+		     "bad value 'xml' for log_format in [host]: expected text or json");
+	expect_error("[host]\ndurability = maybe\n", 2,
+		     "bad value 'maybe' for durability in [host]: expected durable or relaxed");
+	expect_error("[host]\nmap_size = 10KiB\n", 2, "map_size in [host] must be at least 1MiB");
+	expect_error("[host]\nmax_input_size = 0\n", 2,
+		     "max_input_size in [host] must be between 1 byte and 1GiB");
+	expect_error("[host]\ndata_dir =\n", 2, "empty value for data_dir in [host]");
+	expect_error("[host]\nlog_level = info\nlog_level = debug\n", 3,
+		     "'log_level' given twice in [host]");
+	expect_error("[host]\nno equals sign here\n", 2,
+		     "syntax error: expected [section], key = value, or a comment");
+	expect_error("key = value\n", 1, "unknown section [] (expected [host] or [processor])");
+	char longline[400];
+	memset(longline, 'x', sizeof(longline));
+	memcpy(longline, "[host]\ndata_dir = ", 18);
+	longline[sizeof(longline) - 1] = 0;
+	expect_error(longline, 2, "line longer than 198 characters");
+}
+END_TEST
+
+START_TEST(directory_errors)
+{
+	expect_error("[host]\nplugin_dir = ./missing\n", 2, "");
+	ck_assert_ptr_nonnull(strstr(err, "plugin_dir '"));
+	ck_assert_ptr_nonnull(strstr(err, "/missing': no such directory"));
+	th_config c;
+	tu_rmtree(dir);
+	mkdir(dir, 0755);
+	ck_assert_int_eq(th_config_parse(&c, name, "", err, sizeof(err)), TH_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(err, "(the default, as the file sets none)"));
+	ck_assert_int_eq(th_config_load(&c, "/no/such/taskhost.ini", err, sizeof(err)),
+			 TH_ECONFIG);
+	ck_assert_str_eq(err, "/no/such/taskhost.ini: cannot open: No such file or directory");
+}
+END_TEST
+
+START_TEST(max_map_below_map)
+{
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, "[host]\nmap_size = 2GiB\nmax_map_size = 1GiB\n",
+					 err, sizeof(err)), TH_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(err, "max_map_size (1073741824 bytes) is smaller than map_size"));
+}
+END_TEST
+
+START_TEST(makes_data_dir)
+{
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, "[host]\ndata_dir = a/b/c\n", err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(th_config_make_data_dir(&c, err, sizeof(err)), 0);
+	struct stat sb;
+	ck_assert_int_eq(stat(c.data_dir, &sb), 0);
+	ck_assert(S_ISDIR(sb.st_mode));
+	ck_assert_int_eq(th_config_make_data_dir(&c, err, sizeof(err)), 0); /* again: fine */
+	th_config_free(&c);
+}
+END_TEST
+
+START_TEST(sizes_and_durations)
+{
+	uint64_t v;
+	ck_assert_int_eq(th_parse_size("4096", &v), 0);
+	ck_assert_uint_eq(v, 4096);
+	ck_assert_int_eq(th_parse_size("1.5K", &v), 0);
+	ck_assert_uint_eq(v, 1536);
+	ck_assert_int_eq(th_parse_size("2 GiB", &v), 0);
+	ck_assert_uint_eq(v, 2ull << 30);
+	ck_assert_int_eq(th_parse_size("1tb", &v), 0);
+	ck_assert_uint_eq(v, 1ull << 40);
+	ck_assert_int_eq(th_parse_size("-1", &v), TH_EINVAL);
+	ck_assert_int_eq(th_parse_size("MiB", &v), TH_EINVAL);
+	ck_assert_int_eq(th_parse_size("5 parsecs", &v), TH_EINVAL);
+	ck_assert_int_eq(th_parse_size("99999999999T", &v), TH_EINVAL);
+	double d;
+	ck_assert_int_eq(th_parse_duration("1.5", &d), 0);
+	ck_assert(d == 1.5);
+	ck_assert_int_eq(th_parse_duration("500ms", &d), 0);
+	ck_assert(d > 0.4999 && d < 0.5001);
+	ck_assert_int_eq(th_parse_duration("2m", &d), 0);
+	ck_assert(d == 120);
+	ck_assert_int_eq(th_parse_duration("7d", &d), 0);
+	ck_assert(d == 7 * 86400);
+	ck_assert_int_eq(th_parse_duration("1h", &d), 0);
+	ck_assert(d == 3600);
+	ck_assert_int_eq(th_parse_duration("soon", &d), TH_EINVAL);
+	ck_assert_int_eq(th_parse_duration("-3s", &d), TH_EINVAL);
+	ck_assert_int_eq(th_parse_duration("3 fortnights", &d), TH_EINVAL);
+	ck_assert_int_eq(th_parse_duration("nan", &d), TH_EINVAL);
+	ck_assert_int_eq(th_parse_duration("inf", &d), TH_EINVAL);
+}
+END_TEST
+
+Suite *config_suite(void);
+Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("config");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, defaults);
+	tcase_add_test(tc, every_key);
+	tcase_add_test(tc, absolute_paths_kept);
+	tcase_add_test(tc, errors_name_file_and_line);
+	tcase_add_test(tc, directory_errors);
+	tcase_add_test(tc, max_map_below_map);
+	tcase_add_test(tc, makes_data_dir);
+	tcase_add_test(tc, sizes_and_durations);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,140 @@
+# Shared by the end-to-end tests: a temp dir with a config and plugins, running the
+# taskhost binary, starting and stopping hosts, waiting for conditions with deadlines,
+# and counting results. Sourced, not run.
+# shellcheck shell=sh
+set -u
+
+: "${TASKHOST:?TASKHOST must name the taskhost binary}"
+: "${PLUGINS:?PLUGINS must name the built plugins directory}"
+: "${FIXTURES:?FIXTURES must name the built test fixtures directory}"
+
+passed=0
+failed=0
+HOSTS=""
+W=$(mktemp -d "${TMPDIR:-/tmp}/taskhost-e2e-XXXXXX")
+CFG="$W/taskhost.ini"
+mkdir "$W/plugins"
+for p in echo fail sleep; do
+	cp "$PLUGINS/$p.so" "$W/plugins/"
+done
+
+cleanup() {
+	for pid in $HOSTS; do
+		kill -KILL "$pid" 2>/dev/null
+	done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+# write_config [lines for [host]] -- [lines for [processor]]: the defaults below are
+# written only for keys the arguments do not set
+write_config() {
+	{
+		echo "[host]"
+		host_has() {
+			for l in "$@"; do
+				[ "$l" = "--" ] && return 1
+				case $l in "$key "* | "$key="*) return 0 ;; esac
+			done
+			return 1
+		}
+		for kv in "data_dir = ./var" "plugin_dir = ./plugins" "grace_period = 20s"; do
+			key=${kv%% *}
+			host_has "$@" || echo "$kv"
+		done
+		while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+			echo "$1"
+			shift
+		done
+		[ $# -gt 0 ] && shift
+		echo "[processor]"
+		case " $* " in *" strategy"*) ;; *) echo "strategy = multi" ;; esac
+		for l in "$@"; do
+			echo "$l"
+		done
+	} >"$CFG"
+}
+
+ok() {
+	passed=$((passed + 1))
+	echo "ok - $1"
+}
+
+not_ok() {
+	failed=$((failed + 1))
+	echo "not ok - $1"
+}
+
+# th ARGS: runs taskhost with the test config; sets $out, $err and $rc
+th() {
+	out=$("$TASKHOST" -c "$CFG" "$@" 2>"$W/stderr")
+	rc=$?
+	err=$(cat "$W/stderr")
+}
+
+# expect DESC RC [STDERR]: the last th call exited RC (and printed exactly STDERR)
+expect() {
+	if [ "$rc" != "$2" ]; then
+		not_ok "$1: exit $rc, expected $2 (stderr: $err)"
+	elif [ $# -ge 3 ] && [ "$err" != "$3" ]; then
+		not_ok "$1: stderr '$err', expected '$3'"
+	else
+		ok "$1"
+	fi
+}
+
+# same DESC GOT WANT
+same() {
+	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', expected '$3'"; fi
+}
+
+# check DESC CMD...: CMD succeeds
+check() {
+	d=$1
+	shift
+	if "$@"; then ok "$d"; else not_ok "$d"; fi
+}
+
+# wait_until SECONDS CMD...: polls CMD until it succeeds; false after SECONDS
+wait_until() {
+	end=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -ge "$end" ] && return 1
+		sleep 0.02
+	done
+}
+
+# start_host [LOGFILE]: starts `taskhost run` in the background, waits until it runs
+start_host() {
+	log=${1:-$W/host.log}
+	"$TASKHOST" -c "$CFG" run 2>"$log" &
+	HOST_PID=$!
+	HOSTS="$HOSTS $HOST_PID"
+	if ! wait_until 20 grep -q -E 'host: started|"source":"host","msg":"started' "$log"; then
+		echo "host did not start:" >&2
+		cat "$log" >&2
+		return 1
+	fi
+}
+
+# stop_host PID: SIGTERM, then waits; $host_rc is its exit status
+stop_host() {
+	kill -TERM "$1"
+	wait "$1"
+	host_rc=$?
+}
+
+# stop_now PID: SIGTERM twice: the second cuts the grace period short
+stop_now() {
+	kill -TERM "$1"
+	wait_until 20 grep -q -E 'host: stopping|"source":"host","msg":"stopping' "$log"
+	kill -TERM "$1"
+	wait "$1"
+	host_rc=$?
+}
+
+finish() {
+	echo "RESULT: $passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+}

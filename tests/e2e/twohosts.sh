@@ -1,0 +1,33 @@
+#!/bin/sh
+# End to end: two hosts on one data dir run 1,000 jobs, each exactly once. The jobs
+# are added from a third process while both hosts run, so both claim concurrently.
+. "$(dirname "$0")/lib.sh"
+
+cp "$FIXTURES/fx_good.so" "$W/plugins/"
+write_config -- "max_threads = 3" "wait_time = 0.5"
+start_host "$W/a.log"
+a=$HOST_PID
+start_host "$W/b.log"
+b=$HOST_PID
+
+i=0
+while [ $i -lt 1000 ]; do
+	"$TASKHOST" -c "$CFG" add fx_record "$W/runs" >/dev/null || break
+	i=$((i + 1))
+done
+same "1000 jobs added" "$i" 1000
+th wait $(seq 1 1000) --timeout 300
+expect "all 1000 completed" 0
+stop_host "$a"
+stop_host "$b"
+
+check "each job ran exactly once" sh -c '[ "$(sort -n "$1" | uniq | wc -l)" = 1000 ] && [ "$(wc -l <"$1")" = 1000 ]' - "$W/runs"
+check "1 .. 1000" sh -c '[ "$(sort -n "$1" | head -n 1)" = 1 ] && [ "$(sort -n "$1" | tail -n 1)" = 1000 ]' - "$W/runs"
+na=$(grep -c "task=fx_record: completed" "$W/a.log")
+nb=$(grep -c "task=fx_record: completed" "$W/b.log")
+same "the hosts' logs account for every run" $((na + nb)) 1000
+check "both hosts took jobs" [ "$na" -gt 0 ] && [ "$nb" -gt 0 ]
+th stats --json
+check "stats: 1000 completed" sh -c 'echo "$1" | grep -q "\"completed\": 1000"' - "$out"
+
+finish
