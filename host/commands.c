@@ -375,8 +375,19 @@ int th_cmd_tasks(th_cli *cli)
 		else
 			printf("%-20s %-20s %-8s %s\n", ti.name, base, ti.version, ti.description);
 	}
+	const char *file, *why;
+	size_t nref = th_service_refused(cli->svc, 0, &file, &why);
+	json_t *refused = arr ? json_array() : NULL;
+	for (size_t i = 0; i < nref; i++) {
+		th_service_refused(cli->svc, i, &file, &why);
+		if (refused)
+			json_array_append_new(refused, json_pack("{s:s, s:s}", "file", file,
+								 "reason", why));
+		else
+			printf("%srefused: %s: %s\n", i ? "" : "\n", file, why);
+	}
 	if (arr)
-		print_json(arr);
+		print_json(json_pack("{s:o, s:o}", "tasks", arr, "refused", refused));
 	return TH_EXIT_OK;
 }
 
@@ -441,6 +452,12 @@ int th_cmd_wait(th_cli *cli)
 		if (end >= 0 && now >= end) {
 			if (bar)
 				fputc('\n', stderr);
+			if (cli->json) {
+				json_t *arr = json_array();
+				for (int i = 0; i < cli->argc; i++)
+					json_array_append_new(arr, job_json(&jobs[i]));
+				print_json(arr);
+			}
 			for (int i = 0; i < cli->argc; i++)
 				if (!th_job_status_final(jobs[i].status)) {
 					th_cli_error("wait: timed out after %g s: job %llu is %s",
@@ -459,8 +476,14 @@ int th_cmd_wait(th_cli *cli)
 	}
 	if (rc)
 		goto out;
-	if (bar)
+	if (bar) {
+		bool all_done = true;
+		for (int i = 0; i < cli->argc; i++)
+			all_done &= jobs[i].status == TH_JOB_COMPLETED;
+		if (all_done)
+			draw_bar(ids[0], 1.0);
 		fputc('\n', stderr);
+	}
 	json_t *arr = cli->json ? json_array() : NULL;
 	for (int i = 0; i < cli->argc; i++) {
 		const th_job *j = &jobs[i];

@@ -27,6 +27,7 @@ struct parse {
 	size_t errlen;
 	bool failed;
 	unsigned seen[2]; /* keys given once already, one bit each, per section */
+	int map_line;     /* where map_size or max_map_size was set last */
 	/* the text being parsed, when parsing from memory */
 	const char *text;
 	FILE *file;
@@ -81,6 +82,8 @@ int th_config_defaults(th_config *cfg, const char *path)
 	cfg->durability = TH_DURABLE;
 	cfg->max_input_size = 16u << 20;
 	cfg->max_result_size = 16u << 20;
+	cfg->lease_time = 30;
+	cfg->max_attempts = 3;
 	snprintf(cfg->strategy, sizeof(cfg->strategy), "simple");
 	cfg->args = (th_processor_args){.wait_time = 1.0, .max_threads = 5};
 	return 0;
@@ -169,13 +172,15 @@ static int fail(struct parse *p, const char *fmt, ...)
 /* The keys, with the bit that marks them seen. */
 enum {
 	K_DATA_DIR, K_PLUGIN_DIR, K_LOG_LEVEL, K_LOG_FORMAT, K_GRACE, K_MAP_SIZE,
-	K_MAX_MAP_SIZE, K_DURABILITY, K_MAX_INPUT, K_MAX_RESULT,
+	K_MAX_MAP_SIZE, K_DURABILITY, K_MAX_INPUT, K_MAX_RESULT, K_LEASE, K_MAX_ATTEMPTS,
+	K_INSECURE,
 	K_STRATEGY = 0, K_MAX_THREADS, K_WAIT_TIME
 };
 
 static const char *const host_keys[] = {
 	"data_dir", "plugin_dir", "log_level", "log_format", "grace_period", "map_size",
-	"max_map_size", "durability", "max_input_size", "max_result_size", NULL};
+	"max_map_size", "durability", "max_input_size", "max_result_size", "lease_time",
+	"max_attempts", "allow_insecure_plugins", NULL};
 static const char *const processor_keys[] = {"strategy", "max_threads", "wait_time", NULL};
 
 static int key_index(const char *const *keys, const char *name)
@@ -221,6 +226,31 @@ static int host_key(struct parse *p, int k, const char *value)
 			return fail(p, "bad value '%s' for grace_period in [host]: expected a "
 				    "duration such as 30s, 500ms or 2m (at most 1d)", value);
 		return 1;
+	case K_LEASE:
+		if (th_parse_duration(value, &c->lease_time) || c->lease_time < 1 ||
+		    c->lease_time > 86400)
+			return fail(p, "bad value '%s' for lease_time in [host]: expected a duration "
+				    "from 1s to 1d", value);
+		return 1;
+	case K_MAX_ATTEMPTS: {
+		char *end;
+		errno = 0;
+		long v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < 1 || v > 1000)
+			return fail(p, "bad value '%s' for max_attempts in [host]: expected a whole "
+				    "number from 1 to 1000", value);
+		c->max_attempts = (unsigned)v;
+		return 1;
+	}
+	case K_INSECURE:
+		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
+			c->allow_insecure_plugins = true;
+		else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
+			c->allow_insecure_plugins = false;
+		else
+			return fail(p, "bad value '%s' for allow_insecure_plugins in [host]: "
+				    "expected true or false", value);
+		return 1;
 	case K_DURABILITY:
 		if (strcmp(value, "durable") == 0)
 			c->durability = TH_DURABLE;
@@ -239,6 +269,7 @@ static int host_key(struct parse *p, int k, const char *value)
 		if (size < (1u << 20))
 			return fail(p, "%s in [host] must be at least 1MiB", host_keys[k]);
 		*(k == K_MAP_SIZE ? &c->map_size : &c->max_map_size) = size;
+		p->map_line = p->line;
 	} else {
 		if (size < 1 || size > (1ull << 30))
 			return fail(p, "%s in [host] must be between 1 byte and 1GiB",
@@ -283,8 +314,14 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (p->failed)
 		return 1;
 	int sec = strcmp(section, "host") == 0 ? 0 : strcmp(section, "processor") == 0 ? 1 : -1;
+	if (!*section)
+		return fail(p, "key '%s' outside any section (put it under [host] or "
+			    "[processor])", name);
 	if (sec < 0)
 		return fail(p, "unknown section [%s] (expected [host] or [processor])", section);
+	if (value[0] == '"' || value[0] == '\'')
+		return fail(p, "value of %s in [%s] starts with a quote: values are taken as "
+			    "written, without quotes", name, section);
 	int k = key_index(sec == 0 ? host_keys : processor_keys, name);
 	if (k < 0)
 		return fail(p, "unknown key '%s' in [%s]", name, section);
@@ -341,16 +378,19 @@ static int finish(struct parse *p, int rc)
 		fail(p, "syntax error: expected [section], key = value, or a comment");
 	}
 	if (!p->failed && c->max_map_size < c->map_size) {
-		p->line = 0;
-		snprintf(p->err, p->errlen, "%s: max_map_size (%llu bytes) is smaller than "
-			 "map_size (%llu bytes)", p->name, (unsigned long long)c->max_map_size,
-			 (unsigned long long)c->map_size);
-		p->failed = true;
+		p->line = p->map_line;
+		fail(p, "max_map_size (%llu bytes) is smaller than map_size (%llu bytes)",
+		     (unsigned long long)c->max_map_size, (unsigned long long)c->map_size);
 	}
 	struct stat sb;
-	if (!p->failed && (stat(c->plugin_dir, &sb) || !S_ISDIR(sb.st_mode))) {
-		const char *why = errno == ENOENT || !S_ISDIR(sb.st_mode) ? "no such directory"
-									     : strerror(errno);
+	const char *why = NULL;
+	if (!p->failed) {
+		if (stat(c->plugin_dir, &sb) != 0)
+			why = errno == ENOENT ? "no such directory" : strerror(errno);
+		else if (!S_ISDIR(sb.st_mode))
+			why = "not a directory";
+	}
+	if (why) {
 		if (c->plugin_dir_line) {
 			p->line = c->plugin_dir_line;
 			fail(p, "plugin_dir '%s': %s", c->plugin_dir, why);
@@ -373,6 +413,12 @@ int th_config_load(th_config *cfg, const char *path, char *err, size_t errlen)
 	if (th_config_defaults(cfg, path))
 		return TH_ENOMEM;
 	FILE *f = fopen(path, "r");
+	struct stat fsb;
+	if (f && fstat(fileno(f), &fsb) == 0 && S_ISDIR(fsb.st_mode)) {
+		fclose(f);
+		f = NULL;
+		errno = EISDIR;
+	}
 	if (!f) {
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		th_config_free(cfg);

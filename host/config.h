@@ -3,6 +3,7 @@
 #ifndef TH_CONFIG_H
 #define TH_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,9 @@ typedef struct th_config {
 	int durability;         /* enum th_durability */
 	uint64_t max_input_size;
 	uint64_t max_result_size;
+	double lease_time;      /* seconds a claim lasts unless renewed */
+	unsigned max_attempts;  /* default for new jobs */
+	bool allow_insecure_plugins; /* load plugins others could have written */
 	char strategy[16];
 	th_processor_args args;
 } th_config;

@@ -122,7 +122,10 @@ int th_cmd_run(th_cli *cli)
 			     .max_map_size = cfg->max_map_size,
 			     .durability = cfg->durability,
 			     .max_input = cfg->max_input_size,
-			     .max_result = cfg->max_result_size};
+			     .max_result = cfg->max_result_size,
+			     .lease_time = cfg->lease_time,
+			     .max_attempts = cfg->max_attempts,
+			     .allow_insecure_plugins = cfg->allow_insecure_plugins};
 	if ((rc = th_service_open(&cli->svc, &o))) {
 		th_cli_error("cannot start: %s", th_strerror(rc));
 		return rc == TH_ESYS || rc == TH_EFORMAT ? TH_EXIT_USAGE : TH_EXIT_FAIL;

@@ -28,6 +28,7 @@ typedef struct th_job {
 	char queue[TH_QUEUE_NAME_MAX + 1]; /* "" is the default queue */
 	int32_t priority;
 	uint32_t attempts;     /* runs started so far */
+	uint32_t max_attempts; /* runs it may get, crashes of its host included */
 	int64_t added_us;      /* microseconds since the epoch, UTC */
 	int64_t started_us;    /* 0 until first claimed */
 	int64_t finished_us;   /* 0 until finished */

@@ -36,8 +36,9 @@ static const struct command commands[] = {
 	 0, 0, 0},
 	{"add", th_cmd_add, "TASK [INPUT | -]", "add a job; prints its id",
 	 "INPUT is the job's input bytes; '-' reads them from stdin (binary-safe); without it\n"
-	 "the input is empty. The task must be provided by a plugin in plugin_dir. Works\n"
-	 "whether or not a host is running; a running host starts the job at once.\n",
+	 "the input is empty; put -- before an input that starts with '-'. The task must be\n"
+	 "provided by a plugin in plugin_dir. Works whether or not a host is running; a\n"
+	 "running host starts the job at once.\n",
 	 1, 2, A_JSON},
 	{"status", th_cmd_status, "ID", "print a job's status",
 	 "Prints queued, processing, completed, error or cancelled; with --json the whole\n"
@@ -170,7 +171,10 @@ int th_cli_open(th_cli *cli, bool with_plugins)
 			     .max_map_size = cli->cfg.max_map_size,
 			     .durability = cli->cfg.durability,
 			     .max_input = cli->cfg.max_input_size,
-			     .max_result = cli->cfg.max_result_size};
+			     .max_result = cli->cfg.max_result_size,
+			     .lease_time = cli->cfg.lease_time,
+			     .max_attempts = cli->cfg.max_attempts,
+			     .allow_insecure_plugins = cli->cfg.allow_insecure_plugins};
 	if ((rc = th_service_open(&cli->svc, &o))) {
 		const char *why = *last_error ? last_error : th_strerror(rc);
 		th_cli_error("cannot open the data dir %s: %s", cli->cfg.data_dir, why);
@@ -204,8 +208,8 @@ bool th_cli_job_id(const char *s, uint64_t *id)
 {
 	char *end;
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v == 0 || s[0] == '-') {
+	unsigned long long v = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
+	if (errno || v == 0 || *end) {
 		th_cli_error("'%s' is not a job id (a whole number from 1)", s);
 		return false;
 	}
@@ -218,6 +222,12 @@ static int parse_status_list(const char *s, unsigned *mask)
 	char *copy = strdup(s), *save = NULL;
 	int rc = 0;
 	*mask = 0;
+	size_t len = strlen(s);
+	if (len == 0 || s[0] == ',' || s[len - 1] == ',' || strstr(s, ",,")) {
+		th_cli_error("bad status list '%s' (statuses separated by commas)", s);
+		free(copy);
+		return -1;
+	}
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		th_job_status st;
 		if (th_job_status_parse(t, &st)) {
@@ -350,8 +360,10 @@ int main(int argc, char **argv)
 			th_cli_error("%s: option '%s' needs a value", cmd->name, cargv[optind - 1]);
 			return TH_EXIT_USAGE;
 		default:
-			th_cli_error("%s: unknown option '%s' (try 'taskhost %s --help')",
-				     cmd->name, cargv[optind - 1], cmd->name);
+			th_cli_error("%s: unknown option '%s' (try 'taskhost %s --help'%s)",
+				     cmd->name, cargv[optind - 1], cmd->name,
+				     cmd->fn == th_cmd_add ? "; an input starting with '-' goes after --"
+							   : "");
 			return TH_EXIT_USAGE;
 		}
 	}

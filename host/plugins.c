@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "job.h"
 #include "log.h"
@@ -34,7 +36,8 @@ struct seen {
 	char *path;
 	dev_t dev;
 	ino_t ino;
-	struct timespec mtime;
+	struct timespec ctime; /* changes with the content, the mode and the owner */
+	char *refused; /* why, when it was refused; NULL when loaded */
 };
 
 struct th_task_entry {
@@ -51,8 +54,11 @@ struct th_plugins {
 	size_t nplugins, plugins_cap;
 	th_task_entry **tasks;
 	size_t ntasks, tasks_cap;
-	struct seen *seen;
+	struct seen *seen; /* guarded by load_mu */
 	size_t nseen, seen_cap;
+	char *dir;             /* the directory loaded last, for rescans */
+	bool insecure_ok;      /* load files other users could have written */
+	int64_t last_rescan;   /* when find_or_rescan last rescanned (monotonic us) */
 };
 
 struct th_plugin_thread {
@@ -98,9 +104,12 @@ void th_plugins_free(th_plugins *reg)
 		free(p->file);
 		free(p);
 	}
-	for (size_t i = 0; i < reg->nseen; i++)
+	for (size_t i = 0; i < reg->nseen; i++) {
 		free(reg->seen[i].path);
+		free(reg->seen[i].refused);
+	}
 	free(reg->seen);
+	free(reg->dir);
 	free(reg->plugins);
 	free(reg->tasks);
 	pthread_rwlock_destroy(&reg->lock);
@@ -203,17 +212,16 @@ static int reserve(void **arr, size_t *cap, size_t n, size_t more, size_t size)
 	return 0;
 }
 
-/* Checks, initialises and registers a descriptor; takes ownership of handle. Loads are
- * serialised by load_mu; the registry lock is not held while init runs, so jobs of
- * plugins already loaded go on meanwhile. */
-static int add_plugin(th_plugins *reg, const th_plugin *d, const char *file, void *handle)
+/* Checks, initialises and registers a descriptor; takes ownership of handle. The caller
+ * holds load_mu; the registry lock is not held while init runs, so jobs of plugins
+ * already loaded go on meanwhile. A refusal's reason goes to why. */
+static int add_plugin(th_plugins *reg, const th_plugin *d, const char *file, void *handle,
+		      char *why, size_t whylen)
 {
-	char why[512];
 	struct plugin *p = NULL;
 	th_task_entry *entries = NULL;
-	pthread_mutex_lock(&reg->load_mu);
 	pthread_rwlock_wrlock(&reg->lock);
-	const char *bad = check_descriptor(reg, d, why, sizeof(why));
+	const char *bad = check_descriptor(reg, d, why, whylen);
 	if (!bad &&
 	    (reserve((void **)&reg->plugins, &reg->plugins_cap, reg->nplugins, 1,
 		     sizeof(*reg->plugins)) ||
@@ -221,7 +229,7 @@ static int add_plugin(th_plugins *reg, const th_plugin *d, const char *file, voi
 		     sizeof(*reg->tasks)) ||
 	     !(p = calloc(1, sizeof(*p))) || !(p->file = strdup(file)) ||
 	     !(entries = calloc(d->ntasks, sizeof(*entries))))) {
-		snprintf(why, sizeof(why), "out of memory");
+		snprintf(why, whylen, "out of memory");
 		bad = why;
 	}
 	pthread_rwlock_unlock(&reg->lock);
@@ -232,7 +240,7 @@ static int add_plugin(th_plugins *reg, const th_plugin *d, const char *file, voi
 			int irc = d->init(reg->api);
 			current = NULL;
 			if (irc) {
-				snprintf(why, sizeof(why), "init failed (returned %d)", irc);
+				snprintf(why, whylen, "init failed (returned %d)", irc);
 				bad = why;
 			}
 		}
@@ -253,7 +261,9 @@ static int add_plugin(th_plugins *reg, const th_plugin *d, const char *file, voi
 		th_log_info("plugins", "%s: loaded plugin %s %s (%zu task%s)", file, d->name,
 			    d->version ? d->version : "", d->ntasks, d->ntasks == 1 ? "" : "s");
 	} else {
-		th_log_warn("plugins", "%s: refused: %s", file, bad);
+		if (bad != why)
+			snprintf(why, whylen, "%s", bad);
+		th_log_warn("plugins", "%s: refused: %s", file, why);
 		if (p)
 			free(p->file);
 		free(p);
@@ -261,61 +271,104 @@ static int add_plugin(th_plugins *reg, const th_plugin *d, const char *file, voi
 		if (handle)
 			dlclose(handle);
 	}
-	pthread_mutex_unlock(&reg->load_mu);
 	return bad ? TH_EPLUGIN : 0;
 }
 
 int th_plugins_add_static(th_plugins *reg, const th_plugin *desc, const char *label)
 {
-	return add_plugin(reg, desc, label, NULL);
+	char why[512];
+	pthread_mutex_lock(&reg->load_mu);
+	int rc = add_plugin(reg, desc, label, NULL, why, sizeof(why));
+	pthread_mutex_unlock(&reg->load_mu);
+	return rc;
 }
 
-int th_plugins_load_file(th_plugins *reg, const char *path)
+/* Who could have written this file or directory besides us: NULL when nobody. */
+static const char *insecure(const struct stat *sb, char *why, size_t whylen)
 {
+	if (sb->st_mode & S_IWOTH) {
+		snprintf(why, whylen, "world-writable (anyone could replace the code the host "
+			 "runs; set allow_insecure_plugins = true to load it anyway)");
+		return why;
+	}
+	if (sb->st_uid != geteuid() && sb->st_uid != 0) {
+		snprintf(why, whylen, "owned by uid %u, neither this user nor root (set "
+			 "allow_insecure_plugins = true to load it anyway)", (unsigned)sb->st_uid);
+		return why;
+	}
+	return NULL;
+}
+
+static int load_file_locked(th_plugins *reg, const char *path, char *why, size_t whylen)
+{
+	struct stat sb;
+	if (!reg->insecure_ok && stat(path, &sb) == 0 && insecure(&sb, why, whylen)) {
+		th_log_warn("plugins", "%s: refused: %s", path, why);
+		return TH_EPLUGIN;
+	}
 	dlerror();
 	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		const char *err = dlerror();
-		th_log_warn("plugins", "%s: refused: not loadable: %s", path,
-			    err ? err : "unknown error");
+		snprintf(why, whylen, "not loadable: %s", err ? err : "unknown error");
+		th_log_warn("plugins", "%s: refused: %s", path, why);
 		return TH_EPLUGIN;
 	}
 	th_plugin_entry_fn entry;
 	*(void **)&entry = dlsym(h, TH_PLUGIN_ENTRY);
 	const th_plugin *d = entry ? entry() : NULL;
 	if (!d) {
-		th_log_warn("plugins", "%s: refused: %s", path,
-			    entry ? "entry point returned no descriptor"
-				  : "no entry point " TH_PLUGIN_ENTRY "()");
+		snprintf(why, whylen, "%s", entry ? "entry point returned no descriptor"
+						  : "no entry point " TH_PLUGIN_ENTRY "()");
+		th_log_warn("plugins", "%s: refused: %s", path, why);
 		dlclose(h);
 		return TH_EPLUGIN;
 	}
-	return add_plugin(reg, d, path, h);
+	return add_plugin(reg, d, path, h, why, whylen);
 }
 
-/* true when path was tried before and has not changed since; records it otherwise */
-static bool seen_before(th_plugins *reg, const char *path, const struct stat *sb)
+int th_plugins_load_file(th_plugins *reg, const char *path)
 {
+	char why[512];
+	pthread_mutex_lock(&reg->load_mu);
+	int rc = load_file_locked(reg, path, why, sizeof(why));
+	pthread_mutex_unlock(&reg->load_mu);
+	return rc;
+}
+
+void th_plugins_allow_insecure(th_plugins *reg, bool allow)
+{
+	pthread_mutex_lock(&reg->load_mu);
+	reg->insecure_ok = allow;
+	pthread_mutex_unlock(&reg->load_mu);
+}
+
+/* The record of path; *unchanged tells it was tried before and has not changed since.
+ * NULL when out of memory. */
+static struct seen *seen_entry(th_plugins *reg, const char *path, const struct stat *sb,
+			       bool *unchanged)
+{
+	*unchanged = false;
 	for (size_t i = 0; i < reg->nseen; i++) {
 		struct seen *s = &reg->seen[i];
 		if (strcmp(s->path, path) != 0)
 			continue;
-		bool same = s->dev == sb->st_dev && s->ino == sb->st_ino &&
-			    s->mtime.tv_sec == sb->st_mtim.tv_sec &&
-			    s->mtime.tv_nsec == sb->st_mtim.tv_nsec;
+		*unchanged = s->dev == sb->st_dev && s->ino == sb->st_ino &&
+			     s->ctime.tv_sec == sb->st_ctim.tv_sec &&
+			     s->ctime.tv_nsec == sb->st_ctim.tv_nsec;
 		s->dev = sb->st_dev;
 		s->ino = sb->st_ino;
-		s->mtime = sb->st_mtim;
-		return same;
+		s->ctime = sb->st_ctim;
+		return s;
 	}
 	char *copy = strdup(path);
 	if (!copy ||
 	    reserve((void **)&reg->seen, &reg->seen_cap, reg->nseen, 1, sizeof(*reg->seen))) {
 		free(copy);
-		return false;
+		return NULL;
 	}
-	reg->seen[reg->nseen++] = (struct seen){copy, sb->st_dev, sb->st_ino, sb->st_mtim};
-	return false;
+	reg->seen[reg->nseen] = (struct seen){copy, sb->st_dev, sb->st_ino, sb->st_ctim, NULL};
+	return &reg->seen[reg->nseen++];
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)
@@ -333,33 +386,97 @@ int th_plugins_load_dir(th_plugins *reg, const char *dir, unsigned *loaded,
 			unsigned *refused)
 {
 	unsigned ok = 0, bad = 0;
-	struct dirent **names;
-	int n = scandir(dir, &names, is_plugin_file, by_name);
-	if (n < 0) {
+	char why[512];
+	pthread_mutex_lock(&reg->load_mu);
+	struct stat dsb;
+	int n = -1;
+	struct dirent **names = NULL;
+	if (stat(dir, &dsb) != 0) {
 		th_log_error("plugins", "cannot read plugin directory %s: %s", dir,
 			     strerror(errno));
+	} else if (!S_ISDIR(dsb.st_mode)) {
+		th_log_error("plugins", "cannot read plugin directory %s: not a directory", dir);
+	} else if (!reg->insecure_ok && insecure(&dsb, why, sizeof(why))) {
+		th_log_error("plugins", "plugin directory %s refused: %s", dir, why);
+	} else if ((n = scandir(dir, &names, is_plugin_file, by_name)) < 0) {
+		th_log_error("plugins", "cannot read plugin directory %s: %s", dir,
+			     strerror(errno));
+	}
+	if (n < 0) {
+		pthread_mutex_unlock(&reg->load_mu);
 		return TH_ESYS;
+	}
+	if (!reg->dir || strcmp(reg->dir, dir) != 0) {
+		free(reg->dir);
+		reg->dir = strdup(dir);
 	}
 	for (int i = 0; i < n; i++) {
 		char path[4096];
 		struct stat sb;
+		bool unchanged;
 		int len = snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
 		free(names[i]);
 		if (len >= (int)sizeof(path) || stat(path, &sb) || !S_ISREG(sb.st_mode))
 			continue;
-		if (seen_before(reg, path, &sb))
+		struct seen *s = seen_entry(reg, path, &sb, &unchanged);
+		if (unchanged)
 			continue;
-		if (th_plugins_load_file(reg, path) == 0)
+		int rc = load_file_locked(reg, path, why, sizeof(why));
+		if (s) {
+			free(s->refused);
+			s->refused = rc ? strdup(why) : NULL;
+		}
+		if (rc == 0)
 			ok++;
 		else
 			bad++;
 	}
 	free(names);
+	pthread_mutex_unlock(&reg->load_mu);
 	if (loaded)
 		*loaded = ok;
 	if (refused)
 		*refused = bad;
 	return 0;
+}
+
+size_t th_plugins_refused(th_plugins *reg, size_t i, const char **file, const char **why)
+{
+	pthread_mutex_lock(&reg->load_mu);
+	size_t k = 0, n = 0;
+	for (size_t j = 0; j < reg->nseen; j++) {
+		if (!reg->seen[j].refused)
+			continue;
+		if (k++ == i) {
+			*file = reg->seen[j].path;
+			*why = reg->seen[j].refused;
+		}
+		n++;
+	}
+	pthread_mutex_unlock(&reg->load_mu);
+	return n;
+}
+
+const th_task_entry *th_plugins_find_or_rescan(th_plugins *reg, const char *name)
+{
+	const th_task_entry *e = th_plugins_find(reg, name);
+	if (e || reg->mode != TH_PLUGINS_RUN)
+		return e;
+	/* `taskhost add` checks tasks against the directory, so a task added but unknown
+	 * here is most likely in a plugin dropped in since the last load: look, at most
+	 * once a second */
+	pthread_mutex_lock(&reg->load_mu);
+	int64_t now = th_clock_mono_us();
+	char *dir = reg->dir && now - reg->last_rescan >= 1000000 ? strdup(reg->dir) : NULL;
+	if (dir)
+		reg->last_rescan = now;
+	pthread_mutex_unlock(&reg->load_mu);
+	if (!dir)
+		return NULL;
+	th_log_info("plugins", "task '%s' unknown: looking for new plugins in %s", name, dir);
+	th_plugins_load_dir(reg, dir, NULL, NULL);
+	free(dir);
+	return th_plugins_find(reg, name);
 }
 
 const th_task_entry *th_plugins_find(th_plugins *reg, const char *name)

@@ -3,6 +3,7 @@
 #ifndef TH_PLUGINS_H
 #define TH_PLUGINS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "job.h"
@@ -22,12 +23,19 @@ int th_plugins_new(th_plugins **out, enum th_plugins_mode mode, const th_host_ap
 /* Calls fini of every initialised plugin, then unloads them. */
 void th_plugins_free(th_plugins *reg);
 
-/* Loads every *.so in dir not loaded or refused before, in name order (call it from one
- * thread at a time). A plugin that
+/* Loads every *.so in dir not loaded or refused before (or changed since), in name
+ * order. A plugin that
  * is refused is logged with its file and reason and skipped; the others load. Returns
- * TH_ESYS when the directory cannot be read. Counts go to loaded/refused (may be NULL). */
+ * TH_ESYS when the directory cannot be read or is refused as insecure. Counts go to
+ * loaded/refused (may be NULL). */
 int th_plugins_load_dir(th_plugins *reg, const char *dir, unsigned *loaded,
 			unsigned *refused);
+/* Refuse (the default) or load plugin files and directories that are world-writable or
+ * owned by a user other than this one and root. */
+void th_plugins_allow_insecure(th_plugins *reg, bool allow);
+/* The files load_dir refused and why: returns how many there are, and fills file and
+ * why for the i-th when i is below that. */
+size_t th_plugins_refused(th_plugins *reg, size_t i, const char **file, const char **why);
 /* One file; TH_EPLUGIN when refused (the reason is logged). */
 int th_plugins_load_file(th_plugins *reg, const char *path);
 /* A descriptor compiled into the program; `label` stands where a file name would. */
@@ -35,6 +43,9 @@ int th_plugins_add_static(th_plugins *reg, const th_plugin *desc, const char *la
 
 /* NULL when no loaded plugin provides `name`. Entries live as long as the registry. */
 const th_task_entry *th_plugins_find(th_plugins *reg, const char *name);
+/* Like find, but when the task is unknown, first loads new plugins from the directory
+ * loaded last (at most once a second; RUN mode only). */
+const th_task_entry *th_plugins_find_or_rescan(th_plugins *reg, const char *name);
 const char *th_task_entry_name(const th_task_entry *e);
 const char *th_task_entry_plugin(const th_task_entry *e); /* the plugin's name */
 

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 
@@ -23,6 +25,10 @@ struct th_processor {
 	int efd;
 	uint32_t seq0;
 	pthread_t watcher;
+	pthread_t keeper;
+	pthread_mutex_t keeper_mu;
+	pthread_cond_t keeper_cv;
+	bool keeper_stop; /* apart from `stopping`: leases are renewed until jobs finish */
 };
 
 static const th_strategy *const strategies[] = {&th_strategy_simple, &th_strategy_multi};
@@ -59,6 +65,68 @@ static void *watch(void *arg)
 	return NULL;
 }
 
+/* Takes back jobs of dead or expired owners, logging what it did. */
+static void recover(th_processor *p)
+{
+	size_t n = 0;
+	int rc = th_store_recover(p->env.store, &p->env.owner, &n);
+	if (rc)
+		th_log_error("processor", "recovering jobs of dead hosts failed: %s", th_strerror(rc));
+	else if (n)
+		th_log_warn("processor", "recovered %zu job%s of hosts that died or lost their lease",
+			    n, n == 1 ? "" : "s");
+	if (n)
+		th_processor_kick(p);
+}
+
+/* The keeper renews the leases of the jobs this host holds and looks for jobs whose
+ * owner is gone, so nothing stays processing without a living owner. */
+static void *keep(void *arg)
+{
+	th_processor *p = arg;
+	int64_t scan_us = p->env.lease_us / 3 < 1000000 ? p->env.lease_us / 3 : 1000000;
+	int64_t renew_us = p->env.lease_us / 3, last_renew = th_clock_mono_us();
+	pthread_mutex_lock(&p->keeper_mu);
+	while (!p->keeper_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t ns = ts.tv_nsec + scan_us % 1000000 * 1000;
+		ts.tv_sec += (time_t)(scan_us / 1000000 + ns / 1000000000);
+		ts.tv_nsec = (long)(ns % 1000000000);
+		pthread_cond_timedwait(&p->keeper_cv, &p->keeper_mu, &ts);
+		if (p->keeper_stop)
+			break;
+		pthread_mutex_unlock(&p->keeper_mu);
+		if (th_clock_mono_us() - last_renew >= renew_us) {
+			int rc = th_store_renew(p->env.store, &p->env.owner, p->env.lease_us, NULL);
+			if (rc)
+				th_log_error("processor", "renewing leases failed: %s", th_strerror(rc));
+			else
+				last_renew = th_clock_mono_us();
+		}
+		recover(p);
+		pthread_mutex_lock(&p->keeper_mu);
+	}
+	pthread_mutex_unlock(&p->keeper_mu);
+	return NULL;
+}
+
+static void stop_keeper(th_processor *p)
+{
+	pthread_mutex_lock(&p->keeper_mu);
+	p->keeper_stop = true;
+	pthread_cond_signal(&p->keeper_cv);
+	pthread_mutex_unlock(&p->keeper_mu);
+	pthread_join(p->keeper, NULL);
+}
+
+static void free_processor(th_processor *p)
+{
+	pthread_cond_destroy(&p->keeper_cv);
+	pthread_mutex_destroy(&p->keeper_mu);
+	free(p);
+}
+
 int th_processor_start(th_processor **out, const th_proc_env *env, const th_strategy *s,
 		       const th_processor_args *args)
 {
@@ -76,25 +144,39 @@ int th_processor_start(th_processor **out, const th_proc_env *env, const th_stra
 		free(p);
 		return TH_ESYS;
 	}
+	pthread_mutex_init(&p->keeper_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->keeper_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	recover(p); /* jobs left by hosts that died while none ran */
 	/* read before the first claim: an add after this point wakes the watcher, an add
 	 * before it is seen by that claim */
 	p->seq0 = th_wake_seq(env->wake, TH_WAKE_ADDED);
-	if (pthread_create(&p->watcher, NULL, watch, p)) {
-		close(p->efd);
-		free(p);
-		return TH_ESYS;
-	}
-	int rc = s->start(p, &p->state);
-	if (rc) {
-		atomic_store(&p->stopping, true);
-		th_wake_notify(env->wake, TH_WAKE_ADDED);
-		pthread_join(p->watcher, NULL);
-		close(p->efd);
-		free(p);
-		return rc;
-	}
-	th_log_info("processor", "started: strategy %s, max_threads %u, wait_time %g s",
-		    s->name, args->max_threads, args->wait_time);
+	int rc = TH_ESYS;
+	if (pthread_create(&p->watcher, NULL, watch, p))
+		goto fail_watcher;
+	if (pthread_create(&p->keeper, NULL, keep, p))
+		goto fail_keeper;
+	if ((rc = s->start(p, &p->state)) == 0)
+		goto started;
+	stop_keeper(p);
+fail_keeper:
+	atomic_store(&p->stopping, true);
+	th_wake_notify(env->wake, TH_WAKE_ADDED);
+	pthread_join(p->watcher, NULL);
+fail_watcher:
+	close(p->efd);
+	free_processor(p);
+	return rc;
+started:
+	if (s == &th_strategy_simple)
+		th_log_info("processor", "started: strategy simple, wait_time %g s",
+			    args->wait_time);
+	else
+		th_log_info("processor", "started: strategy %s, max_threads %u, wait_time %g s",
+			    s->name, args->max_threads, args->wait_time);
 	*out = p;
 	return 0;
 }
@@ -106,11 +188,12 @@ void th_processor_stop(th_processor *p)
 	atomic_store(&p->stopping, true);
 	th_processor_kick(p);
 	p->strategy->stop(p->state);
+	stop_keeper(p);
 	th_wake_notify(p->env.wake, TH_WAKE_ADDED); /* lets the watcher see `stopping` */
 	pthread_join(p->watcher, NULL);
 	close(p->efd);
 	th_log_info("processor", "stopped");
-	free(p);
+	free_processor(p);
 }
 
 size_t th_processor_threads(th_processor *p, uint64_t *ids, size_t max)
@@ -173,8 +256,10 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 		if (rc || !ready || max == 0)
 			return rc;
 	}
-	int rc = th_store_cycle(p->env.store, outs, nout, NULL, &p->env.owner, p->env.queue,
-				max, claims, nclaimed);
+	th_cycle c = {.outs = outs, .nout = nout, .owner = &p->env.owner, .queue = p->env.queue,
+		      .max = max, .lease_us = p->env.lease_us, .claims = claims};
+	int rc = th_store_cycle(p->env.store, &c);
+	*nclaimed = c.nclaimed;
 	if (rc)
 		th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
 			     nout, th_strerror(rc));

@@ -26,6 +26,7 @@ typedef struct th_proc_env {
 	th_owner owner;
 	size_t max_result;
 	const char *queue; /* NULL: the default queue */
+	int64_t lease_us;  /* claims are renewed while held; lost after this long */
 } th_proc_env;
 
 /* A strategy: start its threads, stop them (waiting for running jobs), list them. */

@@ -6,9 +6,9 @@
 
 #include "error.h"
 
-/* version, status, attempts, id, added, started, finished, input_len, result_len,
- * claim_gen, owner, owner_pid, priority, then task and queue strings */
-#define FIXED_LEN (1 + 1 + 4 + 8 * 8 + 4 + 4)
+/* version, status, attempts, max_attempts, id, added, started, finished, input_len,
+ * result_len, claim_gen, owner, owner_pid, priority, then task and queue strings */
+#define FIXED_LEN (1 + 1 + 4 + 4 + 8 * 8 + 4 + 4)
 
 static uint8_t *put_u32(uint8_t *p, uint32_t v)
 {
@@ -54,6 +54,7 @@ size_t th_record_encode(const th_job *job, uint8_t *buf)
 	*p++ = TH_RECORD_VERSION;
 	*p++ = (uint8_t)job->status;
 	p = put_u32(p, job->attempts);
+	p = put_u32(p, job->max_attempts);
 	p = put_u64(p, job->id);
 	p = put_u64(p, (uint64_t)job->added_us);
 	p = put_u64(p, (uint64_t)job->started_us);
@@ -94,6 +95,7 @@ int th_record_decode(const void *data, size_t len, th_job *job)
 		return TH_EFORMAT;
 	p += 2;
 	job->attempts = get_u32(p), p += 4;
+	job->max_attempts = get_u32(p), p += 4;
 	job->id = get_u64(p), p += 8;
 	job->added_us = (int64_t)get_u64(p), p += 8;
 	job->started_us = (int64_t)get_u64(p), p += 8;

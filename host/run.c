@@ -187,7 +187,7 @@ void th_run_claim(th_plugin_thread *t, th_plugins *reg, const th_claim *c,
 		  const th_run_opts *opts, th_outcome *o, th_run_result *r)
 {
 	const th_job *job = &c->job;
-	const th_task_entry *e = th_plugins_find(reg, job->task);
+	const th_task_entry *e = th_plugins_find_or_rescan(reg, job->task);
 	if (e) {
 		th_log_msg(TH_LOG_DEBUG, "processor", job->id, job->task, "started (attempt %u)",
 			   job->attempts);

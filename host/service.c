@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -19,6 +18,7 @@
 
 #define DEFAULT_MAX_INPUT (16u << 20)
 #define DEFAULT_MAX_RESULT (16u << 20)
+#define DEFAULT_LEASE_US 30000000
 
 struct th_service {
 	th_store *store;
@@ -29,21 +29,13 @@ struct th_service {
 	char *plugin_dir;
 	bool inspect_only;
 	size_t max_input, max_result;
+	int64_t lease_us;
+	uint32_t max_attempts;
 	pthread_mutex_t proc_mu; /* guards the fields below */
 	const th_strategy *strategy;
 	th_processor_args args;
 	th_processor *proc;
 };
-
-static uint64_t new_instance_id(void)
-{
-	uint64_t id = 0;
-	while (id == 0) {
-		if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id))
-			id = (uint64_t)getpid() << 32 ^ (uint64_t)th_clock_mono_us();
-	}
-	return id;
-}
 
 int th_service_open(th_service **out, const th_service_opts *opts)
 {
@@ -59,7 +51,9 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	svc->inspect_only = opts->inspect_only;
 	svc->max_input = opts->max_input ? opts->max_input : DEFAULT_MAX_INPUT;
 	svc->max_result = opts->max_result ? opts->max_result : DEFAULT_MAX_RESULT;
-	svc->owner = (th_owner){new_instance_id(), (uint32_t)getpid()};
+	th_owner_self(&svc->owner);
+	svc->max_attempts = opts->max_attempts ? opts->max_attempts : TH_DEFAULT_MAX_ATTEMPTS;
+	svc->lease_us = opts->lease_time > 0 ? (int64_t)(opts->lease_time * 1e6) : DEFAULT_LEASE_US;
 	th_store_opts so = {opts->map_size, opts->max_map_size, opts->durability};
 	int rc;
 	if ((rc = th_store_open(&svc->store, opts->data_dir, &so)) ||
@@ -69,6 +63,7 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 				 opts->inspect_only ? TH_PLUGINS_INSPECT : TH_PLUGINS_RUN,
 				 th_run_api())))
 		goto fail;
+	th_plugins_allow_insecure(svc->plugins, opts->allow_insecure_plugins);
 	if (opts->plugin_dir) {
 		if (!(svc->plugin_dir = strdup(opts->plugin_dir))) {
 			rc = TH_ENOMEM;
@@ -112,7 +107,8 @@ int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint6
 	if (!nj)
 		return TH_ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		nj[i] = (th_store_new){jobs[i].task, NULL, 0, jobs[i].input, jobs[i].len};
+		nj[i] = (th_store_new){jobs[i].task, NULL, 0, svc->max_attempts, jobs[i].input,
+				       jobs[i].len};
 	int rc = th_store_add(svc->store, nj, n, ids);
 	if (nj != stack)
 		free(nj);
@@ -184,18 +180,38 @@ int th_service_has_jobs_waiting(th_service *svc, bool *out)
 	return th_store_has_ready(svc->store, NULL, out);
 }
 
+/* Claims the next job for this service into *c; TH_ENOJOB when none waits. */
+static int claim_one(th_service *svc, th_claim *c)
+{
+	th_cycle cy = {.owner = &svc->owner, .max = 1, .lease_us = svc->lease_us, .claims = c};
+	int rc = th_store_cycle(svc->store, &cy);
+	return rc ? rc : cy.nclaimed ? 0 : TH_ENOJOB;
+}
+
+/* Records one outcome of this service's claim. */
+static int record(th_service *svc, const th_outcome *o)
+{
+	th_cycle cy = {.outs = o, .nout = 1, .owner = &svc->owner};
+	int rc = th_store_cycle(svc->store, &cy);
+	if (rc == 0)
+		th_wake_notify(svc->wake, TH_WAKE_FINISHED);
+	return rc;
+}
+
 int th_service_claim_next(th_service *svc, uint64_t *id)
 {
 	th_claim c;
-	size_t n = 0;
-	int rc = th_store_cycle(svc->store, NULL, 0, NULL, &svc->owner, NULL, 1, &c, &n);
-	if (rc)
-		return rc;
-	if (n == 0)
-		return TH_ENOJOB;
-	*id = c.job.id;
-	th_claim_clear(&c);
-	return 0;
+	int rc = claim_one(svc, &c);
+	if (rc == 0) {
+		*id = c.job.id;
+		th_claim_clear(&c);
+	}
+	return rc;
+}
+
+int th_service_recover(th_service *svc, size_t *n)
+{
+	return th_store_recover(svc->store, &svc->owner, n);
 }
 
 /* The claim of job id, which this service must hold. */
@@ -215,12 +231,10 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 	if (svc->inspect_only)
 		return TH_EINVAL;
 	th_claim c = {0};
-	size_t n = 0;
-	int rc = id ? load_claim(svc, id, &c)
-		    : th_store_cycle(svc->store, NULL, 0, NULL, &svc->owner, NULL, 1, &c, &n);
-	if (rc || (!id && n == 0)) {
+	int rc = id ? load_claim(svc, id, &c) : claim_one(svc, &c);
+	if (rc) {
 		th_claim_clear(&c);
-		return rc;
+		return rc == TH_ENOJOB ? 0 : rc;
 	}
 	th_plugin_thread *t;
 	if ((rc = th_plugin_thread_new(svc->plugins, &t))) {
@@ -233,10 +247,8 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 	th_run_claim(t, svc->plugins, &c, &opts, &o, &r);
 	th_plugin_thread_free(t);
 	th_claim_clear(&c);
-	rc = th_store_cycle(svc->store, &o, 1, NULL, &svc->owner, NULL, 0, NULL, NULL);
+	rc = record(svc, &o);
 	th_run_result_clear(&r);
-	if (rc == 0)
-		th_wake_notify(svc->wake, TH_WAKE_FINISHED);
 	*ran = rc == 0;
 	return rc;
 }
@@ -277,7 +289,8 @@ int th_service_start_processing(th_service *svc)
 	int rc = TH_EBUSY;
 	if (!svc->proc) {
 		th_proc_env env = {svc->store,	   svc->plugins,    svc->wake,
-				   svc->progress, svc->owner, svc->max_result, NULL};
+				   svc->progress, svc->owner, svc->max_result,
+				   NULL,	   svc->lease_us};
 		rc = th_processor_start(&svc->proc, &env, svc->strategy, &svc->args);
 	}
 	pthread_mutex_unlock(&svc->proc_mu);
@@ -332,6 +345,11 @@ int th_service_reload_plugins(th_service *svc, unsigned *loaded, unsigned *refus
 size_t th_service_task_count(th_service *svc)
 {
 	return th_plugins_task_count(svc->plugins);
+}
+
+size_t th_service_refused(th_service *svc, size_t i, const char **file, const char **why)
+{
+	return th_plugins_refused(svc->plugins, i, file, why);
 }
 
 int th_service_task_info(th_service *svc, size_t i, th_task_info *out)

@@ -27,6 +27,9 @@ typedef struct th_service_opts {
 	int durability;         /* 0: durable (fsync per commit), 1: relaxed */
 	size_t max_input;       /* bytes; 0: 16 MiB */
 	size_t max_result;      /* bytes; 0: 16 MiB */
+	double lease_time;      /* seconds a claim lasts unless its host renews it; 0: 30 */
+	uint32_t max_attempts;  /* default for new jobs, host crashes included; 0: 3 */
+	bool allow_insecure_plugins; /* load plugins other users could have written */
 } th_service_opts;
 
 /* Opens the store and loads the plugins (a refused plugin is logged, not an error; an
@@ -77,6 +80,9 @@ int th_service_has_jobs_waiting(th_service *svc, bool *out);
 /* Claims the next queued job for this service: it becomes processing, owned by this
  * service, and no other thread or process can claim it. TH_ENOJOB when none waits. */
 int th_service_claim_next(th_service *svc, uint64_t *id);
+/* Takes back the jobs of hosts that died or lost their lease (a started processor does
+ * this by itself, at start and then continuously); *n counts them. */
+int th_service_recover(th_service *svc, size_t *n);
 /* Runs the job `id` claimed by this service (id 0: claims the next one first) on the
  * calling thread and records its outcome. *ran tells whether a job ran. */
 int th_service_process_next(th_service *svc, uint64_t id, bool *ran);
@@ -118,6 +124,8 @@ int th_service_register(th_service *svc, const struct th_plugin *desc, const cha
 /* Loads plugins added to plugin_dir since the last load. */
 int th_service_reload_plugins(th_service *svc, unsigned *loaded, unsigned *refused);
 size_t th_service_task_count(th_service *svc);
+/* Plugin files refused and why: returns how many; fills file and why for the i-th. */
+size_t th_service_refused(th_service *svc, size_t i, const char **file, const char **why);
 int th_service_task_info(th_service *svc, size_t i, th_task_info *out);
 
 #ifdef __cplusplus

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ struct th_store {
 	/* Held shared by every transaction and exclusively to change the map size, which
 	 * LMDB allows only while this process has no transaction open. */
 	pthread_rwlock_t resize;
+	_Atomic(th_store_commit_hook) hook;
+	void *_Atomic hook_ud;
 };
 
 /* ---- keys ---- */
@@ -43,6 +46,11 @@ static uint64_t get_be64(const uint8_t *p)
 	for (int i = 0; i < 8; i++)
 		v = v << 8 | p[i];
 	return v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -160,6 +168,9 @@ static int write_txn(th_store *st, const char *what, txn_fn fn, void *ud)
 			return map_err(rc, what);
 		uint64_t seen = st->map_size;
 		rc = fn(st, txn, ud);
+		th_store_commit_hook hook = atomic_load(&st->hook);
+		if (rc == 0 && hook)
+			rc = hook(atomic_load(&st->hook_ud), what);
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);
 		else
@@ -239,15 +250,41 @@ static int del_ready(th_store *st, MDB_txn *txn, const th_job *job)
 	return mdb_del(txn, st->ready, &key, NULL);
 }
 
-static int put_running(th_store *st, MDB_txn *txn, const th_job *job)
+/* A running entry: who holds the job, under which claim, until when. */
+#define RUNNING_LEN (8 + 4 + 8 + 16 + 8 + 8)
+
+struct running {
+	th_owner owner;
+	uint64_t gen;
+	int64_t lease_until;
+};
+
+static int put_running(th_store *st, MDB_txn *txn, uint64_t id, const struct running *r)
 {
-	uint8_t k[8], v[20];
-	put_be64(k, job->id);
-	put_be64(v, job->owner);
-	put_be64(v + 8, job->claim_gen);
-	put_be32(v + 16, job->owner_pid);
+	uint8_t k[8], v[RUNNING_LEN];
+	put_be64(k, id);
+	put_be64(v, r->owner.instance);
+	put_be32(v + 8, r->owner.pid);
+	put_be64(v + 12, r->owner.start_ticks);
+	memcpy(v + 20, r->owner.boot_id, 16);
+	put_be64(v + 36, r->gen);
+	put_be64(v + 44, (uint64_t)r->lease_until);
 	MDB_val key = {8, k}, val = {sizeof(v), v};
 	return mdb_put(txn, st->running, &key, &val, 0);
+}
+
+static int get_running(const MDB_val *val, struct running *r)
+{
+	const uint8_t *v = val->mv_data;
+	if (val->mv_size != RUNNING_LEN)
+		return TH_EFORMAT;
+	r->owner.instance = get_be64(v);
+	r->owner.pid = get_be32(v + 8);
+	r->owner.start_ticks = get_be64(v + 12);
+	memcpy(r->owner.boot_id, v + 20, 16);
+	r->gen = get_be64(v + 36);
+	r->lease_until = (int64_t)get_be64(v + 44);
+	return 0;
 }
 
 static int del_running(th_store *st, MDB_txn *txn, uint64_t id)
@@ -283,7 +320,7 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 	if (rc)
 		return rc;
 	const uint8_t *p = val.mv_data;
-	uint32_t found = val.mv_size == 4 ? (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3] : 0;
+	uint32_t found = val.mv_size == 4 ? get_be32(p) : 0;
 	if (found != FORMAT_VERSION) {
 		th_log_error("store", "data format version %u, this taskhost reads version %u",
 			     found, FORMAT_VERSION);
@@ -371,7 +408,9 @@ static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 	for (size_t i = 0; i < a->n; i++) {
 		const th_store_new *n = &a->jobs[i];
 		th_job job = {.id = next++, .status = TH_JOB_QUEUED, .priority = n->priority,
-			      .added_us = now, .input_len = n->input_len};
+			      .added_us = now, .input_len = n->input_len,
+			      .max_attempts = n->max_attempts ? n->max_attempts
+							      : TH_DEFAULT_MAX_ATTEMPTS};
 		snprintf(job.task, sizeof(job.task), "%s", n->task);
 		snprintf(job.queue, sizeof(job.queue), "%s", n->queue ? n->queue : "");
 		if ((rc = put_job(st, txn, &job, MDB_APPEND)) ||
@@ -619,26 +658,16 @@ void th_claim_clear(th_claim *c)
 	c->input_len = 0;
 }
 
-struct cycle_args {
-	const th_outcome *outs;
-	size_t nout;
-	size_t stale;
-	const th_owner *owner;
-	const char *queue;
-	size_t max;
-	th_claim *claims;
-	size_t nclaimed;
-};
-
-static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o, int64_t now,
-			  size_t *stale)
+static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
+			  const th_owner *owner, int64_t now, size_t *stale)
 {
 	th_job job;
 	int rc = get_job(st, txn, o->id, &job);
 	if (rc == MDB_NOTFOUND || (rc == 0 && (job.status != TH_JOB_PROCESSING ||
-					       job.claim_gen != o->gen))) {
-		th_log_warn("store", "job %llu: outcome of a stale claim refused",
-			    (unsigned long long)o->id);
+					       job.claim_gen != o->gen ||
+					       job.owner != owner->instance))) {
+		th_log_warn("store", "job %llu: outcome of a stale claim refused (the job was "
+			    "taken back from this host)", (unsigned long long)o->id);
 		(*stale)++;
 		return 0;
 	}
@@ -667,11 +696,10 @@ static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o, int64
 	return put_job(st, txn, &job, 0);
 }
 
-static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, struct cycle_args *a,
-		     int64_t now)
+static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, int64_t now)
 {
 	uint8_t k[READY_KEY_MAX];
-	size_t plen = queue_prefix(k, a->queue);
+	size_t plen = queue_prefix(k, c->queue);
 	MDB_val key = {plen, k}, val;
 	int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 	if (rc)
@@ -681,20 +709,21 @@ static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, struct cycle_a
 	uint64_t id = get_be64((const uint8_t *)key.mv_data + plen + 4);
 	if ((rc = mdb_cursor_del(cur, 0)))
 		return rc;
-	th_claim *c = &a->claims[a->nclaimed];
-	th_job *job = &c->job;
+	th_claim *cl = &c->claims[c->nclaimed];
+	th_job *job = &cl->job;
 	if ((rc = get_job(st, txn, id, job)))
 		return rc;
 	job->status = TH_JOB_PROCESSING;
 	job->attempts++;
 	job->claim_gen++;
 	job->started_us = now;
-	job->owner = a->owner->instance;
-	job->owner_pid = a->owner->pid;
-	if ((rc = put_job(st, txn, job, 0)) || (rc = put_running(st, txn, job)))
+	job->owner = c->owner->instance;
+	job->owner_pid = c->owner->pid;
+	struct running r = {*c->owner, job->claim_gen, now + c->lease_us};
+	if ((rc = put_job(st, txn, job, 0)) || (rc = put_running(st, txn, id, &r)))
 		return rc;
-	c->input = NULL;
-	c->input_len = 0;
+	cl->input = NULL;
+	cl->input_len = 0;
 	if (job->input_len) {
 		uint8_t bk[9];
 		put_be64(bk, id);
@@ -702,56 +731,203 @@ static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, struct cycle_a
 		MDB_val bkey = {9, bk}, bval;
 		if ((rc = mdb_get(txn, st->blobs, &bkey, &bval)))
 			return rc;
-		if (!(c->input = malloc(bval.mv_size)))
+		if (!(cl->input = malloc(bval.mv_size)))
 			return TH_ENOMEM;
-		memcpy(c->input, bval.mv_data, bval.mv_size);
-		c->input_len = bval.mv_size;
+		memcpy(cl->input, bval.mv_data, bval.mv_size);
+		cl->input_len = bval.mv_size;
 	}
-	a->nclaimed++;
+	c->nclaimed++;
 	return 0;
+}
+
+static void clear_claims(th_cycle *c)
+{
+	for (size_t i = 0; i < c->nclaimed; i++)
+		th_claim_clear(&c->claims[i]);
+	c->nclaimed = 0;
 }
 
 static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 {
-	struct cycle_args *a = ud;
-	for (size_t i = 0; i < a->nclaimed; i++) /* from a run before the map grew */
-		th_claim_clear(&a->claims[i]);
-	a->nclaimed = 0;
-	a->stale = 0;
+	th_cycle *c = ud;
+	clear_claims(c); /* from a run before the map grew */
+	c->stale = 0;
 	int64_t now = th_clock_now_us();
 	int rc;
-	for (size_t i = 0; i < a->nout; i++)
-		if ((rc = record_outcome(st, txn, &a->outs[i], now, &a->stale)))
+	for (size_t i = 0; i < c->nout; i++)
+		if ((rc = record_outcome(st, txn, &c->outs[i], c->owner, now, &c->stale)))
 			return rc;
-	if (a->max == 0)
+	if (c->max == 0)
 		return 0;
 	MDB_cursor *cur;
 	if ((rc = mdb_cursor_open(txn, st->ready, &cur)))
 		return rc;
-	while (a->nclaimed < a->max && (rc = claim_one(st, txn, cur, a, now)) == 0)
+	while (c->nclaimed < c->max && (rc = claim_one(st, txn, cur, c, now)) == 0)
 		;
 	mdb_cursor_close(cur);
-	if (rc && rc != MDB_NOTFOUND) {
-		for (size_t i = 0; i < a->nclaimed; i++)
-			th_claim_clear(&a->claims[i]);
-		a->nclaimed = 0;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int th_store_cycle(th_store *st, th_cycle *c)
+{
+	c->nclaimed = 0;
+	int rc = write_txn(st, "recording outcomes and claiming", cycle_fn, c);
+	if (rc) /* claims filled before a failed commit are void */
+		clear_claims(c);
+	return rc;
+}
+
+struct renew_args {
+	const th_owner *owner;
+	int64_t until;
+	size_t n;
+};
+
+static int renew_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	struct renew_args *a = ud;
+	MDB_cursor *cur;
+	a->n = 0;
+	int rc = mdb_cursor_open(txn, st->running, &cur);
+	if (rc)
 		return rc;
+	MDB_val key, val;
+	MDB_cursor_op op = MDB_FIRST;
+	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+		op = MDB_NEXT;
+		struct running r;
+		if (get_running(&val, &r) || r.owner.instance != a->owner->instance)
+			continue;
+		r.lease_until = a->until;
+		uint64_t id = get_be64(key.mv_data);
+		if ((rc = put_running(st, txn, id, &r)))
+			break;
+		a->n++;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n)
+{
+	struct renew_args a = {owner, th_clock_now_us() + lease_us, 0};
+	int rc = write_txn(st, "renewing leases", renew_fn, &a);
+	if (n)
+		*n = rc ? 0 : a.n;
+	return rc;
+}
+
+/* What recovery found to take back: job id and the claim it had. */
+struct orphan {
+	uint64_t id, gen;
+	bool dead; /* owner gone, rather than lease expired */
+};
+
+struct recover_args {
+	const th_owner *self;
+	struct orphan *orphans;
+	size_t n, done;
+};
+
+static int recover_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	struct recover_args *a = ud;
+	int64_t now = th_clock_now_us();
+	a->done = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct orphan *o = &a->orphans[i];
+		th_job job;
+		int rc = get_job(st, txn, o->id, &job);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc)
+			return rc;
+		if (job.status != TH_JOB_PROCESSING || job.claim_gen != o->gen)
+			continue; /* finished or re-claimed since the scan */
+		if ((rc = del_running(st, txn, job.id)))
+			return rc;
+		const char *why = o->dead ? "host died while running" : "lease expired";
+		job.owner = 0;
+		job.owner_pid = 0;
+		if (job.attempts < job.max_attempts) {
+			job.status = TH_JOB_QUEUED;
+			if ((rc = put_ready(st, txn, &job)))
+				return rc;
+			th_log_warn("store", "job %llu: %s (attempt %u of %u): queued again",
+				    (unsigned long long)job.id, why, job.attempts, job.max_attempts);
+		} else {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "%s, attempts exhausted (%u of %u)", why,
+				 job.attempts, job.max_attempts);
+			job.status = TH_JOB_ERROR;
+			job.finished_us = now;
+			if ((rc = put_blob(st, txn, job.id, TH_BLOB_ERROR, msg, strlen(msg))))
+				return rc;
+			th_log_warn("store", "job %llu: %s", (unsigned long long)job.id, msg);
+		}
+		if ((rc = put_job(st, txn, &job, 0)))
+			return rc;
+		a->done++;
 	}
 	return 0;
 }
 
-int th_store_cycle(th_store *st, const th_outcome *outs, size_t nout, size_t *stale,
-		   const th_owner *owner, const char *queue, size_t max, th_claim *claims,
-		   size_t *nclaimed)
+int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 {
-	struct cycle_args a = {outs, nout, 0, owner, queue, max, claims, 0};
-	int rc = write_txn(st, "recording outcomes and claiming", cycle_fn, &a);
-	if (rc) /* claims filled before a failed commit are void */
-		for (size_t i = 0; i < a.nclaimed; i++)
-			th_claim_clear(&claims[i]);
-	if (stale)
-		*stale = a.stale;
-	if (nclaimed)
-		*nclaimed = rc ? 0 : a.nclaimed;
+	*n = 0;
+	/* find the orphans with a read transaction and no lock held while asking /proc;
+	 * the write transaction then checks each is still held by the same claim */
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	if (rc)
+		return map_err(rc, "scanning running jobs");
+	if ((rc = mdb_cursor_open(txn, st->running, &cur))) {
+		txn_end(st, txn);
+		return map_err(rc, "scanning running jobs");
+	}
+	struct orphan *orphans = NULL;
+	size_t norphans = 0, cap = 0;
+	int64_t now = th_clock_now_us();
+	MDB_val key, val;
+	MDB_cursor_op op = MDB_FIRST;
+	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+		op = MDB_NEXT;
+		struct running r;
+		if (get_running(&val, &r) || r.owner.instance == self->instance)
+			continue;
+		bool dead = !th_owner_alive(&r.owner);
+		if (!dead && r.lease_until > now)
+			continue;
+		if (norphans == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct orphan *o = realloc(orphans, cap * sizeof(*o));
+			if (!o) {
+				rc = ENOMEM;
+				break;
+			}
+			orphans = o;
+		}
+		orphans[norphans++] = (struct orphan){get_be64(key.mv_data), r.gen, dead};
+	}
+	mdb_cursor_close(cur);
+	txn_end(st, txn);
+	if (rc && rc != MDB_NOTFOUND) {
+		free(orphans);
+		return map_err(rc, "scanning running jobs");
+	}
+	rc = 0;
+	if (norphans) {
+		struct recover_args a = {self, orphans, norphans, 0};
+		rc = write_txn(st, "recovering jobs", recover_fn, &a);
+		*n = rc ? 0 : a.done;
+	}
+	free(orphans);
 	return rc;
+}
+
+void th_store_set_commit_hook(th_store *st, th_store_commit_hook fn, void *ud)
+{
+	atomic_store(&st->hook_ud, ud);
+	atomic_store(&st->hook, fn);
 }

@@ -9,8 +9,11 @@
 #include <stdint.h>
 
 #include "job.h"
+#include "owner.h"
 
 typedef struct th_store th_store;
+
+#define TH_DEFAULT_MAX_ATTEMPTS 3
 
 enum th_durability {
 	TH_DURABLE = 0, /* every commit is on disk before it returns */
@@ -31,6 +34,7 @@ typedef struct th_store_new {
 	const char *task;
 	const char *queue; /* NULL or "": the default queue */
 	int32_t priority;
+	uint32_t max_attempts; /* 0: TH_DEFAULT_MAX_ATTEMPTS */
 	const void *input;
 	size_t input_len;
 } th_store_new;
@@ -64,12 +68,6 @@ int th_store_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
 
 int th_store_has_ready(th_store *st, const char *queue, bool *out);
 
-/* Who claims: one service instance in one process. */
-typedef struct th_owner {
-	uint64_t instance;
-	uint32_t pid;
-} th_owner;
-
 typedef struct th_claim {
 	th_job job;  /* as recorded by the claim: processing, attempts and claim_gen bumped */
 	void *input; /* malloc'd copy; NULL when empty */
@@ -88,12 +86,34 @@ typedef struct th_outcome {
 	const char *error;     /* NUL-terminated, or NULL */
 } th_outcome;
 
-/* One write transaction: records nout outcomes (an outcome whose job is no longer
- * processing under that claim_gen is refused and logged; *stale counts those), then
- * claims up to max ready jobs of `queue` in order for `owner` into claims[]. */
-int th_store_cycle(th_store *st, const th_outcome *outs, size_t nout, size_t *stale,
-		   const th_owner *owner, const char *queue, size_t max, th_claim *claims,
-		   size_t *nclaimed);
+/* One write transaction of a processor: record finished jobs, then claim the next. */
+typedef struct th_cycle {
+	const th_outcome *outs; /* recorded first; an outcome whose job is no longer held
+				   by `owner` under that claim_gen is refused and logged */
+	size_t nout;
+	const th_owner *owner;
+	const char *queue;      /* NULL: the default queue */
+	size_t max;             /* claim up to this many ready jobs, in order */
+	int64_t lease_us;       /* claims are held this long unless renewed */
+	th_claim *claims;       /* room for max claims */
+	size_t nclaimed;        /* out */
+	size_t stale;           /* out: outcomes refused */
+} th_cycle;
+
+int th_store_cycle(th_store *st, th_cycle *c);
+
+/* Extends the lease of every job `owner` holds to now + lease_us; *n counts them. */
+int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n);
+
+/* Takes back the jobs of owners that are gone (th_owner_alive) or whose lease ran out,
+ * except self's: each goes back to queued with its attempt counted, or to error when it
+ * has no attempts left. *n counts them. */
+int th_store_recover(th_store *st, const th_owner *self, size_t *n);
+
+/* Tests inject failures here: called before every commit with what the transaction
+ * does; a non-zero TH_E* return aborts the transaction and is returned instead. */
+typedef int (*th_store_commit_hook)(void *ud, const char *what);
+void th_store_set_commit_hook(th_store *st, th_store_commit_hook fn, void *ud);
 
 /* Size of the map now, and how much of it is in use, in bytes. */
 int th_store_usage(th_store *st, uint64_t *map_size, uint64_t *used);

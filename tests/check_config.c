@@ -141,7 +141,13 @@ START_TEST(errors_name_file_and_line)
 		     "'log_level' given twice in [host]");
 	expect_error("[host]\nno equals sign here\n", 2,
 		     "syntax error: expected [section], key = value, or a comment");
-	expect_error("key = value\n", 1, "unknown section [] (expected [host] or [processor])");
+	expect_error("key = value\n", 1,
+		     "key 'key' outside any section (put it under [host] or [processor])");
+	expect_error("[host]\ndata_dir = \"./var\"\n", 2,
+		     "value of data_dir in [host] starts with a quote: values are taken as "
+		     "written, without quotes");
+	expect_error("[host]\nmax_map_size = 1M\n", 2,
+		     "max_map_size (1048576 bytes) is smaller than map_size (67108864 bytes)");
 	char longline[400];
 	memset(longline, 'x', sizeof(longline));
 	memcpy(longline, "[host]\ndata_dir = ", 18);
@@ -168,10 +174,23 @@ END_TEST
 
 START_TEST(max_map_below_map)
 {
+	expect_error("[host]\nmap_size = 2GiB\nmax_map_size = 1GiB\n", 3,
+		     "max_map_size (1073741824 bytes) is smaller than map_size (2147483648 bytes)");
+}
+END_TEST
+
+START_TEST(not_files_or_dirs)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/afile", dir);
+	fclose(fopen(p, "w"));
+	expect_error("[host]\nplugin_dir = afile\n", 2, "");
+	ck_assert_ptr_nonnull(strstr(err, "/afile': not a directory"));
 	th_config c;
-	ck_assert_int_eq(th_config_parse(&c, name, "[host]\nmap_size = 2GiB\nmax_map_size = 1GiB\n",
-					 err, sizeof(err)), TH_ECONFIG);
-	ck_assert_ptr_nonnull(strstr(err, "max_map_size (1073741824 bytes) is smaller than map_size"));
+	ck_assert_int_eq(th_config_load(&c, dir, err, sizeof(err)), TH_ECONFIG);
+	char want[4096];
+	snprintf(want, sizeof(want), "%s: cannot open: Is a directory", dir);
+	ck_assert_str_eq(err, want);
 }
 END_TEST
 
@@ -235,6 +254,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, errors_name_file_and_line);
 	tcase_add_test(tc, directory_errors);
 	tcase_add_test(tc, max_map_below_map);
+	tcase_add_test(tc, not_files_or_dirs);
 	tcase_add_test(tc, makes_data_dir);
 	tcase_add_test(tc, sizes_and_durations);
 	suite_add_tcase(s, tc);

@@ -238,6 +238,84 @@ START_TEST(reload_takes_only_new_files)
 }
 END_TEST
 
+/* A real copy of a fixture (not a link), so its mode and owner can be changed. */
+static char *copy_fixture(const char *pdir, const char *name)
+{
+	char from[4096], *to, cmd[8300];
+	snprintf(from, sizeof(from), "%s/%s.so", FIXTURE_DIR, name);
+	ck_assert(asprintf(&to, "%s/%s.so", pdir, name) > 0);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+	ck_assert_int_eq(system(cmd), 0);
+	return to;
+}
+
+START_TEST(refuses_insecure_files)
+{
+	char *pdir = tu_plugin_dir(dir, NULL);
+	char *ww = copy_fixture(pdir, "fx_good");
+	ck_assert_int_eq(chmod(ww, 0666), 0);
+	char *other = copy_fixture(pdir, "fx_other");
+	bool can_chown = chown(other, 4321, 4321) == 0; /* needs root */
+	unsigned loaded, refused;
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, can_chown ? 0 : 1);
+	ck_assert_uint_eq(refused, can_chown ? 2 : 1);
+	ck_assert(tu_captured_has("plugins", "fx_good.so: refused: world-writable", NULL));
+	if (can_chown)
+		ck_assert(tu_captured_has("plugins", "fx_other.so: refused: owned by uid 4321",
+					  NULL));
+	const char *file, *why;
+	ck_assert_uint_eq(th_plugins_refused(reg, 0, &file, &why), refused);
+	ck_assert_str_eq(file, ww);
+	ck_assert_ptr_nonnull(strstr(why, "world-writable"));
+	/* the config can say otherwise; the same files then load (they changed: chmod) */
+	th_plugins_allow_insecure(reg, true);
+	ck_assert_int_eq(chmod(ww, 0667), 0);
+	if (can_chown)
+		ck_assert_int_eq(chown(other, 4321, 4322), 0);
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, can_chown ? 2 : 1);
+	ck_assert_uint_eq(th_plugins_refused(reg, 0, &file, &why), 0);
+	ck_assert_ptr_nonnull(th_plugins_find(reg, "fx_span"));
+	free(ww);
+	free(other);
+	free(pdir);
+}
+END_TEST
+
+START_TEST(refuses_insecure_dir)
+{
+	char *pdir = tu_plugin_dir(dir, "fx_good", NULL);
+	ck_assert_int_eq(chmod(pdir, 0777), 0);
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, NULL, NULL), TH_ESYS);
+	ck_assert(tu_captured_has("plugins", "refused: world-writable", "allow_insecure_plugins"));
+	ck_assert_uint_eq(th_plugins_task_count(reg), 0);
+	th_plugins_allow_insecure(reg, true);
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, NULL, NULL), 0);
+	ck_assert_uint_eq(th_plugins_task_count(reg), 3);
+	free(pdir);
+}
+END_TEST
+
+START_TEST(rescans_for_unknown_task)
+{
+	load_only("fx_good", 1, 0);
+	ck_assert_ptr_null(th_plugins_find_or_rescan(reg, "fx_other"));
+	free(tu_plugin_dir(dir, "fx_other", NULL));
+	/* a second look within a second does not rescan; wait it out by condition */
+	const th_task_entry *e = NULL;
+	double end = tu_now() + 10;
+	while (!e && tu_now() < end) {
+		e = th_plugins_find_or_rescan(reg, "fx_other");
+		if (!e)
+			tu_capture_wait("nobody", 1, 0.05);
+	}
+	ck_assert_ptr_nonnull(e);
+	ck_assert(tu_captured_has("plugins", "task 'fx_other' unknown: looking for new plugins",
+				  NULL));
+}
+END_TEST
+
 START_TEST(missing_dir)
 {
 	char path[4096];
@@ -285,6 +363,9 @@ Suite *plugins_suite(void)
 	tcase_add_test(tc, goes_on_after_refusals);
 	tcase_add_test(tc, inspect_mode_skips_init);
 	tcase_add_test(tc, reload_takes_only_new_files);
+	tcase_add_test(tc, refuses_insecure_files);
+	tcase_add_test(tc, refuses_insecure_dir);
+	tcase_add_test(tc, rescans_for_unknown_task);
 	tcase_add_test(tc, missing_dir);
 	tcase_add_test(tc, ignores_other_files);
 	suite_add_tcase(s, tc);

@@ -8,7 +8,7 @@
 static th_job sample(void)
 {
 	th_job j = {.id = 0x0102030405060708ull, .status = TH_JOB_PROCESSING,
-		    .priority = -7, .attempts = 3, .added_us = 1700000000123456,
+		    .priority = -7, .attempts = 3, .max_attempts = 4, .added_us = 1700000000123456,
 		    .started_us = 1700000000200000, .finished_us = 0, .input_len = 10,
 		    .result_len = 1u << 20, .claim_gen = 9, .owner = 0xdeadbeefcafeull,
 		    .owner_pid = 4242};
@@ -27,6 +27,7 @@ START_TEST(round_trip)
 	ck_assert_int_eq(b.status, a.status);
 	ck_assert_int_eq(b.priority, -7);
 	ck_assert_uint_eq(b.attempts, 3);
+	ck_assert_uint_eq(b.max_attempts, 4);
 	ck_assert(b.added_us == a.added_us && b.started_us == a.started_us);
 	ck_assert_uint_eq(b.result_len, 1u << 20);
 	ck_assert_uint_eq(b.claim_gen, 9);

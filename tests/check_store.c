@@ -15,7 +15,7 @@
 
 static char *dir;
 static th_store *st;
-static const th_owner owner = {0x1111, 1};
+static th_owner owner = {.instance = 0x1111, .pid = 1};
 
 static void setup(void)
 {
@@ -33,24 +33,37 @@ static void teardown(void)
 
 static uint64_t add1(const char *task, const char *input)
 {
-	th_store_new n = {task, NULL, 0, input, input ? strlen(input) : 0};
+	th_store_new n = {task, NULL, 0, 0, input, input ? strlen(input) : 0};
 	uint64_t id = 0;
 	ck_assert_int_eq(th_store_add(st, &n, 1, &id), 0);
 	return id;
 }
 
-/* Claims up to max jobs; returns how many, and frees their inputs. */
-static size_t claim(size_t max, uint64_t *ids)
+/* Claims up to max jobs as `who` with a lease of lease_us; returns how many. */
+static size_t claim_as(const th_owner *who, size_t max, uint64_t *ids, int64_t lease_us)
 {
 	th_claim c[64];
-	size_t n = 0;
-	ck_assert_int_eq(th_store_cycle(st, NULL, 0, NULL, &owner, NULL, max, c, &n), 0);
-	for (size_t i = 0; i < n; i++) {
+	th_cycle cy = {.owner = who, .max = max, .lease_us = lease_us, .claims = c};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	for (size_t i = 0; i < cy.nclaimed; i++) {
 		if (ids)
 			ids[i] = c[i].job.id;
 		th_claim_clear(&c[i]);
 	}
-	return n;
+	return cy.nclaimed;
+}
+
+static size_t claim(size_t max, uint64_t *ids)
+{
+	return claim_as(&owner, max, ids, 60000000);
+}
+
+/* Records outcomes; returns how many were refused as stale. */
+static size_t record(const th_outcome *o, size_t n)
+{
+	th_cycle cy = {.outs = o, .nout = n, .owner = &owner};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	return cy.stale;
 }
 
 static void finish(uint64_t id, uint64_t gen, th_job_status status, const char *result,
@@ -58,9 +71,7 @@ static void finish(uint64_t id, uint64_t gen, th_job_status status, const char *
 {
 	th_outcome o = {.id = id, .gen = gen, .status = status, .result = result,
 			.result_len = result ? strlen(result) : 0, .error = error};
-	size_t stale = 9;
-	ck_assert_int_eq(th_store_cycle(st, &o, 1, &stale, &owner, NULL, 0, NULL, NULL), 0);
-	ck_assert_uint_eq(stale, 0);
+	ck_assert_uint_eq(record(&o, 1), 0);
 }
 
 static th_job_status status_of(uint64_t id)
@@ -73,9 +84,9 @@ static th_job_status status_of(uint64_t id)
 START_TEST(add_and_get)
 {
 	const char bin[] = {'a', 0, 'b', 0, (char)0xff};
-	th_store_new n[3] = {{"echo", NULL, 0, bin, sizeof(bin)},
-			     {"echo", NULL, 0, NULL, 0},
-			     {"sleep", "q1", 5, "x", 1}};
+	th_store_new n[3] = {{"echo", NULL, 0, 0, bin, sizeof(bin)},
+			     {"echo", NULL, 0, 0, NULL, 0},
+			     {"sleep", "q1", 5, 0, "x", 1}};
 	uint64_t ids[3];
 	ck_assert_int_eq(th_store_add(st, n, 3, ids), 0);
 	ck_assert_uint_eq(ids[0], 1);
@@ -124,7 +135,7 @@ START_TEST(bad_names_refused)
 	memset(long_name, 'a', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = 0;
 	uint64_t id;
-	th_store_new n = {long_name, NULL, 0, NULL, 0};
+	th_store_new n = {long_name, NULL, 0, 0, NULL, 0};
 	ck_assert_int_eq(th_store_add(st, &n, 1, &id), TH_EINVAL);
 	n.task = "";
 	ck_assert_int_eq(th_store_add(st, &n, 1, &id), TH_EINVAL);
@@ -138,10 +149,10 @@ START_TEST(claims_in_order_and_by_priority)
 {
 	for (int i = 0; i < 5; i++)
 		add1("echo", NULL);
-	th_store_new urgent = {"echo", NULL, 10, NULL, 0};
+	th_store_new urgent = {"echo", NULL, 10, 0, NULL, 0};
 	uint64_t uid;
 	ck_assert_int_eq(th_store_add(st, &urgent, 1, &uid), 0);
-	th_store_new other_q = {"echo", "other", 99, NULL, 0};
+	th_store_new other_q = {"echo", "other", 99, 0, NULL, 0};
 	uint64_t oid;
 	ck_assert_int_eq(th_store_add(st, &other_q, 1, &oid), 0);
 
@@ -167,9 +178,9 @@ START_TEST(claim_records_owner_and_input)
 {
 	uint64_t id = add1("echo", "hello");
 	th_claim c;
-	size_t n;
-	ck_assert_int_eq(th_store_cycle(st, NULL, 0, NULL, &owner, NULL, 4, &c, &n), 0);
-	ck_assert_uint_eq(n, 1);
+	th_cycle cy = {.owner = &owner, .max = 4, .lease_us = 1000000, .claims = &c};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	ck_assert_uint_eq(cy.nclaimed, 1);
 	ck_assert_uint_eq(c.job.id, id);
 	ck_assert_int_eq(c.job.status, TH_JOB_PROCESSING);
 	ck_assert_uint_eq(c.input_len, 5);
@@ -216,16 +227,19 @@ START_TEST(stale_outcome_refused)
 	ck_assert_uint_eq(claim(1, NULL), 1);
 	/* an outcome for another claim generation must not overwrite this claim */
 	th_outcome o = {.id = id, .gen = 7, .status = TH_JOB_COMPLETED};
-	size_t stale = 0;
-	ck_assert_int_eq(th_store_cycle(st, &o, 1, &stale, &owner, NULL, 0, NULL, NULL), 0);
-	ck_assert_uint_eq(stale, 1);
+	ck_assert_uint_eq(record(&o, 1), 1);
+	ck_assert_int_eq(status_of(id), TH_JOB_PROCESSING);
+	/* nor one from another owner with the right generation */
+	th_owner other = {.instance = 0x2222, .pid = 1};
+	o.gen = 1;
+	th_cycle cy = {.outs = &o, .nout = 1, .owner = &other};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	ck_assert_uint_eq(cy.stale, 1);
 	ck_assert_int_eq(status_of(id), TH_JOB_PROCESSING);
 	finish(id, 1, TH_JOB_COMPLETED, NULL, NULL);
 	/* and a second outcome for a finished job is refused too */
-	o.gen = 1;
 	o.status = TH_JOB_ERROR;
-	ck_assert_int_eq(th_store_cycle(st, &o, 1, &stale, &owner, NULL, 0, NULL, NULL), 0);
-	ck_assert_uint_eq(stale, 1);
+	ck_assert_uint_eq(record(&o, 1), 1);
 	ck_assert_int_eq(status_of(id), TH_JOB_COMPLETED);
 }
 END_TEST
@@ -238,7 +252,7 @@ START_TEST(release_puts_back_in_place)
 	ck_assert_uint_eq(claim(1, ids), 1);
 	ck_assert_uint_eq(ids[0], a);
 	th_outcome o = {.id = a, .gen = 1, .status = TH_JOB_QUEUED, .not_started = true};
-	ck_assert_int_eq(th_store_cycle(st, &o, 1, NULL, &owner, NULL, 0, NULL, NULL), 0);
+	ck_assert_uint_eq(record(&o, 1), 0);
 	th_job j;
 	ck_assert_int_eq(th_store_get(st, a, &j), 0);
 	ck_assert_int_eq(j.status, TH_JOB_QUEUED);
@@ -337,7 +351,7 @@ START_TEST(clean_long_history)
 	th_store_new *n = calloc(N, sizeof(*n));
 	uint64_t *ids = calloc(N, sizeof(*ids));
 	for (int i = 0; i < N; i++)
-		n[i] = (th_store_new){"echo", NULL, 0, "i", 1};
+		n[i] = (th_store_new){"echo", NULL, 0, 0, "i", 1};
 	ck_assert_int_eq(th_store_add(st, n, N, ids), 0);
 	for (int i = 0; i < N; i++)
 		if (i % 1000 != 0)
@@ -389,7 +403,7 @@ START_TEST(map_full_keeps_committed_jobs)
 	uint64_t last = 0;
 	int rc = 0;
 	for (int i = 0; i < 10000 && rc == 0; i++) {
-		th_store_new n = {"echo", NULL, 0, input, sizeof(input)};
+		th_store_new n = {"echo", NULL, 0, 0, input, sizeof(input)};
 		uint64_t id;
 		if ((rc = th_store_add(st, &n, 1, &id)) == 0)
 			last = id;
@@ -421,7 +435,7 @@ START_TEST(map_grows_up_to_limit)
 	char input[4000];
 	memset(input, 'g', sizeof(input));
 	for (int i = 0; i < 1000; i++) { /* about 4 MiB */
-		th_store_new n = {"echo", NULL, 0, input, sizeof(input)};
+		th_store_new n = {"echo", NULL, 0, 0, input, sizeof(input)};
 		uint64_t id;
 		ck_assert_int_eq(th_store_add(st, &n, 1, &id), 0);
 	}
@@ -489,6 +503,158 @@ START_TEST(missing_dir_refused)
 }
 END_TEST
 
+/* ---- leases, recovery, failed commits ---- */
+
+/* An owner whose process is gone: a child that has exited and been reaped. */
+static th_owner dead_owner(void)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	return (th_owner){.instance = 0xdead, .pid = (uint32_t)pid};
+}
+
+START_TEST(owner_liveness)
+{
+	th_owner me;
+	th_owner_self(&me);
+	ck_assert_uint_ne(me.instance, 0);
+	ck_assert_uint_eq(me.pid, (uint32_t)getpid());
+	ck_assert(th_owner_alive(&me));
+	th_owner gone = dead_owner();
+	ck_assert(!th_owner_alive(&gone));
+	th_owner reused = me; /* our pid, but a process started at another time */
+	reused.start_ticks++;
+	ck_assert(!th_owner_alive(&reused));
+	th_owner rebooted = me;
+	rebooted.boot_id[3] ^= 0xff;
+	ck_assert(!th_owner_alive(&rebooted));
+	/* a killed process nobody reaped yet is dead too */
+	pid_t z = fork();
+	if (z == 0)
+		_exit(0);
+	th_owner zombie = {.instance = 5, .pid = (uint32_t)z};
+	siginfo_t si;
+	waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT); /* exited, still unreaped */
+	ck_assert(!th_owner_alive(&zombie));
+	waitpid(z, NULL, 0);
+}
+END_TEST
+
+START_TEST(recovers_jobs_of_dead_owner)
+{
+	th_store_new n[3] = {{"echo", NULL, 0, 2, "a", 1}, {"echo", NULL, 0, 1, "b", 1},
+			     {"echo", NULL, 0, 5, "c", 1}};
+	uint64_t ids[3];
+	ck_assert_int_eq(th_store_add(st, n, 3, ids), 0);
+	th_owner gone = dead_owner();
+	ck_assert_uint_eq(claim_as(&gone, 2, NULL, 60000000), 2);
+	th_owner me;
+	th_owner_self(&me);
+	ck_assert_uint_eq(claim_as(&me, 1, NULL, 60000000), 1);
+	size_t recovered = 0;
+	tu_capture_start();
+	ck_assert_int_eq(th_store_recover(st, &me, &recovered), 0);
+	ck_assert_uint_eq(recovered, 2);
+	/* attempts left: queued again, the attempt counted */
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, ids[0], &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_QUEUED);
+	ck_assert_uint_eq(j.attempts, 1);
+	ck_assert_uint_eq(j.owner, 0);
+	ck_assert(tu_captured_has("store", "host died while running (attempt 1 of 2): queued again",
+				  NULL));
+	/* no attempts left: error, with why */
+	ck_assert_int_eq(status_of(ids[1]), TH_JOB_ERROR);
+	void *msg;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, ids[1], TH_BLOB_ERROR, &msg, &len), 0);
+	ck_assert_str_eq(msg, "host died while running, attempts exhausted (1 of 1)");
+	free(msg);
+	/* a living owner's job stays with it */
+	ck_assert_int_eq(status_of(ids[2]), TH_JOB_PROCESSING);
+	/* the dead owner's late outcome is refused */
+	th_outcome o = {.id = ids[0], .gen = 1, .status = TH_JOB_COMPLETED};
+	th_cycle cy = {.outs = &o, .nout = 1, .owner = &gone};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	ck_assert_uint_eq(cy.stale, 1);
+	ck_assert_int_eq(status_of(ids[0]), TH_JOB_QUEUED);
+	/* the requeued job is claimed again, with a new generation */
+	th_claim c;
+	th_cycle again = {.owner = &me, .max = 1, .lease_us = 1000000, .claims = &c};
+	ck_assert_int_eq(th_store_cycle(st, &again), 0);
+	ck_assert_uint_eq(c.job.id, ids[0]);
+	ck_assert_uint_eq(c.job.attempts, 2);
+	ck_assert_uint_eq(c.job.claim_gen, 2);
+	th_claim_clear(&c);
+	ck_assert_int_eq(th_store_recover(st, &me, &recovered), 0);
+	ck_assert_uint_eq(recovered, 0); /* nothing left to take back */
+	tu_capture_stop();
+}
+END_TEST
+
+START_TEST(recovers_expired_leases_and_renews)
+{
+	uint64_t a = add1("echo", NULL), b = add1("echo", NULL);
+	th_owner me, alive;
+	th_owner_self(&me);
+	th_owner_self(&alive); /* this process, another instance: alive, but lease expires */
+	ck_assert_uint_eq(claim_as(&alive, 1, NULL, -1), 1);  /* lease already over */
+	ck_assert_uint_eq(claim_as(&alive, 1, NULL, 60000000), 1);
+	size_t n;
+	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(status_of(a), TH_JOB_QUEUED);
+	ck_assert_int_eq(status_of(b), TH_JOB_PROCESSING);
+	/* renewing pushes a lease out: a short lease renewed to a long one survives */
+	uint64_t c = add1("echo", NULL);
+	ck_assert_uint_eq(claim_as(&me, 3, NULL, -1), 2); /* a again, and c */
+	size_t renewed;
+	ck_assert_int_eq(th_store_renew(st, &me, 60000000, &renewed), 0);
+	ck_assert_uint_eq(renewed, 2);
+	ck_assert_int_eq(th_store_recover(st, &alive, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(status_of(c), TH_JOB_PROCESSING);
+}
+END_TEST
+
+static int fail_commit(void *ud, const char *what)
+{
+	int *left = ud;
+	(void)what;
+	return (*left)-- > 0 ? TH_EIO : 0;
+}
+
+START_TEST(failed_commit_changes_nothing)
+{
+	uint64_t a = add1("echo", "x");
+	int left = 1;
+	th_store_set_commit_hook(st, fail_commit, &left);
+	th_claim c[2];
+	th_cycle cy = {.owner = &owner, .max = 2, .lease_us = 1000000, .claims = c};
+	ck_assert_int_eq(th_store_cycle(st, &cy), TH_EIO);
+	ck_assert_uint_eq(cy.nclaimed, 0);
+	ck_assert_int_eq(status_of(a), TH_JOB_QUEUED);
+	ck_assert_uint_eq(claim(2, NULL), 1); /* the hook lets this one through */
+	left = 1;
+	th_outcome o = {.id = a, .gen = 1, .status = TH_JOB_COMPLETED, .result = "r",
+			.result_len = 1};
+	th_cycle rec = {.outs = &o, .nout = 1, .owner = &owner};
+	ck_assert_int_eq(th_store_cycle(st, &rec), TH_EIO);
+	ck_assert_int_eq(status_of(a), TH_JOB_PROCESSING); /* still its previous state */
+	ck_assert_uint_eq(record(&o, 1), 0);
+	ck_assert_int_eq(status_of(a), TH_JOB_COMPLETED);
+	left = 1;
+	uint64_t id;
+	th_store_new nj = {"echo", NULL, 0, 0, "y", 1};
+	ck_assert_int_eq(th_store_add(st, &nj, 1, &id), TH_EIO);
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, a + 1, &j), TH_ENOTFOUND);
+	th_store_set_commit_hook(st, NULL, NULL);
+}
+END_TEST
+
 /* ---- concurrent claimers ---- */
 
 enum { RACE_JOBS = 2000 };
@@ -504,14 +670,14 @@ static void *race(void *arg)
 {
 	struct racer *r = arg;
 	th_claim c[7];
-	size_t n;
+	th_cycle cy = {.owner = &r->owner, .max = 7, .lease_us = 60000000, .claims = c};
 	do {
-		ck_assert_int_eq(th_store_cycle(r->st, NULL, 0, NULL, &r->owner, NULL, 7, c, &n), 0);
-		for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(th_store_cycle(r->st, &cy), 0);
+		for (size_t i = 0; i < cy.nclaimed; i++) {
 			r->got[r->ngot++] = c[i].job.id;
 			th_claim_clear(&c[i]);
 		}
-	} while (n);
+	} while (cy.nclaimed);
 	return NULL;
 }
 
@@ -520,7 +686,7 @@ static void add_race_jobs(void)
 	th_store_new *n = calloc(RACE_JOBS, sizeof(*n));
 	uint64_t *ids = calloc(RACE_JOBS, sizeof(*ids));
 	for (int i = 0; i < RACE_JOBS; i++)
-		n[i] = (th_store_new){"echo", NULL, 0, NULL, 0};
+		n[i] = (th_store_new){"echo", NULL, 0, 0, NULL, 0};
 	ck_assert_int_eq(th_store_add(st, n, RACE_JOBS, ids), 0);
 	free(n);
 	free(ids);
@@ -532,7 +698,8 @@ START_TEST(threads_never_claim_twice)
 	struct racer r[4];
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++) {
-		r[i] = (struct racer){st, {100 + (uint64_t)i, 1}, calloc(RACE_JOBS, 8), 0};
+		r[i] = (struct racer){st, {.instance = 100 + (uint64_t)i, .pid = 1},
+				      calloc(RACE_JOBS, 8), 0};
 		pthread_create(&t[i], NULL, race, &r[i]);
 	}
 	unsigned char *seen = calloc(RACE_JOBS + 1, 1);
@@ -568,7 +735,7 @@ START_TEST(processes_never_claim_twice)
 			th_store *mine;
 			if (th_store_open(&mine, dir, NULL))
 				_exit(2);
-			struct racer r = {mine, {200 + (uint64_t)i, (uint32_t)getpid()},
+			struct racer r = {mine, {.instance = 200 + (uint64_t)i, .pid = (uint32_t)getpid()},
 					  calloc(RACE_JOBS, 8), 0};
 			race(&r);
 			ssize_t want = (ssize_t)(r.ngot * 8);
@@ -628,6 +795,10 @@ Suite *store_suite(void)
 	tcase_add_test(tc, foreign_format_refused);
 	tcase_add_test(tc, not_a_database_refused);
 	tcase_add_test(tc, missing_dir_refused);
+	tcase_add_test(tc, owner_liveness);
+	tcase_add_test(tc, recovers_jobs_of_dead_owner);
+	tcase_add_test(tc, recovers_expired_leases_and_renews);
+	tcase_add_test(tc, failed_commit_changes_nothing);
 	tcase_add_test(tc, threads_never_claim_twice);
 	tcase_add_test(tc, processes_never_claim_twice);
 	suite_add_tcase(s, tc);

@@ -1,0 +1,88 @@
+/* Owner identity and liveness, from /proc: pid plus process start time plus boot id,
+ * so a reused pid or a reboot is never taken for a living claimer. */
+#include "owner.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+/* The start time of process pid, 0 when unknown; *state its state letter ('Z' for a
+ * zombie, which is as dead as a claimer gets). */
+static uint64_t start_ticks_of(uint32_t pid, char *state)
+{
+	*state = '?';
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* the command name may hold spaces and parentheses: fields follow the last ')' */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	unsigned long long ticks = 0;
+	/* field 22 is starttime; after ')' come field 3 (state) onwards */
+	if (sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+			  "%*d %*d %*d %llu", state, &ticks) != 2)
+		return 0;
+	return ticks;
+}
+
+static void read_boot_id(uint8_t id[16])
+{
+	memset(id, 0, 16);
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (!f)
+		return;
+	char s[64];
+	if (fgets(s, sizeof(s), f)) {
+		int k = 0;
+		for (char *p = s; *p && k < 32; p++) {
+			int v = *p >= '0' && *p <= '9' ? *p - '0'
+				: *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+			if (v < 0)
+				continue;
+			id[k / 2] = (uint8_t)(id[k / 2] << 4 | v);
+			k++;
+		}
+	}
+	fclose(f);
+}
+
+void th_owner_self(th_owner *o)
+{
+	memset(o, 0, sizeof(*o));
+	while (o->instance == 0)
+		if (getrandom(&o->instance, sizeof(o->instance), 0) != sizeof(o->instance))
+			o->instance = (uint64_t)getpid() << 32 ^ (uint64_t)th_clock_mono_us();
+	o->pid = (uint32_t)getpid();
+	char state;
+	o->start_ticks = start_ticks_of(o->pid, &state);
+	read_boot_id(o->boot_id);
+}
+
+bool th_owner_alive(const th_owner *o)
+{
+	static const uint8_t zero[16];
+	uint8_t boot[16];
+	read_boot_id(boot);
+	if (memcmp(o->boot_id, zero, 16) && memcmp(boot, zero, 16) && memcmp(o->boot_id, boot, 16))
+		return false; /* claimed before this machine last booted */
+	if (o->pid == 0 || (kill((pid_t)o->pid, 0) != 0 && errno == ESRCH))
+		return false;
+	char state;
+	uint64_t ticks = start_ticks_of(o->pid, &state);
+	if (state == 'Z' || state == 'X')
+		return false; /* killed, not yet reaped */
+	if (o->start_ticks && ticks && ticks != o->start_ticks)
+		return false; /* the pid was reused */
+	return true;
+}
