@@ -85,7 +85,7 @@ int th_config_defaults(th_config *cfg, const char *path)
 	cfg->lease_time = 30;
 	cfg->max_attempts = 3;
 	snprintf(cfg->strategy, sizeof(cfg->strategy), "simple");
-	cfg->args = (th_processor_args){.wait_time = 1.0, .max_threads = 5};
+	cfg->args = (th_processor_args)TH_PROCESSOR_ARGS_DEFAULT;
 	return 0;
 }
 
@@ -174,14 +174,17 @@ enum {
 	K_DATA_DIR, K_PLUGIN_DIR, K_LOG_LEVEL, K_LOG_FORMAT, K_GRACE, K_MAP_SIZE,
 	K_MAX_MAP_SIZE, K_DURABILITY, K_MAX_INPUT, K_MAX_RESULT, K_LEASE, K_MAX_ATTEMPTS,
 	K_INSECURE,
-	K_STRATEGY = 0, K_MAX_THREADS, K_WAIT_TIME
+	K_STRATEGY = 0, K_MAX_THREADS, K_WAIT_TIME, K_MAX_WORKERS, K_WORKER_MEM, K_WORKER_JOBS,
+	K_JOB_TIMEOUT, K_KILL_GRACE
 };
 
 static const char *const host_keys[] = {
 	"data_dir", "plugin_dir", "log_level", "log_format", "grace_period", "map_size",
 	"max_map_size", "durability", "max_input_size", "max_result_size", "lease_time",
 	"max_attempts", "allow_insecure_plugins", NULL};
-static const char *const processor_keys[] = {"strategy", "max_threads", "wait_time", NULL};
+static const char *const processor_keys[] = {
+	"strategy", "max_threads", "wait_time", "max_workers", "worker_memory_limit",
+	"worker_max_jobs", "job_timeout", "kill_grace", NULL};
 
 static int key_index(const char *const *keys, const char *name)
 {
@@ -279,30 +282,62 @@ static int host_key(struct parse *p, int k, const char *value)
 	return 1;
 }
 
+/* A whole number from lo to hi; 0 or fails with the message for key. */
+static int whole(struct parse *p, const char *key, const char *value, long lo, long hi,
+		 long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(value, &end, 10);
+	if (errno || end == value || *end || v < lo || v > hi) {
+		fail(p, "bad value '%s' for %s in [processor]: expected a whole number from %ld "
+		     "to %ld", value, key, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 static int processor_key(struct parse *p, int k, const char *value)
 {
 	th_config *c = p->cfg;
-	char *end;
+	long v;
+	uint64_t size;
+	double d;
 	switch (k) {
 	case K_STRATEGY:
-		if (strcmp(value, "simple") != 0 && strcmp(value, "multi") != 0)
+		if (strcmp(value, "simple") != 0 && strcmp(value, "multi") != 0 &&
+		    strcmp(value, "process") != 0)
 			return fail(p, "bad value '%s' for strategy in [processor]: expected "
-				    "simple or multi", value);
+				    "simple, multi or process", value);
 		snprintf(c->strategy, sizeof(c->strategy), "%s", value);
 		return 1;
-	case K_MAX_THREADS: {
-		errno = 0;
-		long v = strtol(value, &end, 10);
-		if (errno || end == value || *end || v < 1 || v > 1024)
-			return fail(p, "bad value '%s' for max_threads in [processor]: expected "
-				    "a whole number from 1 to 1024", value);
-		c->args.max_threads = (unsigned)v;
+	case K_MAX_THREADS:
+	case K_MAX_WORKERS:
+		if (whole(p, processor_keys[k], value, 1, 1024, &v))
+			return 0;
+		*(k == K_MAX_THREADS ? &c->args.max_threads : &c->args.max_workers) = (unsigned)v;
 		return 1;
-	}
+	case K_WORKER_JOBS:
+		if (whole(p, processor_keys[k], value, 0, 1000000000, &v))
+			return 0;
+		c->args.worker_max_jobs = (unsigned)v;
+		return 1;
+	case K_WORKER_MEM:
+		if (th_parse_size(value, &size) || (size && size < (16u << 20)))
+			return fail(p, "bad value '%s' for worker_memory_limit in [processor]: "
+				    "expected a size of at least 16MiB, or 0 for none", value);
+		c->args.worker_memory_limit = size;
+		return 1;
 	case K_WAIT_TIME:
-		if (th_parse_duration(value, &c->args.wait_time) || c->args.wait_time > 86400)
-			return fail(p, "bad value '%s' for wait_time in [processor]: expected "
-				    "seconds such as 1.0 or 250ms (at most 1d)", value);
+	case K_JOB_TIMEOUT:
+	case K_KILL_GRACE:
+		if (th_parse_duration(value, &d) || d > (k == K_JOB_TIMEOUT ? 7 * 86400 : 86400))
+			return fail(p, "bad value '%s' for %s in [processor]: expected a duration "
+				    "such as 1.0, 250ms or 30s (at most %s)", value,
+				    processor_keys[k], k == K_JOB_TIMEOUT ? "7d" : "1d");
+		*(k == K_WAIT_TIME ? &c->args.wait_time
+		  : k == K_JOB_TIMEOUT ? &c->args.job_timeout : &c->args.kill_grace) = d;
 		return 1;
 	}
 	return 0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,7 +126,8 @@ int th_cmd_run(th_cli *cli)
 			     .max_result = cfg->max_result_size,
 			     .lease_time = cfg->lease_time,
 			     .max_attempts = cfg->max_attempts,
-			     .allow_insecure_plugins = cfg->allow_insecure_plugins};
+			     .allow_insecure_plugins = cfg->allow_insecure_plugins,
+			     .isolate_plugins = strcmp(cfg->strategy, "process") == 0};
 	if ((rc = th_service_open(&cli->svc, &o))) {
 		th_cli_error("cannot start: %s", th_strerror(rc));
 		return rc == TH_ESYS || rc == TH_EFORMAT ? TH_EXIT_USAGE : TH_EXIT_FAIL;
@@ -136,16 +138,21 @@ int th_cmd_run(th_cli *cli)
 		th_cli_error("cannot start the processor: %s", th_strerror(rc));
 		return TH_EXIT_FAIL;
 	}
-	th_log_info("host", "started: pid %d, data_dir %s, plugin_dir %s, %zu task%s",
-		    (int)getpid(), cfg->data_dir, cfg->plugin_dir, th_service_task_count(svc),
-		    th_service_task_count(svc) == 1 ? "" : "s");
+	if (o.isolate_plugins)
+		th_log_info("host", "started: pid %d, data_dir %s, plugin_dir %s, plugins run in "
+			    "worker processes", (int)getpid(), cfg->data_dir, cfg->plugin_dir);
+	else
+		th_log_info("host", "started: pid %d, data_dir %s, plugin_dir %s, %zu task%s",
+			    (int)getpid(), cfg->data_dir, cfg->plugin_dir,
+			    th_service_task_count(svc), th_service_task_count(svc) == 1 ? "" : "s");
 	for (;;) {
 		siginfo_t si;
 		int sig = sigwaitinfo(&sigs, &si);
 		if (sig == SIGHUP) {
 			unsigned loaded = 0, refused = 0;
 			th_log_info("host", "SIGHUP: looking for new plugins in %s", cfg->plugin_dir);
-			if (th_service_reload_plugins(svc, &loaded, &refused) == 0)
+			if (th_service_reload_plugins(svc, &loaded, &refused) == 0 &&
+			    !o.isolate_plugins)
 				th_log_info("host", "reload: %u plugin%s added, %u refused, %zu tasks",
 					    loaded, loaded == 1 ? "" : "s", refused,
 					    th_service_task_count(svc));

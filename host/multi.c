@@ -1,6 +1,8 @@
-/* The multi-threaded processor: up to max_threads jobs run at once on a pool of threads.
- * A dispatcher thread claims jobs for idle workers and records finished jobs' outcomes,
- * both in one transaction per round, so many jobs share one commit. */
+/* The worker pool behind the multi and process strategies, and the multi strategy: up
+ * to max_threads jobs run at once on a pool of threads. A dispatcher thread claims jobs
+ * for idle workers and records finished jobs' outcomes, both in one transaction per
+ * round, so many jobs share one commit. How a worker runs a job is its executor's
+ * business: on its own thread here, in a worker process in process.c. */
 #include "processor.h"
 
 #include <pthread.h>
@@ -20,12 +22,14 @@ struct done {
 
 struct worker {
 	struct multi *m;
+	unsigned index;
 	pthread_t thread;
 	_Atomic uint64_t running; /* the job being run, 0 when idle */
 };
 
 struct multi {
 	th_processor *p;
+	const th_executor *ex;
 	unsigned nthreads;
 	struct worker *workers;
 	pthread_t dispatcher;
@@ -45,10 +49,11 @@ static void *worker_loop(void *arg)
 {
 	struct worker *w = arg;
 	struct multi *m = w->m;
-	const th_proc_env *env = th_processor_env(m->p);
-	th_run_opts opts = {.max_result = env->max_result, .progress = env->progress};
-	th_plugin_thread *t = NULL;
-	th_plugin_thread_new(env->plugins, &t);
+	void *ew = NULL;
+	int rc = m->ex->open(m->p, w->index, &ew);
+	if (rc)
+		th_log_error("processor", "worker %u cannot start: %s; its jobs go back to the "
+			     "queue", w->index, th_strerror(rc));
 	pthread_mutex_lock(&m->mu);
 	for (;;) {
 		while (m->rlen == 0 && !m->stopping)
@@ -63,8 +68,8 @@ static void *worker_loop(void *arg)
 		pthread_mutex_unlock(&m->mu);
 
 		struct done d;
-		if (t) {
-			th_run_claim(t, env->plugins, &c, &opts, &d.out, &d.res);
+		if (rc == 0) {
+			m->ex->run(ew, &c, &d.out, &d.res);
 		} else {
 			memset(&d, 0, sizeof(d));
 			d.out = (th_outcome){.id = c.job.id, .gen = c.job.claim_gen,
@@ -77,9 +82,12 @@ static void *worker_loop(void *arg)
 		m->done[m->ndone++] = d;
 		m->busy--;
 		th_processor_kick(m->p);
+		if (rc) /* a worker that cannot run jobs stops taking them */
+			break;
 	}
 	pthread_mutex_unlock(&m->mu);
-	th_plugin_thread_free(t);
+	if (rc == 0)
+		m->ex->close(ew);
 	return NULL;
 }
 
@@ -165,7 +173,7 @@ static void free_multi(struct multi *m)
 	free(m);
 }
 
-static void multi_stop(void *state)
+void th_pool_stop(void *state)
 {
 	struct multi *m = state;
 	pthread_join(m->dispatcher, NULL);
@@ -179,13 +187,14 @@ static void multi_stop(void *state)
 	free_multi(m);
 }
 
-static int multi_start(th_processor *p, void **state)
+int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **state)
 {
 	struct multi *m = calloc(1, sizeof(*m));
 	if (!m)
 		return TH_ENOMEM;
 	m->p = p;
-	m->nthreads = th_processor_args_of(p)->max_threads;
+	m->ex = ex;
+	m->nthreads = n;
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->work_cv, NULL);
 	m->ready = calloc(m->nthreads, sizeof(*m->ready));
@@ -198,6 +207,7 @@ static int multi_start(th_processor *p, void **state)
 	unsigned started = 0;
 	for (; started < m->nthreads; started++) {
 		m->workers[started].m = m;
+		m->workers[started].index = started;
 		if (pthread_create(&m->workers[started].thread, NULL, worker_loop,
 				   &m->workers[started]))
 			break;
@@ -216,7 +226,7 @@ static int multi_start(th_processor *p, void **state)
 	return 0;
 }
 
-static size_t multi_threads(void *state, uint64_t *ids, size_t max)
+size_t th_pool_threads(void *state, uint64_t *ids, size_t max)
 {
 	struct multi *m = state;
 	size_t n = 0;
@@ -228,4 +238,50 @@ static size_t multi_threads(void *state, uint64_t *ids, size_t max)
 	return n;
 }
 
-const th_strategy th_strategy_multi = {"multi", multi_start, multi_stop, multi_threads};
+/* ---- the multi strategy: jobs run on the pool's own threads ---- */
+
+struct thread_worker {
+	th_plugin_thread *t;
+	const th_proc_env *env;
+	th_run_opts opts;
+};
+
+static int thread_open(th_processor *p, unsigned index, void **out)
+{
+	(void)index;
+	struct thread_worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return TH_ENOMEM;
+	w->env = th_processor_env(p);
+	w->opts = (th_run_opts){.max_result = w->env->max_result, .progress = w->env->progress};
+	int rc = th_plugin_thread_new(w->env->plugins, &w->t);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+static void thread_run(void *arg, const th_claim *c, th_outcome *o, th_run_result *r)
+{
+	struct thread_worker *w = arg;
+	th_run_claim(w->t, w->env->plugins, c, &w->opts, o, r);
+}
+
+static void thread_close(void *arg)
+{
+	struct thread_worker *w = arg;
+	th_plugin_thread_free(w->t);
+	free(w);
+}
+
+static const th_executor thread_executor = {thread_open, thread_run, thread_close};
+
+static int multi_start(th_processor *p, void **state)
+{
+	return th_pool_start(p, &thread_executor, th_processor_args_of(p)->max_threads, state);
+}
+
+const th_strategy th_strategy_multi = {"multi", multi_start, th_pool_stop, th_pool_threads,
+				       NULL};

@@ -59,6 +59,8 @@ struct th_plugins {
 	char *dir;             /* the directory loaded last, for rescans */
 	bool insecure_ok;      /* load files other users could have written */
 	int64_t last_rescan;   /* when find_or_rescan last rescanned (monotonic us) */
+	th_plugins_load_hook hook; /* guarded by load_mu */
+	void *hook_ud;
 };
 
 struct th_plugin_thread {
@@ -336,6 +338,14 @@ int th_plugins_load_file(th_plugins *reg, const char *path)
 	return rc;
 }
 
+void th_plugins_set_load_hook(th_plugins *reg, th_plugins_load_hook fn, void *ud)
+{
+	pthread_mutex_lock(&reg->load_mu);
+	reg->hook = fn;
+	reg->hook_ud = ud;
+	pthread_mutex_unlock(&reg->load_mu);
+}
+
 void th_plugins_allow_insecure(th_plugins *reg, bool allow)
 {
 	pthread_mutex_lock(&reg->load_mu);
@@ -419,7 +429,7 @@ int th_plugins_load_dir(th_plugins *reg, const char *dir, unsigned *loaded,
 		if (len >= (int)sizeof(path) || stat(path, &sb) || !S_ISREG(sb.st_mode))
 			continue;
 		struct seen *s = seen_entry(reg, path, &sb, &unchanged);
-		if (unchanged)
+		if (unchanged || (reg->hook && reg->hook(reg->hook_ud, path)))
 			continue;
 		int rc = load_file_locked(reg, path, why, sizeof(why));
 		if (s) {

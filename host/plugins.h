@@ -30,6 +30,10 @@ void th_plugins_free(th_plugins *reg);
  * loaded/refused (may be NULL). */
 int th_plugins_load_dir(th_plugins *reg, const char *dir, unsigned *loaded,
 			unsigned *refused);
+/* Called by load_dir before each file it tries; a non-zero return skips the file. */
+typedef int (*th_plugins_load_hook)(void *ud, const char *path);
+void th_plugins_set_load_hook(th_plugins *reg, th_plugins_load_hook fn, void *ud);
+
 /* Refuse (the default) or load plugin files and directories that are world-writable or
  * owned by a user other than this one and root. */
 void th_plugins_allow_insecure(th_plugins *reg, bool allow);

@@ -31,7 +31,8 @@ struct th_processor {
 	bool keeper_stop; /* apart from `stopping`: leases are renewed until jobs finish */
 };
 
-static const th_strategy *const strategies[] = {&th_strategy_simple, &th_strategy_multi};
+static const th_strategy *const strategies[] = {&th_strategy_simple, &th_strategy_multi,
+						 &th_strategy_process};
 
 const th_strategy *th_strategy_find(const char *name)
 {
@@ -46,6 +47,12 @@ int th_processor_check_args(const th_processor_args *args)
 	if (!isfinite(args->wait_time) || args->wait_time < 0 || args->wait_time > 86400)
 		return TH_EINVAL;
 	if (args->max_threads < 1 || args->max_threads > 1024)
+		return TH_EINVAL;
+	if (args->max_workers < 1 || args->max_workers > 1024)
+		return TH_EINVAL;
+	if (!isfinite(args->job_timeout) || args->job_timeout < 0 || args->job_timeout > 86400 * 7)
+		return TH_EINVAL;
+	if (!isfinite(args->kill_grace) || args->kill_grace < 0 || args->kill_grace > 3600)
 		return TH_EINVAL;
 	return 0;
 }
@@ -174,6 +181,10 @@ started:
 	if (s == &th_strategy_simple)
 		th_log_info("processor", "started: strategy simple, wait_time %g s",
 			    args->wait_time);
+	else if (s == &th_strategy_process)
+		th_log_info("processor", "started: strategy process, max_workers %u, wait_time "
+			    "%g s, job_timeout %g s", args->max_workers, args->wait_time,
+			    args->job_timeout);
 	else
 		th_log_info("processor", "started: strategy %s, max_threads %u, wait_time %g s",
 			    s->name, args->max_threads, args->wait_time);
@@ -199,6 +210,19 @@ void th_processor_stop(th_processor *p)
 size_t th_processor_threads(th_processor *p, uint64_t *ids, size_t max)
 {
 	return p->strategy->threads(p->state, ids, max);
+}
+
+bool th_processor_reload(th_processor *p)
+{
+	if (!p->strategy->reload)
+		return false;
+	p->strategy->reload(p->state);
+	return true;
+}
+
+void *th_processor_strategy_state(th_processor *p)
+{
+	return p->state;
 }
 
 const th_proc_env *th_processor_env(th_processor *p)

@@ -11,6 +11,7 @@
 
 #include "plugins.h"
 #include "progress.h"
+#include "run.h"
 #include "service.h"
 #include "store.h"
 #include "wake.h"
@@ -27,18 +28,26 @@ typedef struct th_proc_env {
 	size_t max_result;
 	const char *queue; /* NULL: the default queue */
 	int64_t lease_us;  /* claims are renewed while held; lost after this long */
+	/* for the process strategy's worker processes */
+	const char *runner;     /* the taskhost-runner program */
+	const char *plugin_dir;
+	const char *data_dir;
+	bool insecure_plugins;
 } th_proc_env;
 
-/* A strategy: start its threads, stop them (waiting for running jobs), list them. */
+/* A strategy: start its threads, stop them (waiting for running jobs), list them, and
+ * take up plugins added since start (NULL when plugins load in this process). */
 typedef struct th_strategy {
 	const char *name;
 	int (*start)(th_processor *p, void **state);
 	void (*stop)(void *state);
 	size_t (*threads)(void *state, uint64_t *ids, size_t max);
+	void (*reload)(void *state);
 } th_strategy;
 
 extern const th_strategy th_strategy_simple;
 extern const th_strategy th_strategy_multi;
+extern const th_strategy th_strategy_process;
 
 /* NULL for an unknown name. */
 const th_strategy *th_strategy_find(const char *name);
@@ -50,11 +59,16 @@ int th_processor_start(th_processor **out, const th_proc_env *env, const th_stra
 /* Stops claiming, waits for running jobs, releases claimed jobs that did not start. */
 void th_processor_stop(th_processor *p);
 size_t th_processor_threads(th_processor *p, uint64_t *ids, size_t max);
+/* Lets the strategy take up plugins added since start; false when it has nothing to do
+ * for it (plugins load in this process, and the registry already did). */
+bool th_processor_reload(th_processor *p);
 
 /* ---- for strategies ---- */
 
 const th_proc_env *th_processor_env(th_processor *p);
 const th_processor_args *th_processor_args_of(th_processor *p);
+/* What the strategy's start stored through its `state` argument. */
+void *th_processor_strategy_state(th_processor *p);
 bool th_processor_stopping(th_processor *p);
 /* Wakes the strategy's wait (from its worker threads, or on stop). */
 void th_processor_kick(th_processor *p);
@@ -65,6 +79,19 @@ void th_processor_wait(th_processor *p, int64_t timeout_us);
 int th_processor_event_fd(th_processor *p);
 /* Drains the event after a poll saw it readable. */
 void th_processor_event_clear(th_processor *p);
+
+/* How a worker of the pool (multi.c) runs a claimed job: open and close run on the
+ * worker's thread, around all the jobs it runs. */
+typedef struct th_executor {
+	int (*open)(th_processor *p, unsigned index, void **worker);
+	void (*run)(void *worker, const th_claim *c, th_outcome *o, th_run_result *r);
+	void (*close)(void *worker);
+} th_executor;
+
+/* A pool of n workers fed by a dispatcher; the multi and process strategies. */
+int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **state);
+void th_pool_stop(void *state);
+size_t th_pool_threads(void *state, uint64_t *ids, size_t max);
 
 /* One store cycle for the strategy: record outcomes, claim up to max. Logs failures;
  * on failure nothing is recorded and nothing claimed. */

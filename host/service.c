@@ -27,7 +27,11 @@ struct th_service {
 	th_progress_map *progress;
 	th_owner owner;
 	char *plugin_dir;
+	char *data_dir;
+	char *runner;
 	bool inspect_only;
+	bool isolate;
+	bool insecure;
 	size_t max_input, max_result;
 	int64_t lease_us;
 	uint32_t max_attempts;
@@ -36,6 +40,26 @@ struct th_service {
 	th_processor_args args;
 	th_processor *proc;
 };
+
+/* The worker program of the process strategy: as given, else next to this program's
+ * executable (an uninstalled build), else where it is installed. */
+static char *find_runner(const char *given)
+{
+	if (given)
+		return strdup(given);
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 32);
+	if (n > 0) {
+		exe[n] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			strcpy(slash + 1, "taskhost-runner");
+			if (access(exe, X_OK) == 0)
+				return strdup(exe);
+		}
+	}
+	return strdup(TH_RUNNER_PATH);
+}
 
 int th_service_open(th_service **out, const th_service_opts *opts)
 {
@@ -47,8 +71,10 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 		return TH_ENOMEM;
 	pthread_mutex_init(&svc->proc_mu, NULL);
 	svc->strategy = &th_strategy_simple;
-	svc->args = (th_processor_args){.wait_time = 1.0, .max_threads = 5};
+	svc->args = (th_processor_args)TH_PROCESSOR_ARGS_DEFAULT;
 	svc->inspect_only = opts->inspect_only;
+	svc->isolate = opts->isolate_plugins;
+	svc->insecure = opts->allow_insecure_plugins;
 	svc->max_input = opts->max_input ? opts->max_input : DEFAULT_MAX_INPUT;
 	svc->max_result = opts->max_result ? opts->max_result : DEFAULT_MAX_RESULT;
 	th_owner_self(&svc->owner);
@@ -64,13 +90,20 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 				 th_run_api())))
 		goto fail;
 	th_plugins_allow_insecure(svc->plugins, opts->allow_insecure_plugins);
-	if (opts->plugin_dir) {
-		if (!(svc->plugin_dir = strdup(opts->plugin_dir))) {
-			rc = TH_ENOMEM;
+	if (!(svc->data_dir = strdup(opts->data_dir)) ||
+	    !(svc->runner = find_runner(opts->runner)) ||
+	    (opts->plugin_dir && !(svc->plugin_dir = strdup(opts->plugin_dir)))) {
+		rc = TH_ENOMEM;
+		goto fail;
+	}
+	if (svc->isolate) {
+		if (!svc->plugin_dir) {
+			rc = TH_EINVAL;
 			goto fail;
 		}
-		if ((rc = th_plugins_load_dir(svc->plugins, opts->plugin_dir, NULL, NULL)))
-			goto fail;
+	} else if (svc->plugin_dir &&
+		   (rc = th_plugins_load_dir(svc->plugins, svc->plugin_dir, NULL, NULL))) {
+		goto fail;
 	}
 	*out = svc;
 	return 0;
@@ -90,6 +123,8 @@ void th_service_close(th_service *svc)
 	th_store_close(svc->store);
 	pthread_mutex_destroy(&svc->proc_mu);
 	free(svc->plugin_dir);
+	free(svc->data_dir);
+	free(svc->runner);
 	free(svc);
 }
 
@@ -98,7 +133,8 @@ void th_service_close(th_service *svc)
 int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (!jobs[i].task || !th_plugins_find(svc->plugins, jobs[i].task))
+		/* with isolated plugins this process knows no tasks: the workers decide */
+		if (!jobs[i].task || (!svc->isolate && !th_plugins_find(svc->plugins, jobs[i].task)))
 			return TH_EUNKNOWNTASK;
 		if (jobs[i].len > svc->max_input)
 			return TH_ETOOBIG;
@@ -228,7 +264,7 @@ static int load_claim(th_service *svc, uint64_t id, th_claim *c)
 int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 {
 	*ran = false;
-	if (svc->inspect_only)
+	if (svc->inspect_only || svc->isolate)
 		return TH_EINVAL;
 	th_claim c = {0};
 	int rc = id ? load_claim(svc, id, &c) : claim_one(svc, &c);
@@ -258,12 +294,16 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 int th_service_set_processor(th_service *svc, const char *strategy,
 			     const th_processor_args *args)
 {
-	th_processor_args a = {.wait_time = 1.0, .max_threads = 5};
+	th_processor_args a = TH_PROCESSOR_ARGS_DEFAULT;
 	if (args)
 		a = *args;
+	if (a.max_workers == 0)
+		a.max_workers = 2;
 	const th_strategy *s = strategy ? th_strategy_find(strategy) : NULL;
 	if (!s || th_processor_check_args(&a))
 		return TH_EINVAL;
+	if (svc->isolate && s != &th_strategy_process)
+		return TH_EINVAL; /* plugins run in worker processes only */
 	pthread_mutex_lock(&svc->proc_mu);
 	svc->strategy = s;
 	svc->args = a;
@@ -288,9 +328,17 @@ int th_service_start_processing(th_service *svc)
 	pthread_mutex_lock(&svc->proc_mu);
 	int rc = TH_EBUSY;
 	if (!svc->proc) {
-		th_proc_env env = {svc->store,	   svc->plugins,    svc->wake,
-				   svc->progress, svc->owner, svc->max_result,
-				   NULL,	   svc->lease_us};
+		th_proc_env env = {.store = svc->store,
+				   .plugins = svc->plugins,
+				   .wake = svc->wake,
+				   .progress = svc->progress,
+				   .owner = svc->owner,
+				   .max_result = svc->max_result,
+				   .lease_us = svc->lease_us,
+				   .runner = svc->runner,
+				   .plugin_dir = svc->plugin_dir,
+				   .data_dir = svc->data_dir,
+				   .insecure_plugins = svc->insecure};
 		rc = th_processor_start(&svc->proc, &env, svc->strategy, &svc->args);
 	}
 	pthread_mutex_unlock(&svc->proc_mu);
@@ -332,7 +380,13 @@ int th_service_register(th_service *svc, const struct th_plugin *desc, const cha
 
 int th_service_reload_plugins(th_service *svc, unsigned *loaded, unsigned *refused)
 {
-	if (!svc->plugin_dir) {
+	if (svc->isolate) { /* the worker processes load them */
+		pthread_mutex_lock(&svc->proc_mu);
+		if (svc->proc)
+			th_processor_reload(svc->proc);
+		pthread_mutex_unlock(&svc->proc_mu);
+	}
+	if (!svc->plugin_dir || svc->isolate) {
 		if (loaded)
 			*loaded = 0;
 		if (refused)

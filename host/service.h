@@ -30,6 +30,12 @@ typedef struct th_service_opts {
 	double lease_time;      /* seconds a claim lasts unless its host renews it; 0: 30 */
 	uint32_t max_attempts;  /* default for new jobs, host crashes included; 0: 3 */
 	bool allow_insecure_plugins; /* load plugins other users could have written */
+	/* Plugins run only in worker processes (the process strategy): this process never
+	 * loads them, so no plugin code can take it down. Adding jobs then cannot check
+	 * task names: a job for a task no plugin provides ends in error when it runs. */
+	bool isolate_plugins;
+	const char *runner;     /* the worker program; NULL: taskhost-runner next to this
+				   program's executable, else in the installed libexec dir */
 } th_service_opts;
 
 /* Opens the store and loads the plugins (a refused plugin is logged, not an error; an
@@ -93,10 +99,20 @@ typedef struct th_processor_args {
 	double wait_time;     /* seconds an idle processor waits before looking again when no
 				 wake-up came; 1.0 (at least 0.001 is used) */
 	unsigned max_threads; /* multi: jobs at once; 5 */
+	/* process: jobs run in worker processes (taskhost-runner) */
+	unsigned max_workers;         /* worker processes, so jobs at once; 2 */
+	uint64_t worker_memory_limit; /* address space of each worker (RLIMIT_AS); 0: none */
+	unsigned worker_max_jobs;     /* a worker is replaced after this many jobs; 0: never */
+	double job_timeout;           /* seconds; then the job is asked to stop; 0: none */
+	double kill_grace;            /* seconds after that before the worker is killed; 5 */
 } th_processor_args;
 
-/* The strategy ("simple" or "multi") and its arguments used by the next start;
- * TH_EINVAL for an unknown strategy or a bad argument. NULL args: the defaults. */
+/* The defaults of th_processor_args. */
+#define TH_PROCESSOR_ARGS_DEFAULT \
+	{.wait_time = 1.0, .max_threads = 5, .max_workers = 2, .kill_grace = 5}
+
+/* The strategy ("simple", "multi" or "process") and its arguments used by the next
+ * start; TH_EINVAL for an unknown strategy or a bad argument. NULL args: the defaults. */
 int th_service_set_processor(th_service *svc, const char *strategy,
 			     const th_processor_args *args);
 /* The strategy and arguments the next start uses. */

@@ -85,4 +85,5 @@ static size_t simple_threads(void *state, uint64_t *ids, size_t max)
 	return 1;
 }
 
-const th_strategy th_strategy_simple = {"simple", simple_start, simple_stop, simple_threads};
+const th_strategy th_strategy_simple = {"simple", simple_start, simple_stop, simple_threads,
+					NULL};

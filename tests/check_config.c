@@ -127,8 +127,8 @@ START_TEST(errors_name_file_and_line)
 		     "bad value '4x' for max_threads in [processor]: expected a whole number "
 		     "from 1 to 1024");
 	expect_error("[processor]\nwait_time = -1\n", 2,
-		     "bad value '-1' for wait_time in [processor]: expected seconds such as 1.0 "
-		     "or 250ms (at most 1d)");
+		     "bad value '-1' for wait_time in [processor]: expected a duration such as "
+		     "1.0, 250ms or 30s (at most 1d)");
 	expect_error("[host]\nlog_format = xml\n", 2,
 		     "bad value 'xml' for log_format in [host]: expected text or json");
 	expect_error("[host]\ndurability = maybe\n", 2,
