@@ -215,7 +215,7 @@ static int start(struct pworker *w, char *why, size_t whylen)
 					}
 				}
 				pthread_mutex_unlock(&s->mu);
-				snprintf(why, whylen, "%s while loading %s", how, loading);
+				snprintf(why, whylen, "%s while loading %.300s", how, loading);
 				rc = TH_EBUSY; /* try again: it will be skipped */
 			} else {
 				snprintf(why, whylen, "%s before it was ready%s", how,
