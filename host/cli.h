@@ -40,6 +40,9 @@ int th_cli_fail(int rc, uint64_t id, const char *doing);
 bool th_cli_job_id(const char *s, uint64_t *id);
 /* The last error the library logged, to add to a one-line message ("" if none). */
 const char *th_cli_last_log_error(void);
+/* For run: while on, error lines are kept (for th_cli_last_log_error) instead of
+ * logged, other lines are logged as usual; turning it off logs what was kept. */
+void th_cli_hold_errors(bool on);
 
 int th_cmd_run(th_cli *cli);
 int th_cmd_add(th_cli *cli);

@@ -29,6 +29,11 @@ int64_t th_clock_mono_us(void)
 	return read_clock(CLOCK_MONOTONIC);
 }
 
+int64_t th_clock_boot_us(void)
+{
+	return read_clock(CLOCK_BOOTTIME);
+}
+
 void th_clock_set_hook(th_clock_fn fn, void *ud)
 {
 	atomic_store(&hook_ud, ud);

@@ -9,6 +9,9 @@
 int64_t th_clock_now_us(void);
 /* Microseconds on a monotonic clock, for durations only. */
 int64_t th_clock_mono_us(void);
+/* Microseconds since this machine booted, the same in every process (and not stopped
+ * by suspend): for deadlines that other processes check, such as leases. */
+int64_t th_clock_boot_us(void);
 
 /* Tests replace the wall clock; NULL restores the real one. */
 typedef int64_t (*th_clock_fn)(void *ud);

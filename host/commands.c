@@ -175,6 +175,11 @@ int th_cmd_add(th_cli *cli)
 			     "tasks')", task, cli->cfg.plugin_dir);
 		return TH_EXIT_FAIL;
 	}
+	if (rc == TH_EINVAL) {
+		th_cli_error("add: bad task name '%s': task names are 1 to 255 printable ASCII "
+			     "characters, no spaces", task);
+		return TH_EXIT_USAGE;
+	}
 	if (rc == TH_ETOOBIG) {
 		th_cli_error("add: input larger than max_input_size (%llu bytes)",
 			     (unsigned long long)cli->cfg.max_input_size);
@@ -250,10 +255,13 @@ int th_cmd_error(th_cli *cli)
 	char *msg;
 	if ((rc = th_service_error(cli->svc, job.id, &msg)))
 		return th_cli_fail(rc, job.id, "reading the error");
-	if (cli->json)
-		print_json(json_pack("{s:I, s:s}", "id", (json_int_t)job.id, "error", msg));
-	else
+	if (cli->json) {
+		json_t *o = json_pack("{s:I}", "id", (json_int_t)job.id);
+		set_bytes(o, "error", msg, strlen(msg));
+		print_json(o);
+	} else {
 		printf("%s\n", msg);
+	}
 	free(msg);
 	return TH_EXIT_OK;
 }
@@ -375,11 +383,11 @@ int th_cmd_tasks(th_cli *cli)
 		else
 			printf("%-20s %-20s %-8s %s\n", ti.name, base, ti.version, ti.description);
 	}
-	const char *file, *why;
-	size_t nref = th_service_refused(cli->svc, 0, &file, &why);
+	char file[4096], why[512];
+	size_t nref = th_service_refused(cli->svc, 0, file, sizeof(file), why, sizeof(why));
 	json_t *refused = arr ? json_array() : NULL;
 	for (size_t i = 0; i < nref; i++) {
-		th_service_refused(cli->svc, i, &file, &why);
+		th_service_refused(cli->svc, i, file, sizeof(file), why, sizeof(why));
 		if (refused)
 			json_array_append_new(refused, json_pack("{s:s, s:s}", "file", file,
 								 "reason", why));
@@ -485,6 +493,8 @@ int th_cmd_wait(th_cli *cli)
 		fputc('\n', stderr);
 	}
 	json_t *arr = cli->json ? json_array() : NULL;
+	char line[2048] = "";
+	size_t bad = 0;
 	for (int i = 0; i < cli->argc; i++) {
 		const th_job *j = &jobs[i];
 		if (arr)
@@ -492,18 +502,21 @@ int th_cmd_wait(th_cli *cli)
 		if (j->status == TH_JOB_COMPLETED)
 			continue;
 		rc = TH_EXIT_FAIL;
-		if (!arr) {
-			char *msg = NULL;
-			if (j->status == TH_JOB_ERROR)
-				th_service_error(cli->svc, j->id, &msg);
-			th_cli_error("job %llu %s%s%s", (unsigned long long)j->id,
-				     j->status == TH_JOB_ERROR ? "failed" : "was cancelled",
-				     msg ? ": " : "", msg ? msg : "");
-			free(msg);
-		}
+		char *msg = NULL;
+		if (j->status == TH_JOB_ERROR)
+			th_service_error(cli->svc, j->id, &msg);
+		size_t used = strlen(line);
+		if (used < sizeof(line))
+			snprintf(line + used, sizeof(line) - used, "%sjob %llu %s%s%.200s",
+				 bad++ ? "; " : "", (unsigned long long)j->id,
+				 j->status == TH_JOB_ERROR ? "failed" : "was cancelled",
+				 msg ? ": " : "", msg ? msg : "");
+		free(msg);
 	}
 	if (arr)
 		print_json(arr);
+	else if (bad) /* one line, however many failed */
+		th_cli_error("%s", line);
 out:
 	free(jobs);
 	free(ids);

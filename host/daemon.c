@@ -32,66 +32,96 @@ static void *stop_processing(void *arg)
 	return NULL;
 }
 
-/* Stops claiming and waits for running jobs, up to `grace` seconds or another signal.
- * Returns true when everything stopped cleanly. */
-static bool shut_down(th_service *svc, double grace, const sigset_t *sigs)
+/* Waits until the stopper is done or the deadline (monotonic us) passes; a SIGINT or
+ * SIGTERM ends the wait early. Returns whether it is done. */
+static bool wait_stopped(struct stopper *s, int64_t end, const sigset_t *sigs, bool *signalled)
 {
-	uint64_t ids[1024];
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		bool done = s->done;
+		if (!done) {
+			/* short slices, so a signal cuts the wait short */
+			int64_t left = end - th_clock_mono_us();
+			int64_t slice = left < 100000 ? left : 100000;
+			if (slice > 0) {
+				struct timespec abs;
+				clock_gettime(CLOCK_REALTIME, &abs);
+				long ns = abs.tv_nsec + (long)(slice % 1000000) * 1000;
+				abs.tv_sec += (time_t)(slice / 1000000 + ns / 1000000000L);
+				abs.tv_nsec = ns % 1000000000L;
+				pthread_cond_timedwait(&s->cv, &s->mu, &abs);
+			}
+			done = s->done;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (done)
+			return true;
+		if (th_clock_mono_us() >= end)
+			return false;
+		struct timespec zero = {0, 0};
+		int sig = sigtimedwait(sigs, NULL, &zero);
+		if (sig == SIGINT || sig == SIGTERM) {
+			*signalled = true;
+			return false;
+		}
+	}
+}
+
+/* Counts the jobs among ids that are still processing. */
+static size_t still_running(th_service *svc, const uint64_t *ids, size_t n)
+{
+	size_t still = 0;
+	for (size_t i = 0; i < n; i++) {
+		th_job_status st;
+		still += th_service_status(svc, ids[i], &st) == 0 && st == TH_JOB_PROCESSING;
+	}
+	return still;
+}
+
+/* Stops claiming and waits for running jobs, up to `grace` seconds or another signal;
+ * then asks them to stop and waits up to `interrupt` seconds more. Returns true when
+ * everything stopped cleanly. */
+static bool shut_down(th_service *svc, double grace, double interrupt, const sigset_t *sigs)
+{
+	static uint64_t ids[1024];
 	size_t n = 0;
 	th_service_threads(svc, ids, 1024, &n);
 	th_log_info("host", "stopping: no new jobs; waiting up to %g s for %zu running job%s",
 		    grace, n, n == 1 ? "" : "s");
-	struct stopper s = {.svc = svc, .mu = PTHREAD_MUTEX_INITIALIZER,
-			    .cv = PTHREAD_COND_INITIALIZER};
+	/* on the heap, and never freed when the wait is given up: the stopper thread may
+	 * still write to it while this process exits */
+	struct stopper *s = calloc(1, sizeof(*s));
 	pthread_t t;
-	if (pthread_create(&t, NULL, stop_processing, &s)) {
+	if (s) {
+		s->svc = svc;
+		pthread_mutex_init(&s->mu, NULL);
+		pthread_cond_init(&s->cv, NULL);
+	}
+	if (!s || pthread_create(&t, NULL, stop_processing, s)) {
 		th_service_stop_processing(svc);
+		free(s);
 		return true;
 	}
-	int64_t end = th_clock_mono_us() + (int64_t)(grace * 1e6);
-	bool done = false;
-	for (;;) {
-		pthread_mutex_lock(&s.mu);
-		done = s.done;
-		pthread_mutex_unlock(&s.mu);
-		int64_t left = end - th_clock_mono_us();
-		if (done || left <= 0)
-			break;
-		/* short slices, so a second signal cuts the grace period short */
-		int64_t slice = left < 100000 ? left : 100000;
-		struct timespec ts = {(time_t)(slice / 1000000), (long)(slice % 1000000) * 1000};
-		pthread_mutex_lock(&s.mu);
-		struct timespec abs;
-		clock_gettime(CLOCK_REALTIME, &abs);
-		abs.tv_sec += ts.tv_sec;
-		abs.tv_nsec += ts.tv_nsec;
-		if (abs.tv_nsec >= 1000000000L) {
-			abs.tv_sec++;
-			abs.tv_nsec -= 1000000000L;
-		}
-		if (!s.done)
-			pthread_cond_timedwait(&s.cv, &s.mu, &abs);
-		pthread_mutex_unlock(&s.mu);
-		struct timespec zero = {0, 0};
-		int sig = sigtimedwait(sigs, NULL, &zero);
-		if (sig == SIGINT || sig == SIGTERM) {
-			th_log_warn("host", "second %s: not waiting any longer",
-				    sig == SIGINT ? "SIGINT" : "SIGTERM");
-			break;
-		}
-	}
-	if (!done) {
-		size_t still = 0;
-		for (size_t i = 0; i < n; i++) {
-			th_job_status st;
-			still += th_service_status(svc, ids[i], &st) == 0 && st == TH_JOB_PROCESSING;
-		}
-		n = still;
-		th_log_warn("host", "grace period over: %zu job%s still running, left to "
-			    "recovery", n, n == 1 ? "" : "s");
-		return false;
-	}
+	bool signalled = false;
+	if (wait_stopped(s, th_clock_mono_us() + (int64_t)(grace * 1e6), sigs, &signalled))
+		goto clean;
+	if (signalled)
+		th_log_warn("host", "second signal: not waiting any longer");
+	else
+		th_log_warn("host", "grace period over: asking %zu running job%s to stop",
+			    still_running(svc, ids, n), still_running(svc, ids, n) == 1 ? "" : "s");
+	th_service_interrupt(svc);
+	signalled = false;
+	if (wait_stopped(s, th_clock_mono_us() + (int64_t)(interrupt * 1e6), sigs, &signalled))
+		goto clean;
+	n = still_running(svc, ids, n);
+	th_log_warn("host", "%zu job%s still running, left to recovery", n, n == 1 ? "" : "s");
+	return false;
+clean:
 	pthread_join(t, NULL);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
 	return true;
 }
 
@@ -128,9 +158,17 @@ int th_cmd_run(th_cli *cli)
 			     .max_attempts = cfg->max_attempts,
 			     .allow_insecure_plugins = cfg->allow_insecure_plugins,
 			     .isolate_plugins = strcmp(cfg->strategy, "process") == 0};
-	if ((rc = th_service_open(&cli->svc, &o))) {
-		th_cli_error("cannot start: %s", th_strerror(rc));
-		return rc == TH_ESYS || rc == TH_EFORMAT ? TH_EXIT_USAGE : TH_EXIT_FAIL;
+	/* errors while opening become the one line that says why run failed */
+	th_cli_hold_errors(true);
+	rc = th_service_open(&cli->svc, &o);
+	th_cli_hold_errors(false);
+	if (rc) {
+		if (rc == TH_EPLUGIN)
+			th_cli_error("plugin_dir %s: %s", cfg->plugin_dir, th_cli_last_log_error());
+		else
+			th_cli_error("cannot start: %s", th_strerror(rc));
+		return rc == TH_EPLUGIN || rc == TH_ESYS || rc == TH_EFORMAT ? TH_EXIT_USAGE
+										: TH_EXIT_FAIL;
 	}
 	th_service *svc = cli->svc;
 	if ((rc = th_service_set_processor(svc, cfg->strategy, &cfg->args)) ||
@@ -161,7 +199,7 @@ int th_cmd_run(th_cli *cli)
 			break;
 		}
 	}
-	if (!shut_down(svc, cfg->grace_period, &sigs)) {
+	if (!shut_down(svc, cfg->grace_period, cfg->args.kill_grace, &sigs)) {
 		/* running jobs keep their claims; the store is consistent at every commit */
 		th_log_info("host", "stopped");
 		fflush(NULL);

@@ -32,3 +32,14 @@ bool th_job_status_final(th_job_status s)
 {
 	return s == TH_JOB_COMPLETED || s == TH_JOB_ERROR || s == TH_JOB_CANCELLED;
 }
+
+bool th_task_name_valid(const char *name)
+{
+	size_t n = strnlen(name, TH_TASK_NAME_MAX + 1);
+	if (n == 0 || n > TH_TASK_NAME_MAX)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f)
+			return false;
+	return true;
+}

@@ -52,6 +52,9 @@ typedef struct th_task_info {
 const char *th_job_status_name(th_job_status s);
 /* The inverse; 0 or TH_EINVAL. */
 int th_job_status_parse(const char *name, th_job_status *out);
+/* A task name: 1..255 printable ASCII characters, no spaces. */
+bool th_task_name_valid(const char *name);
+
 /* completed, error and cancelled: nothing more will happen to the job. */
 bool th_job_status_final(th_job_status s);
 

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,11 @@ void th_log_set_format(enum th_log_format fmt)
 	atomic_store(&cur_format, (int)fmt);
 }
 
+enum th_log_format th_log_get_format(void)
+{
+	return (enum th_log_format)atomic_load(&cur_format);
+}
+
 void th_log_set_sink(th_log_sink fn, void *ud)
 {
 	pthread_mutex_lock(&sink_mu);
@@ -61,14 +67,47 @@ const char *th_log_level_name(int level)
 	return level >= 0 && level < 4 ? level_names[level] : "?";
 }
 
+/* A copy of s in which every byte that is not part of valid UTF-8 is '?', for JSON. */
+static char *utf8_clean(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(n + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, s, n + 1);
+	unsigned char *p = (unsigned char *)out;
+	while (*p) {
+		int len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+			: (*p & 0xf8) == 0xf0 ? 4 : 0;
+		bool ok = len > 0 && !(len == 2 && *p < 0xc2);
+		for (int i = 1; ok && i < len; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		if (ok && len > 1) { /* overlong or surrogate: jansson knows the rules */
+			json_t *t = json_stringn((const char *)p, (size_t)len);
+			ok = t != NULL;
+			json_decref(t);
+		}
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += len;
+	}
+	return out;
+}
+
 char *th_log_format_line(const th_log_event *ev, enum th_log_format fmt)
 {
 	char when[32];
 	th_clock_format(ev->time_us, when, sizeof(when));
 	if (fmt == TH_LOG_JSON) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "time", when, "level",
-				      th_log_level_name(ev->level), "source", ev->source,
-				      "msg", ev->msg);
+		char *msg = utf8_clean(ev->msg), *src = utf8_clean(ev->source);
+		json_t *o = msg && src ? json_pack("{s:s, s:s, s:s, s:s}", "time", when, "level",
+						   th_log_level_name(ev->level), "source", src,
+						   "msg", msg)
+				       : NULL;
+		free(msg);
+		free(src);
 		if (!o)
 			return NULL;
 		if (ev->job_id)

@@ -24,6 +24,7 @@ typedef void (*th_log_sink)(const th_log_event *ev, void *ud);
 void th_log_set_level(int level);
 bool th_log_enabled(int level);
 void th_log_set_format(enum th_log_format fmt);
+enum th_log_format th_log_get_format(void);
 /* NULL restores the default sink, which writes lines to stderr. */
 void th_log_set_sink(th_log_sink fn, void *ud);
 

@@ -139,6 +139,30 @@ const char *th_cli_last_log_error(void)
 	return last_error;
 }
 
+static void holding_sink(const th_log_event *ev, void *ud)
+{
+	(void)ud;
+	if (ev->level == TH_LOG_ERROR) {
+		snprintf(last_error, sizeof(last_error), "%s", ev->msg);
+		return;
+	}
+	char *line = th_log_format_line(ev, th_log_get_format());
+	if (line) {
+		fputs(line, stderr);
+		free(line);
+	}
+}
+
+void th_cli_hold_errors(bool on)
+{
+	if (on) {
+		last_error[0] = 0;
+		th_log_set_sink(holding_sink, NULL);
+		return;
+	}
+	th_log_set_sink(NULL, NULL);
+}
+
 int th_cli_load_config(th_cli *cli)
 {
 	char err[1024];
@@ -177,6 +201,10 @@ int th_cli_open(th_cli *cli, bool with_plugins)
 			     .allow_insecure_plugins = cli->cfg.allow_insecure_plugins};
 	if ((rc = th_service_open(&cli->svc, &o))) {
 		const char *why = *last_error ? last_error : th_strerror(rc);
+		if (rc == TH_EPLUGIN) {
+			th_cli_error("plugin_dir %s: %s", cli->cfg.plugin_dir, why);
+			return TH_EXIT_USAGE;
+		}
 		th_cli_error("cannot open the data dir %s: %s", cli->cfg.data_dir, why);
 		return rc == TH_EFORMAT ? TH_EXIT_USAGE : TH_EXIT_FAIL;
 	}
@@ -284,7 +312,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		th_cli_error("no command given (try --help)");
 		return TH_EXIT_USAGE;
 	}
 	const char *name = argv[optind];
@@ -381,5 +409,11 @@ int main(int argc, char **argv)
 	}
 	int rc = cmd->fn(&cli);
 	th_cli_close(&cli);
+	/* output that could not be written is a failure, not a success with nothing */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		th_cli_error("%s: cannot write the output: %s", cmd->name, strerror(errno));
+		if (rc == TH_EXIT_OK)
+			rc = TH_EXIT_FAIL;
+	}
 	return rc;
 }

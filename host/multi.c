@@ -253,7 +253,8 @@ static int thread_open(th_processor *p, unsigned index, void **out)
 	if (!w)
 		return TH_ENOMEM;
 	w->env = th_processor_env(p);
-	w->opts = (th_run_opts){.max_result = w->env->max_result, .progress = w->env->progress};
+	w->opts = (th_run_opts){.max_result = w->env->max_result, .progress = w->env->progress,
+				.stopping = th_processor_interrupted(p)};
 	int rc = th_plugin_thread_new(w->env->plugins, &w->t);
 	if (rc) {
 		free(w);

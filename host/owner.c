@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -57,6 +58,12 @@ static void read_boot_id(uint8_t id[16])
 	fclose(f);
 }
 
+static uint64_t pidns_of_self(void)
+{
+	struct stat sb;
+	return stat("/proc/self/ns/pid", &sb) == 0 ? (uint64_t)sb.st_ino : 0;
+}
+
 void th_owner_self(th_owner *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -67,22 +74,25 @@ void th_owner_self(th_owner *o)
 	char state;
 	o->start_ticks = start_ticks_of(o->pid, &state);
 	read_boot_id(o->boot_id);
+	o->pidns = pidns_of_self();
 }
 
-bool th_owner_alive(const th_owner *o)
+enum th_liveness th_owner_alive(const th_owner *o)
 {
 	static const uint8_t zero[16];
 	uint8_t boot[16];
 	read_boot_id(boot);
 	if (memcmp(o->boot_id, zero, 16) && memcmp(boot, zero, 16) && memcmp(o->boot_id, boot, 16))
-		return false; /* claimed before this machine last booted */
+		return TH_OWNER_DEAD; /* claimed before this machine last booted */
+	if (o->pidns != pidns_of_self())
+		return TH_OWNER_UNKNOWN;
 	if (o->pid == 0 || (kill((pid_t)o->pid, 0) != 0 && errno == ESRCH))
-		return false;
+		return TH_OWNER_DEAD;
 	char state;
 	uint64_t ticks = start_ticks_of(o->pid, &state);
 	if (state == 'Z' || state == 'X')
-		return false; /* killed, not yet reaped */
+		return TH_OWNER_DEAD; /* killed, not yet reaped */
 	if (o->start_ticks && ticks && ticks != o->start_ticks)
-		return false; /* the pid was reused */
-	return true;
+		return TH_OWNER_DEAD; /* the pid was reused */
+	return TH_OWNER_ALIVE;
 }

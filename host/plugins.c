@@ -58,7 +58,6 @@ struct th_plugins {
 	size_t nseen, seen_cap;
 	char *dir;             /* the directory loaded last, for rescans */
 	bool insecure_ok;      /* load files other users could have written */
-	int64_t last_rescan;   /* when find_or_rescan last rescanned (monotonic us) */
 	th_plugins_load_hook hook; /* guarded by load_mu */
 	void *hook_ud;
 };
@@ -124,17 +123,6 @@ static const th_task *task_at(const th_plugin *d, size_t i)
 	return (const th_task *)((const char *)d->tasks + i * d->task_size);
 }
 
-static bool valid_task_name(const char *s)
-{
-	size_t n = strnlen(s, TH_TASK_NAME_MAX + 1);
-	if (n == 0 || n > TH_TASK_NAME_MAX)
-		return false;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p <= ' ' || *p == 0x7f)
-			return false;
-	return true;
-}
-
 static th_task_entry *find_locked(th_plugins *reg, const char *name)
 {
 	for (size_t i = 0; i < reg->ntasks; i++)
@@ -172,13 +160,14 @@ static const char *check_descriptor(th_plugins *reg, const th_plugin *d, char *w
 			 d->task_size, (size_t)TASK_V1_SIZE);
 		return why;
 	}
-	if (!d->name || !d->tasks || d->ntasks == 0) {
-		snprintf(why, whylen, "descriptor without a name or without tasks");
+	if (!d->name || !d->tasks || d->ntasks == 0 || !d->host) {
+		snprintf(why, whylen, "descriptor without a name, tasks or host slot (write it "
+			 "with TH_PLUGIN)");
 		return why;
 	}
 	for (size_t i = 0; i < d->ntasks; i++) {
 		const th_task *t = task_at(d, i);
-		if (!t->name || !valid_task_name(t->name) || !t->run) {
+		if (!t->name || !th_task_name_valid(t->name) || !t->run) {
 			snprintf(why, whylen, "task %zu has no valid name or no run function", i);
 			return why;
 		}
@@ -450,7 +439,8 @@ int th_plugins_load_dir(th_plugins *reg, const char *dir, unsigned *loaded,
 	return 0;
 }
 
-size_t th_plugins_refused(th_plugins *reg, size_t i, const char **file, const char **why)
+size_t th_plugins_refused(th_plugins *reg, size_t i, char *file, size_t filelen, char *why,
+			  size_t whylen)
 {
 	pthread_mutex_lock(&reg->load_mu);
 	size_t k = 0, n = 0;
@@ -458,8 +448,8 @@ size_t th_plugins_refused(th_plugins *reg, size_t i, const char **file, const ch
 		if (!reg->seen[j].refused)
 			continue;
 		if (k++ == i) {
-			*file = reg->seen[j].path;
-			*why = reg->seen[j].refused;
+			snprintf(file, filelen, "%s", reg->seen[j].path);
+			snprintf(why, whylen, "%s", reg->seen[j].refused);
 		}
 		n++;
 	}
@@ -473,20 +463,21 @@ const th_task_entry *th_plugins_find_or_rescan(th_plugins *reg, const char *name
 	if (e || reg->mode != TH_PLUGINS_RUN)
 		return e;
 	/* `taskhost add` checks tasks against the directory, so a task added but unknown
-	 * here is most likely in a plugin dropped in since the last load: look, at most
-	 * once a second */
+	 * here is most likely in a plugin dropped in since the last load: look. Loads are
+	 * serialised; whoever waited for another load finds the task it brought */
 	pthread_mutex_lock(&reg->load_mu);
-	int64_t now = th_clock_mono_us();
-	char *dir = reg->dir && now - reg->last_rescan >= 1000000 ? strdup(reg->dir) : NULL;
-	if (dir)
-		reg->last_rescan = now;
+	char *dir = reg->dir ? strdup(reg->dir) : NULL;
 	pthread_mutex_unlock(&reg->load_mu);
 	if (!dir)
 		return NULL;
-	th_log_info("plugins", "task '%s' unknown: looking for new plugins in %s", name, dir);
-	th_plugins_load_dir(reg, dir, NULL, NULL);
+	if (!(e = th_plugins_find(reg, name))) {
+		th_log_info("plugins", "task '%s' unknown: looking for new plugins in %s", name,
+			    dir);
+		th_plugins_load_dir(reg, dir, NULL, NULL);
+		e = th_plugins_find(reg, name);
+	}
 	free(dir);
-	return th_plugins_find(reg, name);
+	return e;
 }
 
 const th_task_entry *th_plugins_find(th_plugins *reg, const char *name)

@@ -37,9 +37,10 @@ void th_plugins_set_load_hook(th_plugins *reg, th_plugins_load_hook fn, void *ud
 /* Refuse (the default) or load plugin files and directories that are world-writable or
  * owned by a user other than this one and root. */
 void th_plugins_allow_insecure(th_plugins *reg, bool allow);
-/* The files load_dir refused and why: returns how many there are, and fills file and
- * why for the i-th when i is below that. */
-size_t th_plugins_refused(th_plugins *reg, size_t i, const char **file, const char **why);
+/* The files load_dir refused and why: returns how many there are, and copies file and
+ * why of the i-th when i is below that. */
+size_t th_plugins_refused(th_plugins *reg, size_t i, char *file, size_t filelen, char *why,
+			  size_t whylen);
 /* One file; TH_EPLUGIN when refused (the reason is logged). */
 int th_plugins_load_file(th_plugins *reg, const char *path);
 /* A descriptor compiled into the program; `label` stands where a file name would. */
@@ -48,7 +49,7 @@ int th_plugins_add_static(th_plugins *reg, const th_plugin *desc, const char *la
 /* NULL when no loaded plugin provides `name`. Entries live as long as the registry. */
 const th_task_entry *th_plugins_find(th_plugins *reg, const char *name);
 /* Like find, but when the task is unknown, first loads new plugins from the directory
- * loaded last (at most once a second; RUN mode only). */
+ * loaded last (RUN mode only). */
 const th_task_entry *th_plugins_find_or_rescan(th_plugins *reg, const char *name);
 const char *th_task_entry_name(const th_task_entry *e);
 const char *th_task_entry_plugin(const th_task_entry *e); /* the plugin's name */

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,12 +321,26 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 	double timeout = s->args->job_timeout;
 	int64_t soft = timeout > 0 ? t0 + (int64_t)(timeout * 1e6) : -1;
 	int64_t hard = soft >= 0 ? soft + (int64_t)(s->args->kill_grace * 1e6) : -1;
-	bool cancelled = false;
+	bool cancelled = false, interrupted = false;
+	const atomic_bool *stopping = th_processor_interrupted(s->p);
 	if (th_proto_send(w->fd, &run))
 		rc = TH_EIO;
 	th_msg m;
 	while (rc == 0) {
-		rc = recv_until(w, cancelled ? hard : soft, &m);
+		int64_t deadline = cancelled ? hard : soft;
+		/* look at the host's own stopping now and then, too */
+		int64_t look = th_clock_mono_us() + 200000;
+		bool capped = !interrupted && (deadline < 0 || look < deadline);
+		rc = recv_until(w, capped ? look : deadline, &m);
+		if (rc == TH_ETIMEDOUT && capped) {
+			rc = 0;
+			if (atomic_load(stopping)) {
+				interrupted = true;
+				th_msg cm = {.type = TH_MSG_CANCEL, .id = c->job.id};
+				th_proto_send(w->fd, &cm);
+			}
+			continue;
+		}
 		if (rc == TH_ETIMEDOUT && !cancelled) {
 			/* past the timeout: ask nicely, then kill at the hard deadline */
 			th_msg cm = {.type = TH_MSG_CANCEL, .id = c->job.id};
@@ -370,7 +385,11 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 			  .result_len = r->result_len, .error = r->error,
 			  .status = r->ret == TH_OK ? TH_JOB_COMPLETED : TH_JOB_ERROR};
 	double ms = (double)r->took_us / 1000.0;
-	if (r->ret == TH_OK)
+	if (r->ret != TH_OK && interrupted) {
+		o->status = TH_JOB_QUEUED; /* not the job's failure: the host is going away */
+		th_log_msg(TH_LOG_WARN, "processor", c->job.id, c->job.task,
+			   "interrupted after %.3f ms by the host stopping: queued again", ms);
+	} else if (r->ret == TH_OK)
 		th_log_msg(TH_LOG_INFO, "processor", c->job.id, c->job.task, "completed in %.3f ms",
 			   ms);
 	else

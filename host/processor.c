@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ struct th_processor {
 	const th_strategy *strategy;
 	void *state;
 	atomic_bool stopping;
+	atomic_bool interrupted; /* running jobs are asked to stop: the host is going away */
 	int efd;
 	uint32_t seq0;
 	pthread_t watcher;
@@ -192,6 +194,24 @@ started:
 	return 0;
 }
 
+void th_processor_free(th_processor *p)
+{
+	if (p)
+		free_processor(p);
+}
+
+void th_processor_interrupt(th_processor *p)
+{
+	atomic_store(&p->stopping, true); /* no new claims either */
+	atomic_store(&p->interrupted, true);
+	th_processor_kick(p);
+}
+
+const atomic_bool *th_processor_interrupted(th_processor *p)
+{
+	return &p->interrupted;
+}
+
 void th_processor_stop(th_processor *p)
 {
 	if (!p)
@@ -204,7 +224,6 @@ void th_processor_stop(th_processor *p)
 	pthread_join(p->watcher, NULL);
 	close(p->efd);
 	th_log_info("processor", "stopped");
-	free_processor(p);
 }
 
 size_t th_processor_threads(th_processor *p, uint64_t *ids, size_t max)
@@ -268,6 +287,47 @@ void th_processor_wait(th_processor *p, int64_t timeout_us)
 		th_processor_event_clear(p);
 }
 
+static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
+		 th_claim *claims, size_t *nclaimed)
+{
+	th_cycle c = {.outs = outs, .nout = nout, .owner = &p->env.owner, .queue = p->env.queue,
+		      .max = max, .lease_us = p->env.lease_us, .claims = claims};
+	int rc = th_store_cycle(p->env.store, &c);
+	if (nclaimed)
+		*nclaimed = c.nclaimed;
+	return rc;
+}
+
+/* A batch of outcomes failed to commit: record them one at a time, so that one that
+ * cannot be recorded (a result too large for what is left of the database, a damaged
+ * record) holds up neither the others nor the jobs queued behind it. */
+static int record_one_by_one(th_processor *p, const th_outcome *outs, size_t nout)
+{
+	int worst = 0;
+	for (size_t i = 0; i < nout; i++) {
+		int rc = cycle(p, &outs[i], 1, 0, NULL, NULL);
+		if (rc == TH_EFULL && outs[i].result_len) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "result of %zu bytes did not fit in the database",
+				 outs[i].result_len);
+			th_outcome o = {.id = outs[i].id, .gen = outs[i].gen, .status = TH_JOB_ERROR,
+					.error = msg};
+			rc = cycle(p, &o, 1, 0, NULL, NULL);
+			if (rc == 0)
+				th_log_error("processor", "job %llu: %s: ended in error",
+					     (unsigned long long)o.id, msg);
+		}
+		if (rc == TH_EFORMAT) {
+			th_log_error("processor", "job %llu: outcome dropped: the job's record is "
+				     "damaged", (unsigned long long)outs[i].id);
+			rc = 0;
+		}
+		if (rc && !worst)
+			worst = rc;
+	}
+	return worst;
+}
+
 int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
 		       th_claim *claims, size_t *nclaimed)
 {
@@ -280,10 +340,12 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 		if (rc || !ready || max == 0)
 			return rc;
 	}
-	th_cycle c = {.outs = outs, .nout = nout, .owner = &p->env.owner, .queue = p->env.queue,
-		      .max = max, .lease_us = p->env.lease_us, .claims = claims};
-	int rc = th_store_cycle(p->env.store, &c);
-	*nclaimed = c.nclaimed;
+	int rc = cycle(p, outs, nout, max, claims, nclaimed);
+	if (rc && nout) {
+		rc = record_one_by_one(p, outs, nout);
+		if (rc == 0 && max)
+			rc = cycle(p, NULL, 0, max, claims, nclaimed);
+	}
 	if (rc)
 		th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
 			     nout, th_strerror(rc));

@@ -56,8 +56,14 @@ int th_processor_check_args(const th_processor_args *args);
 
 int th_processor_start(th_processor **out, const th_proc_env *env, const th_strategy *s,
 		       const th_processor_args *args);
-/* Stops claiming, waits for running jobs, releases claimed jobs that did not start. */
+/* Stops claiming, waits for running jobs, releases claimed jobs that did not start.
+ * The processor stays readable (threads, interrupt) until th_processor_free. */
 void th_processor_stop(th_processor *p);
+void th_processor_free(th_processor *p);
+/* Stops claiming and asks the running jobs to stop (th_cancelled becomes true for them):
+ * the host is going away. Jobs that then end without success go back to the queue. */
+void th_processor_interrupt(th_processor *p);
+const atomic_bool *th_processor_interrupted(th_processor *p);
 size_t th_processor_threads(th_processor *p, uint64_t *ids, size_t max);
 /* Lets the strategy take up plugins added since start; false when it has nothing to do
  * for it (plugins load in this process, and the registry already did). */

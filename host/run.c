@@ -88,7 +88,8 @@ static void api_set_error(th_ctx *ctx, const char *fmt, ...)
 
 static int api_cancelled(th_ctx *ctx)
 {
-	return ctx->opts->cancel && atomic_load(ctx->opts->cancel);
+	return (ctx->opts->cancel && atomic_load(ctx->opts->cancel)) ||
+	       (ctx->opts->stopping && atomic_load(ctx->opts->stopping));
 }
 
 static void api_progress(th_ctx *ctx, double done)
@@ -204,6 +205,11 @@ void th_run_claim(th_plugin_thread *t, th_plugins *reg, const th_claim *c,
 	if (r->ret == TH_OK) {
 		o->status = TH_JOB_COMPLETED;
 		th_log_msg(TH_LOG_INFO, "processor", job->id, job->task, "completed in %.3f ms", ms);
+	} else if (opts && opts->stopping && atomic_load(opts->stopping)) {
+		/* it stopped because the host is going away: not the job's failure */
+		o->status = TH_JOB_QUEUED;
+		th_log_msg(TH_LOG_WARN, "processor", job->id, job->task,
+			   "interrupted after %.3f ms by the host stopping: queued again", ms);
 	} else {
 		o->status = TH_JOB_ERROR;
 		th_log_msg(TH_LOG_WARN, "processor", job->id, job->task, "failed after %.3f ms: %s",

@@ -39,6 +39,13 @@ struct th_service {
 	const th_strategy *strategy;
 	th_processor_args args;
 	th_processor *proc;
+	th_processor *stopping; /* being stopped: still lists its threads, can be interrupted */
+	pthread_mutex_t stop_mu; /* one stop at a time, and close waits for it */
+	/* jobs claimed through th_service_claim_next and not yet run: only these may be
+	 * run by id, and close puts them back in the queue */
+	pthread_mutex_t claims_mu;
+	th_job *claimed;
+	size_t nclaimed, cap_claimed;
 };
 
 /* The worker program of the process strategy: as given, else next to this program's
@@ -70,6 +77,8 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	if (!svc)
 		return TH_ENOMEM;
 	pthread_mutex_init(&svc->proc_mu, NULL);
+	pthread_mutex_init(&svc->stop_mu, NULL);
+	pthread_mutex_init(&svc->claims_mu, NULL);
 	svc->strategy = &th_strategy_simple;
 	svc->args = (th_processor_args)TH_PROCESSOR_ARGS_DEFAULT;
 	svc->inspect_only = opts->inspect_only;
@@ -102,7 +111,8 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 			goto fail;
 		}
 	} else if (svc->plugin_dir &&
-		   (rc = th_plugins_load_dir(svc->plugins, svc->plugin_dir, NULL, NULL))) {
+		   th_plugins_load_dir(svc->plugins, svc->plugin_dir, NULL, NULL)) {
+		rc = TH_EPLUGIN; /* the directory itself: unreadable or refused */
 		goto fail;
 	}
 	*out = svc;
@@ -112,16 +122,35 @@ fail:
 	return rc;
 }
 
+/* Puts back the jobs claim_next claimed and nobody ran. */
+static void release_api_claims(th_service *svc)
+{
+	pthread_mutex_lock(&svc->claims_mu);
+	for (size_t i = 0; i < svc->nclaimed; i++) {
+		th_outcome o = {.id = svc->claimed[i].id, .gen = svc->claimed[i].claim_gen,
+				.status = TH_JOB_QUEUED, .not_started = true};
+		th_cycle cy = {.outs = &o, .nout = 1, .owner = &svc->owner};
+		th_store_cycle(svc->store, &cy);
+	}
+	svc->nclaimed = 0;
+	pthread_mutex_unlock(&svc->claims_mu);
+}
+
 void th_service_close(th_service *svc)
 {
 	if (!svc)
 		return;
 	th_service_stop_processing(svc);
+	if (svc->store)
+		release_api_claims(svc);
+	free(svc->claimed);
 	th_plugins_free(svc->plugins);
 	th_wake_close(svc->wake);
 	th_progress_close(svc->progress);
 	th_store_close(svc->store);
 	pthread_mutex_destroy(&svc->proc_mu);
+	pthread_mutex_destroy(&svc->stop_mu);
+	pthread_mutex_destroy(&svc->claims_mu);
 	free(svc->plugin_dir);
 	free(svc->data_dir);
 	free(svc->runner);
@@ -133,6 +162,8 @@ void th_service_close(th_service *svc)
 int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].task && !th_task_name_valid(jobs[i].task))
+			return TH_EINVAL;
 		/* with isolated plugins this process knows no tasks: the workers decide */
 		if (!jobs[i].task || (!svc->isolate && !th_plugins_find(svc->plugins, jobs[i].task)))
 			return TH_EUNKNOWNTASK;
@@ -224,25 +255,54 @@ static int claim_one(th_service *svc, th_claim *c)
 	return rc ? rc : cy.nclaimed ? 0 : TH_ENOJOB;
 }
 
-/* Records one outcome of this service's claim. */
+/* Records one outcome of this service's claim; TH_ESTATE when it was refused as stale. */
 static int record(th_service *svc, const th_outcome *o)
 {
 	th_cycle cy = {.outs = o, .nout = 1, .owner = &svc->owner};
 	int rc = th_store_cycle(svc->store, &cy);
 	if (rc == 0)
 		th_wake_notify(svc->wake, TH_WAKE_FINISHED);
-	return rc;
+	return rc ? rc : cy.stale ? TH_ESTATE : 0;
 }
 
 int th_service_claim_next(th_service *svc, uint64_t *id)
 {
 	th_claim c;
 	int rc = claim_one(svc, &c);
-	if (rc == 0) {
-		*id = c.job.id;
-		th_claim_clear(&c);
+	if (rc)
+		return rc;
+	*id = c.job.id;
+	th_claim_clear(&c);
+	pthread_mutex_lock(&svc->claims_mu);
+	if (svc->nclaimed == svc->cap_claimed) {
+		size_t cap = svc->cap_claimed ? svc->cap_claimed * 2 : 8;
+		th_job *j = realloc(svc->claimed, cap * sizeof(*j));
+		if (j) {
+			svc->claimed = j;
+			svc->cap_claimed = cap;
+		}
 	}
+	if (svc->nclaimed < svc->cap_claimed)
+		svc->claimed[svc->nclaimed++] = c.job;
+	else
+		rc = TH_ENOMEM; /* the claim stays ours until recovery: better than lost */
+	pthread_mutex_unlock(&svc->claims_mu);
 	return rc;
+}
+
+/* Takes job id out of the claims made by claim_next; false when it is not one. */
+static bool take_api_claim(th_service *svc, uint64_t id)
+{
+	bool found = false;
+	pthread_mutex_lock(&svc->claims_mu);
+	for (size_t i = 0; i < svc->nclaimed && !found; i++) {
+		if (svc->claimed[i].id == id) {
+			svc->claimed[i] = svc->claimed[--svc->nclaimed];
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&svc->claims_mu);
+	return found;
 }
 
 int th_service_recover(th_service *svc, size_t *n)
@@ -250,13 +310,15 @@ int th_service_recover(th_service *svc, size_t *n)
 	return th_store_recover(svc->store, &svc->owner, n);
 }
 
-/* The claim of job id, which this service must hold. */
+/* The claim of job id, which th_service_claim_next of this service must have made (a
+ * job its processor claimed belongs to the processor). */
 static int load_claim(th_service *svc, uint64_t id, th_claim *c)
 {
 	int rc = th_store_get(svc->store, id, &c->job);
 	if (rc)
 		return rc;
-	if (c->job.status != TH_JOB_PROCESSING || c->job.owner != svc->owner.instance)
+	if (c->job.status != TH_JOB_PROCESSING || c->job.owner != svc->owner.instance ||
+	    !take_api_claim(svc, id))
 		return TH_ESTATE;
 	return th_store_blob(svc->store, id, TH_BLOB_INPUT, &c->input, &c->input_len);
 }
@@ -285,7 +347,7 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 	th_claim_clear(&c);
 	rc = record(svc, &o);
 	th_run_result_clear(&r);
-	*ran = rc == 0;
+	*ran = true; /* it ran, even if its outcome was refused */
 	return rc;
 }
 
@@ -347,12 +409,28 @@ int th_service_start_processing(th_service *svc)
 
 int th_service_stop_processing(th_service *svc)
 {
+	pthread_mutex_lock(&svc->stop_mu);
 	pthread_mutex_lock(&svc->proc_mu);
 	th_processor *p = svc->proc;
 	svc->proc = NULL;
+	svc->stopping = p;
 	pthread_mutex_unlock(&svc->proc_mu);
 	th_processor_stop(p);
+	pthread_mutex_lock(&svc->proc_mu);
+	svc->stopping = NULL;
+	pthread_mutex_unlock(&svc->proc_mu);
+	th_processor_free(p);
+	pthread_mutex_unlock(&svc->stop_mu);
 	return 0;
+}
+
+void th_service_interrupt(th_service *svc)
+{
+	pthread_mutex_lock(&svc->proc_mu);
+	th_processor *p = svc->proc ? svc->proc : svc->stopping;
+	if (p)
+		th_processor_interrupt(p);
+	pthread_mutex_unlock(&svc->proc_mu);
 }
 
 bool th_service_is_processing(th_service *svc)
@@ -366,7 +444,8 @@ bool th_service_is_processing(th_service *svc)
 int th_service_threads(th_service *svc, uint64_t *ids, size_t max, size_t *n)
 {
 	pthread_mutex_lock(&svc->proc_mu);
-	*n = svc->proc ? th_processor_threads(svc->proc, ids, max) : 0;
+	th_processor *p = svc->proc ? svc->proc : svc->stopping;
+	*n = p ? th_processor_threads(p, ids, max) : 0;
 	pthread_mutex_unlock(&svc->proc_mu);
 	return 0;
 }
@@ -401,9 +480,10 @@ size_t th_service_task_count(th_service *svc)
 	return th_plugins_task_count(svc->plugins);
 }
 
-size_t th_service_refused(th_service *svc, size_t i, const char **file, const char **why)
+size_t th_service_refused(th_service *svc, size_t i, char *file, size_t filelen, char *why,
+			  size_t whylen)
 {
-	return th_plugins_refused(svc->plugins, i, file, why);
+	return th_plugins_refused(svc->plugins, i, file, filelen, why, whylen);
 }
 
 int th_service_task_info(th_service *svc, size_t i, th_task_info *out)

@@ -38,8 +38,8 @@ typedef struct th_service_opts {
 				   program's executable, else in the installed libexec dir */
 } th_service_opts;
 
-/* Opens the store and loads the plugins (a refused plugin is logged, not an error; an
- * unreadable plugin_dir is TH_ESYS). */
+/* Opens the store and loads the plugins (a refused plugin is logged, not an error; a
+ * plugin_dir that cannot be read or is refused as insecure is TH_EPLUGIN). */
 int th_service_open(th_service **out, const th_service_opts *opts);
 /* Stops processing (waiting for running jobs) and closes everything. NULL is fine. */
 void th_service_close(th_service *svc);
@@ -47,8 +47,9 @@ void th_service_close(th_service *svc);
 /* ---- jobs ---- */
 
 /* Queues a job for `task` with `len` bytes of input; the new id goes to *id.
- * TH_EUNKNOWNTASK when no loaded plugin provides the task, TH_ETOOBIG past max_input,
- * TH_EFULL when the database is full. */
+ * TH_EINVAL for a task name that is not 1..255 printable ASCII characters without
+ * spaces, TH_EUNKNOWNTASK when no loaded plugin provides the task, TH_ETOOBIG past
+ * max_input, TH_EFULL when the database is full. */
 int th_service_add(th_service *svc, const char *task, const void *input, size_t len,
 		   uint64_t *id);
 /* Adds n jobs in one transaction. */
@@ -84,13 +85,16 @@ int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
 
 int th_service_has_jobs_waiting(th_service *svc, bool *out);
 /* Claims the next queued job for this service: it becomes processing, owned by this
- * service, and no other thread or process can claim it. TH_ENOJOB when none waits. */
+ * service, and no other thread or process can claim it. TH_ENOJOB when none waits. A
+ * claimed job not run by th_service_process_next goes back to the queue at close. */
 int th_service_claim_next(th_service *svc, uint64_t *id);
 /* Takes back the jobs of hosts that died or lost their lease (a started processor does
  * this by itself, at start and then continuously); *n counts them. */
 int th_service_recover(th_service *svc, size_t *n);
-/* Runs the job `id` claimed by this service (id 0: claims the next one first) on the
- * calling thread and records its outcome. *ran tells whether a job ran. */
+/* Runs the job `id` that th_service_claim_next claimed (id 0: claims the next one
+ * first) on the calling thread and records its outcome. *ran tells whether a job ran.
+ * TH_ESTATE for a job this service did not claim that way, or whose outcome was refused
+ * because the job was taken back meanwhile. */
 int th_service_process_next(th_service *svc, uint64_t id, bool *ran);
 
 /* ---- processors ---- */
@@ -120,6 +124,9 @@ void th_service_processor(th_service *svc, const char **strategy, th_processor_a
 int th_service_start_processing(th_service *svc); /* TH_EBUSY when already started */
 /* Stops claiming, waits for running jobs to finish; queued jobs stay queued. */
 int th_service_stop_processing(th_service *svc);
+/* Asks running jobs to stop now (their th_cancelled turns true), for a shutdown that
+ * cannot wait: a job that then ends without success goes back to the queue. */
+void th_service_interrupt(th_service *svc);
 bool th_service_is_processing(th_service *svc);
 /* The worker threads running a job now: the job ids go to ids[0..*n). */
 int th_service_threads(th_service *svc, uint64_t *ids, size_t max, size_t *n);
@@ -140,8 +147,9 @@ int th_service_register(th_service *svc, const struct th_plugin *desc, const cha
 /* Loads plugins added to plugin_dir since the last load. */
 int th_service_reload_plugins(th_service *svc, unsigned *loaded, unsigned *refused);
 size_t th_service_task_count(th_service *svc);
-/* Plugin files refused and why: returns how many; fills file and why for the i-th. */
-size_t th_service_refused(th_service *svc, size_t i, const char **file, const char **why);
+/* Plugin files refused and why: returns how many; copies file and why of the i-th. */
+size_t th_service_refused(th_service *svc, size_t i, char *file, size_t filelen, char *why,
+			  size_t whylen);
 int th_service_task_info(th_service *svc, size_t i, th_task_info *out);
 
 #ifdef __cplusplus

@@ -21,7 +21,8 @@ static void *simple_loop(void *arg)
 	th_processor *p = s->p;
 	const th_proc_env *env = th_processor_env(p);
 	int64_t wait_us = (int64_t)(th_processor_args_of(p)->wait_time * 1e6);
-	th_run_opts opts = {.max_result = env->max_result, .progress = env->progress};
+	th_run_opts opts = {.max_result = env->max_result, .progress = env->progress,
+			    .stopping = th_processor_interrupted(p)};
 	th_plugin_thread *t;
 	if (th_plugin_thread_new(env->plugins, &t))
 		return NULL;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "clock.h"
 #include "error.h"
@@ -112,7 +113,8 @@ static int adopt_map_size(th_store *st)
 
 static int grow_map(th_store *st, uint64_t seen)
 {
-	int rc = 0;
+	int rc = 0, dead = 0;
+	mdb_reader_check(st->env, &dead); /* their pinned pages may be all that is missing */
 	pthread_rwlock_wrlock(&st->resize);
 	if (st->map_size == seen) { /* else another thread grew it already */
 		if (st->map_size >= st->max_map_size) {
@@ -251,12 +253,12 @@ static int del_ready(th_store *st, MDB_txn *txn, const th_job *job)
 }
 
 /* A running entry: who holds the job, under which claim, until when. */
-#define RUNNING_LEN (8 + 4 + 8 + 16 + 8 + 8)
+#define RUNNING_LEN (8 + 4 + 8 + 16 + 8 + 8 + 8)
 
 struct running {
 	th_owner owner;
 	uint64_t gen;
-	int64_t lease_until;
+	int64_t lease_until; /* th_clock_boot_us() */
 };
 
 static int put_running(th_store *st, MDB_txn *txn, uint64_t id, const struct running *r)
@@ -269,6 +271,7 @@ static int put_running(th_store *st, MDB_txn *txn, uint64_t id, const struct run
 	memcpy(v + 20, r->owner.boot_id, 16);
 	put_be64(v + 36, r->gen);
 	put_be64(v + 44, (uint64_t)r->lease_until);
+	put_be64(v + 52, r->owner.pidns);
 	MDB_val key = {8, k}, val = {sizeof(v), v};
 	return mdb_put(txn, st->running, &key, &val, 0);
 }
@@ -284,6 +287,7 @@ static int get_running(const MDB_val *val, struct running *r)
 	memcpy(r->owner.boot_id, v + 20, 16);
 	r->gen = get_be64(v + 36);
 	r->lease_until = (int64_t)get_be64(v + 44);
+	r->owner.pidns = get_be64(v + 52);
 	return 0;
 }
 
@@ -345,13 +349,19 @@ int th_store_open(th_store **out, const char *dir, const th_store_opts *opts)
 	pthread_rwlock_init(&st->resize, &attr);
 	pthread_rwlockattr_destroy(&attr);
 
+	/* an existing environment keeps the size it grew to: adopt it (0) and grow to the
+	 * configured size after opening if that is larger */
+	char path[4096];
+	struct stat fsb;
+	bool exists = snprintf(path, sizeof(path), "%s/data.mdb", dir) < (int)sizeof(path) &&
+		      stat(path, &fsb) == 0 && fsb.st_size > 0;
 	unsigned flags = MDB_NOTLS;
 	if (opts && opts->durability == TH_RELAXED)
 		flags |= MDB_NOSYNC;
 	int rc;
 	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 8)) ||
 	    (rc = mdb_env_set_maxreaders(st->env, 1024)) ||
-	    (rc = mdb_env_set_mapsize(st->env, st->map_size)) ||
+	    (rc = mdb_env_set_mapsize(st->env, exists ? 0 : st->map_size)) ||
 	    (rc = mdb_env_open(st->env, dir, flags, 0644))) {
 		int err = rc == ENOENT || rc == EACCES || rc == ENOTDIR ? TH_ESYS
 			  : rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ? TH_EFORMAT
@@ -361,13 +371,23 @@ int th_store_open(th_store **out, const char *dir, const th_store_opts *opts)
 		errno = rc > 0 ? rc : errno;
 		return err;
 	}
-	/* The file may already be larger than asked (another process grew it). */
+	/* the map: what the file grew to or what is configured, whichever is larger, but
+	 * not past max_map_size unless the data already is */
 	MDB_envinfo info;
+	MDB_stat mst;
 	mdb_env_info(st->env, &info);
-	if (info.me_mapsize > st->map_size)
-		st->map_size = info.me_mapsize;
+	mdb_env_stat(st->env, &mst);
+	uint64_t used = (uint64_t)(info.me_last_pgno + 1) * mst.ms_psize;
+	uint64_t want = info.me_mapsize > st->map_size ? info.me_mapsize : st->map_size;
+	if (want > st->max_map_size)
+		want = st->max_map_size > used ? st->max_map_size : used;
+	if (want != info.me_mapsize)
+		mdb_env_set_mapsize(st->env, want); /* no transaction is open yet */
+	st->map_size = want;
 	if (st->max_map_size < st->map_size)
 		st->max_map_size = st->map_size;
+	int dead = 0;
+	mdb_reader_check(st->env, &dead);
 	if ((rc = write_txn(st, "opening the store", open_dbis, NULL))) {
 		th_store_close(st);
 		return rc;
@@ -486,45 +506,79 @@ int th_store_blob(th_store *st, uint64_t id, enum th_blob kind, void **data, siz
 	return map_err(rc, "reading job data");
 }
 
-int th_store_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
-		  th_store_list_fn fn, void *ud)
+#define LIST_CHUNK 256
+
+/* Reads up to LIST_CHUNK matching jobs after (or before, reverse) *pos into out. */
+static int list_chunk(th_store *st, unsigned mask, uint64_t *pos, bool reverse, bool *end,
+		      th_job *out, size_t *n)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
+	*n = 0;
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc)
-		return map_err(rc, "listing jobs");
+		return rc;
 	if ((rc = mdb_cursor_open(txn, st->jobs, &cur))) {
 		txn_end(st, txn);
-		return map_err(rc, "listing jobs");
+		return rc;
 	}
 	uint8_t k[8];
 	MDB_val key = {8, k}, val;
 	MDB_cursor_op op;
-	if (!from) {
+	if (!*pos) {
 		op = reverse ? MDB_LAST : MDB_FIRST;
 	} else if (!reverse) {
-		put_be64(k, from + 1);
+		put_be64(k, *pos + 1);
 		op = MDB_SET_RANGE;
 	} else {
-		/* position at the first id >= from, then step back to the one before */
-		put_be64(k, from);
+		/* position at the first id >= pos, then step back to the one before */
+		put_be64(k, *pos);
 		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		op = rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV;
 	}
-	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+	while (*n < LIST_CHUNK && (rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
 		op = reverse ? MDB_PREV : MDB_NEXT;
-		th_job job;
-		if (th_record_decode(val.mv_data, val.mv_size, &job)) {
+		th_job *job = &out[*n];
+		if (th_record_decode(val.mv_data, val.mv_size, job)) {
 			rc = TH_EFORMAT;
 			break;
 		}
-		if (mask & (1u << job.status) && fn(&job, ud))
-			break;
+		*pos = job->id;
+		if (mask & (1u << job->status))
+			(*n)++;
 	}
+	*end = rc == MDB_NOTFOUND;
 	mdb_cursor_close(cur);
 	txn_end(st, txn);
-	return rc == MDB_NOTFOUND ? 0 : map_err(rc, "listing jobs");
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int th_store_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
+		  th_store_list_fn fn, void *ud)
+{
+	/* jobs are copied out in chunks and fn runs with no transaction open, so it may
+	 * call the store itself */
+	th_job *chunk = malloc(LIST_CHUNK * sizeof(*chunk));
+	if (!chunk)
+		return TH_ENOMEM;
+	uint64_t pos = from;
+	bool end = false;
+	int rc = 0;
+	while (!end && rc == 0) {
+		size_t n;
+		if ((rc = list_chunk(st, mask, &pos, reverse, &end, chunk, &n)))
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if (fn(&chunk[i], ud)) {
+				end = true;
+				break;
+			}
+		}
+		if (reverse && pos == 1)
+			end = true;
+	}
+	free(chunk);
+	return map_err(rc, "listing jobs");
 }
 
 static int count_fn(const th_job *job, void *ud)
@@ -596,7 +650,7 @@ int th_store_cancel(th_store *st, uint64_t id)
 }
 
 struct clean_args {
-	uint64_t from, removed, done;
+	uint64_t from, next, done;
 	bool more;
 };
 
@@ -626,7 +680,7 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 			continue;
 		if (a->done == CLEAN_CHUNK) {
 			a->more = true;
-			a->from = job.id;
+			a->next = job.id; /* taken up only once this chunk is committed */
 			break;
 		}
 		/* after a delete, MDB_NEXT yields the record that followed it */
@@ -647,6 +701,7 @@ int th_store_clean(th_store *st, uint64_t *removed)
 		if (rc)
 			return rc;
 		*removed += a.done;
+		a.from = a.next;
 	} while (a.more);
 	return 0;
 }
@@ -683,6 +738,10 @@ static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
 			job.attempts--;
 		if ((rc = put_ready(st, txn, &job)))
 			return rc;
+		/* run again after a failure: keep why, for the user to see meanwhile */
+		if (o->error && (rc = put_blob(st, txn, job.id, TH_BLOB_ERROR, o->error,
+					       strlen(o->error))))
+			return rc;
 	} else {
 		job.finished_us = now;
 		job.result_len = o->result_len;
@@ -696,6 +755,23 @@ static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
 	return put_job(st, txn, &job, 0);
 }
 
+/* A job whose record or input is gone from the store cannot run: end it (or drop its
+ * ready entry) so that it does not stop every claim behind it. */
+static int bury_damaged(th_store *st, MDB_txn *txn, th_job *job, int64_t now)
+{
+	th_log_error("store", "job %llu: its input is missing from the store; ended in error",
+		     (unsigned long long)job->id);
+	static const char msg[] = "job input missing from the store (damaged data)";
+	job->status = TH_JOB_ERROR;
+	job->finished_us = now;
+	job->owner = 0;
+	job->owner_pid = 0;
+	int rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, sizeof(msg) - 1);
+	return rc ? rc : put_job(st, txn, job, 0);
+}
+
+/* Claims the first ready job of the queue into c->claims[c->nclaimed]. MDB_NOTFOUND
+ * when the queue is empty; EAGAIN when it took a damaged job out of line instead. */
 static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, int64_t now)
 {
 	uint8_t k[READY_KEY_MAX];
@@ -711,16 +787,13 @@ static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, i
 		return rc;
 	th_claim *cl = &c->claims[c->nclaimed];
 	th_job *job = &cl->job;
-	if ((rc = get_job(st, txn, id, job)))
-		return rc;
-	job->status = TH_JOB_PROCESSING;
-	job->attempts++;
-	job->claim_gen++;
-	job->started_us = now;
-	job->owner = c->owner->instance;
-	job->owner_pid = c->owner->pid;
-	struct running r = {*c->owner, job->claim_gen, now + c->lease_us};
-	if ((rc = put_job(st, txn, job, 0)) || (rc = put_running(st, txn, id, &r)))
+	rc = get_job(st, txn, id, job);
+	if (rc == MDB_NOTFOUND || rc == TH_EFORMAT) {
+		th_log_error("store", "job %llu: ready, but its record is %s; taken out of the "
+			     "queue", (unsigned long long)id, rc == MDB_NOTFOUND ? "gone" : "damaged");
+		return EAGAIN;
+	}
+	if (rc)
 		return rc;
 	cl->input = NULL;
 	cl->input_len = 0;
@@ -729,12 +802,26 @@ static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, i
 		put_be64(bk, id);
 		bk[8] = TH_BLOB_INPUT;
 		MDB_val bkey = {9, bk}, bval;
-		if ((rc = mdb_get(txn, st->blobs, &bkey, &bval)))
+		rc = mdb_get(txn, st->blobs, &bkey, &bval);
+		if (rc == MDB_NOTFOUND)
+			return (rc = bury_damaged(st, txn, job, now)) ? rc : EAGAIN;
+		if (rc)
 			return rc;
 		if (!(cl->input = malloc(bval.mv_size)))
 			return TH_ENOMEM;
 		memcpy(cl->input, bval.mv_data, bval.mv_size);
 		cl->input_len = bval.mv_size;
+	}
+	job->status = TH_JOB_PROCESSING;
+	job->attempts++;
+	job->claim_gen++;
+	job->started_us = now;
+	job->owner = c->owner->instance;
+	job->owner_pid = c->owner->pid;
+	struct running r = {*c->owner, job->claim_gen, th_clock_boot_us() + c->lease_us};
+	if ((rc = put_job(st, txn, job, 0)) || (rc = put_running(st, txn, id, &r))) {
+		th_claim_clear(cl);
+		return rc;
 	}
 	c->nclaimed++;
 	return 0;
@@ -762,7 +849,8 @@ static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 	MDB_cursor *cur;
 	if ((rc = mdb_cursor_open(txn, st->ready, &cur)))
 		return rc;
-	while (c->nclaimed < c->max && (rc = claim_one(st, txn, cur, c, now)) == 0)
+	while (c->nclaimed < c->max &&
+	       ((rc = claim_one(st, txn, cur, c, now)) == 0 || rc == EAGAIN))
 		;
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -810,7 +898,7 @@ static int renew_fn(th_store *st, MDB_txn *txn, void *ud)
 
 int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n)
 {
-	struct renew_args a = {owner, th_clock_now_us() + lease_us, 0};
+	struct renew_args a = {owner, th_clock_boot_us() + lease_us, 0};
 	int rc = write_txn(st, "renewing leases", renew_fn, &a);
 	if (n)
 		*n = rc ? 0 : a.n;
@@ -820,7 +908,7 @@ int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t
 /* What recovery found to take back: job id and the claim it had. */
 struct orphan {
 	uint64_t id, gen;
-	bool dead; /* owner gone, rather than lease expired */
+	bool dead; /* owner gone, rather than its lease over */
 };
 
 struct recover_args {
@@ -875,8 +963,11 @@ static int recover_fn(th_store *st, MDB_txn *txn, void *ud)
 int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 {
 	*n = 0;
-	/* find the orphans with a read transaction and no lock held while asking /proc;
-	 * the write transaction then checks each is still held by the same claim */
+	/* readers that died inside a transaction pin old pages: let LMDB free their slots */
+	int dead_readers = 0;
+	mdb_reader_check(st->env, &dead_readers);
+	/* find the orphans with a read transaction, then take them back in a write
+	 * transaction that checks each is still held under the same claim */
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
@@ -888,7 +979,7 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 	}
 	struct orphan *orphans = NULL;
 	size_t norphans = 0, cap = 0;
-	int64_t now = th_clock_now_us();
+	int64_t now = th_clock_boot_us();
 	MDB_val key, val;
 	MDB_cursor_op op = MDB_FIRST;
 	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
@@ -896,8 +987,12 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 		struct running r;
 		if (get_running(&val, &r) || r.owner.instance == self->instance)
 			continue;
-		bool dead = !th_owner_alive(&r.owner);
-		if (!dead && r.lease_until > now)
+		/* an owner known to be alive keeps its jobs whatever its lease says (it may be
+		 * stopped, or its clock jumped); the lease speaks only for owners this process
+		 * cannot see */
+		enum th_liveness live = th_owner_alive(&r.owner);
+		bool dead = live == TH_OWNER_DEAD;
+		if (live == TH_OWNER_ALIVE || (!dead && r.lease_until > now))
 			continue;
 		if (norphans == cap) {
 			cap = cap ? cap * 2 : 16;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -259,6 +260,50 @@ START_TEST(two_services_one_data_dir)
 }
 END_TEST
 
+START_TEST(result_too_big_for_the_database)
+{
+	/* a result that cannot be stored ends its own job in error; the queue goes on */
+	th_service_close(svc);
+	char data[4096];
+	snprintf(data, sizeof(data), "%s/small", dir);
+	mkdir(data, 0755);
+	th_service_opts o = {.data_dir = data, .plugin_dir = pdir, .map_size = 1 << 20,
+			     .max_map_size = 1 << 20, .max_result = 8 << 20};
+	ck_assert_int_eq(th_service_open(&svc, &o), 0);
+	uint64_t big = add("fx_answer", "huge"), next = add("fx_answer", "x");
+	use("multi", 2);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert(tu_wait_status(svc, next, TH_JOB_COMPLETED, 30));
+	ck_assert(tu_wait_status(svc, big, TH_JOB_ERROR, 30));
+	char *msg;
+	ck_assert_int_eq(th_service_error(svc, big, &msg), 0);
+	ck_assert_str_eq(msg, "result of 4194304 bytes did not fit in the database");
+	free(msg);
+}
+END_TEST
+
+START_TEST(interrupt_sends_jobs_back)
+{
+	th_service_close(svc);
+	free(tu_plugin_dir(dir, "sleep", NULL));
+	svc = tu_service(dir, pdir);
+	const char in[] = "{\"seconds\": 60, \"id\": 1}";
+	uint64_t id;
+	ck_assert_int_eq(th_service_add(svc, "sleep", in, strlen(in), &id), 0);
+	use("multi", 2);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert(tu_wait_status(svc, id, TH_JOB_PROCESSING, 30));
+	th_service_interrupt(svc);
+	ck_assert(tu_wait_status(svc, id, TH_JOB_QUEUED, 30));
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	ck_assert(tu_wait_status(svc, id, TH_JOB_QUEUED, 1)); /* and not claimed again */
+	th_job j;
+	ck_assert_int_eq(th_service_get(svc, id, &j), 0);
+	ck_assert_uint_eq(j.attempts, 1); /* it ran once, and counts */
+	ck_assert(tu_captured_has("processor", "interrupted after", "by the host stopping"));
+}
+END_TEST
+
 START_TEST(processing_restarts)
 {
 	use("multi", 2);
@@ -286,6 +331,8 @@ Suite *processor_suite(void)
 	tcase_add_test(tc, thousand_jobs_each_once);
 	tcase_add_test(tc, two_services_one_data_dir);
 	tcase_add_test(tc, processing_restarts);
+	tcase_add_test(tc, result_too_big_for_the_database);
+	tcase_add_test(tc, interrupt_sends_jobs_back);
 	suite_add_tcase(s, tc);
 	return s;
 }

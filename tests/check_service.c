@@ -268,6 +268,57 @@ START_TEST(job_claimed_elsewhere_not_ours)
 }
 END_TEST
 
+START_TEST(bad_task_names)
+{
+	uint64_t id;
+	ck_assert_int_eq(th_service_add(svc, "has space", "", 0, &id), TH_EINVAL);
+	ck_assert_int_eq(th_service_add(svc, "ctl\x01", "", 0, &id), TH_EINVAL);
+	ck_assert_int_eq(th_service_add(svc, "caf\xc3\xa9", "", 0, &id), TH_EINVAL);
+	char longname[300];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	ck_assert_int_eq(th_service_add(svc, longname, "", 0, &id), TH_EINVAL);
+}
+END_TEST
+
+START_TEST(unrun_claims_go_back_at_close)
+{
+	uint64_t a = add("echo", "x"), claimed;
+	ck_assert_int_eq(th_service_claim_next(svc, &claimed), 0);
+	ck_assert_uint_eq(claimed, a);
+	th_service_close(svc);
+	svc = tu_service(dir, pdir);
+	th_job j;
+	ck_assert_int_eq(th_service_get(svc, a, &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_QUEUED);
+	ck_assert_uint_eq(j.attempts, 0);
+}
+END_TEST
+
+static int cancel_each(const th_job *job, void *ud)
+{
+	/* calls back into the service from the list callback */
+	th_job again;
+	ck_assert_int_eq(th_service_get(svc, job->id, &again), 0);
+	ck_assert_int_eq(th_service_cancel(svc, job->id), 0);
+	(*(int *)ud)++;
+	return 0;
+}
+
+START_TEST(list_callback_may_use_the_service)
+{
+	for (int i = 0; i < 600; i++) /* more than one chunk of the list */
+		add("echo", "x");
+	int n = 0;
+	ck_assert_int_eq(th_service_list(svc, TH_MASK(TH_JOB_QUEUED), 0, false, cancel_each, &n),
+			 0);
+	ck_assert_int_eq(n, 600);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_service_count(svc, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_CANCELLED], 600);
+}
+END_TEST
+
 START_TEST(processor_control)
 {
 	th_processor_args bad = {.wait_time = -1, .max_threads = 2};
@@ -317,7 +368,7 @@ START_TEST(missing_plugin_dir)
 	snprintf(data, sizeof(data), "%s/data", dir);
 	snprintf(plugins, sizeof(plugins), "%s/no-plugins-here", dir);
 	th_service_opts o = {.data_dir = data, .plugin_dir = plugins};
-	ck_assert_int_eq(th_service_open(&svc, &o), TH_ESYS);
+	ck_assert_int_eq(th_service_open(&svc, &o), TH_EPLUGIN);
 	ck_assert_ptr_null(svc);
 }
 END_TEST
@@ -435,6 +486,9 @@ Suite *service_suite(void)
 	tcase_add_test(tc, list_by_status);
 	tcase_add_test(tc, claim_then_process_by_id);
 	tcase_add_test(tc, job_claimed_elsewhere_not_ours);
+	tcase_add_test(tc, bad_task_names);
+	tcase_add_test(tc, unrun_claims_go_back_at_close);
+	tcase_add_test(tc, list_callback_may_use_the_service);
 	tcase_add_test(tc, processor_control);
 	tcase_add_test(tc, inspect_only_cannot_run);
 	tcase_add_test(tc, missing_plugin_dir);

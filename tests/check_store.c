@@ -512,7 +512,9 @@ static th_owner dead_owner(void)
 	if (pid == 0)
 		_exit(0);
 	waitpid(pid, NULL, 0);
-	return (th_owner){.instance = 0xdead, .pid = (uint32_t)pid};
+	th_owner me;
+	th_owner_self(&me);
+	return (th_owner){.instance = 0xdead, .pid = (uint32_t)pid, .pidns = me.pidns};
 }
 
 START_TEST(owner_liveness)
@@ -521,15 +523,18 @@ START_TEST(owner_liveness)
 	th_owner_self(&me);
 	ck_assert_uint_ne(me.instance, 0);
 	ck_assert_uint_eq(me.pid, (uint32_t)getpid());
-	ck_assert(th_owner_alive(&me));
+	ck_assert_int_eq(th_owner_alive(&me), TH_OWNER_ALIVE);
 	th_owner gone = dead_owner();
-	ck_assert(!th_owner_alive(&gone));
+	ck_assert_int_eq(th_owner_alive(&gone), TH_OWNER_DEAD);
 	th_owner reused = me; /* our pid, but a process started at another time */
 	reused.start_ticks++;
-	ck_assert(!th_owner_alive(&reused));
+	ck_assert_int_eq(th_owner_alive(&reused), TH_OWNER_DEAD);
 	th_owner rebooted = me;
 	rebooted.boot_id[3] ^= 0xff;
-	ck_assert(!th_owner_alive(&rebooted));
+	ck_assert_int_eq(th_owner_alive(&rebooted), TH_OWNER_DEAD);
+	th_owner contained = me;
+	contained.pidns ^= 1;
+	ck_assert_int_eq(th_owner_alive(&contained), TH_OWNER_UNKNOWN);
 	/* a killed process nobody reaped yet is dead too */
 	pid_t z = fork();
 	if (z == 0)
@@ -537,7 +542,8 @@ START_TEST(owner_liveness)
 	th_owner zombie = {.instance = 5, .pid = (uint32_t)z};
 	siginfo_t si;
 	waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT); /* exited, still unreaped */
-	ck_assert(!th_owner_alive(&zombie));
+	zombie.pidns = me.pidns;
+	ck_assert_int_eq(th_owner_alive(&zombie), TH_OWNER_DEAD);
 	waitpid(z, NULL, 0);
 }
 END_TEST
@@ -597,25 +603,44 @@ END_TEST
 START_TEST(recovers_expired_leases_and_renews)
 {
 	uint64_t a = add1("echo", NULL), b = add1("echo", NULL);
-	th_owner me, alive;
+	th_owner me, elsewhere;
 	th_owner_self(&me);
-	th_owner_self(&alive); /* this process, another instance: alive, but lease expires */
-	ck_assert_uint_eq(claim_as(&alive, 1, NULL, -1), 1);  /* lease already over */
-	ck_assert_uint_eq(claim_as(&alive, 1, NULL, 60000000), 1);
+	/* an owner in another pid namespace: this process cannot see whether it lives, so
+	 * its lease decides */
+	th_owner_self(&elsewhere);
+	elsewhere.pidns ^= 0x5a5a;
+	ck_assert_uint_eq(claim_as(&elsewhere, 1, NULL, -1), 1); /* lease already over */
+	ck_assert_uint_eq(claim_as(&elsewhere, 1, NULL, 60000000), 1);
 	size_t n;
 	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_int_eq(status_of(a), TH_JOB_QUEUED);
 	ck_assert_int_eq(status_of(b), TH_JOB_PROCESSING);
-	/* renewing pushes a lease out: a short lease renewed to a long one survives */
+	/* renewing pushes a lease out: a lapsed lease renewed to a long one survives */
 	uint64_t c = add1("echo", NULL);
-	ck_assert_uint_eq(claim_as(&me, 3, NULL, -1), 2); /* a again, and c */
+	ck_assert_uint_eq(claim_as(&elsewhere, 3, NULL, -1), 2); /* a again, and c */
 	size_t renewed;
-	ck_assert_int_eq(th_store_renew(st, &me, 60000000, &renewed), 0);
-	ck_assert_uint_eq(renewed, 2);
-	ck_assert_int_eq(th_store_recover(st, &alive, &n), 0);
+	ck_assert_int_eq(th_store_renew(st, &elsewhere, 60000000, &renewed), 0);
+	ck_assert_uint_eq(renewed, 3);
+	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(status_of(c), TH_JOB_PROCESSING);
+}
+END_TEST
+
+START_TEST(living_owner_keeps_its_jobs)
+{
+	/* a host known to be alive keeps its job even when its lease ran out (it may have
+	 * been stopped with Ctrl-Z, or its clock jumped): taking it would run it twice */
+	uint64_t a = add1("echo", NULL);
+	th_owner me, other;
+	th_owner_self(&me);
+	th_owner_self(&other); /* this very process, another service instance */
+	ck_assert_uint_eq(claim_as(&other, 1, NULL, -1), 1);
+	size_t n;
+	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(status_of(a), TH_JOB_PROCESSING);
 }
 END_TEST
 
@@ -798,6 +823,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, owner_liveness);
 	tcase_add_test(tc, recovers_jobs_of_dead_owner);
 	tcase_add_test(tc, recovers_expired_leases_and_renews);
+	tcase_add_test(tc, living_owner_keeps_its_jobs);
 	tcase_add_test(tc, failed_commit_changes_nothing);
 	tcase_add_test(tc, threads_never_claim_twice);
 	tcase_add_test(tc, processes_never_claim_twice);

@@ -39,6 +39,8 @@ expect "default config missing" 2 "taskhost: taskhost.ini: cannot open: No such 
 
 # ---- usage errors ----
 write_config
+th
+expect "no command" 2 "taskhost: no command given (try --help)"
 th frobnicate
 expect "unknown command" 2 "taskhost: unknown command 'frobnicate' (try --help)"
 th status
@@ -72,6 +74,8 @@ check "tasks --json" sh -c 'echo "$1" | grep -q "\"name\": \"sleep\""' - "$out"
 th add echo hello
 expect "add" 0
 same "first id" "$out" 1
+th add "bad name" x
+expect "add with a bad task name" 2 "taskhost: add: bad task name 'bad name': task names are 1 to 255 printable ASCII characters, no spaces"
 th add nosuchtask x
 expect "add of an unknown task" 1 "taskhost: add: unknown task 'nosuchtask': no plugin in $W/plugins provides it (see 'taskhost tasks')"
 th add echo
@@ -147,6 +151,12 @@ th wait 6 --timeout 0.3
 expect "wait times out" 1 "taskhost: wait: timed out after 0.3 s: job 6 is processing"
 th wait 7
 expect "wait for a cancelled job" 1 "taskhost: job 7 was cancelled"
+th wait 5 7 1
+expect "several failures make one line" 1 "taskhost: job 5 failed: disk on fire; job 7 was cancelled"
+"$TASKHOST" -c "$CFG" status 1 >/dev/full 2>"$W/stderr"
+rc=$?
+err=$(cat "$W/stderr")
+expect "output that cannot be written" 1 "taskhost: status: cannot write the output: No space left on device"
 th status 5 --json
 check "status --json" sh -c 'echo "$1" | grep -q "\"status\": \"error\""' - "$out"
 th list --status error
@@ -167,6 +177,29 @@ expect "cleaned jobs are gone" 1 "taskhost: unknown job id 1"
 th status 6
 same "clean keeps running jobs" "$out" processing
 stop_now "$HOST_PID"
+
+# ---- plugin directory others could write to ----
+chmod 0777 "$W/plugins"
+th tasks
+expect "world-writable plugin dir" 2 "taskhost: plugin_dir $W/plugins: plugin directory $W/plugins refused: world-writable (anyone could replace the code the host runs; set allow_insecure_plugins = true to load it anyway)"
+write_config "allow_insecure_plugins = true"
+th tasks
+expect "allowed by the config" 0
+chmod 0755 "$W/plugins"
+write_config
+printf 'junk' >"$W/plugins/junk.so"
+th tasks
+check "tasks names refused plugins" sh -c 'echo "$1" | grep -q "^refused: .*/junk.so: not loadable"' - "$out"
+rm "$W/plugins/junk.so"
+
+# ---- error messages that are not UTF-8 ----
+start_host "$W/utf.log"
+th add fail "$(printf 'bad \377 byte')"
+id=$out
+th wait "$id" --timeout 30
+th error "$id" --json
+check "a message that is not UTF-8 comes as base64" sh -c 'echo "$1" | grep -q "\"error_base64\": \"YmFkIP8gYnl0ZQ==\""' - "$out"
+stop_host "$HOST_PID"
 
 # ---- limits ----
 write_config "max_input_size = 1KiB"

@@ -49,7 +49,7 @@ same "the queued job is still queued" "$out" queued
 check "the log names the stop" grep -q "stopping: no new jobs; waiting up to 20 s for 2 running jobs" "$W/term.log"
 check "tasks' log lines carry job and task" grep -q "info  sleep job=$first task=sleep: Job: 1" "$W/term.log"
 
-# ---- the grace period runs out: the host exits 0 and leaves the job to recovery ----
+# ---- the grace period runs out: running jobs are asked to stop and go back to the queue
 write_config "grace_period = 200ms" -- "max_threads = 2"
 start_host "$W/grace.log"
 th add sleep '{"seconds": 30, "id": 9}'
@@ -59,8 +59,31 @@ start=$(date +%s)
 stop_host "$HOST_PID"
 same "exit 0 when the grace period is over" "$host_rc" 0
 check "it did not wait for the 30 s job" [ $(($(date +%s) - start)) -lt 15 ]
-# the job left queued by the SIGTERM test above runs too: two are cut off
-check "the log says so" grep -q "grace period over: 2 jobs still running, left to recovery" "$W/grace.log"
+# the job left queued by the SIGTERM test above runs too: two are asked to stop
+check "the log says so" grep -q "grace period over: asking 2 running jobs to stop" "$W/grace.log"
+check "a job that stops when asked is queued again" grep -q "job=$long task=sleep: interrupted after .* by the host stopping: queued again" "$W/grace.log"
+th status "$long"
+same "it is queued, to run again" "$out" queued
+th cancel "$long"
+
+# ---- a job that ignores the request is left running; the next host recovers it ----
+cp "$FIXTURES/fx_crash.so" "$W/plugins/"
+write_config "grace_period = 200ms" "max_attempts = 1" -- "max_threads = 2" "kill_grace = 300ms"
+start_host "$W/hang.log"
+th add crash_hang
+hang=$out
+wait_until 20 sh -c '[ "$("$1" -c "$2" status "$3")" = processing ]' - "$TASKHOST" "$CFG" "$hang"
+stop_host "$HOST_PID"
+same "exit 0 with a job that would not stop" "$host_rc" 0
+check "the log says it is left to recovery" grep -q "1 job still running, left to recovery" "$W/hang.log"
+th status "$hang"
+same "it stays processing while no host runs" "$out" processing
+start_host "$W/recover.log"
+check "the next host takes it back" wait_until 20 sh -c '[ "$("$1" -c "$2" status "$3")" = error ]' - "$TASKHOST" "$CFG" "$hang"
+th error "$hang"
+same "with why" "$out" "host died while running, attempts exhausted (1 of 1)"
+stop_host "$HOST_PID"
+rm "$W/plugins/fx_crash.so"
 
 # ---- SIGHUP loads a plugin dropped in while the host runs ----
 write_config -- "wait_time = 0.5"
