@@ -4,6 +4,8 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -290,10 +292,74 @@ static const char *insecure(const struct stat *sb, char *why, size_t whylen)
 	return NULL;
 }
 
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#elif defined(__i386__)
+#define HOST_MACHINE EM_386
+#elif defined(__arm__)
+#define HOST_MACHINE EM_ARM
+#elif defined(__riscv)
+#define HOST_MACHINE EM_RISCV
+#endif
+
+/* dlopen maps a file as its headers say: a truncated file then faults (SIGBUS) inside
+ * the loader, in this process. Check the headers against the file first. NULL when the
+ * file looks like a shared object for this machine whose segments are all there. */
+static const char *check_elf(const char *path, char *why, size_t whylen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(why, whylen, "cannot open: %s", strerror(errno));
+		return why;
+	}
+	ElfW(Ehdr) eh;
+	struct stat sb;
+	const char *bad = NULL;
+	if (fstat(fileno(f), &sb) || fread(&eh, sizeof(eh), 1, f) != 1 ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
+		bad = "not an ELF file";
+	} else if (eh.e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
+#ifdef HOST_MACHINE
+		   eh.e_machine != HOST_MACHINE ||
+#endif
+		   eh.e_ident[EI_DATA] != (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB
+										   : ELFDATA2MSB)) {
+		snprintf(why, whylen, "built for another machine (ELF machine %u, class %u)",
+			 (unsigned)eh.e_machine, (unsigned)eh.e_ident[EI_CLASS]);
+		bad = why;
+	} else if (eh.e_type != ET_DYN) {
+		bad = "not a shared object";
+	} else if (eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum == 0 ||
+		   (uint64_t)eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr)) >
+			   (uint64_t)sb.st_size) {
+		bad = "truncated or damaged ELF file (program headers)";
+	} else {
+		for (unsigned i = 0; i < eh.e_phnum && !bad; i++) {
+			ElfW(Phdr) ph;
+			if (fseek(f, (long)(eh.e_phoff + i * sizeof(ph)), SEEK_SET) ||
+			    fread(&ph, sizeof(ph), 1, f) != 1)
+				bad = "truncated or damaged ELF file (program headers)";
+			else if (ph.p_type == PT_LOAD &&
+				 (uint64_t)ph.p_offset + ph.p_filesz > (uint64_t)sb.st_size)
+				bad = "truncated ELF file: a segment ends past the end of the file";
+		}
+	}
+	fclose(f);
+	if (bad && bad != why)
+		snprintf(why, whylen, "%s", bad);
+	return bad ? why : NULL;
+}
+
 static int load_file_locked(th_plugins *reg, const char *path, char *why, size_t whylen)
 {
 	struct stat sb;
 	if (!reg->insecure_ok && stat(path, &sb) == 0 && insecure(&sb, why, whylen)) {
+		th_log_warn("plugins", "%s: refused: %s", path, why);
+		return TH_EPLUGIN;
+	}
+	if (check_elf(path, why, whylen)) {
 		th_log_warn("plugins", "%s: refused: %s", path, why);
 		return TH_EPLUGIN;
 	}

@@ -116,7 +116,38 @@ START_TEST(refuses_not_loadable)
 	unsigned loaded, refused;
 	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
 	ck_assert_uint_eq(refused, 1);
-	assert_refused("text", "not loadable");
+	assert_refused("text", "not an ELF file");
+	free(pdir);
+}
+END_TEST
+
+/* Writes a damaged copy of the shipped echo.so into the plugin dir. */
+static void damaged_copy(const char *pdir, const char *name, long keep, long patch_at,
+			 unsigned char patch)
+{
+	char from[4096], to[4096];
+	snprintf(from, sizeof(from), "%s/echo.so", PLUGIN_BUILD_DIR);
+	snprintf(to, sizeof(to), "%s/%s.so", pdir, name);
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	ck_assert(in && out);
+	int c;
+	for (long i = 0; (c = fgetc(in)) != EOF && (keep < 0 || i < keep); i++)
+		fputc(i == patch_at ? patch : c, out);
+	fclose(in);
+	fclose(out);
+}
+
+START_TEST(refuses_truncated_and_foreign_elf)
+{
+	char *pdir = tu_plugin_dir(dir, NULL);
+	damaged_copy(pdir, "truncated", 1000, -1, 0);
+	damaged_copy(pdir, "aarch64", -1, 18, 183); /* e_machine: EM_AARCH64 */
+	unsigned loaded, refused;
+	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, &loaded, &refused), 0);
+	ck_assert_uint_eq(loaded, 0);
+	ck_assert_uint_eq(refused, 2);
+	assert_refused("truncated", "truncated ELF file: a segment ends past the end of the file");
+	assert_refused("aarch64", "built for another machine (ELF machine 183, class 2)");
 	free(pdir);
 }
 END_TEST
@@ -345,6 +376,7 @@ Suite *plugins_suite(void)
 	tcase_add_test(tc, good_plugin_lifecycle);
 	tcase_add_test(tc, task_info);
 	tcase_add_test(tc, refuses_not_loadable);
+	tcase_add_test(tc, refuses_truncated_and_foreign_elf);
 	tcase_add_test(tc, refuses_undefined_symbol);
 	tcase_add_test(tc, refuses_no_entry_point);
 	tcase_add_test(tc, refuses_wrong_magic);

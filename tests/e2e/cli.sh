@@ -189,7 +189,7 @@ chmod 0755 "$W/plugins"
 write_config
 printf 'junk' >"$W/plugins/junk.so"
 th tasks
-check "tasks names refused plugins" sh -c 'echo "$1" | grep -q "^refused: .*/junk.so: not loadable"' - "$out"
+check "tasks names refused plugins" sh -c 'echo "$1" | grep -q "^refused: .*/junk.so: not an ELF file"' - "$out"
 rm "$W/plugins/junk.so"
 
 # ---- error messages that are not UTF-8 ----
@@ -215,7 +215,7 @@ mkdir "$W/full"
 write_config "data_dir = ./full/var" "map_size = 1MiB" "max_map_size = 1MiB"
 head -c 200000 /dev/urandom >"$W/chunk"
 added=0
-while "$TASKHOST" -c "$CFG" add echo - <"$W/chunk" >/dev/null 2>"$W/stderr"; do
+while "$TASKHOST" -c "$CFG" add noop - <"$W/chunk" >/dev/null 2>"$W/stderr"; do
 	added=$((added + 1))
 	[ $added -gt 50 ] && break
 done
@@ -225,5 +225,11 @@ th status "$added"
 same "jobs added before it was full are kept" "$out" queued
 th status $((added + 1))
 expect "the refused job does not exist" 1 "taskhost: unknown job id $((added + 1))"
+# a host on the full database keeps running, and runs what it has
+start_host "$W/full.log"
+th wait $(seq 1 "$added") --timeout 60
+expect "a host on a full database runs the jobs it has" 0
+check "it is still running" kill -0 "$HOST_PID"
+stop_host "$HOST_PID"
 
 finish

@@ -103,7 +103,7 @@ same "its result" "$out" other
 printf 'not a plugin' >"$W/plugins/broken.so"
 kill -HUP "$HOST_PID"
 check "a broken plugin is refused on reload" wait_until 20 grep -q "reload: 0 plugins added, 1 refused" "$W/hup.log"
-check "with the reason" grep -q "plugins/broken.so: refused: not loadable" "$W/hup.log"
+check "with the reason" grep -q "plugins/broken.so: refused: not an ELF file" "$W/hup.log"
 th add echo still-running
 th wait "$out" --timeout 20
 expect "and the host goes on" 0
