@@ -24,7 +24,10 @@
  *   TH_PLUGIN(.name = "hello", .version = "1.0", TH_TASKS(tasks));
  *
  * Thread-safety contract
- *   - init and fini run once per process, on one thread, while no job runs.
+ *   - init runs once per process, before any job of the plugin; fini once, at shutdown,
+ *     when no job runs any more. A plugin loaded while the host runs (SIGHUP) is
+ *     initialised while other plugins' jobs run. With the process strategy, every
+ *     worker process loads the plugins and runs init itself.
  *   - thread_init runs on every worker thread before its first job there, thread_fini
  *     when that thread ends. Both are optional.
  *   - run may be called for many jobs at the same time from different threads (the
@@ -36,6 +39,8 @@
  *   - Every host function may be called from any thread that is running a job with the
  *     ctx of that job. log accepts a NULL ctx during init, fini, thread_init and
  *     thread_fini.
+ *   - th_cancelled turns true when the job's time is up or the host is stopping; a task
+ *     that looks at it now and then can stop cleanly instead of being killed.
  *
  * ABI history (the major changes only when an old plugin could not work any more; a
  * minor only appends members at the end of a struct, and the host reads them only when
