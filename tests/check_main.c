@@ -6,6 +6,7 @@
 
 Suite *record_suite(void);
 Suite *config_suite(void);
+Suite *cron_suite(void);
 Suite *store_suite(void);
 Suite *plugins_suite(void);
 Suite *service_suite(void);
@@ -17,6 +18,7 @@ int main(void)
 {
 	SRunner *sr = srunner_create(record_suite());
 	srunner_add_suite(sr, config_suite());
+	srunner_add_suite(sr, cron_suite());
 	srunner_add_suite(sr, store_suite());
 	srunner_add_suite(sr, plugins_suite());
 	srunner_add_suite(sr, service_suite());
