@@ -275,14 +275,18 @@ int th_cmd_cancel(th_cli *cli)
 	rc = th_service_cancel(cli->svc, job.id);
 	if (rc == TH_ESTATE) {
 		th_service_get(cli->svc, job.id, &job);
-		th_cli_error("cannot cancel job %llu: it is %s, and only a queued job can be "
+		th_cli_error("cannot cancel job %llu: it is %s, and a finished job cannot be "
 			     "cancelled", (unsigned long long)job.id, th_job_status_name(job.status));
 		return TH_EXIT_FAIL;
 	}
-	if (rc)
+	if (rc && rc != TH_EBUSY)
 		return th_cli_fail(rc, job.id, "cancel");
 	if (cli->json)
-		print_json(json_pack("{s:I, s:s}", "id", (json_int_t)job.id, "status", "cancelled"));
+		print_json(json_pack("{s:I, s:s}", "id", (json_int_t)job.id, "status",
+				     rc == TH_EBUSY ? "cancel requested" : "cancelled"));
+	else if (rc == TH_EBUSY)
+		printf("cancel requested: job %llu ends cancelled when its task returns\n",
+		       (unsigned long long)job.id);
 	else
 		printf("job %llu cancelled\n", (unsigned long long)job.id);
 	return TH_EXIT_OK;

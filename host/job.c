@@ -9,7 +9,8 @@
 static const char *const names[TH_JOB_STATUS_MAX + 1] = {
 	[TH_JOB_QUEUED] = "queued",       [TH_JOB_PROCESSING] = "processing",
 	[TH_JOB_COMPLETED] = "completed", [TH_JOB_ERROR] = "error",
-	[TH_JOB_CANCELLED] = "cancelled",
+	[TH_JOB_CANCELLED] = "cancelled", [TH_JOB_DELAYED] = "delayed",
+	[TH_JOB_HELD] = "held",           [TH_JOB_CRONJOB] = "cronjob",
 };
 
 const char *th_job_status_name(th_job_status s)

@@ -16,10 +16,19 @@ typedef enum th_job_status {
 	TH_JOB_PROCESSING = 2,
 	TH_JOB_COMPLETED = 3,
 	TH_JOB_ERROR = 4,
-	TH_JOB_CANCELLED = 5
+	TH_JOB_CANCELLED = 5,
+	TH_JOB_DELAYED = 6, /* waits for its time (due_us): added with a delay, or a retry */
+	TH_JOB_HELD = 7,    /* waits for th_service_start */
+	TH_JOB_CRONJOB = 8  /* a cron job: fires a run of its task at each fire time */
 } th_job_status;
 
-#define TH_JOB_STATUS_MAX 5
+#define TH_JOB_STATUS_MAX 8
+
+/* th_job.flags */
+#define TH_JOB_CANCEL_REQUESTED 0x1 /* running, asked to stop: it ends cancelled */
+#define TH_JOB_CRON_PAUSED 0x2      /* a cron job that does not fire until resumed */
+#define TH_JOB_CRON_CATCHUP 0x4     /* a cron job that runs once for fire times missed */
+#define TH_JOB_UNIQUE 0x8           /* has a unique key */
 
 typedef struct th_job {
 	uint64_t id;
@@ -37,6 +46,13 @@ typedef struct th_job {
 	uint64_t claim_gen;    /* bumped by every claim; fences stale outcomes */
 	uint64_t owner;        /* instance id of the claiming service, 0 when unclaimed */
 	uint32_t owner_pid;
+	uint32_t flags;        /* TH_JOB_* flags */
+	int64_t due_us;        /* delayed: when it is queued; cronjob: its next fire time */
+	uint32_t timeout_ms;   /* a run is asked to stop after this; 0: none */
+	uint32_t backoff_ms;   /* first retry delay, doubled for each further one; 0: 1 s */
+	uint64_t parent;       /* the cron job that fired this run, or 0 */
+	uint64_t last_run;     /* cronjob: its latest run */
+	uint32_t fires;        /* cronjob: runs fired so far */
 } th_job;
 
 /* A task some loaded plugin provides. */

@@ -13,8 +13,6 @@
 #include "log.h"
 #include "run.h"
 
-#define RETRY_PAUSE_US 100000 /* after a failed store cycle */
-
 struct done {
 	th_outcome out;
 	th_run_result res;
@@ -95,7 +93,7 @@ static void *dispatch_loop(void *arg)
 {
 	struct multi *m = arg;
 	th_processor *p = m->p;
-	int64_t wait_us = (int64_t)(th_processor_args_of(p)->wait_time * 1e6);
+	int64_t wait_us = 0;
 	struct done *batch = calloc(m->nthreads, sizeof(*batch));
 	th_outcome *outs = calloc(2 * m->nthreads, sizeof(*outs));
 	th_claim *claims = calloc(m->nthreads, sizeof(*claims));
@@ -137,7 +135,9 @@ static void *dispatch_loop(void *arg)
 		size_t n = 0;
 		int rc = 0;
 		if (nbatch + nrel || want)
-			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n);
+			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us);
+		else
+			wait_us = -1; /* every worker busy: a finished job kicks */
 		if (rc == 0) {
 			for (size_t i = 0; i < nbatch; i++)
 				th_run_result_clear(&batch[i].res);
@@ -153,7 +153,7 @@ static void *dispatch_loop(void *arg)
 			pthread_mutex_unlock(&m->mu);
 			continue;
 		}
-		th_processor_wait(p, rc ? RETRY_PAUSE_US : wait_us);
+		th_processor_wait(p, wait_us);
 	}
 	for (size_t i = 0; i < nbatch; i++) /* unrecorded: left to recovery */
 		th_run_result_clear(&batch[i].res);
@@ -241,21 +241,19 @@ size_t th_pool_threads(void *state, uint64_t *ids, size_t max)
 /* ---- the multi strategy: jobs run on the pool's own threads ---- */
 
 struct thread_worker {
+	th_processor *p;
 	th_plugin_thread *t;
-	const th_proc_env *env;
-	th_run_opts opts;
+	th_slot *slot;
 };
 
 static int thread_open(th_processor *p, unsigned index, void **out)
 {
-	(void)index;
 	struct thread_worker *w = calloc(1, sizeof(*w));
 	if (!w)
 		return TH_ENOMEM;
-	w->env = th_processor_env(p);
-	w->opts = (th_run_opts){.max_result = w->env->max_result, .progress = w->env->progress,
-				.stopping = th_processor_interrupted(p)};
-	int rc = th_plugin_thread_new(w->env->plugins, &w->t);
+	w->p = p;
+	w->slot = th_processor_slot(p, index);
+	int rc = th_plugin_thread_new(th_processor_env(p)->plugins, &w->t);
 	if (rc) {
 		free(w);
 		return rc;
@@ -267,7 +265,7 @@ static int thread_open(th_processor *p, unsigned index, void **out)
 static void thread_run(void *arg, const th_claim *c, th_outcome *o, th_run_result *r)
 {
 	struct thread_worker *w = arg;
-	th_run_claim(w->t, w->env->plugins, c, &w->opts, o, r);
+	th_processor_run(w->p, w->slot, w->t, c, o, r);
 }
 
 static void thread_close(void *arg)

@@ -564,6 +564,19 @@ const char *th_task_entry_plugin(const th_task_entry *e)
 	return e->plugin->desc->name;
 }
 
+void th_task_entry_defaults(const th_task_entry *e, th_task_defaults *out)
+{
+	const th_plugin *d = e->plugin->desc;
+	memset(out, 0, sizeof(*out));
+	/* members of 1.1 exist only if the plugin was built against 1.1 or later */
+	if (d->abi_minor < 1 || d->task_size < offsetof(th_task, timeout_ms) + sizeof(unsigned))
+		return;
+	out->queue = e->task->queue;
+	out->max_attempts = e->task->max_attempts;
+	out->backoff_ms = e->task->backoff_ms;
+	out->timeout_ms = e->task->timeout_ms;
+}
+
 size_t th_plugins_task_count(th_plugins *reg)
 {
 	pthread_rwlock_rdlock(&reg->lock);

@@ -54,6 +54,13 @@ const th_task_entry *th_plugins_find_or_rescan(th_plugins *reg, const char *name
 const char *th_task_entry_name(const th_task_entry *e);
 const char *th_task_entry_plugin(const th_task_entry *e); /* the plugin's name */
 
+/* The task's defaults for its jobs (ABI 1.1; zeros and NULL for older plugins). */
+typedef struct th_task_defaults {
+	const char *queue;
+	unsigned max_attempts, backoff_ms, timeout_ms;
+} th_task_defaults;
+void th_task_entry_defaults(const th_task_entry *e, th_task_defaults *out);
+
 size_t th_plugins_task_count(th_plugins *reg);
 /* Tasks in the order they were registered; TH_EINVAL past the end. */
 int th_plugins_task_info(th_plugins *reg, size_t i, th_task_info *out);

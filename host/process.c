@@ -277,18 +277,18 @@ static int process_open(th_processor *p, unsigned index, void **out)
 	return 0;
 }
 
-/* A job that could not finish because of its worker: run again while it has attempts
- * left, else an error. Either way the error message says what happened. */
+/* A job that could not finish because of its worker: it runs again later while it has
+ * attempts left (the store decides), and the error says what happened. */
 static void failed(const th_claim *c, th_outcome *o, th_run_result *r, const char *msg)
 {
 	free(r->error);
 	r->error = strdup(msg);
 	r->ret = TH_FAIL;
 	*o = (th_outcome){.id = c->job.id, .gen = c->job.claim_gen, .error = r->error,
-			  .status = c->job.attempts < c->job.max_attempts ? TH_JOB_QUEUED
-									 : TH_JOB_ERROR};
+			  .status = TH_JOB_ERROR, .retry = true};
+	bool again = c->job.attempts < c->job.max_attempts;
 	th_log_msg(TH_LOG_WARN, "processor", c->job.id, c->job.task, "%s%s", msg,
-		   o->status == TH_JOB_QUEUED ? "; it will run again" : "");
+		   again ? "; it will run again" : "");
 }
 
 static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_result *r)
@@ -317,36 +317,34 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 		      .data_len = c->input_len};
 	th_log_msg(TH_LOG_DEBUG, "processor", c->job.id, c->job.task,
 		   "started (attempt %u) in worker process %d", c->job.attempts, (int)w->pid);
-	int64_t t0 = th_clock_mono_us();
-	double timeout = s->args->job_timeout;
-	int64_t soft = timeout > 0 ? t0 + (int64_t)(timeout * 1e6) : -1;
-	int64_t hard = soft >= 0 ? soft + (int64_t)(s->args->kill_grace * 1e6) : -1;
-	bool cancelled = false, interrupted = false;
+	th_slot *slot = th_processor_slot(s->p, w->index);
+	th_slot_begin(s->p, slot, &c->job);
+	int64_t t0 = th_clock_mono_us(), hard = -1;
+	bool asked = false, interrupted = false;
 	const atomic_bool *stopping = th_processor_interrupted(s->p);
 	if (th_proto_send(w->fd, &run))
 		rc = TH_EIO;
 	th_msg m;
 	while (rc == 0) {
-		int64_t deadline = cancelled ? hard : soft;
-		/* look at the host's own stopping now and then, too */
+		/* look now and then for a cancel, a timeout (the keeper sets `cancel` at the
+		 * deadline) or the host stopping; a worker that does not stop when asked is
+		 * killed kill_grace later */
 		int64_t look = th_clock_mono_us() + 200000;
-		bool capped = !interrupted && (deadline < 0 || look < deadline);
-		rc = recv_until(w, capped ? look : deadline, &m);
-		if (rc == TH_ETIMEDOUT && capped) {
+		rc = recv_until(w, hard >= 0 && hard < look ? hard : look, &m);
+		if (rc == TH_ETIMEDOUT) {
+			int64_t now = th_clock_mono_us();
+			if (hard >= 0 && now >= hard)
+				break;
 			rc = 0;
-			if (atomic_load(stopping)) {
-				interrupted = true;
+			bool stop_now = atomic_load(stopping);
+			if (!asked && (atomic_load(&slot->cancel) || stop_now)) {
+				asked = true;
+				interrupted = stop_now;
 				th_msg cm = {.type = TH_MSG_CANCEL, .id = c->job.id};
 				th_proto_send(w->fd, &cm);
+				if (!stop_now) /* on shutdown the host decides how long to wait */
+					hard = now + (int64_t)(s->args->kill_grace * 1e6);
 			}
-			continue;
-		}
-		if (rc == TH_ETIMEDOUT && !cancelled) {
-			/* past the timeout: ask nicely, then kill at the hard deadline */
-			th_msg cm = {.type = TH_MSG_CANCEL, .id = c->job.id};
-			th_proto_send(w->fd, &cm);
-			cancelled = true;
-			rc = 0;
 			continue;
 		}
 		if (rc)
@@ -357,14 +355,22 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 			break;
 		}
 	}
+	bool timed_out = atomic_load(&slot->timed_out);
+	double timeout = slot->timeout;
+	th_slot_end(slot);
 	if (rc) {
 		char how[64], msg[256];
 		reap(w, true, how, sizeof(how));
 		if (rc == TH_ETIMEDOUT)
-			snprintf(msg, sizeof(msg), "timed out after %g s; worker process killed",
-				 timeout);
+			snprintf(msg, sizeof(msg), "%s; worker process killed",
+				 timed_out ? "timed out" : "cancelled");
 		else
 			snprintf(msg, sizeof(msg), "%s", how);
+		if (rc == TH_ETIMEDOUT && timed_out) {
+			char t[256];
+			snprintf(t, sizeof(t), "timed out after %g s; worker process killed", timeout);
+			snprintf(msg, sizeof(msg), "%s", t);
+		}
 		failed(c, o, r, msg);
 		r->took_us = th_clock_mono_us() - t0;
 		return;
@@ -376,25 +382,27 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 	r->result_len = r->result ? m.data_len : 0;
 	if (r->ret != TH_OK)
 		r->error = strndup(m.text ? m.text : "", m.text_len);
-	if (cancelled && r->ret != TH_OK) {
+	if (timed_out && r->ret != TH_OK) {
 		free(r->error);
 		if (asprintf(&r->error, "timed out after %g s", timeout) < 0)
 			r->error = NULL;
 	}
 	*o = (th_outcome){.id = c->job.id, .gen = c->job.claim_gen, .result = r->result,
 			  .result_len = r->result_len, .error = r->error,
-			  .status = r->ret == TH_OK ? TH_JOB_COMPLETED : TH_JOB_ERROR};
+			  .status = r->ret == TH_OK ? TH_JOB_COMPLETED : TH_JOB_ERROR,
+			  .retry = r->ret != TH_OK};
 	double ms = (double)r->took_us / 1000.0;
 	if (r->ret != TH_OK && interrupted) {
 		o->status = TH_JOB_QUEUED; /* not the job's failure: the host is going away */
 		th_log_msg(TH_LOG_WARN, "processor", c->job.id, c->job.task,
 			   "interrupted after %.3f ms by the host stopping: queued again", ms);
-	} else if (r->ret == TH_OK)
+	} else if (r->ret == TH_OK) {
 		th_log_msg(TH_LOG_INFO, "processor", c->job.id, c->job.task, "completed in %.3f ms",
 			   ms);
-	else
+	} else {
 		th_log_msg(TH_LOG_WARN, "processor", c->job.id, c->job.task,
 			   "failed after %.3f ms: %s", ms, r->error ? r->error : "");
+	}
 	if (s->args->worker_max_jobs && ++w->jobs >= s->args->worker_max_jobs)
 		quit(w); /* recycled: the next job gets a fresh process */
 }

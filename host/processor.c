@@ -28,9 +28,9 @@ struct th_processor {
 	uint32_t seq0;
 	pthread_t watcher;
 	pthread_t keeper;
-	pthread_mutex_t keeper_mu;
-	pthread_cond_t keeper_cv;
-	bool keeper_stop; /* apart from `stopping`: leases are renewed until jobs finish */
+	atomic_bool keeper_stop; /* apart from `stopping`: leases are renewed until jobs end */
+	th_slot *slots;
+	unsigned nslots;
 };
 
 static const th_strategy *const strategies[] = {&th_strategy_simple, &th_strategy_multi,
@@ -88,52 +88,162 @@ static void recover(th_processor *p)
 		th_processor_kick(p);
 }
 
-/* The keeper renews the leases of the jobs this host holds and looks for jobs whose
- * owner is gone, so nothing stays processing without a living owner. */
+/* Running jobs whose deadline passed are asked to stop; returns the earliest deadline
+ * still ahead (0: none). */
+static int64_t check_deadlines(th_processor *p, int64_t now)
+{
+	int64_t next = 0;
+	for (unsigned i = 0; i < p->nslots; i++) {
+		th_slot *s = &p->slots[i];
+		int64_t d = atomic_load(&s->deadline);
+		if (!d || !atomic_load(&s->id))
+			continue;
+		if (d <= now) {
+			if (!atomic_exchange(&s->timed_out, true))
+				atomic_store(&s->cancel, true);
+		} else if (!next || d < next) {
+			next = d;
+		}
+	}
+	return next;
+}
+
+/* A cancel was requested somewhere: pass it on to the jobs of ours it is for. */
+static void check_cancels(th_processor *p)
+{
+	uint64_t ids[64];
+	bool asked[64];
+	for (unsigned base = 0; base < p->nslots; base += 64) {
+		unsigned n = p->nslots - base < 64 ? p->nslots - base : 64;
+		for (unsigned i = 0; i < n; i++)
+			ids[i] = atomic_load(&p->slots[base + i].id);
+		if (th_store_cancel_requested(p->env.store, ids, n, asked))
+			return;
+		for (unsigned i = 0; i < n; i++)
+			if (asked[i] && atomic_load(&p->slots[base + i].id) == ids[i])
+				atomic_store(&p->slots[base + i].cancel, true);
+	}
+}
+
+/* Finished jobs older than keep_finished go. */
+static void retain(th_processor *p)
+{
+	uint64_t removed = 0;
+	int rc = th_store_clean(p->env.store, th_clock_now_us() - p->env.keep_finished_us,
+				&removed);
+	if (rc)
+		th_log_error("processor", "removing old finished jobs failed: %s", th_strerror(rc));
+	else if (removed)
+		th_log_info("processor", "removed %llu finished job%s older than keep_finished",
+			    (unsigned long long)removed, removed == 1 ? "" : "s");
+}
+
+/* The keeper: renews the leases of the jobs this host holds, looks for jobs whose owner
+ * is gone (so nothing stays processing without a living owner), passes cancel requests
+ * and timeouts on to running jobs, and removes old finished jobs. It sleeps on the
+ * cancel wake-up, so a cancel reaches a running job at once. */
 static void *keep(void *arg)
 {
 	th_processor *p = arg;
 	int64_t scan_us = p->env.lease_us / 3 < 1000000 ? p->env.lease_us / 3 : 1000000;
-	int64_t renew_us = p->env.lease_us / 3, last_renew = th_clock_mono_us();
-	pthread_mutex_lock(&p->keeper_mu);
-	while (!p->keeper_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t ns = ts.tv_nsec + scan_us % 1000000 * 1000;
-		ts.tv_sec += (time_t)(scan_us / 1000000 + ns / 1000000000);
-		ts.tv_nsec = (long)(ns % 1000000000);
-		pthread_cond_timedwait(&p->keeper_cv, &p->keeper_mu, &ts);
-		if (p->keeper_stop)
+	int64_t renew_us = p->env.lease_us / 3, now = th_clock_mono_us();
+	int64_t last_renew = now, last_scan = now, last_retain = 0;
+	int64_t retain_us = p->env.keep_finished_us / 10 < 60000000 ? p->env.keep_finished_us / 10
+								    : 60000000;
+	uint32_t seq = th_wake_seq(p->env.wake, TH_WAKE_CANCEL);
+	int64_t deadline = 0;
+	while (!atomic_load(&p->keeper_stop)) {
+		now = th_clock_mono_us();
+		int64_t wait = last_scan + scan_us - now;
+		if (deadline && deadline - now < wait)
+			wait = deadline - now;
+		if (wait > 0)
+			th_wake_wait(p->env.wake, TH_WAKE_CANCEL, seq, wait < 1000 ? 1000 : wait);
+		if (atomic_load(&p->keeper_stop))
 			break;
-		pthread_mutex_unlock(&p->keeper_mu);
-		if (th_clock_mono_us() - last_renew >= renew_us) {
+		uint32_t s = th_wake_seq(p->env.wake, TH_WAKE_CANCEL);
+		if (s != seq) {
+			seq = s;
+			check_cancels(p);
+		}
+		now = th_clock_mono_us();
+		deadline = check_deadlines(p, now);
+		if (now - last_scan < scan_us)
+			continue;
+		last_scan = now;
+		if (now - last_renew >= renew_us) {
 			int rc = th_store_renew(p->env.store, &p->env.owner, p->env.lease_us, NULL);
 			if (rc)
 				th_log_error("processor", "renewing leases failed: %s", th_strerror(rc));
 			else
-				last_renew = th_clock_mono_us();
+				last_renew = now;
 		}
 		recover(p);
-		pthread_mutex_lock(&p->keeper_mu);
+		if (p->env.keep_finished_us && (!last_retain || now - last_retain >= retain_us)) {
+			last_retain = now;
+			retain(p);
+		}
+		/* deadlines set since the last look */
+		deadline = check_deadlines(p, th_clock_mono_us());
 	}
-	pthread_mutex_unlock(&p->keeper_mu);
 	return NULL;
 }
 
 static void stop_keeper(th_processor *p)
 {
-	pthread_mutex_lock(&p->keeper_mu);
-	p->keeper_stop = true;
-	pthread_cond_signal(&p->keeper_cv);
-	pthread_mutex_unlock(&p->keeper_mu);
+	atomic_store(&p->keeper_stop, true);
+	th_wake_notify(p->env.wake, TH_WAKE_CANCEL);
 	pthread_join(p->keeper, NULL);
 }
 
 static void free_processor(th_processor *p)
 {
-	pthread_cond_destroy(&p->keeper_cv);
-	pthread_mutex_destroy(&p->keeper_mu);
+	free(p->slots);
 	free(p);
+}
+
+th_slot *th_processor_slot(th_processor *p, unsigned index)
+{
+	return &p->slots[index % p->nslots];
+}
+
+void th_slot_begin(th_processor *p, th_slot *s, const th_job *job)
+{
+	double timeout = job->timeout_ms ? job->timeout_ms / 1000.0 : p->args.job_timeout;
+	atomic_store(&s->cancel, false);
+	atomic_store(&s->timed_out, false);
+	s->timeout = timeout;
+	atomic_store(&s->deadline, timeout > 0 ? th_clock_mono_us() + (int64_t)(timeout * 1e6) : 0);
+	atomic_store(&s->id, job->id);
+	if (timeout > 0) /* the keeper may be asleep for a while: tell it */
+		th_wake_notify(p->env.wake, TH_WAKE_CANCEL);
+	if (job->flags & TH_JOB_CANCEL_REQUESTED)
+		atomic_store(&s->cancel, true);
+}
+
+void th_slot_end(th_slot *s)
+{
+	atomic_store(&s->id, 0);
+	atomic_store(&s->deadline, 0);
+}
+
+void th_processor_run(th_processor *p, th_slot *slot, th_plugin_thread *t, const th_claim *c,
+		      th_outcome *o, th_run_result *r)
+{
+	const th_proc_env *env = &p->env;
+	th_run_opts opts = {.cancel = &slot->cancel, .stopping = &p->interrupted,
+			    .max_result = env->max_result, .progress = env->progress};
+	th_slot_begin(p, slot, &c->job);
+	th_run_claim(t, env->plugins, c, &opts, o, r);
+	if (atomic_load(&slot->timed_out) && r->ret != TH_OK) {
+		free(r->error);
+		if (asprintf(&r->error, "timed out after %g s", slot->timeout) < 0)
+			r->error = NULL;
+		o->error = r->error;
+		o->status = TH_JOB_ERROR;
+		o->retry = true;
+	}
+	th_slot_end(slot);
 }
 
 int th_processor_start(th_processor **out, const th_proc_env *env, const th_strategy *s,
@@ -153,12 +263,12 @@ int th_processor_start(th_processor **out, const th_proc_env *env, const th_stra
 		free(p);
 		return TH_ESYS;
 	}
-	pthread_mutex_init(&p->keeper_mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->keeper_cv, &ca);
-	pthread_condattr_destroy(&ca);
+	p->nslots = args->max_threads > args->max_workers ? args->max_threads : args->max_workers;
+	if (!(p->slots = calloc(p->nslots, sizeof(*p->slots)))) {
+		close(p->efd);
+		free(p);
+		return TH_ENOMEM;
+	}
 	recover(p); /* jobs left by hosts that died while none ran */
 	/* read before the first claim: an add after this point wakes the watcher, an add
 	 * before it is seen by that claim */
@@ -288,13 +398,17 @@ void th_processor_wait(th_processor *p, int64_t timeout_us)
 }
 
 static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
-		 th_claim *claims, size_t *nclaimed)
+		 th_claim *claims, size_t *nclaimed, int64_t *next_due)
 {
 	th_cycle c = {.outs = outs, .nout = nout, .owner = &p->env.owner, .queue = p->env.queue,
 		      .max = max, .lease_us = p->env.lease_us, .claims = claims};
 	int rc = th_store_cycle(p->env.store, &c);
 	if (nclaimed)
 		*nclaimed = c.nclaimed;
+	if (next_due && rc == 0)
+		*next_due = c.next_due;
+	if (rc == 0 && c.promoted) /* other queues' processors, other hosts: look */
+		th_wake_notify(p->env.wake, TH_WAKE_ADDED);
 	return rc;
 }
 
@@ -305,14 +419,14 @@ static int record_one_by_one(th_processor *p, const th_outcome *outs, size_t nou
 {
 	int worst = 0;
 	for (size_t i = 0; i < nout; i++) {
-		int rc = cycle(p, &outs[i], 1, 0, NULL, NULL);
+		int rc = cycle(p, &outs[i], 1, 0, NULL, NULL, NULL);
 		if (rc == TH_EFULL && outs[i].result_len) {
 			char msg[128];
 			snprintf(msg, sizeof(msg), "result of %zu bytes did not fit in the database",
 				 outs[i].result_len);
 			th_outcome o = {.id = outs[i].id, .gen = outs[i].gen, .status = TH_JOB_ERROR,
 					.error = msg};
-			rc = cycle(p, &o, 1, 0, NULL, NULL);
+			rc = cycle(p, &o, 1, 0, NULL, NULL, NULL);
 			if (rc == 0)
 				th_log_error("processor", "job %llu: %s: ended in error",
 					     (unsigned long long)o.id, msg);
@@ -329,27 +443,42 @@ static int record_one_by_one(th_processor *p, const th_outcome *outs, size_t nou
 }
 
 int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
-		       th_claim *claims, size_t *nclaimed)
+		       th_claim *claims, size_t *nclaimed, int64_t *wait_us)
 {
 	*nclaimed = 0;
+	int64_t next_due = 0;
+	int rc = 0;
+	bool ready = true;
 	if (nout == 0) {
 		/* a read transaction is enough to see there is nothing to claim, and costs far
 		 * less than the write one when many idle processors are woken */
-		bool ready = false;
-		int rc = th_store_has_ready(p->env.store, p->env.queue, &ready);
-		if (rc || !ready || max == 0)
-			return rc;
+		rc = th_store_peek(p->env.store, p->env.queue, &ready, &next_due);
+		if (rc)
+			ready = false;
 	}
-	int rc = cycle(p, outs, nout, max, claims, nclaimed);
-	if (rc && nout) {
-		rc = record_one_by_one(p, outs, nout);
-		if (rc == 0 && max)
-			rc = cycle(p, NULL, 0, max, claims, nclaimed);
+	if (ready && (nout || max)) {
+		rc = cycle(p, outs, nout, max, claims, nclaimed, &next_due);
+		if (rc && nout) {
+			rc = record_one_by_one(p, outs, nout);
+			if (rc == 0 && max)
+				rc = cycle(p, NULL, 0, max, claims, nclaimed, &next_due);
+		}
+		if (rc)
+			th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
+				     nout, th_strerror(rc));
+		else if (nout)
+			th_wake_notify(p->env.wake, TH_WAKE_FINISHED);
 	}
+	/* how long the strategy may sleep: wait_time, or until the next scheduled job */
+	int64_t w = (int64_t)(p->args.wait_time * 1e6);
 	if (rc)
-		th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
-			     nout, th_strerror(rc));
-	else if (nout)
-		th_wake_notify(p->env.wake, TH_WAKE_FINISHED);
+		w = 100000; /* look again soon after a failure, but do not spin */
+	if (next_due) {
+		int64_t until = next_due - th_clock_now_us();
+		if (until < w)
+			w = until > 0 ? until : 0;
+	}
+	if (wait_us)
+		*wait_us = w;
 	return rc;
 }

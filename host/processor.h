@@ -28,6 +28,7 @@ typedef struct th_proc_env {
 	size_t max_result;
 	const char *queue; /* NULL: the default queue */
 	int64_t lease_us;  /* claims are renewed while held; lost after this long */
+	int64_t keep_finished_us; /* finished jobs older than this are removed; 0: kept */
 	/* for the process strategy's worker processes */
 	const char *runner;     /* the taskhost-runner program */
 	const char *plugin_dir;
@@ -99,9 +100,30 @@ int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **sta
 void th_pool_stop(void *state);
 size_t th_pool_threads(void *state, uint64_t *ids, size_t max);
 
-/* One store cycle for the strategy: record outcomes, claim up to max. Logs failures;
- * on failure nothing is recorded and nothing claimed. */
+/* One store cycle for the strategy: record outcomes, queue scheduled jobs that are due,
+ * claim up to max. Logs failures; on failure nothing is claimed. *wait_us (may be NULL)
+ * is how long the strategy may sleep before the next cycle unless woken: wait_time, or
+ * less when a scheduled job is due sooner. */
 int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
-		       th_claim *claims, size_t *nclaimed);
+		       th_claim *claims, size_t *nclaimed, int64_t *wait_us);
+
+/* A job one worker runs: the keeper passes cancel requests and timeouts on to it. */
+typedef struct th_slot {
+	_Atomic uint64_t id;     /* 0: idle */
+	atomic_bool cancel;      /* th_cancelled for the job */
+	atomic_bool timed_out;
+	_Atomic int64_t deadline; /* monotonic microseconds; 0: none */
+	double timeout;          /* seconds, for messages */
+} th_slot;
+
+/* The slot of worker `index` (one per worker: max_threads, or max_workers). */
+th_slot *th_processor_slot(th_processor *p, unsigned index);
+/* Marks the slot busy with job: its timeout (the job's, else job_timeout) starts now. */
+void th_slot_begin(th_processor *p, th_slot *s, const th_job *job);
+void th_slot_end(th_slot *s);
+/* Runs a claim on this thread through its slot, filling the outcome: a timeout turns
+ * a failed run into "timed out after N s". */
+void th_processor_run(th_processor *p, th_slot *slot, th_plugin_thread *t, const th_claim *c,
+		      th_outcome *o, th_run_result *r);
 
 #endif

@@ -7,8 +7,9 @@
 #include "error.h"
 
 /* version, status, attempts, max_attempts, id, added, started, finished, input_len,
- * result_len, claim_gen, owner, owner_pid, priority, then task and queue strings */
-#define FIXED_LEN (1 + 1 + 4 + 4 + 8 * 8 + 4 + 4)
+ * result_len, claim_gen, owner, owner_pid, priority, flags, due, timeout_ms,
+ * backoff_ms, parent, last_run, fires, then task and queue strings */
+#define FIXED_LEN (1 + 1 + 4 + 4 + 8 * 8 + 4 + 4 + 4 + 8 + 4 + 4 + 8 + 8 + 4)
 
 static uint8_t *put_u32(uint8_t *p, uint32_t v)
 {
@@ -65,6 +66,13 @@ size_t th_record_encode(const th_job *job, uint8_t *buf)
 	p = put_u64(p, job->owner);
 	p = put_u32(p, job->owner_pid);
 	p = put_u32(p, (uint32_t)job->priority);
+	p = put_u32(p, job->flags);
+	p = put_u64(p, (uint64_t)job->due_us);
+	p = put_u32(p, job->timeout_ms);
+	p = put_u32(p, job->backoff_ms);
+	p = put_u64(p, job->parent);
+	p = put_u64(p, job->last_run);
+	p = put_u32(p, job->fires);
 	p = put_str(p, job->task, TH_TASK_NAME_MAX);
 	p = put_str(p, job->queue, TH_QUEUE_NAME_MAX);
 	return (size_t)(p - buf);
@@ -106,6 +114,13 @@ int th_record_decode(const void *data, size_t len, th_job *job)
 	job->owner = get_u64(p), p += 8;
 	job->owner_pid = get_u32(p), p += 4;
 	job->priority = (int32_t)get_u32(p), p += 4;
+	job->flags = get_u32(p), p += 4;
+	job->due_us = (int64_t)get_u64(p), p += 8;
+	job->timeout_ms = get_u32(p), p += 4;
+	job->backoff_ms = get_u32(p), p += 4;
+	job->parent = get_u64(p), p += 8;
+	job->last_run = get_u64(p), p += 8;
+	job->fires = get_u32(p), p += 4;
 	if (get_str(&p, end, job->task, TH_TASK_NAME_MAX) ||
 	    get_str(&p, end, job->queue, TH_QUEUE_NAME_MAX) || p != end || !job->task[0])
 		return TH_EFORMAT;

@@ -8,7 +8,7 @@
 
 #include "job.h"
 
-#define TH_RECORD_VERSION 1
+#define TH_RECORD_VERSION 2
 #define TH_RECORD_MAX 512
 
 /* Encodes into buf (TH_RECORD_MAX bytes); returns the length. */

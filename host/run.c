@@ -157,6 +157,7 @@ void th_run_job(th_plugin_thread *t, const th_task_entry *e, const th_job *job,
 			ctx.error = NULL;
 		ret = TH_FAIL;
 	}
+	out->final = ctx.result_refused;
 	if (ctx.result_refused && (ret == TH_OK || !ctx.error)) {
 		free(ctx.error);
 		if (asprintf(&ctx.error, "result larger than max_result_size (%zu bytes)",
@@ -199,8 +200,11 @@ void th_run_claim(th_plugin_thread *t, th_plugins *reg, const th_claim *c,
 		if (asprintf(&r->error, "no loaded plugin provides task '%s'", job->task) < 0)
 			r->error = NULL;
 	}
+	/* a task that failed runs again while it has attempts left; a task no plugin
+	 * provides would only fail again */
 	*o = (th_outcome){.id = job->id, .gen = job->claim_gen, .result = r->result,
-			  .result_len = r->result_len, .error = r->error};
+			  .result_len = r->result_len, .error = r->error,
+			  .retry = e != NULL && !r->final};
 	double ms = (double)r->took_us / 1000.0;
 	if (r->ret == TH_OK) {
 		o->status = TH_JOB_COMPLETED;

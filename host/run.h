@@ -4,6 +4,7 @@
 #define TH_RUN_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ typedef struct th_run_result {
 	size_t result_len;
 	char *error;       /* malloc'd message, set when ret is not TH_OK */
 	int64_t took_us;
+	bool final;        /* a failure running again cannot mend (a result too large) */
 } th_run_result;
 
 /* Runs task e for job (whose bytes are input) on this thread, with thread state t. */

@@ -2,7 +2,9 @@
  * together behind the API the CLI and embedders use. */
 #include "service.h"
 
+#include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +21,16 @@
 #define DEFAULT_MAX_INPUT (16u << 20)
 #define DEFAULT_MAX_RESULT (16u << 20)
 #define DEFAULT_LEASE_US 30000000
+#define MAX_QUEUES 64
+
+/* A queue with its processor. */
+struct qproc {
+	char name[TH_QUEUE_NAME_MAX + 1]; /* "" is the default queue */
+	const th_strategy *strategy;
+	th_processor_args args;
+	th_processor *proc;
+	th_processor *stopping; /* being stopped: still lists its threads, can be interrupted */
+};
 
 struct th_service {
 	th_store *store;
@@ -35,11 +47,10 @@ struct th_service {
 	size_t max_input, max_result;
 	int64_t lease_us;
 	uint32_t max_attempts;
-	pthread_mutex_t proc_mu; /* guards the fields below */
-	const th_strategy *strategy;
-	th_processor_args args;
-	th_processor *proc;
-	th_processor *stopping; /* being stopped: still lists its threads, can be interrupted */
+	int64_t keep_finished_us;
+	pthread_mutex_t proc_mu; /* guards the queues */
+	struct qproc queues[MAX_QUEUES]; /* [0] is the default queue */
+	size_t nqueues;
 	pthread_mutex_t stop_mu; /* one stop at a time, and close waits for it */
 	/* jobs claimed through th_service_claim_next and not yet run: only these may be
 	 * run by id, and close puts them back in the queue */
@@ -79,8 +90,10 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	pthread_mutex_init(&svc->proc_mu, NULL);
 	pthread_mutex_init(&svc->stop_mu, NULL);
 	pthread_mutex_init(&svc->claims_mu, NULL);
-	svc->strategy = &th_strategy_simple;
-	svc->args = (th_processor_args)TH_PROCESSOR_ARGS_DEFAULT;
+	svc->queues[0].strategy = &th_strategy_simple;
+	svc->queues[0].args = (th_processor_args)TH_PROCESSOR_ARGS_DEFAULT;
+	svc->nqueues = 1;
+	svc->keep_finished_us = (int64_t)(opts->keep_finished * 1e6);
 	svc->inspect_only = opts->inspect_only;
 	svc->isolate = opts->isolate_plugins;
 	svc->insecure = opts->allow_insecure_plugins;
@@ -159,24 +172,82 @@ void th_service_close(th_service *svc)
 
 /* ---- jobs ---- */
 
-int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids)
+bool th_queue_name_valid(const char *name)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (jobs[i].task && !th_task_name_valid(jobs[i].task))
-			return TH_EINVAL;
-		/* with isolated plugins this process knows no tasks: the workers decide */
-		if (!jobs[i].task || (!svc->isolate && !th_plugins_find(svc->plugins, jobs[i].task)))
+	size_t n = strlen(name);
+	if (n > TH_QUEUE_NAME_MAX)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-'))
+			return false;
+	return true;
+}
+
+/* The queue a name stands for: "default" is "". */
+static const char *queue_of(const char *name)
+{
+	return !name || strcmp(name, "default") == 0 ? "" : name;
+}
+
+static uint32_t ms_of(double s)
+{
+	return s <= 0 ? 0 : s >= 4e6 ? 4000000000u : (uint32_t)(s * 1000.0 + 0.5);
+}
+
+/* One job for the store, from the caller's options and the task's defaults. */
+static int prepare(th_service *svc, const th_new_job *j, th_store_new *n)
+{
+	static const th_add_opts none;
+	const th_add_opts *o = j->opts ? j->opts : &none;
+	if (!j->task)
+		return TH_EUNKNOWNTASK;
+	if (!th_task_name_valid(j->task) || (o->queue && !th_queue_name_valid(o->queue)) ||
+	    (o->unique && (!*o->unique || strlen(o->unique) > 255)) || o->delay < 0 ||
+	    o->timeout < 0 || o->backoff < 0 || (o->hold && o->cron))
+		return TH_EINVAL;
+	if (j->len > svc->max_input)
+		return TH_ETOOBIG;
+	th_task_defaults def = {0};
+	/* with isolated plugins this process knows no tasks: the workers decide */
+	if (!svc->isolate) {
+		const th_task_entry *e = th_plugins_find(svc->plugins, j->task);
+		if (!e)
 			return TH_EUNKNOWNTASK;
-		if (jobs[i].len > svc->max_input)
-			return TH_ETOOBIG;
+		th_task_entry_defaults(e, &def);
 	}
+	int64_t due = o->at_us ? o->at_us : o->delay > 0 ? th_clock_now_us() + (int64_t)(o->delay * 1e6) : 0;
+	*n = (th_store_new){
+		.task = j->task,
+		.queue = o->queue ? queue_of(o->queue) : def.queue ? def.queue : "",
+		.priority = o->priority,
+		.max_attempts = o->max_attempts ? o->max_attempts
+			      : def.max_attempts ? def.max_attempts : svc->max_attempts,
+		.input = j->input,
+		.input_len = j->len,
+		.due_us = due,
+		.hold = o->hold,
+		.timeout_ms = o->timeout > 0 ? ms_of(o->timeout) : def.timeout_ms,
+		.backoff_ms = o->backoff > 0 ? ms_of(o->backoff) : def.backoff_ms,
+		.unique = o->unique,
+		.cron = o->cron,
+		.catchup = o->catchup,
+	};
+	if (!th_queue_name_valid(n->queue))
+		n->queue = ""; /* a plugin's bad default queue: the default one */
+	return 0;
+}
+
+static int add_all(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids,
+		   bool *existed)
+{
 	th_store_new stack[16] = {{0}}, *nj = n <= 16 ? stack : calloc(n, sizeof(*nj));
 	if (!nj)
 		return TH_ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		nj[i] = (th_store_new){jobs[i].task, NULL, 0, svc->max_attempts, jobs[i].input,
-				       jobs[i].len};
-	int rc = th_store_add(svc->store, nj, n, ids);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = prepare(svc, &jobs[i], &nj[i]);
+	if (rc == 0)
+		rc = th_store_add(svc->store, nj, n, ids, existed);
 	if (nj != stack)
 		free(nj);
 	if (rc == 0)
@@ -184,11 +255,22 @@ int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint6
 	return rc;
 }
 
+int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids)
+{
+	return add_all(svc, jobs, n, ids, NULL);
+}
+
+int th_service_add_ex(th_service *svc, const char *task, const void *input, size_t len,
+		      const th_add_opts *opts, uint64_t *id, bool *existed)
+{
+	th_new_job j = {task, input, len, opts};
+	return add_all(svc, &j, 1, id, existed);
+}
+
 int th_service_add(th_service *svc, const char *task, const void *input, size_t len,
 		   uint64_t *id)
 {
-	th_new_job j = {task, input, len};
-	return th_service_add_many(svc, &j, 1, id);
+	return th_service_add_ex(svc, task, input, len, NULL, id, NULL);
 }
 
 int th_service_get(th_service *svc, uint64_t id, th_job *out)
@@ -216,17 +298,85 @@ int th_service_error(th_service *svc, uint64_t id, char **msg)
 	return th_store_blob(svc->store, id, TH_BLOB_ERROR, (void **)msg, &len);
 }
 
+int th_service_errors(th_service *svc, uint64_t id, char **text)
+{
+	size_t len;
+	return th_store_blob(svc->store, id, TH_BLOB_ERRORS, (void **)text, &len);
+}
+
+int th_service_cron_spec(th_service *svc, uint64_t id, char **spec)
+{
+	size_t len;
+	return th_store_blob(svc->store, id, TH_BLOB_CRON, (void **)spec, &len);
+}
+
 int th_service_cancel(th_service *svc, uint64_t id)
 {
 	int rc = th_store_cancel(svc->store, id);
 	if (rc == 0)
 		th_wake_notify(svc->wake, TH_WAKE_FINISHED);
+	else if (rc == TH_EBUSY) /* the host running it hears of it at once */
+		th_wake_notify(svc->wake, TH_WAKE_CANCEL);
+	return rc;
+}
+
+int th_service_start(th_service *svc, uint64_t id)
+{
+	int rc = th_store_start(svc->store, id);
+	if (rc == 0)
+		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+	return rc;
+}
+
+int th_service_retry(th_service *svc, uint64_t id)
+{
+	int rc = th_store_retry(svc->store, id);
+	if (rc == 0)
+		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+	return rc;
+}
+
+int th_service_cron_update(th_service *svc, uint64_t id, const char *spec, int catchup)
+{
+	int rc = th_store_cron_update(svc->store, id, spec, catchup);
+	if (rc == 0) /* its next fire may be sooner than what the hosts sleep for */
+		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+	return rc;
+}
+
+int th_service_cron_pause(th_service *svc, uint64_t id, bool paused)
+{
+	int rc = th_store_cron_pause(svc->store, id, paused);
+	if (rc == 0 && !paused)
+		th_wake_notify(svc->wake, TH_WAKE_ADDED);
 	return rc;
 }
 
 int th_service_clean(th_service *svc, uint64_t *removed)
 {
-	return th_store_clean(svc->store, removed);
+	return th_store_clean(svc->store, 0, removed);
+}
+
+int th_service_clean_before(th_service *svc, int64_t before, uint64_t *removed)
+{
+	return before > 0 ? th_store_clean(svc->store, before, removed) : TH_EINVAL;
+}
+
+int th_service_pause_queue(th_service *svc, const char *queue, bool paused)
+{
+	if (!queue || !th_queue_name_valid(queue_of(queue)))
+		return TH_EINVAL;
+	int rc = th_store_pause_queue(svc->store, queue_of(queue), paused);
+	if (rc == 0 && !paused)
+		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+	return rc;
+}
+
+int th_service_queue_paused(th_service *svc, const char *queue, bool *paused)
+{
+	if (!queue || !th_queue_name_valid(queue_of(queue)))
+		return TH_EINVAL;
+	return th_store_queue_paused(svc->store, queue_of(queue), paused);
 }
 
 int th_service_list(th_service *svc, unsigned mask, uint64_t from, bool reverse,
@@ -244,7 +394,8 @@ int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 
 int th_service_has_jobs_waiting(th_service *svc, bool *out)
 {
-	return th_store_has_ready(svc->store, NULL, out);
+	int64_t next_due;
+	return th_store_peek(svc->store, NULL, out, &next_due);
 }
 
 /* Claims the next job for this service into *c; TH_ENOJOB when none waits. */
@@ -340,6 +491,7 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 		return rc;
 	}
 	th_run_opts opts = {.max_result = svc->max_result, .progress = svc->progress};
+	/* the seed's processNext: no timeouts or cancel requests reach a job run here */
 	th_outcome o;
 	th_run_result r;
 	th_run_claim(t, svc->plugins, &c, &opts, &o, &r);
@@ -353,8 +505,8 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 
 /* ---- processors ---- */
 
-int th_service_set_processor(th_service *svc, const char *strategy,
-			     const th_processor_args *args)
+int th_service_set_queue(th_service *svc, const char *queue, const char *strategy,
+			 const th_processor_args *args)
 {
 	th_processor_args a = TH_PROCESSOR_ARGS_DEFAULT;
 	if (args)
@@ -362,24 +514,41 @@ int th_service_set_processor(th_service *svc, const char *strategy,
 	if (a.max_workers == 0)
 		a.max_workers = 2;
 	const th_strategy *s = strategy ? th_strategy_find(strategy) : NULL;
-	if (!s || th_processor_check_args(&a))
+	if (!s || th_processor_check_args(&a) || !queue || !th_queue_name_valid(queue_of(queue)))
 		return TH_EINVAL;
 	if (svc->isolate && s != &th_strategy_process)
 		return TH_EINVAL; /* plugins run in worker processes only */
+	queue = queue_of(queue);
 	pthread_mutex_lock(&svc->proc_mu);
-	svc->strategy = s;
-	svc->args = a;
+	int rc = 0;
+	size_t i = 0;
+	while (i < svc->nqueues && strcmp(svc->queues[i].name, queue) != 0)
+		i++;
+	if (i == MAX_QUEUES) {
+		rc = TH_EINVAL;
+	} else {
+		if (i == svc->nqueues)
+			snprintf(svc->queues[svc->nqueues++].name, TH_QUEUE_NAME_MAX + 1, "%s", queue);
+		svc->queues[i].strategy = s;
+		svc->queues[i].args = a;
+	}
 	pthread_mutex_unlock(&svc->proc_mu);
-	return 0;
+	return rc;
+}
+
+int th_service_set_processor(th_service *svc, const char *strategy,
+			     const th_processor_args *args)
+{
+	return th_service_set_queue(svc, "", strategy, args);
 }
 
 void th_service_processor(th_service *svc, const char **strategy, th_processor_args *args)
 {
 	pthread_mutex_lock(&svc->proc_mu);
 	if (strategy)
-		*strategy = svc->strategy->name;
+		*strategy = svc->queues[0].strategy->name;
 	if (args)
-		*args = svc->args;
+		*args = svc->queues[0].args;
 	pthread_mutex_unlock(&svc->proc_mu);
 }
 
@@ -388,22 +557,29 @@ int th_service_start_processing(th_service *svc)
 	if (svc->inspect_only)
 		return TH_EINVAL;
 	pthread_mutex_lock(&svc->proc_mu);
-	int rc = TH_EBUSY;
-	if (!svc->proc) {
+	int rc = svc->queues[0].proc ? TH_EBUSY : 0;
+	for (size_t i = 0; i < svc->nqueues && rc == 0; i++) {
+		struct qproc *q = &svc->queues[i];
+		if (q->proc)
+			continue;
 		th_proc_env env = {.store = svc->store,
 				   .plugins = svc->plugins,
 				   .wake = svc->wake,
 				   .progress = svc->progress,
 				   .owner = svc->owner,
 				   .max_result = svc->max_result,
+				   .queue = q->name,
 				   .lease_us = svc->lease_us,
+				   .keep_finished_us = i == 0 ? svc->keep_finished_us : 0,
 				   .runner = svc->runner,
 				   .plugin_dir = svc->plugin_dir,
 				   .data_dir = svc->data_dir,
 				   .insecure_plugins = svc->insecure};
-		rc = th_processor_start(&svc->proc, &env, svc->strategy, &svc->args);
+		rc = th_processor_start(&q->proc, &env, q->strategy, &q->args);
 	}
 	pthread_mutex_unlock(&svc->proc_mu);
+	if (rc && rc != TH_EBUSY)
+		th_service_stop_processing(svc); /* all or none */
 	return rc;
 }
 
@@ -411,32 +587,49 @@ int th_service_stop_processing(th_service *svc)
 {
 	pthread_mutex_lock(&svc->stop_mu);
 	pthread_mutex_lock(&svc->proc_mu);
-	th_processor *p = svc->proc;
-	svc->proc = NULL;
-	svc->stopping = p;
+	for (size_t i = 0; i < svc->nqueues; i++) {
+		svc->queues[i].stopping = svc->queues[i].proc;
+		svc->queues[i].proc = NULL;
+	}
+	size_t n = svc->nqueues;
 	pthread_mutex_unlock(&svc->proc_mu);
-	th_processor_stop(p);
+	/* every processor stops claiming first, then each waits for its jobs */
+	for (size_t i = 0; i < n; i++)
+		th_processor_stop(svc->queues[i].stopping);
 	pthread_mutex_lock(&svc->proc_mu);
-	svc->stopping = NULL;
+	th_processor *done[MAX_QUEUES];
+	for (size_t i = 0; i < n; i++) {
+		done[i] = svc->queues[i].stopping;
+		svc->queues[i].stopping = NULL;
+	}
 	pthread_mutex_unlock(&svc->proc_mu);
-	th_processor_free(p);
+	for (size_t i = 0; i < n; i++)
+		th_processor_free(done[i]);
 	pthread_mutex_unlock(&svc->stop_mu);
 	return 0;
+}
+
+/* The processor of queue i, running or being stopped; NULL when none. */
+static th_processor *active(th_service *svc, size_t i)
+{
+	return svc->queues[i].proc ? svc->queues[i].proc : svc->queues[i].stopping;
 }
 
 void th_service_interrupt(th_service *svc)
 {
 	pthread_mutex_lock(&svc->proc_mu);
-	th_processor *p = svc->proc ? svc->proc : svc->stopping;
-	if (p)
-		th_processor_interrupt(p);
+	for (size_t i = 0; i < svc->nqueues; i++)
+		if (active(svc, i))
+			th_processor_interrupt(active(svc, i));
 	pthread_mutex_unlock(&svc->proc_mu);
 }
 
 bool th_service_is_processing(th_service *svc)
 {
 	pthread_mutex_lock(&svc->proc_mu);
-	bool on = svc->proc != NULL;
+	bool on = false;
+	for (size_t i = 0; i < svc->nqueues; i++)
+		on |= svc->queues[i].proc != NULL;
 	pthread_mutex_unlock(&svc->proc_mu);
 	return on;
 }
@@ -444,8 +637,10 @@ bool th_service_is_processing(th_service *svc)
 int th_service_threads(th_service *svc, uint64_t *ids, size_t max, size_t *n)
 {
 	pthread_mutex_lock(&svc->proc_mu);
-	th_processor *p = svc->proc ? svc->proc : svc->stopping;
-	*n = p ? th_processor_threads(p, ids, max) : 0;
+	*n = 0;
+	for (size_t i = 0; i < svc->nqueues; i++)
+		if (active(svc, i))
+			*n += th_processor_threads(active(svc, i), ids + *n, max - *n);
 	pthread_mutex_unlock(&svc->proc_mu);
 	return 0;
 }
@@ -461,8 +656,9 @@ int th_service_reload_plugins(th_service *svc, unsigned *loaded, unsigned *refus
 {
 	if (svc->isolate) { /* the worker processes load them */
 		pthread_mutex_lock(&svc->proc_mu);
-		if (svc->proc)
-			th_processor_reload(svc->proc);
+		for (size_t i = 0; i < svc->nqueues; i++)
+			if (svc->queues[i].proc)
+				th_processor_reload(svc->queues[i].proc);
 		pthread_mutex_unlock(&svc->proc_mu);
 	}
 	if (!svc->plugin_dir || svc->isolate) {

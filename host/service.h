@@ -30,6 +30,8 @@ typedef struct th_service_opts {
 	double lease_time;      /* seconds a claim lasts unless its host renews it; 0: 30 */
 	uint32_t max_attempts;  /* default for new jobs, host crashes included; 0: 3 */
 	bool allow_insecure_plugins; /* load plugins other users could have written */
+	double keep_finished;   /* seconds: finished jobs older than this are removed by a
+				   running processor; 0: kept until cleaned */
 	/* Plugins run only in worker processes (the process strategy): this process never
 	 * loads them, so no plugin code can take it down. Adding jobs then cannot check
 	 * task names: a job for a task no plugin provides ends in error when it runs. */
@@ -46,19 +48,45 @@ void th_service_close(th_service *svc);
 
 /* ---- jobs ---- */
 
+/* How a job is added: all zero is a plain job, queued now. */
+typedef struct th_add_opts {
+	const char *queue;     /* NULL: the task's queue, else the default queue */
+	int32_t priority;      /* higher first; FIFO within a priority */
+	uint32_t max_attempts; /* 0: the task's, else the service's */
+	double timeout;        /* seconds; 0: the task's, else none */
+	double backoff;        /* seconds before the first retry; 0: the task's, else 1 */
+	int64_t at_us;         /* queued at this time (microseconds since the epoch, UTC) */
+	double delay;          /* or this many seconds from now */
+	bool hold;             /* held until th_service_start */
+	const char *unique;    /* while a job with this key is delayed, held, queued or
+				  running, adding another returns its id instead */
+	const char *cron;      /* a cron job with this schedule (standard 5 fields,
+				  lovely.remotetask's "minute=0,10 ...", or "every 90s") */
+	bool catchup;          /* cron: fire times missed while no host ran run once */
+} th_add_opts;
+
 /* Queues a job for `task` with `len` bytes of input; the new id goes to *id.
  * TH_EINVAL for a task name that is not 1..255 printable ASCII characters without
  * spaces, TH_EUNKNOWNTASK when no loaded plugin provides the task, TH_ETOOBIG past
  * max_input, TH_EFULL when the database is full. */
 int th_service_add(th_service *svc, const char *task, const void *input, size_t len,
 		   uint64_t *id);
+/* With options: TH_EINVAL also for a bad queue name, cron schedule or option.
+ * *existed (may be NULL) tells that a job with the unique key was there already and
+ * *id is that job. */
+int th_service_add_ex(th_service *svc, const char *task, const void *input, size_t len,
+		      const th_add_opts *opts, uint64_t *id, bool *existed);
 /* Adds n jobs in one transaction. */
 typedef struct th_new_job {
 	const char *task;
 	const void *input;
 	size_t len;
+	const th_add_opts *opts; /* may be NULL */
 } th_new_job;
 int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids);
+
+/* "" and "default" are the default queue; other names are 1..64 of [A-Za-z0-9_.-]. */
+bool th_queue_name_valid(const char *name);
 
 /* TH_ENOTFOUND for an unknown id in all of these. */
 int th_service_get(th_service *svc, uint64_t id, th_job *out);
@@ -66,10 +94,29 @@ int th_service_status(th_service *svc, uint64_t id, th_job_status *out);
 /* malloc'd copies (NUL-terminated past len); empty when the job has none (yet). */
 int th_service_result(th_service *svc, uint64_t id, void **data, size_t *len);
 int th_service_error(th_service *svc, uint64_t id, char **msg);
-/* A queued job becomes cancelled. TH_ESTATE for a job that is running or finished. */
+/* Every error message of the job, one "attempt N: message" line per failed attempt. */
+int th_service_errors(th_service *svc, uint64_t id, char **text);
+/* A cron job's schedule. */
+int th_service_cron_spec(th_service *svc, uint64_t id, char **spec);
+/* Cancels a job: a queued, delayed, held or cron job at once (a cron job fires no
+ * more). A running job is asked to stop: TH_EBUSY, and it ends cancelled when its task
+ * returns. TH_ESTATE for a finished job. */
 int th_service_cancel(th_service *svc, uint64_t id);
-/* Removes completed, error and cancelled jobs; keeps queued and running ones. */
+/* A held (or delayed) job is queued now; TH_ESTATE for other statuses. */
+int th_service_start(th_service *svc, uint64_t id);
+/* A job that ended in error or was cancelled is queued again, its attempts reset. */
+int th_service_retry(th_service *svc, uint64_t id);
+/* A cron job's new schedule (NULL: keep) and catch-up choice (-1: keep), its next
+ * fire time computed from now; pausing stops its fires until resumed. */
+int th_service_cron_update(th_service *svc, uint64_t id, const char *spec, int catchup);
+int th_service_cron_pause(th_service *svc, uint64_t id, bool paused);
+/* Removes completed, error and cancelled jobs; keeps the others. */
 int th_service_clean(th_service *svc, uint64_t *removed);
+/* Only those that finished before `before` (microseconds since the epoch). */
+int th_service_clean_before(th_service *svc, int64_t before, uint64_t *removed);
+/* Pauses a queue (for every host on the data dir: its jobs stay queued) or resumes it. */
+int th_service_pause_queue(th_service *svc, const char *queue, bool paused);
+int th_service_queue_paused(th_service *svc, const char *queue, bool *paused);
 
 #define TH_MASK(status) (1u << (status))
 #define TH_MASK_ALL (~0u)
@@ -119,6 +166,10 @@ typedef struct th_processor_args {
  * start; TH_EINVAL for an unknown strategy or a bad argument. NULL args: the defaults. */
 int th_service_set_processor(th_service *svc, const char *strategy,
 			     const th_processor_args *args);
+/* The same for a named queue: starting processing starts a processor for the default
+ * queue and one for each queue set here. */
+int th_service_set_queue(th_service *svc, const char *queue, const char *strategy,
+			 const th_processor_args *args);
 /* The strategy and arguments the next start uses. */
 void th_service_processor(th_service *svc, const char **strategy, th_processor_args *args);
 int th_service_start_processing(th_service *svc); /* TH_EBUSY when already started */

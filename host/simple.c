@@ -7,7 +7,6 @@
 
 #include "error.h"
 #include "log.h"
-#include "run.h"
 
 struct simple {
 	th_processor *p;
@@ -20,9 +19,7 @@ static void *simple_loop(void *arg)
 	struct simple *s = arg;
 	th_processor *p = s->p;
 	const th_proc_env *env = th_processor_env(p);
-	int64_t wait_us = (int64_t)(th_processor_args_of(p)->wait_time * 1e6);
-	th_run_opts opts = {.max_result = env->max_result, .progress = env->progress,
-			    .stopping = th_processor_interrupted(p)};
+	th_slot *slot = th_processor_slot(p, 0);
 	th_plugin_thread *t;
 	if (th_plugin_thread_new(env->plugins, &t))
 		return NULL;
@@ -33,7 +30,8 @@ static void *simple_loop(void *arg)
 		bool stop = th_processor_stopping(p);
 		th_claim c;
 		size_t n = 0;
-		int rc = th_processor_cycle(p, &out, nout, stop ? 0 : 1, &c, &n);
+		int64_t wait_us;
+		int rc = th_processor_cycle(p, &out, nout, stop ? 0 : 1, &c, &n, &wait_us);
 		if (rc == 0 && nout) {
 			th_run_result_clear(&res);
 			nout = 0;
@@ -42,7 +40,7 @@ static void *simple_loop(void *arg)
 			break;
 		if (n == 1) {
 			atomic_store(&s->running, c.job.id);
-			th_run_claim(t, env->plugins, &c, &opts, &out, &res);
+			th_processor_run(p, slot, t, &c, &out, &res);
 			atomic_store(&s->running, 0);
 			th_claim_clear(&c);
 			nout = 1;

@@ -14,17 +14,26 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "cron.h"
 #include "record.h"
 
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2
 #define DEFAULT_MAP (64ull << 20)
 #define DEFAULT_MAX_MAP (16ull << 30)
 #define CLEAN_CHUNK 10000
+#define PROMOTE_MAX 1000        /* scheduled jobs queued per transaction */
+#define MISSED_US 60000000LL    /* a cron fire this late was missed */
+#define DEFAULT_BACKOFF_MS 1000
+#define MAX_BACKOFF_MS 3600000
 #define READY_KEY_MAX (TH_QUEUE_NAME_MAX + 1 + 4 + 8)
 
 struct th_store {
 	MDB_env *env;
 	MDB_dbi meta, jobs, blobs, ready, running;
+	MDB_dbi schedule; /* (due, id): delayed jobs, retries and cron jobs, by time */
+	MDB_dbi finished; /* (finished, id): finished jobs, for clean and retention */
+	MDB_dbi unique;   /* unique key -> id */
+	_Atomic uint64_t rng; /* for backoff jitter */
 	uint64_t map_size, max_map_size;
 	/* Held shared by every transaction and exclusively to change the map size, which
 	 * LMDB allows only while this process has no transaction open. */
@@ -224,18 +233,176 @@ static int put_blob(th_store *st, MDB_txn *txn, uint64_t id, enum th_blob kind,
 	return mdb_put(txn, st->blobs, &key, &val, 0);
 }
 
-static int del_blobs(th_store *st, MDB_txn *txn, uint64_t id)
+static int get_blob(th_store *st, MDB_txn *txn, uint64_t id, enum th_blob kind, MDB_val *val)
 {
 	uint8_t k[9];
 	put_be64(k, id);
-	for (int kind = TH_BLOB_INPUT; kind <= TH_BLOB_ERROR; kind++) {
-		k[8] = (uint8_t)kind;
-		MDB_val key = {9, k};
-		int rc = mdb_del(txn, st->blobs, &key, NULL);
+	k[8] = (uint8_t)kind;
+	MDB_val key = {9, k};
+	return mdb_get(txn, st->blobs, &key, val);
+}
+
+static int del_blob(th_store *st, MDB_txn *txn, uint64_t id, enum th_blob kind)
+{
+	uint8_t k[9];
+	put_be64(k, id);
+	k[8] = (uint8_t)kind;
+	MDB_val key = {9, k};
+	int rc = mdb_del(txn, st->blobs, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int del_blobs(th_store *st, MDB_txn *txn, uint64_t id)
+{
+	int rc = 0;
+	for (int kind = TH_BLOB_INPUT; kind <= TH_BLOB_UNIQUE && rc == 0; kind++)
+		rc = del_blob(st, txn, id, (enum th_blob)kind);
+	return rc;
+}
+
+/* Adds "attempt N: message" to the job's error history. */
+static int add_error_history(th_store *st, MDB_txn *txn, const th_job *job, const char *msg)
+{
+	MDB_val old = {0, NULL};
+	int rc = get_blob(st, txn, job->id, TH_BLOB_ERRORS, &old);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	char head[32];
+	int hn = snprintf(head, sizeof(head), "attempt %u: ", job->attempts);
+	size_t ml = strlen(msg), n = old.mv_size + (size_t)hn + ml + 1;
+	char *buf = malloc(n);
+	if (!buf)
+		return TH_ENOMEM;
+	if (old.mv_size)
+		memcpy(buf, old.mv_data, old.mv_size);
+	memcpy(buf + old.mv_size, head, (size_t)hn);
+	memcpy(buf + old.mv_size + hn, msg, ml);
+	buf[n - 1] = '\n';
+	rc = put_blob(st, txn, job->id, TH_BLOB_ERRORS, buf, n);
+	free(buf);
+	return rc;
+}
+
+/* (time, id) keys of the schedule and finished indexes */
+static int put_timed(MDB_txn *txn, MDB_dbi dbi, int64_t t, uint64_t id)
+{
+	uint8_t k[16];
+	put_be64(k, (uint64_t)t);
+	put_be64(k + 8, id);
+	MDB_val key = {16, k}, val = {0, ""};
+	return mdb_put(txn, dbi, &key, &val, 0);
+}
+
+static int del_timed(MDB_txn *txn, MDB_dbi dbi, int64_t t, uint64_t id)
+{
+	uint8_t k[16];
+	put_be64(k, (uint64_t)t);
+	put_be64(k + 8, id);
+	MDB_val key = {16, k};
+	int rc = mdb_del(txn, dbi, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static uint64_t next_random(th_store *st)
+{
+	uint64_t x = atomic_load(&st->rng), y;
+	do { /* xorshift64 */
+		y = x;
+		y ^= y << 13;
+		y ^= y >> 7;
+		y ^= y << 17;
+	} while (!atomic_compare_exchange_weak(&st->rng, &x, y));
+	return y;
+}
+
+/* The delay before retry number `attempts` (1 after the first failure): base doubled
+ * per attempt, capped at an hour, with jitter (a random half of it), so that jobs that
+ * failed together do not all come back together. */
+static int64_t backoff_us(th_store *st, const th_job *job)
+{
+	uint64_t base = job->backoff_ms ? job->backoff_ms : DEFAULT_BACKOFF_MS;
+	unsigned shift = job->attempts > 1 ? job->attempts - 1 : 0;
+	uint64_t ms = shift >= 32 ? MAX_BACKOFF_MS : base << shift;
+	if (ms > MAX_BACKOFF_MS || ms < base)
+		ms = MAX_BACKOFF_MS;
+	uint64_t half = ms / 2;
+	return (int64_t)(half + (half ? next_random(st) % (half + 1) : 0)) * 1000;
+}
+
+/* Removes the unique key entry of the job, if it still points to the job. */
+static int drop_unique(th_store *st, MDB_txn *txn, const th_job *job)
+{
+	if (!(job->flags & TH_JOB_UNIQUE))
+		return 0;
+	MDB_val ukey;
+	int rc = get_blob(st, txn, job->id, TH_BLOB_UNIQUE, &ukey);
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	MDB_val val;
+	if (mdb_get(txn, st->unique, &ukey, &val) == 0 && val.mv_size == 8 &&
+	    get_be64(val.mv_data) == job->id) {
+		rc = mdb_del(txn, st->unique, &ukey, NULL);
 		if (rc && rc != MDB_NOTFOUND)
 			return rc;
 	}
 	return 0;
+}
+
+/* Copies a bytes blob (or its absence) from one job to another. */
+static int copy_blob(th_store *st, MDB_txn *txn, uint64_t from, uint64_t to, enum th_blob kind)
+{
+	MDB_val v;
+	int rc = get_blob(st, txn, from, kind, &v);
+	if (rc == MDB_NOTFOUND)
+		return del_blob(st, txn, to, kind);
+	if (rc)
+		return rc;
+	/* the value points into the map, which the put may move: copy it first */
+	void *copy = malloc(v.mv_size ? v.mv_size : 1);
+	if (!copy)
+		return TH_ENOMEM;
+	memcpy(copy, v.mv_data, v.mv_size);
+	rc = put_blob(st, txn, to, kind, copy, v.mv_size);
+	free(copy);
+	return rc;
+}
+
+/* The job is done for good: completed, error or cancelled. Indexes it by finish time,
+ * frees its unique key, and tells its cron job how its run went. The caller writes the
+ * job's own result or error and its record. */
+static int finish_job(th_store *st, MDB_txn *txn, th_job *job, th_job_status status,
+		      int64_t now)
+{
+	job->status = status;
+	job->finished_us = now;
+	job->owner = 0;
+	job->owner_pid = 0;
+	job->due_us = 0;
+	int rc;
+	if ((rc = put_timed(txn, st->finished, now, job->id)) || (rc = drop_unique(st, txn, job)))
+		return rc;
+	return 0;
+}
+
+/* After finish_job and the job's blobs are written: a run of a cron job leaves its
+ * result and error with the cron job, which shows its latest run. */
+static int report_to_cron(th_store *st, MDB_txn *txn, const th_job *job)
+{
+	if (!job->parent)
+		return 0;
+	th_job cron;
+	int rc = get_job(st, txn, job->parent, &cron);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (cron.last_run != job->id)
+		return 0; /* a newer run has fired since */
+	if ((rc = copy_blob(st, txn, job->id, cron.id, TH_BLOB_RESULT)) ||
+	    (rc = copy_blob(st, txn, job->id, cron.id, TH_BLOB_ERROR)))
+		return rc;
+	cron.result_len = job->result_len;
+	return put_job(st, txn, &cron, 0);
 }
 
 static int put_ready(th_store *st, MDB_txn *txn, const th_job *job)
@@ -310,7 +477,10 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 	    (rc = mdb_dbi_open(txn, "jobs", MDB_CREATE, &st->jobs)) ||
 	    (rc = mdb_dbi_open(txn, "blobs", MDB_CREATE, &st->blobs)) ||
 	    (rc = mdb_dbi_open(txn, "ready", MDB_CREATE, &st->ready)) ||
-	    (rc = mdb_dbi_open(txn, "running", MDB_CREATE, &st->running)))
+	    (rc = mdb_dbi_open(txn, "running", MDB_CREATE, &st->running)) ||
+	    (rc = mdb_dbi_open(txn, "schedule", MDB_CREATE, &st->schedule)) ||
+	    (rc = mdb_dbi_open(txn, "finished", MDB_CREATE, &st->finished)) ||
+	    (rc = mdb_dbi_open(txn, "unique", MDB_CREATE, &st->unique)))
 		return rc;
 	MDB_val key = {6, "format"}, val;
 	rc = mdb_get(txn, st->meta, &key, &val);
@@ -359,7 +529,8 @@ int th_store_open(th_store **out, const char *dir, const th_store_opts *opts)
 	if (opts && opts->durability == TH_RELAXED)
 		flags |= MDB_NOSYNC;
 	int rc;
-	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 8)) ||
+	st->rng = (uint64_t)th_clock_mono_us() * 0x9e3779b97f4a7c15ull | 1;
+	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 12)) ||
 	    (rc = mdb_env_set_maxreaders(st->env, 1024)) ||
 	    (rc = mdb_env_set_mapsize(st->env, exists ? 0 : st->map_size)) ||
 	    (rc = mdb_env_open(st->env, dir, flags, 0644))) {
@@ -412,7 +583,21 @@ struct add_args {
 	const th_store_new *jobs;
 	size_t n;
 	uint64_t *ids;
+	bool *existed;
 };
+
+/* The job holding unique key k, if one is still waiting or running: its id, else 0. */
+static uint64_t unique_holder(th_store *st, MDB_txn *txn, const char *k)
+{
+	MDB_val key = {strlen(k), (void *)k}, val;
+	if (mdb_get(txn, st->unique, &key, &val) || val.mv_size != 8)
+		return 0;
+	th_job job;
+	uint64_t id = get_be64(val.mv_data);
+	if (get_job(st, txn, id, &job) || th_job_status_final(job.status))
+		return 0;
+	return id;
+}
 
 static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 {
@@ -427,16 +612,58 @@ static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 	int64_t now = th_clock_now_us();
 	for (size_t i = 0; i < a->n; i++) {
 		const th_store_new *n = &a->jobs[i];
+		if (a->existed)
+			a->existed[i] = false;
+		uint64_t holder = n->unique ? unique_holder(st, txn, n->unique) : 0;
+		if (holder) {
+			a->ids[i] = holder;
+			if (a->existed)
+				a->existed[i] = true;
+			continue;
+		}
 		th_job job = {.id = next++, .status = TH_JOB_QUEUED, .priority = n->priority,
 			      .added_us = now, .input_len = n->input_len,
 			      .max_attempts = n->max_attempts ? n->max_attempts
-							      : TH_DEFAULT_MAX_ATTEMPTS};
+							      : TH_DEFAULT_MAX_ATTEMPTS,
+			      .timeout_ms = n->timeout_ms, .backoff_ms = n->backoff_ms};
 		snprintf(job.task, sizeof(job.task), "%s", n->task);
 		snprintf(job.queue, sizeof(job.queue), "%s", n->queue ? n->queue : "");
+		if (n->cron) {
+			th_cron cron;
+			char err[160];
+			if (th_cron_parse(n->cron, &cron, err, sizeof(err)))
+				return TH_EINVAL;
+			job.status = TH_JOB_CRONJOB;
+			job.flags |= n->catchup ? TH_JOB_CRON_CATCHUP : 0;
+			job.due_us = th_cron_next(&cron, now);
+		} else if (n->hold) {
+			job.status = TH_JOB_HELD;
+		} else if (n->due_us > now) {
+			job.status = TH_JOB_DELAYED;
+			job.due_us = n->due_us;
+		}
+		if (n->unique) {
+			job.flags |= TH_JOB_UNIQUE;
+			MDB_val uk = {strlen(n->unique), (void *)n->unique}, uv = {8, NULL};
+			uint8_t idb[8];
+			put_be64(idb, job.id);
+			uv.mv_data = idb;
+			if ((rc = mdb_put(txn, st->unique, &uk, &uv, 0)) ||
+			    (rc = put_blob(st, txn, job.id, TH_BLOB_UNIQUE, n->unique,
+					   strlen(n->unique))))
+				return rc;
+		}
 		if ((rc = put_job(st, txn, &job, MDB_APPEND)) ||
 		    (n->input_len && (rc = put_blob(st, txn, job.id, TH_BLOB_INPUT, n->input,
 						    n->input_len))) ||
-		    (rc = put_ready(st, txn, &job)))
+		    (n->cron && (rc = put_blob(st, txn, job.id, TH_BLOB_CRON, n->cron,
+					       strlen(n->cron)))))
+			return rc;
+		if (job.status == TH_JOB_QUEUED)
+			rc = put_ready(st, txn, &job);
+		else if (job.due_us > 0)
+			rc = put_timed(txn, st->schedule, job.due_us, job.id);
+		if (rc)
 			return rc;
 		a->ids[i] = job.id;
 	}
@@ -447,15 +674,22 @@ static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 	return mdb_put(txn, st->meta, &key, &val, 0);
 }
 
-int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids)
+int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
+		 bool *existed)
 {
 	for (size_t i = 0; i < n; i++) {
 		size_t tn = jobs[i].task ? strlen(jobs[i].task) : 0;
 		size_t qn = jobs[i].queue ? strlen(jobs[i].queue) : 0;
-		if (tn == 0 || tn > TH_TASK_NAME_MAX || qn > TH_QUEUE_NAME_MAX)
-			return TH_EINVAL;
+		size_t un = jobs[i].unique ? strlen(jobs[i].unique) : 1;
+		th_cron cron;
+		char err[160];
+		if (tn == 0 || tn > TH_TASK_NAME_MAX || qn > TH_QUEUE_NAME_MAX || un == 0 ||
+		    un > 255 ||
+		    (jobs[i].cron && (th_cron_parse(jobs[i].cron, &cron, err, sizeof(err)) ||
+				      th_cron_next(&cron, th_clock_now_us()) < 0)))
+			return TH_EINVAL; /* a schedule that never fires is a mistake too */
 	}
-	struct add_args a = {jobs, n, ids};
+	struct add_args a = {jobs, n, ids, existed};
 	return write_txn(st, "adding jobs", add_fn, &a);
 }
 
@@ -593,20 +827,42 @@ int th_store_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 	return th_store_list(st, ~0u, 0, false, count_fn, counts);
 }
 
-int th_store_has_ready(th_store *st, const char *queue, bool *out)
+static size_t paused_key(char *k, const char *queue)
 {
-	*out = false;
+	return (size_t)snprintf(k, 8 + TH_QUEUE_NAME_MAX + 1, "paused:%s", queue ? queue : "");
+}
+
+static bool queue_paused(th_store *st, MDB_txn *txn, const char *queue)
+{
+	char k[8 + TH_QUEUE_NAME_MAX + 1];
+	MDB_val key = {paused_key(k, queue), k}, val;
+	return mdb_get(txn, st->meta, &key, &val) == 0;
+}
+
+int th_store_peek(th_store *st, const char *queue, bool *ready, int64_t *next_due)
+{
+	*ready = false;
+	*next_due = 0;
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return map_err(rc, "reading the queue");
-	if ((rc = mdb_cursor_open(txn, st->ready, &cur)) == 0) {
+	if ((rc = mdb_cursor_open(txn, st->schedule, &cur)) == 0) {
+		MDB_val key, val;
+		if ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
+			*next_due = (int64_t)get_be64(key.mv_data);
+			*ready = *next_due <= th_clock_now_us(); /* a cycle would queue it */
+		}
+		mdb_cursor_close(cur);
+	}
+	if ((rc == 0 || rc == MDB_NOTFOUND) && !*ready && !queue_paused(st, txn, queue) &&
+	    (rc = mdb_cursor_open(txn, st->ready, &cur)) == 0) {
 		uint8_t k[READY_KEY_MAX];
 		size_t plen = queue_prefix(k, queue);
 		MDB_val key = {plen, k}, val;
 		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-		*out = rc == 0 && key.mv_size == plen + 12 && memcmp(key.mv_data, k, plen) == 0;
+		*ready = rc == 0 && key.mv_size == plen + 12 && memcmp(key.mv_data, k, plen) == 0;
 		mdb_cursor_close(cur);
 	}
 	txn_end(st, txn);
@@ -628,63 +884,208 @@ int th_store_usage(th_store *st, uint64_t *map_size, uint64_t *used)
 
 /* ---- state changes ---- */
 
+/* Takes a waiting job out of whichever index holds it. */
+static int unindex_waiting(th_store *st, MDB_txn *txn, const th_job *job)
+{
+	int rc = 0;
+	if (job->status == TH_JOB_QUEUED) {
+		rc = del_ready(st, txn, job);
+		rc = rc == MDB_NOTFOUND ? 0 : rc;
+	} else if ((job->status == TH_JOB_DELAYED || job->status == TH_JOB_CRONJOB) &&
+		   job->due_us > 0) {
+		rc = del_timed(txn, st->schedule, job->due_us, job->id);
+	}
+	return rc;
+}
+
+struct cancel_args {
+	uint64_t id;
+	bool running;
+};
+
 static int cancel_fn(th_store *st, MDB_txn *txn, void *ud)
 {
-	uint64_t id = *(uint64_t *)ud;
+	struct cancel_args *a = ud;
 	th_job job;
-	int rc = get_job(st, txn, id, &job);
+	a->running = false;
+	int rc = get_job(st, txn, a->id, &job);
 	if (rc)
 		return rc;
-	if (job.status != TH_JOB_QUEUED)
+	if (th_job_status_final(job.status))
 		return TH_ESTATE;
-	job.status = TH_JOB_CANCELLED;
-	job.finished_us = th_clock_now_us();
-	if ((rc = del_ready(st, txn, &job)) && rc != MDB_NOTFOUND)
+	if (job.status == TH_JOB_PROCESSING) {
+		/* its host sees the flag, the task sees th_cancelled, and the outcome of the
+		 * run is recorded as cancelled */
+		job.flags |= TH_JOB_CANCEL_REQUESTED;
+		a->running = true;
+		return put_job(st, txn, &job, 0);
+	}
+	if ((rc = unindex_waiting(st, txn, &job)) ||
+	    (rc = finish_job(st, txn, &job, TH_JOB_CANCELLED, th_clock_now_us())))
 		return rc;
 	return put_job(st, txn, &job, 0);
 }
 
 int th_store_cancel(th_store *st, uint64_t id)
 {
-	return write_txn(st, "cancelling a job", cancel_fn, &id);
+	struct cancel_args a = {id, false};
+	int rc = write_txn(st, "cancelling a job", cancel_fn, &a);
+	return rc ? rc : a.running ? TH_EBUSY : 0;
+}
+
+static int start_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	th_job job;
+	int rc = get_job(st, txn, *(uint64_t *)ud, &job);
+	if (rc)
+		return rc;
+	if (job.status != TH_JOB_HELD && job.status != TH_JOB_DELAYED)
+		return TH_ESTATE;
+	if ((rc = unindex_waiting(st, txn, &job)))
+		return rc;
+	job.status = TH_JOB_QUEUED;
+	job.due_us = 0;
+	if ((rc = put_ready(st, txn, &job)))
+		return rc;
+	return put_job(st, txn, &job, 0);
+}
+
+int th_store_start(th_store *st, uint64_t id)
+{
+	return write_txn(st, "starting a job", start_fn, &id);
+}
+
+static int retry_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	th_job job;
+	int rc = get_job(st, txn, *(uint64_t *)ud, &job);
+	if (rc)
+		return rc;
+	if (job.status != TH_JOB_ERROR && job.status != TH_JOB_CANCELLED)
+		return TH_ESTATE;
+	if ((rc = del_timed(txn, st->finished, job.finished_us, job.id)))
+		return rc;
+	job.status = TH_JOB_QUEUED;
+	job.attempts = 0;
+	job.finished_us = 0;
+	job.flags &= ~(uint32_t)(TH_JOB_CANCEL_REQUESTED | TH_JOB_UNIQUE);
+	if ((rc = del_blob(st, txn, job.id, TH_BLOB_UNIQUE)) || (rc = put_ready(st, txn, &job)))
+		return rc;
+	return put_job(st, txn, &job, 0);
+}
+
+int th_store_retry(th_store *st, uint64_t id)
+{
+	return write_txn(st, "retrying a job", retry_fn, &id);
+}
+
+/* Reads a cron job's schedule. */
+static int job_cron(th_store *st, MDB_txn *txn, const th_job *job, th_cron *cron)
+{
+	MDB_val v;
+	int rc = get_blob(st, txn, job->id, TH_BLOB_CRON, &v);
+	if (rc)
+		return rc == MDB_NOTFOUND ? TH_EFORMAT : rc;
+	char spec[512], err[160];
+	snprintf(spec, sizeof(spec), "%.*s", (int)v.mv_size, (const char *)v.mv_data);
+	return th_cron_parse(spec, cron, err, sizeof(err)) ? TH_EFORMAT : 0;
+}
+
+struct cron_args {
+	uint64_t id;
+	const char *spec;
+	int catchup;  /* -1: keep */
+	int paused;   /* -1: keep */
+};
+
+static int cron_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	struct cron_args *a = ud;
+	th_job job;
+	int rc = get_job(st, txn, a->id, &job);
+	if (rc)
+		return rc;
+	if (job.status != TH_JOB_CRONJOB)
+		return TH_ESTATE;
+	if ((rc = unindex_waiting(st, txn, &job)))
+		return rc;
+	if (a->spec && (rc = put_blob(st, txn, job.id, TH_BLOB_CRON, a->spec, strlen(a->spec))))
+		return rc;
+	if (a->catchup >= 0)
+		job.flags = a->catchup ? job.flags | TH_JOB_CRON_CATCHUP
+				       : job.flags & ~(uint32_t)TH_JOB_CRON_CATCHUP;
+	if (a->paused >= 0)
+		job.flags = a->paused ? job.flags | TH_JOB_CRON_PAUSED
+				      : job.flags & ~(uint32_t)TH_JOB_CRON_PAUSED;
+	th_cron cron;
+	if ((rc = job_cron(st, txn, &job, &cron)))
+		return rc;
+	/* the next fire time, from now: a paused cron job has none */
+	job.due_us = job.flags & TH_JOB_CRON_PAUSED ? 0 : th_cron_next(&cron, th_clock_now_us());
+	if (job.due_us < 0)
+		job.due_us = 0;
+	if (job.due_us && (rc = put_timed(txn, st->schedule, job.due_us, job.id)))
+		return rc;
+	return put_job(st, txn, &job, 0);
+}
+
+int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
+{
+	th_cron cron;
+	char err[160];
+	if (spec && (th_cron_parse(spec, &cron, err, sizeof(err)) ||
+		     th_cron_next(&cron, th_clock_now_us()) < 0))
+		return TH_EINVAL;
+	struct cron_args a = {id, spec, catchup, -1};
+	return write_txn(st, "updating a cron job", cron_fn, &a);
+}
+
+int th_store_cron_pause(th_store *st, uint64_t id, bool paused)
+{
+	struct cron_args a = {id, NULL, -1, paused};
+	return write_txn(st, paused ? "pausing a cron job" : "resuming a cron job", cron_fn, &a);
 }
 
 struct clean_args {
-	uint64_t from, next, done;
+	int64_t before;
+	uint64_t done;
 	bool more;
 };
 
-/* Removes up to CLEAN_CHUNK finished jobs from args->from on, so one clean of a long
- * history never needs one giant transaction. */
+/* Removes up to CLEAN_CHUNK finished jobs, oldest first, so one clean of a long history
+ * never needs one giant transaction. */
 static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 {
 	struct clean_args *a = ud;
 	MDB_cursor *cur;
 	a->done = 0;
 	a->more = false;
-	int rc = mdb_cursor_open(txn, st->jobs, &cur);
+	int rc = mdb_cursor_open(txn, st->finished, &cur);
 	if (rc)
 		return rc;
-	uint8_t k[8];
-	put_be64(k, a->from);
-	MDB_val key = {8, k}, val;
-	MDB_cursor_op op = MDB_SET_RANGE;
-	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
-		op = MDB_NEXT;
-		th_job job;
-		if (th_record_decode(val.mv_data, val.mv_size, &job)) {
-			rc = TH_EFORMAT;
+	MDB_val key, val;
+	while ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
+		int64_t t = (int64_t)get_be64(key.mv_data);
+		uint64_t id = get_be64((const uint8_t *)key.mv_data + 8);
+		if (a->before && t >= a->before)
 			break;
-		}
-		if (!th_job_status_final(job.status))
-			continue;
 		if (a->done == CLEAN_CHUNK) {
 			a->more = true;
-			a->next = job.id; /* taken up only once this chunk is committed */
 			break;
 		}
-		/* after a delete, MDB_NEXT yields the record that followed it */
-		if ((rc = mdb_cursor_del(cur, 0)) || (rc = del_blobs(st, txn, job.id)))
+		if ((rc = mdb_cursor_del(cur, 0)))
+			break;
+		th_job job;
+		rc = get_job(st, txn, id, &job);
+		if (rc == MDB_NOTFOUND || (rc == 0 && !th_job_status_final(job.status))) {
+			rc = 0; /* an index entry left behind: the deletion is all it needed */
+			continue;
+		}
+		uint8_t k[8];
+		put_be64(k, id);
+		MDB_val jk = {8, k};
+		if (rc || (rc = mdb_del(txn, st->jobs, &jk, NULL)) ||
+		    (rc = del_blobs(st, txn, id)) || (rc = drop_unique(st, txn, &job)))
 			break;
 		a->done++;
 	}
@@ -692,17 +1093,59 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int th_store_clean(th_store *st, uint64_t *removed)
+int th_store_clean(th_store *st, int64_t before, uint64_t *removed)
 {
-	struct clean_args a = {0};
+	struct clean_args a = {before, 0, false};
 	*removed = 0;
 	do {
 		int rc = write_txn(st, "cleaning jobs", clean_fn, &a);
 		if (rc)
 			return rc;
 		*removed += a.done;
-		a.from = a.next;
 	} while (a.more);
+	return 0;
+}
+
+static int pause_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	const char **q = ud;
+	char k[8 + TH_QUEUE_NAME_MAX + 1];
+	MDB_val key = {paused_key(k, q[0]), k}, val = {1, "1"};
+	int rc = q[1] ? mdb_put(txn, st->meta, &key, &val, 0) : mdb_del(txn, st->meta, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int th_store_pause_queue(th_store *st, const char *queue, bool paused)
+{
+	const char *q[2] = {queue, paused ? "" : NULL};
+	return write_txn(st, paused ? "pausing a queue" : "resuming a queue", pause_fn, q);
+}
+
+
+int th_store_queue_paused(th_store *st, const char *queue, bool *paused)
+{
+	MDB_txn *txn;
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	if (rc)
+		return map_err(rc, "reading a queue");
+	*paused = queue_paused(st, txn, queue);
+	txn_end(st, txn);
+	return 0;
+}
+
+int th_store_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool *requested)
+{
+	MDB_txn *txn;
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	if (rc)
+		return map_err(rc, "reading jobs");
+	for (size_t i = 0; i < n; i++) {
+		th_job job;
+		requested[i] = ids[i] && get_job(st, txn, ids[i], &job) == 0 &&
+			       job.status == TH_JOB_PROCESSING &&
+			       (job.flags & TH_JOB_CANCEL_REQUESTED);
+	}
+	txn_end(st, txn);
 	return 0;
 }
 
@@ -732,27 +1175,46 @@ static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
 		return rc;
 	job.owner = 0;
 	job.owner_pid = 0;
-	job.status = o->status;
-	if (o->status == TH_JOB_QUEUED) {
+	th_job_status status = o->status;
+	if (o->error && status != TH_JOB_COMPLETED &&
+	    (rc = add_error_history(st, txn, &job, o->error)))
+		return rc;
+	if (job.flags & TH_JOB_CANCEL_REQUESTED) {
+		status = TH_JOB_CANCELLED; /* asked while it ran: however the run ended */
+		job.flags &= ~(uint32_t)TH_JOB_CANCEL_REQUESTED;
+	} else if (status == TH_JOB_ERROR && o->retry && job.attempts < job.max_attempts) {
+		status = TH_JOB_DELAYED; /* again later, with backoff */
+	}
+	if (status == TH_JOB_QUEUED || status == TH_JOB_DELAYED) {
 		if (o->not_started && job.attempts > 0)
 			job.attempts--;
-		if ((rc = put_ready(st, txn, &job)))
+		job.status = status;
+		if (status == TH_JOB_DELAYED) {
+			job.due_us = now + backoff_us(st, &job);
+			rc = put_timed(txn, st->schedule, job.due_us, job.id);
+		} else {
+			rc = put_ready(st, txn, &job);
+		}
+		if (rc)
 			return rc;
-		/* run again after a failure: keep why, for the user to see meanwhile */
+		/* to run again after a failure: keep why, for the user to see meanwhile */
 		if (o->error && (rc = put_blob(st, txn, job.id, TH_BLOB_ERROR, o->error,
 					       strlen(o->error))))
 			return rc;
-	} else {
-		job.finished_us = now;
-		job.result_len = o->result_len;
-		if (o->result_len &&
-		    (rc = put_blob(st, txn, job.id, TH_BLOB_RESULT, o->result, o->result_len)))
-			return rc;
-		if (o->error && (rc = put_blob(st, txn, job.id, TH_BLOB_ERROR, o->error,
-					       strlen(o->error))))
-			return rc;
+		return put_job(st, txn, &job, 0);
 	}
-	return put_job(st, txn, &job, 0);
+	if ((rc = finish_job(st, txn, &job, status, now)))
+		return rc;
+	job.result_len = o->result_len;
+	if (o->result_len &&
+	    (rc = put_blob(st, txn, job.id, TH_BLOB_RESULT, o->result, o->result_len)))
+		return rc;
+	if (o->error && (rc = put_blob(st, txn, job.id, TH_BLOB_ERROR, o->error,
+				       strlen(o->error))))
+		return rc;
+	if ((rc = put_job(st, txn, &job, 0)))
+		return rc;
+	return report_to_cron(st, txn, &job);
 }
 
 /* A job whose record or input is gone from the store cannot run: end it (or drop its
@@ -762,12 +1224,10 @@ static int bury_damaged(th_store *st, MDB_txn *txn, th_job *job, int64_t now)
 	th_log_error("store", "job %llu: its input is missing from the store; ended in error",
 		     (unsigned long long)job->id);
 	static const char msg[] = "job input missing from the store (damaged data)";
-	job->status = TH_JOB_ERROR;
-	job->finished_us = now;
-	job->owner = 0;
-	job->owner_pid = 0;
-	int rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, sizeof(msg) - 1);
-	return rc ? rc : put_job(st, txn, job, 0);
+	int rc = finish_job(st, txn, job, TH_JOB_ERROR, now);
+	if (rc || (rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, sizeof(msg) - 1)))
+		return rc;
+	return put_job(st, txn, job, 0);
 }
 
 /* Claims the first ready job of the queue into c->claims[c->nclaimed]. MDB_NOTFOUND
@@ -834,17 +1294,113 @@ static void clear_claims(th_cycle *c)
 	c->nclaimed = 0;
 }
 
+static int take_next_id(th_store *st, MDB_txn *txn, uint64_t *id)
+{
+	MDB_val key = {7, "next_id"}, val;
+	int rc = mdb_get(txn, st->meta, &key, &val);
+	*id = rc == 0 && val.mv_size == 8 ? get_be64(val.mv_data) : 1;
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	uint8_t v[8];
+	put_be64(v, *id + 1);
+	val.mv_size = 8;
+	val.mv_data = v;
+	return mdb_put(txn, st->meta, &key, &val, 0);
+}
+
+/* A cron job fires: a run of its task with its input, queued now. */
+static int fire_cron(th_store *st, MDB_txn *txn, th_job *cron, int64_t now)
+{
+	th_job run = {.status = TH_JOB_QUEUED, .priority = cron->priority, .added_us = now,
+		      .input_len = cron->input_len, .max_attempts = cron->max_attempts,
+		      .timeout_ms = cron->timeout_ms, .backoff_ms = cron->backoff_ms,
+		      .parent = cron->id};
+	memcpy(run.task, cron->task, sizeof(run.task));
+	memcpy(run.queue, cron->queue, sizeof(run.queue));
+	int rc;
+	if ((rc = take_next_id(st, txn, &run.id)) || (rc = put_job(st, txn, &run, MDB_APPEND)) ||
+	    (rc = copy_blob(st, txn, cron->id, run.id, TH_BLOB_INPUT)) ||
+	    (rc = put_ready(st, txn, &run)))
+		return rc;
+	cron->last_run = run.id;
+	cron->fires++;
+	return 0;
+}
+
+/* Queues the scheduled jobs that are due and fires the cron jobs whose time came. */
+static int promote_due(th_store *st, MDB_txn *txn, int64_t now, th_cycle *c)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, st->schedule, &cur);
+	if (rc)
+		return rc;
+	MDB_val key, val;
+	c->next_due = 0;
+	while ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
+		int64_t due = (int64_t)get_be64(key.mv_data);
+		uint64_t id = get_be64((const uint8_t *)key.mv_data + 8);
+		if (due > now || c->promoted == PROMOTE_MAX) {
+			c->next_due = due;
+			break;
+		}
+		if ((rc = mdb_cursor_del(cur, 0)))
+			break;
+		th_job job;
+		rc = get_job(st, txn, id, &job);
+		if (rc == MDB_NOTFOUND || rc == TH_EFORMAT || (rc == 0 && job.due_us != due)) {
+			rc = 0; /* an entry left behind by a reschedule */
+			continue;
+		}
+		if (rc)
+			break;
+		if (job.status == TH_JOB_DELAYED) {
+			job.status = TH_JOB_QUEUED;
+			job.due_us = 0;
+			if ((rc = put_ready(st, txn, &job)))
+				break;
+		} else if (job.status == TH_JOB_CRONJOB) {
+			th_cron cron;
+			if ((rc = job_cron(st, txn, &job, &cron)))
+				break;
+			bool missed = now - due > MISSED_US;
+			if (!missed || (job.flags & TH_JOB_CRON_CATCHUP)) {
+				if ((rc = fire_cron(st, txn, &job, now)))
+					break;
+			} else {
+				th_log_info("store", "cron job %llu: fire time missed while no host "
+					    "ran; skipped", (unsigned long long)job.id);
+			}
+			/* each fire time once: the next one is always after now */
+			job.due_us = th_cron_next(&cron, now);
+			if (job.due_us < 0)
+				job.due_us = 0;
+			if (job.due_us && (rc = put_timed(txn, st->schedule, job.due_us, job.id)))
+				break;
+		} else {
+			continue;
+		}
+		if ((rc = put_job(st, txn, &job, 0)))
+			break;
+		c->promoted++;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 {
 	th_cycle *c = ud;
 	clear_claims(c); /* from a run before the map grew */
 	c->stale = 0;
+	c->promoted = 0;
 	int64_t now = th_clock_now_us();
 	int rc;
 	for (size_t i = 0; i < c->nout; i++)
 		if ((rc = record_outcome(st, txn, &c->outs[i], c->owner, now, &c->stale)))
 			return rc;
-	if (c->max == 0)
+	if ((rc = promote_due(st, txn, now, c)))
+		return rc;
+	if (c->max == 0 || queue_paused(st, txn, c->queue))
 		return 0;
 	MDB_cursor *cur;
 	if ((rc = mdb_cursor_open(txn, st->ready, &cur)))
@@ -947,13 +1503,14 @@ static int recover_fn(th_store *st, MDB_txn *txn, void *ud)
 			char msg[128];
 			snprintf(msg, sizeof(msg), "%s, attempts exhausted (%u of %u)", why,
 				 job.attempts, job.max_attempts);
-			job.status = TH_JOB_ERROR;
-			job.finished_us = now;
-			if ((rc = put_blob(st, txn, job.id, TH_BLOB_ERROR, msg, strlen(msg))))
+			if ((rc = finish_job(st, txn, &job, TH_JOB_ERROR, now)) ||
+			    (rc = add_error_history(st, txn, &job, msg)) ||
+			    (rc = put_blob(st, txn, job.id, TH_BLOB_ERROR, msg, strlen(msg))))
 				return rc;
 			th_log_warn("store", "job %llu: %s", (unsigned long long)job.id, msg);
 		}
-		if ((rc = put_job(st, txn, &job, 0)))
+		if ((rc = put_job(st, txn, &job, 0)) ||
+		    (job.status == TH_JOB_ERROR && (rc = report_to_cron(st, txn, &job))))
 			return rc;
 		a->done++;
 	}

@@ -37,24 +37,61 @@ typedef struct th_store_new {
 	uint32_t max_attempts; /* 0: TH_DEFAULT_MAX_ATTEMPTS */
 	const void *input;
 	size_t input_len;
+	int64_t due_us;        /* later than now: delayed until then */
+	bool hold;             /* held until th_store_start */
+	uint32_t timeout_ms;
+	uint32_t backoff_ms;
+	const char *unique;    /* while a job with this key is waiting or running, adding
+				  another gives that job's id instead */
+	const char *cron;      /* a cron job with this schedule (see cron.h) */
+	bool catchup;          /* cron: fire times missed while no host ran run once */
 } th_store_new;
 
-/* Adds n jobs in one transaction; their ids (increasing) go to ids[0..n). */
-int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids);
+/* Adds n jobs in one transaction; their ids (increasing) go to ids[0..n). A job whose
+ * unique key is taken gets the id of the job that holds it, and existed[i] (when
+ * existed is not NULL) tells. TH_EINVAL for a bad cron schedule or unique key. */
+int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
+		 bool *existed);
 
 /* TH_ENOTFOUND for an unknown id. */
 int th_store_get(th_store *st, uint64_t id, th_job *out);
 
-enum th_blob { TH_BLOB_INPUT = 1, TH_BLOB_RESULT = 2, TH_BLOB_ERROR = 3 };
+enum th_blob {
+	TH_BLOB_INPUT = 1,
+	TH_BLOB_RESULT = 2,
+	TH_BLOB_ERROR = 3,  /* the latest error */
+	TH_BLOB_ERRORS = 4, /* every attempt's error, "attempt N: message" lines */
+	TH_BLOB_CRON = 5,   /* a cron job's schedule */
+	TH_BLOB_UNIQUE = 6  /* the unique key */
+};
 /* A malloc'd copy of a job's bytes, NUL-terminated past len for convenience. A job
  * without such bytes gives an empty buffer; an unknown job TH_ENOTFOUND. */
 int th_store_blob(th_store *st, uint64_t id, enum th_blob kind, void **data, size_t *len);
 
-/* A queued job becomes cancelled; TH_ESTATE for any other status. */
+/* Cancels a job: a queued, delayed, held or cron job at once; a running one is asked to
+ * stop (TH_EBUSY: it ends cancelled when its task returns). TH_ESTATE when finished. */
 int th_store_cancel(th_store *st, uint64_t id);
+/* A held (or delayed) job is queued now. TH_ESTATE for other statuses. */
+int th_store_start(th_store *st, uint64_t id);
+/* A job that ended in error or was cancelled is queued again, its attempts reset. */
+int th_store_retry(th_store *st, uint64_t id);
+/* A cron job's new schedule (NULL: keep it) and catch-up choice; its next fire time is
+ * computed from now. TH_EINVAL for a bad schedule, TH_ESTATE for a job not a cron job. */
+int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup);
+/* Pauses (no fires until resumed) or resumes a cron job. */
+int th_store_cron_pause(th_store *st, uint64_t id, bool paused);
 
-/* Removes completed, error and cancelled jobs; *removed counts them. */
-int th_store_clean(th_store *st, uint64_t *removed);
+/* Removes finished jobs (completed, error, cancelled) that finished before `before`
+ * (microseconds since the epoch; 0: all of them). */
+int th_store_clean(th_store *st, int64_t before, uint64_t *removed);
+
+/* Pauses a queue (its jobs stay queued, nothing claims them) or resumes it; for every
+ * process on the data dir. */
+int th_store_pause_queue(th_store *st, const char *queue, bool paused);
+int th_store_queue_paused(th_store *st, const char *queue, bool *paused);
+
+/* Ids of jobs (of those in ids) asked to stop while running. */
+int th_store_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool *requested);
 
 /* Calls fn for each job whose status bit (1u << status) is in mask, in id order
  * (newest first when reverse), starting after `from` (0: from the start). fn returns
@@ -66,7 +103,9 @@ int th_store_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 /* Number of jobs per status: counts[status] for 1..TH_JOB_STATUS_MAX. */
 int th_store_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
 
-int th_store_has_ready(th_store *st, const char *queue, bool *out);
+/* Whether the queue has a job to claim (or a scheduled job is due, which a cycle would
+ * queue first), and when the next scheduled job is due (0: none). */
+int th_store_peek(th_store *st, const char *queue, bool *ready, int64_t *next_due);
 
 typedef struct th_claim {
 	th_job job;  /* as recorded by the claim: processing, attempts and claim_gen bumped */
@@ -81,12 +120,15 @@ typedef struct th_outcome {
 	uint64_t gen;          /* the claim_gen of the claim this outcome belongs to */
 	th_job_status status;  /* completed, error, cancelled, or queued to put it back */
 	bool not_started;      /* with queued: the run never began, do not count it */
+	bool retry;            /* with error: run again later (with backoff) if it has
+				  attempts left */
 	const void *result;
 	size_t result_len;
 	const char *error;     /* NUL-terminated, or NULL */
 } th_outcome;
 
-/* One write transaction of a processor: record finished jobs, then claim the next. */
+/* One write transaction of a processor: record finished jobs, queue the scheduled jobs
+ * that are due (firing cron jobs), then claim the next ready ones. */
 typedef struct th_cycle {
 	const th_outcome *outs; /* recorded first; an outcome whose job is no longer held
 				   by `owner` under that claim_gen is refused and logged */
@@ -98,6 +140,8 @@ typedef struct th_cycle {
 	th_claim *claims;       /* room for max claims */
 	size_t nclaimed;        /* out */
 	size_t stale;           /* out: outcomes refused */
+	size_t promoted;        /* out: scheduled jobs queued (or cron runs fired) */
+	int64_t next_due;       /* out: when the next scheduled job is due; 0: none */
 } th_cycle;
 
 int th_store_cycle(th_store *st, th_cycle *c);

@@ -16,7 +16,7 @@ static th_ret fail_run(th_ctx *ctx)
 
 static const th_task tasks[] = {
 	{.name = "fail", .description = "fails with its input as the error message",
-	 .run = fail_run},
+	 .run = fail_run, .max_attempts = 1 /* failing is what it is for: no retries */},
 };
 
 TH_PLUGIN(.name = "fail", .version = "1.0", .description = "always fails", TH_TASKS(tasks))

@@ -49,6 +49,8 @@
  *        description, tasks, ntasks, host, init, fini, thread_init, thread_fini);
  *        th_task (name, description, run); th_host_api (size, abi_minor, log, input,
  *        set_result, set_error, cancelled, progress, heartbeat, job_id, attempt).
+ *   1.1  th_task: queue, max_attempts, backoff_ms, timeout_ms (a task's defaults for
+ *        its jobs).
  */
 #ifndef TASKHOST_H
 #define TASKHOST_H
@@ -62,7 +64,7 @@ extern "C" {
 
 #define TH_PLUGIN_MAGIC 0x4c504854u /* "THPL" read as little-endian bytes */
 #define TH_ABI_MAJOR 1
-#define TH_ABI_MINOR 0
+#define TH_ABI_MINOR 1
 #define TH_PLUGIN_ENTRY "taskhost_plugin" /* the symbol the host looks up */
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -78,8 +80,9 @@ extern "C" {
 /* What a task's run returns. */
 typedef enum th_ret {
 	TH_OK = 0,    /* done; the job is completed with the result set (or none) */
-	TH_FAIL = 1,  /* failed; the job ends in error with the message set */
-	TH_RETRY = 2  /* failed for now; run again later if the job has attempts left */
+	TH_FAIL = 1,  /* failed; run again later (with backoff) while the job has attempts
+			 left, else the job ends in error with the message set */
+	TH_RETRY = 2  /* failed for now: the same as TH_FAIL, said for readers */
 } th_ret;
 
 /* Log levels for th_log. */
@@ -117,9 +120,17 @@ typedef struct th_host_api {
 /* One task a plugin provides. Arrays of it are read with the stride `task_size` of the
  * plugin descriptor, so members appended by later minors do not break old plugins. */
 typedef struct th_task {
-	const char *name;        /* unique over all loaded plugins; 1..255 printable bytes */
+	const char *name;        /* unique over all loaded plugins; 1..255 printable ASCII
+				    characters, no spaces */
 	const char *description; /* one line, shown by `taskhost tasks` */
 	th_ret (*run)(th_ctx *ctx);
+	/* 1.1: defaults for this task's jobs; a job added with its own values keeps them */
+	const char *queue;     /* the queue its jobs go to; NULL: the default queue */
+	unsigned max_attempts; /* runs a job gets (TH_FAIL and TH_RETRY run it again while
+				  attempts are left); 0: the host's max_attempts */
+	unsigned backoff_ms;   /* delay before the first retry, doubled for each further one
+				  (with jitter); 0: 1000 */
+	unsigned timeout_ms;   /* a run is asked to stop (th_cancelled) after this; 0: none */
 } th_task;
 
 /* The plugin descriptor. Written only through TH_PLUGIN(); the guard fields come first

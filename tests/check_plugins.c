@@ -54,7 +54,7 @@ static void assert_refused(const char *file, const char *reason)
 START_TEST(good_plugin_lifecycle)
 {
 	load_only("fx_good", 1, 0);
-	ck_assert(tu_captured_has("fx_good", "init abi 1.0", NULL));
+	ck_assert(tu_captured_has("fx_good", "init abi 1.1", NULL));
 	ck_assert(tu_captured_has("plugins", "fx_good.so: loaded plugin fx_good 2.5", "3 tasks"));
 	ck_assert_uint_eq(th_plugins_task_count(reg), 3);
 	const th_task_entry *e = th_plugins_find(reg, "fx_answer");
@@ -183,7 +183,7 @@ END_TEST
 START_TEST(refuses_newer_minor)
 {
 	load_only("fx_newminor", 0, 1);
-	assert_refused("fx_newminor", "newer than this host's 1.0");
+	assert_refused("fx_newminor", "built for ABI 1.2, newer than this host's 1.1");
 }
 END_TEST
 

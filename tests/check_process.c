@@ -54,7 +54,7 @@ static void teardown(void)
 static uint64_t add(const char *task, const char *input)
 {
 	uint64_t id = 0;
-	int rc = th_service_add_many(svc, &(th_new_job){task, input, strlen(input)}, 1, &id);
+	int rc = th_service_add_many(svc, &(th_new_job){task, input, strlen(input), NULL}, 1, &id);
 	ck_assert_msg(rc == 0, "add %s: %s", task, th_strerror(rc));
 	return id;
 }

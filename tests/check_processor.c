@@ -194,7 +194,7 @@ static void add_records(const char *path, int n)
 	th_new_job *jobs = calloc((size_t)n, sizeof(*jobs));
 	uint64_t *ids = calloc((size_t)n, sizeof(*ids));
 	for (int i = 0; i < n; i++)
-		jobs[i] = (th_new_job){"fx_record", path, strlen(path)};
+		jobs[i] = (th_new_job){"fx_record", path, strlen(path), NULL};
 	ck_assert_int_eq(th_service_add_many(svc, jobs, (size_t)n, ids), 0);
 	ck_assert_uint_eq(ids[n - 1], (uint64_t)n);
 	free(jobs);

@@ -13,6 +13,11 @@
 #include "store.h"
 #include "testutil.h"
 
+/* a job to add: task, queue, priority, max_attempts, input, input length */
+#define NJ(t, q, p, m, in, len)                                                     \
+	((th_store_new){.task = (t), .queue = (q), .priority = (p), .max_attempts = (m), \
+			.input = (in), .input_len = (len)})
+
 static char *dir;
 static th_store *st;
 static th_owner owner = {.instance = 0x1111, .pid = 1};
@@ -33,9 +38,9 @@ static void teardown(void)
 
 static uint64_t add1(const char *task, const char *input)
 {
-	th_store_new n = {task, NULL, 0, 0, input, input ? strlen(input) : 0};
+	th_store_new n = NJ(task, NULL, 0, 0, input, input ? strlen(input) : 0);
 	uint64_t id = 0;
-	ck_assert_int_eq(th_store_add(st, &n, 1, &id), 0);
+	ck_assert_int_eq(th_store_add(st, &n, 1, &id, NULL), 0);
 	return id;
 }
 
@@ -84,11 +89,10 @@ static th_job_status status_of(uint64_t id)
 START_TEST(add_and_get)
 {
 	const char bin[] = {'a', 0, 'b', 0, (char)0xff};
-	th_store_new n[3] = {{"echo", NULL, 0, 0, bin, sizeof(bin)},
-			     {"echo", NULL, 0, 0, NULL, 0},
-			     {"sleep", "q1", 5, 0, "x", 1}};
+	th_store_new n[3] = {NJ("echo", NULL, 0, 0, bin, sizeof(bin)), NJ("echo", NULL, 0, 0, NULL, 0),
+			     NJ("sleep", "q1", 5, 0, "x", 1)};
 	uint64_t ids[3];
-	ck_assert_int_eq(th_store_add(st, n, 3, ids), 0);
+	ck_assert_int_eq(th_store_add(st, n, 3, ids, NULL), 0);
 	ck_assert_uint_eq(ids[0], 1);
 	ck_assert_uint_eq(ids[1], 2);
 	ck_assert_uint_eq(ids[2], 3);
@@ -135,10 +139,10 @@ START_TEST(bad_names_refused)
 	memset(long_name, 'a', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = 0;
 	uint64_t id;
-	th_store_new n = {long_name, NULL, 0, 0, NULL, 0};
-	ck_assert_int_eq(th_store_add(st, &n, 1, &id), TH_EINVAL);
+	th_store_new n = NJ(long_name, NULL, 0, 0, NULL, 0);
+	ck_assert_int_eq(th_store_add(st, &n, 1, &id, NULL), TH_EINVAL);
 	n.task = "";
-	ck_assert_int_eq(th_store_add(st, &n, 1, &id), TH_EINVAL);
+	ck_assert_int_eq(th_store_add(st, &n, 1, &id, NULL), TH_EINVAL);
 	uint64_t c[TH_JOB_STATUS_MAX + 1];
 	ck_assert_int_eq(th_store_count(st, c), 0);
 	ck_assert_uint_eq(c[TH_JOB_QUEUED], 0);
@@ -149,12 +153,12 @@ START_TEST(claims_in_order_and_by_priority)
 {
 	for (int i = 0; i < 5; i++)
 		add1("echo", NULL);
-	th_store_new urgent = {"echo", NULL, 10, 0, NULL, 0};
+	th_store_new urgent = NJ("echo", NULL, 10, 0, NULL, 0);
 	uint64_t uid;
-	ck_assert_int_eq(th_store_add(st, &urgent, 1, &uid), 0);
-	th_store_new other_q = {"echo", "other", 99, 0, NULL, 0};
+	ck_assert_int_eq(th_store_add(st, &urgent, 1, &uid, NULL), 0);
+	th_store_new other_q = NJ("echo", "other", 99, 0, NULL, 0);
 	uint64_t oid;
-	ck_assert_int_eq(th_store_add(st, &other_q, 1, &oid), 0);
+	ck_assert_int_eq(th_store_add(st, &other_q, 1, &oid, NULL), 0);
 
 	uint64_t ids[8];
 	ck_assert_uint_eq(claim(3, ids), 3);
@@ -166,10 +170,12 @@ START_TEST(claims_in_order_and_by_priority)
 	ck_assert_uint_eq(ids[2], 5);
 	ck_assert_uint_eq(claim(8, ids), 0);
 	bool waiting;
-	ck_assert_int_eq(th_store_has_ready(st, NULL, &waiting), 0);
+	int64_t next_due;
+	ck_assert_int_eq(th_store_peek(st, NULL, &waiting, &next_due), 0);
 	ck_assert(!waiting);
-	ck_assert_int_eq(th_store_has_ready(st, "other", &waiting), 0);
+	ck_assert_int_eq(th_store_peek(st, "other", &waiting, &next_due), 0);
 	ck_assert(waiting);
+	ck_assert_int_eq(next_due, 0);
 	ck_assert_int_eq(status_of(oid), TH_JOB_QUEUED);
 }
 END_TEST
@@ -272,10 +278,15 @@ START_TEST(cancel_rules)
 	ck_assert_uint_eq(claim(4, ids), 2); /* the cancelled job is never claimed */
 	ck_assert_uint_eq(ids[0], a);
 	ck_assert_uint_eq(ids[1], c);
-	ck_assert_int_eq(th_store_cancel(st, a), TH_ESTATE); /* running */
+	/* running: asked to stop, and however its run ends, it ends cancelled */
+	ck_assert_int_eq(th_store_cancel(st, a), TH_EBUSY);
+	ck_assert_int_eq(status_of(a), TH_JOB_PROCESSING);
+	bool asked = false;
+	ck_assert_int_eq(th_store_cancel_requested(st, &a, 1, &asked), 0);
+	ck_assert(asked);
 	finish(a, 1, TH_JOB_COMPLETED, NULL, NULL);
+	ck_assert_int_eq(status_of(a), TH_JOB_CANCELLED);
 	ck_assert_int_eq(th_store_cancel(st, a), TH_ESTATE); /* finished */
-	ck_assert_int_eq(status_of(a), TH_JOB_COMPLETED);
 }
 END_TEST
 
@@ -328,7 +339,7 @@ START_TEST(clean_keeps_unfinished)
 	finish(done, 1, TH_JOB_COMPLETED, "out", NULL);
 	finish(failed, 1, TH_JOB_ERROR, NULL, "bad");
 	uint64_t removed;
-	ck_assert_int_eq(th_store_clean(st, &removed), 0);
+	ck_assert_int_eq(th_store_clean(st, 0, &removed), 0);
 	ck_assert_uint_eq(removed, 3);
 	th_job j;
 	ck_assert_int_eq(th_store_get(st, done, &j), TH_ENOTFOUND);
@@ -339,7 +350,7 @@ START_TEST(clean_keeps_unfinished)
 	void *data;
 	size_t len;
 	ck_assert_int_eq(th_store_blob(st, done, TH_BLOB_RESULT, &data, &len), TH_ENOTFOUND);
-	ck_assert_int_eq(th_store_clean(st, &removed), 0);
+	ck_assert_int_eq(th_store_clean(st, 0, &removed), 0);
 	ck_assert_uint_eq(removed, 0);
 }
 END_TEST
@@ -351,13 +362,13 @@ START_TEST(clean_long_history)
 	th_store_new *n = calloc(N, sizeof(*n));
 	uint64_t *ids = calloc(N, sizeof(*ids));
 	for (int i = 0; i < N; i++)
-		n[i] = (th_store_new){"echo", NULL, 0, 0, "i", 1};
-	ck_assert_int_eq(th_store_add(st, n, N, ids), 0);
+		n[i] = NJ("echo", NULL, 0, 0, "i", 1);
+	ck_assert_int_eq(th_store_add(st, n, N, ids, NULL), 0);
 	for (int i = 0; i < N; i++)
 		if (i % 1000 != 0)
 			ck_assert_int_eq(th_store_cancel(st, ids[i]), 0);
 	uint64_t removed;
-	ck_assert_int_eq(th_store_clean(st, &removed), 0);
+	ck_assert_int_eq(th_store_clean(st, 0, &removed), 0);
 	ck_assert_uint_eq(removed, N - N / 1000);
 	uint64_t c[TH_JOB_STATUS_MAX + 1];
 	ck_assert_int_eq(th_store_count(st, c), 0);
@@ -403,9 +414,9 @@ START_TEST(map_full_keeps_committed_jobs)
 	uint64_t last = 0;
 	int rc = 0;
 	for (int i = 0; i < 10000 && rc == 0; i++) {
-		th_store_new n = {"echo", NULL, 0, 0, input, sizeof(input)};
+		th_store_new n = NJ("echo", NULL, 0, 0, input, sizeof(input));
 		uint64_t id;
-		if ((rc = th_store_add(st, &n, 1, &id)) == 0)
+		if ((rc = th_store_add(st, &n, 1, &id, NULL)) == 0)
 			last = id;
 	}
 	ck_assert_int_eq(rc, TH_EFULL);
@@ -435,9 +446,9 @@ START_TEST(map_grows_up_to_limit)
 	char input[4000];
 	memset(input, 'g', sizeof(input));
 	for (int i = 0; i < 1000; i++) { /* about 4 MiB */
-		th_store_new n = {"echo", NULL, 0, 0, input, sizeof(input)};
+		th_store_new n = NJ("echo", NULL, 0, 0, input, sizeof(input));
 		uint64_t id;
-		ck_assert_int_eq(th_store_add(st, &n, 1, &id), 0);
+		ck_assert_int_eq(th_store_add(st, &n, 1, &id, NULL), 0);
 	}
 	uint64_t map, used;
 	ck_assert_int_eq(th_store_usage(st, &map, &used), 0);
@@ -467,7 +478,7 @@ START_TEST(foreign_format_refused)
 	tu_capture_start();
 	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EFORMAT);
 	ck_assert_ptr_null(st);
-	ck_assert(tu_captured_has("store", "format version 99", "version 1"));
+	ck_assert(tu_captured_has("store", "format version 99", "this taskhost reads version 2"));
 	tu_capture_stop();
 }
 END_TEST
@@ -550,10 +561,10 @@ END_TEST
 
 START_TEST(recovers_jobs_of_dead_owner)
 {
-	th_store_new n[3] = {{"echo", NULL, 0, 2, "a", 1}, {"echo", NULL, 0, 1, "b", 1},
-			     {"echo", NULL, 0, 5, "c", 1}};
+	th_store_new n[3] = {NJ("echo", NULL, 0, 2, "a", 1), NJ("echo", NULL, 0, 1, "b", 1),
+			     NJ("echo", NULL, 0, 5, "c", 1)};
 	uint64_t ids[3];
-	ck_assert_int_eq(th_store_add(st, n, 3, ids), 0);
+	ck_assert_int_eq(th_store_add(st, n, 3, ids, NULL), 0);
 	th_owner gone = dead_owner();
 	ck_assert_uint_eq(claim_as(&gone, 2, NULL, 60000000), 2);
 	th_owner me;
@@ -672,8 +683,8 @@ START_TEST(failed_commit_changes_nothing)
 	ck_assert_int_eq(status_of(a), TH_JOB_COMPLETED);
 	left = 1;
 	uint64_t id;
-	th_store_new nj = {"echo", NULL, 0, 0, "y", 1};
-	ck_assert_int_eq(th_store_add(st, &nj, 1, &id), TH_EIO);
+	th_store_new nj = NJ("echo", NULL, 0, 0, "y", 1);
+	ck_assert_int_eq(th_store_add(st, &nj, 1, &id, NULL), TH_EIO);
 	th_job j;
 	ck_assert_int_eq(th_store_get(st, a + 1, &j), TH_ENOTFOUND);
 	th_store_set_commit_hook(st, NULL, NULL);
@@ -711,8 +722,8 @@ static void add_race_jobs(void)
 	th_store_new *n = calloc(RACE_JOBS, sizeof(*n));
 	uint64_t *ids = calloc(RACE_JOBS, sizeof(*ids));
 	for (int i = 0; i < RACE_JOBS; i++)
-		n[i] = (th_store_new){"echo", NULL, 0, 0, NULL, 0};
-	ck_assert_int_eq(th_store_add(st, n, RACE_JOBS, ids), 0);
+		n[i] = NJ("echo", NULL, 0, 0, NULL, 0);
+	ck_assert_int_eq(th_store_add(st, n, RACE_JOBS, ids, NULL), 0);
 	free(n);
 	free(ids);
 }

@@ -71,7 +71,8 @@ th_service *tu_service(const char *dir, const char *plugins)
 	char data[4096];
 	snprintf(data, sizeof(data), "%s/data", dir);
 	mkdir(data, 0755);
-	th_service_opts o = {.data_dir = data, .plugin_dir = plugins};
+	/* one attempt unless a test says otherwise: failures end in error at once */
+	th_service_opts o = {.data_dir = data, .plugin_dir = plugins, .max_attempts = 1};
 	th_service *svc = NULL;
 	int rc = th_service_open(&svc, &o);
 	ck_assert_msg(rc == 0, "th_service_open: %s", th_strerror(rc));

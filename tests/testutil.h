@@ -19,7 +19,8 @@ void tu_rmtree(const char *path);
  * "sleep" (no fx_ prefix) links a shipped plugin. NULL-terminated. Returns the dir. */
 char *tu_plugin_dir(const char *dir, ...);
 
-/* Opens a service on dir/data with plugin dir plugins (may be NULL). */
+/* Opens a service on dir/data with plugin dir plugins (may be NULL); jobs get one
+ * attempt unless they say otherwise. */
 th_service *tu_service(const char *dir, const char *plugins);
 
 /* Log capture: every event from now on is kept (source and message). */

@@ -38,7 +38,8 @@ err=$(cat "$W/stderr")
 expect "default config missing" 2 "taskhost: taskhost.ini: cannot open: No such file or directory (use -c FILE or set TASKHOST_CONFIG)"
 
 # ---- usage errors ----
-write_config
+cp "$FIXTURES/fx_crash.so" "$W/plugins/" # for crash_hang: a job that ignores cancels
+write_config -- "kill_grace = 200ms"
 th
 expect "no command" 2 "taskhost: no command given (try --help)"
 th frobnicate
@@ -96,6 +97,8 @@ th add echo -- --json
 same "an input that looks like an option goes after --" "$out" 8
 th add --json echo x
 check "add --json" sh -c 'echo "$1" | grep -q "\"id\": 9"' - "$out"
+th add crash_hang
+same "add a job that ignores cancels" "$out" 10
 th status 1
 same "queued until a host runs" "$out" queued
 th status 999
@@ -115,7 +118,7 @@ same "cancel a queued job" "$out" "job 7 cancelled"
 th status 7
 same "cancelled" "$out" cancelled
 th cancel 7
-expect "cancel twice" 1 "taskhost: cannot cancel job 7: it is cancelled, and only a queued job can be cancelled"
+expect "cancel twice" 1 "taskhost: cannot cancel job 7: it is cancelled, and a finished job cannot be cancelled"
 
 # ---- a host runs them ----
 start_host
@@ -143,12 +146,16 @@ expect "error of a completed job" 1 "taskhost: job 1 has no error: it is complet
 th result 5
 expect "result of a failed job" 1 "taskhost: job 5 has no result: it is error"
 th cancel 1
-expect "cancel a finished job" 1 "taskhost: cannot cancel job 1: it is completed, and only a queued job can be cancelled"
+expect "cancel a finished job" 1 "taskhost: cannot cancel job 1: it is completed, and a finished job cannot be cancelled"
 wait_until 20 sh -c '[ "$("$1" -c "$2" status 6)" = processing ]' - "$TASKHOST" "$CFG"
 th cancel 6
-expect "cancel a running job" 1 "taskhost: cannot cancel job 6: it is processing, and only a queued job can be cancelled"
-th wait 6 --timeout 0.3
-expect "wait times out" 1 "taskhost: wait: timed out after 0.3 s: job 6 is processing"
+expect "cancel a running job" 0
+same "is a request" "$out" "cancel requested: job 6 ends cancelled when its task returns"
+th wait 6 --timeout 30
+expect "the running job stopped and was cancelled" 1 "taskhost: job 6 was cancelled"
+wait_until 20 sh -c '[ "$("$1" -c "$2" status 10)" = processing ]' - "$TASKHOST" "$CFG"
+th wait 10 --timeout 0.3
+expect "wait times out" 1 "taskhost: wait: timed out after 0.3 s: job 10 is processing"
 th wait 7
 expect "wait for a cancelled job" 1 "taskhost: job 7 was cancelled"
 th wait 5 7 1
@@ -162,19 +169,19 @@ check "status --json" sh -c 'echo "$1" | grep -q "\"status\": \"error\""' - "$ou
 th list --status error
 check "list --status" sh -c '[ "$(echo "$1" | wc -l)" = 2 ] && echo "$1" | grep -q "^5 .*fail .*error"' - "$out"
 th list --limit 2
-check "list --limit keeps the newest" sh -c 'echo "$1" | tail -n 2 | head -n 1 | grep -q "^8 "' - "$out"
+check "list --limit keeps the newest" sh -c 'echo "$1" | tail -n 2 | head -n 1 | grep -q "^9 "' - "$out"
 th wait 9 --timeout 60
 th list --json
-check "list --json" sh -c '[ "$(echo "$1" | grep -c "\"id\":")" = 9 ]' - "$out"
+check "list --json" sh -c '[ "$(echo "$1" | grep -c "\"id\":")" = 10 ]' - "$out"
 th stats
-check "stats counts" sh -c 'echo "$1" | grep -q "^completed *6$" && echo "$1" | grep -q "^processing *1$"' - "$out"
+check "stats counts" sh -c 'echo "$1" | grep -q "^completed *6$" && echo "$1" | grep -q "^processing *1$" && echo "$1" | grep -q "^cancelled *2$"' - "$out"
 th stats --json
 check "stats --json" sh -c 'echo "$1" | grep -q "\"error\": 1"' - "$out"
 th clean
-same "clean" "$out" "removed 8 finished jobs"
+same "clean" "$out" "removed 9 finished jobs"
 th status 1
 expect "cleaned jobs are gone" 1 "taskhost: unknown job id 1"
-th status 6
+th status 10
 same "clean keeps running jobs" "$out" processing
 stop_now "$HOST_PID"
 
