@@ -21,6 +21,13 @@ typedef struct th_cli {
 	unsigned status_mask; /* list --status; 0: all */
 	long limit;           /* list --limit; 0: all */
 	double timeout;       /* wait --timeout; < 0: none */
+	th_add_opts add;      /* add, cron add: the job's options */
+	double older_than;    /* clean --older-than; 0: all */
+	bool all;             /* error --all */
+	const char *schedule; /* cron --schedule */
+	int catchup;          /* cron --catch-up (1) / --skip-missed (0); -1: not given */
+	long count;           /* cron next --count */
+	int64_t from_us;      /* cron next --from; INT64_MIN: now */
 	/* positional arguments after the command name */
 	int argc;
 	char **argv;
@@ -55,5 +62,13 @@ int th_cmd_list(th_cli *cli);
 int th_cmd_tasks(th_cli *cli);
 int th_cmd_wait(th_cli *cli);
 int th_cmd_stats(th_cli *cli);
+int th_cmd_start(th_cli *cli);
+int th_cmd_retry(th_cli *cli);
+int th_cmd_cron(th_cli *cli);
+int th_cmd_pause(th_cli *cli);
+int th_cmd_resume(th_cli *cli);
+
+/* "2026-12-01T08:00:00Z" (UTC) or seconds since the epoch -> microseconds; -1 if bad. */
+int th_cli_parse_time(const char *s, int64_t *us);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "clock.h"
+#include "cron.h"
 
 /* ---- output helpers ---- */
 
@@ -41,14 +42,34 @@ static double took_s(const th_job *j)
 static json_t *job_json(const th_job *j)
 {
 	double took = took_s(j);
-	return json_pack("{s:I, s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:I, s:I}", "id",
-			 (json_int_t)j->id, "task", j->task, "status",
-			 th_job_status_name(j->status), "queue", j->queue, "priority",
-			 (int)j->priority, "attempts", (int)j->attempts, "added",
-			 time_json(j->added_us), "started", time_json(j->started_us), "finished",
-			 time_json(j->finished_us), "took",
-			 took >= 0 ? json_real(took) : json_null(), "input_size",
-			 (json_int_t)j->input_len, "result_size", (json_int_t)j->result_len);
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:I, s:I}",
+			      "id", (json_int_t)j->id, "task", j->task, "status",
+			      th_job_status_name(j->status), "queue", *j->queue ? j->queue : "default",
+			      "priority", (int)j->priority, "attempts", (int)j->attempts,
+			      "max_attempts", (int)j->max_attempts, "added", time_json(j->added_us),
+			      "started", time_json(j->started_us), "finished",
+			      time_json(j->finished_us), "took",
+			      took >= 0 ? json_real(took) : json_null(), "input_size",
+			      (json_int_t)j->input_len, "result_size", (json_int_t)j->result_len);
+	if (!o)
+		return json_null();
+	if (j->due_us)
+		json_object_set_new(o, j->status == TH_JOB_CRONJOB ? "next_fire" : "due",
+				    time_json(j->due_us));
+	if (j->timeout_ms)
+		json_object_set_new(o, "timeout", json_real(j->timeout_ms / 1000.0));
+	if (j->parent)
+		json_object_set_new(o, "cron_job", json_integer((json_int_t)j->parent));
+	if (j->status == TH_JOB_CRONJOB) {
+		json_object_set_new(o, "fires", json_integer(j->fires));
+		json_object_set_new(o, "paused", json_boolean(j->flags & TH_JOB_CRON_PAUSED));
+		json_object_set_new(o, "catch_up", json_boolean(j->flags & TH_JOB_CRON_CATCHUP));
+		if (j->last_run)
+			json_object_set_new(o, "last_run", json_integer((json_int_t)j->last_run));
+	}
+	if (j->flags & TH_JOB_CANCEL_REQUESTED)
+		json_object_set_new(o, "cancel_requested", json_true());
+	return o;
 }
 
 static char *base64(const unsigned char *p, size_t n)
@@ -149,51 +170,70 @@ static int read_stdin(size_t max, char **out, size_t *len)
 	return 0;
 }
 
+/* Prints why an add failed and returns the exit code; 0 when it did not. */
+static int add_failed(th_cli *cli, const char *task, int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case TH_EUNKNOWNTASK:
+		th_cli_error("add: unknown task '%s': no plugin in %s provides it (see 'taskhost "
+			     "tasks')", task, cli->cfg.plugin_dir);
+		return TH_EXIT_FAIL;
+	case TH_EINVAL:
+		if (!th_task_name_valid(task))
+			th_cli_error("add: bad task name '%s': task names are 1 to 255 printable "
+				     "ASCII characters, no spaces", task);
+		else
+			th_cli_error("add: bad options (--hold with a schedule?)");
+		return TH_EXIT_USAGE;
+	case TH_ETOOBIG:
+		th_cli_error("add: input larger than max_input_size (%llu bytes)",
+			     (unsigned long long)cli->cfg.max_input_size);
+		return TH_EXIT_FAIL;
+	case TH_EFULL:
+		th_cli_error("add: database full (%s reached max_map_size); job not added",
+			     cli->cfg.data_dir);
+		return TH_EXIT_FAIL;
+	}
+	return th_cli_fail(rc, 0, "add");
+}
+
+/* The input of add and cron add: the argument, stdin with '-', or nothing. */
+static int read_input(th_cli *cli, const char *arg, char **input, size_t *len)
+{
+	*input = NULL;
+	*len = 0;
+	if (arg && strcmp(arg, "-") == 0) {
+		if (read_stdin(cli->cfg.max_input_size, input, len)) {
+			th_cli_error("cannot read the input from stdin: %s", strerror(errno));
+			return TH_EXIT_FAIL;
+		}
+	} else if (arg) {
+		*input = strdup(arg);
+		*len = strlen(arg);
+	}
+	return 0;
+}
+
 int th_cmd_add(th_cli *cli)
 {
 	int rc = th_cli_open(cli, true);
 	if (rc)
 		return rc;
 	const char *task = cli->argv[0];
-	char *input = NULL;
-	size_t len = 0;
-	bool from_stdin = cli->argc > 1 && strcmp(cli->argv[1], "-") == 0;
-	if (from_stdin) {
-		if (read_stdin(cli->cfg.max_input_size, &input, &len)) {
-			th_cli_error("add: cannot read the input from stdin: %s", strerror(errno));
-			return TH_EXIT_FAIL;
-		}
-	} else if (cli->argc > 1) {
-		input = strdup(cli->argv[1]);
-		len = strlen(input);
-	}
+	char *input;
+	size_t len;
+	if ((rc = read_input(cli, cli->argc > 1 ? cli->argv[1] : NULL, &input, &len)))
+		return rc;
 	uint64_t id = 0;
-	rc = th_service_add(cli->svc, task, input, len, &id);
+	bool existed = false;
+	rc = th_service_add_ex(cli->svc, task, input, len, &cli->add, &id, &existed);
 	free(input);
-	if (rc == TH_EUNKNOWNTASK) {
-		th_cli_error("add: unknown task '%s': no plugin in %s provides it (see 'taskhost "
-			     "tasks')", task, cli->cfg.plugin_dir);
-		return TH_EXIT_FAIL;
-	}
-	if (rc == TH_EINVAL) {
-		th_cli_error("add: bad task name '%s': task names are 1 to 255 printable ASCII "
-			     "characters, no spaces", task);
-		return TH_EXIT_USAGE;
-	}
-	if (rc == TH_ETOOBIG) {
-		th_cli_error("add: input larger than max_input_size (%llu bytes)",
-			     (unsigned long long)cli->cfg.max_input_size);
-		return TH_EXIT_FAIL;
-	}
-	if (rc == TH_EFULL) {
-		th_cli_error("add: database full (%s reached max_map_size); job not added",
-			     cli->cfg.data_dir);
-		return TH_EXIT_FAIL;
-	}
-	if (rc)
-		return th_cli_fail(rc, 0, "add");
+	if ((rc = add_failed(cli, task, rc)))
+		return rc;
 	if (cli->json)
-		print_json(json_pack("{s:I}", "id", (json_int_t)id));
+		print_json(json_pack("{s:I, s:b}", "id", (json_int_t)id, "existed", existed));
 	else
 		printf("%llu\n", (unsigned long long)id);
 	return TH_EXIT_OK;
@@ -220,7 +260,8 @@ int th_cmd_result(th_cli *cli)
 	int rc = get_job(cli, cli->argv[0], &job);
 	if (rc)
 		return rc;
-	if (job.status != TH_JOB_COMPLETED) {
+	if (job.status != TH_JOB_COMPLETED &&
+	    !(job.status == TH_JOB_CRONJOB && job.result_len)) { /* its latest run's */
 		th_cli_error("job %llu has no result: it is %s", (unsigned long long)job.id,
 			     th_job_status_name(job.status));
 		return TH_EXIT_FAIL;
@@ -247,14 +288,33 @@ int th_cmd_error(th_cli *cli)
 	int rc = get_job(cli, cli->argv[0], &job);
 	if (rc)
 		return rc;
-	if (job.status != TH_JOB_ERROR) {
-		th_cli_error("job %llu has no error: it is %s", (unsigned long long)job.id,
-			     th_job_status_name(job.status));
-		return TH_EXIT_FAIL;
-	}
 	char *msg;
+	if (cli->all) { /* the history: every failed attempt, whatever the status now */
+		if ((rc = th_service_errors(cli->svc, job.id, &msg)))
+			return th_cli_fail(rc, job.id, "reading the errors");
+		if (cli->json) {
+			json_t *arr = json_array();
+			for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n"))
+				json_array_append_new(arr, json_string(line) ? json_string(line)
+									     : json_null());
+			print_json(json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "errors", arr));
+		} else {
+			fputs(msg, stdout);
+		}
+		free(msg);
+		return TH_EXIT_OK;
+	}
 	if ((rc = th_service_error(cli->svc, job.id, &msg)))
 		return th_cli_fail(rc, job.id, "reading the error");
+	if (!*msg || (job.status != TH_JOB_ERROR && job.status != TH_JOB_CRONJOB &&
+		      job.status != TH_JOB_DELAYED)) {
+		/* a delayed job may be waiting to run again after an error; a cron job shows
+		 * its latest run's */
+		th_cli_error("job %llu has no error: it is %s", (unsigned long long)job.id,
+			     th_job_status_name(job.status));
+		free(msg);
+		return TH_EXIT_FAIL;
+	}
 	if (cli->json) {
 		json_t *o = json_pack("{s:I}", "id", (json_int_t)job.id);
 		set_bytes(o, "error", msg, strlen(msg));
@@ -300,7 +360,12 @@ int th_cmd_clean(th_cli *cli)
 	if (rc)
 		return rc;
 	uint64_t removed = 0;
-	if ((rc = th_service_clean(cli->svc, &removed)))
+	rc = cli->older_than > 0
+		     ? th_service_clean_before(cli->svc,
+					       th_clock_now_us() - (int64_t)(cli->older_than * 1e6),
+					       &removed)
+		     : th_service_clean(cli->svc, &removed);
+	if (rc)
 		return th_cli_fail(rc, 0, "clean");
 	if (cli->json)
 		print_json(json_pack("{s:I}", "removed", (json_int_t)removed));
@@ -349,15 +414,17 @@ int th_cmd_list(th_cli *cli)
 			json_array_append_new(arr, job_json(&c.jobs[i]));
 		print_json(arr);
 	} else {
-		printf("%-8s %-20s %-10s %-24s %s\n", "ID", "TASK", "STATUS", "ADDED", "TOOK");
+		printf("%-8s %-20s %-10s %-12s %-24s %s\n", "ID", "TASK", "STATUS", "QUEUE", "ADDED",
+		       "TOOK");
 		for (size_t i = c.n; i-- > 0;) {
 			const th_job *j = &c.jobs[i];
 			char added[32], took[32] = "-";
 			th_clock_format(j->added_us, added, sizeof(added));
 			if (took_s(j) >= 0)
 				snprintf(took, sizeof(took), "%.3fs", took_s(j));
-			printf("%-8llu %-20s %-10s %-24s %s\n", (unsigned long long)j->id, j->task,
-			       th_job_status_name(j->status), added, took);
+			printf("%-8llu %-20s %-10s %-12s %-24s %s\n", (unsigned long long)j->id,
+			       j->task, th_job_status_name(j->status), *j->queue ? j->queue : "default",
+			       added, took);
 		}
 	}
 	free(c.jobs);
@@ -587,6 +654,238 @@ int th_cmd_stats(th_cli *cli)
 		       (unsigned long long)s.oldest.id, s.oldest.task, added, waiting);
 	} else {
 		printf("%-12s none queued\n", "oldest");
+	}
+	return TH_EXIT_OK;
+}
+
+/* ---- start, retry, pause, resume ---- */
+
+/* Runs op on the job of argv[0], reporting as "job N <done>"; what_not names the
+ * statuses the op is for, for the message when the job is in another. */
+static int job_op(th_cli *cli, int (*op)(th_service *, uint64_t), const char *done,
+		  const char *what_not)
+{
+	th_job job;
+	int rc = get_job(cli, cli->argv[0], &job);
+	if (rc)
+		return rc;
+	rc = op(cli->svc, job.id);
+	if (rc == TH_ESTATE) {
+		th_cli_error("job %llu is %s: %s", (unsigned long long)job.id,
+			     th_job_status_name(job.status), what_not);
+		return TH_EXIT_FAIL;
+	}
+	if (rc)
+		return th_cli_fail(rc, job.id, done);
+	th_service_get(cli->svc, job.id, &job);
+	if (cli->json)
+		print_json(job_json(&job));
+	else
+		printf("job %llu %s\n", (unsigned long long)job.id, done);
+	return TH_EXIT_OK;
+}
+
+int th_cmd_start(th_cli *cli)
+{
+	return job_op(cli, th_service_start, "queued", "only a held or delayed job can be started");
+}
+
+int th_cmd_retry(th_cli *cli)
+{
+	return job_op(cli, th_service_retry, "queued again",
+		      "only a job that ended in error or was cancelled can be retried");
+}
+
+static int queue_op(th_cli *cli, bool paused)
+{
+	int rc = th_cli_open(cli, false);
+	if (rc)
+		return rc;
+	const char *q = cli->argv[0];
+	if (!*q || !th_queue_name_valid(q)) {
+		th_cli_error("bad queue name '%s' (1 to 64 letters, digits, '_', '.', '-'; the "
+			     "default queue is 'default')", q);
+		return TH_EXIT_USAGE;
+	}
+	if ((rc = th_service_pause_queue(cli->svc, q, paused)))
+		return th_cli_fail(rc, 0, paused ? "pause" : "resume");
+	if (cli->json)
+		print_json(json_pack("{s:s, s:b}", "queue", q, "paused", paused));
+	else
+		printf("queue %s %s\n", q, paused ? "paused" : "resumed");
+	return TH_EXIT_OK;
+}
+
+int th_cmd_pause(th_cli *cli)
+{
+	return queue_op(cli, true);
+}
+
+int th_cmd_resume(th_cli *cli)
+{
+	return queue_op(cli, false);
+}
+
+/* ---- cron ---- */
+
+static int cron_job(th_cli *cli, th_job *job)
+{
+	if (cli->argc < 2) {
+		th_cli_error("cron %s: expected a cron job's ID", cli->argv[0]);
+		return TH_EXIT_USAGE;
+	}
+	int rc = get_job(cli, cli->argv[1], job);
+	if (rc)
+		return rc;
+	if (job->status != TH_JOB_CRONJOB) {
+		th_cli_error("job %llu is %s, not a cron job", (unsigned long long)job->id,
+			     th_job_status_name(job->status));
+		return TH_EXIT_FAIL;
+	}
+	return 0;
+}
+
+static void print_cron(th_cli *cli, const th_job *job, json_t *arr)
+{
+	char *spec = NULL;
+	th_service_cron_spec(cli->svc, job->id, &spec);
+	if (arr) {
+		json_t *o = job_json(job);
+		json_object_set_new(o, "schedule", json_string(spec ? spec : ""));
+		json_array_append_new(arr, o);
+	} else {
+		char next[32] = "-";
+		if (job->due_us)
+			th_clock_format(job->due_us, next, sizeof(next));
+		printf("%-8llu %-20s %-24s %-8s %-8u %s\n", (unsigned long long)job->id, job->task,
+		       job->flags & TH_JOB_CRON_PAUSED ? "paused" : next,
+		       job->flags & TH_JOB_CRON_CATCHUP ? "catch-up" : "skip", job->fires,
+		       spec ? spec : "");
+	}
+	free(spec);
+}
+
+static int cron_list_one(const th_job *job, void *ud)
+{
+	void **a = ud;
+	print_cron(a[0], job, a[1]);
+	return 0;
+}
+
+static int cron_next(th_cli *cli)
+{
+	if (cli->argc < 2) {
+		th_cli_error("cron next: expected a schedule");
+		return TH_EXIT_USAGE;
+	}
+	th_cron cron;
+	char err[256];
+	if (th_cron_parse(cli->argv[1], &cron, err, sizeof(err))) {
+		th_cli_error("cron next: bad schedule '%s': %s", cli->argv[1], err);
+		return TH_EXIT_USAGE;
+	}
+	int64_t t = cli->from_us != INT64_MIN ? cli->from_us : th_clock_now_us();
+	json_t *arr = cli->json ? json_array() : NULL;
+	for (long i = 0; i < cli->count; i++) {
+		if ((t = th_cron_next(&cron, t)) < 0)
+			break;
+		char buf[32];
+		th_clock_format(t, buf, sizeof(buf));
+		if (arr)
+			json_array_append_new(arr, json_string(buf));
+		else
+			printf("%s\n", buf);
+	}
+	if (arr)
+		print_json(arr);
+	return TH_EXIT_OK;
+}
+
+int th_cmd_cron(th_cli *cli)
+{
+	const char *sub = cli->argv[0];
+	char err[256];
+	th_cron cron;
+	if (strcmp(sub, "next") == 0)
+		return cron_next(cli);
+	if (cli->schedule && th_cron_parse(cli->schedule, &cron, err, sizeof(err))) {
+		th_cli_error("cron %s: bad schedule '%s': %s", sub, cli->schedule, err);
+		return TH_EXIT_USAGE;
+	}
+	if (cli->schedule && th_cron_next(&cron, th_clock_now_us()) < 0) {
+		th_cli_error("cron %s: schedule '%s' never fires", sub, cli->schedule);
+		return TH_EXIT_USAGE;
+	}
+	int rc;
+	th_job job;
+	if (strcmp(sub, "add") == 0) {
+		if (cli->argc < 2 || !cli->schedule) {
+			th_cli_error("cron add: expected TASK [INPUT | -] --schedule S (try 'taskhost "
+				     "cron --help')");
+			return TH_EXIT_USAGE;
+		}
+		if ((rc = th_cli_open(cli, true)))
+			return rc;
+		char *input;
+		size_t len;
+		if ((rc = read_input(cli, cli->argc > 2 ? cli->argv[2] : NULL, &input, &len)))
+			return rc;
+		cli->add.cron = cli->schedule;
+		cli->add.catchup = cli->catchup == 1;
+		uint64_t id = 0;
+		bool existed = false;
+		rc = th_service_add_ex(cli->svc, cli->argv[1], input, len, &cli->add, &id, &existed);
+		free(input);
+		if ((rc = add_failed(cli, cli->argv[1], rc)))
+			return rc;
+		if (cli->json)
+			print_json(json_pack("{s:I, s:b}", "id", (json_int_t)id, "existed", existed));
+		else
+			printf("%llu\n", (unsigned long long)id);
+		return TH_EXIT_OK;
+	}
+	if (strcmp(sub, "list") == 0) {
+		if ((rc = th_cli_open(cli, false)))
+			return rc;
+		json_t *arr = cli->json ? json_array() : NULL;
+		if (!arr)
+			printf("%-8s %-20s %-24s %-8s %-8s %s\n", "ID", "TASK", "NEXT", "MISSED",
+			       "FIRES", "SCHEDULE");
+		void *a[2] = {cli, arr};
+		if ((rc = th_service_list(cli->svc, TH_MASK(TH_JOB_CRONJOB), 0, false,
+					  cron_list_one, a)))
+			return th_cli_fail(rc, 0, "cron list");
+		if (arr)
+			print_json(arr);
+		return TH_EXIT_OK;
+	}
+	bool update = strcmp(sub, "update") == 0, pause = strcmp(sub, "pause") == 0,
+	     resume = strcmp(sub, "resume") == 0, remove = strcmp(sub, "remove") == 0;
+	if (!update && !pause && !resume && !remove) {
+		th_cli_error("cron: unknown '%s' (add, update, pause, resume, remove, list or next)",
+			     sub);
+		return TH_EXIT_USAGE;
+	}
+	if ((rc = cron_job(cli, &job)))
+		return rc;
+	if (update)
+		rc = th_service_cron_update(cli->svc, job.id, cli->schedule, cli->catchup);
+	else if (remove)
+		rc = th_service_cancel(cli->svc, job.id);
+	else
+		rc = th_service_cron_pause(cli->svc, job.id, pause);
+	if (rc)
+		return th_cli_fail(rc, job.id, sub);
+	th_service_get(cli->svc, job.id, &job);
+	if (cli->json) {
+		json_t *arr = json_array();
+		print_cron(cli, &job, arr);
+		print_json(json_incref(json_array_get(arr, 0)));
+		json_decref(arr);
+	} else if (remove) {
+		printf("cron job %llu removed\n", (unsigned long long)job.id);
+	} else {
+		print_cron(cli, &job, NULL);
 	}
 	return TH_EXIT_OK;
 }

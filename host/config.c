@@ -26,7 +26,8 @@ struct parse {
 	char *err;
 	size_t errlen;
 	bool failed;
-	unsigned seen[2]; /* keys given once already, one bit each, per section */
+	unsigned seen[2 + 32]; /* keys given once already, one bit each, per section:
+				  [host], [processor], then each [queue NAME] */
 	int map_line;     /* where map_size or max_map_size was set last */
 	/* the text being parsed, when parsing from memory */
 	const char *text;
@@ -173,7 +174,7 @@ static int fail(struct parse *p, const char *fmt, ...)
 enum {
 	K_DATA_DIR, K_PLUGIN_DIR, K_LOG_LEVEL, K_LOG_FORMAT, K_GRACE, K_MAP_SIZE,
 	K_MAX_MAP_SIZE, K_DURABILITY, K_MAX_INPUT, K_MAX_RESULT, K_LEASE, K_MAX_ATTEMPTS,
-	K_INSECURE,
+	K_INSECURE, K_KEEP,
 	K_STRATEGY = 0, K_MAX_THREADS, K_WAIT_TIME, K_MAX_WORKERS, K_WORKER_MEM, K_WORKER_JOBS,
 	K_JOB_TIMEOUT, K_KILL_GRACE
 };
@@ -181,7 +182,7 @@ enum {
 static const char *const host_keys[] = {
 	"data_dir", "plugin_dir", "log_level", "log_format", "grace_period", "map_size",
 	"max_map_size", "durability", "max_input_size", "max_result_size", "lease_time",
-	"max_attempts", "allow_insecure_plugins", NULL};
+	"max_attempts", "allow_insecure_plugins", "keep_finished", NULL};
 static const char *const processor_keys[] = {
 	"strategy", "max_threads", "wait_time", "max_workers", "worker_memory_limit",
 	"worker_max_jobs", "job_timeout", "kill_grace", NULL};
@@ -228,6 +229,13 @@ static int host_key(struct parse *p, int k, const char *value)
 		if (th_parse_duration(value, &c->grace_period) || c->grace_period > 86400)
 			return fail(p, "bad value '%s' for grace_period in [host]: expected a "
 				    "duration such as 30s, 500ms or 2m (at most 1d)", value);
+		return 1;
+	case K_KEEP:
+		if (th_parse_duration(value, &c->keep_finished) || (c->keep_finished > 0 &&
+								   c->keep_finished < 1))
+			return fail(p, "bad value '%s' for keep_finished in [host]: expected a "
+				    "duration such as 7d or 12h (at least 1s), or 0 to keep them",
+				    value);
 		return 1;
 	case K_LEASE:
 		if (th_parse_duration(value, &c->lease_time) || c->lease_time < 1 ||
@@ -283,24 +291,25 @@ static int host_key(struct parse *p, int k, const char *value)
 }
 
 /* A whole number from lo to hi; 0 or fails with the message for key. */
-static int whole(struct parse *p, const char *key, const char *value, long lo, long hi,
-		 long *out)
+static int whole(struct parse *p, const char *sec, const char *key, const char *value,
+		 long lo, long hi, long *out)
 {
 	char *end;
 	errno = 0;
 	long v = strtol(value, &end, 10);
 	if (errno || end == value || *end || v < lo || v > hi) {
-		fail(p, "bad value '%s' for %s in [processor]: expected a whole number from %ld "
-		     "to %ld", value, key, lo, hi);
+		fail(p, "bad value '%s' for %s in [%s]: expected a whole number from %ld to %ld",
+		     value, key, sec, lo, hi);
 		return -1;
 	}
 	*out = v;
 	return 0;
 }
 
-static int processor_key(struct parse *p, int k, const char *value)
+/* A key of [processor] or of a [queue NAME] section (sec), into strategy and args. */
+static int processor_key(struct parse *p, const char *sec, char *strategy,
+			 th_processor_args *a, int k, const char *value)
 {
-	th_config *c = p->cfg;
 	long v;
 	uint64_t size;
 	double d;
@@ -308,39 +317,59 @@ static int processor_key(struct parse *p, int k, const char *value)
 	case K_STRATEGY:
 		if (strcmp(value, "simple") != 0 && strcmp(value, "multi") != 0 &&
 		    strcmp(value, "process") != 0)
-			return fail(p, "bad value '%s' for strategy in [processor]: expected "
-				    "simple, multi or process", value);
-		snprintf(c->strategy, sizeof(c->strategy), "%s", value);
+			return fail(p, "bad value '%s' for strategy in [%s]: expected simple, "
+				    "multi or process", value, sec);
+		snprintf(strategy, 16, "%s", value);
 		return 1;
 	case K_MAX_THREADS:
 	case K_MAX_WORKERS:
-		if (whole(p, processor_keys[k], value, 1, 1024, &v))
+		if (whole(p, sec, processor_keys[k], value, 1, 1024, &v))
 			return 0;
-		*(k == K_MAX_THREADS ? &c->args.max_threads : &c->args.max_workers) = (unsigned)v;
+		*(k == K_MAX_THREADS ? &a->max_threads : &a->max_workers) = (unsigned)v;
 		return 1;
 	case K_WORKER_JOBS:
-		if (whole(p, processor_keys[k], value, 0, 1000000000, &v))
+		if (whole(p, sec, processor_keys[k], value, 0, 1000000000, &v))
 			return 0;
-		c->args.worker_max_jobs = (unsigned)v;
+		a->worker_max_jobs = (unsigned)v;
 		return 1;
 	case K_WORKER_MEM:
 		if (th_parse_size(value, &size) || (size && size < (16u << 20)))
-			return fail(p, "bad value '%s' for worker_memory_limit in [processor]: "
-				    "expected a size of at least 16MiB, or 0 for none", value);
-		c->args.worker_memory_limit = size;
+			return fail(p, "bad value '%s' for worker_memory_limit in [%s]: expected a "
+				    "size of at least 16MiB, or 0 for none", value, sec);
+		a->worker_memory_limit = size;
 		return 1;
 	case K_WAIT_TIME:
 	case K_JOB_TIMEOUT:
 	case K_KILL_GRACE:
 		if (th_parse_duration(value, &d) || d > (k == K_JOB_TIMEOUT ? 7 * 86400 : 86400))
-			return fail(p, "bad value '%s' for %s in [processor]: expected a duration "
-				    "such as 1.0, 250ms or 30s (at most %s)", value,
-				    processor_keys[k], k == K_JOB_TIMEOUT ? "7d" : "1d");
-		*(k == K_WAIT_TIME ? &c->args.wait_time
-		  : k == K_JOB_TIMEOUT ? &c->args.job_timeout : &c->args.kill_grace) = d;
+			return fail(p, "bad value '%s' for %s in [%s]: expected a duration such as "
+				    "1.0, 250ms or 30s (at most %s)", value, processor_keys[k], sec,
+				    k == K_JOB_TIMEOUT ? "7d" : "1d");
+		*(k == K_WAIT_TIME ? &a->wait_time : k == K_JOB_TIMEOUT ? &a->job_timeout
+									 : &a->kill_grace) = d;
 		return 1;
 	}
 	return 0;
+}
+
+/* "queue NAME" -> the index of NAME's section (added on first sight), or -1 */
+static int queue_section(struct parse *p, const char *section)
+{
+	th_config *c = p->cfg;
+	const char *name = section + 6;
+	if (strncmp(section, "queue ", 6) != 0 || !*name || strcmp(name, "default") == 0 ||
+	    !th_queue_name_valid(name))
+		return -1;
+	for (unsigned i = 0; i < c->nqueues; i++)
+		if (strcmp(c->queues[i].name, name) == 0)
+			return (int)i;
+	if (c->nqueues == sizeof(c->queues) / sizeof(c->queues[0]))
+		return -1;
+	struct th_config_queue *q = &c->queues[c->nqueues];
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	snprintf(q->strategy, sizeof(q->strategy), "simple");
+	q->args = (th_processor_args)TH_PROCESSOR_ARGS_DEFAULT;
+	return (int)c->nqueues++;
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -348,12 +377,16 @@ static int handler(void *user, const char *section, const char *name, const char
 	struct parse *p = user;
 	if (p->failed)
 		return 1;
-	int sec = strcmp(section, "host") == 0 ? 0 : strcmp(section, "processor") == 0 ? 1 : -1;
 	if (!*section)
 		return fail(p, "key '%s' outside any section (put it under [host] or "
 			    "[processor])", name);
-	if (sec < 0)
-		return fail(p, "unknown section [%s] (expected [host] or [processor])", section);
+	int sec = strcmp(section, "host") == 0 ? 0 : strcmp(section, "processor") == 0 ? 1 : -1;
+	int q = sec < 0 ? queue_section(p, section) : -1;
+	if (sec < 0 && q < 0)
+		return fail(p, "unknown section [%s] (expected [host], [processor] or [queue NAME] "
+			    "with NAME of letters, digits, '_', '.', '-')", section);
+	if (q >= 0)
+		sec = 2 + q;
 	if (value[0] == '"' || value[0] == '\'')
 		return fail(p, "value of %s in [%s] starts with a quote: values are taken as "
 			    "written, without quotes", name, section);
@@ -363,7 +396,12 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (p->seen[sec] & (1u << k))
 		return fail(p, "'%s' given twice in [%s]", name, section);
 	p->seen[sec] |= 1u << k;
-	return sec == 0 ? host_key(p, k, value) : processor_key(p, k, value);
+	if (sec == 0)
+		return host_key(p, k, value);
+	if (sec == 1)
+		return processor_key(p, section, p->cfg->strategy, &p->cfg->args, k, value);
+	return processor_key(p, section, p->cfg->queues[q].strategy, &p->cfg->queues[q].args, k,
+			     value);
 }
 
 /* inih asks for one line at a time: counting them gives the handler its line number. */
@@ -392,10 +430,12 @@ static char *reader(char *str, int num, void *stream)
 	const char *t = str + strspn(str, " \t");
 	if (*t == '[') {
 		size_t n = strcspn(t + 1, "]");
-		if (!(n == 4 && strncmp(t + 1, "host", 4) == 0) &&
-		    !(n == 9 && strncmp(t + 1, "processor", 9) == 0) && t[1 + n] == ']')
-			fail(p, "unknown section [%.*s] (expected [host] or [processor])", (int)n,
-			     t + 1);
+		char sec[128];
+		snprintf(sec, sizeof(sec), "%.*s", (int)(n < 127 ? n : 127), t + 1);
+		if (t[1 + n] == ']' && strcmp(sec, "host") != 0 && strcmp(sec, "processor") != 0 &&
+		    queue_section(p, sec) < 0)
+			fail(p, "unknown section [%s] (expected [host], [processor] or [queue NAME] "
+			     "with NAME of letters, digits, '_', '.', '-')", sec);
 	}
 	size_t len = strlen(str);
 	if (len == (size_t)num - 1 && str[len - 1] != '\n') {

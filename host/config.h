@@ -26,8 +26,15 @@ typedef struct th_config {
 	double lease_time;      /* seconds a claim lasts unless renewed */
 	unsigned max_attempts;  /* default for new jobs */
 	bool allow_insecure_plugins; /* load plugins others could have written */
-	char strategy[16];
+	double keep_finished;   /* seconds; 0: finished jobs are kept until cleaned */
+	char strategy[16];      /* [processor]: the default queue */
 	th_processor_args args;
+	struct th_config_queue { /* [queue NAME] sections */
+		char name[TH_QUEUE_NAME_MAX + 1];
+		char strategy[16];
+		th_processor_args args;
+	} queues[32];
+	unsigned nqueues;
 } th_config;
 
 /* Fills cfg with the defaults, relative to the directory of `path`. */

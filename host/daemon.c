@@ -158,7 +158,10 @@ int th_cmd_run(th_cli *cli)
 			     .lease_time = cfg->lease_time,
 			     .max_attempts = cfg->max_attempts,
 			     .allow_insecure_plugins = cfg->allow_insecure_plugins,
+			     .keep_finished = cfg->keep_finished,
 			     .isolate_plugins = strcmp(cfg->strategy, "process") == 0};
+	for (unsigned i = 0; i < cfg->nqueues; i++) /* any process queue isolates them all */
+		o.isolate_plugins |= strcmp(cfg->queues[i].strategy, "process") == 0;
 	/* errors while opening become the one line that says why run failed */
 	th_cli_hold_errors(true);
 	rc = th_service_open(&cli->svc, &o);
@@ -172,9 +175,17 @@ int th_cmd_run(th_cli *cli)
 										: TH_EXIT_FAIL;
 	}
 	th_service *svc = cli->svc;
-	if ((rc = th_service_set_processor(svc, cfg->strategy, &cfg->args)) ||
-	    (rc = th_service_start_processing(svc))) {
-		th_cli_error("cannot start the processor: %s", th_strerror(rc));
+	rc = th_service_set_processor(svc, cfg->strategy, &cfg->args);
+	for (unsigned i = 0; i < cfg->nqueues && rc == 0; i++)
+		rc = th_service_set_queue(svc, cfg->queues[i].name, cfg->queues[i].strategy,
+					  &cfg->queues[i].args);
+	if (rc == TH_EINVAL && o.isolate_plugins) {
+		th_cli_error("%s: with the process strategy for one queue, every queue must use "
+			     "it: plugins then run only in worker processes", cfg->path);
+		return TH_EXIT_USAGE;
+	}
+	if (rc || (rc = th_service_start_processing(svc))) {
+		th_cli_error("cannot start the processors: %s", th_strerror(rc));
 		return TH_EXIT_FAIL;
 	}
 	if (o.isolate_plugins)

@@ -4,19 +4,30 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "log.h"
 
-#define OPT_JSON 0x100
-#define OPT_STATUS 0x101
-#define OPT_LIMIT 0x102
-#define OPT_TIMEOUT 0x103
+/* long options without a short form */
+enum {
+	OPT_JSON = 0x100, OPT_STATUS, OPT_LIMIT, OPT_TIMEOUT, OPT_DELAY, OPT_AT, OPT_HOLD,
+	OPT_PRIORITY, OPT_QUEUE, OPT_UNIQUE, OPT_ATTEMPTS, OPT_BACKOFF, OPT_OLDER, OPT_ALL,
+	OPT_SCHEDULE, OPT_CATCHUP, OPT_SKIP, OPT_COUNT, OPT_FROM, OPT_VERSION
+};
 
-enum { A_JSON = 1, A_STATUS = 2, A_LIMIT = 4, A_TIMEOUT = 8 };
+/* which commands take which options */
+enum {
+	A_JSON = 1 << 0, A_STATUS = 1 << 1, A_LIMIT = 1 << 2, A_WAIT = 1 << 3,
+	A_JOB = 1 << 4,  /* --queue --priority --max-attempts --timeout --backoff --unique */
+	A_WHEN = 1 << 5, /* --delay --at --hold */
+	A_OLDER = 1 << 6, A_ALL = 1 << 7, A_CRON = 1 << 8, /* --schedule --catch-up --skip-missed */
+	A_NEXT = 1 << 9   /* --count --from */
+};
 
 struct command {
 	const char *name;
@@ -28,37 +39,79 @@ struct command {
 	unsigned allowed;       /* A_* options besides -c and --help */
 };
 
+#define JOB_OPTIONS_HELP                                                                 \
+	"  --queue Q          the queue (default: the task's, else the default queue)\n"    \
+	"  --priority N       higher runs first; FIFO within a priority (default 0)\n"      \
+	"  --max-attempts N   runs it gets; failures run again with backoff (default:\n"   \
+	"                     the task's, else max_attempts of the config)\n"              \
+	"  --timeout D        a run is asked to stop after D (30s, 5m, ...)\n"             \
+	"  --backoff D        delay before the first retry, doubled for each further one\n" \
+	"  --unique KEY       while a job with KEY is delayed, held, queued or running,\n"  \
+	"                     adding another prints that job's id instead\n"
+
 static const struct command commands[] = {
 	{"run", th_cmd_run, "", "start the host in the foreground",
 	 "Opens the data dir, loads every plugin in plugin_dir and runs jobs with the\n"
-	 "configured processor, logging to stderr. SIGINT or SIGTERM stops claiming jobs and\n"
-	 "waits up to grace_period for running ones; SIGHUP loads plugins added since start.\n",
+	 "configured processors, logging to stderr. SIGINT or SIGTERM stops claiming jobs\n"
+	 "and waits up to grace_period for running ones; SIGHUP loads plugins added since\n"
+	 "start.\n",
 	 0, 0, 0},
 	{"add", th_cmd_add, "TASK [INPUT | -]", "add a job; prints its id",
 	 "INPUT is the job's input bytes; '-' reads them from stdin (binary-safe); without it\n"
 	 "the input is empty; put -- before an input that starts with '-'. The task must be\n"
 	 "provided by a plugin in plugin_dir. Works whether or not a host is running; a\n"
-	 "running host starts the job at once.\n",
-	 1, 2, A_JSON},
+	 "running host starts the job at once.\n"
+	 "  --delay D          queue it D from now (10s, 5m, 2h, ...): delayed until then\n"
+	 "  --at TIME          queue it at TIME (2026-12-01T08:00:00Z, UTC)\n"
+	 "  --hold             hold it until 'taskhost start ID'\n" JOB_OPTIONS_HELP,
+	 1, 2, A_JSON | A_JOB | A_WHEN},
 	{"status", th_cmd_status, "ID", "print a job's status",
-	 "Prints queued, processing, completed, error or cancelled; with --json the whole\n"
-	 "job record.\n",
+	 "Prints queued, processing, completed, error, cancelled, delayed, held or cronjob;\n"
+	 "with --json the whole job record.\n",
 	 1, 1, A_JSON},
 	{"result", th_cmd_result, "ID", "print a completed job's result bytes",
 	 "Writes the result bytes as they are to stdout. A job that is not completed has no\n"
-	 "result: that is an error (exit 1).\n",
+	 "result: that is an error (exit 1). For a cron job: the result of its latest run.\n",
 	 1, 1, A_JSON},
-	{"error", th_cmd_error, "ID", "print a failed job's error message", "", 1, 1, A_JSON},
-	{"cancel", th_cmd_cancel, "ID", "cancel a queued job",
-	 "Only a queued job can be cancelled; a running or finished one is an error.\n", 1, 1,
-	 A_JSON},
-	{"clean", th_cmd_clean, "", "remove finished jobs",
-	 "Removes completed, error and cancelled jobs; queued and running ones stay.\n", 0, 0,
-	 A_JSON},
+	{"error", th_cmd_error, "ID", "print a failed job's error message",
+	 "  --all   every attempt's error, one line each\n", 1, 1, A_JSON | A_ALL},
+	{"cancel", th_cmd_cancel, "ID", "cancel a job",
+	 "A queued, delayed, held or cron job is cancelled at once (a cron job fires no\n"
+	 "more). A running job is asked to stop (its task sees th_cancelled) and ends\n"
+	 "cancelled when the task returns. A finished job cannot be cancelled.\n",
+	 1, 1, A_JSON},
+	{"start", th_cmd_start, "ID", "queue a held (or delayed) job now", "", 1, 1, A_JSON},
+	{"retry", th_cmd_retry, "ID", "queue a failed or cancelled job again",
+	 "The job runs again with its attempts counted from zero; its errors so far are\n"
+	 "kept ('taskhost error ID --all').\n",
+	 1, 1, A_JSON},
+	{"cron", th_cmd_cron, "SUBCOMMAND ...", "cron jobs: add, update, pause, resume, remove, list, next",
+	 "  cron add TASK [INPUT | -] --schedule S [--catch-up] [job options]\n"
+	 "  cron update ID [--schedule S] [--catch-up | --skip-missed]\n"
+	 "  cron pause ID | cron resume ID | cron remove ID\n"
+	 "  cron list                     the cron jobs, their schedules and next fire times\n"
+	 "  cron next S [--count N] [--from TIME]   when schedule S fires\n"
+	 "A schedule S is a standard cron expression (\"*/15 9-17 * * mon-fri\": minute,\n"
+	 "hour, day of month, month, day of week; lists, ranges, steps, names),\n"
+	 "lovely.remotetask's fields (\"minute=0,10 hour=2 weekday=0,4\", weekday 0 =\n"
+	 "Monday), or \"every 90s\". Times are UTC. A cron job runs its task at each fire\n"
+	 "time, once, whatever the number of hosts. Fire times missed while no host ran are\n"
+	 "skipped, or run once with --catch-up.\n" JOB_OPTIONS_HELP,
+	 1, 3, A_JSON | A_JOB | A_CRON | A_NEXT},
+	{"pause", th_cmd_pause, "QUEUE", "stop claiming jobs of a queue (all hosts)",
+	 "The queue's jobs stay queued until 'taskhost resume QUEUE'. The default queue is\n"
+	 "'default'.\n",
+	 1, 1, A_JSON},
+	{"resume", th_cmd_resume, "QUEUE", "claim jobs of a paused queue again", "", 1, 1, A_JSON},
+	{"clean", th_cmd_clean, "[--older-than D]", "remove finished jobs",
+	 "Removes completed, error and cancelled jobs; the others stay.\n"
+	 "  --older-than D   only those that finished more than D ago (1h, 7d, ...)\n",
+	 0, 0, A_JSON | A_OLDER},
 	{"list", th_cmd_list, "[--status S] [--limit N]", "list jobs",
-	 "Shows id, task, status, when added, and how long the run took, oldest first.\n"
+	 "Shows id, task, status, queue, when added, and how long the run took, oldest\n"
+	 "first.\n"
 	 "  --status S   only jobs with status S (queued, processing, completed, error,\n"
-	 "               cancelled); several as S1,S2\n"
+	 "               cancelled, delayed, held, cronjob); several as S1,S2\n"
 	 "  --limit N    only the N newest matching jobs (default 50; 0: all)\n",
 	 0, 0, A_JSON | A_STATUS | A_LIMIT},
 	{"tasks", th_cmd_tasks, "", "list the tasks the plugins provide",
@@ -69,7 +122,7 @@ static const struct command commands[] = {
 	 "Exits 0 when every job completed, 1 when one ended in error or was cancelled (or\n"
 	 "on timeout). On a terminal, shows a progress bar for tasks that report progress.\n"
 	 "  --timeout S  give up after S (seconds, or 30s, 2m, ...)\n",
-	 1, -1, A_JSON | A_TIMEOUT},
+	 1, -1, A_JSON | A_WAIT},
 	{"stats", th_cmd_stats, "", "job counts, recent rate, oldest queued job", "", 0, 0,
 	 A_JSON},
 };
@@ -82,8 +135,8 @@ static void usage(FILE *f)
 		   "A worker host: tasks come from .so plugins, jobs live in LMDB.\n\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-8s %-26s %s\n", commands[i].name, commands[i].args,
-			commands[i].summary);
+		fprintf(f, "  %-7s %-27s %s\n", commands[i].name,
+			strlen(commands[i].args) > 27 ? "..." : commands[i].args, commands[i].summary);
 	fprintf(f, "\nOptions for every command:\n"
 		   "  -c, --config FILE  the config (default $TASKHOST_CONFIG, else ./taskhost.ini)\n"
 		   "  -h, --help         help for the command\n"
@@ -198,7 +251,8 @@ int th_cli_open(th_cli *cli, bool with_plugins)
 			     .max_result = cli->cfg.max_result_size,
 			     .lease_time = cli->cfg.lease_time,
 			     .max_attempts = cli->cfg.max_attempts,
-			     .allow_insecure_plugins = cli->cfg.allow_insecure_plugins};
+			     .allow_insecure_plugins = cli->cfg.allow_insecure_plugins,
+			     .keep_finished = cli->cfg.keep_finished};
 	if ((rc = th_service_open(&cli->svc, &o))) {
 		const char *why = *last_error ? last_error : th_strerror(rc);
 		if (rc == TH_EPLUGIN) {
@@ -260,7 +314,7 @@ static int parse_status_list(const char *s, unsigned *mask)
 		th_job_status st;
 		if (th_job_status_parse(t, &st)) {
 			th_cli_error("unknown status '%s' (expected queued, processing, completed, "
-				     "error or cancelled)", t);
+				     "error, cancelled, delayed, held or cronjob)", t);
 			rc = -1;
 			break;
 		}
@@ -268,6 +322,152 @@ static int parse_status_list(const char *s, unsigned *mask)
 	}
 	free(copy);
 	return rc;
+}
+
+static unsigned option_needs(int c)
+{
+	switch (c) {
+	case OPT_JSON: return A_JSON;
+	case OPT_STATUS: return A_STATUS;
+	case OPT_LIMIT: return A_LIMIT;
+	case OPT_TIMEOUT: return A_WAIT | A_JOB;
+	case OPT_DELAY: case OPT_AT: case OPT_HOLD: return A_WHEN;
+	case OPT_PRIORITY: case OPT_QUEUE: case OPT_UNIQUE: case OPT_ATTEMPTS:
+	case OPT_BACKOFF: return A_JOB;
+	case OPT_OLDER: return A_OLDER;
+	case OPT_ALL: return A_ALL;
+	case OPT_SCHEDULE: case OPT_CATCHUP: case OPT_SKIP: return A_CRON;
+	case OPT_COUNT: case OPT_FROM: return A_NEXT;
+	}
+	return 0;
+}
+
+int th_cli_parse_time(const char *s, int64_t *us)
+{
+	/* 2026-12-01T08:00:00Z, with or without seconds, or seconds since the epoch */
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end) {
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(s, "%Y-%m-%dT%H:%MZ", &tm);
+	}
+	if (end && !*end) {
+		*us = (int64_t)timegm(&tm) * 1000000;
+		return 0;
+	}
+	char *e;
+	errno = 0;
+	long long v = strtoll(s, &e, 10);
+	if (errno || e == s || *e || v < 0)
+		return -1;
+	*us = v * 1000000;
+	return 0;
+}
+
+/* Parses a duration option into *out; prints the problem and returns -1 when bad. */
+static int duration_opt(const struct command *cmd, const char *opt, const char *arg, double *out)
+{
+	if (th_parse_duration(arg, out)) {
+		th_cli_error("%s: bad %s '%s' (a duration: seconds, or 500ms, 30s, 2m, 1h, 7d)",
+			     cmd->name, opt, arg);
+		return -1;
+	}
+	return 0;
+}
+
+static int number_opt(const struct command *cmd, const char *opt, const char *arg, long lo,
+		      long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < lo || v > hi) {
+		th_cli_error("%s: bad %s '%s' (a whole number from %ld to %ld)", cmd->name, opt, arg,
+			     lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int set_option(th_cli *cli, const struct command *cmd, int c, const char *arg)
+{
+	long v;
+	switch (c) {
+	case OPT_JSON:
+		cli->json = true;
+		return 0;
+	case OPT_STATUS:
+		return parse_status_list(arg, &cli->status_mask);
+	case OPT_LIMIT: {
+		char *end;
+		errno = 0;
+		cli->limit = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || cli->limit < 0) {
+			th_cli_error("list: bad --limit '%s' (a whole number, 0 for all)", arg);
+			return -1;
+		}
+		return 0;
+	}
+	case OPT_TIMEOUT:
+		return duration_opt(cmd, "--timeout", arg,
+				    cmd->fn == th_cmd_wait ? &cli->timeout : &cli->add.timeout);
+	case OPT_DELAY:
+		return duration_opt(cmd, "--delay", arg, &cli->add.delay);
+	case OPT_BACKOFF:
+		return duration_opt(cmd, "--backoff", arg, &cli->add.backoff);
+	case OPT_OLDER:
+		return duration_opt(cmd, "--older-than", arg, &cli->older_than);
+	case OPT_AT:
+	case OPT_FROM:
+		if (th_cli_parse_time(arg, c == OPT_AT ? &cli->add.at_us : &cli->from_us)) {
+			th_cli_error("%s: bad %s '%s' (a UTC time: 2026-12-01T08:00:00Z, or seconds "
+				     "since 1970)", cmd->name, c == OPT_AT ? "--at" : "--from", arg);
+			return -1;
+		}
+		return 0;
+	case OPT_HOLD:
+		cli->add.hold = true;
+		return 0;
+	case OPT_PRIORITY:
+		if (number_opt(cmd, "--priority", arg, -1000000, 1000000, &v))
+			return -1;
+		cli->add.priority = (int32_t)v;
+		return 0;
+	case OPT_ATTEMPTS:
+		if (number_opt(cmd, "--max-attempts", arg, 1, 1000, &v))
+			return -1;
+		cli->add.max_attempts = (uint32_t)v;
+		return 0;
+	case OPT_COUNT:
+		return number_opt(cmd, "--count", arg, 1, 1000, &cli->count);
+	case OPT_QUEUE:
+		if (!th_queue_name_valid(arg) || !*arg) {
+			th_cli_error("%s: bad --queue '%s' (1 to 64 letters, digits, '_', '.', '-')",
+				     cmd->name, arg);
+			return -1;
+		}
+		cli->add.queue = arg;
+		return 0;
+	case OPT_UNIQUE:
+		if (!*arg || strlen(arg) > 255) {
+			th_cli_error("%s: bad --unique: a key of 1 to 255 bytes", cmd->name);
+			return -1;
+		}
+		cli->add.unique = arg;
+		return 0;
+	case OPT_ALL:
+		cli->all = true;
+		return 0;
+	case OPT_SCHEDULE:
+		cli->schedule = arg;
+		return 0;
+	case OPT_CATCHUP:
+	case OPT_SKIP:
+		cli->catchup = c == OPT_CATCHUP;
+		return 0;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -279,11 +479,26 @@ int main(int argc, char **argv)
 		{"status", required_argument, NULL, OPT_STATUS},
 		{"limit", required_argument, NULL, OPT_LIMIT},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"version", no_argument, NULL, 'V'},
+		{"delay", required_argument, NULL, OPT_DELAY},
+		{"at", required_argument, NULL, OPT_AT},
+		{"hold", no_argument, NULL, OPT_HOLD},
+		{"priority", required_argument, NULL, OPT_PRIORITY},
+		{"queue", required_argument, NULL, OPT_QUEUE},
+		{"unique", required_argument, NULL, OPT_UNIQUE},
+		{"max-attempts", required_argument, NULL, OPT_ATTEMPTS},
+		{"backoff", required_argument, NULL, OPT_BACKOFF},
+		{"older-than", required_argument, NULL, OPT_OLDER},
+		{"all", no_argument, NULL, OPT_ALL},
+		{"schedule", required_argument, NULL, OPT_SCHEDULE},
+		{"catch-up", no_argument, NULL, OPT_CATCHUP},
+		{"skip-missed", no_argument, NULL, OPT_SKIP},
+		{"count", required_argument, NULL, OPT_COUNT},
+		{"from", required_argument, NULL, OPT_FROM},
+		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0},
 	};
 	signal(SIGPIPE, SIG_IGN);
-	th_cli cli = {.limit = 50, .timeout = -1};
+	th_cli cli = {.limit = 50, .timeout = -1, .catchup = -1, .count = 5, .from_us = INT64_MIN};
 	cli.config_path = getenv("TASKHOST_CONFIG");
 	if (!cli.config_path || !*cli.config_path)
 		cli.config_path = "taskhost.ini";
@@ -339,8 +554,7 @@ int main(int argc, char **argv)
 	char **cargv = argv + optind;
 	optind = 0; /* 0, not 1: makes GNU getopt start over, in its permuting mode */
 	while ((c = getopt_long(cargc, cargv, ":c:h", opts, NULL)) != -1) {
-		unsigned need = c == OPT_JSON ? A_JSON : c == OPT_STATUS ? A_STATUS
-			      : c == OPT_LIMIT ? A_LIMIT : c == OPT_TIMEOUT ? A_TIMEOUT : 0;
+		unsigned need = option_needs(c);
 		if (need && !(cmd->allowed & need)) {
 			const char *oname = "";
 			for (const struct option *o = opts; o->name; o++)
@@ -350,7 +564,6 @@ int main(int argc, char **argv)
 				     cmd->name, oname, cmd->name);
 			return TH_EXIT_USAGE;
 		}
-		char *end;
 		switch (c) {
 		case 'c':
 			cli.config_path = optarg;
@@ -358,41 +571,21 @@ int main(int argc, char **argv)
 		case 'h':
 			command_help(cmd);
 			return TH_EXIT_OK;
-		case OPT_JSON:
-			cli.json = true;
-			break;
-		case OPT_STATUS:
-			if (parse_status_list(optarg, &cli.status_mask))
-				return TH_EXIT_USAGE;
-			break;
-		case OPT_LIMIT:
-			errno = 0;
-			cli.limit = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || cli.limit < 0) {
-				th_cli_error("list: bad --limit '%s' (a whole number, 0 for all)",
-					     optarg);
-				return TH_EXIT_USAGE;
-			}
-			break;
-		case OPT_TIMEOUT:
-			if (th_parse_duration(optarg, &cli.timeout)) {
-				th_cli_error("wait: bad --timeout '%s' (seconds, or 30s, 2m, ...)",
-					     optarg);
-				return TH_EXIT_USAGE;
-			}
-			break;
-		case 'V':
+		case OPT_VERSION:
 			printf("taskhost %s\n", PACKAGE_VERSION);
 			return TH_EXIT_OK;
 		case ':':
 			th_cli_error("%s: option '%s' needs a value", cmd->name, cargv[optind - 1]);
 			return TH_EXIT_USAGE;
-		default:
+		case '?':
 			th_cli_error("%s: unknown option '%s' (try 'taskhost %s --help'%s)",
 				     cmd->name, cargv[optind - 1], cmd->name,
 				     cmd->fn == th_cmd_add ? "; an input starting with '-' goes after --"
 							   : "");
 			return TH_EXIT_USAGE;
+		default:
+			if (set_option(&cli, cmd, c, optarg))
+				return TH_EXIT_USAGE;
 		}
 	}
 	cli.argc = cargc - optind;

@@ -231,18 +231,11 @@ void th_processor_run(th_processor *p, th_slot *slot, th_plugin_thread *t, const
 		      th_outcome *o, th_run_result *r)
 {
 	const th_proc_env *env = &p->env;
-	th_run_opts opts = {.cancel = &slot->cancel, .stopping = &p->interrupted,
-			    .max_result = env->max_result, .progress = env->progress};
 	th_slot_begin(p, slot, &c->job);
+	th_run_opts opts = {.cancel = &slot->cancel, .stopping = &p->interrupted,
+			    .timed_out = &slot->timed_out, .timeout = slot->timeout,
+			    .max_result = env->max_result, .progress = env->progress};
 	th_run_claim(t, env->plugins, c, &opts, o, r);
-	if (atomic_load(&slot->timed_out) && r->ret != TH_OK) {
-		free(r->error);
-		if (asprintf(&r->error, "timed out after %g s", slot->timeout) < 0)
-			r->error = NULL;
-		o->error = r->error;
-		o->status = TH_JOB_ERROR;
-		o->retry = true;
-	}
 	th_slot_end(slot);
 }
 

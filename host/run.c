@@ -205,6 +205,13 @@ void th_run_claim(th_plugin_thread *t, th_plugins *reg, const th_claim *c,
 	*o = (th_outcome){.id = job->id, .gen = job->claim_gen, .result = r->result,
 			  .result_len = r->result_len, .error = r->error,
 			  .retry = e != NULL && !r->final};
+	if (r->ret != TH_OK && opts && opts->timed_out && atomic_load(opts->timed_out)) {
+		free(r->error);
+		if (asprintf(&r->error, "timed out after %g s", opts->timeout) < 0)
+			r->error = NULL;
+		o->error = r->error;
+		o->retry = true;
+	}
 	double ms = (double)r->took_us / 1000.0;
 	if (r->ret == TH_OK) {
 		o->status = TH_JOB_COMPLETED;

@@ -21,6 +21,9 @@ typedef struct th_run_opts {
 	const atomic_bool *cancel;   /* the job is cancelled; may be NULL */
 	const atomic_bool *stopping; /* the host is going away: th_cancelled too, and a run
 					that then fails goes back to the queue; may be NULL */
+	const atomic_bool *timed_out; /* set with cancel when the run's time was up: a failed
+					 run then says "timed out after <timeout> s" */
+	double timeout;
 	size_t max_result;         /* larger results are refused; 0: no limit */
 	th_progress_map *progress; /* where th_progress() reports go; may be NULL */
 	void (*heartbeat)(void *ud, uint64_t job_id);

@@ -92,6 +92,27 @@ START_TEST(every_key)
 }
 END_TEST
 
+START_TEST(queue_sections)
+{
+	const char *text = "[host]\nkeep_finished = 7d\n"
+			   "[queue mail]\nstrategy = multi\nmax_threads = 3\n"
+			   "[queue reports]\nwait_time = 5s\n"
+			   "[processor]\nstrategy = simple\n";
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, text, err, sizeof(err)), 0);
+	ck_assert(c.keep_finished == 7 * 86400);
+	ck_assert_uint_eq(c.nqueues, 2);
+	ck_assert_str_eq(c.queues[0].name, "mail");
+	ck_assert_str_eq(c.queues[0].strategy, "multi");
+	ck_assert_uint_eq(c.queues[0].args.max_threads, 3);
+	ck_assert_str_eq(c.queues[1].name, "reports");
+	ck_assert_str_eq(c.queues[1].strategy, "simple");
+	ck_assert(c.queues[1].args.wait_time == 5);
+	ck_assert_str_eq(c.strategy, "simple");
+	th_config_free(&c);
+}
+END_TEST
+
 START_TEST(absolute_paths_kept)
 {
 	char text[4096];
@@ -119,7 +140,18 @@ START_TEST(errors_name_file_and_line)
 {
 	expect_error("[host]\n\n\nfoo = 1\n", 4, "unknown key 'foo' in [host]");
 	expect_error("[processor]\nmax_thread = 4\n", 2, "unknown key 'max_thread' in [processor]");
-	expect_error("[host]\n[extra]\n", 2, "unknown section [extra] (expected [host] or [processor])");
+	expect_error("[host]\n[extra]\n", 2, "unknown section [extra] (expected [host], "
+		     "[processor] or [queue NAME] with NAME of letters, digits, '_', '.', '-')");
+	expect_error("[queue bad name]\n", 1, "unknown section [queue bad name] (expected "
+		     "[host], [processor] or [queue NAME] with NAME of letters, digits, '_', '.', "
+		     "'-')");
+	expect_error("[queue mail]\nmax_thread = 3\n", 2, "unknown key 'max_thread' in "
+		     "[queue mail]");
+	expect_error("[queue mail]\nstrategy = fast\n", 2, "bad value 'fast' for strategy in "
+		     "[queue mail]: expected simple, multi or process");
+	expect_error("[host]\nkeep_finished = forever\n", 2, "bad value 'forever' for "
+		     "keep_finished in [host]: expected a duration such as 7d or 12h (at least "
+		     "1s), or 0 to keep them");
 	expect_error("[processor]\nmax_threads = 1025\n", 2,
 		     "bad value '1025' for max_threads in [processor]: expected a whole number "
 		     "from 1 to 1024");
@@ -250,6 +282,7 @@ Suite *config_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, every_key);
+	tcase_add_test(tc, queue_sections);
 	tcase_add_test(tc, absolute_paths_kept);
 	tcase_add_test(tc, errors_name_file_and_line);
 	tcase_add_test(tc, directory_errors);

@@ -55,8 +55,8 @@ START_TEST(good_plugin_lifecycle)
 {
 	load_only("fx_good", 1, 0);
 	ck_assert(tu_captured_has("fx_good", "init abi 1.1", NULL));
-	ck_assert(tu_captured_has("plugins", "fx_good.so: loaded plugin fx_good 2.5", "3 tasks"));
-	ck_assert_uint_eq(th_plugins_task_count(reg), 3);
+	ck_assert(tu_captured_has("plugins", "fx_good.so: loaded plugin fx_good 2.5", "5 tasks"));
+	ck_assert_uint_eq(th_plugins_task_count(reg), 5);
 	const th_task_entry *e = th_plugins_find(reg, "fx_answer");
 	ck_assert_ptr_nonnull(e);
 	ck_assert_str_eq(th_task_entry_name(e), "fx_answer");
@@ -95,13 +95,13 @@ START_TEST(task_info)
 {
 	load_only("fx_good", 1, 0);
 	th_task_info ti;
-	ck_assert_int_eq(th_plugins_task_info(reg, 1, &ti), 0);
+	ck_assert_int_eq(th_plugins_task_info(reg, 3, &ti), 0);
 	ck_assert_str_eq(ti.name, "fx_record");
 	ck_assert_str_eq(ti.description, "appends its job id to a file");
 	ck_assert_str_eq(ti.plugin, "fx_good");
 	ck_assert_str_eq(ti.version, "2.5");
 	ck_assert_ptr_nonnull(strstr(ti.file, "/plugins/fx_good.so"));
-	ck_assert_int_eq(th_plugins_task_info(reg, 3, &ti), TH_EINVAL);
+	ck_assert_int_eq(th_plugins_task_info(reg, 5, &ti), TH_EINVAL);
 }
 END_TEST
 
@@ -212,7 +212,7 @@ START_TEST(refuses_taken_task_name)
 				  "task 'fx_answer' already provided by"));
 	/* the whole plugin is refused, its other task too */
 	ck_assert_ptr_null(th_plugins_find(reg, "fx_dup_own"));
-	ck_assert_uint_eq(th_plugins_task_count(reg), 3);
+	ck_assert_uint_eq(th_plugins_task_count(reg), 5);
 	free(pdir);
 }
 END_TEST
@@ -228,7 +228,7 @@ START_TEST(goes_on_after_refusals)
 	ck_assert_uint_eq(refused, 7);
 	ck_assert_ptr_nonnull(th_plugins_find(reg, "fx_span"));
 	ck_assert_ptr_nonnull(th_plugins_find(reg, "fx_other"));
-	ck_assert_uint_eq(th_plugins_task_count(reg), 4);
+	ck_assert_uint_eq(th_plugins_task_count(reg), 6);
 	free(pdir);
 }
 END_TEST
@@ -324,7 +324,7 @@ START_TEST(refuses_insecure_dir)
 	ck_assert_uint_eq(th_plugins_task_count(reg), 0);
 	th_plugins_allow_insecure(reg, true);
 	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, NULL, NULL), 0);
-	ck_assert_uint_eq(th_plugins_task_count(reg), 3);
+	ck_assert_uint_eq(th_plugins_task_count(reg), 5);
 	free(pdir);
 }
 END_TEST

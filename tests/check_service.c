@@ -356,7 +356,7 @@ START_TEST(inspect_only_cannot_run)
 	ck_assert_int_eq(th_service_start_processing(svc), TH_EINVAL);
 	ck_assert_int_eq(status_of(id), TH_JOB_QUEUED);
 	ck_assert(!tu_captured_has("fx_good", "init", NULL));
-	ck_assert_uint_eq(th_service_task_count(svc), 6); /* echo, noop, fail, fx_good's 3 */
+	ck_assert_uint_eq(th_service_task_count(svc), 8); /* echo, noop, fail, fx_good's 5 */
 }
 END_TEST
 

@@ -11,7 +11,7 @@ bad_config "[host]" "data_dir = ./var" "plugin_dir = ./plugins" "[processor]" \
 	"strategy = multi" "" "max_thread = 4"
 expect "unknown key" 2 "taskhost: $CFG:7: unknown key 'max_thread' in [processor]"
 bad_config "[hots]" "data_dir = ./var"
-expect "unknown section" 2 "taskhost: $CFG:1: unknown section [hots] (expected [host] or [processor])"
+expect "unknown section" 2 "taskhost: $CFG:1: unknown section [hots] (expected [host], [processor] or [queue NAME] with NAME of letters, digits, '_', '.', '-')"
 bad_config "[processor]" "strategy = quantum"
 expect "bad strategy" 2 "taskhost: $CFG:2: bad value 'quantum' for strategy in [processor]: expected simple, multi or process"
 bad_config "[processor]" "max_threads = 0"
@@ -51,12 +51,12 @@ expect "not a job id" 2 "taskhost: 'abc' is not a job id (a whole number from 1)
 th list --limit many
 expect "bad --limit" 2 "taskhost: list: bad --limit 'many' (a whole number, 0 for all)"
 th list --status finished
-expect "bad --status" 2 "taskhost: unknown status 'finished' (expected queued, processing, completed, error or cancelled)"
+expect "bad --status" 2 "taskhost: unknown status 'finished' (expected queued, processing, completed, error, cancelled, delayed, held or cronjob)"
 th status 1 --limit 3
 expect "option of another command" 2 "taskhost: status: option '--limit' does not apply (try 'taskhost status --help')"
 th wait 1 --timeout
 expect "option without value" 2 "taskhost: wait: option '--timeout' needs a value"
-for c in run add status result error cancel clean list tasks wait stats; do
+for c in run add status result error cancel start retry cron pause resume clean list tasks wait stats; do
 	th "$c" --help
 	if [ "$rc" -eq 0 ] && echo "$out" | grep -q "^usage: taskhost \[-c FILE\] $c"; then
 		ok "$c --help"
@@ -65,7 +65,7 @@ for c in run add status result error cancel clean list tasks wait stats; do
 	fi
 done
 th --help
-check "--help lists the commands" sh -c 'echo "$1" | grep -q "wait     ID"' - "$out"
+check "--help lists the commands" sh -c 'echo "$1" | grep -q "^  wait    ID\.\.\. \[--timeout S\]"' - "$out"
 
 # ---- adding while no host runs ----
 th tasks

@@ -90,17 +90,17 @@ same() {
 
 # check DESC CMD...: CMD succeeds
 check() {
-	d=$1
+	_desc=$1
 	shift
-	if "$@"; then ok "$d"; else not_ok "$d"; fi
+	if "$@"; then ok "$_desc"; else not_ok "$_desc"; fi
 }
 
 # wait_until SECONDS CMD...: polls CMD until it succeeds; false after SECONDS
 wait_until() {
-	end=$(($(date +%s) + $1))
+	_end=$(($(date +%s) + $1))
 	shift
 	until "$@"; do
-		[ "$(date +%s)" -ge "$end" ] && return 1
+		[ "$(date +%s)" -ge "$_end" ] && return 1
 		sleep 0.02
 	done
 }
