@@ -2,6 +2,7 @@
  * The words here are what the CLI prints and parses, so they are part of the contract. */
 #include "job.h"
 
+#include <ctype.h>
 #include <string.h>
 
 #include "error.h"
@@ -41,6 +42,17 @@ bool th_task_name_valid(const char *name)
 		return false;
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		if (*p <= ' ' || *p >= 0x7f)
+			return false;
+	return true;
+}
+
+bool th_queue_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n > TH_QUEUE_NAME_MAX)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-'))
 			return false;
 	return true;
 }

@@ -70,6 +70,8 @@ const char *th_job_status_name(th_job_status s);
 int th_job_status_parse(const char *name, th_job_status *out);
 /* A task name: 1..255 printable ASCII characters, no spaces. */
 bool th_task_name_valid(const char *name);
+/* A queue name: up to 64 of [A-Za-z0-9_.-] ("" and "default" are the default queue). */
+bool th_queue_name_valid(const char *name);
 
 /* completed, error and cancelled: nothing more will happen to the job. */
 bool th_job_status_final(th_job_status s);

@@ -172,17 +172,6 @@ void th_service_close(th_service *svc)
 
 /* ---- jobs ---- */
 
-bool th_queue_name_valid(const char *name)
-{
-	size_t n = strlen(name);
-	if (n > TH_QUEUE_NAME_MAX)
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-'))
-			return false;
-	return true;
-}
-
 /* The queue a name stands for: "default" is "". */
 static const char *queue_of(const char *name)
 {

@@ -85,9 +85,6 @@ typedef struct th_new_job {
 } th_new_job;
 int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids);
 
-/* "" and "default" are the default queue; other names are 1..64 of [A-Za-z0-9_.-]. */
-bool th_queue_name_valid(const char *name);
-
 /* TH_ENOTFOUND for an unknown id in all of these. */
 int th_service_get(th_service *svc, uint64_t id, th_job *out);
 int th_service_status(th_service *svc, uint64_t id, th_job_status *out);
