@@ -29,11 +29,12 @@ struct multi {
 	th_processor *p;
 	const th_executor *ex;
 	unsigned nthreads;
+	size_t cap; /* jobs this processor holds at most: workers plus claimed ahead */
 	struct worker *workers;
 	pthread_t dispatcher;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;
-	/* claimed jobs no worker has taken yet: a ring of nthreads slots */
+	/* claimed jobs no worker has taken yet: a ring of cap slots */
 	th_claim *ready;
 	size_t rhead, rlen;
 	/* finished jobs whose outcome is not recorded yet */
@@ -41,6 +42,7 @@ struct multi {
 	size_t ndone;
 	unsigned busy;
 	bool stopping;
+	bool sleeping; /* the dispatcher waits for an event: a finished job must kick it */
 };
 
 static void *worker_loop(void *arg)
@@ -59,7 +61,7 @@ static void *worker_loop(void *arg)
 		if (m->stopping) /* jobs not started yet go back to the queue */
 			break;
 		th_claim c = m->ready[m->rhead];
-		m->rhead = (m->rhead + 1) % m->nthreads;
+		m->rhead = (m->rhead + 1) % m->cap;
 		m->rlen--;
 		m->busy++;
 		atomic_store(&w->running, c.job.id);
@@ -79,7 +81,11 @@ static void *worker_loop(void *arg)
 		atomic_store(&w->running, 0);
 		m->done[m->ndone++] = d;
 		m->busy--;
-		th_processor_kick(m->p);
+		/* a busy dispatcher picks the outcome up on its next round anyway */
+		if (m->sleeping) {
+			m->sleeping = false;
+			th_processor_kick(m->p);
+		}
 		if (rc) /* a worker that cannot run jobs stops taking them */
 			break;
 	}
@@ -89,16 +95,18 @@ static void *worker_loop(void *arg)
 	return NULL;
 }
 
+/* The dispatcher: each round records the finished jobs and claims new ones for the
+ * idle workers (and, for short jobs, ahead of them) in one transaction. */
 static void *dispatch_loop(void *arg)
 {
 	struct multi *m = arg;
 	th_processor *p = m->p;
 	int64_t wait_us = 0;
-	struct done *batch = calloc(m->nthreads, sizeof(*batch));
-	th_outcome *outs = calloc(2 * m->nthreads, sizeof(*outs));
-	th_claim *claims = calloc(m->nthreads, sizeof(*claims));
+	struct done *batch = calloc(m->cap, sizeof(*batch));
+	th_outcome *outs = calloc(2 * m->cap, sizeof(*outs));
+	th_claim *claims = calloc(m->cap, sizeof(*claims));
 	if (!batch || !outs || !claims) {
-		th_log_error("processor", "out of memory: multi processor not running");
+		th_log_error("processor", "out of memory: processor not running");
 		free(batch);
 		free(outs);
 		free(claims);
@@ -106,6 +114,7 @@ static void *dispatch_loop(void *arg)
 	}
 	size_t nbatch = 0;
 	for (;;) {
+		size_t prefetch = th_processor_prefetch(p, m->nthreads);
 		pthread_mutex_lock(&m->mu);
 		bool stop = th_processor_stopping(p);
 		if (stop && !m->stopping) {
@@ -119,7 +128,7 @@ static void *dispatch_loop(void *arg)
 		size_t nrel = 0;
 		bool last = stop && m->busy == 0;
 		if (last) {
-			for (; m->rlen; m->rlen--, m->rhead = (m->rhead + 1) % m->nthreads) {
+			for (; m->rlen; m->rlen--, m->rhead = (m->rhead + 1) % m->cap) {
 				th_claim *c = &m->ready[m->rhead];
 				outs[nbatch + nrel++] = (th_outcome){.id = c->job.id,
 					.gen = c->job.claim_gen, .status = TH_JOB_QUEUED,
@@ -127,7 +136,15 @@ static void *dispatch_loop(void *arg)
 				th_claim_clear(c);
 			}
 		}
-		size_t want = stop ? 0 : m->nthreads - m->busy - m->rlen;
+		/* claims for idle workers plus those ahead, within what the ring holds */
+		size_t held = m->busy + m->rlen + nbatch, want = 0;
+		size_t idle = m->nthreads > m->busy + m->rlen ? m->nthreads - m->busy - m->rlen : 0;
+		if (!stop && held < m->cap) {
+			size_t ahead = m->rlen < prefetch ? prefetch - m->rlen : 0;
+			want = idle + ahead;
+			if (want > m->cap - held)
+				want = m->cap - held;
+		}
 		pthread_mutex_unlock(&m->mu);
 
 		for (size_t i = 0; i < nbatch; i++)
@@ -137,7 +154,7 @@ static void *dispatch_loop(void *arg)
 		if (nbatch + nrel || want)
 			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us);
 		else
-			wait_us = -1; /* every worker busy: a finished job kicks */
+			wait_us = -1; /* nothing to claim room for: a finished job kicks */
 		if (rc == 0) {
 			for (size_t i = 0; i < nbatch; i++)
 				th_run_result_clear(&batch[i].res);
@@ -145,15 +162,21 @@ static void *dispatch_loop(void *arg)
 		}
 		if (last)
 			break;
-		if (n) {
-			pthread_mutex_lock(&m->mu);
-			for (size_t i = 0; i < n; i++)
-				m->ready[(m->rhead + m->rlen++) % m->nthreads] = claims[i];
+		pthread_mutex_lock(&m->mu);
+		for (size_t i = 0; i < n; i++)
+			m->ready[(m->rhead + m->rlen++) % m->cap] = claims[i];
+		if (n)
 			pthread_cond_broadcast(&m->work_cv);
+		/* sleep only with nothing to record and nothing claimed this round */
+		bool sleep = n == 0 && m->ndone == 0 && !th_processor_stopping(p);
+		m->sleeping = sleep;
+		pthread_mutex_unlock(&m->mu);
+		if (sleep) {
+			th_processor_wait(p, wait_us);
+			pthread_mutex_lock(&m->mu);
+			m->sleeping = false;
 			pthread_mutex_unlock(&m->mu);
-			continue;
 		}
-		th_processor_wait(p, wait_us);
 	}
 	for (size_t i = 0; i < nbatch; i++) /* unrecorded: left to recovery */
 		th_run_result_clear(&batch[i].res);
@@ -195,10 +218,11 @@ int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **sta
 	m->p = p;
 	m->ex = ex;
 	m->nthreads = n;
+	m->cap = n + TH_PREFETCH_MAX;
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->work_cv, NULL);
-	m->ready = calloc(m->nthreads, sizeof(*m->ready));
-	m->done = calloc(m->nthreads, sizeof(*m->done));
+	m->ready = calloc(m->cap, sizeof(*m->ready));
+	m->done = calloc(m->cap, sizeof(*m->done));
 	m->workers = calloc(m->nthreads, sizeof(*m->workers));
 	if (!m->ready || !m->done || !m->workers) {
 		free_multi(m);

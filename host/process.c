@@ -397,12 +397,13 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 		th_log_msg(TH_LOG_WARN, "processor", c->job.id, c->job.task,
 			   "interrupted after %.3f ms by the host stopping: queued again", ms);
 	} else if (r->ret == TH_OK) {
-		th_log_msg(TH_LOG_INFO, "processor", c->job.id, c->job.task, "completed in %.3f ms",
+		th_log_msg(TH_LOG_DEBUG, "processor", c->job.id, c->job.task, "completed in %.3f ms",
 			   ms);
 	} else {
 		th_log_msg(TH_LOG_WARN, "processor", c->job.id, c->job.task,
 			   "failed after %.3f ms: %s", ms, r->error ? r->error : "");
 	}
+	th_processor_note_run(s->p, th_clock_mono_us() - t0);
 	if (s->args->worker_max_jobs && ++w->jobs >= s->args->worker_max_jobs)
 		quit(w); /* recycled: the next job gets a fresh process */
 }

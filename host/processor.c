@@ -31,6 +31,7 @@ struct th_processor {
 	atomic_bool keeper_stop; /* apart from `stopping`: leases are renewed until jobs end */
 	th_slot *slots;
 	unsigned nslots;
+	_Atomic int64_t avg_run_ns; /* moving average of run times; 0: none seen yet */
 };
 
 static const th_strategy *const strategies[] = {&th_strategy_simple, &th_strategy_multi,
@@ -202,6 +203,25 @@ static void free_processor(th_processor *p)
 	free(p);
 }
 
+#define PREFETCH_HORIZON_NS 5000000 /* claim ahead what the workers finish in 5 ms */
+
+void th_processor_note_run(th_processor *p, int64_t took_us)
+{
+	int64_t ns = took_us * 1000 + 1000; /* and about a microsecond of handling */
+	int64_t old = atomic_load_explicit(&p->avg_run_ns, memory_order_relaxed);
+	/* racing updates may lose one sample: it is an estimate */
+	atomic_store_explicit(&p->avg_run_ns, old ? old + (ns - old) / 8 : ns, memory_order_relaxed);
+}
+
+size_t th_processor_prefetch(th_processor *p, unsigned workers)
+{
+	int64_t avg = atomic_load_explicit(&p->avg_run_ns, memory_order_relaxed);
+	if (avg <= 0)
+		return 0; /* nothing known yet: claim for idle workers only */
+	int64_t n = (int64_t)workers * PREFETCH_HORIZON_NS / avg;
+	return n <= 0 ? 0 : n > TH_PREFETCH_MAX ? TH_PREFETCH_MAX : (size_t)n;
+}
+
 th_slot *th_processor_slot(th_processor *p, unsigned index)
 {
 	return &p->slots[index % p->nslots];
@@ -237,6 +257,7 @@ void th_processor_run(th_processor *p, th_slot *slot, th_plugin_thread *t, const
 			    .max_result = env->max_result, .progress = env->progress};
 	th_run_claim(t, env->plugins, c, &opts, o, r);
 	th_slot_end(slot);
+	th_processor_note_run(p, r->took_us);
 }
 
 int th_processor_start(th_processor **out, const th_proc_env *env, const th_strategy *s,

@@ -107,6 +107,15 @@ size_t th_pool_threads(void *state, uint64_t *ids, size_t max);
 int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
 		       th_claim *claims, size_t *nclaimed, int64_t *wait_us);
 
+/* Claiming ahead: a processor claims more jobs than it has idle workers when its jobs
+ * are short, so that many jobs share one commit; as many as its workers finish in a
+ * few milliseconds, and none ahead while runs take longer than that (so that one host
+ * does not hoard long jobs another host could run). */
+#define TH_PREFETCH_MAX 1024
+/* Feeds the average run time; how many jobs to claim beyond idle workers. */
+void th_processor_note_run(th_processor *p, int64_t took_us);
+size_t th_processor_prefetch(th_processor *p, unsigned workers);
+
 /* A job one worker runs: the keeper passes cancel requests and timeouts on to it. */
 typedef struct th_slot {
 	_Atomic uint64_t id;     /* 0: idle */

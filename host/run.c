@@ -214,8 +214,9 @@ void th_run_claim(th_plugin_thread *t, th_plugins *reg, const th_claim *c,
 	}
 	double ms = (double)r->took_us / 1000.0;
 	if (r->ret == TH_OK) {
+		/* one line per job at debug: at info it would cost more than a short job */
 		o->status = TH_JOB_COMPLETED;
-		th_log_msg(TH_LOG_INFO, "processor", job->id, job->task, "completed in %.3f ms", ms);
+		th_log_msg(TH_LOG_DEBUG, "processor", job->id, job->task, "completed in %.3f ms", ms);
 	} else if (opts && opts->stopping && atomic_load(opts->stopping)) {
 		/* it stopped because the host is going away: not the job's failure */
 		o->status = TH_JOB_QUEUED;

@@ -1,9 +1,10 @@
 /* The simple processor: one thread runs one job at a time, strictly in queue order.
- * Recording a job's outcome and claiming the next share one transaction. */
+ * Recording outcomes and claiming the next jobs share one transaction. */
 #include "processor.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "log.h"
@@ -20,36 +21,54 @@ static void *simple_loop(void *arg)
 	th_processor *p = s->p;
 	const th_proc_env *env = th_processor_env(p);
 	th_slot *slot = th_processor_slot(p, 0);
-	th_plugin_thread *t;
-	if (th_plugin_thread_new(env->plugins, &t))
-		return NULL;
-	th_outcome out;
-	th_run_result res = {0};
+	size_t cap = 1 + TH_PREFETCH_MAX;
+	th_plugin_thread *t = NULL;
+	th_claim *claims = calloc(cap, sizeof(*claims));
+	th_outcome *outs = calloc(cap, sizeof(*outs));
+	th_run_result *res = calloc(cap, sizeof(*res));
+	if (!claims || !outs || !res || th_plugin_thread_new(env->plugins, &t)) {
+		th_log_error("processor", "out of memory: processor not running");
+		goto out;
+	}
 	size_t nout = 0;
 	for (;;) {
+		/* record what ran and claim the next ones, in order, in one transaction: one
+		 * job, or more when jobs are short */
 		bool stop = th_processor_stopping(p);
-		th_claim c;
-		size_t n = 0;
+		size_t want = stop ? 0 : 1 + th_processor_prefetch(p, 1), n = 0;
 		int64_t wait_us;
-		int rc = th_processor_cycle(p, &out, nout, stop ? 0 : 1, &c, &n, &wait_us);
-		if (rc == 0 && nout) {
-			th_run_result_clear(&res);
+		int rc = th_processor_cycle(p, outs, nout, want, claims, &n, &wait_us);
+		if (rc == 0) {
+			for (size_t i = 0; i < nout; i++)
+				th_run_result_clear(&res[i]);
 			nout = 0;
 		}
 		if (stop && (nout == 0 || rc)) /* an unrecorded outcome is left to recovery */
 			break;
-		if (n == 1) {
-			atomic_store(&s->running, c.job.id);
-			th_processor_run(p, slot, t, &c, &out, &res);
-			atomic_store(&s->running, 0);
-			th_claim_clear(&c);
-			nout = 1;
-			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (th_processor_stopping(p)) { /* not started: back to the queue */
+				outs[nout] = (th_outcome){.id = claims[i].job.id,
+							  .gen = claims[i].job.claim_gen,
+							  .status = TH_JOB_QUEUED, .not_started = true};
+				memset(&res[nout++], 0, sizeof(*res));
+			} else {
+				atomic_store(&s->running, claims[i].job.id);
+				th_processor_run(p, slot, t, &claims[i], &outs[nout], &res[nout]);
+				atomic_store(&s->running, 0);
+				nout++;
+			}
+			th_claim_clear(&claims[i]);
 		}
-		th_processor_wait(p, wait_us);
+		if (n == 0)
+			th_processor_wait(p, wait_us);
 	}
-	th_run_result_clear(&res);
+	for (size_t i = 0; i < nout; i++)
+		th_run_result_clear(&res[i]);
+out:
 	th_plugin_thread_free(t);
+	free(claims);
+	free(outs);
+	free(res);
 	return NULL;
 }
 

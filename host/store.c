@@ -17,7 +17,7 @@
 #include "cron.h"
 #include "record.h"
 
-#define FORMAT_VERSION 2
+#define FORMAT_VERSION 3
 #define DEFAULT_MAP (64ull << 20)
 #define DEFAULT_MAX_MAP (16ull << 30)
 #define CLEAN_CHUNK 10000
@@ -200,11 +200,25 @@ static int write_txn(th_store *st, const char *what, txn_fn fn, void *ud)
 
 /* ---- records ---- */
 
+/* jobs and running are keyed by the id as a native integer (MDB_INTEGERKEY): LMDB
+ * compares those as numbers, faster than bytes on every step down the tree */
+static MDB_val id_key(uint64_t *k, uint64_t id)
+{
+	*k = id;
+	return (MDB_val){sizeof(*k), k};
+}
+
+static uint64_t key_id(const MDB_val *key)
+{
+	uint64_t id;
+	memcpy(&id, key->mv_data, sizeof(id));
+	return id;
+}
+
 static int get_job(th_store *st, MDB_txn *txn, uint64_t id, th_job *job)
 {
-	uint8_t k[8];
-	put_be64(k, id);
-	MDB_val key = {8, k}, val;
+	uint64_t k;
+	MDB_val key = id_key(&k, id), val;
 	int rc = mdb_get(txn, st->jobs, &key, &val);
 	if (rc)
 		return rc;
@@ -217,9 +231,9 @@ static int get_job(th_store *st, MDB_txn *txn, uint64_t id, th_job *job)
 
 static int put_job(th_store *st, MDB_txn *txn, const th_job *job, unsigned flags)
 {
-	uint8_t k[8], buf[TH_RECORD_MAX];
-	put_be64(k, job->id);
-	MDB_val key = {8, k}, val = {th_record_encode(job, buf), buf};
+	uint8_t buf[TH_RECORD_MAX];
+	uint64_t k;
+	MDB_val key = id_key(&k, job->id), val = {th_record_encode(job, buf), buf};
 	return mdb_put(txn, st->jobs, &key, &val, flags);
 }
 
@@ -430,8 +444,8 @@ struct running {
 
 static int put_running(th_store *st, MDB_txn *txn, uint64_t id, const struct running *r)
 {
-	uint8_t k[8], v[RUNNING_LEN];
-	put_be64(k, id);
+	uint8_t v[RUNNING_LEN];
+	uint64_t k;
 	put_be64(v, r->owner.instance);
 	put_be32(v + 8, r->owner.pid);
 	put_be64(v + 12, r->owner.start_ticks);
@@ -439,7 +453,7 @@ static int put_running(th_store *st, MDB_txn *txn, uint64_t id, const struct run
 	put_be64(v + 36, r->gen);
 	put_be64(v + 44, (uint64_t)r->lease_until);
 	put_be64(v + 52, r->owner.pidns);
-	MDB_val key = {8, k}, val = {sizeof(v), v};
+	MDB_val key = id_key(&k, id), val = {sizeof(v), v};
 	return mdb_put(txn, st->running, &key, &val, 0);
 }
 
@@ -460,9 +474,8 @@ static int get_running(const MDB_val *val, struct running *r)
 
 static int del_running(th_store *st, MDB_txn *txn, uint64_t id)
 {
-	uint8_t k[8];
-	put_be64(k, id);
-	MDB_val key = {8, k};
+	uint64_t k;
+	MDB_val key = id_key(&k, id);
 	int rc = mdb_del(txn, st->running, &key, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -474,10 +487,10 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 	(void)ud;
 	int rc;
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) ||
-	    (rc = mdb_dbi_open(txn, "jobs", MDB_CREATE, &st->jobs)) ||
+	    (rc = mdb_dbi_open(txn, "jobs", MDB_CREATE | MDB_INTEGERKEY, &st->jobs)) ||
 	    (rc = mdb_dbi_open(txn, "blobs", MDB_CREATE, &st->blobs)) ||
 	    (rc = mdb_dbi_open(txn, "ready", MDB_CREATE, &st->ready)) ||
-	    (rc = mdb_dbi_open(txn, "running", MDB_CREATE, &st->running)) ||
+	    (rc = mdb_dbi_open(txn, "running", MDB_CREATE | MDB_INTEGERKEY, &st->running)) ||
 	    (rc = mdb_dbi_open(txn, "schedule", MDB_CREATE, &st->schedule)) ||
 	    (rc = mdb_dbi_open(txn, "finished", MDB_CREATE, &st->finished)) ||
 	    (rc = mdb_dbi_open(txn, "unique", MDB_CREATE, &st->unique)))
@@ -756,17 +769,17 @@ static int list_chunk(th_store *st, unsigned mask, uint64_t *pos, bool reverse, 
 		txn_end(st, txn);
 		return rc;
 	}
-	uint8_t k[8];
-	MDB_val key = {8, k}, val;
+	uint64_t k;
+	MDB_val key = id_key(&k, 0), val;
 	MDB_cursor_op op;
 	if (!*pos) {
 		op = reverse ? MDB_LAST : MDB_FIRST;
 	} else if (!reverse) {
-		put_be64(k, *pos + 1);
+		key = id_key(&k, *pos + 1);
 		op = MDB_SET_RANGE;
 	} else {
 		/* position at the first id >= pos, then step back to the one before */
-		put_be64(k, *pos);
+		key = id_key(&k, *pos);
 		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		op = rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV;
 	}
@@ -1081,9 +1094,8 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 			rc = 0; /* an index entry left behind: the deletion is all it needed */
 			continue;
 		}
-		uint8_t k[8];
-		put_be64(k, id);
-		MDB_val jk = {8, k};
+		uint64_t k;
+		MDB_val jk = id_key(&k, id);
 		if (rc || (rc = mdb_del(txn, st->jobs, &jk, NULL)) ||
 		    (rc = del_blobs(st, txn, id)) || (rc = drop_unique(st, txn, &job)))
 			break;
@@ -1230,14 +1242,18 @@ static int bury_damaged(th_store *st, MDB_txn *txn, th_job *job, int64_t now)
 	return put_job(st, txn, job, 0);
 }
 
-/* Claims the first ready job of the queue into c->claims[c->nclaimed]. MDB_NOTFOUND
- * when the queue is empty; EAGAIN when it took a damaged job out of line instead. */
-static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, int64_t now)
+/* Claims the first ready job of the queue into c->claims[c->nclaimed] (`first`: the
+ * cursor is not placed yet). MDB_NOTFOUND when the queue is empty; EAGAIN when it took
+ * a damaged job out of line instead. */
+static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, int64_t now,
+		     bool first)
 {
 	uint8_t k[READY_KEY_MAX];
 	size_t plen = queue_prefix(k, c->queue);
 	MDB_val key = {plen, k}, val;
-	int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	/* one descent for the first claim; after a delete, MDB_NEXT stands on the entry
+	 * that followed the deleted one: the next in line */
+	int rc = mdb_cursor_get(cur, &key, &val, first ? MDB_SET_RANGE : MDB_NEXT);
 	if (rc)
 		return rc;
 	if (key.mv_size != plen + 12 || memcmp(key.mv_data, k, plen) != 0)
@@ -1405,9 +1421,10 @@ static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 	MDB_cursor *cur;
 	if ((rc = mdb_cursor_open(txn, st->ready, &cur)))
 		return rc;
+	bool first = true;
 	while (c->nclaimed < c->max &&
-	       ((rc = claim_one(st, txn, cur, c, now)) == 0 || rc == EAGAIN))
-		;
+	       ((rc = claim_one(st, txn, cur, c, now, first)) == 0 || rc == EAGAIN))
+		first = false;
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -1443,7 +1460,7 @@ static int renew_fn(th_store *st, MDB_txn *txn, void *ud)
 		if (get_running(&val, &r) || r.owner.instance != a->owner->instance)
 			continue;
 		r.lease_until = a->until;
-		uint64_t id = get_be64(key.mv_data);
+		uint64_t id = key_id(&key);
 		if ((rc = put_running(st, txn, id, &r)))
 			break;
 		a->n++;
@@ -1560,7 +1577,7 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 			}
 			orphans = o;
 		}
-		orphans[norphans++] = (struct orphan){get_be64(key.mv_data), r.gen, dead};
+		orphans[norphans++] = (struct orphan){key_id(&key), r.gen, dead};
 	}
 	mdb_cursor_close(cur);
 	txn_end(st, txn);

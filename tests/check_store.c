@@ -478,7 +478,7 @@ START_TEST(foreign_format_refused)
 	tu_capture_start();
 	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EFORMAT);
 	ck_assert_ptr_null(st);
-	ck_assert(tu_captured_has("store", "format version 99", "this taskhost reads version 2"));
+	ck_assert(tu_captured_has("store", "format version 99", "this taskhost reads version 3"));
 	tu_capture_stop();
 }
 END_TEST

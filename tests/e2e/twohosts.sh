@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 cp "$FIXTURES/fx_good.so" "$W/plugins/"
-write_config -- "max_threads = 3" "wait_time = 0.5"
+write_config "log_level = debug" -- "max_threads = 3" "wait_time = 0.5"
 start_host "$W/a.log"
 a=$HOST_PID
 start_host "$W/b.log"

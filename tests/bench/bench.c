@@ -1,0 +1,615 @@
+/* The benchmark harness behind scripts/bench. Each mode measures one thing, repeats it,
+ * and prints one markdown table row: what, configuration, median, min, max, unit.
+ *   bench_taskhost [--runs R] MODE ARGS...
+ * Environment: BENCH_DIR (scratch space, on the disk to measure), BENCH_PLUGINS (the
+ * shipped plugins and the bench plugin), BENCH_RUNNER, BENCH_TASKHOST (the binaries). */
+#include <errno.h>
+#include <lmdb.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "service.h"
+
+static int runs = 5;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v || !*v) {
+		fprintf(stderr, "bench: %s is not set\n", name);
+		exit(2);
+	}
+	return v;
+}
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "bench: %s: %s\n", what, rc ? th_strerror(rc) : strerror(errno));
+	exit(1);
+}
+
+static char *fresh_dir(void)
+{
+	char *d;
+	if (asprintf(&d, "%s/bench-XXXXXX", env("BENCH_DIR")) < 0 || !mkdtemp(d))
+		die("mkdtemp", 0);
+	return d;
+}
+
+static void rm_dir(const char *d)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench: could not remove %s\n", d);
+}
+
+static th_service *open_svc(const char *dir, int durability, bool isolate)
+{
+	th_service_opts o = {.data_dir = dir, .plugin_dir = env("BENCH_PLUGINS"),
+			     .durability = durability, .isolate_plugins = isolate,
+			     .runner = isolate ? env("BENCH_RUNNER") : NULL,
+			     .map_size = 1ull << 30, .max_attempts = 1};
+	th_service *svc;
+	int rc = th_service_open(&svc, &o);
+	if (rc)
+		die("opening the service", rc);
+	return svc;
+}
+
+/* Adds n jobs of task in batches of `batch`, optionally delayed; returns the last id. */
+static uint64_t fill(th_service *svc, const char *task, size_t n, size_t batch,
+		     const th_add_opts *opts)
+{
+	th_new_job *jobs = calloc(batch, sizeof(*jobs));
+	uint64_t *ids = calloc(batch, sizeof(*ids)), last = 0;
+	for (size_t i = 0; i < batch; i++)
+		jobs[i] = (th_new_job){task, NULL, 0, opts};
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < batch ? n - done : batch;
+		int rc = th_service_add_many(svc, jobs, k, ids);
+		if (rc)
+			die("adding jobs", rc);
+		done += k;
+		last = ids[k - 1];
+	}
+	free(jobs);
+	free(ids);
+	return last;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void row(const char *what, const char *config, double *v, int n, const char *unit)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	printf("| %s | %s | %.0f | %.0f | %.0f | %s |\n", what, config, median, v[0], v[n - 1],
+	       unit);
+	fflush(stdout);
+}
+
+static int mode_of(const char *s)
+{
+	return strcmp(s, "relaxed") == 0 ? 1 : 0;
+}
+
+/* ---- add ---- */
+
+static void bench_add_bulk(size_t n, size_t batch, const char *mode)
+{
+	double v[64];
+	for (int r = 0; r < runs; r++) {
+		char *d = fresh_dir();
+		th_service *svc = open_svc(d, mode_of(mode), false);
+		double t0 = now_s();
+		fill(svc, "noop", n, batch, NULL);
+		v[r] = (double)n / (now_s() - t0);
+		th_service_close(svc);
+		rm_dir(d);
+		free(d);
+	}
+	char cfg[128];
+	snprintf(cfg, sizeof(cfg), "%s, %zu jobs, batches of %zu", mode, n, batch);
+	row("bulk add (C API)", cfg, v, runs, "jobs/s");
+}
+
+static void bench_add_single(size_t n, const char *mode)
+{
+	double v[64];
+	for (int r = 0; r < runs; r++) {
+		char *d = fresh_dir();
+		th_service *svc = open_svc(d, mode_of(mode), false);
+		double t0 = now_s();
+		for (size_t i = 0; i < n; i++) {
+			uint64_t id;
+			int rc = th_service_add(svc, "noop", NULL, 0, &id);
+			if (rc)
+				die("add", rc);
+		}
+		v[r] = (double)n / (now_s() - t0);
+		th_service_close(svc);
+		rm_dir(d);
+		free(d);
+	}
+	char cfg[128];
+	snprintf(cfg, sizeof(cfg), "%s, %zu jobs, one commit each", mode, n);
+	row("single add (C API)", cfg, v, runs, "jobs/s");
+}
+
+/* The reference: a bare LMDB environment, one small put per commit. */
+static void bench_lmdb_commit(size_t n, const char *mode)
+{
+	double v[64];
+	for (int r = 0; r < runs; r++) {
+		char *d = fresh_dir();
+		MDB_env *e;
+		MDB_dbi dbi;
+		MDB_txn *txn;
+		mdb_env_create(&e);
+		mdb_env_set_mapsize(e, 1ull << 30);
+		if (mdb_env_open(e, d, mode_of(mode) ? MDB_NOSYNC : 0, 0644))
+			die("mdb_env_open", 0);
+		double t0 = now_s();
+		for (size_t i = 0; i < n; i++) {
+			uint64_t k = i;
+			MDB_val key = {8, &k}, val = {16, "0123456789abcdef"};
+			mdb_txn_begin(e, NULL, 0, &txn);
+			mdb_dbi_open(txn, NULL, 0, &dbi);
+			mdb_put(txn, dbi, &key, &val, 0);
+			mdb_txn_commit(txn);
+		}
+		v[r] = (double)n / (now_s() - t0);
+		mdb_env_close(e);
+		rm_dir(d);
+		free(d);
+	}
+	char cfg[128];
+	snprintf(cfg, sizeof(cfg), "%s, bare LMDB, one small put per commit", mode);
+	row("LMDB commit (reference)", cfg, v, runs, "commits/s");
+}
+
+/* ---- burn-down ---- */
+
+/* Waits until job `last` and everything before it finished. */
+static void wait_all(th_service *svc, uint64_t last)
+{
+	for (;;) {
+		uint32_t seq = th_service_finished_seq(svc);
+		th_job_status s;
+		if (th_service_status(svc, last, &s) == 0 && s == TH_JOB_COMPLETED)
+			break;
+		th_service_wait_finished(svc, seq, 10000);
+	}
+	for (;;) { /* multi finishes a few jobs out of order: wait for the stragglers */
+		uint64_t c[TH_JOB_STATUS_MAX + 1];
+		th_service_count(svc, c);
+		if (!c[TH_JOB_QUEUED] && !c[TH_JOB_PROCESSING])
+			break;
+		uint32_t seq = th_service_finished_seq(svc);
+		th_service_wait_finished(svc, seq, 10000);
+	}
+}
+
+struct burn {
+	size_t n;              /* jobs to drain */
+	const char *strategy;
+	unsigned threads;
+	const char *mode;
+	size_t queued_extra;   /* jobs queued behind them (not drained) */
+	size_t history;        /* finished jobs in the store */
+	size_t delayed;        /* delayed jobs in the store */
+};
+
+static double burn_once(const struct burn *b)
+{
+	char *d = fresh_dir();
+	bool isolate = strcmp(b->strategy, "process") == 0;
+	/* filling is not what is measured: relaxed, then reopened as measured */
+	th_service *svc = open_svc(d, 1, false);
+	if (b->history) { /* run by the simple processor: in order, done when the last is */
+		uint64_t hlast = fill(svc, "noop", b->history, 10000, NULL);
+		th_service_set_processor(svc, "simple", NULL);
+		th_service_start_processing(svc);
+		for (;;) {
+			uint32_t seq = th_service_finished_seq(svc);
+			th_job_status s;
+			if (th_service_status(svc, hlast, &s) == 0 && s == TH_JOB_COMPLETED)
+				break;
+			th_service_wait_finished(svc, seq, 100000);
+		}
+		th_service_stop_processing(svc);
+	}
+	if (b->delayed) {
+		th_add_opts later = {.delay = 86400};
+		fill(svc, "noop", b->delayed, 10000, &later);
+	}
+	uint64_t last = fill(svc, "noop", b->n, 10000, NULL);
+	if (b->queued_extra) {
+		th_add_opts other = {.priority = -1}; /* behind the measured ones */
+		fill(svc, "noop", b->queued_extra, 10000, &other);
+	}
+	th_service_close(svc);
+
+	svc = open_svc(d, mode_of(b->mode), isolate);
+	th_processor_args a = TH_PROCESSOR_ARGS_DEFAULT;
+	a.max_threads = b->threads;
+	a.max_workers = b->threads;
+	if (th_service_set_processor(svc, b->strategy, &a))
+		die("processor", TH_EINVAL);
+	double t0 = now_s();
+	int rc = th_service_start_processing(svc);
+	if (rc)
+		die("start", rc);
+	if (b->queued_extra) { /* the measured jobs: wait for the last of them only */
+		for (;;) {
+			uint32_t seq = th_service_finished_seq(svc);
+			th_job_status s;
+			if (th_service_status(svc, last, &s) == 0 && s == TH_JOB_COMPLETED)
+				break;
+			th_service_wait_finished(svc, seq, 10000);
+		}
+	} else {
+		wait_all(svc, last);
+	}
+	double rate = (double)b->n / (now_s() - t0);
+	th_service_close(svc);
+	rm_dir(d);
+	free(d);
+	return rate;
+}
+
+static void bench_burn(const struct burn *b, const char *what)
+{
+	double v[64];
+	for (int r = 0; r < runs; r++)
+		v[r] = burn_once(b);
+	char cfg[256];
+	int n = snprintf(cfg, sizeof(cfg), "%s, %s", b->mode, b->strategy);
+	if (strcmp(b->strategy, "simple") != 0)
+		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, " %u %s", b->threads,
+			      strcmp(b->strategy, "process") == 0 ? "workers" : "threads");
+	n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ", %zu no-op jobs", b->n);
+	if (b->queued_extra)
+		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ", %zu more queued", b->queued_extra);
+	if (b->history)
+		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ", %zu finished", b->history);
+	if (b->delayed)
+		snprintf(cfg + n, sizeof(cfg) - (size_t)n, ", %zu delayed", b->delayed);
+	row(what, cfg, v, runs, "jobs/s");
+}
+
+/* ---- wake latency ---- */
+
+static void bench_wake(size_t n, const char *mode)
+{
+	char *d = fresh_dir();
+	th_service *svc = open_svc(d, mode_of(mode), false);
+	th_service_close(svc); /* created; the child opens it too */
+	int go[2], back[2];
+	if (pipe(go) || pipe(back))
+		die("pipe", 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* another process adds the jobs, one at a time, each when the last is done */
+		close(go[1]);
+		close(back[0]);
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		th_service_opts o = {.data_dir = d, .plugin_dir = env("BENCH_PLUGINS"),
+				     .inspect_only = true, .durability = mode_of(mode)};
+		th_service *mine;
+		if (th_service_open(&mine, &o))
+			_exit(1);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t id;
+			if (th_service_add(mine, "stamp", NULL, 0, &id))
+				_exit(1);
+			int64_t t = now_ns();
+			int64_t rec[2] = {(int64_t)id, t};
+			if (write(back[1], rec, sizeof(rec)) != sizeof(rec))
+				_exit(1);
+			for (;;) {
+				uint32_t seq = th_service_finished_seq(mine);
+				th_job_status s;
+				if (th_service_status(mine, id, &s) == 0 && s == TH_JOB_COMPLETED)
+					break;
+				th_service_wait_finished(mine, seq, 100000);
+			}
+		}
+		th_service_close(mine);
+		_exit(0);
+	}
+	close(go[0]);
+	close(back[1]);
+	svc = open_svc(d, mode_of(mode), false);
+	th_processor_args a = TH_PROCESSOR_ARGS_DEFAULT;
+	a.max_threads = 1;
+	a.wait_time = 60; /* idle: only the wake-up can start a job in time */
+	th_service_set_processor(svc, "multi", &a);
+	th_service_start_processing(svc);
+	if (write(go[1], "g", 1) != 1)
+		die("pipe", 0);
+	double *lat = calloc(n, sizeof(*lat));
+	size_t k = 0;
+	int64_t rec[2];
+	while (k < n && read(back[0], rec, sizeof(rec)) == sizeof(rec)) {
+		for (;;) {
+			uint32_t seq = th_service_finished_seq(svc);
+			th_job_status s;
+			if (th_service_status(svc, (uint64_t)rec[0], &s) == 0 && s == TH_JOB_COMPLETED)
+				break;
+			th_service_wait_finished(svc, seq, 100000);
+		}
+		void *res;
+		size_t len;
+		if (th_service_result(svc, (uint64_t)rec[0], &res, &len) == 0 && len == 8) {
+			int64_t started;
+			memcpy(&started, res, 8);
+			lat[k++] = (double)(started - rec[1]) / 1000.0;
+		}
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	th_service_close(svc);
+	rm_dir(d);
+	free(d);
+	qsort(lat, k, sizeof(*lat), cmp_double);
+	char cfg[128];
+	snprintf(cfg, sizeof(cfg), "%s, multi 1 thread, idle host, %zu jobs added one at a time "
+		 "from another process", mode, k);
+	printf("| wake latency p50 | %s | %.0f | %.0f | %.0f | us |\n", cfg, lat[k / 2], lat[0],
+	       lat[k - 1]);
+	printf("| wake latency p99 | %s | %.0f | %.0f | %.0f | us |\n", cfg,
+	       lat[(size_t)((double)k * 0.99)], lat[0], lat[k - 1]);
+	free(lat);
+}
+
+/* ---- memory of the real host ---- */
+
+static long rss_kib(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	long v = -1;
+	size_t fl = strlen(field);
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':')
+			v = atol(line + fl + 1);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Starts `taskhost run` on dir; waits until it logs that it started. */
+static pid_t start_host(const char *dir, const char *cfg)
+{
+	char log[4200];
+	snprintf(log, sizeof(log), "%s/host.log", dir);
+	pid_t pid = fork();
+	if (pid == 0) {
+		freopen(log, "w", stderr);
+		execl(env("BENCH_TASKHOST"), "taskhost", "-c", cfg, "run", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 3000; i++) {
+		char buf[8192] = "";
+		FILE *f = fopen(log, "r");
+		if (f) {
+			size_t got = fread(buf, 1, sizeof(buf) - 1, f);
+			buf[got] = 0;
+			fclose(f);
+		}
+		if (strstr(buf, "host: started"))
+			return pid;
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+	}
+	die("the host did not start", 0);
+	return -1;
+}
+
+static void bench_rss(size_t backlog)
+{
+	char *d = fresh_dir(), cfg[4200], data[4200];
+	snprintf(cfg, sizeof(cfg), "%s/taskhost.ini", d);
+	snprintf(data, sizeof(data), "%s/var", d);
+	mkdir(data, 0755);
+	FILE *f = fopen(cfg, "w");
+	fprintf(f, "[host]\ndata_dir = %s\nplugin_dir = %s\nlog_level = warn\nmap_size = 1GiB\n"
+		"[processor]\nstrategy = multi\nmax_threads = 4\n", data, env("BENCH_PLUGINS"));
+	fclose(f);
+	pid_t pid = start_host(d, cfg);
+	struct timespec settle = {0, 300000000};
+	nanosleep(&settle, NULL);
+	long idle = rss_kib(pid, "VmRSS"), idle_anon = rss_kib(pid, "RssAnon");
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+
+	th_service *svc = open_svc(data, 1, false);
+	uint64_t last = fill(svc, "noop", backlog, 10000, NULL);
+	th_service_close(svc);
+	pid = start_host(d, cfg);
+	long peak = 0, peak_anon = 0;
+	svc = open_svc(data, 0, false);
+	for (;;) {
+		long r = rss_kib(pid, "VmRSS"), a = rss_kib(pid, "RssAnon");
+		peak = r > peak ? r : peak;
+		peak_anon = a > peak_anon ? a : peak_anon;
+		th_job_status s;
+		if (th_service_status(svc, last, &s) == 0 && s == TH_JOB_COMPLETED)
+			break;
+		struct timespec ts = {0, 50000000};
+		nanosleep(&ts, NULL);
+	}
+	th_service_close(svc);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	rm_dir(d);
+	free(d);
+	printf("| host RSS, idle | taskhost run, multi 4 threads, shipped plugins | %ld | %ld | %ld "
+	       "| KiB (anonymous: %ld) |\n", idle, idle, idle, idle_anon);
+	printf("| host RSS, draining a backlog | %zu no-op jobs queued at start | %ld | %ld | %ld "
+	       "| KiB peak (anonymous: %ld; the rest is the data file's pages in the page "
+	       "cache) |\n", backlog, peak, peak, peak, peak_anon);
+}
+
+/* ---- beanstalkd, side by side ---- */
+
+static int bs_connect(const char *port)
+{
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+	if (getaddrinfo("127.0.0.1", port, &hints, &ai))
+		die("getaddrinfo", 0);
+	int fd = socket(ai->ai_family, ai->ai_socktype, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen))
+		die("connecting to beanstalkd", 0);
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* Sends a command and reads one reply line (and a job body after RESERVED). */
+static void bs_cmd(int fd, const char *cmd, size_t len, char *reply, size_t cap)
+{
+	if (write(fd, cmd, len) != (ssize_t)len)
+		die("beanstalkd write", 0);
+	size_t n = 0;
+	while (n < cap - 1) {
+		ssize_t r = read(fd, reply + n, cap - 1 - n);
+		if (r <= 0)
+			die("beanstalkd read", 0);
+		n += (size_t)r;
+		reply[n] = 0;
+		char *eol = strstr(reply, "\r\n");
+		if (!eol)
+			continue;
+		if (strncmp(reply, "RESERVED", 8) == 0) { /* header, then body and \r\n */
+			unsigned long long id;
+			size_t blen;
+			if (sscanf(reply, "RESERVED %llu %zu", &id, &blen) == 2 &&
+			    n >= (size_t)(eol - reply) + 2 + blen + 2)
+				return;
+			continue;
+		}
+		return;
+	}
+}
+
+struct bs_args {
+	const char *port;
+	size_t n;
+};
+
+static void *bs_consumer(void *arg)
+{
+	struct bs_args *a = arg;
+	int fd = bs_connect(a->port);
+	char reply[256], cmd[64];
+	for (size_t i = 0; i < a->n; i++) {
+		bs_cmd(fd, "reserve\r\n", 9, reply, sizeof(reply));
+		unsigned long long id = strtoull(reply + 9, NULL, 10);
+		int len = snprintf(cmd, sizeof(cmd), "delete %llu\r\n", id);
+		bs_cmd(fd, cmd, (size_t)len, reply, sizeof(reply));
+	}
+	close(fd);
+	return NULL;
+}
+
+static void bench_beanstalk(size_t n, const char *port)
+{
+	double v[64];
+	for (int r = 0; r < runs; r++) {
+		struct bs_args a = {port, n};
+		pthread_t t;
+		double t0 = now_s();
+		pthread_create(&t, NULL, bs_consumer, &a);
+		int fd = bs_connect(port);
+		char reply[256];
+		for (size_t i = 0; i < n; i++)
+			bs_cmd(fd, "put 0 0 60 1\r\nx\r\n", 18, reply, sizeof(reply));
+		pthread_join(t, NULL);
+		v[r] = (double)n / (now_s() - t0);
+		close(fd);
+	}
+	char cfg[128];
+	snprintf(cfg, sizeof(cfg), "beanstalkd with binlog, 1 producer, 1 consumer, %zu jobs", n);
+	row("beanstalkd put -> reserve -> delete", cfg, v, runs, "jobs/s");
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	if (argc > 2 && strcmp(argv[1], "--runs") == 0) {
+		runs = atoi(argv[2]);
+		if (runs < 1 || runs > 64)
+			runs = 5;
+		i = 3;
+	}
+	if (i >= argc) {
+		fprintf(stderr, "usage: bench_taskhost [--runs R] add-bulk N BATCH MODE | "
+				"add-single N MODE | lmdb N MODE | burn N STRATEGY THREADS MODE "
+				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | "
+				"beanstalk N PORT\n");
+		return 2;
+	}
+	th_log_set_level(TH_LOG_ERROR);
+	signal(SIGPIPE, SIG_IGN);
+	const char *m = argv[i];
+	char **a = argv + i + 1;
+	int na = argc - i - 1;
+	if (strcmp(m, "add-bulk") == 0 && na == 3) {
+		bench_add_bulk(strtoull(a[0], NULL, 10), strtoull(a[1], NULL, 10), a[2]);
+	} else if (strcmp(m, "add-single") == 0 && na == 2) {
+		bench_add_single(strtoull(a[0], NULL, 10), a[1]);
+	} else if (strcmp(m, "lmdb") == 0 && na == 2) {
+		bench_lmdb_commit(strtoull(a[0], NULL, 10), a[1]);
+	} else if (strcmp(m, "burn") == 0 && (na == 4 || na == 7)) {
+		struct burn b = {strtoull(a[0], NULL, 10), a[1], (unsigned)atoi(a[2]), a[3], 0, 0, 0};
+		if (na == 7) {
+			b.queued_extra = strtoull(a[4], NULL, 10);
+			b.history = strtoull(a[5], NULL, 10);
+			b.delayed = strtoull(a[6], NULL, 10);
+		}
+		bench_burn(&b, na == 7 ? "burn-down with a backlog" : "burn-down");
+	} else if (strcmp(m, "wake") == 0 && na == 2) {
+		bench_wake(strtoull(a[0], NULL, 10), a[1]);
+	} else if (strcmp(m, "rss") == 0 && na == 1) {
+		bench_rss(strtoull(a[0], NULL, 10));
+	} else if (strcmp(m, "beanstalk") == 0 && na == 2) {
+		bench_beanstalk(strtoull(a[0], NULL, 10), a[1]);
+	} else {
+		fprintf(stderr, "bench_taskhost: bad mode or arguments (run it without any)\n");
+		return 2;
+	}
+	return 0;
+}
