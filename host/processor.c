@@ -197,8 +197,11 @@ static void stop_keeper(th_processor *p)
 	pthread_join(p->keeper, NULL);
 }
 
+/* The event fd is closed here, not at stop: a processor being stopped can still be
+ * kicked (interrupted) until its owner frees it. */
 static void free_processor(th_processor *p)
 {
+	close(p->efd);
 	free(p->slots);
 	free(p);
 }
@@ -300,7 +303,6 @@ fail_keeper:
 	th_wake_notify(env->wake, TH_WAKE_ADDED);
 	pthread_join(p->watcher, NULL);
 fail_watcher:
-	close(p->efd);
 	free_processor(p);
 	return rc;
 started:
@@ -346,7 +348,6 @@ void th_processor_stop(th_processor *p)
 	stop_keeper(p);
 	th_wake_notify(p->env.wake, TH_WAKE_ADDED); /* lets the watcher see `stopping` */
 	pthread_join(p->watcher, NULL);
-	close(p->efd);
 	th_log_info("processor", "stopped");
 }
 
