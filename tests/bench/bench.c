@@ -435,6 +435,7 @@ static pid_t start_host(const char *dir, const char *cfg)
 		struct timespec ts = {0, 10000000};
 		nanosleep(&ts, NULL);
 	}
+	kill(pid, SIGKILL); /* it would hold the caller's stdout open */
 	die("the host did not start", 0);
 	return -1;
 }
@@ -446,7 +447,7 @@ static void bench_rss(size_t backlog)
 	snprintf(data, sizeof(data), "%s/var", d);
 	mkdir(data, 0755);
 	FILE *f = fopen(cfg, "w");
-	fprintf(f, "[host]\ndata_dir = %s\nplugin_dir = %s\nlog_level = warn\nmap_size = 1GiB\n"
+	fprintf(f, "[host]\ndata_dir = %s\nplugin_dir = %s\nlog_level = info\nmap_size = 1GiB\n"
 		"[processor]\nstrategy = multi\nmax_threads = 4\n", data, env("BENCH_PLUGINS"));
 	fclose(f);
 	pid_t pid = start_host(d, cfg);
@@ -491,11 +492,20 @@ static int bs_connect(const char *port)
 	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
 	if (getaddrinfo("127.0.0.1", port, &hints, &ai))
 		die("getaddrinfo", 0);
-	int fd = socket(ai->ai_family, ai->ai_socktype, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen))
-		die("connecting to beanstalkd", 0);
-	freeaddrinfo(ai);
-	return fd;
+	/* the server may still be starting: retry refused connections for 5 s */
+	for (int tries = 0;; tries++) {
+		int fd = socket(ai->ai_family, ai->ai_socktype, 0);
+		if (fd < 0)
+			die("socket", 0);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			freeaddrinfo(ai);
+			return fd;
+		}
+		close(fd);
+		if (errno != ECONNREFUSED || tries == 500)
+			die("connecting to beanstalkd", 0);
+		usleep(10000);
+	}
 }
 
 /* Sends a command and reads one reply line (and a job body after RESERVED). */
@@ -545,7 +555,7 @@ static void *bs_consumer(void *arg)
 	return NULL;
 }
 
-static void bench_beanstalk(size_t n, const char *port)
+static void bench_beanstalk(size_t n, const char *port, const char *flags)
 {
 	double v[64];
 	for (int r = 0; r < runs; r++) {
@@ -556,13 +566,13 @@ static void bench_beanstalk(size_t n, const char *port)
 		int fd = bs_connect(port);
 		char reply[256];
 		for (size_t i = 0; i < n; i++)
-			bs_cmd(fd, "put 0 0 60 1\r\nx\r\n", 18, reply, sizeof(reply));
+			bs_cmd(fd, "put 0 0 60 1\r\nx\r\n", 17, reply, sizeof(reply));
 		pthread_join(t, NULL);
 		v[r] = (double)n / (now_s() - t0);
 		close(fd);
 	}
 	char cfg[128];
-	snprintf(cfg, sizeof(cfg), "beanstalkd with binlog, 1 producer, 1 consumer, %zu jobs", n);
+	snprintf(cfg, sizeof(cfg), "beanstalkd %s, 1 producer, 1 consumer, %zu jobs", flags, n);
 	row("beanstalkd put -> reserve -> delete", cfg, v, runs, "jobs/s");
 }
 
@@ -579,7 +589,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_taskhost [--runs R] add-bulk N BATCH MODE | "
 				"add-single N MODE | lmdb N MODE | burn N STRATEGY THREADS MODE "
 				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | "
-				"beanstalk N PORT\n");
+				"beanstalk N PORT FLAGS\n");
 		return 2;
 	}
 	th_log_set_level(TH_LOG_ERROR);
@@ -605,8 +615,8 @@ int main(int argc, char **argv)
 		bench_wake(strtoull(a[0], NULL, 10), a[1]);
 	} else if (strcmp(m, "rss") == 0 && na == 1) {
 		bench_rss(strtoull(a[0], NULL, 10));
-	} else if (strcmp(m, "beanstalk") == 0 && na == 2) {
-		bench_beanstalk(strtoull(a[0], NULL, 10), a[1]);
+	} else if (strcmp(m, "beanstalk") == 0 && na == 3) {
+		bench_beanstalk(strtoull(a[0], NULL, 10), a[1], a[2]);
 	} else {
 		fprintf(stderr, "bench_taskhost: bad mode or arguments (run it without any)\n");
 		return 2;
