@@ -508,6 +508,9 @@ static int bs_connect(const char *port)
 	}
 }
 
+/* A command given as a string literal, with its length counted by the compiler. */
+#define BS_CMD(fd, lit, reply) bs_cmd(fd, lit, sizeof(lit) - 1, reply, sizeof(reply))
+
 /* Sends a command and reads one reply line (and a job body after RESERVED). */
 static void bs_cmd(int fd, const char *cmd, size_t len, char *reply, size_t cap)
 {
@@ -546,7 +549,7 @@ static void *bs_consumer(void *arg)
 	int fd = bs_connect(a->port);
 	char reply[256], cmd[64];
 	for (size_t i = 0; i < a->n; i++) {
-		bs_cmd(fd, "reserve\r\n", 9, reply, sizeof(reply));
+		BS_CMD(fd, "reserve\r\n", reply);
 		unsigned long long id = strtoull(reply + 9, NULL, 10);
 		int len = snprintf(cmd, sizeof(cmd), "delete %llu\r\n", id);
 		bs_cmd(fd, cmd, (size_t)len, reply, sizeof(reply));
@@ -566,7 +569,7 @@ static void bench_beanstalk(size_t n, const char *port, const char *flags)
 		int fd = bs_connect(port);
 		char reply[256];
 		for (size_t i = 0; i < n; i++)
-			bs_cmd(fd, "put 0 0 60 1\r\nx\r\n", 17, reply, sizeof(reply));
+			BS_CMD(fd, "put 0 0 60 1\r\nx\r\n", reply);
 		pthread_join(t, NULL);
 		v[r] = (double)n / (now_s() - t0);
 		close(fd);
