@@ -49,6 +49,7 @@ static void *worker_loop(void *arg)
 {
 	struct worker *w = arg;
 	struct multi *m = w->m;
+	pthread_setname_np(pthread_self(), "th-worker");
 	void *ew = NULL;
 	int rc = m->ex->open(m->p, w->index, &ew);
 	if (rc)
@@ -102,6 +103,7 @@ static void *dispatch_loop(void *arg)
 	struct multi *m = arg;
 	th_processor *p = m->p;
 	int64_t wait_us = 0;
+	pthread_setname_np(pthread_self(), "th-dispatch");
 	struct done *batch = calloc(m->cap, sizeof(*batch));
 	th_outcome *outs = calloc(2 * m->cap, sizeof(*outs));
 	th_claim *claims = calloc(m->cap, sizeof(*claims));
@@ -149,7 +151,7 @@ static void *dispatch_loop(void *arg)
 
 		for (size_t i = 0; i < nbatch; i++)
 			outs[i] = batch[i].out;
-		size_t n = 0;
+		size_t n = 0, recorded = 0;
 		int rc = 0;
 		if (nbatch + nrel || want)
 			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us);
@@ -158,6 +160,7 @@ static void *dispatch_loop(void *arg)
 		if (rc == 0) {
 			for (size_t i = 0; i < nbatch; i++)
 				th_run_result_clear(&batch[i].res);
+			recorded = nbatch;
 			nbatch = 0;
 		}
 		if (last)
@@ -167,8 +170,11 @@ static void *dispatch_loop(void *arg)
 			m->ready[(m->rhead + m->rlen++) % m->cap] = claims[i];
 		if (n)
 			pthread_cond_broadcast(&m->work_cv);
-		/* sleep only with nothing to record and nothing claimed this round */
-		bool sleep = n == 0 && m->ndone == 0 && !th_processor_stopping(p);
+		/* sleep only when this round neither claimed nor recorded anything and nothing
+		 * waits to be recorded: the outcomes recorded made room that the claims of
+		 * this round (sized before) did not use yet */
+		bool sleep = n == 0 && recorded == 0 && m->ndone == 0 &&
+			     !th_processor_stopping(p);
 		m->sleeping = sleep;
 		pthread_mutex_unlock(&m->mu);
 		if (sleep) {

@@ -64,6 +64,7 @@ static void *watch(void *arg)
 {
 	th_processor *p = arg;
 	uint32_t seen = p->seq0;
+	pthread_setname_np(pthread_self(), "th-watch");
 	while (!atomic_load(&p->stopping)) {
 		th_wake_wait(p->env.wake, TH_WAKE_ADDED, seen, -1);
 		uint32_t now = th_wake_seq(p->env.wake, TH_WAKE_ADDED);
@@ -146,6 +147,7 @@ static void retain(th_processor *p)
 static void *keep(void *arg)
 {
 	th_processor *p = arg;
+	pthread_setname_np(pthread_self(), "th-keep");
 	int64_t scan_us = p->env.lease_us / 3 < 1000000 ? p->env.lease_us / 3 : 1000000;
 	int64_t renew_us = p->env.lease_us / 3, now = th_clock_mono_us();
 	int64_t last_renew = now, last_scan = now, last_retain = 0;

@@ -19,6 +19,7 @@ static void *simple_loop(void *arg)
 {
 	struct simple *s = arg;
 	th_processor *p = s->p;
+	pthread_setname_np(pthread_self(), "th-simple");
 	const th_proc_env *env = th_processor_env(p);
 	th_slot *slot = th_processor_slot(p, 0);
 	size_t cap = 1 + TH_PREFETCH_MAX;
