@@ -258,6 +258,9 @@ static double burn_once(const struct burn *b)
 		fill(svc, "noop", b->queued_extra, 10000, &other);
 	}
 	th_service_close(svc);
+	/* the fill was relaxed: flush it now, or the kernel's writeback of it competes
+	 * with the measured commits' fsyncs */
+	sync();
 
 	svc = open_svc(d, mode_of(b->mode), isolate);
 	th_processor_args a = TH_PROCESSOR_ARGS_DEFAULT;
