@@ -43,6 +43,7 @@ struct multi {
 	unsigned busy;
 	bool stopping;
 	bool sleeping; /* the dispatcher waits for an event: a finished job must kick it */
+	size_t started; /* claims start_claims handed out this round (dispatcher only) */
 };
 
 static void *worker_loop(void *arg)
@@ -94,6 +95,20 @@ static void *worker_loop(void *arg)
 	if (rc == 0)
 		m->ex->close(ew);
 	return NULL;
+}
+
+/* Called by the dispatcher inside its claiming transaction: the workers start the jobs
+ * while the claim commits (see th_processor_cycle). The round sized its claims to fit
+ * the ring. */
+static void start_claims(void *ud, th_claim *claims, size_t n)
+{
+	struct multi *m = ud;
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < n; i++)
+		m->ready[(m->rhead + m->rlen++) % m->cap] = claims[i];
+	pthread_cond_broadcast(&m->work_cv);
+	pthread_mutex_unlock(&m->mu);
+	m->started += n;
 }
 
 /* The dispatcher: each round records the finished jobs and claims new ones for the
@@ -153,8 +168,10 @@ static void *dispatch_loop(void *arg)
 			outs[i] = batch[i].out;
 		size_t n = 0, recorded = 0;
 		int rc = 0;
+		m->started = 0;
 		if (nbatch + nrel || want)
-			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us);
+			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us,
+						start_claims, m);
 		else
 			wait_us = -1; /* nothing to claim room for: a finished job kicks */
 		if (rc == 0) {
@@ -173,7 +190,7 @@ static void *dispatch_loop(void *arg)
 		/* sleep only when this round neither claimed nor recorded anything and nothing
 		 * waits to be recorded: the outcomes recorded made room that the claims of
 		 * this round (sized before) did not use yet */
-		bool sleep = n == 0 && recorded == 0 && m->ndone == 0 &&
+		bool sleep = n + m->started == 0 && recorded == 0 && m->ndone == 0 &&
 			     !th_processor_stopping(p);
 		m->sleeping = sleep;
 		pthread_mutex_unlock(&m->mu);

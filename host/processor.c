@@ -414,14 +414,27 @@ void th_processor_wait(th_processor *p, int64_t timeout_us)
 		th_processor_event_clear(p);
 }
 
+struct starter {
+	void (*fn)(void *ud, th_claim *claims, size_t n);
+	void *ud;
+	size_t started; /* out */
+};
+
 static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
-		 th_claim *claims, size_t *nclaimed, int64_t *next_due)
+		 th_claim *claims, size_t *nclaimed, int64_t *next_due, struct starter *s)
 {
 	th_cycle c = {.outs = outs, .nout = nout, .owner = &p->env.owner, .queue = p->env.queue,
-		      .max = max, .lease_us = p->env.lease_us, .claims = claims};
+		      .max = max, .lease_us = p->env.lease_us, .claims = claims,
+		      .start = s ? s->fn : NULL, .start_ud = s ? s->ud : NULL};
 	int rc = th_store_cycle(p->env.store, &c);
 	if (nclaimed)
 		*nclaimed = c.nclaimed;
+	if (s)
+		s->started = c.started;
+	if (rc && c.started)
+		th_log_warn("processor", "%zu job(s) started while their claim was written, and "
+			    "writing it failed: their outcomes will be refused and they may run "
+			    "again", c.started);
 	if (next_due && rc == 0)
 		*next_due = c.next_due;
 	if (rc == 0 && c.promoted) /* other queues' processors, other hosts: look */
@@ -436,14 +449,14 @@ static int record_one_by_one(th_processor *p, const th_outcome *outs, size_t nou
 {
 	int worst = 0;
 	for (size_t i = 0; i < nout; i++) {
-		int rc = cycle(p, &outs[i], 1, 0, NULL, NULL, NULL);
+		int rc = cycle(p, &outs[i], 1, 0, NULL, NULL, NULL, NULL);
 		if (rc == TH_EFULL && outs[i].result_len) {
 			char msg[128];
 			snprintf(msg, sizeof(msg), "result of %zu bytes did not fit in the database",
 				 outs[i].result_len);
 			th_outcome o = {.id = outs[i].id, .gen = outs[i].gen, .status = TH_JOB_ERROR,
 					.error = msg};
-			rc = cycle(p, &o, 1, 0, NULL, NULL, NULL);
+			rc = cycle(p, &o, 1, 0, NULL, NULL, NULL, NULL);
 			if (rc == 0)
 				th_log_error("processor", "job %llu: %s: ended in error",
 					     (unsigned long long)o.id, msg);
@@ -460,8 +473,10 @@ static int record_one_by_one(th_processor *p, const th_outcome *outs, size_t nou
 }
 
 int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
-		       th_claim *claims, size_t *nclaimed, int64_t *wait_us)
+		       th_claim *claims, size_t *nclaimed, int64_t *wait_us,
+		       void (*start)(void *ud, th_claim *claims, size_t n), void *ud)
 {
+	struct starter s = {start, ud, 0};
 	*nclaimed = 0;
 	int64_t next_due = 0;
 	int rc = 0;
@@ -474,11 +489,13 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 			ready = false;
 	}
 	if (ready && (nout || max)) {
-		rc = cycle(p, outs, nout, max, claims, nclaimed, &next_due);
+		rc = cycle(p, outs, nout, max, claims, nclaimed, &next_due, start ? &s : NULL);
 		if (rc && nout) {
 			rc = record_one_by_one(p, outs, nout);
-			if (rc == 0 && max)
-				rc = cycle(p, NULL, 0, max, claims, nclaimed, &next_due);
+			/* jobs started under a claim that failed to commit: not again now */
+			if (rc == 0 && max && !s.started)
+				rc = cycle(p, NULL, 0, max, claims, nclaimed, &next_due,
+					   start ? &s : NULL);
 		}
 		if (rc)
 			th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",

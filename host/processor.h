@@ -103,9 +103,14 @@ size_t th_pool_threads(void *state, uint64_t *ids, size_t max);
 /* One store cycle for the strategy: record outcomes, queue scheduled jobs that are due,
  * claim up to max. Logs failures; on failure nothing is claimed. *wait_us (may be NULL)
  * is how long the strategy may sleep before the next cycle unless woken: wait_time, or
- * less when a scheduled job is due sooner. */
+ * less when a scheduled job is due sooner.
+ * With `start` (may be NULL), the claims go to start(ud, claims, n) before they commit
+ * (see th_cycle.start), so that their runs overlap the commit's fsync; *nclaimed is then
+ * 0. Workers fed by start run jobs whose claim is exclusive but not yet durable: a
+ * crash before the commit leaves them queued, as a crash during the run would. */
 int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
-		       th_claim *claims, size_t *nclaimed, int64_t *wait_us);
+		       th_claim *claims, size_t *nclaimed, int64_t *wait_us,
+		       void (*start)(void *ud, th_claim *claims, size_t n), void *ud);
 
 /* Claiming ahead: a processor claims more jobs than it has idle workers when its jobs
  * are short, so that many jobs share one commit; as many as its workers finish in a

@@ -692,3 +692,9 @@ void th_service_wait_finished(th_service *svc, uint32_t seq, int64_t timeout_us)
 {
 	th_wake_wait(svc->wake, TH_WAKE_FINISHED, seq, timeout_us);
 }
+
+void th_service_set_commit_hook(th_service *svc, int (*fn)(void *ud, const char *what),
+				void *ud)
+{
+	th_store_set_commit_hook(svc->store, fn, ud);
+}

@@ -38,7 +38,7 @@ static void *simple_loop(void *arg)
 		bool stop = th_processor_stopping(p);
 		size_t want = stop ? 0 : 1 + th_processor_prefetch(p, 1), n = 0;
 		int64_t wait_us;
-		int rc = th_processor_cycle(p, outs, nout, want, claims, &n, &wait_us);
+		int rc = th_processor_cycle(p, outs, nout, want, claims, &n, &wait_us, NULL, NULL);
 		if (rc == 0) {
 			for (size_t i = 0; i < nout; i++)
 				th_run_result_clear(&res[i]);

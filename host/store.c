@@ -1416,7 +1416,9 @@ static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 			return rc;
 	if ((rc = promote_due(st, txn, now, c)))
 		return rc;
-	if (c->max == 0 || queue_paused(st, txn, c->queue))
+	/* started: this is a retry after the map grew, and the jobs claimed the first time
+	 * run already; claiming again would run them twice */
+	if (c->max == 0 || c->started || queue_paused(st, txn, c->queue))
 		return 0;
 	MDB_cursor *cur;
 	if ((rc = mdb_cursor_open(txn, st->ready, &cur)))
@@ -1426,12 +1428,22 @@ static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 	       ((rc = claim_one(st, txn, cur, c, now, first)) == 0 || rc == EAGAIN))
 		first = false;
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if (c->start && c->nclaimed) {
+		c->start(c->start_ud, c->claims, c->nclaimed);
+		for (size_t i = 0; i < c->nclaimed; i++)
+			c->claims[i].input = NULL; /* start's now */
+		c->started = c->nclaimed;
+		c->nclaimed = 0;
+	}
+	return 0;
 }
 
 int th_store_cycle(th_store *st, th_cycle *c)
 {
 	c->nclaimed = 0;
+	c->started = 0;
 	int rc = write_txn(st, "recording outcomes and claiming", cycle_fn, c);
 	if (rc) /* claims filled before a failed commit are void */
 		clear_claims(c);

@@ -142,6 +142,14 @@ typedef struct th_cycle {
 	size_t stale;           /* out: outcomes refused */
 	size_t promoted;        /* out: scheduled jobs queued (or cron runs fired) */
 	int64_t next_due;       /* out: when the next scheduled job is due; 0: none */
+	/* Optional: called with the claims once they are made, before they commit, to start
+	 * them at once. No other writer can take them meanwhile: this transaction holds the
+	 * write lock until it commits. The claims (their input too) pass to start, which
+	 * must not block on the store; nclaimed is then 0 and `started` counts them. If the
+	 * commit fails, they run without a claim on disk and may run again later. */
+	void (*start)(void *ud, th_claim *claims, size_t n);
+	void *start_ud;
+	size_t started;         /* out */
 } th_cycle;
 
 int th_store_cycle(th_store *st, th_cycle *c);

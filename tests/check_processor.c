@@ -2,6 +2,7 @@
  * lines, order of the simple processor, stop semantics, a thousand jobs each run once,
  * two services in two processes on one data dir, per-thread plugin hooks. */
 #include <check.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,45 @@ START_TEST(thousand_jobs_each_once)
 }
 END_TEST
 
+/* Fails the first commit that claims: the commit of the transaction in which multi
+ * already handed its jobs to the workers. */
+static int fail_first_claim(void *ud, const char *what)
+{
+	atomic_int *left = ud;
+	if (strstr(what, "claiming") && atomic_fetch_sub(left, 1) > 0)
+		return TH_EIO;
+	return 0;
+}
+
+/* multi starts a job while its claim commits; when that commit fails the run has no
+ * claim on disk: its outcome is refused, the job is claimed again and runs again, and
+ * the log says so. Nothing is lost and the job ends completed. */
+START_TEST(multi_claim_commit_fails_after_start)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/runs", dir);
+	uint64_t id = add("fx_record", path);
+	atomic_int left = 1;
+	th_service_set_commit_hook(svc, fail_first_claim, &left);
+	use("multi", 1);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert(tu_wait_status(svc, id, TH_JOB_COMPLETED, 30));
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	th_service_set_commit_hook(svc, NULL, NULL);
+	ck_assert(tu_captured_has("processor", "started while their claim was written", NULL));
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	unsigned long long got;
+	int runs = 0;
+	while (fscanf(f, "%llu", &got) == 1) {
+		ck_assert_uint_eq(got, id);
+		runs++;
+	}
+	fclose(f);
+	ck_assert_int_eq(runs, 2);
+}
+END_TEST
+
 START_TEST(two_services_one_data_dir)
 {
 	char path[4096];
@@ -329,6 +369,7 @@ Suite *processor_suite(void)
 	tcase_add_test(tc, stop_waits_for_running_jobs_simple);
 	tcase_add_test(tc, threads_listed);
 	tcase_add_test(tc, thousand_jobs_each_once);
+	tcase_add_test(tc, multi_claim_commit_fails_after_start);
 	tcase_add_test(tc, two_services_one_data_dir);
 	tcase_add_test(tc, processing_restarts);
 	tcase_add_test(tc, result_too_big_for_the_database);

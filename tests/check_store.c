@@ -691,6 +691,75 @@ START_TEST(failed_commit_changes_nothing)
 }
 END_TEST
 
+/* The order of events in a cycle with a start callback: "s<id>" for each job started,
+ * "c" for the commit (the hook), into a string. */
+struct order {
+	char log[128];
+	int fail; /* commits left to fail */
+};
+
+static void note(struct order *o, const char *what)
+{
+	size_t len = strlen(o->log);
+	snprintf(o->log + len, sizeof(o->log) - len, "%s%s", len ? " " : "", what);
+}
+
+static void start_noting(void *ud, th_claim *claims, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char s[32];
+		snprintf(s, sizeof(s), "s%llu:%.*s", (unsigned long long)claims[i].job.id,
+			 (int)claims[i].input_len, (const char *)claims[i].input);
+		note(ud, s);
+		th_claim_clear(&claims[i]); /* the claims are start's */
+	}
+}
+
+static int commit_noting(void *ud, const char *what)
+{
+	struct order *o = ud;
+	(void)what;
+	note(o, "c");
+	return o->fail-- > 0 ? TH_EIO : 0;
+}
+
+START_TEST(start_runs_claims_before_they_commit)
+{
+	uint64_t a = add1("echo", "x"), b = add1("echo", "y"), c3 = add1("echo", "z");
+	struct order o = {"", 0};
+	th_store_set_commit_hook(st, commit_noting, &o);
+	th_claim c[2];
+	th_cycle cy = {.owner = &owner, .max = 2, .lease_us = 1000000, .claims = c,
+		       .start = start_noting, .start_ud = &o};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	char want[64];
+	snprintf(want, sizeof(want), "s%llu:x s%llu:y c", (unsigned long long)a,
+		 (unsigned long long)b);
+	ck_assert_str_eq(o.log, want);
+	ck_assert_uint_eq(cy.nclaimed, 0);
+	ck_assert_uint_eq(cy.started, 2);
+	ck_assert_int_eq(status_of(a), TH_JOB_PROCESSING);
+	ck_assert_int_eq(status_of(b), TH_JOB_PROCESSING);
+	ck_assert_int_eq(status_of(c3), TH_JOB_QUEUED);
+
+	/* the commit fails after the job started: it stays queued, and the outcome of that
+	 * run is refused */
+	o = (struct order){"", 1};
+	ck_assert_int_eq(th_store_cycle(st, &cy), TH_EIO);
+	snprintf(want, sizeof(want), "s%llu:z c", (unsigned long long)c3);
+	ck_assert_str_eq(o.log, want);
+	ck_assert_uint_eq(cy.started, 1);
+	ck_assert_int_eq(status_of(c3), TH_JOB_QUEUED);
+	th_store_set_commit_hook(st, NULL, NULL);
+	th_outcome out = {.id = c3, .gen = 1, .status = TH_JOB_COMPLETED};
+	ck_assert_uint_eq(record(&out, 1), 1);
+	ck_assert_int_eq(status_of(c3), TH_JOB_QUEUED);
+	uint64_t ids[2];
+	ck_assert_uint_eq(claim(2, ids), 1); /* and it can be claimed again */
+	ck_assert_uint_eq(ids[0], c3);
+}
+END_TEST
+
 /* ---- concurrent claimers ---- */
 
 enum { RACE_JOBS = 2000 };
@@ -836,6 +905,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, recovers_expired_leases_and_renews);
 	tcase_add_test(tc, living_owner_keeps_its_jobs);
 	tcase_add_test(tc, failed_commit_changes_nothing);
+	tcase_add_test(tc, start_runs_claims_before_they_commit);
 	tcase_add_test(tc, threads_never_claim_twice);
 	tcase_add_test(tc, processes_never_claim_twice);
 	suite_add_tcase(s, tc);
