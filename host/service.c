@@ -379,6 +379,11 @@ int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 	return th_store_count(svc->store, counts);
 }
 
+int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing)
+{
+	return th_store_pending(svc->store, queued, processing);
+}
+
 /* ---- the processor calls ---- */
 
 int th_service_has_jobs_waiting(th_service *svc, bool *out)

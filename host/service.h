@@ -124,6 +124,8 @@ int th_service_list(th_service *svc, unsigned mask, uint64_t from, bool reverse,
 		    th_job_fn fn, void *ud);
 /* counts[status] for each status. */
 int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
+/* Jobs queued and processing, without reading every job (th_store_pending). */
+int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing);
 
 /* ---- the processor calls of the seed ---- */
 

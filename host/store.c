@@ -840,6 +840,23 @@ int th_store_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 	return th_store_list(st, ~0u, 0, false, count_fn, counts);
 }
 
+int th_store_pending(th_store *st, uint64_t *queued, uint64_t *processing)
+{
+	*queued = *processing = 0;
+	MDB_txn *txn;
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	if (rc)
+		return map_err(rc, "reading the queue");
+	MDB_stat ready, running;
+	if ((rc = mdb_stat(txn, st->ready, &ready)) == 0 &&
+	    (rc = mdb_stat(txn, st->running, &running)) == 0) {
+		*queued = ready.ms_entries;
+		*processing = running.ms_entries;
+	}
+	txn_end(st, txn);
+	return map_err(rc, "reading the queue");
+}
+
 static size_t paused_key(char *k, const char *queue)
 {
 	return (size_t)snprintf(k, 8 + TH_QUEUE_NAME_MAX + 1, "paused:%s", queue ? queue : "");

@@ -102,6 +102,9 @@ int th_store_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 
 /* Number of jobs per status: counts[status] for 1..TH_JOB_STATUS_MAX. */
 int th_store_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
+/* Jobs queued (every queue, paused ones too) and processing, from the sizes of the ready
+ * and running indexes: without reading the jobs, however many there are. */
+int th_store_pending(th_store *st, uint64_t *queued, uint64_t *processing);
 
 /* Whether the queue has a job to claim (or a scheduled job is due, which a cycle would
  * queue first), and when the next scheduled job is due (0: none). */

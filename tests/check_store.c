@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "store.h"
 #include "testutil.h"
@@ -146,6 +147,39 @@ START_TEST(bad_names_refused)
 	uint64_t c[TH_JOB_STATUS_MAX + 1];
 	ck_assert_int_eq(th_store_count(st, c), 0);
 	ck_assert_uint_eq(c[TH_JOB_QUEUED], 0);
+}
+END_TEST
+
+static void assert_pending(uint64_t queued, uint64_t processing)
+{
+	uint64_t q, p, c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_pending(st, &q, &p), 0);
+	ck_assert_uint_eq(q, queued);
+	ck_assert_uint_eq(p, processing);
+	ck_assert_int_eq(th_store_count(st, c), 0); /* the same as counting every job */
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], queued);
+	ck_assert_uint_eq(c[TH_JOB_PROCESSING], processing);
+}
+
+/* Queued and processing from the index sizes: paused queues count, delayed jobs and
+ * finished ones do not. */
+START_TEST(pending_counts_from_the_indexes)
+{
+	assert_pending(0, 0);
+	uint64_t a = add1("echo", NULL);
+	add1("echo", NULL);
+	th_store_new later = NJ("echo", NULL, 0, 0, NULL, 0), other = NJ("echo", "q2", 0, 0, NULL, 0);
+	later.due_us = th_clock_now_us() + 3600000000;
+	uint64_t ids[2];
+	ck_assert_int_eq(th_store_add(st, &later, 1, ids, NULL), 0);
+	ck_assert_int_eq(th_store_add(st, &other, 1, ids + 1, NULL), 0);
+	ck_assert_int_eq(th_store_pause_queue(st, "q2", true), 0);
+	assert_pending(3, 0);
+	ck_assert_uint_eq(claim(1, ids), 1);
+	ck_assert_uint_eq(ids[0], a);
+	assert_pending(2, 1);
+	finish(a, 1, TH_JOB_COMPLETED, "r", NULL);
+	assert_pending(2, 0);
 }
 END_TEST
 
@@ -905,6 +939,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, recovers_expired_leases_and_renews);
 	tcase_add_test(tc, living_owner_keeps_its_jobs);
 	tcase_add_test(tc, failed_commit_changes_nothing);
+	tcase_add_test(tc, pending_counts_from_the_indexes);
 	tcase_add_test(tc, start_runs_claims_before_they_commit);
 	tcase_add_test(tc, threads_never_claim_twice);
 	tcase_add_test(tc, processes_never_claim_twice);

@@ -231,9 +231,9 @@ bool tu_wait_idle(th_service *svc, double timeout_s)
 {
 	double end = tu_now() + timeout_s;
 	do {
-		uint64_t c[TH_JOB_STATUS_MAX + 1];
-		if (th_service_count(svc, c) == 0 && c[TH_JOB_QUEUED] == 0 &&
-		    c[TH_JOB_PROCESSING] == 0)
+		uint64_t queued, processing;
+		if (th_service_pending(svc, &queued, &processing) == 0 && queued == 0 &&
+		    processing == 0)
 			return true;
 		pause_briefly();
 	} while (tu_now() < end);

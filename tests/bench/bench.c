@@ -210,9 +210,8 @@ static void wait_all(th_service *svc, uint64_t last)
 		th_service_wait_finished(svc, seq, 10000);
 	}
 	for (;;) { /* multi finishes a few jobs out of order: wait for the stragglers */
-		uint64_t c[TH_JOB_STATUS_MAX + 1];
-		th_service_count(svc, c);
-		if (!c[TH_JOB_QUEUED] && !c[TH_JOB_PROCESSING])
+		uint64_t queued, processing;
+		if (th_service_pending(svc, &queued, &processing) == 0 && !queued && !processing)
 			break;
 		uint32_t seq = th_service_finished_seq(svc);
 		th_service_wait_finished(svc, seq, 10000);
