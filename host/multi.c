@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "inflight.h"
 #include "log.h"
 #include "run.h"
 
@@ -44,6 +45,7 @@ struct multi {
 	bool stopping;
 	bool sleeping; /* the dispatcher waits for an event: a finished job must kick it */
 	size_t started; /* claims start_claims handed out this round (dispatcher only) */
+	th_inflight *inflight; /* NULL: jobs start only once their claim committed */
 };
 
 static void *worker_loop(void *arg)
@@ -103,6 +105,9 @@ static void *worker_loop(void *arg)
 static void start_claims(void *ud, th_claim *claims, size_t n)
 {
 	struct multi *m = ud;
+	/* noted first: if this host dies before the commit, the next one counts the attempt */
+	for (size_t i = 0; i < n; i++)
+		th_inflight_add(m->inflight, claims[i].job.id, claims[i].job.claim_gen);
 	pthread_mutex_lock(&m->mu);
 	for (size_t i = 0; i < n; i++)
 		m->ready[(m->rhead + m->rlen++) % m->cap] = claims[i];
@@ -171,9 +176,11 @@ static void *dispatch_loop(void *arg)
 		m->started = 0;
 		if (nbatch + nrel || want)
 			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us,
-						start_claims, m);
+						m->inflight ? start_claims : NULL, m);
 		else
 			wait_us = -1; /* nothing to claim room for: a finished job kicks */
+		if (m->started)
+			th_inflight_clear(m->inflight); /* committed, or failed while we live */
 		if (rc == 0) {
 			for (size_t i = 0; i < nbatch; i++)
 				th_run_result_clear(&batch[i].res);
@@ -216,6 +223,7 @@ static void free_multi(struct multi *m)
 	free(m->ready);
 	free(m->done);
 	free(m->workers);
+	th_inflight_close(m->inflight);
 	free(m);
 }
 
@@ -244,6 +252,10 @@ int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **sta
 	m->cap = n + TH_PREFETCH_MAX;
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->work_cv, NULL);
+	const th_proc_env *env = th_processor_env(p);
+	if (env->data_dir &&
+	    th_inflight_open(&m->inflight, env->data_dir, &env->owner, m->cap) != 0)
+		th_log_warn("processor", "jobs start only once their claim is on disk");
 	m->ready = calloc(m->cap, sizeof(*m->ready));
 	m->done = calloc(m->cap, sizeof(*m->done));
 	m->workers = calloc(m->nthreads, sizeof(*m->workers));

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "inflight.h"
 #include "log.h"
 
 struct th_processor {
@@ -77,6 +78,20 @@ static void *watch(void *arg)
 }
 
 /* Takes back jobs of dead or expired owners, logging what it did. */
+static int recover_started(void *ud, const uint64_t *pairs, size_t n)
+{
+	th_processor *p = ud;
+	size_t done = 0;
+	int rc = th_store_recover_started(p->env.store, pairs, n, &done);
+	if (rc)
+		th_log_error("processor", "counting the attempts of a dead host failed: %s",
+			     th_strerror(rc));
+	else if (done)
+		th_log_warn("processor", "counted the attempt of %zu job%s a dead host had "
+			    "started", done, done == 1 ? "" : "s");
+	return rc;
+}
+
 static void recover(th_processor *p)
 {
 	size_t n = 0;
@@ -88,6 +103,8 @@ static void recover(th_processor *p)
 			    n, n == 1 ? "" : "s");
 	if (n)
 		th_processor_kick(p);
+	if (p->env.data_dir)
+		th_inflight_collect(p->env.data_dir, &p->env.owner, recover_started, p);
 }
 
 /* Running jobs whose deadline passed are asked to stop; returns the earliest deadline

@@ -1513,6 +1513,35 @@ struct orphan {
 	bool dead; /* owner gone, rather than its lease over */
 };
 
+/* A job taken back from a host that is gone: queued again while it has attempts left,
+ * else ended in error saying why. Not in the ready index when called. */
+static int give_back(th_store *st, MDB_txn *txn, th_job *job, const char *why, int64_t now)
+{
+	int rc;
+	job->owner = 0;
+	job->owner_pid = 0;
+	if (job->attempts < job->max_attempts) {
+		job->status = TH_JOB_QUEUED;
+		if ((rc = put_ready(st, txn, job)))
+			return rc;
+		th_log_warn("store", "job %llu: %s (attempt %u of %u): queued again",
+			    (unsigned long long)job->id, why, job->attempts, job->max_attempts);
+	} else {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "%s, attempts exhausted (%u of %u)", why,
+			 job->attempts, job->max_attempts);
+		if ((rc = finish_job(st, txn, job, TH_JOB_ERROR, now)) ||
+		    (rc = add_error_history(st, txn, job, msg)) ||
+		    (rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, strlen(msg))))
+			return rc;
+		th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
+	}
+	if ((rc = put_job(st, txn, job, 0)) ||
+	    (job->status == TH_JOB_ERROR && (rc = report_to_cron(st, txn, job))))
+		return rc;
+	return 0;
+}
+
 struct recover_args {
 	const th_owner *self;
 	struct orphan *orphans;
@@ -1534,33 +1563,52 @@ static int recover_fn(th_store *st, MDB_txn *txn, void *ud)
 			return rc;
 		if (job.status != TH_JOB_PROCESSING || job.claim_gen != o->gen)
 			continue; /* finished or re-claimed since the scan */
-		if ((rc = del_running(st, txn, job.id)))
-			return rc;
-		const char *why = o->dead ? "host died while running" : "lease expired";
-		job.owner = 0;
-		job.owner_pid = 0;
-		if (job.attempts < job.max_attempts) {
-			job.status = TH_JOB_QUEUED;
-			if ((rc = put_ready(st, txn, &job)))
-				return rc;
-			th_log_warn("store", "job %llu: %s (attempt %u of %u): queued again",
-				    (unsigned long long)job.id, why, job.attempts, job.max_attempts);
-		} else {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "%s, attempts exhausted (%u of %u)", why,
-				 job.attempts, job.max_attempts);
-			if ((rc = finish_job(st, txn, &job, TH_JOB_ERROR, now)) ||
-			    (rc = add_error_history(st, txn, &job, msg)) ||
-			    (rc = put_blob(st, txn, job.id, TH_BLOB_ERROR, msg, strlen(msg))))
-				return rc;
-			th_log_warn("store", "job %llu: %s", (unsigned long long)job.id, msg);
-		}
-		if ((rc = put_job(st, txn, &job, 0)) ||
-		    (job.status == TH_JOB_ERROR && (rc = report_to_cron(st, txn, &job))))
+		if ((rc = del_running(st, txn, job.id)) ||
+		    (rc = give_back(st, txn, &job, o->dead ? "host died while running"
+							   : "lease expired", now)))
 			return rc;
 		a->done++;
 	}
 	return 0;
+}
+
+struct started_args {
+	const uint64_t *pairs;
+	size_t n, done;
+};
+
+/* Jobs a dead host started while their claim was being committed, and that claim never
+ * made it: the job is queued still, one claim generation behind. Its attempt counts. */
+static int started_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	struct started_args *a = ud;
+	int64_t now = th_clock_now_us();
+	a->done = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		th_job job;
+		int rc = get_job(st, txn, a->pairs[2 * i], &job);
+		if (rc == MDB_NOTFOUND || rc == TH_EFORMAT)
+			continue;
+		if (rc)
+			return rc;
+		if (job.status != TH_JOB_QUEUED || job.claim_gen + 1 != a->pairs[2 * i + 1])
+			continue; /* the claim committed, or the job moved on since */
+		job.claim_gen++; /* that claim's generation is spent: counted once */
+		job.attempts++;
+		if ((rc = del_ready(st, txn, &job)) ||
+		    (rc = give_back(st, txn, &job, "host died while starting it", now)))
+			return rc;
+		a->done++;
+	}
+	return 0;
+}
+
+int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done)
+{
+	struct started_args a = {pairs, n, 0};
+	int rc = write_txn(st, "counting attempts of a dead host", started_fn, &a);
+	*done = rc ? 0 : a.done;
+	return rc;
 }
 
 int th_store_recover(th_store *st, const th_owner *self, size_t *n)

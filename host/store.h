@@ -164,6 +164,10 @@ int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t
  * except self's: each goes back to queued with its attempt counted, or to error when it
  * has no attempts left. *n counts them. */
 int th_store_recover(th_store *st, const th_owner *self, size_t *n);
+/* Pairs (id, claim generation) of jobs a dead host started before their claim committed
+ * (th_inflight): each job still queued one generation behind that claim has the attempt
+ * counted, and ends in error when it has none left. *done counts them. */
+int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done);
 
 /* Tests inject failures here: called before every commit with what the transaction
  * does; a non-zero TH_E* return aborts the transaction and is returned instead. */

@@ -1,6 +1,7 @@
 /* The LMDB store: adding, claiming in order, outcomes and fencing, cancel, clean, list,
  * persistence across reopen, a full map, a foreign format, concurrent claimers. */
 #include <check.h>
+#include <dirent.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "inflight.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -593,6 +595,104 @@ START_TEST(owner_liveness)
 }
 END_TEST
 
+static int count_started(void *ud, const uint64_t *pairs, size_t n)
+{
+	size_t done = 0;
+	int rc = th_store_recover_started(st, pairs, n, &done);
+	*(size_t *)ud += done;
+	return rc;
+}
+
+static size_t inflight_files(void)
+{
+	DIR *d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += strncmp(e->d_name, "inflight-", 9) == 0;
+	closedir(d);
+	return n;
+}
+
+/* A host killed while jobs it had started were still being claimed: their claim never
+ * committed, but the file it left says they started, and the next host counts the
+ * attempt, so a job that kills its host every time still runs out of attempts. */
+START_TEST(counts_attempts_of_jobs_a_dead_host_started)
+{
+	th_store_new n[3] = {NJ("echo", NULL, 0, 2, "a", 1), NJ("echo", NULL, 0, 1, "b", 1),
+			     NJ("echo", NULL, 5, 3, "c", 1)};
+	uint64_t ids[3];
+	ck_assert_int_eq(th_store_add(st, n, 3, ids, NULL), 0);
+	/* the third job's claim did commit (as generation 1) before the host died */
+	th_owner me;
+	th_owner_self(&me);
+	uint64_t got;
+	ck_assert_uint_eq(claim_as(&me, 1, &got, 60000000), 1);
+	ck_assert_uint_eq(got, ids[2]);
+	pid_t pid = fork();
+	if (pid == 0) { /* the host: notes three starts under generation 1, dies */
+		th_owner self;
+		th_owner_self(&self);
+		th_inflight *f;
+		if (th_inflight_open(&f, dir, &self, 8))
+			_exit(1);
+		for (int i = 0; i < 3; i++)
+			th_inflight_add(f, ids[i], 1);
+		_exit(0);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_uint_eq(inflight_files(), 1);
+	/* a living owner's file, and our own, are left alone */
+	th_owner other = me;
+	other.instance ^= 0x77;
+	th_inflight *mine, *theirs;
+	ck_assert_int_eq(th_inflight_open(&mine, dir, &me, 4), 0);
+	ck_assert_int_eq(th_inflight_open(&theirs, dir, &other, 4), 0);
+	th_inflight_add(mine, ids[0], 1);
+	th_inflight_add(theirs, ids[1], 1);
+	ck_assert_uint_eq(inflight_files(), 3);
+
+	tu_capture_start();
+	size_t done = 0;
+	ck_assert_int_eq(th_inflight_collect(dir, &me, count_started, &done), 0);
+	ck_assert_uint_eq(done, 2);
+	ck_assert_uint_eq(inflight_files(), 2); /* the dead host's is gone */
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, ids[0], &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_QUEUED);
+	ck_assert_uint_eq(j.attempts, 1);
+	ck_assert(tu_captured_has("store", "host died while starting it (attempt 1 of 2): queued "
+				  "again", NULL));
+	ck_assert_int_eq(status_of(ids[1]), TH_JOB_ERROR);
+	void *msg;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, ids[1], TH_BLOB_ERROR, &msg, &len), 0);
+	ck_assert_str_eq(msg, "host died while starting it, attempts exhausted (1 of 1)");
+	free(msg);
+	ck_assert_int_eq(th_store_get(st, ids[2], &j), 0); /* its claim is on disk: as it was */
+	ck_assert_int_eq(j.status, TH_JOB_PROCESSING);
+	ck_assert_uint_eq(j.attempts, 1);
+	/* counted once, however often the pairs come */
+	uint64_t pairs[2] = {ids[0], 1};
+	ck_assert_int_eq(th_store_recover_started(st, pairs, 1, &done), 0);
+	ck_assert_uint_eq(done, 0);
+	ck_assert_int_eq(th_store_get(st, ids[0], &j), 0);
+	ck_assert_uint_eq(j.attempts, 1);
+	/* and claimed again under a new generation */
+	ck_assert_uint_eq(claim_as(&me, 1, &got, 60000000), 1);
+	ck_assert_uint_eq(got, ids[0]);
+	ck_assert_int_eq(th_store_get(st, ids[0], &j), 0);
+	ck_assert_uint_eq(j.claim_gen, 2);
+	ck_assert_uint_eq(j.attempts, 2);
+	th_inflight_close(mine);
+	th_inflight_close(theirs);
+	ck_assert_uint_eq(inflight_files(), 0);
+}
+END_TEST
+
 START_TEST(recovers_jobs_of_dead_owner)
 {
 	th_store_new n[3] = {NJ("echo", NULL, 0, 2, "a", 1), NJ("echo", NULL, 0, 1, "b", 1),
@@ -936,6 +1036,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, missing_dir_refused);
 	tcase_add_test(tc, owner_liveness);
 	tcase_add_test(tc, recovers_jobs_of_dead_owner);
+	tcase_add_test(tc, counts_attempts_of_jobs_a_dead_host_started);
 	tcase_add_test(tc, recovers_expired_leases_and_renews);
 	tcase_add_test(tc, living_owner_keeps_its_jobs);
 	tcase_add_test(tc, failed_commit_changes_nothing);
