@@ -102,6 +102,12 @@ void th_inflight_add(th_inflight *f, uint64_t id, uint64_t gen)
 	atomic_store_explicit(&f->h->count, f->n, memory_order_release);
 }
 
+size_t th_inflight_pairs(const th_inflight *f, const uint64_t **pairs)
+{
+	*pairs = f->h->pairs;
+	return f->n;
+}
+
 void th_inflight_clear(th_inflight *f)
 {
 	f->n = 0;

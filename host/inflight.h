@@ -20,7 +20,9 @@ void th_inflight_close(th_inflight *f);
 
 /* Notes a job about to start under claim generation gen (at most cap at once). */
 void th_inflight_add(th_inflight *f, uint64_t id, uint64_t gen);
-/* The claims noted have committed, or failed to while this host lives. */
+/* The (id, gen) pairs noted since the last clear; returns how many. */
+size_t th_inflight_pairs(const th_inflight *f, const uint64_t **pairs);
+/* The claims noted have committed. */
 void th_inflight_clear(th_inflight *f);
 
 /* For each file in dir left by an owner that is dead: fn with its (id, gen) pairs, then

@@ -46,6 +46,8 @@ struct multi {
 	bool sleeping; /* the dispatcher waits for an event: a finished job must kick it */
 	size_t started; /* claims start_claims handed out this round (dispatcher only) */
 	th_inflight *inflight; /* NULL: jobs start only once their claim committed */
+	bool confirming; /* the commit of started claims failed: make them again first
+			    (dispatcher only) */
 };
 
 static void *worker_loop(void *arg)
@@ -116,6 +118,33 @@ static void start_claims(void *ud, th_claim *claims, size_t n)
 	m->started += n;
 }
 
+/* After the commit of started claims failed: the same claims again (the jobs run).
+ * Outcomes and new claims wait until this succeeds. */
+static int confirm(struct multi *m)
+{
+	const th_proc_env *env = th_processor_env(m->p);
+	const uint64_t *pairs;
+	size_t n = th_inflight_pairs(m->inflight, &pairs);
+	bool *lost = calloc(n ? n : 1, sizeof(*lost));
+	if (!lost)
+		return TH_ENOMEM;
+	int rc = th_store_confirm(env->store, &env->owner, env->lease_us, pairs, n, lost);
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (lost[i])
+				th_log_warn("processor", "job %llu: taken by another host before its "
+					    "claim could be written again; the outcome of its run "
+					    "here will be refused", (unsigned long long)pairs[2 * i]);
+		th_inflight_clear(m->inflight);
+		m->confirming = false;
+	} else {
+		th_log_error("processor", "claiming %zu started job(s) again failed: %s; trying "
+			     "again", n, th_strerror(rc));
+	}
+	free(lost);
+	return rc;
+}
+
 /* The dispatcher: each round records the finished jobs and claims new ones for the
  * idle workers (and, for short jobs, ahead of them) in one transaction. */
 static void *dispatch_loop(void *arg)
@@ -161,7 +190,7 @@ static void *dispatch_loop(void *arg)
 		/* claims for idle workers plus those ahead, within what the ring holds */
 		size_t held = m->busy + m->rlen + nbatch, want = 0;
 		size_t idle = m->nthreads > m->busy + m->rlen ? m->nthreads - m->busy - m->rlen : 0;
-		if (!stop && held < m->cap) {
+		if (!stop && held < m->cap && !m->confirming) {
 			size_t ahead = m->rlen < prefetch ? prefetch - m->rlen : 0;
 			want = idle + ahead;
 			if (want > m->cap - held)
@@ -173,15 +202,22 @@ static void *dispatch_loop(void *arg)
 			outs[i] = batch[i].out;
 		size_t n = 0, recorded = 0;
 		int rc = 0;
+		bool confirm_round = m->confirming;
 		m->started = 0;
-		if (nbatch + nrel || want)
+		if (confirm_round) {
+			rc = confirm(m);
+			wait_us = 100000; /* after a failure: look again soon, without spinning */
+		} else if (nbatch + nrel || want) {
 			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us,
 						m->inflight ? start_claims : NULL, m);
-		else
+			if (m->started && rc)
+				m->confirming = true; /* the outcomes wait for those claims */
+			else if (m->started)
+				th_inflight_clear(m->inflight);
+		} else {
 			wait_us = -1; /* nothing to claim room for: a finished job kicks */
-		if (m->started)
-			th_inflight_clear(m->inflight); /* committed, or failed while we live */
-		if (rc == 0) {
+		}
+		if (rc == 0 && !confirm_round) {
 			for (size_t i = 0; i < nbatch; i++)
 				th_run_result_clear(&batch[i].res);
 			recorded = nbatch;
@@ -197,8 +233,9 @@ static void *dispatch_loop(void *arg)
 		/* sleep only when this round neither claimed nor recorded anything and nothing
 		 * waits to be recorded: the outcomes recorded made room that the claims of
 		 * this round (sized before) did not use yet */
-		bool sleep = n + m->started == 0 && recorded == 0 && m->ndone == 0 &&
-			     !th_processor_stopping(p);
+		bool sleep = (confirm_round && rc) ||
+			     (!confirm_round && n + m->started == 0 && recorded == 0 &&
+			      m->ndone == 0 && !th_processor_stopping(p));
 		m->sleeping = sleep;
 		pthread_mutex_unlock(&m->mu);
 		if (sleep) {

@@ -450,8 +450,10 @@ static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t ma
 		s->started = c.started;
 	if (rc && c.started)
 		th_log_warn("processor", "%zu job(s) started while their claim was written, and "
-			    "writing it failed: their outcomes will be refused and they may run "
-			    "again", c.started);
+			    "writing it failed: claiming them again", c.started);
+	if (c.lost)
+		th_log_warn("processor", "%zu job(s) started here were taken by another host "
+			    "while the map grew: their outcomes here will be refused", c.lost);
 	if (next_due && rc == 0)
 		*next_due = c.next_due;
 	if (rc == 0 && c.promoted) /* other queues' processors, other hosts: look */
@@ -507,10 +509,11 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 	}
 	if (ready && (nout || max)) {
 		rc = cycle(p, outs, nout, max, claims, nclaimed, &next_due, start ? &s : NULL);
-		if (rc && nout) {
+		/* jobs started under claims that failed to commit: the caller makes the same
+		 * claims again (th_store_confirm) before anything else, outcomes included */
+		if (rc && nout && !s.started) {
 			rc = record_one_by_one(p, outs, nout);
-			/* jobs started under a claim that failed to commit: not again now */
-			if (rc == 0 && max && !s.started)
+			if (rc == 0 && max)
 				rc = cycle(p, NULL, 0, max, claims, nclaimed, &next_due,
 					   start ? &s : NULL);
 		}

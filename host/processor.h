@@ -107,7 +107,9 @@ size_t th_pool_threads(void *state, uint64_t *ids, size_t max);
  * With `start` (may be NULL), the claims go to start(ud, claims, n) before they commit
  * (see th_cycle.start), so that their runs overlap the commit's fsync; *nclaimed is then
  * 0. Workers fed by start run jobs whose claim is exclusive but not yet durable: a
- * crash before the commit leaves them queued, as a crash during the run would. */
+ * crash before the commit leaves them queued, as a crash during the run would. If the
+ * commit fails after start, the outcomes are not recorded either, and the caller must
+ * make the same claims again (th_store_confirm) before its next cycle. */
 int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
 		       th_claim *claims, size_t *nclaimed, int64_t *wait_us,
 		       void (*start)(void *ud, th_claim *claims, size_t n), void *ud);

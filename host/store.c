@@ -1259,6 +1259,21 @@ static int bury_damaged(th_store *st, MDB_txn *txn, th_job *job, int64_t now)
 	return put_job(st, txn, job, 0);
 }
 
+/* The claim itself: the job (just read, out of the ready index) is owner's now. */
+static int take(th_store *st, MDB_txn *txn, th_job *job, const th_owner *owner,
+		int64_t lease_us, int64_t now)
+{
+	job->status = TH_JOB_PROCESSING;
+	job->attempts++;
+	job->claim_gen++;
+	job->started_us = now;
+	job->owner = owner->instance;
+	job->owner_pid = owner->pid;
+	struct running r = {*owner, job->claim_gen, th_clock_boot_us() + lease_us};
+	int rc = put_job(st, txn, job, 0);
+	return rc ? rc : put_running(st, txn, job->id, &r);
+}
+
 /* Claims the first ready job of the queue into c->claims[c->nclaimed] (`first`: the
  * cursor is not placed yet). MDB_NOTFOUND when the queue is empty; EAGAIN when it took
  * a damaged job out of line instead. */
@@ -1305,19 +1320,28 @@ static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, i
 		memcpy(cl->input, bval.mv_data, bval.mv_size);
 		cl->input_len = bval.mv_size;
 	}
-	job->status = TH_JOB_PROCESSING;
-	job->attempts++;
-	job->claim_gen++;
-	job->started_us = now;
-	job->owner = c->owner->instance;
-	job->owner_pid = c->owner->pid;
-	struct running r = {*c->owner, job->claim_gen, th_clock_boot_us() + c->lease_us};
-	if ((rc = put_job(st, txn, job, 0)) || (rc = put_running(st, txn, id, &r))) {
+	if ((rc = take(st, txn, job, c->owner, c->lease_us, now))) {
 		th_claim_clear(cl);
 		return rc;
 	}
 	c->nclaimed++;
 	return 0;
+}
+
+/* Claims again, exactly, a job started under a claim (id, gen) whose commit failed: the
+ * same generation, if the job is still queued one generation behind it; else *lost. */
+static int retake(th_store *st, MDB_txn *txn, uint64_t id, uint64_t gen, const th_owner *owner,
+		  int64_t lease_us, int64_t now, bool *lost)
+{
+	th_job job;
+	int rc = get_job(st, txn, id, &job);
+	*lost = rc == MDB_NOTFOUND || rc == TH_EFORMAT ||
+		(rc == 0 && (job.status != TH_JOB_QUEUED || job.claim_gen + 1 != gen));
+	if (rc == MDB_NOTFOUND || rc == TH_EFORMAT || *lost)
+		return 0;
+	if (rc || ((rc = del_ready(st, txn, &job)) && rc != MDB_NOTFOUND))
+		return rc;
+	return take(st, txn, &job, owner, lease_us, now);
 }
 
 static void clear_claims(th_cycle *c)
@@ -1433,9 +1457,20 @@ static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 			return rc;
 	if ((rc = promote_due(st, txn, now, c)))
 		return rc;
-	/* started: this is a retry after the map grew, and the jobs claimed the first time
-	 * run already; claiming again would run them twice */
-	if (c->max == 0 || c->started || queue_paused(st, txn, c->queue))
+	if (c->started) {
+		/* a retry after the map grew: the jobs claimed the first time run already;
+		 * the same claims again, not new ones */
+		c->lost = 0;
+		for (size_t i = 0; i < c->started; i++) {
+			bool lost;
+			if ((rc = retake(st, txn, c->claims[i].job.id, c->claims[i].job.claim_gen,
+					 c->owner, c->lease_us, now, &lost)))
+				return rc;
+			c->lost += lost;
+		}
+		return 0;
+	}
+	if (c->max == 0 || queue_paused(st, txn, c->queue))
 		return 0;
 	MDB_cursor *cur;
 	if ((rc = mdb_cursor_open(txn, st->ready, &cur)))
@@ -1461,10 +1496,39 @@ int th_store_cycle(th_store *st, th_cycle *c)
 {
 	c->nclaimed = 0;
 	c->started = 0;
+	c->lost = 0;
 	int rc = write_txn(st, "recording outcomes and claiming", cycle_fn, c);
 	if (rc) /* claims filled before a failed commit are void */
 		clear_claims(c);
 	return rc;
+}
+
+struct confirm_args {
+	const th_owner *owner;
+	int64_t lease_us;
+	const uint64_t *pairs;
+	size_t n;
+	bool *lost;
+};
+
+static int confirm_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	struct confirm_args *a = ud;
+	int64_t now = th_clock_now_us();
+	for (size_t i = 0; i < a->n; i++) {
+		int rc = retake(st, txn, a->pairs[2 * i], a->pairs[2 * i + 1], a->owner,
+				a->lease_us, now, &a->lost[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int th_store_confirm(th_store *st, const th_owner *owner, int64_t lease_us,
+		     const uint64_t *pairs, size_t n, bool *lost)
+{
+	struct confirm_args a = {owner, lease_us, pairs, n, lost};
+	return write_txn(st, "claiming started jobs again", confirm_fn, &a);
 }
 
 struct renew_args {

@@ -153,9 +153,17 @@ typedef struct th_cycle {
 	void (*start)(void *ud, th_claim *claims, size_t n);
 	void *start_ud;
 	size_t started;         /* out */
+	size_t lost;            /* out: started, then taken by another writer while the map
+				   grew (their claims could not be made again) */
 } th_cycle;
 
 int th_store_cycle(th_store *st, th_cycle *c);
+
+/* After a cycle whose commit failed once its claims had started: makes the same claims
+ * (id, generation pairs) again, each job still queued one generation behind; lost[i]
+ * tells which could not be (the job moved on meanwhile). */
+int th_store_confirm(th_store *st, const th_owner *owner, int64_t lease_us,
+		     const uint64_t *pairs, size_t n, bool *lost);
 
 /* Extends the lease of every job `owner` holds to now + lease_us; *n counts them. */
 int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n);

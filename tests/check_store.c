@@ -876,8 +876,8 @@ START_TEST(start_runs_claims_before_they_commit)
 	ck_assert_int_eq(status_of(b), TH_JOB_PROCESSING);
 	ck_assert_int_eq(status_of(c3), TH_JOB_QUEUED);
 
-	/* the commit fails after the job started: it stays queued, and the outcome of that
-	 * run is refused */
+	/* the commit fails after the job started: it stays queued, until the same claim is
+	 * made again */
 	o = (struct order){"", 1};
 	ck_assert_int_eq(th_store_cycle(st, &cy), TH_EIO);
 	snprintf(want, sizeof(want), "s%llu:z c", (unsigned long long)c3);
@@ -885,12 +885,60 @@ START_TEST(start_runs_claims_before_they_commit)
 	ck_assert_uint_eq(cy.started, 1);
 	ck_assert_int_eq(status_of(c3), TH_JOB_QUEUED);
 	th_store_set_commit_hook(st, NULL, NULL);
+	uint64_t pairs[4] = {c3, 1, a, 1};
+	bool lost[2] = {true, false};
+	ck_assert_int_eq(th_store_confirm(st, &owner, 1000000, pairs, 2, lost), 0);
+	ck_assert(!lost[0]);
+	ck_assert(lost[1]); /* a is held under generation 1 already: not this claim's to make */
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, c3, &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_PROCESSING);
+	ck_assert_uint_eq(j.claim_gen, 1);
+	ck_assert_uint_eq(j.attempts, 1);
+	/* so the run's outcome stands */
 	th_outcome out = {.id = c3, .gen = 1, .status = TH_JOB_COMPLETED};
-	ck_assert_uint_eq(record(&out, 1), 1);
-	ck_assert_int_eq(status_of(c3), TH_JOB_QUEUED);
-	uint64_t ids[2];
-	ck_assert_uint_eq(claim(2, ids), 1); /* and it can be claimed again */
-	ck_assert_uint_eq(ids[0], c3);
+	ck_assert_uint_eq(record(&out, 1), 0);
+	ck_assert_int_eq(status_of(c3), TH_JOB_COMPLETED);
+	/* made again once only */
+	ck_assert_int_eq(th_store_confirm(st, &owner, 1000000, pairs, 1, lost), 0);
+	ck_assert(lost[0]);
+	ck_assert_int_eq(status_of(c3), TH_JOB_COMPLETED);
+}
+END_TEST
+
+static int map_full_once(void *ud, const char *what)
+{
+	int *left = ud;
+	(void)what;
+	return (*left)-- > 0 ? MDB_MAP_FULL : 0;
+}
+
+/* A commit that fails for want of room is retried once the map grew: the jobs started
+ * the first time get the same claims again, not new ones. */
+START_TEST(started_claims_survive_the_map_growing)
+{
+	uint64_t a = add1("echo", "x"), b = add1("echo", "y");
+	struct order o = {"", 0};
+	int left = 1;
+	th_store_set_commit_hook(st, map_full_once, &left);
+	th_claim c[2];
+	th_cycle cy = {.owner = &owner, .max = 2, .lease_us = 1000000, .claims = c,
+		       .start = start_noting, .start_ud = &o};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	th_store_set_commit_hook(st, NULL, NULL);
+	char want[64];
+	snprintf(want, sizeof(want), "s%llu:x s%llu:y", (unsigned long long)a,
+		 (unsigned long long)b);
+	ck_assert_str_eq(o.log, want); /* started once */
+	ck_assert_uint_eq(cy.started, 2);
+	ck_assert_uint_eq(cy.lost, 0);
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, a, &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_PROCESSING);
+	ck_assert_uint_eq(j.claim_gen, 1);
+	ck_assert_uint_eq(j.attempts, 1);
+	ck_assert_int_eq(status_of(b), TH_JOB_PROCESSING);
+	ck_assert_uint_eq(claim(2, NULL), 0);
 }
 END_TEST
 
@@ -1042,6 +1090,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, failed_commit_changes_nothing);
 	tcase_add_test(tc, pending_counts_from_the_indexes);
 	tcase_add_test(tc, start_runs_claims_before_they_commit);
+	tcase_add_test(tc, started_claims_survive_the_map_growing);
 	tcase_add_test(tc, threads_never_claim_twice);
 	tcase_add_test(tc, processes_never_claim_twice);
 	suite_add_tcase(s, tc);
