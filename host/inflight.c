@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -131,8 +132,12 @@ static int collect_one(const char *path, const th_owner *self, th_inflight_fn fn
 	if (p == MAP_FAILED)
 		return 0;
 	const struct header *h = p;
-	if (atomic_load_explicit(&h->magic, memory_order_acquire) != INFLIGHT_MAGIC ||
-	    h->version != INFLIGHT_VERSION ||
+	if (atomic_load_explicit(&h->magic, memory_order_acquire) != INFLIGHT_MAGIC) {
+		/* being created, or its host died while it did: a creation takes microseconds */
+		gone = time(NULL) - sb.st_mtime > 60;
+		goto out;
+	}
+	if (h->version != INFLIGHT_VERSION ||
 	    h->owner.instance == self->instance || th_owner_alive(&h->owner) != TH_OWNER_DEAD)
 		goto out;
 	uint32_t n = atomic_load_explicit(&h->count, memory_order_acquire);

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -693,6 +695,32 @@ START_TEST(counts_attempts_of_jobs_a_dead_host_started)
 }
 END_TEST
 
+/* A file whose host died while creating it has no header: removed once it is old. */
+START_TEST(unfinished_inflight_files_removed_when_old)
+{
+	char old[4096], fresh[4096];
+	snprintf(old, sizeof(old), "%s/inflight-old", dir);
+	snprintf(fresh, sizeof(fresh), "%s/inflight-fresh", dir);
+	static const char zeros[256];
+	const char *paths[2] = {old, fresh};
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(paths[i], "w");
+		ck_assert_ptr_nonnull(f);
+		ck_assert_uint_eq(fwrite(zeros, 1, sizeof(zeros), f), sizeof(zeros));
+		fclose(f);
+	}
+	struct timeval then[2] = {{time(NULL) - 120, 0}, {time(NULL) - 120, 0}};
+	ck_assert_int_eq(utimes(old, then), 0);
+	th_owner me;
+	th_owner_self(&me);
+	size_t done = 0;
+	ck_assert_int_eq(th_inflight_collect(dir, &me, count_started, &done), 0);
+	ck_assert_uint_eq(done, 0);
+	ck_assert_int_ne(access(old, F_OK), 0);
+	ck_assert_int_eq(access(fresh, F_OK), 0);
+}
+END_TEST
+
 START_TEST(recovers_jobs_of_dead_owner)
 {
 	th_store_new n[3] = {NJ("echo", NULL, 0, 2, "a", 1), NJ("echo", NULL, 0, 1, "b", 1),
@@ -1085,6 +1113,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, owner_liveness);
 	tcase_add_test(tc, recovers_jobs_of_dead_owner);
 	tcase_add_test(tc, counts_attempts_of_jobs_a_dead_host_started);
+	tcase_add_test(tc, unfinished_inflight_files_removed_when_old);
 	tcase_add_test(tc, recovers_expired_leases_and_renews);
 	tcase_add_test(tc, living_owner_keeps_its_jobs);
 	tcase_add_test(tc, failed_commit_changes_nothing);
