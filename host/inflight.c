@@ -83,12 +83,13 @@ int th_inflight_open(th_inflight **out, const char *dir, const th_owner *owner, 
 	return 0;
 }
 
-void th_inflight_close(th_inflight *f)
+void th_inflight_close(th_inflight *f, bool keep)
 {
 	if (!f)
 		return;
 	munmap(f->h, f->size);
-	unlink(f->path);
+	if (!keep)
+		unlink(f->path);
 	free(f);
 }
 

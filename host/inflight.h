@@ -6,6 +6,7 @@
 #ifndef TH_INFLIGHT_H
 #define TH_INFLIGHT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,8 +16,9 @@ typedef struct th_inflight th_inflight;
 
 /* Creates this processor's file in dir, with room for cap jobs. */
 int th_inflight_open(th_inflight **out, const char *dir, const th_owner *owner, size_t cap);
-/* Removes the file: nothing is in flight once the processor stopped. */
-void th_inflight_close(th_inflight *f);
+/* Removes the file (nothing is in flight once the processor stopped), unless keep: the
+ * noted claims never reached the store, and the file is left for recovery. */
+void th_inflight_close(th_inflight *f, bool keep);
 
 /* Notes a job about to start under claim generation gen (at most cap at once). */
 void th_inflight_add(th_inflight *f, uint64_t id, uint64_t gen);

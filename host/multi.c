@@ -202,22 +202,24 @@ static void *dispatch_loop(void *arg)
 			outs[i] = batch[i].out;
 		size_t n = 0, recorded = 0;
 		int rc = 0;
-		bool confirm_round = m->confirming;
+		bool confirm_round = m->confirming, cycled = false;
 		m->started = 0;
-		if (confirm_round) {
-			rc = confirm(m);
-			wait_us = 100000; /* after a failure: look again soon, without spinning */
+		if (confirm_round && (rc = confirm(m)))
+			wait_us = 100000; /* look again soon, without spinning */
+		if (m->confirming) {
+			/* outcomes and claims wait for the claims made again */
 		} else if (nbatch + nrel || want) {
 			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us,
 						m->inflight ? start_claims : NULL, m);
+			cycled = true;
 			if (m->started && rc)
 				m->confirming = true; /* the outcomes wait for those claims */
 			else if (m->started)
 				th_inflight_clear(m->inflight);
-		} else {
+		} else if (!confirm_round) {
 			wait_us = -1; /* nothing to claim room for: a finished job kicks */
 		}
-		if (rc == 0 && !confirm_round) {
+		if (cycled && rc == 0) {
 			for (size_t i = 0; i < nbatch; i++)
 				th_run_result_clear(&batch[i].res);
 			recorded = nbatch;
@@ -233,7 +235,7 @@ static void *dispatch_loop(void *arg)
 		/* sleep only when this round neither claimed nor recorded anything and nothing
 		 * waits to be recorded: the outcomes recorded made room that the claims of
 		 * this round (sized before) did not use yet */
-		bool sleep = (confirm_round && rc) ||
+		bool sleep = (confirm_round && m->confirming) ||
 			     (!confirm_round && n + m->started == 0 && recorded == 0 &&
 			      m->ndone == 0 && !th_processor_stopping(p));
 		m->sleeping = sleep;
@@ -260,7 +262,9 @@ static void free_multi(struct multi *m)
 	free(m->ready);
 	free(m->done);
 	free(m->workers);
-	th_inflight_close(m->inflight);
+	/* still confirming: the claims never reached the store; the file stays, so the
+	 * host that finds this process gone counts their attempts */
+	th_inflight_close(m->inflight, m->confirming);
 	free(m);
 }
 

@@ -513,9 +513,10 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 		 * claims again (th_store_confirm) before anything else, outcomes included */
 		if (rc && nout && !s.started) {
 			rc = record_one_by_one(p, outs, nout);
+			/* the outcomes are recorded now: claims that start only once committed,
+			 * so that a failure here cannot send them back as unrecorded */
 			if (rc == 0 && max)
-				rc = cycle(p, NULL, 0, max, claims, nclaimed, &next_due,
-					   start ? &s : NULL);
+				rc = cycle(p, NULL, 0, max, claims, nclaimed, &next_due, NULL);
 		}
 		if (rc)
 			th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",

@@ -2,6 +2,7 @@
  * lines, order of the simple processor, stop semantics, a thousand jobs each run once,
  * two services in two processes on one data dir, per-thread plugin hooks. */
 #include <check.h>
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,6 +265,50 @@ START_TEST(multi_claim_commit_fails_after_start)
 }
 END_TEST
 
+static size_t inflight_files(void)
+{
+	char data[4096];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	DIR *d = opendir(data);
+	ck_assert_ptr_nonnull(d);
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += strncmp(e->d_name, "inflight-", 9) == 0;
+	closedir(d);
+	return n;
+}
+
+/* The disk refuses every claim: stopping still works, nothing is lost, and the note of
+ * the jobs that started is left for recovery; once claims can be written the jobs run. */
+START_TEST(multi_stops_while_claims_cannot_be_written)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/runs", dir);
+	add_records(path, 3);
+	atomic_int left = 1000000;
+	th_service_set_commit_hook(svc, fail_first_claim, &left);
+	use("multi", 2);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	double end = tu_now() + 30;
+	while (!tu_captured_has("processor", "claiming", "started job(s) again failed") &&
+	       tu_now() < end)
+		tu_capture_wait("nobody", 1, 0.01);
+	ck_assert(tu_captured_has("processor", "claiming", "started job(s) again failed"));
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_service_count(svc, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 3);
+	ck_assert_uint_eq(inflight_files(), 1);
+	th_service_set_commit_hook(svc, NULL, NULL);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert(tu_wait_idle(svc, 30));
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	ck_assert_int_eq(th_service_count(svc, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_COMPLETED], 3);
+}
+END_TEST
+
 START_TEST(two_services_one_data_dir)
 {
 	char path[4096];
@@ -366,6 +411,7 @@ Suite *processor_suite(void)
 	tcase_add_test(tc, threads_listed);
 	tcase_add_test(tc, thousand_jobs_each_once);
 	tcase_add_test(tc, multi_claim_commit_fails_after_start);
+	tcase_add_test(tc, multi_stops_while_claims_cannot_be_written);
 	tcase_add_test(tc, two_services_one_data_dir);
 	tcase_add_test(tc, processing_restarts);
 	tcase_add_test(tc, result_too_big_for_the_database);

@@ -689,8 +689,8 @@ START_TEST(counts_attempts_of_jobs_a_dead_host_started)
 	ck_assert_int_eq(th_store_get(st, ids[0], &j), 0);
 	ck_assert_uint_eq(j.claim_gen, 2);
 	ck_assert_uint_eq(j.attempts, 2);
-	th_inflight_close(mine);
-	th_inflight_close(theirs);
+	th_inflight_close(mine, false);
+	th_inflight_close(theirs, false);
 	ck_assert_uint_eq(inflight_files(), 0);
 }
 END_TEST
