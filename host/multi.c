@@ -48,6 +48,9 @@ struct multi {
 	th_inflight *inflight; /* NULL: jobs start only once their claim committed */
 	bool confirming; /* the commit of started claims failed: make them again first
 			    (dispatcher only) */
+	uint64_t *lost;  /* (id, gen) of runs whose claim could not be made again: their
+			    outcomes are dropped (dispatcher only) */
+	size_t nlost;
 };
 
 static void *worker_loop(void *arg)
@@ -130,11 +133,17 @@ static int confirm(struct multi *m)
 		return TH_ENOMEM;
 	int rc = th_store_confirm(env->store, &env->owner, env->lease_us, pairs, n, lost);
 	if (rc == 0) {
-		for (size_t i = 0; i < n; i++)
-			if (lost[i])
-				th_log_warn("processor", "job %llu: taken by another host before its "
-					    "claim could be written again; the outcome of its run "
-					    "here will be refused", (unsigned long long)pairs[2 * i]);
+		for (size_t i = 0; i < n; i++) {
+			if (!lost[i])
+				continue;
+			th_log_warn("processor", "job %llu: claimed elsewhere before its claim could "
+				    "be written again; the outcome of its run here will be dropped",
+				    (unsigned long long)pairs[2 * i]);
+			if (m->nlost == m->cap) /* no more runs than that are in flight */
+				continue;
+			m->lost[2 * m->nlost] = pairs[2 * i];
+			m->lost[2 * m->nlost++ + 1] = pairs[2 * i + 1];
+		}
 		th_inflight_clear(m->inflight);
 		m->confirming = false;
 	} else {
@@ -143,6 +152,28 @@ static int confirm(struct multi *m)
 	}
 	free(lost);
 	return rc;
+}
+
+/* Drops the outcomes of runs whose claim another claimer holds under the same
+ * generation (see confirm): recording them would overwrite that claimer's. */
+static size_t drop_lost(struct multi *m, struct done *batch, size_t n)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+		while (j < m->nlost && (m->lost[2 * j] != batch[i].out.id ||
+					m->lost[2 * j + 1] != batch[i].out.gen))
+			j++;
+		if (j == m->nlost) {
+			batch[kept++] = batch[i];
+			continue;
+		}
+		th_run_result_clear(&batch[i].res);
+		m->nlost--;
+		m->lost[2 * j] = m->lost[2 * m->nlost];
+		m->lost[2 * j + 1] = m->lost[2 * m->nlost + 1];
+	}
+	return kept;
 }
 
 /* The dispatcher: each round records the finished jobs and claims new ones for the
@@ -175,6 +206,8 @@ static void *dispatch_loop(void *arg)
 		memcpy(batch + nbatch, m->done, m->ndone * sizeof(*batch));
 		nbatch += m->ndone;
 		m->ndone = 0;
+		if (m->nlost)
+			nbatch = drop_lost(m, batch, nbatch);
 		/* on stop, claimed jobs no worker took go back once the workers are idle */
 		size_t nrel = 0;
 		bool last = stop && m->busy == 0;
@@ -206,6 +239,13 @@ static void *dispatch_loop(void *arg)
 		m->started = 0;
 		if (confirm_round && (rc = confirm(m)))
 			wait_us = 100000; /* look again soon, without spinning */
+		if (confirm_round && !m->confirming && m->nlost) { /* runs claimed elsewhere */
+			size_t kept = drop_lost(m, batch, nbatch);
+			memmove(outs + kept, outs + nbatch, nrel * sizeof(*outs));
+			for (size_t i = 0; i < kept; i++)
+				outs[i] = batch[i].out;
+			nbatch = kept;
+		}
 		if (m->confirming) {
 			/* outcomes and claims wait for the claims made again */
 		} else if (nbatch + nrel || want) {
@@ -262,6 +302,7 @@ static void free_multi(struct multi *m)
 	free(m->ready);
 	free(m->done);
 	free(m->workers);
+	free(m->lost);
 	/* still confirming: the claims never reached the store; the file stays, so the
 	 * host that finds this process gone counts their attempts */
 	th_inflight_close(m->inflight, m->confirming);
@@ -298,9 +339,10 @@ int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **sta
 	    th_inflight_open(&m->inflight, env->data_dir, &env->owner, m->cap) != 0)
 		th_log_warn("processor", "jobs start only once their claim is on disk");
 	m->ready = calloc(m->cap, sizeof(*m->ready));
+	m->lost = calloc(2 * m->cap, sizeof(*m->lost));
 	m->done = calloc(m->cap, sizeof(*m->done));
 	m->workers = calloc(m->nthreads, sizeof(*m->workers));
-	if (!m->ready || !m->done || !m->workers) {
+	if (!m->ready || !m->done || !m->workers || !m->lost) {
 		free_multi(m);
 		return TH_ENOMEM;
 	}

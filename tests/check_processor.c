@@ -2,6 +2,7 @@
  * lines, order of the simple processor, stop semantics, a thousand jobs each run once,
  * two services in two processes on one data dir, per-thread plugin hooks. */
 #include <check.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -309,6 +310,55 @@ START_TEST(multi_stops_while_claims_cannot_be_written)
 }
 END_TEST
 
+/* Fails the claims of every thread but the test's own until *ud is set. */
+static pthread_t test_thread;
+static int fail_others_claims(void *ud, const char *what)
+{
+	atomic_bool *open = ud;
+	if (strstr(what, "claiming") && !atomic_load(open) &&
+	    !pthread_equal(pthread_self(), test_thread))
+		return TH_EIO;
+	return 0;
+}
+
+static void wait_logged(const char *a, const char *b)
+{
+	double end = tu_now() + 30;
+	while (!tu_captured_has("processor", a, b) && tu_now() < end)
+		tu_capture_wait("nobody", 1, 0.01);
+	ck_assert_msg(tu_captured_has("processor", a, b), "not logged: %s", a);
+}
+
+/* While multi cannot write the claim of a job it started, the service's own claim call
+ * takes that job: the claim that call made stands, and the outcome of the processor's
+ * unclaimed run is dropped rather than recorded over it. */
+START_TEST(multi_drops_the_outcome_of_a_run_claimed_elsewhere)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/runs", dir);
+	uint64_t id = add("fx_record", path);
+	atomic_bool open = false;
+	test_thread = pthread_self();
+	th_service_set_commit_hook(svc, fail_others_claims, &open);
+	use("multi", 1);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	wait_logged("claiming", "started job(s) again failed");
+	uint64_t got;
+	ck_assert_int_eq(th_service_claim_next(svc, &got), 0);
+	ck_assert_uint_eq(got, id);
+	atomic_store(&open, true);
+	wait_logged("claimed elsewhere before its claim could be written again", NULL);
+	bool ran = false;
+	ck_assert_int_eq(th_service_process_next(svc, id, &ran), 0);
+	ck_assert(ran);
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	th_service_set_commit_hook(svc, NULL, NULL);
+	th_job_status s;
+	ck_assert_int_eq(th_service_status(svc, id, &s), 0);
+	ck_assert_int_eq(s, TH_JOB_COMPLETED);
+}
+END_TEST
+
 START_TEST(two_services_one_data_dir)
 {
 	char path[4096];
@@ -412,6 +462,7 @@ Suite *processor_suite(void)
 	tcase_add_test(tc, thousand_jobs_each_once);
 	tcase_add_test(tc, multi_claim_commit_fails_after_start);
 	tcase_add_test(tc, multi_stops_while_claims_cannot_be_written);
+	tcase_add_test(tc, multi_drops_the_outcome_of_a_run_claimed_elsewhere);
 	tcase_add_test(tc, two_services_one_data_dir);
 	tcase_add_test(tc, processing_restarts);
 	tcase_add_test(tc, result_too_big_for_the_database);
