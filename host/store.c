@@ -29,6 +29,7 @@
 
 struct th_store {
 	MDB_env *env;
+	MDB_dbi main; /* the unnamed database: the named ones' records, and next_id */
 	MDB_dbi meta, jobs, blobs, ready, running;
 	MDB_dbi schedule; /* (due, id): delayed jobs, retries and cron jobs, by time */
 	MDB_dbi finished; /* (finished, id): finished jobs, for clean and retention */
@@ -486,7 +487,8 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 {
 	(void)ud;
 	int rc;
-	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) ||
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &st->main)) ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) ||
 	    (rc = mdb_dbi_open(txn, "jobs", MDB_CREATE | MDB_INTEGERKEY, &st->jobs)) ||
 	    (rc = mdb_dbi_open(txn, "blobs", MDB_CREATE, &st->blobs)) ||
 	    (rc = mdb_dbi_open(txn, "ready", MDB_CREATE, &st->ready)) ||
@@ -612,15 +614,33 @@ static uint64_t unique_holder(th_store *st, MDB_txn *txn, const char *k)
 	return id;
 }
 
+/* The id the next new job gets. It lives in the main database, whose page every commit
+ * that touches a named database rewrites anyway, so keeping it costs no page; data
+ * written before kept it in meta. */
+static int get_next_id(th_store *st, MDB_txn *txn, uint64_t *next)
+{
+	MDB_val key = {7, "next_id"}, val;
+	int rc = mdb_get(txn, st->main, &key, &val);
+	if (rc == MDB_NOTFOUND)
+		rc = mdb_get(txn, st->meta, &key, &val);
+	*next = rc == 0 && val.mv_size == 8 ? get_be64(val.mv_data) : 1;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int put_next_id(th_store *st, MDB_txn *txn, uint64_t next)
+{
+	uint8_t v[8];
+	put_be64(v, next);
+	MDB_val key = {7, "next_id"}, val = {8, v};
+	return mdb_put(txn, st->main, &key, &val, 0);
+}
+
 static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 {
 	struct add_args *a = ud;
-	MDB_val key = {7, "next_id"}, val;
-	uint64_t next = 1;
-	int rc = mdb_get(txn, st->meta, &key, &val);
-	if (rc == 0 && val.mv_size == 8)
-		next = get_be64(val.mv_data);
-	else if (rc && rc != MDB_NOTFOUND)
+	uint64_t next;
+	int rc = get_next_id(st, txn, &next);
+	if (rc)
 		return rc;
 	int64_t now = th_clock_now_us();
 	for (size_t i = 0; i < a->n; i++) {
@@ -680,11 +700,7 @@ static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 			return rc;
 		a->ids[i] = job.id;
 	}
-	uint8_t v[8];
-	put_be64(v, next);
-	val.mv_size = 8;
-	val.mv_data = v;
-	return mdb_put(txn, st->meta, &key, &val, 0);
+	return put_next_id(st, txn, next);
 }
 
 int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
@@ -1353,16 +1369,8 @@ static void clear_claims(th_cycle *c)
 
 static int take_next_id(th_store *st, MDB_txn *txn, uint64_t *id)
 {
-	MDB_val key = {7, "next_id"}, val;
-	int rc = mdb_get(txn, st->meta, &key, &val);
-	*id = rc == 0 && val.mv_size == 8 ? get_be64(val.mv_data) : 1;
-	if (rc && rc != MDB_NOTFOUND)
-		return rc;
-	uint8_t v[8];
-	put_be64(v, *id + 1);
-	val.mv_size = 8;
-	val.mv_data = v;
-	return mdb_put(txn, st->meta, &key, &val, 0);
+	int rc = get_next_id(st, txn, id);
+	return rc ? rc : put_next_id(st, txn, *id + 1);
 }
 
 /* A cron job fires: a run of its task with its input, queued now. */

@@ -521,6 +521,33 @@ START_TEST(foreign_format_refused)
 }
 END_TEST
 
+START_TEST(ids_continue_from_the_older_layout)
+{
+	/* stores written before next_id moved to the main database kept it in meta */
+	th_store_close(st);
+	st = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	uint8_t v[8] = {0, 0, 0, 0, 0, 0, 0x01, 0xf4};
+	MDB_val key = {7, "next_id"}, val = {8, v};
+	ck_assert_int_eq(mdb_put(txn, dbi, &key, &val, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	ck_assert_uint_eq(add1("a", NULL), 500);
+	ck_assert_uint_eq(add1("b", NULL), 501);
+	th_store_close(st);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	ck_assert_uint_eq(add1("c", NULL), 502);
+}
+END_TEST
+
 START_TEST(not_a_database_refused)
 {
 	th_store_close(st);
@@ -1108,6 +1135,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, map_full_keeps_committed_jobs);
 	tcase_add_test(tc, map_grows_up_to_limit);
 	tcase_add_test(tc, foreign_format_refused);
+	tcase_add_test(tc, ids_continue_from_the_older_layout);
 	tcase_add_test(tc, not_a_database_refused);
 	tcase_add_test(tc, missing_dir_refused);
 	tcase_add_test(tc, owner_liveness);
