@@ -24,6 +24,7 @@ typedef struct th_cli {
 	th_add_opts add;      /* add, cron add: the job's options */
 	double older_than;    /* clean --older-than; 0: all */
 	bool all;             /* error --all */
+	bool lines;           /* add --lines */
 	const char *schedule; /* cron --schedule */
 	int catchup;          /* cron --catch-up (1) / --skip-missed (0); -1: not given */
 	long count;           /* cron next --count */

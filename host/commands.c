@@ -216,12 +216,119 @@ static int read_input(th_cli *cli, const char *arg, char **input, size_t *len)
 	return 0;
 }
 
+#define LINES_PER_COMMIT 1000
+#define LINE_BYTES_PER_COMMIT (1 << 20) /* or fewer lines, when they are long */
+
+/* One line of f without its newline into *line (malloc'd): 1, or 0 at the end of f, -1 on
+ * a read error, -2 when the line is longer than max (the rest of it is left unread). */
+static int read_line(FILE *f, size_t max, char **line, size_t *len)
+{
+	size_t cap = 64, n = 0;
+	char *buf = malloc(cap);
+	int c;
+	if (!buf)
+		return -1;
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (n == max) {
+			free(buf);
+			return -2;
+		}
+		if (n + 1 == cap) {
+			char *b = realloc(buf, cap *= 2);
+			if (!b) {
+				free(buf);
+				return -1;
+			}
+			buf = b;
+		}
+		buf[n++] = (char)c;
+	}
+	if (ferror(f) || (c == EOF && n == 0)) {
+		free(buf);
+		return ferror(f) ? -1 : 0;
+	}
+	*line = buf;
+	*len = n;
+	return 1;
+}
+
+static bool task_provided(th_cli *cli, const char *task)
+{
+	th_task_info ti;
+	for (size_t i = 0; th_service_task_info(cli->svc, i, &ti) == 0; i++)
+		if (strcmp(ti.name, task) == 0)
+			return true;
+	return false;
+}
+
+/* add --lines: a job per line of stdin, LINES_PER_COMMIT (or LINE_BYTES_PER_COMMIT) to
+ * a commit, each batch's ids printed once it committed. Stops at the first line that
+ * cannot be added. */
+static int add_lines(th_cli *cli, const char *task)
+{
+	th_new_job jobs[LINES_PER_COMMIT];
+	uint64_t ids[LINES_PER_COMMIT];
+	json_t *all = cli->json ? json_array() : NULL;
+	size_t n = 0, added = 0, bytes = 0;
+	int rc = 0, got, err = 0;
+	if (!task_provided(cli, task)) /* said even when stdin has no line */
+		return add_failed(cli, task, th_task_name_valid(task) ? TH_EUNKNOWNTASK : TH_EINVAL);
+	do {
+		char *line = NULL;
+		size_t len = 0;
+		got = read_line(stdin, cli->cfg.max_input_size, &line, &len);
+		err = errno;
+		if (got == 1) {
+			jobs[n++] = (th_new_job){task, line, len, &cli->add};
+			bytes += len;
+		}
+		if (n && (n == LINES_PER_COMMIT || bytes >= LINE_BYTES_PER_COMMIT || got != 1)) {
+			rc = th_service_add_many(cli->svc, jobs, n, ids);
+			for (size_t i = 0; i < n; i++) {
+				free((void *)jobs[i].input);
+				if (rc == 0 && all)
+					json_array_append_new(all, json_integer((json_int_t)ids[i]));
+				else if (rc == 0)
+					printf("%llu\n", (unsigned long long)ids[i]);
+			}
+			if (rc)
+				break;
+			added += n;
+			n = bytes = 0;
+			fflush(stdout);
+		}
+	} while (got == 1);
+	int ret = 0;
+	if (rc)
+		ret = add_failed(cli, task, rc);
+	else if (got == -2)
+		ret = add_failed(cli, task, TH_ETOOBIG);
+	else if (got == -1) {
+		th_cli_error("add: cannot read stdin: %s", strerror(err));
+		ret = TH_EXIT_FAIL;
+	}
+	if (ret)
+		th_cli_error("add: stopped at line %zu: %zu job%s added from the lines before it, "
+			     "none from it on", added + 1, added, added == 1 ? "" : "s");
+	if (all)
+		print_json(json_pack("{s:o}", "ids", all));
+	return ret;
+}
+
 int th_cmd_add(th_cli *cli)
 {
+	const char *task = cli->argv[0];
+	if (cli->lines && (cli->argc > 1 || cli->add.unique)) {
+		th_cli_error("add: --lines reads every input from stdin%s",
+			     cli->argc > 1 ? "; give no INPUT with it"
+					   : ": --unique would give all its jobs one key");
+		return TH_EXIT_USAGE;
+	}
 	int rc = th_cli_open(cli, true);
 	if (rc)
 		return rc;
-	const char *task = cli->argv[0];
+	if (cli->lines)
+		return add_lines(cli, task);
 	char *input;
 	size_t len;
 	if ((rc = read_input(cli, cli->argc > 1 ? cli->argv[1] : NULL, &input, &len)))

@@ -17,7 +17,7 @@
 enum {
 	OPT_JSON = 0x100, OPT_STATUS, OPT_LIMIT, OPT_TIMEOUT, OPT_DELAY, OPT_AT, OPT_HOLD,
 	OPT_PRIORITY, OPT_QUEUE, OPT_UNIQUE, OPT_ATTEMPTS, OPT_BACKOFF, OPT_OLDER, OPT_ALL,
-	OPT_SCHEDULE, OPT_CATCHUP, OPT_SKIP, OPT_COUNT, OPT_FROM, OPT_VERSION
+	OPT_SCHEDULE, OPT_CATCHUP, OPT_SKIP, OPT_COUNT, OPT_FROM, OPT_VERSION, OPT_LINES
 };
 
 /* which commands take which options */
@@ -26,7 +26,8 @@ enum {
 	A_JOB = 1 << 4,  /* --queue --priority --max-attempts --timeout --backoff --unique */
 	A_WHEN = 1 << 5, /* --delay --at --hold */
 	A_OLDER = 1 << 6, A_ALL = 1 << 7, A_CRON = 1 << 8, /* --schedule --catch-up --skip-missed */
-	A_NEXT = 1 << 9   /* --count --from */
+	A_NEXT = 1 << 9,  /* --count --from */
+	A_LINES = 1 << 10
 };
 
 struct command {
@@ -56,15 +57,19 @@ static const struct command commands[] = {
 	 "and waits up to grace_period for running ones; SIGHUP loads plugins added since\n"
 	 "start.\n",
 	 0, 0, 0},
-	{"add", th_cmd_add, "TASK [INPUT | -]", "add a job; prints its id",
+	{"add", th_cmd_add, "TASK [INPUT | - | --lines]", "add a job; prints its id",
 	 "INPUT is the job's input bytes; '-' reads them from stdin (binary-safe); without it\n"
 	 "the input is empty; put -- before an input that starts with '-'. The task must be\n"
 	 "provided by a plugin in plugin_dir. Works whether or not a host is running; a\n"
 	 "running host starts the job at once.\n"
+	 "  --lines            add one job per line of stdin, the line without its newline\n"
+	 "                     as its input (an empty line: an empty input), 1000 jobs to a\n"
+	 "                     commit; prints one id per line. Stops at the first line it\n"
+	 "                     cannot add: the jobs of the lines before it stay added\n"
 	 "  --delay D          queue it D from now (10s, 5m, 2h, ...): delayed until then\n"
 	 "  --at TIME          queue it at TIME (2026-12-01T08:00:00Z, UTC)\n"
 	 "  --hold             hold it until 'taskhost start ID'\n" JOB_OPTIONS_HELP,
-	 1, 2, A_JSON | A_JOB | A_WHEN},
+	 1, 2, A_JSON | A_JOB | A_WHEN | A_LINES},
 	{"status", th_cmd_status, "ID", "print a job's status",
 	 "Prints queued, processing, completed, error, cancelled, delayed, held or cronjob;\n"
 	 "with --json the whole job record.\n",
@@ -338,6 +343,7 @@ static unsigned option_needs(int c)
 	case OPT_ALL: return A_ALL;
 	case OPT_SCHEDULE: case OPT_CATCHUP: case OPT_SKIP: return A_CRON;
 	case OPT_COUNT: case OPT_FROM: return A_NEXT;
+	case OPT_LINES: return A_LINES;
 	}
 	return 0;
 }
@@ -459,6 +465,9 @@ static int set_option(th_cli *cli, const struct command *cmd, int c, const char 
 	case OPT_ALL:
 		cli->all = true;
 		return 0;
+	case OPT_LINES:
+		cli->lines = true;
+		return 0;
 	case OPT_SCHEDULE:
 		cli->schedule = arg;
 		return 0;
@@ -495,6 +504,7 @@ int main(int argc, char **argv)
 		{"count", required_argument, NULL, OPT_COUNT},
 		{"from", required_argument, NULL, OPT_FROM},
 		{"version", no_argument, NULL, OPT_VERSION},
+		{"lines", no_argument, NULL, OPT_LINES},
 		{NULL, 0, NULL, 0},
 	};
 	signal(SIGPIPE, SIG_IGN);

@@ -208,6 +208,44 @@ th error "$id" --json
 check "a message that is not UTF-8 comes as base64" sh -c 'echo "$1" | grep -q "\"error_base64\": \"YmFkIP8gYnl0ZQ==\""' - "$out"
 stop_host "$HOST_PID"
 
+# ---- add --lines: one job per line of stdin ----
+mkdir "$W/lines"
+write_config "data_dir = ./lines/var" "max_input_size = 8"
+printf 'one\n\nthree\nfour' >"$W/in"
+th add echo --lines --priority 3 <"$W/in"
+expect "add --lines" 0
+same "one id per line, a last line without its newline too" "$out" "$(printf '1\n2\n3\n4')"
+th status 2 --json
+check "an empty line is an empty input" sh -c 'echo "$1" | grep -q "\"input_size\": 0"' - "$out"
+th status 4 --json
+check "options apply to every line" sh -c 'echo "$1" | grep -q "\"priority\": 3" && echo "$1" | grep -q "\"input_size\": 4"' - "$out"
+seq 1 2500 >"$W/in"
+th add noop --lines <"$W/in"
+same "2,500 lines: ids in order across commits" "$(echo "$out" | wc -l) $(echo "$out" | head -n 1) $(echo "$out" | tail -n 1)" "2500 5 2504"
+printf 'ok\n123456789\nnever\n' >"$W/in"
+th add echo --lines <"$W/in"
+expect "a line over max_input_size stops the add" 1 "taskhost: add: input larger than max_input_size (8 bytes)
+taskhost: add: stopped at line 2: 1 job added from the lines before it, none from it on"
+same "the lines before it are added" "$out" 2505
+th status 2506
+expect "nothing from the long line on" 1 "taskhost: unknown job id 2506"
+printf 'a\nb\n' >"$W/in"
+th add echo --lines --json <"$W/in"
+check "add --lines --json" sh -c '[ "$(echo "$1" | tr -d " \n")" = "{\"ids\":[2506,2507]}" ]' - "$out"
+th add nosuchtask --lines <"$W/in"
+expect "add --lines of an unknown task" 1 "taskhost: add: unknown task 'nosuchtask': no plugin in $W/plugins provides it (see 'taskhost tasks')"
+th add nosuchtask --lines </dev/null
+expect "an unknown task is an error even without lines" 1 "taskhost: add: unknown task 'nosuchtask': no plugin in $W/plugins provides it (see 'taskhost tasks')"
+th add echo --lines </dev/null
+expect "no lines, no jobs" 0
+same "nothing printed" "$out" ""
+th add echo x --lines
+expect "--lines with an INPUT" 2 "taskhost: add: --lines reads every input from stdin; give no INPUT with it"
+th add echo --lines --unique k </dev/null
+expect "--lines with --unique" 2 "taskhost: add: --lines reads every input from stdin: --unique would give all its jobs one key"
+th status 2508
+expect "none of them added a job" 1 "taskhost: unknown job id 2508"
+
 # ---- limits ----
 write_config "max_input_size = 1KiB"
 th add echo "$(head -c 1025 /dev/zero | tr '\0' x)"
@@ -232,6 +270,16 @@ th status "$added"
 same "jobs added before it was full are kept" "$out" queued
 th status $((added + 1))
 expect "the refused job does not exist" 1 "taskhost: unknown job id $((added + 1))"
+{
+	tr -c x x <"$W/chunk"
+	echo
+	echo small
+} >"$W/in"
+th add noop --lines <"$W/in"
+expect "add --lines on a full database" 1 "taskhost: add: database full ($W/full/var reached max_map_size); job not added
+taskhost: add: stopped at line 1: 0 jobs added from the lines before it, none from it on"
+th status $((added + 1))
+expect "--lines added nothing" 1 "taskhost: unknown job id $((added + 1))"
 # a host on the full database keeps running, and runs what it has
 start_host "$W/full.log"
 th wait $(seq 1 "$added") --timeout 60
