@@ -123,15 +123,14 @@ static void start_claims(void *ud, th_claim *claims, size_t n)
 
 /* After the commit of started claims failed: the same claims again (the jobs run).
  * Outcomes and new claims wait until this succeeds. */
-static int confirm(struct multi *m)
+static void confirm(struct multi *m)
 {
 	const th_proc_env *env = th_processor_env(m->p);
 	const uint64_t *pairs;
 	size_t n = th_inflight_pairs(m->inflight, &pairs);
 	bool *lost = calloc(n ? n : 1, sizeof(*lost));
-	if (!lost)
-		return TH_ENOMEM;
-	int rc = th_store_confirm(env->store, &env->owner, env->lease_us, pairs, n, lost);
+	int rc = lost ? th_store_confirm(env->store, &env->owner, env->lease_us, pairs, n, lost)
+		      : TH_ENOMEM;
 	if (rc == 0) {
 		for (size_t i = 0; i < n; i++) {
 			if (!lost[i])
@@ -151,7 +150,6 @@ static int confirm(struct multi *m)
 			     "again", n, th_strerror(rc));
 	}
 	free(lost);
-	return rc;
 }
 
 /* Drops the outcomes of runs whose claim another claimer holds under the same
@@ -197,6 +195,11 @@ static void *dispatch_loop(void *arg)
 	size_t nbatch = 0;
 	for (;;) {
 		size_t prefetch = th_processor_prefetch(p, m->nthreads);
+		/* after a failed commit of started claims, the same claims again come first;
+		 * the outcomes of runs that lost theirs are dropped as the batch is taken */
+		bool confirm_round = m->confirming;
+		if (confirm_round)
+			confirm(m); /* on failure: logged, and m->confirming stays set */
 		pthread_mutex_lock(&m->mu);
 		bool stop = th_processor_stopping(p);
 		if (stop && !m->stopping) {
@@ -235,19 +238,11 @@ static void *dispatch_loop(void *arg)
 			outs[i] = batch[i].out;
 		size_t n = 0, recorded = 0;
 		int rc = 0;
-		bool confirm_round = m->confirming, cycled = false;
+		bool cycled = false;
 		m->started = 0;
-		if (confirm_round && (rc = confirm(m)))
-			wait_us = 100000; /* look again soon, without spinning */
-		if (confirm_round && !m->confirming && m->nlost) { /* runs claimed elsewhere */
-			size_t kept = drop_lost(m, batch, nbatch);
-			memmove(outs + kept, outs + nbatch, nrel * sizeof(*outs));
-			for (size_t i = 0; i < kept; i++)
-				outs[i] = batch[i].out;
-			nbatch = kept;
-		}
 		if (m->confirming) {
 			/* outcomes and claims wait for the claims made again */
+			wait_us = 100000; /* look again soon, without spinning */
 		} else if (nbatch + nrel || want) {
 			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us,
 						m->inflight ? start_claims : NULL, m);

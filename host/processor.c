@@ -77,7 +77,7 @@ static void *watch(void *arg)
 	return NULL;
 }
 
-/* Takes back jobs of dead or expired owners, logging what it did. */
+/* th_inflight_collect's callback: counts the attempts of jobs a dead host started. */
 static int recover_started(void *ud, const uint64_t *pairs, size_t n)
 {
 	th_processor *p = ud;
@@ -92,6 +92,7 @@ static int recover_started(void *ud, const uint64_t *pairs, size_t n)
 	return rc;
 }
 
+/* Takes back jobs of dead or expired owners, logging what it did. */
 static void recover(th_processor *p)
 {
 	size_t n = 0;

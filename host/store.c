@@ -1344,18 +1344,29 @@ static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, i
 	return 0;
 }
 
+/* A claim (id, gen) that never committed leaves its job queued, one claim generation
+ * behind gen. If job id is so (*behind), it is read into *job and taken out of the ready
+ * index; a job that moved on, or whose record is missing or damaged, is not. */
+static int unqueue_behind(th_store *st, MDB_txn *txn, uint64_t id, uint64_t gen, th_job *job,
+			  bool *behind)
+{
+	int rc = get_job(st, txn, id, job);
+	*behind = rc == 0 && job->status == TH_JOB_QUEUED && job->claim_gen + 1 == gen;
+	if (*behind)
+		rc = del_ready(st, txn, job);
+	return rc == MDB_NOTFOUND || rc == TH_EFORMAT ? 0 : rc;
+}
+
 /* Claims again, exactly, a job started under a claim (id, gen) whose commit failed: the
  * same generation, if the job is still queued one generation behind it; else *lost. */
 static int retake(th_store *st, MDB_txn *txn, uint64_t id, uint64_t gen, const th_owner *owner,
 		  int64_t lease_us, int64_t now, bool *lost)
 {
 	th_job job;
-	int rc = get_job(st, txn, id, &job);
-	*lost = rc == MDB_NOTFOUND || rc == TH_EFORMAT ||
-		(rc == 0 && (job.status != TH_JOB_QUEUED || job.claim_gen + 1 != gen));
-	if (rc == MDB_NOTFOUND || rc == TH_EFORMAT || *lost)
-		return 0;
-	if (rc || ((rc = del_ready(st, txn, &job)) && rc != MDB_NOTFOUND))
+	bool behind;
+	int rc = unqueue_behind(st, txn, id, gen, &job, &behind);
+	*lost = rc == 0 && !behind;
+	if (rc || !behind)
 		return rc;
 	return take(st, txn, &job, owner, lease_us, now);
 }
@@ -1608,10 +1619,9 @@ static int give_back(th_store *st, MDB_txn *txn, th_job *job, const char *why, i
 			return rc;
 		th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
 	}
-	if ((rc = put_job(st, txn, job, 0)) ||
-	    (job->status == TH_JOB_ERROR && (rc = report_to_cron(st, txn, job))))
-		return rc;
-	return 0;
+	if ((rc = put_job(st, txn, job, 0)) == 0 && job->status == TH_JOB_ERROR)
+		rc = report_to_cron(st, txn, job);
+	return rc;
 }
 
 struct recover_args {
@@ -1658,17 +1668,16 @@ static int started_fn(th_store *st, MDB_txn *txn, void *ud)
 	a->done = 0;
 	for (size_t i = 0; i < a->n; i++) {
 		th_job job;
-		int rc = get_job(st, txn, a->pairs[2 * i], &job);
-		if (rc == MDB_NOTFOUND || rc == TH_EFORMAT)
-			continue;
+		bool behind;
+		int rc = unqueue_behind(st, txn, a->pairs[2 * i], a->pairs[2 * i + 1], &job,
+					&behind);
 		if (rc)
 			return rc;
-		if (job.status != TH_JOB_QUEUED || job.claim_gen + 1 != a->pairs[2 * i + 1])
+		if (!behind)
 			continue; /* the claim committed, or the job moved on since */
 		job.claim_gen++; /* that claim's generation is spent: counted once */
 		job.attempts++;
-		if ((rc = del_ready(st, txn, &job)) ||
-		    (rc = give_back(st, txn, &job, "host died while starting it", now)))
+		if ((rc = give_back(st, txn, &job, "host died while starting it", now)))
 			return rc;
 		a->done++;
 	}
