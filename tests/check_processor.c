@@ -3,7 +3,6 @@
  * two services in two processes on one data dir, per-thread plugin hooks. */
 #include <check.h>
 #include <pthread.h>
-#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,14 +269,7 @@ static size_t inflight_files(void)
 {
 	char data[4096];
 	snprintf(data, sizeof(data), "%s/data", dir);
-	DIR *d = opendir(data);
-	ck_assert_ptr_nonnull(d);
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += strncmp(e->d_name, "inflight-", 9) == 0;
-	closedir(d);
-	return n;
+	return tu_count_files(data, "inflight-");
 }
 
 /* The disk refuses every claim: stopping still works, nothing is lost, and the note of

@@ -1,7 +1,6 @@
 /* The LMDB store: adding, claiming in order, outcomes and fencing, cancel, clean, list,
  * persistence across reopen, a full map, a foreign format, concurrent claimers. */
 #include <check.h>
-#include <dirent.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -634,14 +633,7 @@ static int count_started(void *ud, const uint64_t *pairs, size_t n)
 
 static size_t inflight_files(void)
 {
-	DIR *d = opendir(dir);
-	ck_assert_ptr_nonnull(d);
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += strncmp(e->d_name, "inflight-", 9) == 0;
-	closedir(d);
-	return n;
+	return tu_count_files(dir, "inflight-");
 }
 
 /* A host killed while jobs it had started were still being claimed: their claim never
@@ -844,25 +836,30 @@ START_TEST(living_owner_keeps_its_jobs)
 }
 END_TEST
 
-static int fail_commit(void *ud, const char *what)
+/* Fails the next `left` commits with rc. */
+struct failing {
+	int left, rc;
+};
+
+static int fail_commits(void *ud, const char *what)
 {
-	int *left = ud;
+	struct failing *f = ud;
 	(void)what;
-	return (*left)-- > 0 ? TH_EIO : 0;
+	return f->left-- > 0 ? f->rc : 0;
 }
 
 START_TEST(failed_commit_changes_nothing)
 {
 	uint64_t a = add1("echo", "x");
-	int left = 1;
-	th_store_set_commit_hook(st, fail_commit, &left);
+	struct failing f = {1, TH_EIO};
+	th_store_set_commit_hook(st, fail_commits, &f);
 	th_claim c[2];
 	th_cycle cy = {.owner = &owner, .max = 2, .lease_us = 1000000, .claims = c};
 	ck_assert_int_eq(th_store_cycle(st, &cy), TH_EIO);
 	ck_assert_uint_eq(cy.nclaimed, 0);
 	ck_assert_int_eq(status_of(a), TH_JOB_QUEUED);
 	ck_assert_uint_eq(claim(2, NULL), 1); /* the hook lets this one through */
-	left = 1;
+	f.left = 1;
 	th_outcome o = {.id = a, .gen = 1, .status = TH_JOB_COMPLETED, .result = "r",
 			.result_len = 1};
 	th_cycle rec = {.outs = &o, .nout = 1, .owner = &owner};
@@ -870,7 +867,7 @@ START_TEST(failed_commit_changes_nothing)
 	ck_assert_int_eq(status_of(a), TH_JOB_PROCESSING); /* still its previous state */
 	ck_assert_uint_eq(record(&o, 1), 0);
 	ck_assert_int_eq(status_of(a), TH_JOB_COMPLETED);
-	left = 1;
+	f.left = 1;
 	uint64_t id;
 	th_store_new nj = NJ("echo", NULL, 0, 0, "y", 1);
 	ck_assert_int_eq(th_store_add(st, &nj, 1, &id, NULL), TH_EIO);
@@ -961,21 +958,14 @@ START_TEST(start_runs_claims_before_they_commit)
 }
 END_TEST
 
-static int map_full_once(void *ud, const char *what)
-{
-	int *left = ud;
-	(void)what;
-	return (*left)-- > 0 ? MDB_MAP_FULL : 0;
-}
-
 /* A commit that fails for want of room is retried once the map grew: the jobs started
  * the first time get the same claims again, not new ones. */
 START_TEST(started_claims_survive_the_map_growing)
 {
 	uint64_t a = add1("echo", "x"), b = add1("echo", "y");
 	struct order o = {"", 0};
-	int left = 1;
-	th_store_set_commit_hook(st, map_full_once, &left);
+	struct failing f = {1, MDB_MAP_FULL};
+	th_store_set_commit_hook(st, fail_commits, &f);
 	th_claim c[2];
 	th_cycle cy = {.owner = &owner, .max = 2, .lease_us = 1000000, .claims = c,
 		       .start = start_noting, .start_ud = &o};

@@ -2,6 +2,7 @@
  * Waiting is always for a condition, with a deadline, never for a fixed time. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -30,6 +31,18 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 	(void)flag;
 	(void)ftw;
 	return remove(path);
+}
+
+size_t tu_count_files(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	ck_assert_msg(d != NULL, "cannot open %s", dir);
+	size_t n = 0, len = strlen(prefix);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += strncmp(e->d_name, prefix, len) == 0;
+	closedir(d);
+	return n;
 }
 
 void tu_rmtree(const char *path)

@@ -13,6 +13,8 @@
 /* A fresh directory under $TMPDIR, removed with everything in it by tu_rmtree. */
 char *tu_tmpdir(void);
 void tu_rmtree(const char *path);
+/* How many entries of dir have names starting with prefix. */
+size_t tu_count_files(const char *dir, const char *prefix);
 
 /* Makes dir/plugins and links the named .so files into it: "fx_good" links
  * FIXTURE_DIR/fx_good.so as fx_good.so, "b_dup=fx_dup" links it as b_dup.so, and
