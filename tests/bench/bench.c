@@ -442,16 +442,24 @@ static pid_t start_host(const char *dir, const char *cfg)
 	return -1;
 }
 
-static void bench_rss(size_t backlog)
+/* d/taskhost.ini for a host on d/var (durable) with the bench plugins, multi 4 threads. */
+static void host_config(const char *d, char cfg[4200], char data[4200])
 {
-	char *d = fresh_dir(), cfg[4200], data[4200];
-	snprintf(cfg, sizeof(cfg), "%s/taskhost.ini", d);
-	snprintf(data, sizeof(data), "%s/var", d);
+	snprintf(cfg, 4200, "%s/taskhost.ini", d);
+	snprintf(data, 4200, "%s/var", d);
 	mkdir(data, 0755);
 	FILE *f = fopen(cfg, "w");
+	if (!f)
+		die("writing the config", 0);
 	fprintf(f, "[host]\ndata_dir = %s\nplugin_dir = %s\nlog_level = info\nmap_size = 1GiB\n"
 		"[processor]\nstrategy = multi\nmax_threads = 4\n", data, env("BENCH_PLUGINS"));
 	fclose(f);
+}
+
+static void bench_rss(size_t backlog)
+{
+	char *d = fresh_dir(), cfg[4200], data[4200];
+	host_config(d, cfg, data);
 	pid_t pid = start_host(d, cfg);
 	struct timespec settle = {0, 300000000};
 	nanosleep(&settle, NULL);
@@ -485,6 +493,50 @@ static void bench_rss(size_t backlog)
 	printf("| host RSS, draining a backlog | %zu no-op jobs queued at start | %ld | %ld | %ld "
 	       "| KiB peak (anonymous: %ld; the rest is the data file's pages in the page "
 	       "cache) |\n", backlog, peak, peak, peak, peak_anon);
+}
+
+/* ---- the command line ---- */
+
+/* `taskhost add noop --lines` reading n lines from stdin: one process, n jobs. */
+static void bench_cli_lines(size_t n)
+{
+	double v[64];
+	for (int r = 0; r < runs; r++) {
+		char *d = fresh_dir(), cfg[4200], data[4200], lines[4200];
+		host_config(d, cfg, data);
+		snprintf(lines, sizeof(lines), "%s/lines", d);
+		FILE *f = fopen(lines, "w");
+		if (!f)
+			die("writing the lines", 0);
+		for (size_t i = 1; i <= n; i++)
+			fprintf(f, "%zu\n", i);
+		fclose(f);
+		double t0 = now_s();
+		pid_t pid = fork();
+		if (pid == 0) {
+			if (!freopen(lines, "r", stdin) || !freopen("/dev/null", "w", stdout))
+				_exit(127);
+			execl(env("BENCH_TASKHOST"), "taskhost", "-c", cfg, "add", "noop", "--lines",
+			      (char *)NULL);
+			_exit(127);
+		}
+		int status;
+		waitpid(pid, &status, 0);
+		v[r] = (double)n / (now_s() - t0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			die("taskhost add --lines", 0);
+		th_service *svc = open_svc(data, 0, false);
+		th_job_status st;
+		if (th_service_status(svc, n, &st) || st != TH_JOB_QUEUED)
+			die("taskhost add --lines: the last job is missing", 0);
+		th_service_close(svc);
+		rm_dir(d);
+		free(d);
+	}
+	char cfg[128];
+	snprintf(cfg, sizeof(cfg), "durable, %zu lines from stdin, one process, 1000 per commit",
+		 n);
+	row("CLI add --lines", cfg, v, runs, "jobs/s");
 }
 
 /* ---- beanstalkd, side by side ---- */
@@ -593,7 +645,7 @@ int main(int argc, char **argv)
 	if (i >= argc) {
 		fprintf(stderr, "usage: bench_taskhost [--runs R] add-bulk N BATCH MODE | "
 				"add-single N MODE | lmdb N MODE | burn N STRATEGY THREADS MODE "
-				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | "
+				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | cli-lines N | "
 				"beanstalk N PORT FLAGS\n");
 		return 2;
 	}
@@ -618,6 +670,8 @@ int main(int argc, char **argv)
 		bench_burn(&b, na == 7 ? "burn-down with a backlog" : "burn-down");
 	} else if (strcmp(m, "wake") == 0 && na == 2) {
 		bench_wake(strtoull(a[0], NULL, 10), a[1]);
+	} else if (strcmp(m, "cli-lines") == 0 && na == 1) {
+		bench_cli_lines(strtoull(a[0], NULL, 10));
 	} else if (strcmp(m, "rss") == 0 && na == 1) {
 		bench_rss(strtoull(a[0], NULL, 10));
 	} else if (strcmp(m, "beanstalk") == 0 && na == 3) {

@@ -236,6 +236,9 @@ th add nosuchtask --lines <"$W/in"
 expect "add --lines of an unknown task" 1 "taskhost: add: unknown task 'nosuchtask': no plugin in $W/plugins provides it (see 'taskhost tasks')"
 th add nosuchtask --lines </dev/null
 expect "an unknown task is an error even without lines" 1 "taskhost: add: unknown task 'nosuchtask': no plugin in $W/plugins provides it (see 'taskhost tasks')"
+th add echo --lines <"$W"
+expect "stdin that cannot be read" 1 "taskhost: add: cannot read stdin: Is a directory
+taskhost: add: stopped at line 1: 0 jobs added from the lines before it, none from it on"
 th add echo --lines </dev/null
 expect "no lines, no jobs" 0
 same "nothing printed" "$out" ""
