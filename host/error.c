@@ -21,6 +21,10 @@ const char *th_strerror(int err)
 	case TH_ENOJOB: return "no job waiting";
 	case TH_ETIMEDOUT: return "timed out";
 	case TH_ESYS: return "system call failed";
+	case TH_EDAMAGED: return "data dir damaged";
+	case TH_EINSECURE: return "refused as insecure";
+	case TH_ENOSPC: return "no space left on device";
+	case TH_ELOCKLOST: return "data dir lock file removed or replaced";
 	}
 	return "unknown error";
 }

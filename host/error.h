@@ -17,7 +17,11 @@ enum {
 	TH_EBUSY = -12,       /* already running, or in use */
 	TH_ENOJOB = -13,      /* nothing to claim */
 	TH_ETIMEDOUT = -14,   /* waited long enough */
-	TH_ESYS = -15         /* an operating system call failed (see errno) */
+	TH_ESYS = -15,        /* an operating system call failed (see errno) */
+	TH_EDAMAGED = -16,    /* the data dir's files are damaged (truncated, bad pages) */
+	TH_EINSECURE = -17,   /* a file or directory others could have planted or changed */
+	TH_ENOSPC = -18,      /* no space left on the device */
+	TH_ELOCKLOST = -19    /* the data dir's lock file was removed or replaced */
 };
 
 /* A short, stable description of a TH_E* code ("unknown job id", ...). */
