@@ -25,6 +25,7 @@ typedef struct th_cli {
 	double older_than;    /* clean --older-than; 0: all */
 	bool all;             /* error --all */
 	bool lines;           /* add --lines */
+	bool stdin_closed;    /* the process started without fd 0 (now /dev/null) */
 	const char *schedule; /* cron --schedule */
 	int catchup;          /* cron --catch-up (1) / --skip-missed (0); -1: not given */
 	long count;           /* cron next --count */

@@ -205,6 +205,10 @@ static int read_input(th_cli *cli, const char *arg, char **input, size_t *len)
 	*input = NULL;
 	*len = 0;
 	if (arg && strcmp(arg, "-") == 0) {
+		if (cli->stdin_closed) {
+			th_cli_error("cannot read the input from stdin: stdin is closed");
+			return TH_EXIT_FAIL;
+		}
 		if (read_stdin(cli->cfg.max_input_size, input, len)) {
 			th_cli_error("cannot read the input from stdin: %s", strerror(errno));
 			return TH_EXIT_FAIL;
@@ -273,6 +277,10 @@ static int add_lines(th_cli *cli, const char *task)
 	int rc = 0, got, err = 0;
 	if (!task_provided(cli, task)) /* said even when stdin has no line */
 		return add_failed(cli, task, th_task_name_valid(task) ? TH_EUNKNOWNTASK : TH_EINVAL);
+	if (cli->stdin_closed) {
+		th_cli_error("add: --lines reads stdin, and stdin is closed: no job added");
+		return TH_EXIT_FAIL;
+	}
 	do {
 		char *line = NULL;
 		size_t len = 0;

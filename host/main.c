@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "fds.h"
 #include "log.h"
 
 /* long options without a short form */
@@ -507,8 +508,16 @@ int main(int argc, char **argv)
 		{"lines", no_argument, NULL, OPT_LINES},
 		{NULL, 0, NULL, 0},
 	};
+	/* before anything is opened: a closed stdout would make the data dir's lock file
+	 * fd 1, and the output would be written into it */
+	unsigned closed = 0;
+	if (th_fds_guard(&closed)) {
+		th_cli_error("cannot open /dev/null for a closed stdin, stdout or stderr: %s",
+			     strerror(errno));
+		return TH_EXIT_FAIL;
+	}
 	signal(SIGPIPE, SIG_IGN);
-	th_cli cli = {.limit = 50, .timeout = -1, .catchup = -1, .count = 5, .from_us = INT64_MIN};
+	th_cli cli = {.stdin_closed = closed & 1, .limit = 50, .timeout = -1, .catchup = -1, .count = 5, .from_us = INT64_MIN};
 	cli.config_path = getenv("TASKHOST_CONFIG");
 	if (!cli.config_path || !*cli.config_path)
 		cli.config_path = "taskhost.ini";

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fds.h"
 #include "log.h"
 #include "plugins.h"
 #include "progress.h"
@@ -115,6 +116,8 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+	if (th_fds_guard(NULL)) /* before the plugins or the progress file are opened */
+		return 1;
 	const char *plugin_dir = NULL, *data_dir = NULL;
 	size_t max_result = 0;
 	bool insecure = false;

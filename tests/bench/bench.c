@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fds.h"
 #include "log.h"
 #include "service.h"
 
@@ -635,6 +636,8 @@ static void bench_beanstalk(size_t n, const char *port, const char *flags)
 
 int main(int argc, char **argv)
 {
+	if (th_fds_guard(NULL)) /* its stores' files must not become fd 0-2 */
+		return 2;
 	int i = 1;
 	if (argc > 2 && strcmp(argv[1], "--runs") == 0) {
 		runs = atoi(argv[2]);
