@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <ini.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "log.h"
@@ -26,12 +28,10 @@ struct parse {
 	char *err;
 	size_t errlen;
 	bool failed;
-	unsigned seen[2 + 32]; /* keys given once already, one bit each, per section:
+	unsigned seen[2 + TH_QUEUES_MAX]; /* keys given once already, one bit each, per section:
 				  [host], [processor], then each [queue NAME] */
 	int map_line;     /* where map_size or max_map_size was set last */
-	/* the text being parsed, when parsing from memory */
-	const char *text;
-	FILE *file;
+	const char *text; /* what is left of the text being parsed */
 };
 
 /* The directory of the config file, absolute when it exists, so that paths in the
@@ -352,7 +352,8 @@ static int processor_key(struct parse *p, const char *sec, char *strategy,
 	return 0;
 }
 
-/* "queue NAME" -> the index of NAME's section (added on first sight), or -1 */
+/* "queue NAME" -> the index of NAME's section (added on first sight); -1 when it is
+ * not such a section, -2 when there are TH_QUEUES_MAX of them already. */
 static int queue_section(struct parse *p, const char *section)
 {
 	th_config *c = p->cfg;
@@ -363,13 +364,25 @@ static int queue_section(struct parse *p, const char *section)
 	for (unsigned i = 0; i < c->nqueues; i++)
 		if (strcmp(c->queues[i].name, name) == 0)
 			return (int)i;
-	if (c->nqueues == sizeof(c->queues) / sizeof(c->queues[0]))
-		return -1;
+	if (c->nqueues == TH_QUEUES_MAX)
+		return -2;
 	struct th_config_queue *q = &c->queues[c->nqueues];
 	snprintf(q->name, sizeof(q->name), "%s", name);
 	snprintf(q->strategy, sizeof(q->strategy), "simple");
 	q->args = (th_processor_args)TH_PROCESSOR_ARGS_DEFAULT;
 	return (int)c->nqueues++;
+}
+
+/* Fails for a section that is neither [host], [processor] nor a queue that fits. */
+static int section_error(struct parse *p, const char *section, int q)
+{
+	if (q == -2)
+		return fail(p, "[%s]: too many [queue NAME] sections (at most %d)", section,
+			    TH_QUEUES_MAX);
+	if (q < 0)
+		return fail(p, "unknown section [%s] (expected [host], [processor] or [queue NAME] "
+			    "with NAME of letters, digits, '_', '.', '-')", section);
+	return 0;
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -383,8 +396,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	int sec = strcmp(section, "host") == 0 ? 0 : strcmp(section, "processor") == 0 ? 1 : -1;
 	int q = sec < 0 ? queue_section(p, section) : -1;
 	if (sec < 0 && q < 0)
-		return fail(p, "unknown section [%s] (expected [host], [processor] or [queue NAME] "
-			    "with NAME of letters, digits, '_', '.', '-')", section);
+		return section_error(p, section, q);
 	if (q >= 0)
 		sec = 2 + q;
 	if (value[0] == '"' || value[0] == '\'')
@@ -408,23 +420,15 @@ static int handler(void *user, const char *section, const char *name, const char
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse *p = stream;
-	char *got;
-	if (p->file) {
-		got = fgets(str, num, p->file);
-	} else {
-		if (!*p->text)
-			return NULL;
-		size_t n = strcspn(p->text, "\n");
-		size_t take = n + (p->text[n] == '\n');
-		if (take > (size_t)num - 1)
-			take = (size_t)num - 1;
-		memcpy(str, p->text, take);
-		str[take] = 0;
-		p->text += take;
-		got = str;
-	}
-	if (!got)
+	if (!*p->text)
 		return NULL;
+	size_t eol = strcspn(p->text, "\n");
+	size_t take = eol + (p->text[eol] == '\n');
+	if (take > (size_t)num - 1)
+		take = (size_t)num - 1;
+	memcpy(str, p->text, take);
+	str[take] = 0;
+	p->text += take;
 	p->line++;
 	/* sections are checked here, on their own line: inih reports them only with a key */
 	const char *t = str + strspn(str, " \t");
@@ -432,17 +436,15 @@ static char *reader(char *str, int num, void *stream)
 		size_t n = strcspn(t + 1, "]");
 		char sec[128];
 		snprintf(sec, sizeof(sec), "%.*s", (int)(n < 127 ? n : 127), t + 1);
-		if (t[1 + n] == ']' && strcmp(sec, "host") != 0 && strcmp(sec, "processor") != 0 &&
-		    queue_section(p, sec) < 0)
-			fail(p, "unknown section [%s] (expected [host], [processor] or [queue NAME] "
-			     "with NAME of letters, digits, '_', '.', '-')", sec);
+		if (t[1 + n] == ']' && strcmp(sec, "host") != 0 && strcmp(sec, "processor") != 0)
+			section_error(p, sec, queue_section(p, sec));
 	}
 	size_t len = strlen(str);
 	if (len == (size_t)num - 1 && str[len - 1] != '\n') {
 		fail(p, "line longer than %d characters", num - 2);
 		return NULL;
 	}
-	return got;
+	return str;
 }
 
 static int finish(struct parse *p, int rc)
@@ -483,29 +485,80 @@ static int finish(struct parse *p, int rc)
 	return 0;
 }
 
-int th_config_load(th_config *cfg, const char *path, char *err, size_t errlen)
+/* What kind of file st is, for "not a regular file (a FIFO)". */
+static const char *file_kind(const struct stat *st)
 {
-	if (th_config_defaults(cfg, path))
-		return TH_ENOMEM;
-	FILE *f = fopen(path, "r");
-	struct stat fsb;
-	if (f && fstat(fileno(f), &fsb) == 0 && S_ISDIR(fsb.st_mode)) {
-		fclose(f);
-		f = NULL;
-		errno = EISDIR;
-	}
-	if (!f) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		th_config_free(cfg);
+	return S_ISFIFO(st->st_mode) ? "a FIFO" : S_ISCHR(st->st_mode) ? "a character device"
+	       : S_ISBLK(st->st_mode) ? "a block device" : S_ISSOCK(st->st_mode) ? "a socket"
+									  : "not a file";
+}
+
+/* The whole config file, NUL-terminated. Only a regular file of at most
+ * TH_CONFIG_MAX_SIZE bytes is read: a FIFO would block and a device might never end,
+ * so the file is opened without blocking and looked at before a byte is read. */
+static int read_config(const char *path, char **text, char *err, size_t errlen)
+{
+	*text = NULL;
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	int e = fd < 0 || fstat(fd, &sb) ? errno : S_ISDIR(sb.st_mode) ? EISDIR : 0;
+	if (e) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+		if (fd >= 0)
+			close(fd);
 		return TH_ECONFIG;
 	}
-	struct parse p = {.cfg = cfg, .name = path, .base = dir_of(path), .err = err,
-			  .errlen = errlen, .file = f};
-	int rc = p.base ? ini_parse_stream(reader, &p, handler, &p) : -2;
-	fclose(f);
-	if (rc == -2 && !p.failed)
-		fail(&p, "out of memory");
-	return finish(&p, rc);
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file (%s): a config is an INI text file",
+			 path, file_kind(&sb));
+		close(fd);
+		return TH_ECONFIG;
+	}
+	/* one byte more than allowed tells a file that grew past the limit */
+	char *buf = sb.st_size <= TH_CONFIG_MAX_SIZE ? malloc(TH_CONFIG_MAX_SIZE + 2) : NULL;
+	size_t n = 0;
+	ssize_t r = 0;
+	while (buf && n <= TH_CONFIG_MAX_SIZE) {
+		r = read(fd, buf + n, TH_CONFIG_MAX_SIZE + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	int rc = 0;
+	if (sb.st_size > TH_CONFIG_MAX_SIZE || n > TH_CONFIG_MAX_SIZE)
+		snprintf(err, errlen, "%s: larger than %d MiB: too large for a config file", path,
+			 TH_CONFIG_MAX_SIZE >> 20);
+	else if (!buf)
+		snprintf(err, errlen, "%s: out of memory", path);
+	else if (r < 0)
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+	else if (memchr(buf, 0, n))
+		snprintf(err, errlen, "%s: holds a NUL byte: a config is an INI text file", path);
+	else
+		rc = 1;
+	close(fd);
+	if (rc != 1) {
+		free(buf);
+		return TH_ECONFIG;
+	}
+	buf[n] = 0;
+	*text = buf;
+	return 0;
+}
+
+int th_config_load(th_config *cfg, const char *path, char *err, size_t errlen)
+{
+	char *text;
+	int rc = read_config(path, &text, err, errlen);
+	if (rc) {
+		memset(cfg, 0, sizeof(*cfg));
+		return rc;
+	}
+	rc = th_config_parse(cfg, path, text, err, errlen);
+	free(text);
+	return rc;
 }
 
 int th_config_parse(th_config *cfg, const char *name, const char *text, char *err,

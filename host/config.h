@@ -33,9 +33,12 @@ typedef struct th_config {
 		char name[TH_QUEUE_NAME_MAX + 1];
 		char strategy[16];
 		th_processor_args args;
-	} queues[32];
+	} queues[TH_QUEUES_MAX];
 	unsigned nqueues;
 } th_config;
+
+/* A config file larger than this is refused: it is not one. */
+#define TH_CONFIG_MAX_SIZE (1 << 20)
 
 /* Fills cfg with the defaults, relative to the directory of `path`. */
 int th_config_defaults(th_config *cfg, const char *path);

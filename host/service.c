@@ -21,7 +21,7 @@
 #define DEFAULT_MAX_INPUT (16u << 20)
 #define DEFAULT_MAX_RESULT (16u << 20)
 #define DEFAULT_LEASE_US 30000000
-#define MAX_QUEUES 64
+#define MAX_QUEUES (1 + TH_QUEUES_MAX) /* the default queue and the named ones */
 
 /* A queue with its processor. */
 struct qproc {

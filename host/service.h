@@ -165,8 +165,10 @@ typedef struct th_processor_args {
  * start; TH_EINVAL for an unknown strategy or a bad argument. NULL args: the defaults. */
 int th_service_set_processor(th_service *svc, const char *strategy,
 			     const th_processor_args *args);
+/* Named queues one service runs processors for, besides the default queue. */
+#define TH_QUEUES_MAX 32
 /* The same for a named queue: starting processing starts a processor for the default
- * queue and one for each queue set here. */
+ * queue and one for each queue set here (TH_EINVAL past TH_QUEUES_MAX). */
 int th_service_set_queue(th_service *svc, const char *queue, const char *strategy,
 			 const th_processor_args *args);
 /* The strategy and arguments the next start uses. */

@@ -32,6 +32,38 @@ bad_config "[host]" "data_dir = ./plugins/echo.so/var" "plugin_dir = ./plugins"
 expect "data dir that cannot be made" 2 "taskhost: $CFG:2: cannot create data_dir '$W/plugins/echo.so/var': Not a directory"
 th -c "$W/none.ini" status 1
 expect "missing config file" 2 "taskhost: $W/none.ini: cannot open: No such file or directory"
+# what is not a regular file is refused before a byte is read: a FIFO would block
+mkfifo "$W/fifo.ini"
+for c in "status 1" run; do
+	out=$(timeout 20 "$TASKHOST" -c "$W/fifo.ini" $c 2>"$W/stderr")
+	rc=$?
+	err=$(cat "$W/stderr")
+	expect "${c% *} with a FIFO as config" 2 "taskhost: $W/fifo.ini: not a regular file (a FIFO): a config is an INI text file"
+done
+out=$(timeout 20 "$TASKHOST" -c /dev/zero status 1 2>"$W/stderr")
+rc=$?
+err=$(cat "$W/stderr")
+expect "a device as config" 2 "taskhost: /dev/zero: not a regular file (a character device): a config is an INI text file"
+th -c "$W" status 1
+expect "a directory as config" 2 "taskhost: $W: cannot open: Is a directory"
+{
+	echo "[host]"
+	head -c 1048576 /dev/zero | tr '\0' ';'
+} >"$W/big.ini"
+th -c "$W/big.ini" status 1
+expect "a config over 1 MiB" 2 "taskhost: $W/big.ini: larger than 1 MiB: too large for a config file"
+printf '[host]\nlog_level = info\000\n' >"$W/nul.ini"
+th -c "$W/nul.ini" status 1
+expect "a config with a NUL byte" 2 "taskhost: $W/nul.ini: holds a NUL byte: a config is an INI text file"
+{
+	printf '[host]\nplugin_dir = ./plugins\n'
+	for i in $(seq 1 33); do printf '[queue q%d]\nstrategy = simple\n' "$i"; done
+} >"$W/queues.ini"
+th -c "$W/queues.ini" status 1
+expect "a 33rd queue section" 2 "taskhost: $W/queues.ini:67: [queue q33]: too many [queue NAME] sections (at most 32)"
+head -n 66 "$W/queues.ini" >"$W/queues32.ini"
+th -c "$W/queues32.ini" status 1
+expect "32 queue sections are fine" 1 "taskhost: unknown job id 1"
 (cd "$W/plugins" && "$TASKHOST" status 1 2>"$W/stderr")
 rc=$?
 err=$(cat "$W/stderr")
