@@ -813,15 +813,15 @@ int th_cmd_retry(th_cli *cli)
 
 static int queue_op(th_cli *cli, bool paused)
 {
-	int rc = th_cli_open(cli, false);
-	if (rc)
-		return rc;
 	const char *q = cli->argv[0];
 	if (!*q || !th_queue_name_valid(q)) {
 		th_cli_error("bad queue name '%s' (1 to 64 letters, digits, '_', '.', '-'; the "
 			     "default queue is 'default')", q);
 		return TH_EXIT_USAGE;
 	}
+	int rc = th_cli_open(cli, false);
+	if (rc)
+		return rc;
 	if ((rc = th_service_pause_queue(cli->svc, q, paused)))
 		return th_cli_fail(rc, 0, paused ? "pause" : "resume");
 	if (cli->json)
@@ -887,6 +887,23 @@ static int cron_list_one(const th_job *job, void *ud)
 	return 0;
 }
 
+/* Parses the schedule of `cron SUB`: one that never fires after `from` is as bad as one
+ * that does not parse, whichever subcommand is given it. Prints why and returns the
+ * exit code when it is bad. */
+static int check_schedule(const char *sub, const char *spec, int64_t from, th_cron *cron)
+{
+	char err[256];
+	if (th_cron_parse(spec, cron, err, sizeof(err))) {
+		th_cli_error("cron %s: bad schedule '%s': %s", sub, spec, err);
+		return TH_EXIT_USAGE;
+	}
+	if (th_cron_next(cron, from) < 0) {
+		th_cli_error("cron %s: schedule '%s' never fires", sub, spec);
+		return TH_EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int cron_next(th_cli *cli)
 {
 	if (cli->argc < 2) {
@@ -894,12 +911,10 @@ static int cron_next(th_cli *cli)
 		return TH_EXIT_USAGE;
 	}
 	th_cron cron;
-	char err[256];
-	if (th_cron_parse(cli->argv[1], &cron, err, sizeof(err))) {
-		th_cli_error("cron next: bad schedule '%s': %s", cli->argv[1], err);
-		return TH_EXIT_USAGE;
-	}
 	int64_t t = cli->from_us != INT64_MIN ? cli->from_us : th_clock_now_us();
+	int rc = check_schedule("next", cli->argv[1], t, &cron);
+	if (rc)
+		return rc;
 	json_t *arr = cli->json ? json_array() : NULL;
 	for (long i = 0; i < cli->count; i++) {
 		if ((t = th_cron_next(&cron, t)) < 0)
@@ -919,19 +934,12 @@ static int cron_next(th_cli *cli)
 int th_cmd_cron(th_cli *cli)
 {
 	const char *sub = cli->argv[0];
-	char err[256];
 	th_cron cron;
 	if (strcmp(sub, "next") == 0)
 		return cron_next(cli);
-	if (cli->schedule && th_cron_parse(cli->schedule, &cron, err, sizeof(err))) {
-		th_cli_error("cron %s: bad schedule '%s': %s", sub, cli->schedule, err);
-		return TH_EXIT_USAGE;
-	}
-	if (cli->schedule && th_cron_next(&cron, th_clock_now_us()) < 0) {
-		th_cli_error("cron %s: schedule '%s' never fires", sub, cli->schedule);
-		return TH_EXIT_USAGE;
-	}
 	int rc;
+	if (cli->schedule && (rc = check_schedule(sub, cli->schedule, th_clock_now_us(), &cron)))
+		return rc;
 	th_job job;
 	if (strcmp(sub, "add") == 0) {
 		if (cli->argc < 2 || !cli->schedule) {

@@ -20,6 +20,11 @@
 #include "log.h"
 #include "store.h"
 
+/* keep_finished past this (10 years) is a typo, and in microseconds would overflow */
+#define KEEP_FINISHED_MAX (3650 * 86400.0)
+/* map sizes past this (64 TiB) cannot be mapped on any machine the host runs on */
+#define MAP_SIZE_MAX (1ull << 46)
+
 struct parse {
 	th_config *cfg;
 	const char *name; /* the file, for messages */
@@ -231,11 +236,12 @@ static int host_key(struct parse *p, int k, const char *value)
 				    "duration such as 30s, 500ms or 2m (at most 1d)", value);
 		return 1;
 	case K_KEEP:
-		if (th_parse_duration(value, &c->keep_finished) || (c->keep_finished > 0 &&
-								   c->keep_finished < 1))
+		if (th_parse_duration(value, &c->keep_finished) ||
+		    (c->keep_finished > 0 && c->keep_finished < 1) ||
+		    c->keep_finished > KEEP_FINISHED_MAX)
 			return fail(p, "bad value '%s' for keep_finished in [host]: expected a "
-				    "duration such as 7d or 12h (at least 1s), or 0 to keep them",
-				    value);
+				    "duration such as 7d or 12h (from 1s to 3650d), or 0 to keep "
+				    "them", value);
 		return 1;
 	case K_LEASE:
 		if (th_parse_duration(value, &c->lease_time) || c->lease_time < 1 ||
@@ -277,8 +283,8 @@ static int host_key(struct parse *p, int k, const char *value)
 		return fail(p, "bad value '%s' for %s in [host]: expected a size such as "
 			    "64MiB, 1GiB or 4096", value, host_keys[k]);
 	if (k == K_MAP_SIZE || k == K_MAX_MAP_SIZE) {
-		if (size < (1u << 20))
-			return fail(p, "%s in [host] must be at least 1MiB", host_keys[k]);
+		if (size < (1u << 20) || size > MAP_SIZE_MAX)
+			return fail(p, "%s in [host] must be from 1MiB to 64TiB", host_keys[k]);
 		*(k == K_MAP_SIZE ? &c->map_size : &c->max_map_size) = size;
 		p->map_line = p->line;
 	} else {
@@ -341,7 +347,7 @@ static int processor_key(struct parse *p, const char *sec, char *strategy,
 	case K_WAIT_TIME:
 	case K_JOB_TIMEOUT:
 	case K_KILL_GRACE:
-		if (th_parse_duration(value, &d) || d > (k == K_JOB_TIMEOUT ? 7 * 86400 : 86400))
+		if (th_parse_duration(value, &d) || d > (k == K_JOB_TIMEOUT ? TH_JOB_TIMEOUT_MAX : 86400))
 			return fail(p, "bad value '%s' for %s in [%s]: expected a duration such as "
 				    "1.0, 250ms or 30s (at most %s)", value, processor_keys[k], sec,
 				    k == K_JOB_TIMEOUT ? "7d" : "1d");

@@ -21,6 +21,16 @@ enum {
 	OPT_SCHEDULE, OPT_CATCHUP, OPT_SKIP, OPT_COUNT, OPT_FROM, OPT_VERSION, OPT_LINES
 };
 
+/* An error line echoes at most this many characters of what it was given. */
+#define CLI_ERROR_MAX 2000
+/* The latest time an option takes: 9999-12-31T23:59:59Z, in seconds since 1970. */
+#define CLI_TIME_MAX 253402300799LL
+/* The longest duration an option takes (--delay, --older-than, wait --timeout): 100
+ * years, far from where a time in microseconds would overflow. */
+#define CLI_DURATION_MAX (36500 * 86400.0)
+/* --backoff: a retry waits at most this long before its first try. */
+#define CLI_BACKOFF_MAX 86400.0
+
 /* which commands take which options */
 enum {
 	A_JSON = 1 << 0, A_STATUS = 1 << 1, A_LIMIT = 1 << 2, A_WAIT = 1 << 3,
@@ -172,13 +182,57 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
+/* Length of the valid UTF-8 sequence at s (1 for ASCII), 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : s[0] >= 0xe0 && s[0] < 0xf0 ? 3
+		   : s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 4 && s[0] == 0xf0 && s[1] < 0x90) ||
+	    (n == 4 && s[0] == 0xf4 && s[1] >= 0x90) || (n == 2 && s[0] == 0xc2 && s[1] < 0xa0))
+		return 0; /* overlong, past U+10FFFF, or a C1 control character */
+	return n;
+}
+
+/* Writes s with what a terminal would act on escaped: control characters (\n, \t,
+ * \x1b...) and bytes that are not UTF-8 text, so that whatever a message echoes back
+ * (a task name, an id, a schedule) it stays one line. Past max bytes: "...". */
+static void put_escaped(const char *s, size_t max, FILE *f)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t done = 0; *p; done++) {
+		if (done >= max) {
+			fputs("...", f);
+			return;
+		}
+		size_t n = *p >= 0x20 && *p != 0x7f ? utf8_len(p) : 0;
+		if (n) {
+			fwrite(p, 1, n, f);
+			p += n;
+			continue;
+		}
+		if (*p == '\n' || *p == '\t' || *p == '\r')
+			fprintf(f, "\\%c", *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
+		else
+			fprintf(f, "\\x%02x", *p);
+		p++;
+	}
+}
+
 void th_cli_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("taskhost: ", stderr);
+	char *msg;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	int n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	fputs("taskhost: ", stderr);
+	if (n >= 0) {
+		put_escaped(msg, CLI_ERROR_MAX, stderr);
+		free(msg);
+	}
 	fputc('\n', stderr);
 }
 
@@ -225,6 +279,10 @@ void th_cli_hold_errors(bool on)
 int th_cli_load_config(th_cli *cli)
 {
 	char err[1024];
+	if (!*cli->config_path) {
+		th_cli_error("-c: the config path is empty");
+		return TH_EXIT_USAGE;
+	}
 	if (th_config_load(&cli->cfg, cli->config_path, err, sizeof(err))) {
 		if (strstr(err, ": cannot open: ") && !strchr(cli->config_path, '/') &&
 		    strcmp(cli->config_path, "taskhost.ini") == 0)
@@ -358,27 +416,41 @@ int th_cli_parse_time(const char *s, int64_t *us)
 		memset(&tm, 0, sizeof(tm));
 		end = strptime(s, "%Y-%m-%dT%H:%MZ", &tm);
 	}
+	long long v;
 	if (end && !*end) {
-		*us = (int64_t)timegm(&tm) * 1000000;
-		return 0;
+		v = (long long)timegm(&tm);
+	} else {
+		char *e;
+		errno = 0;
+		v = s[0] >= '0' && s[0] <= '9' ? strtoll(s, &e, 10) : -1;
+		if (errno || v < 0 || *e)
+			return -1;
 	}
-	char *e;
-	errno = 0;
-	long long v = strtoll(s, &e, 10);
-	if (errno || e == s || *e || v < 0)
+	if (v < 0 || v > CLI_TIME_MAX)
 		return -1;
-	*us = v * 1000000;
+	*us = (int64_t)v * 1000000;
 	return 0;
 }
 
-/* Parses a duration option into *out; prints the problem and returns -1 when bad. */
-static int duration_opt(const struct command *cmd, const char *opt, const char *arg, double *out)
+/* Parses a duration option from lo to hi seconds into *out (lo > 0: 0 is refused, as it
+ * would stand for the default); prints the problem and returns -1 when bad. */
+static int duration_opt(const struct command *cmd, const char *opt, const char *arg,
+			double lo, double hi, double *out)
 {
-	if (th_parse_duration(arg, out)) {
+	double v;
+	if (th_parse_duration(arg, &v)) {
 		th_cli_error("%s: bad %s '%s' (a duration: seconds, or 500ms, 30s, 2m, 1h, 7d)",
 			     cmd->name, opt, arg);
 		return -1;
 	}
+	if (v < lo || v > hi) {
+		char from[32];
+		snprintf(from, sizeof(from), lo > 0 ? "%gms" : "0", lo * 1000);
+		th_cli_error("%s: %s '%s' is out of range (from %s to %gd%s)", cmd->name, opt, arg,
+			     from, hi / 86400, lo > 0 ? "; leave it out for the default" : "");
+		return -1;
+	}
+	*out = v;
 	return 0;
 }
 
@@ -417,19 +489,21 @@ static int set_option(th_cli *cli, const struct command *cmd, int c, const char 
 		return 0;
 	}
 	case OPT_TIMEOUT:
-		return duration_opt(cmd, "--timeout", arg,
-				    cmd->fn == th_cmd_wait ? &cli->timeout : &cli->add.timeout);
+		if (cmd->fn == th_cmd_wait)
+			return duration_opt(cmd, "--timeout", arg, 0, CLI_DURATION_MAX, &cli->timeout);
+		return duration_opt(cmd, "--timeout", arg, 1e-3, TH_JOB_TIMEOUT_MAX, &cli->add.timeout);
 	case OPT_DELAY:
-		return duration_opt(cmd, "--delay", arg, &cli->add.delay);
+		return duration_opt(cmd, "--delay", arg, 0, CLI_DURATION_MAX, &cli->add.delay);
 	case OPT_BACKOFF:
-		return duration_opt(cmd, "--backoff", arg, &cli->add.backoff);
+		return duration_opt(cmd, "--backoff", arg, 1e-3, CLI_BACKOFF_MAX, &cli->add.backoff);
 	case OPT_OLDER:
-		return duration_opt(cmd, "--older-than", arg, &cli->older_than);
+		return duration_opt(cmd, "--older-than", arg, 0, CLI_DURATION_MAX, &cli->older_than);
 	case OPT_AT:
 	case OPT_FROM:
 		if (th_cli_parse_time(arg, c == OPT_AT ? &cli->add.at_us : &cli->from_us)) {
-			th_cli_error("%s: bad %s '%s' (a UTC time: 2026-12-01T08:00:00Z, or seconds "
-				     "since 1970)", cmd->name, c == OPT_AT ? "--at" : "--from", arg);
+			th_cli_error("%s: bad %s '%s' (a UTC time from 1970 to 9999: "
+				     "2026-12-01T08:00:00Z, or seconds since 1970)", cmd->name,
+				     c == OPT_AT ? "--at" : "--from", arg);
 			return -1;
 		}
 		return 0;
@@ -533,7 +607,7 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return TH_EXIT_OK;
-		case 'V':
+		case OPT_VERSION:
 			printf("taskhost %s\n", PACKAGE_VERSION);
 			return TH_EXIT_OK;
 		case ':':

@@ -54,7 +54,7 @@ int th_processor_check_args(const th_processor_args *args)
 		return TH_EINVAL;
 	if (args->max_workers < 1 || args->max_workers > 1024)
 		return TH_EINVAL;
-	if (!isfinite(args->job_timeout) || args->job_timeout < 0 || args->job_timeout > 86400 * 7)
+	if (!isfinite(args->job_timeout) || args->job_timeout < 0 || args->job_timeout > TH_JOB_TIMEOUT_MAX)
 		return TH_EINVAL;
 	if (!isfinite(args->kill_grace) || args->kill_grace < 0 || args->kill_grace > 3600)
 		return TH_EINVAL;

@@ -157,6 +157,9 @@ typedef struct th_processor_args {
 	double kill_grace;            /* seconds after that before the worker is killed; 5 */
 } th_processor_args;
 
+/* The longest job_timeout (and timeout of a job), in seconds: 7 days. */
+#define TH_JOB_TIMEOUT_MAX (7 * 86400)
+
 /* The defaults of th_processor_args. */
 #define TH_PROCESSOR_ARGS_DEFAULT \
 	{.wait_time = 1.0, .max_threads = 5, .max_workers = 2, .kill_grace = 5}

@@ -136,6 +136,24 @@ static void expect_error(const char *text, int line, const char *msg)
 		ck_assert_int_eq(strncmp(err, want, strlen(want)), 0);
 }
 
+/* TH_QUEUES_MAX sections are taken; one more says the limit, on its own line */
+START_TEST(queue_limit)
+{
+	char text[8192] = "[host]\n";
+	for (int i = 1; i <= TH_QUEUES_MAX; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "[queue q%d]\n", i);
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, text, err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.nqueues, TH_QUEUES_MAX);
+	th_config_free(&c);
+	strcat(text, "[queue q0]\nstrategy = multi\n");
+	char msg[256];
+	snprintf(msg, sizeof(msg), "[queue q0]: too many [queue NAME] sections (at most %d)",
+		 TH_QUEUES_MAX);
+	expect_error(text, TH_QUEUES_MAX + 2, msg);
+}
+END_TEST
+
 START_TEST(errors_name_file_and_line)
 {
 	expect_error("[host]\n\n\nfoo = 1\n", 4, "unknown key 'foo' in [host]");
@@ -150,8 +168,31 @@ START_TEST(errors_name_file_and_line)
 	expect_error("[queue mail]\nstrategy = fast\n", 2, "bad value 'fast' for strategy in "
 		     "[queue mail]: expected simple, multi or process");
 	expect_error("[host]\nkeep_finished = forever\n", 2, "bad value 'forever' for "
-		     "keep_finished in [host]: expected a duration such as 7d or 12h (at least "
-		     "1s), or 0 to keep them");
+		     "keep_finished in [host]: expected a duration such as 7d or 12h (from 1s "
+		     "to 3650d), or 0 to keep them");
+	/* numbers past their range, which in microseconds or bytes would overflow */
+	expect_error("[host]\nkeep_finished = 1e300\n", 2, "bad value '1e300' for "
+		     "keep_finished in [host]: expected a duration such as 7d or 12h (from 1s "
+		     "to 3650d), or 0 to keep them");
+	expect_error("[host]\ngrace_period = 99999999999999999999d\n", 2, "bad value "
+		     "'99999999999999999999d' for grace_period in [host]: expected a duration "
+		     "such as 30s, 500ms or 2m (at most 1d)");
+	expect_error("[processor]\njob_timeout = 1e300\n", 2, "bad value '1e300' for "
+		     "job_timeout in [processor]: expected a duration such as 1.0, 250ms or 30s "
+		     "(at most 7d)");
+	expect_error("[processor]\nkill_grace = nan\n", 2, "bad value 'nan' for kill_grace in "
+		     "[processor]: expected a duration such as 1.0, 250ms or 30s (at most 1d)");
+	expect_error("[processor]\nwait_time = inf\n", 2, "bad value 'inf' for wait_time in "
+		     "[processor]: expected a duration such as 1.0, 250ms or 30s (at most 1d)");
+	expect_error("[host]\nmax_map_size = 1e30\n", 2, "bad value '1e30' for max_map_size "
+		     "in [host]: expected a size such as 64MiB, 1GiB or 4096");
+	expect_error("[host]\nmax_map_size = 100TiB\n", 2, "max_map_size in [host] must be "
+		     "from 1MiB to 64TiB");
+	expect_error("[host]\nmax_attempts = 99999999999999999999\n", 2, "bad value "
+		     "'99999999999999999999' for max_attempts in [host]: expected a whole number "
+		     "from 1 to 1000");
+	expect_error("[processor]\nworker_max_jobs = -1\n", 2, "bad value '-1' for "
+		     "worker_max_jobs in [processor]: expected a whole number from 0 to 1000000000");
 	expect_error("[processor]\nmax_threads = 1025\n", 2,
 		     "bad value '1025' for max_threads in [processor]: expected a whole number "
 		     "from 1 to 1024");
@@ -165,7 +206,7 @@ START_TEST(errors_name_file_and_line)
 		     "bad value 'xml' for log_format in [host]: expected text or json");
 	expect_error("[host]\ndurability = maybe\n", 2,
 		     "bad value 'maybe' for durability in [host]: expected durable or relaxed");
-	expect_error("[host]\nmap_size = 10KiB\n", 2, "map_size in [host] must be at least 1MiB");
+	expect_error("[host]\nmap_size = 10KiB\n", 2, "map_size in [host] must be from 1MiB to 64TiB");
 	expect_error("[host]\nmax_input_size = 0\n", 2,
 		     "max_input_size in [host] must be between 1 byte and 1GiB");
 	expect_error("[host]\ndata_dir =\n", 2, "empty value for data_dir in [host]");
@@ -283,6 +324,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, every_key);
 	tcase_add_test(tc, queue_sections);
+	tcase_add_test(tc, queue_limit);
 	tcase_add_test(tc, absolute_paths_kept);
 	tcase_add_test(tc, errors_name_file_and_line);
 	tcase_add_test(tc, directory_errors);
