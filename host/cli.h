@@ -43,6 +43,9 @@ int th_cli_load_config(th_cli *cli);
  * plugin descriptors (without running any plugin code but their constructors). */
 int th_cli_open(th_cli *cli, bool with_plugins);
 void th_cli_close(th_cli *cli);
+/* Prints why the service did not open (rc), naming the file of the data dir at fault
+ * when one is, and returns the exit code. */
+int th_cli_open_failed(th_cli *cli, int rc);
 /* Prints a service error about job `id` (0: none) and returns the exit code for it. */
 int th_cli_fail(int rc, uint64_t id, const char *doing);
 /* Parses a job id argument; prints the problem and returns false when it is not one. */

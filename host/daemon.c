@@ -166,14 +166,8 @@ int th_cmd_run(th_cli *cli)
 	th_cli_hold_errors(true);
 	rc = th_service_open(&cli->svc, &o);
 	th_cli_hold_errors(false);
-	if (rc) {
-		if (rc == TH_EPLUGIN)
-			th_cli_error("plugin_dir %s: %s", cfg->plugin_dir, th_cli_last_log_error());
-		else
-			th_cli_error("cannot start: %s", th_strerror(rc));
-		return rc == TH_EPLUGIN || rc == TH_ESYS || rc == TH_EFORMAT ? TH_EXIT_USAGE
-										: TH_EXIT_FAIL;
-	}
+	if (rc)
+		return th_cli_open_failed(cli, rc);
 	th_service *svc = cli->svc;
 	rc = th_service_set_processor(svc, cfg->strategy, &cfg->args);
 	for (unsigned i = 0; i < cfg->nqueues && rc == 0; i++)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "fds.h"
@@ -239,6 +241,7 @@ void th_cli_error(const char *fmt, ...)
 /* ---- the log of a command that is not `run`: keep errors for the message ---- */
 
 static char last_error[512];
+static const char *data_dir; /* of the loaded config, for messages about the store */
 
 static void quiet_sink(const th_log_event *ev, void *ud)
 {
@@ -292,6 +295,7 @@ int th_cli_load_config(th_cli *cli)
 		return TH_EXIT_USAGE;
 	}
 	cli->cfg_loaded = true;
+	data_dir = cli->cfg.data_dir;
 	return 0;
 }
 
@@ -317,22 +321,60 @@ int th_cli_open(th_cli *cli, bool with_plugins)
 			     .max_attempts = cli->cfg.max_attempts,
 			     .allow_insecure_plugins = cli->cfg.allow_insecure_plugins,
 			     .keep_finished = cli->cfg.keep_finished};
-	if ((rc = th_service_open(&cli->svc, &o))) {
-		const char *why = *last_error ? last_error : th_strerror(rc);
-		if (rc == TH_EPLUGIN) {
-			th_cli_error("plugin_dir %s: %s", cli->cfg.plugin_dir, why);
-			return TH_EXIT_USAGE;
-		}
-		th_cli_error("cannot open the data dir %s: %s", cli->cfg.data_dir, why);
-		return rc == TH_EFORMAT ? TH_EXIT_USAGE : TH_EXIT_FAIL;
-	}
+	if ((rc = th_service_open(&cli->svc, &o)))
+		return th_cli_open_failed(cli, rc);
 	return 0;
+}
+
+/* The file of the data dir the store cannot use as it must (the directory itself to
+ * create files in, LMDB's two files to read and write), with errno saying why: LMDB
+ * reports only the directory. NULL when all of them are usable. */
+static const char *unusable_file(const char *dir, char *path, size_t len)
+{
+	static const char *const names[] = {"", "/lock.mdb", "/data.mdb"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, len, "%s%s", dir, names[i]);
+		if (access(path, i ? R_OK | W_OK : W_OK | X_OK) == 0 || (i && errno == ENOENT))
+			continue;
+		return path;
+	}
+	return NULL;
+}
+
+/* Whether the file system of dir has no space (or no inode) left for the store. */
+static bool no_space(const char *dir)
+{
+	struct statvfs sv;
+	return statvfs(dir, &sv) == 0 && (sv.f_bavail == 0 || (sv.f_files && sv.f_favail == 0));
+}
+
+int th_cli_open_failed(th_cli *cli, int rc)
+{
+	const char *dir = cli->cfg.data_dir, *why = *last_error ? last_error : th_strerror(rc);
+	char path[4200];
+	if (rc == TH_EPLUGIN) {
+		th_cli_error("plugin_dir %s: %s", cli->cfg.plugin_dir, why);
+		return TH_EXIT_USAGE;
+	}
+	const char *bad = rc == TH_ESYS || rc == TH_EIO ? unusable_file(dir, path, sizeof(path))
+							 : NULL;
+	if (bad && strcmp(bad, dir) == 0)
+		th_cli_error("cannot open the data dir %s: %s", dir, strerror(errno));
+	else if (bad)
+		th_cli_error("cannot open the data dir %s: %s: %s", dir, bad, strerror(errno));
+	else if ((rc == TH_EIO || rc == TH_ENOSPC) && no_space(dir))
+		th_cli_error("cannot open the data dir %s: no space left on its device (%s)", dir,
+			     why);
+	else
+		th_cli_error("cannot open the data dir %s: %s", dir, why);
+	return rc == TH_EFORMAT || rc == TH_ESYS ? TH_EXIT_USAGE : TH_EXIT_FAIL;
 }
 
 void th_cli_close(th_cli *cli)
 {
 	th_service_close(cli->svc);
 	cli->svc = NULL;
+	data_dir = NULL;
 	if (cli->cfg_loaded)
 		th_config_free(&cli->cfg);
 	cli->cfg_loaded = false;
@@ -340,8 +382,16 @@ void th_cli_close(th_cli *cli)
 
 int th_cli_fail(int rc, uint64_t id, const char *doing)
 {
+	const char *dir = data_dir;
 	if (rc == TH_ENOTFOUND && id) {
 		th_cli_error("unknown job id %llu", (unsigned long long)id);
+	} else if ((rc == TH_EIO || rc == TH_ENOSPC) && dir && no_space(dir)) {
+		/* LMDB says EIO for a write the full device cut short */
+		th_cli_error("%s: no space left on the device of the data dir %s%s%s%s", doing, dir,
+			     *last_error ? " (" : "", last_error, *last_error ? ")" : "");
+	} else if ((rc == TH_EIO || rc == TH_ENOSPC) && dir) {
+		th_cli_error("%s: %s in the data dir %s%s%s%s", doing, th_strerror(rc), dir,
+			     *last_error ? " (" : "", last_error, *last_error ? ")" : "");
 	} else if (*last_error) {
 		th_cli_error("%s: %s (%s)", doing, th_strerror(rc), last_error);
 	} else {
