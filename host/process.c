@@ -27,6 +27,7 @@
 
 #define HELLO_TIMEOUT_US (30 * 1000000LL) /* plugin init may take a while */
 #define QUIT_TIMEOUT_US (5 * 1000000LL)
+#define QUIT_POLL_US 20000 /* how often a quitting worker is looked at */
 #define FRAME_TIMEOUT_S 10 /* a frame, once begun, arrives within this */
 #define MAX_STARTS 8       /* tries to start a worker before giving up on a job */
 
@@ -65,7 +66,9 @@ static void describe_exit(int status, char *out, size_t len)
 	}
 }
 
-/* Kills (if still running) and reaps the worker; describes how it ended. */
+/* Kills (if still running) and reaps the worker; describes how it ended. Whatever its
+ * task started in the worker's process group is killed in any case, while the worker
+ * is not reaped yet (so its pid, the group's id, cannot have been reused). */
 static void reap(struct pworker *w, bool kill_it, char *why, size_t len)
 {
 	if (w->fd >= 0)
@@ -75,6 +78,7 @@ static void reap(struct pworker *w, bool kill_it, char *why, size_t len)
 		return;
 	if (kill_it)
 		kill(w->pid, SIGKILL);
+	kill(-w->pid, SIGKILL);
 	int status = 0;
 	while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
 		;
@@ -167,8 +171,15 @@ static int start(struct pworker *w, char *why, size_t whylen)
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
-		/* only async-signal-safe calls between fork and exec */
+		/* only async-signal-safe calls between fork and exec. Its own process group,
+		 * so that the host can kill whatever its tasks start along with it (and a
+		 * Ctrl-C meant for the host does not reach it); killed if the host thread
+		 * dies before the runner takes over (runner.c: host_gone) */
+		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		sigset_t none; /* not the host's: it blocks the signals its main thread takes */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (getppid() != parent)
 			_exit(1);
 		if (dup2(sv[1], 3) < 0)
@@ -179,6 +190,8 @@ static int start(struct pworker *w, char *why, size_t whylen)
 		_exit(127);
 	}
 	close(sv[1]);
+	if (pid > 0)
+		setpgid(pid, pid); /* the child does it too: whichever runs first */
 	if (pid < 0) {
 		close(sv[0]);
 		snprintf(why, whylen, "fork: %s", strerror(errno));
@@ -250,17 +263,31 @@ out:
 	return rc;
 }
 
+/* Whether the worker process has ended, leaving it to reap() to collect. Its socket
+ * does not tell: a child its task left running may hold it open. */
+static bool exited(const struct pworker *w)
+{
+	siginfo_t si = {0};
+	return waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	       si.si_pid == w->pid;
+}
+
 static void quit(struct pworker *w)
 {
 	if (w->pid <= 0)
 		return;
 	th_msg q = {.type = TH_MSG_QUIT};
 	bool asked = th_proto_send(w->fd, &q) == 0;
-	/* it answers by exiting: wait for end of file on its socket */
+	/* it answers by exiting: wait for end of file on its socket, or for its exit */
 	int64_t deadline = th_clock_mono_us() + QUIT_TIMEOUT_US;
 	th_msg m;
-	while (asked && recv_until(w, deadline, &m) == 0)
-		;
+	int rc = 0;
+	while (asked && (rc == 0 || rc == TH_ETIMEDOUT) && !exited(w)) {
+		int64_t now = th_clock_mono_us();
+		if (now >= deadline)
+			break;
+		rc = recv_until(w, now + QUIT_POLL_US < deadline ? now + QUIT_POLL_US : deadline, &m);
+	}
 	reap(w, true, NULL, 0);
 }
 
@@ -335,6 +362,10 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 			int64_t now = th_clock_mono_us();
 			if (hard >= 0 && now >= hard)
 				break;
+			if (exited(w)) { /* its socket kept open by a child of its task */
+				rc = TH_EIO;
+				break;
+			}
 			rc = 0;
 			bool stop_now = atomic_load(stopping);
 			if (!asked && (atomic_load(&slot->cancel) || stop_now)) {

@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -105,6 +107,40 @@ static void *read_host(void *arg)
 	return NULL;
 }
 
+static pid_t self;      /* this worker: a child its task forked inherits host_gone */
+static bool own_group; /* the host made this process the leader of its own group */
+
+/* The host died (PR_SET_PDEATHSIG) or someone asks this worker to end: it takes what its
+ * tasks started in its process group along, so that nothing outlives the host. */
+static void host_gone(int sig)
+{
+	if (getpid() != self) { /* a task's child: SIGTERM does to it what it always does */
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	if (own_group)
+		kill(0, SIGKILL); /* this process too */
+	_exit(1);
+}
+
+/* From a SIGKILLed host's death to this worker's: the host's fork set PDEATHSIG to
+ * SIGKILL, which would leave the tasks' children behind, so it becomes SIGTERM, caught.
+ * One of the two is set at every moment. */
+static void follow_host(void)
+{
+	self = getpid();
+	own_group = getpgrp() == self;
+	struct sigaction sa = {.sa_handler = host_gone};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_UNBLOCK, &term, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: taskhost-runner --plugin-dir DIR --data-dir DIR --max-result N "
@@ -138,6 +174,7 @@ int main(int argc, char **argv)
 	}
 	if (!plugin_dir || !data_dir || fcntl(HOST_FD, F_GETFD) == -1)
 		usage();
+	follow_host();
 	max_frame = (size_t)1 << 31;
 
 	th_log_set_level(TH_LOG_DEBUG); /* the host filters */

@@ -34,8 +34,12 @@
  *     `multi` strategy), also for the same task: a task must not keep per-job state in
  *     globals without its own locking.
  *   - A th_ctx belongs to one run: use it only on the thread that got it, and only until
- *     run returns. The input bytes stay valid until run returns. The host copies what is
- *     passed to set_result and set_error; the host owns all memory it hands out.
+ *     run returns; after that every host function refuses it (logged once). The input
+ *     bytes stay valid until run returns. The host copies what is passed to set_result
+ *     and set_error; the host owns all memory it hands out.
+ *   - A task runs in the host's process unless the host uses the process strategy: a
+ *     task that calls exit() ends the host; a child it forks must exit, not return from
+ *     run (one that returns is made to exit at once).
  *   - Every host function may be called from any thread that is running a job with the
  *     ctx of that job. log accepts a NULL ctx during init, fini, thread_init and
  *     thread_fini.
