@@ -17,12 +17,7 @@ write_config "data_dir = $D" "map_size = 4MiB"
 
 # ---- a full device ----
 head -c 200000 /dev/urandom >"$W/chunk"
-added=0
-while "$TASKHOST" -c "$CFG" add noop - <"$W/chunk" >/dev/null 2>"$W/stderr"; do
-	added=$((added + 1))
-	[ $added -gt 10 ] && break
-done
-err=$(cat "$W/stderr")
+add_until_refused 10
 case $err in
 "taskhost: add: no space left on the device of the data dir $D"*) ok "a full device is named as such: $err" ;;
 *) not_ok "a full device: '$err' after $added adds" ;;

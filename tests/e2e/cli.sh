@@ -294,12 +294,7 @@ expect "stdin input over max_input_size" 1 "taskhost: add: input larger than max
 mkdir "$W/full"
 write_config "data_dir = ./full/var" "map_size = 1MiB" "max_map_size = 1MiB"
 head -c 200000 /dev/urandom >"$W/chunk"
-added=0
-while "$TASKHOST" -c "$CFG" add noop - <"$W/chunk" >/dev/null 2>"$W/stderr"; do
-	added=$((added + 1))
-	[ $added -gt 50 ] && break
-done
-err=$(cat "$W/stderr")
+add_until_refused 50
 same "database full" "$err" "taskhost: add: database full ($W/full/var reached max_map_size); job not added"
 th status "$added"
 same "jobs added before it was full are kept" "$out" queued

@@ -134,6 +134,17 @@ stop_now() {
 	host_rc=$?
 }
 
+# add_until_refused MAX: adds noop jobs with $W/chunk as input until an add fails (or
+# MAX succeeded); $added counts those added, $err is the failed add's stderr
+add_until_refused() {
+	added=0
+	while "$TASKHOST" -c "$CFG" add noop - <"$W/chunk" >/dev/null 2>"$W/stderr"; do
+		added=$((added + 1))
+		[ $added -gt "$1" ] && break
+	done
+	err=$(cat "$W/stderr")
+}
+
 finish() {
 	echo "RESULT: $passed passed, $failed failed"
 	[ "$failed" -eq 0 ]

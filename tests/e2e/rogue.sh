@@ -17,6 +17,19 @@ alive() {
 	[ -n "$_st" ] && [ "$_st" != Z ]
 }
 
+gone() {
+	! alive "$1"
+}
+
+# grandchild: runs a rogue_grandchild job; $gc is the pid of the child it left
+grandchild() {
+	th add rogue_grandchild
+	_id=$out
+	th wait "$_id" --timeout 60
+	th result "$_id"
+	gc=$out
+}
+
 # ---- in-process ----
 write_config -- "strategy = multi" "max_threads = 2"
 start_host
@@ -78,34 +91,22 @@ id=$out
 th wait "$id" --timeout 60
 th result "$id"
 same "process: a forked child returning into the worker exits" "$out" "child exited with 0"
-th add rogue_grandchild
-id=$out
-th wait "$id" --timeout 60
-th result "$id"
-gc=$out
+grandchild
 check "process: the task's child runs while its worker does" alive "$gc"
 stop_host "$HOST_PID"
-check "process: it is gone after the host stops" wait_until 20 sh -c '! { s=$(sed -n "s/^.*) \(.\).*/\1/p" /proc/$1/stat 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }' - "$gc"
+check "process: it is gone after the host stops" wait_until 20 gone "$gc"
 
 start_host "$W/proc2.log"
-th add rogue_grandchild
-id=$out
-th wait "$id" --timeout 60
-th result "$id"
-gc=$out
+grandchild
 check "process: another one runs" alive "$gc"
 kill -KILL "$HOST_PID"
 wait "$HOST_PID" 2>/dev/null
-check "process: it is gone after a SIGKILL of the host" wait_until 20 sh -c '! { s=$(sed -n "s/^.*) \(.\).*/\1/p" /proc/$1/stat 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }' - "$gc"
+check "process: it is gone after a SIGKILL of the host" wait_until 20 gone "$gc"
 
 write_config "data_dir = ./proc/var" -- "strategy = process" "max_workers = 1" "worker_max_jobs = 1"
 start_host "$W/proc3.log"
-th add rogue_grandchild
-id=$out
-th wait "$id" --timeout 60
-th result "$id"
-gc=$out
-check "process: it is gone when its worker is replaced" wait_until 20 sh -c '! { s=$(sed -n "s/^.*) \(.\).*/\1/p" /proc/$1/stat 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }' - "$gc"
+grandchild
+check "process: it is gone when its worker is replaced" wait_until 20 gone "$gc"
 th add echo still
 id=$out
 th wait "$id" --timeout 60
