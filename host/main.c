@@ -543,6 +543,10 @@ static int set_option(th_cli *cli, const struct command *cmd, int c, const char 
 			return duration_opt(cmd, "--timeout", arg, 0, CLI_DURATION_MAX, &cli->timeout);
 		return duration_opt(cmd, "--timeout", arg, 1e-3, TH_JOB_TIMEOUT_MAX, &cli->add.timeout);
 	case OPT_DELAY:
+		if (cli->add.at_us) {
+			th_cli_error("%s: --at and --delay both say when: give one", cmd->name);
+			return -1;
+		}
 		return duration_opt(cmd, "--delay", arg, 0, CLI_DURATION_MAX, &cli->add.delay);
 	case OPT_BACKOFF:
 		return duration_opt(cmd, "--backoff", arg, 1e-3, CLI_BACKOFF_MAX, &cli->add.backoff);
@@ -550,6 +554,10 @@ static int set_option(th_cli *cli, const struct command *cmd, int c, const char 
 		return duration_opt(cmd, "--older-than", arg, 0, CLI_DURATION_MAX, &cli->older_than);
 	case OPT_AT:
 	case OPT_FROM:
+		if (c == OPT_AT && cli->add.delay > 0) {
+			th_cli_error("%s: --at and --delay both say when: give one", cmd->name);
+			return -1;
+		}
 		if (th_cli_parse_time(arg, c == OPT_AT ? &cli->add.at_us : &cli->from_us)) {
 			th_cli_error("%s: bad %s '%s' (a UTC time from 1970 to 9999: "
 				     "2026-12-01T08:00:00Z, or seconds since 1970)", cmd->name,

@@ -56,6 +56,9 @@ bad "taskhost: clean: --older-than '1e300' is out of range (from 0 to 36500d)" c
 bad "taskhost: wait: --timeout '1e300' is out of range (from 0 to 36500d)" wait 1 --timeout 1e300
 bad "taskhost: cron: bad --from '99999999999999' (a UTC time from 1970 to 9999: 2026-12-01T08:00:00Z, or seconds since 1970)" cron next "* * * * *" --from 99999999999999
 
+bad "taskhost: add: --at and --delay both say when: give one" add echo --at 2030-01-01T00:00:00Z --delay 5s
+bad "taskhost: add: --at and --delay both say when: give one" add echo --delay 5s --at 2030-01-01T00:00:00Z
+
 # ---- whole numbers past their range ----
 for v in 0 +1 1.5 18446744073709551616 " 1" "1 " 0x10 ""; do
 	bad "taskhost: '$v' is not a job id (a whole number from 1)" status "$v"
