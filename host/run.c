@@ -58,6 +58,12 @@ static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 static pthread_key_t slot_key;
 static _Thread_local struct ctx_slot *mine;
 static pid_t host_pid; /* the process whose runs these are */
+static bool forked;    /* this is a child forked since (getpid() costs a system call) */
+
+static void on_fork_child(void)
+{
+	forked = true;
+}
 
 static void slot_give(struct ctx_slot *s)
 {
@@ -99,6 +105,7 @@ static void slots_init(void)
 {
 	pthread_key_create(&slot_key, thread_gone);
 	host_pid = getpid();
+	pthread_atfork(NULL, NULL, on_fork_child);
 	atexit(note_exit);
 	at_quick_exit(note_exit);
 }
@@ -358,11 +365,10 @@ void th_run_job(th_plugin_thread *t, const th_task_entry *e, const th_job *job,
 	slot->live = true;
 	pthread_mutex_unlock(&slot->mu);
 
-	pid_t self = getpid();
 	int64_t t0 = th_clock_mono_us();
 	th_ret ret = TH_FAIL;
 	int rc = th_plugins_run(t, e, ctx, &ret);
-	if (getpid() != self)
+	if (forked)
 		forked_child_returned(ctx, ret);
 	out->took_us = th_clock_mono_us() - t0;
 
