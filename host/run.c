@@ -126,6 +126,10 @@ static struct ctx_slot *slot_take(void)
 		if (!(s = calloc(1, sizeof(*s))))
 			return NULL;
 		pthread_mutex_init(&s->mu, NULL);
+		for (size_t i = 0; i < CTX_RING; i++) { /* never written again */
+			s->ring[i].magic = CTX_MAGIC;
+			s->ring[i].slot = s;
+		}
 		pthread_mutex_lock(&slots_mu);
 		s->next_all = all_slots;
 		all_slots = s;
@@ -358,10 +362,19 @@ void th_run_job(th_plugin_thread *t, const th_task_entry *e, const th_job *job,
 	pthread_mutex_lock(&slot->mu);
 	uint64_t gen = ++slot->gen;
 	th_ctx *ctx = &slot->ring[gen % CTX_RING];
-	*ctx = (th_ctx){.magic = CTX_MAGIC, .slot = slot, .gen = gen, .job_id = job->id,
-			.job = job, .plugin = th_task_entry_plugin(e), .input = input,
-			.input_len = len, .opts = opts ? opts : &none};
+	ctx->gen = gen;
+	ctx->warned = false;
+	ctx->job_id = job->id;
 	snprintf(ctx->task, sizeof(ctx->task), "%s", job->task);
+	ctx->job = job;
+	ctx->plugin = th_task_entry_plugin(e);
+	ctx->input = input;
+	ctx->input_len = len;
+	ctx->opts = opts ? opts : &none;
+	ctx->result = NULL;
+	ctx->result_len = 0;
+	ctx->error = NULL;
+	ctx->result_refused = 0;
 	slot->live = true;
 	pthread_mutex_unlock(&slot->mu);
 
