@@ -149,6 +149,7 @@ int th_cmd_run(th_cli *cli)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	th_service_opts o = {.data_dir = cfg->data_dir,
+			     .data_dir_group = cfg->data_dir_group,
 			     .plugin_dir = cfg->plugin_dir,
 			     .map_size = cfg->map_size,
 			     .max_map_size = cfg->max_map_size,
@@ -169,6 +170,8 @@ int th_cmd_run(th_cli *cli)
 	if (rc) {
 		if (rc == TH_EPLUGIN)
 			th_cli_error("plugin_dir %s: %s", cfg->plugin_dir, th_cli_last_log_error());
+		else if (*th_cli_last_log_error()) /* the path and the cause */
+			th_cli_error("cannot start: %s", th_cli_last_log_error());
 		else
 			th_cli_error("cannot start: %s", th_strerror(rc));
 		return rc == TH_EPLUGIN || rc == TH_ESYS || rc == TH_EFORMAT ? TH_EXIT_USAGE

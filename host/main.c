@@ -247,6 +247,7 @@ int th_cli_open(th_cli *cli, bool with_plugins)
 		return TH_EXIT_USAGE;
 	}
 	th_service_opts o = {.data_dir = cli->cfg.data_dir,
+			     .data_dir_group = cli->cfg.data_dir_group,
 			     .plugin_dir = with_plugins ? cli->cfg.plugin_dir : NULL,
 			     .inspect_only = true,
 			     .map_size = cli->cfg.map_size,
