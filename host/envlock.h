@@ -21,7 +21,9 @@ typedef struct th_envlock th_envlock;
 int th_envlock_open(th_envlock **out, const char *dir, const char *group,
 		    unsigned max_readers);
 /* After mdb_env_open: data_fd is LMDB's (mdb_env_get_fd). Checks that LMDB opened the
- * files checked (TH_EINSECURE if one was swapped meanwhile), then lets others open. */
+ * files checked, data.mdb by that descriptor, lock.mdb (whose descriptor LMDB keeps to
+ * itself) by its path (TH_EINSECURE if one was swapped meanwhile), then lets others
+ * open. */
 int th_envlock_opened(th_envlock *l, int data_fd);
 void th_envlock_close(th_envlock *l);
 
