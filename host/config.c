@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "datadir.h"
 #include "error.h"
 #include "log.h"
 #include "store.h"
@@ -179,7 +180,7 @@ static int fail(struct parse *p, const char *fmt, ...)
 enum {
 	K_DATA_DIR, K_PLUGIN_DIR, K_LOG_LEVEL, K_LOG_FORMAT, K_GRACE, K_MAP_SIZE,
 	K_MAX_MAP_SIZE, K_DURABILITY, K_MAX_INPUT, K_MAX_RESULT, K_LEASE, K_MAX_ATTEMPTS,
-	K_INSECURE, K_KEEP,
+	K_INSECURE, K_KEEP, K_DATA_DIR_GROUP,
 	K_STRATEGY = 0, K_MAX_THREADS, K_WAIT_TIME, K_MAX_WORKERS, K_WORKER_MEM, K_WORKER_JOBS,
 	K_JOB_TIMEOUT, K_KILL_GRACE
 };
@@ -187,7 +188,7 @@ enum {
 static const char *const host_keys[] = {
 	"data_dir", "plugin_dir", "log_level", "log_format", "grace_period", "map_size",
 	"max_map_size", "durability", "max_input_size", "max_result_size", "lease_time",
-	"max_attempts", "allow_insecure_plugins", "keep_finished", NULL};
+	"max_attempts", "allow_insecure_plugins", "keep_finished", "data_dir_group", NULL};
 static const char *const processor_keys[] = {
 	"strategy", "max_threads", "wait_time", "max_workers", "worker_memory_limit",
 	"worker_max_jobs", "job_timeout", "kill_grace", NULL};
@@ -268,6 +269,14 @@ static int host_key(struct parse *p, int k, const char *value)
 			return fail(p, "bad value '%s' for allow_insecure_plugins in [host]: "
 				    "expected true or false", value);
 		return 1;
+	case K_DATA_DIR_GROUP: {
+		gid_t gid;
+		if (strlen(value) >= sizeof(c->data_dir_group) || th_datadir_group(value, &gid))
+			return fail(p, "bad value '%s' for data_dir_group in [host]: no such group",
+				    value);
+		snprintf(c->data_dir_group, sizeof(c->data_dir_group), "%s", value);
+		return 1;
+	}
 	case K_DURABILITY:
 		if (strcmp(value, "durable") == 0)
 			c->durability = TH_DURABLE;
@@ -585,14 +594,24 @@ int th_config_make_data_dir(const th_config *cfg, char *err, size_t errlen)
 	char *path = strdup(cfg->data_dir);
 	if (!path)
 		return TH_ENOMEM;
+	gid_t gid = 0;
+	bool shared = cfg->data_dir_group[0] && th_datadir_group(cfg->data_dir_group, &gid) == 0;
 	int rc = 0;
-	/* mkdir -p: each parent in turn, then the directory itself */
+	/* mkdir -p: each parent in turn, then the directory itself, which only its user (or
+	 * its group) may enter: it holds every job's input and result */
 	for (char *s = path + 1;; s++) {
 		if (*s && *s != '/')
 			continue;
 		char was = *s;
 		*s = 0;
-		if (mkdir(path, 0755) && errno != EEXIST) {
+		mode_t mode = was ? 0755 : shared ? TH_DATADIR_GROUP_MODE : TH_DATADIR_MODE;
+		if (mkdir(path, mode) == 0) {
+			/* the mode without the umask, the group before anything is in it */
+			if (!was && ((shared && chown(path, (uid_t)-1, gid)) || chmod(path, mode))) {
+				rc = TH_ECONFIG;
+				break;
+			}
+		} else if (errno != EEXIST) {
 			rc = TH_ECONFIG;
 			break;
 		}

@@ -14,6 +14,7 @@ typedef struct th_config {
 	char *data_dir;         /* resolved against the file's directory */
 	char *plugin_dir;       /* resolved against the file's directory; must exist */
 	int data_dir_line;      /* where they were set; 0: the default */
+	char data_dir_group[256]; /* a group that shares the data dir; "": none */
 	int plugin_dir_line;
 	int log_level;          /* TH_LOG_* */
 	int log_format;         /* enum th_log_format */
@@ -50,7 +51,8 @@ int th_config_parse(th_config *cfg, const char *name, const char *text, char *er
 		    size_t errlen);
 void th_config_free(th_config *cfg);
 
-/* Creates data_dir (and missing parents) if needed; err names the config line. */
+/* Creates data_dir (and missing parents) if needed, 0700, or 02770 and owned by
+ * data_dir_group when that is set; err names the config line. */
 int th_config_make_data_dir(const th_config *cfg, char *err, size_t errlen);
 
 /* "64MiB", "1 G", "4096" -> bytes; "30s", "500ms", "2m", "1.5" (seconds) -> seconds. */

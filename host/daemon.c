@@ -149,6 +149,7 @@ int th_cmd_run(th_cli *cli)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	th_service_opts o = {.data_dir = cfg->data_dir,
+			     .data_dir_group = cfg->data_dir_group,
 			     .plugin_dir = cfg->plugin_dir,
 			     .map_size = cfg->map_size,
 			     .max_map_size = cfg->max_map_size,

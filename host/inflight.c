@@ -1,11 +1,13 @@
 /* Claims in flight, in a file per processor that a crash leaves behind (see inflight.h).
  * The file is written through a shared mapping: what the host stored is in the page
- * cache the moment it is stored, killed or not. */
+ * cache the moment it is stored, killed or not. Its space is reserved before it is
+ * mapped, and files left behind are read, never mapped. */
 #include "inflight.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +17,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "datadir.h"
 #include "error.h"
 #include "log.h"
 
 #define INFLIGHT_MAGIC 0x46494854u /* "THIF" */
 #define INFLIGHT_VERSION 1
 #define INFLIGHT_PREFIX "inflight-"
+#define INFLIGHT_CAP_MAX 65536 /* jobs one processor starts at once, at most */
 
 struct header {
 	_Atomic uint32_t magic; /* stored last: a reader that sees it sees the rest */
@@ -47,32 +51,22 @@ int th_inflight_open(th_inflight **out, const char *dir, const th_owner *owner, 
 {
 	static atomic_uint counter;
 	*out = NULL;
-	char path[4096];
-	int len = snprintf(path, sizeof(path), "%s/" INFLIGHT_PREFIX "%016llx-%u", dir,
-			   (unsigned long long)owner->instance, atomic_fetch_add(&counter, 1));
-	if (len < 0 || (size_t)len >= sizeof(path) || cap == 0 || cap > UINT32_MAX)
+	char name[64], path[4096];
+	snprintf(name, sizeof(name), INFLIGHT_PREFIX "%016llx-%u",
+		 (unsigned long long)owner->instance, atomic_fetch_add(&counter, 1));
+	int len = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (len < 0 || (size_t)len >= sizeof(path) || cap == 0 || cap > INFLIGHT_CAP_MAX)
 		return TH_EINVAL;
 	th_inflight *f = calloc(1, sizeof(*f) + (size_t)len + 1);
 	if (!f)
 		return TH_ENOMEM;
 	memcpy(f->path, path, (size_t)len + 1);
 	f->size = file_size(cap);
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || ftruncate(fd, (off_t)f->size)) {
-		th_log_error("processor", "cannot create %s: %s", path, strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-			unlink(path);
-		}
+	void *p;
+	int rc = th_datadir_map(dir, name, f->size, O_EXCL, &p);
+	if (rc) {
 		free(f);
-		return TH_ESYS;
-	}
-	void *p = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		unlink(path);
-		free(f);
-		return TH_ESYS;
+		return rc;
 	}
 	f->h = p;
 	f->h->owner = *owner;
@@ -116,40 +110,76 @@ void th_inflight_clear(th_inflight *f)
 	atomic_store_explicit(&f->h->count, 0, memory_order_release);
 }
 
-/* One file: the pairs of a dead owner go to fn; 1 when the file can go. */
-static int collect_one(const char *path, const th_owner *self, th_inflight_fn fn, void *ud)
+/* A file whose creation never finished (its host died meanwhile) once it is this old:
+ * a creation takes microseconds */
+#define STALE_S 60
+
+/* Files refused (a link, a FIFO, another owner) are logged once, not at every scan. */
+#define REFUSED_MAX 16
+static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct stat refused[REFUSED_MAX];
+static unsigned nrefused; /* how many ever: the oldest are replaced */
+
+static bool was_refused(int dfd, const char *name, bool add)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0; /* removed meanwhile */
 	struct stat sb;
-	int gone = 0;
-	if (fstat(fd, &sb) || (size_t)sb.st_size < sizeof(struct header)) {
-		close(fd);
-		return 0; /* being created, or not ours */
-	}
-	void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW))
+		return false;
+	bool found = false;
+	pthread_mutex_lock(&refused_mu);
+	for (unsigned i = 0; i < nrefused && i < REFUSED_MAX && !found; i++)
+		found = refused[i].st_dev == sb.st_dev && refused[i].st_ino == sb.st_ino;
+	if (!found && add)
+		refused[nrefused++ % REFUSED_MAX] = sb;
+	pthread_mutex_unlock(&refused_mu);
+	return found;
+}
+
+/* One file: the pairs of a dead owner go to fn; 1 when the file can go. */
+static int collect_one(const char *dir, int dfd, const char *name, const th_owner *self,
+		       th_inflight_fn fn, void *ud)
+{
+	int fd, rc;
+	if (was_refused(dfd, name, false))
 		return 0;
-	const struct header *h = p;
-	if (atomic_load_explicit(&h->magic, memory_order_acquire) != INFLIGHT_MAGIC) {
-		/* being created, or its host died while it did: a creation takes microseconds */
-		gone = time(NULL) - sb.st_mtime > 60;
+	if ((rc = th_datadir_open(dir, name, O_RDONLY, &fd))) {
+		if (rc == TH_EINSECURE)
+			was_refused(dfd, name, true);
+		return 0; /* removed meanwhile, or refused (logged): left as it is */
+	}
+	/* read, not mapped: a file left short or with holes by a host that died on a full
+	 * disk then reads as zeros, where touching a hole of a mapping can be a SIGBUS */
+	struct stat sb;
+	if (fstat(fd, &sb)) {
+		close(fd);
+		return 0;
+	}
+	size_t size = (size_t)sb.st_size < file_size(INFLIGHT_CAP_MAX) ? (size_t)sb.st_size
+								     : file_size(INFLIGHT_CAP_MAX);
+	struct header *h = size >= sizeof(*h) ? malloc(size) : NULL;
+	if (h && pread(fd, h, size, 0) != (ssize_t)size) {
+		free(h);
+		h = NULL;
+	}
+	close(fd);
+	int gone = 0;
+	if (!h || atomic_load_explicit(&h->magic, memory_order_acquire) != INFLIGHT_MAGIC) {
+		/* being created, or its host died while it was */
+		gone = time(NULL) - sb.st_mtime > STALE_S;
 		goto out;
 	}
 	if (h->version != INFLIGHT_VERSION ||
 	    h->owner.instance == self->instance || th_owner_alive(&h->owner) != TH_OWNER_DEAD)
 		goto out;
 	uint32_t n = atomic_load_explicit(&h->count, memory_order_acquire);
-	if (n > h->cap || file_size(h->cap) > (size_t)sb.st_size) {
-		th_log_warn("processor", "%s: damaged; removed", path);
+	if (n > h->cap || file_size(h->cap) > size) {
+		th_log_warn("processor", "%s/%s: damaged; removed", dir, name);
 		gone = 1;
 		goto out;
 	}
 	gone = n == 0 || fn(ud, h->pairs, n) == 0;
 out:
-	munmap(p, (size_t)sb.st_size);
+	free(h);
 	return gone;
 }
 
@@ -165,7 +195,7 @@ int th_inflight_collect(const char *dir, const th_owner *self, th_inflight_fn fn
 			continue;
 		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
 			continue;
-		if (collect_one(path, self, fn, ud))
+		if (collect_one(dir, dirfd(d), e->d_name, self, fn, ud))
 			unlink(path);
 	}
 	closedir(d);

@@ -310,6 +310,7 @@ int th_cli_open(th_cli *cli, bool with_plugins)
 		return TH_EXIT_USAGE;
 	}
 	th_service_opts o = {.data_dir = cli->cfg.data_dir,
+			     .data_dir_group = cli->cfg.data_dir_group,
 			     .plugin_dir = with_plugins ? cli->cfg.plugin_dir : NULL,
 			     .inspect_only = true,
 			     .map_size = cli->cfg.map_size,
@@ -362,7 +363,7 @@ int th_cli_open_failed(th_cli *cli, int rc)
 		th_cli_error("cannot open the data dir %s: %s", dir, strerror(errno));
 	else if (bad)
 		th_cli_error("cannot open the data dir %s: %s: %s", dir, bad, strerror(errno));
-	else if ((rc == TH_EIO || rc == TH_ENOSPC) && no_space(dir))
+	else if (rc == TH_EIO && no_space(dir))
 		th_cli_error("cannot open the data dir %s: no space left on its device (%s)", dir,
 			     why);
 	else

@@ -2,18 +2,12 @@
  * compare-and-swap so hosts in several processes can write it without a lock. */
 #include "progress.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "datadir.h"
 #include "error.h"
-#include "log.h"
 
 #define SLOTS 4096
 #define PROBES 16
@@ -31,29 +25,14 @@ struct th_progress_map {
 int th_progress_open(th_progress_map **out, const char *dir)
 {
 	*out = NULL;
-	char path[4096];
-	if (snprintf(path, sizeof(path), "%s/progress", dir) >= (int)sizeof(path))
-		return TH_EINVAL;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		th_log_error("store", "cannot open %s: %s", path, strerror(errno));
-		return TH_ESYS;
-	}
-	size_t size = SLOTS * sizeof(struct slot);
-	struct stat sb;
-	if (fstat(fd, &sb) || ((size_t)sb.st_size < size && ftruncate(fd, (off_t)size))) {
-		th_log_error("store", "cannot size %s: %s", path, strerror(errno));
-		close(fd);
-		return TH_ESYS;
-	}
-	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return TH_ESYS;
 	th_progress_map *p = malloc(sizeof(*p));
-	if (!p) {
-		munmap(m, size);
+	if (!p)
 		return TH_ENOMEM;
+	void *m;
+	int rc = th_datadir_map(dir, "progress", SLOTS * sizeof(struct slot), 0, &m);
+	if (rc) {
+		free(p);
+		return rc;
 	}
 	p->slots = m;
 	*out = p;

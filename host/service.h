@@ -18,7 +18,10 @@ typedef struct th_service th_service;
 struct th_plugin;
 
 typedef struct th_service_opts {
-	const char *data_dir;   /* the LMDB environment; the directory must exist */
+	const char *data_dir;   /* the LMDB environment; the directory must exist, belong to
+				   this user and be writable by no one else */
+	const char *data_dir_group; /* a group whose members share the data dir: it may
+				   then be writable by that group; NULL: none */
 	const char *plugin_dir; /* every *.so here is loaded; NULL: none */
 	bool inspect_only;      /* read plugin descriptors without running init: enough to
 				   add jobs and list tasks, not to run jobs */

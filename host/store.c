@@ -15,6 +15,7 @@
 #include "error.h"
 #include "log.h"
 #include "cron.h"
+#include "envlock.h"
 #include "record.h"
 
 #define FORMAT_VERSION 3
@@ -26,9 +27,11 @@
 #define DEFAULT_BACKOFF_MS 1000
 #define MAX_BACKOFF_MS 3600000
 #define READY_KEY_MAX (TH_QUEUE_NAME_MAX + 1 + 4 + 8)
+#define MAX_READERS 1024
 
 struct th_store {
 	MDB_env *env;
+	th_envlock *lock; /* lock.mdb's guard: see envlock.h */
 	MDB_dbi main; /* the unnamed database: the named ones' records, and next_id */
 	MDB_dbi meta, jobs, blobs, ready, running;
 	MDB_dbi schedule; /* (due, id): delayed jobs, retries and cron jobs, by time */
@@ -175,19 +178,28 @@ static int write_txn(th_store *st, const char *what, txn_fn fn, void *ud)
 {
 	for (;;) {
 		MDB_txn *txn;
-		int rc = txn_begin(st, 0, &txn);
+		int rc = th_envlock_write_begin(st->lock);
 		if (rc)
+			return rc;
+		if ((rc = txn_begin(st, 0, &txn))) {
+			th_envlock_write_end(st->lock);
 			return map_err(rc, what);
+		}
 		uint64_t seen = st->map_size;
 		rc = fn(st, txn, ud);
 		th_store_commit_hook hook = atomic_load(&st->hook);
 		if (rc == 0 && hook)
 			rc = hook(atomic_load(&st->hook_ud), what);
 		if (rc == 0)
+			rc = th_envlock_write_check(st->lock);
+		if (rc == 0)
 			rc = mdb_txn_commit(txn);
 		else
 			mdb_txn_abort(txn);
 		pthread_rwlock_unlock(&st->resize);
+		th_envlock_write_end(st->lock);
+		if (rc == TH_ELOCKLOST)
+			return rc;
 		if (rc == MDB_MAP_FULL) {
 			int grc = grow_map(st, seen);
 			if (grc == 0)
@@ -545,17 +557,33 @@ int th_store_open(th_store **out, const char *dir, const th_store_opts *opts)
 		flags |= MDB_NOSYNC;
 	int rc;
 	st->rng = (uint64_t)th_clock_mono_us() * 0x9e3779b97f4a7c15ull | 1;
+	if ((rc = th_envlock_open(&st->lock, dir, opts ? opts->data_dir_group : NULL,
+				  MAX_READERS))) {
+		th_store_close(st);
+		return rc;
+	}
+	/* th_envlock_open made both files (with the data dir's modes): LMDB creates none */
 	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 12)) ||
-	    (rc = mdb_env_set_maxreaders(st->env, 1024)) ||
+	    (rc = mdb_env_set_maxreaders(st->env, MAX_READERS)) ||
 	    (rc = mdb_env_set_mapsize(st->env, exists ? 0 : st->map_size)) ||
-	    (rc = mdb_env_open(st->env, dir, flags, 0644))) {
+	    (rc = mdb_env_open(st->env, dir, flags, 0600))) {
 		int err = rc == ENOENT || rc == EACCES || rc == ENOTDIR ? TH_ESYS
 			  : rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ? TH_EFORMAT
+			  : rc == ENOSPC ? TH_ENOSPC
 			  : TH_EIO;
-		th_log_error("store", "cannot open %s: %s", dir, mdb_strerror(rc));
+		if (rc == ENOSPC)
+			th_log_error("store", "no space left on device: %s/data.mdb", dir);
+		else
+			th_log_error("store", "cannot open %s: %s", dir, mdb_strerror(rc));
 		th_store_close(st);
 		errno = rc > 0 ? rc : errno;
 		return err;
+	}
+	int fd = -1;
+	mdb_env_get_fd(st->env, &fd);
+	if ((rc = th_envlock_opened(st->lock, fd))) {
+		th_store_close(st);
+		return rc;
 	}
 	/* the map: what the file grew to or what is configured, whichever is larger, but
 	 * not past max_map_size unless the data already is */
@@ -588,6 +616,7 @@ void th_store_close(th_store *st)
 		return;
 	if (st->env)
 		mdb_env_close(st->env);
+	th_envlock_close(st->lock);
 	pthread_rwlock_destroy(&st->resize);
 	free(st);
 }

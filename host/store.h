@@ -24,6 +24,7 @@ typedef struct th_store_opts {
 	uint64_t map_size;     /* initial map size in bytes; 0: 64 MiB */
 	uint64_t max_map_size; /* the map grows up to this; 0: 16 GiB */
 	int durability;        /* enum th_durability */
+	const char *data_dir_group; /* the group that shares the data dir; NULL: none */
 } th_store_opts;
 
 /* Opens (creating if needed) the environment in the existing directory `dir`. */

@@ -2,22 +2,17 @@
  * A futex on a shared mapping reaches sleepers in other processes without polling. */
 #include "wake.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "datadir.h"
 #include "error.h"
-#include "log.h"
 
 #define WAKE_FILE_SIZE 4096
 
@@ -31,28 +26,14 @@ struct th_wake {
 int th_wake_open(th_wake **out, const char *dir)
 {
 	*out = NULL;
-	char path[4096];
-	if (snprintf(path, sizeof(path), "%s/wake", dir) >= (int)sizeof(path))
-		return TH_EINVAL;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		th_log_error("store", "cannot open %s: %s", path, strerror(errno));
-		return TH_ESYS;
-	}
-	struct stat sb;
-	if (fstat(fd, &sb) || (sb.st_size < WAKE_FILE_SIZE && ftruncate(fd, WAKE_FILE_SIZE))) {
-		th_log_error("store", "cannot size %s: %s", path, strerror(errno));
-		close(fd);
-		return TH_ESYS;
-	}
-	void *p = mmap(NULL, WAKE_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
-		return TH_ESYS;
 	th_wake *w = malloc(sizeof(*w));
-	if (!w) {
-		munmap(p, WAKE_FILE_SIZE);
+	if (!w)
 		return TH_ENOMEM;
+	void *p;
+	int rc = th_datadir_map(dir, "wake", WAKE_FILE_SIZE, 0, &p);
+	if (rc) {
+		free(w);
+		return rc;
 	}
 	w->seq = p;
 	*out = w;

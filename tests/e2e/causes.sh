@@ -30,9 +30,9 @@ expect "the refused one was not added" 1 "taskhost: unknown job id $((added + 1)
 # ---- a read-only mount ----
 mount -o remount,ro "$M"
 th run
-expect "run on a read-only data dir" 1 "taskhost: cannot open the data dir $D: Read-only file system"
+expect "run on a read-only data dir" 2 "taskhost: cannot open the data dir $D: Read-only file system"
 th status 1
-expect "status on a read-only data dir" 1 "taskhost: cannot open the data dir $D: Read-only file system"
+expect "status on a read-only data dir" 2 "taskhost: cannot open the data dir $D: Read-only file system"
 mount -o remount,rw "$M"
 th status "$added"
 same "writable again: the jobs are there" "$out" queued
@@ -54,10 +54,11 @@ nobody run
 expect "run without write permission on the data dir" 2 "taskhost: cannot open the data dir $D: Permission denied"
 nobody status 1
 expect "status without write permission on the data dir" 2 "taskhost: cannot open the data dir $D: Permission denied"
-chmod 0777 "$D"
+# the data dir and data.mdb are nobody's, lock.mdb still root's
+chown 65534:65534 "$D" "$D/data.mdb"
 nobody run
-expect "run with a lock file it may not write" 2 "taskhost: cannot open the data dir $D: $D/lock.mdb: Permission denied"
-chmod 0755 "$D"
+expect "run with a lock file of another user" 1 "taskhost: cannot open the data dir $D: $D/lock.mdb is owned by uid 0 (root), not by this user (uid 65534 (nobody)): refused"
+chown 0:0 "$D" "$D/data.mdb"
 th status "$added"
 same "nothing was lost" "$out" queued
 
