@@ -778,15 +778,15 @@ static void label(int row, const struct counts *n, char *buf, size_t cap)
 			 num(a, sizeof(a), (double)n->e));
 		break;
 	case R_WAKE50:
-		snprintf(buf, cap, "wake latency p50, add call to job start, 1 idle consumer, %s "
-			 "jobs (us)", num(a, sizeof(a), (double)n->w));
+		snprintf(buf, cap, "wake latency p50, add call to job start, 1 idle consumer "
+			 "(PostgreSQL's polls), %s jobs (us)", num(a, sizeof(a), (double)n->w));
 		break;
 	case R_WAKE99:
 		snprintf(buf, cap, "wake latency p99 (us)");
 		break;
 	case R_BYTES:
-		snprintf(buf, cap, "bytes written per job, 1 producer: write_bytes of the process "
-			 "(see below)");
+		snprintf(buf, cap, "bytes written per job, 1 producer: write_bytes of the taskhost "
+			 "process adding, of each peer's server processes");
 		break;
 	default:
 		snprintf(buf, cap, "bytes written per job, 1 producer: the data disk's written "
