@@ -3,82 +3,33 @@
  *   bench_taskhost [--runs R] MODE ARGS...
  * Environment: BENCH_DIR (scratch space, on the disk to measure), BENCH_PLUGINS (the
  * shipped plugins and the bench plugin), BENCH_RUNNER, BENCH_TASKHOST (the binaries). */
-#include <errno.h>
 #include <lmdb.h>
-#include <netdb.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "fds.h"
 #include "log.h"
 #include "service.h"
 
 static int runs = 5;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static const char *env(const char *name)
-{
-	const char *v = getenv(name);
-	if (!v || !*v) {
-		fprintf(stderr, "bench: %s is not set\n", name);
-		exit(2);
-	}
-	return v;
-}
-
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "bench: %s: %s\n", what, rc ? th_strerror(rc) : strerror(errno));
-	exit(1);
-}
-
-static char *fresh_dir(void)
-{
-	char *d;
-	if (asprintf(&d, "%s/bench-XXXXXX", env("BENCH_DIR")) < 0 || !mkdtemp(d))
-		die("mkdtemp", 0);
-	return d;
-}
-
-static void rm_dir(const char *d)
-{
-	char cmd[4200];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench: could not remove %s\n", d);
-}
-
 static th_service *open_svc(const char *dir, int durability, bool isolate)
 {
-	th_service_opts o = {.data_dir = dir, .plugin_dir = env("BENCH_PLUGINS"),
+	th_service_opts o = {.data_dir = dir, .plugin_dir = bu_env("BENCH_PLUGINS"),
 			     .durability = durability, .isolate_plugins = isolate,
-			     .runner = isolate ? env("BENCH_RUNNER") : NULL,
+			     .runner = isolate ? bu_env("BENCH_RUNNER") : NULL,
 			     .map_size = 1ull << 30, .max_attempts = 1};
 	th_service *svc;
 	int rc = th_service_open(&svc, &o);
 	if (rc)
-		die("opening the service", rc);
+		bu_die("opening the service", rc);
 	return svc;
 }
 
@@ -94,7 +45,7 @@ static uint64_t fill(th_service *svc, const char *task, size_t n, size_t batch,
 		size_t k = n - done < batch ? n - done : batch;
 		int rc = th_service_add_many(svc, jobs, k, ids);
 		if (rc)
-			die("adding jobs", rc);
+			bu_die("adding jobs", rc);
 		done += k;
 		last = ids[k - 1];
 	}
@@ -103,16 +54,9 @@ static uint64_t fill(th_service *svc, const char *task, size_t n, size_t batch,
 	return last;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void row(const char *what, const char *config, double *v, int n, const char *unit)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	double median = bu_median(v, (size_t)n);
 	printf("| %s | %s | %.0f | %.0f | %.0f | %s |\n", what, config, median, v[0], v[n - 1],
 	       unit);
 	fflush(stdout);
@@ -129,13 +73,13 @@ static void bench_add_bulk(size_t n, size_t batch, const char *mode)
 {
 	double v[64];
 	for (int r = 0; r < runs; r++) {
-		char *d = fresh_dir();
+		char *d = bu_fresh_dir();
 		th_service *svc = open_svc(d, mode_of(mode), false);
-		double t0 = now_s();
+		double t0 = bu_now_s();
 		fill(svc, "noop", n, batch, NULL);
-		v[r] = (double)n / (now_s() - t0);
+		v[r] = (double)n / (bu_now_s() - t0);
 		th_service_close(svc);
-		rm_dir(d);
+		bu_rm_dir(d);
 		free(d);
 	}
 	char cfg[128];
@@ -147,18 +91,18 @@ static void bench_add_single(size_t n, const char *mode)
 {
 	double v[64];
 	for (int r = 0; r < runs; r++) {
-		char *d = fresh_dir();
+		char *d = bu_fresh_dir();
 		th_service *svc = open_svc(d, mode_of(mode), false);
-		double t0 = now_s();
+		double t0 = bu_now_s();
 		for (size_t i = 0; i < n; i++) {
 			uint64_t id;
 			int rc = th_service_add(svc, "noop", NULL, 0, &id);
 			if (rc)
-				die("add", rc);
+				bu_die("add", rc);
 		}
-		v[r] = (double)n / (now_s() - t0);
+		v[r] = (double)n / (bu_now_s() - t0);
 		th_service_close(svc);
-		rm_dir(d);
+		bu_rm_dir(d);
 		free(d);
 	}
 	char cfg[128];
@@ -171,15 +115,15 @@ static void bench_lmdb_commit(size_t n, const char *mode)
 {
 	double v[64];
 	for (int r = 0; r < runs; r++) {
-		char *d = fresh_dir();
+		char *d = bu_fresh_dir();
 		MDB_env *e;
 		MDB_dbi dbi;
 		MDB_txn *txn;
 		mdb_env_create(&e);
 		mdb_env_set_mapsize(e, 1ull << 30);
 		if (mdb_env_open(e, d, mode_of(mode) ? MDB_NOSYNC : 0, 0644))
-			die("mdb_env_open", 0);
-		double t0 = now_s();
+			bu_die("mdb_env_open", 0);
+		double t0 = bu_now_s();
 		for (size_t i = 0; i < n; i++) {
 			uint64_t k = i;
 			MDB_val key = {8, &k}, val = {16, "0123456789abcdef"};
@@ -188,9 +132,9 @@ static void bench_lmdb_commit(size_t n, const char *mode)
 			mdb_put(txn, dbi, &key, &val, 0);
 			mdb_txn_commit(txn);
 		}
-		v[r] = (double)n / (now_s() - t0);
+		v[r] = (double)n / (bu_now_s() - t0);
 		mdb_env_close(e);
-		rm_dir(d);
+		bu_rm_dir(d);
 		free(d);
 	}
 	char cfg[128];
@@ -231,7 +175,7 @@ struct burn {
 
 static double burn_once(const struct burn *b)
 {
-	char *d = fresh_dir();
+	char *d = bu_fresh_dir();
 	bool isolate = strcmp(b->strategy, "process") == 0;
 	/* filling is not what is measured: relaxed, then reopened as measured */
 	th_service *svc = open_svc(d, 1, false);
@@ -267,11 +211,11 @@ static double burn_once(const struct burn *b)
 	a.max_threads = b->threads;
 	a.max_workers = b->threads;
 	if (th_service_set_processor(svc, b->strategy, &a))
-		die("processor", TH_EINVAL);
-	double t0 = now_s();
+		bu_die("processor", TH_EINVAL);
+	double t0 = bu_now_s();
 	int rc = th_service_start_processing(svc);
 	if (rc)
-		die("start", rc);
+		bu_die("start", rc);
 	if (b->queued_extra) { /* the measured jobs: wait for the last of them only */
 		for (;;) {
 			uint32_t seq = th_service_finished_seq(svc);
@@ -283,9 +227,9 @@ static double burn_once(const struct burn *b)
 	} else {
 		wait_all(svc, last);
 	}
-	double rate = (double)b->n / (now_s() - t0);
+	double rate = (double)b->n / (bu_now_s() - t0);
 	th_service_close(svc);
-	rm_dir(d);
+	bu_rm_dir(d);
 	free(d);
 	return rate;
 }
@@ -314,12 +258,12 @@ static void bench_burn(const struct burn *b, const char *what)
 
 static void bench_wake(size_t n, const char *mode)
 {
-	char *d = fresh_dir();
+	char *d = bu_fresh_dir();
 	th_service *svc = open_svc(d, mode_of(mode), false);
 	th_service_close(svc); /* created; the child opens it too */
 	int go[2], back[2];
 	if (pipe(go) || pipe(back))
-		die("pipe", 0);
+		bu_die("pipe", 0);
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* another process adds the jobs, one at a time, each when the last is done */
@@ -328,7 +272,7 @@ static void bench_wake(size_t n, const char *mode)
 		char c;
 		if (read(go[0], &c, 1) != 1)
 			_exit(1);
-		th_service_opts o = {.data_dir = d, .plugin_dir = env("BENCH_PLUGINS"),
+		th_service_opts o = {.data_dir = d, .plugin_dir = bu_env("BENCH_PLUGINS"),
 				     .inspect_only = true, .durability = mode_of(mode)};
 		th_service *mine;
 		if (th_service_open(&mine, &o))
@@ -337,7 +281,7 @@ static void bench_wake(size_t n, const char *mode)
 			uint64_t id;
 			if (th_service_add(mine, "stamp", NULL, 0, &id))
 				_exit(1);
-			int64_t t = now_ns();
+			int64_t t = bu_now_ns();
 			int64_t rec[2] = {(int64_t)id, t};
 			if (write(back[1], rec, sizeof(rec)) != sizeof(rec))
 				_exit(1);
@@ -361,7 +305,7 @@ static void bench_wake(size_t n, const char *mode)
 	th_service_set_processor(svc, "multi", &a);
 	th_service_start_processing(svc);
 	if (write(go[1], "g", 1) != 1)
-		die("pipe", 0);
+		bu_die("pipe", 0);
 	double *lat = calloc(n, sizeof(*lat));
 	size_t k = 0;
 	int64_t rec[2];
@@ -384,9 +328,9 @@ static void bench_wake(size_t n, const char *mode)
 	int status;
 	waitpid(pid, &status, 0);
 	th_service_close(svc);
-	rm_dir(d);
+	bu_rm_dir(d);
 	free(d);
-	qsort(lat, k, sizeof(*lat), cmp_double);
+	qsort(lat, k, sizeof(*lat), bu_cmp_double);
 	char cfg[128];
 	snprintf(cfg, sizeof(cfg), "%s, multi 1 thread, idle host, %zu jobs added one at a time "
 		 "from another process", mode, k);
@@ -422,7 +366,7 @@ static pid_t start_host(const char *dir, const char *cfg)
 	pid_t pid = fork();
 	if (pid == 0) {
 		freopen(log, "w", stderr);
-		execl(env("BENCH_TASKHOST"), "taskhost", "-c", cfg, "run", (char *)NULL);
+		execl(bu_env("BENCH_TASKHOST"), "taskhost", "-c", cfg, "run", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 3000; i++) {
@@ -439,7 +383,7 @@ static pid_t start_host(const char *dir, const char *cfg)
 		nanosleep(&ts, NULL);
 	}
 	kill(pid, SIGKILL); /* it would hold the caller's stdout open */
-	die("the host did not start", 0);
+	bu_die("the host did not start", 0);
 	return -1;
 }
 
@@ -451,15 +395,15 @@ static void host_config(const char *d, char cfg[4200], char data[4200])
 	mkdir(data, 0755);
 	FILE *f = fopen(cfg, "w");
 	if (!f)
-		die("writing the config", 0);
+		bu_die("writing the config", 0);
 	fprintf(f, "[host]\ndata_dir = %s\nplugin_dir = %s\nlog_level = info\nmap_size = 1GiB\n"
-		"[processor]\nstrategy = multi\nmax_threads = 4\n", data, env("BENCH_PLUGINS"));
+		"[processor]\nstrategy = multi\nmax_threads = 4\n", data, bu_env("BENCH_PLUGINS"));
 	fclose(f);
 }
 
 static void bench_rss(size_t backlog)
 {
-	char *d = fresh_dir(), cfg[4200], data[4200];
+	char *d = bu_fresh_dir(), cfg[4200], data[4200];
 	host_config(d, cfg, data);
 	pid_t pid = start_host(d, cfg);
 	struct timespec settle = {0, 300000000};
@@ -487,7 +431,7 @@ static void bench_rss(size_t backlog)
 	th_service_close(svc);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
-	rm_dir(d);
+	bu_rm_dir(d);
 	free(d);
 	printf("| host RSS, idle | taskhost run, multi 4 threads, shipped plugins | %ld | %ld | %ld "
 	       "| KiB (anonymous: %ld) |\n", idle, idle, idle, idle_anon);
@@ -503,135 +447,41 @@ static void bench_cli_lines(size_t n)
 {
 	double v[64];
 	for (int r = 0; r < runs; r++) {
-		char *d = fresh_dir(), cfg[4200], data[4200], lines[4200];
+		char *d = bu_fresh_dir(), cfg[4200], data[4200], lines[4200];
 		host_config(d, cfg, data);
 		snprintf(lines, sizeof(lines), "%s/lines", d);
 		FILE *f = fopen(lines, "w");
 		if (!f)
-			die("writing the lines", 0);
+			bu_die("writing the lines", 0);
 		for (size_t i = 1; i <= n; i++)
 			fprintf(f, "%zu\n", i);
 		fclose(f);
-		double t0 = now_s();
+		double t0 = bu_now_s();
 		pid_t pid = fork();
 		if (pid == 0) {
 			if (!freopen(lines, "r", stdin) || !freopen("/dev/null", "w", stdout))
 				_exit(127);
-			execl(env("BENCH_TASKHOST"), "taskhost", "-c", cfg, "add", "noop", "--lines",
+			execl(bu_env("BENCH_TASKHOST"), "taskhost", "-c", cfg, "add", "noop", "--lines",
 			      (char *)NULL);
 			_exit(127);
 		}
 		int status;
 		waitpid(pid, &status, 0);
-		v[r] = (double)n / (now_s() - t0);
+		v[r] = (double)n / (bu_now_s() - t0);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			die("taskhost add --lines", 0);
+			bu_die("taskhost add --lines", 0);
 		th_service *svc = open_svc(data, 0, false);
 		th_job_status st;
 		if (th_service_status(svc, n, &st) || st != TH_JOB_QUEUED)
-			die("taskhost add --lines: the last job is missing", 0);
+			bu_die("taskhost add --lines: the last job is missing", 0);
 		th_service_close(svc);
-		rm_dir(d);
+		bu_rm_dir(d);
 		free(d);
 	}
 	char cfg[128];
 	snprintf(cfg, sizeof(cfg), "durable, %zu lines from stdin, one process, 1000 per commit",
 		 n);
 	row("CLI add --lines", cfg, v, runs, "jobs/s");
-}
-
-/* ---- beanstalkd, side by side ---- */
-
-static int bs_connect(const char *port)
-{
-	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
-	if (getaddrinfo("127.0.0.1", port, &hints, &ai))
-		die("getaddrinfo", 0);
-	/* the server may still be starting: retry refused connections for 5 s */
-	for (int tries = 0;; tries++) {
-		int fd = socket(ai->ai_family, ai->ai_socktype, 0);
-		if (fd < 0)
-			die("socket", 0);
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			freeaddrinfo(ai);
-			return fd;
-		}
-		close(fd);
-		if (errno != ECONNREFUSED || tries == 500)
-			die("connecting to beanstalkd", 0);
-		usleep(10000);
-	}
-}
-
-/* A command given as a string literal, with its length counted by the compiler. */
-#define BS_CMD(fd, lit, reply) bs_cmd(fd, lit, sizeof(lit) - 1, reply, sizeof(reply))
-
-/* Sends a command and reads one reply line (and a job body after RESERVED). */
-static void bs_cmd(int fd, const char *cmd, size_t len, char *reply, size_t cap)
-{
-	if (write(fd, cmd, len) != (ssize_t)len)
-		die("beanstalkd write", 0);
-	size_t n = 0;
-	while (n < cap - 1) {
-		ssize_t r = read(fd, reply + n, cap - 1 - n);
-		if (r <= 0)
-			die("beanstalkd read", 0);
-		n += (size_t)r;
-		reply[n] = 0;
-		char *eol = strstr(reply, "\r\n");
-		if (!eol)
-			continue;
-		if (strncmp(reply, "RESERVED", 8) == 0) { /* header, then body and \r\n */
-			unsigned long long id;
-			size_t blen;
-			if (sscanf(reply, "RESERVED %llu %zu", &id, &blen) == 2 &&
-			    n >= (size_t)(eol - reply) + 2 + blen + 2)
-				return;
-			continue;
-		}
-		return;
-	}
-}
-
-struct bs_args {
-	const char *port;
-	size_t n;
-};
-
-static void *bs_consumer(void *arg)
-{
-	struct bs_args *a = arg;
-	int fd = bs_connect(a->port);
-	char reply[256], cmd[64];
-	for (size_t i = 0; i < a->n; i++) {
-		BS_CMD(fd, "reserve\r\n", reply);
-		unsigned long long id = strtoull(reply + 9, NULL, 10);
-		int len = snprintf(cmd, sizeof(cmd), "delete %llu\r\n", id);
-		bs_cmd(fd, cmd, (size_t)len, reply, sizeof(reply));
-	}
-	close(fd);
-	return NULL;
-}
-
-static void bench_beanstalk(size_t n, const char *port, const char *flags)
-{
-	double v[64];
-	for (int r = 0; r < runs; r++) {
-		struct bs_args a = {port, n};
-		pthread_t t;
-		double t0 = now_s();
-		pthread_create(&t, NULL, bs_consumer, &a);
-		int fd = bs_connect(port);
-		char reply[256];
-		for (size_t i = 0; i < n; i++)
-			BS_CMD(fd, "put 0 0 60 1\r\nx\r\n", reply);
-		pthread_join(t, NULL);
-		v[r] = (double)n / (now_s() - t0);
-		close(fd);
-	}
-	char cfg[128];
-	snprintf(cfg, sizeof(cfg), "beanstalkd %s, 1 producer, 1 consumer, %zu jobs", flags, n);
-	row("beanstalkd put -> reserve -> delete", cfg, v, runs, "jobs/s");
 }
 
 int main(int argc, char **argv)
@@ -648,8 +498,7 @@ int main(int argc, char **argv)
 	if (i >= argc) {
 		fprintf(stderr, "usage: bench_taskhost [--runs R] add-bulk N BATCH MODE | "
 				"add-single N MODE | lmdb N MODE | burn N STRATEGY THREADS MODE "
-				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | cli-lines N | "
-				"beanstalk N PORT FLAGS\n");
+				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | cli-lines N\n");
 		return 2;
 	}
 	th_log_set_level(TH_LOG_ERROR);
@@ -677,8 +526,6 @@ int main(int argc, char **argv)
 		bench_cli_lines(strtoull(a[0], NULL, 10));
 	} else if (strcmp(m, "rss") == 0 && na == 1) {
 		bench_rss(strtoull(a[0], NULL, 10));
-	} else if (strcmp(m, "beanstalk") == 0 && na == 3) {
-		bench_beanstalk(strtoull(a[0], NULL, 10), a[1], a[2]);
 	} else {
 		fprintf(stderr, "bench_taskhost: bad mode or arguments (run it without any)\n");
 		return 2;

@@ -1,0 +1,69 @@
+/* Helpers the benchmark harnesses share: clocks, scratch directories, fatal errors and
+ * the median of repeated runs. */
+#include "benchutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+
+double bu_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int64_t bu_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+const char *bu_env(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v || !*v) {
+		fprintf(stderr, "bench: %s is not set\n", name);
+		exit(2);
+	}
+	return v;
+}
+
+void bu_die(const char *what, int rc)
+{
+	fprintf(stderr, "bench: %s: %s\n", what, rc ? th_strerror(rc) : strerror(errno));
+	exit(1);
+}
+
+char *bu_fresh_dir(void)
+{
+	char *d;
+	if (asprintf(&d, "%s/bench-XXXXXX", bu_env("BENCH_DIR")) < 0 || !mkdtemp(d))
+		bu_die("mkdtemp", 0);
+	return d;
+}
+
+void bu_rm_dir(const char *d)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench: could not remove %s\n", d);
+}
+
+int bu_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+double bu_median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), bu_cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
