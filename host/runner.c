@@ -74,6 +74,17 @@ static _Atomic uint64_t running;
 static atomic_bool cancel;
 static size_t max_frame;
 
+static pid_t self;      /* this worker: a child its task forked inherits host_gone */
+static bool own_group; /* the host made this process the leader of its own group */
+
+/* Ends this worker and whatever its tasks started in its process group. */
+static void leave(int code)
+{
+	if (own_group)
+		kill(0, SIGKILL); /* this process too */
+	_exit(code);
+}
+
 static void *read_host(void *arg)
 {
 	(void)arg;
@@ -81,8 +92,9 @@ static void *read_host(void *arg)
 	for (;;) {
 		th_msg m;
 		int rc = th_proto_recv(HOST_FD, max_frame, &buf, &m);
-		if (rc == TH_EIO) /* the host closed our socket, or died */
-			_exit(0);
+		if (rc == TH_EIO) /* the host closed our socket, or died: its PDEATHSIG may
+				    * come after this EOF, so the tasks' children go here too */
+			leave(0);
 		if (rc)
 			continue; /* a frame we do not understand: not ours to act on */
 		pthread_mutex_lock(&mu);
@@ -107,9 +119,6 @@ static void *read_host(void *arg)
 	return NULL;
 }
 
-static pid_t self;      /* this worker: a child its task forked inherits host_gone */
-static bool own_group; /* the host made this process the leader of its own group */
-
 /* The host died (PR_SET_PDEATHSIG) or someone asks this worker to end: it takes what its
  * tasks started in its process group along, so that nothing outlives the host. */
 static void host_gone(int sig)
@@ -119,9 +128,7 @@ static void host_gone(int sig)
 		raise(sig);
 		return;
 	}
-	if (own_group)
-		kill(0, SIGKILL); /* this process too */
-	_exit(1);
+	leave(1);
 }
 
 /* From a SIGKILLed host's death to this worker's: the host's fork set PDEATHSIG to
