@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "plugins.h"
 #include "processor.h"
@@ -102,8 +103,8 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	th_owner_self(&svc->owner);
 	svc->max_attempts = opts->max_attempts ? opts->max_attempts : TH_DEFAULT_MAX_ATTEMPTS;
 	svc->lease_us = opts->lease_time > 0 ? (int64_t)(opts->lease_time * 1e6) : DEFAULT_LEASE_US;
-	th_store_opts so = {opts->map_size, opts->max_map_size, opts->durability,
-			    opts->data_dir_group};
+	th_lmdb_opts lo = {opts->map_size, opts->max_map_size};
+	th_store_opts so = {opts->durability, opts->data_dir_group, &lo};
 	int rc;
 	if ((rc = th_store_open(&svc->store, opts->data_dir, &so)) ||
 	    (rc = th_wake_open(&svc->wake, opts->data_dir)) ||

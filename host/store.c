@@ -16,11 +16,10 @@
 #include "log.h"
 #include "cron.h"
 #include "envlock.h"
+#include "lifecycle.h"
 #include "record.h"
 
 #define FORMAT_VERSION 3
-#define DEFAULT_MAP (64ull << 20)
-#define DEFAULT_MAX_MAP (16ull << 30)
 #define CLEAN_CHUNK 10000
 #define PROMOTE_MAX 1000        /* scheduled jobs queued per transaction */
 #define MISSED_US 60000000LL    /* a cron fire this late was missed */
@@ -536,8 +535,9 @@ int th_store_open(th_store **out, const char *dir, const th_store_opts *opts)
 	th_store *st = calloc(1, sizeof(*st));
 	if (!st)
 		return TH_ENOMEM;
-	st->map_size = opts && opts->map_size ? opts->map_size : DEFAULT_MAP;
-	st->max_map_size = opts && opts->max_map_size ? opts->max_map_size : DEFAULT_MAX_MAP;
+	const th_lmdb_opts *lo = opts ? opts->lmdb : NULL;
+	st->map_size = lo && lo->map_size ? lo->map_size : TH_LMDB_MAP_DEFAULT;
+	st->max_map_size = lo && lo->max_map_size ? lo->max_map_size : TH_LMDB_MAX_MAP_DEFAULT;
 	if (st->max_map_size < st->map_size)
 		st->max_map_size = st->map_size;
 	pthread_rwlockattr_t attr;

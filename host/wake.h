@@ -7,13 +7,9 @@
 
 #include <stdint.h>
 
-typedef struct th_wake th_wake;
+#include "coord.h"
 
-enum th_wake_event {
-	TH_WAKE_ADDED = 0,    /* a job can be claimed: added, resumed, put back */
-	TH_WAKE_FINISHED = 1, /* a job finished */
-	TH_WAKE_CANCEL = 2    /* a running job was asked to stop */
-};
+typedef struct th_wake th_wake;
 
 int th_wake_open(th_wake **out, const char *dir);
 void th_wake_close(th_wake *w);

@@ -444,7 +444,8 @@ END_TEST
 START_TEST(map_full_keeps_committed_jobs)
 {
 	th_store_close(st);
-	th_store_opts o = {.map_size = 1 << 20, .max_map_size = 1 << 20};
+	th_lmdb_opts lo = {.map_size = 1 << 20, .max_map_size = 1 << 20};
+	th_store_opts o = {.lmdb = &lo};
 	ck_assert_int_eq(th_store_open(&st, dir, &o), 0);
 	char input[4000];
 	memset(input, 'z', sizeof(input));
@@ -478,7 +479,8 @@ END_TEST
 START_TEST(map_grows_up_to_limit)
 {
 	th_store_close(st);
-	th_store_opts o = {.map_size = 1 << 20, .max_map_size = 16 << 20};
+	th_lmdb_opts lo = {.map_size = 1 << 20, .max_map_size = 16 << 20};
+	th_store_opts o = {.lmdb = &lo};
 	ck_assert_int_eq(th_store_open(&st, dir, &o), 0);
 	char input[4000];
 	memset(input, 'g', sizeof(input));

@@ -1,0 +1,62 @@
+/* Coordination between the hosts and commands that share a store: wake-ups (new work,
+ * finished jobs, cancel requests), the progress of running jobs, whether a claim's
+ * owner is alive, and the notes of jobs started before their claim committed. `local`
+ * (host/local/) is the single-machine implementation that goes with the LMDB backend;
+ * a backend on a shared database brings its own (rows, LISTEN/NOTIFY, leases). */
+#ifndef TH_COORD_H
+#define TH_COORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "owner.h"
+
+typedef struct th_coord th_coord;
+typedef struct th_notes th_notes;
+
+enum th_wake_event {
+	TH_WAKE_ADDED = 0,    /* a job can be claimed: added, resumed, put back */
+	TH_WAKE_FINISHED = 1, /* a job finished */
+	TH_WAKE_CANCEL = 2    /* a running job was asked to stop */
+};
+
+/* Called with the (id, gen) pairs a dead owner noted; non-zero keeps the notes. */
+typedef int (*th_notes_fn)(void *ud, const uint64_t *pairs, size_t n);
+
+/* What an implementation provides. A coordination defines struct th_coord for itself,
+ * its first member being `const th_coord_ops *ops`. */
+typedef struct th_coord_ops {
+	const char *name;
+	void (*close)(th_coord *c);
+
+	/* wake-ups: read the sequence, look at the store, then wait while it stays put */
+	uint32_t (*seq)(th_coord *c, enum th_wake_event ev);
+	void (*notify)(th_coord *c, enum th_wake_event ev);
+	void (*wait)(th_coord *c, enum th_wake_event ev, uint32_t seq, int64_t timeout_us);
+
+	/* progress of running jobs, 0..1; not durable */
+	void (*progress_set)(th_coord *c, uint64_t id, double done);
+	void (*progress_clear)(th_coord *c, uint64_t id);
+	bool (*progress_get)(th_coord *c, uint64_t id, double *done);
+
+	/* whether the owner of a claim lives: decided only for owners this implementation
+	 * can see (local: same machine and pid namespace), TH_OWNER_UNKNOWN otherwise, and
+	 * then the lease alone speaks (th_lifecycle_orphaned) */
+	enum th_liveness (*alive)(th_coord *c, const th_owner *o);
+
+	/* notes of claims in flight: room for cap at once, kept when the noting owner dies
+	 * so that the next host counts their attempts */
+	int (*notes_open)(th_coord *c, const th_owner *self, size_t cap, th_notes **out);
+	void (*notes_close)(th_coord *c, th_notes *n, bool keep);
+	void (*notes_add)(th_coord *c, th_notes *n, uint64_t id, uint64_t gen);
+	size_t (*notes_pairs)(th_coord *c, const th_notes *n, const uint64_t **pairs);
+	void (*notes_clear)(th_coord *c, th_notes *n);
+	/* fn for the notes of each owner that is dead, then they are dropped */
+	int (*notes_collect)(th_coord *c, const th_owner *self, th_notes_fn fn, void *ud);
+} th_coord_ops;
+
+/* The single-machine coordination for the data dir `dir` (host/local/). */
+int th_coord_open_local(th_coord **out, const char *dir);
+
+#endif
