@@ -22,9 +22,6 @@
 #define FORMAT_VERSION 3
 #define CLEAN_CHUNK 10000
 #define PROMOTE_MAX 1000        /* scheduled jobs queued per transaction */
-#define MISSED_US 60000000LL    /* a cron fire this late was missed */
-#define DEFAULT_BACKOFF_MS 1000
-#define MAX_BACKOFF_MS 3600000
 #define READY_KEY_MAX (TH_QUEUE_NAME_MAX + 1 + 4 + 8)
 #define MAX_READERS 1024
 
@@ -286,25 +283,19 @@ static int del_blobs(th_store *st, MDB_txn *txn, uint64_t id)
 	return rc;
 }
 
-/* Adds "attempt N: message" to the job's error history. */
-static int add_error_history(th_store *st, MDB_txn *txn, const th_job *job, const char *msg)
+/* Adds the line of attempt number `attempt` to the job's error history. */
+static int add_error_history(th_store *st, MDB_txn *txn, uint64_t id, uint32_t attempt,
+			     const char *msg)
 {
 	MDB_val old = {0, NULL};
-	int rc = get_blob(st, txn, job->id, TH_BLOB_ERRORS, &old);
+	int rc = get_blob(st, txn, id, TH_BLOB_ERRORS, &old);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
-	char head[32];
-	int hn = snprintf(head, sizeof(head), "attempt %u: ", job->attempts);
-	size_t ml = strlen(msg), n = old.mv_size + (size_t)hn + ml + 1;
-	char *buf = malloc(n);
+	size_t n;
+	char *buf = th_lifecycle_history(old.mv_data, old.mv_size, attempt, msg, &n);
 	if (!buf)
 		return TH_ENOMEM;
-	if (old.mv_size)
-		memcpy(buf, old.mv_data, old.mv_size);
-	memcpy(buf + old.mv_size, head, (size_t)hn);
-	memcpy(buf + old.mv_size + hn, msg, ml);
-	buf[n - 1] = '\n';
-	rc = put_blob(st, txn, job->id, TH_BLOB_ERRORS, buf, n);
+	rc = put_blob(st, txn, id, TH_BLOB_ERRORS, buf, n);
 	free(buf);
 	return rc;
 }
@@ -339,20 +330,6 @@ static uint64_t next_random(th_store *st)
 		y ^= y << 17;
 	} while (!atomic_compare_exchange_weak(&st->rng, &x, y));
 	return y;
-}
-
-/* The delay before retry number `attempts` (1 after the first failure): base doubled
- * per attempt, capped at an hour, with jitter (a random half of it), so that jobs that
- * failed together do not all come back together. */
-static int64_t backoff_us(th_store *st, const th_job *job)
-{
-	uint64_t base = job->backoff_ms ? job->backoff_ms : DEFAULT_BACKOFF_MS;
-	unsigned shift = job->attempts > 1 ? job->attempts - 1 : 0;
-	uint64_t ms = shift >= 32 ? MAX_BACKOFF_MS : base << shift;
-	if (ms > MAX_BACKOFF_MS || ms < base)
-		ms = MAX_BACKOFF_MS;
-	uint64_t half = ms / 2;
-	return (int64_t)(half + (half ? next_random(st) % (half + 1) : 0)) * 1000;
 }
 
 /* Removes the unique key entry of the job, if it still points to the job. */
@@ -393,24 +370,19 @@ static int copy_blob(th_store *st, MDB_txn *txn, uint64_t from, uint64_t to, enu
 	return rc;
 }
 
-/* The job is done for good: completed, error or cancelled. Indexes it by finish time,
- * frees its unique key, and tells its cron job how its run went. The caller writes the
- * job's own result or error and its record. */
-static int finish_job(th_store *st, MDB_txn *txn, th_job *job, th_job_status status,
-		      int64_t now)
+/* The job (th_lifecycle_finish'ed) is done for good: indexes it by finish time and
+ * frees its unique key. The caller writes the job's own result or error and its
+ * record, then reports to its cron job. */
+static int index_finished(th_store *st, MDB_txn *txn, const th_job *job)
 {
-	job->status = status;
-	job->finished_us = now;
-	job->owner = 0;
-	job->owner_pid = 0;
-	job->due_us = 0;
 	int rc;
-	if ((rc = put_timed(txn, st->finished, now, job->id)) || (rc = drop_unique(st, txn, job)))
+	if ((rc = put_timed(txn, st->finished, job->finished_us, job->id)) ||
+	    (rc = drop_unique(st, txn, job)))
 		return rc;
 	return 0;
 }
 
-/* After finish_job and the job's blobs are written: a run of a cron job leaves its
+/* After index_finished and the job's blobs are written: a run of a cron job leaves its
  * result and error with the cron job, which shows its latest run. */
 static int report_to_cron(th_store *st, MDB_txn *txn, const th_job *job)
 {
@@ -683,29 +655,9 @@ static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 				a->existed[i] = true;
 			continue;
 		}
-		th_job job = {.id = next++, .status = TH_JOB_QUEUED, .priority = n->priority,
-			      .added_us = now, .input_len = n->input_len,
-			      .max_attempts = n->max_attempts ? n->max_attempts
-							      : TH_DEFAULT_MAX_ATTEMPTS,
-			      .timeout_ms = n->timeout_ms, .backoff_ms = n->backoff_ms};
-		snprintf(job.task, sizeof(job.task), "%s", n->task);
-		snprintf(job.queue, sizeof(job.queue), "%s", n->queue ? n->queue : "");
-		if (n->cron) {
-			th_cron cron;
-			char err[160];
-			if (th_cron_parse(n->cron, &cron, err, sizeof(err)))
-				return TH_EINVAL;
-			job.status = TH_JOB_CRONJOB;
-			job.flags |= n->catchup ? TH_JOB_CRON_CATCHUP : 0;
-			job.due_us = th_cron_next(&cron, now);
-		} else if (n->hold) {
-			job.status = TH_JOB_HELD;
-		} else if (n->due_us > now) {
-			job.status = TH_JOB_DELAYED;
-			job.due_us = n->due_us;
-		}
+		th_job job;
+		th_lifecycle_new_job(n, next++, now, &job);
 		if (n->unique) {
-			job.flags |= TH_JOB_UNIQUE;
 			MDB_val uk = {strlen(n->unique), (void *)n->unique}, uv = {8, NULL};
 			uint8_t idb[8];
 			put_be64(idb, job.id);
@@ -735,18 +687,10 @@ static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
 		 bool *existed)
 {
-	for (size_t i = 0; i < n; i++) {
-		size_t tn = jobs[i].task ? strlen(jobs[i].task) : 0;
-		size_t qn = jobs[i].queue ? strlen(jobs[i].queue) : 0;
-		size_t un = jobs[i].unique ? strlen(jobs[i].unique) : 1;
-		th_cron cron;
-		char err[160];
-		if (tn == 0 || tn > TH_TASK_NAME_MAX || qn > TH_QUEUE_NAME_MAX || un == 0 ||
-		    un > 255 ||
-		    (jobs[i].cron && (th_cron_parse(jobs[i].cron, &cron, err, sizeof(err)) ||
-				      th_cron_next(&cron, th_clock_now_us()) < 0)))
-			return TH_EINVAL; /* a schedule that never fires is a mistake too */
-	}
+	int64_t now = th_clock_now_us();
+	for (size_t i = 0; i < n; i++)
+		if (th_lifecycle_check_new(&jobs[i], now))
+			return TH_EINVAL;
 	struct add_args a = {jobs, n, ids, existed};
 	return write_txn(st, "adding jobs", add_fn, &a);
 }
@@ -986,17 +930,13 @@ static int cancel_fn(th_store *st, MDB_txn *txn, void *ud)
 	int rc = get_job(st, txn, a->id, &job);
 	if (rc)
 		return rc;
-	if (th_job_status_final(job.status))
-		return TH_ESTATE;
-	if (job.status == TH_JOB_PROCESSING) {
-		/* its host sees the flag, the task sees th_cancelled, and the outcome of the
-		 * run is recorded as cancelled */
-		job.flags |= TH_JOB_CANCEL_REQUESTED;
+	th_job was = job;
+	rc = th_lifecycle_cancel(&job, th_clock_now_us());
+	if (rc == TH_EBUSY) {
 		a->running = true;
 		return put_job(st, txn, &job, 0);
 	}
-	if ((rc = unindex_waiting(st, txn, &job)) ||
-	    (rc = finish_job(st, txn, &job, TH_JOB_CANCELLED, th_clock_now_us())))
+	if (rc || (rc = unindex_waiting(st, txn, &was)) || (rc = index_finished(st, txn, &job)))
 		return rc;
 	return put_job(st, txn, &job, 0);
 }
@@ -1014,12 +954,9 @@ static int start_fn(th_store *st, MDB_txn *txn, void *ud)
 	int rc = get_job(st, txn, *(uint64_t *)ud, &job);
 	if (rc)
 		return rc;
-	if (job.status != TH_JOB_HELD && job.status != TH_JOB_DELAYED)
-		return TH_ESTATE;
-	if ((rc = unindex_waiting(st, txn, &job)))
+	th_job was = job;
+	if ((rc = th_lifecycle_start(&job)) || (rc = unindex_waiting(st, txn, &was)))
 		return rc;
-	job.status = TH_JOB_QUEUED;
-	job.due_us = 0;
 	if ((rc = put_ready(st, txn, &job)))
 		return rc;
 	return put_job(st, txn, &job, 0);
@@ -1036,14 +973,10 @@ static int retry_fn(th_store *st, MDB_txn *txn, void *ud)
 	int rc = get_job(st, txn, *(uint64_t *)ud, &job);
 	if (rc)
 		return rc;
-	if (job.status != TH_JOB_ERROR && job.status != TH_JOB_CANCELLED)
-		return TH_ESTATE;
-	if ((rc = del_timed(txn, st->finished, job.finished_us, job.id)))
+	int64_t finished = job.finished_us;
+	if ((rc = th_lifecycle_retry(&job)) ||
+	    (rc = del_timed(txn, st->finished, finished, job.id)))
 		return rc;
-	job.status = TH_JOB_QUEUED;
-	job.attempts = 0;
-	job.finished_us = 0;
-	job.flags &= ~(uint32_t)(TH_JOB_CANCEL_REQUESTED | TH_JOB_UNIQUE);
 	if ((rc = del_blob(st, txn, job.id, TH_BLOB_UNIQUE)) || (rc = put_ready(st, txn, &job)))
 		return rc;
 	return put_job(st, txn, &job, 0);
@@ -1096,9 +1029,7 @@ static int cron_fn(th_store *st, MDB_txn *txn, void *ud)
 	if ((rc = job_cron(st, txn, &job, &cron)))
 		return rc;
 	/* the next fire time, from now: a paused cron job has none */
-	job.due_us = job.flags & TH_JOB_CRON_PAUSED ? 0 : th_cron_next(&cron, th_clock_now_us());
-	if (job.due_us < 0)
-		job.due_us = 0;
+	job.due_us = th_lifecycle_cron_next(&job, &cron, th_clock_now_us());
 	if (job.due_us && (rc = put_timed(txn, st->schedule, job.due_us, job.id)))
 		return rc;
 	return put_job(st, txn, &job, 0);
@@ -1106,10 +1037,8 @@ static int cron_fn(th_store *st, MDB_txn *txn, void *ud)
 
 int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
 {
-	th_cron cron;
-	char err[160];
-	if (spec && (th_cron_parse(spec, &cron, err, sizeof(err)) ||
-		     th_cron_next(&cron, th_clock_now_us()) < 0))
+	th_store_new check = {.task = "-", .cron = spec};
+	if (spec && th_lifecycle_check_new(&check, th_clock_now_us()))
 		return TH_EINVAL;
 	struct cron_args a = {id, spec, catchup, -1};
 	return write_txn(st, "updating a cron job", cron_fn, &a);
@@ -1235,9 +1164,7 @@ static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
 {
 	th_job job;
 	int rc = get_job(st, txn, o->id, &job);
-	if (rc == MDB_NOTFOUND || (rc == 0 && (job.status != TH_JOB_PROCESSING ||
-					       job.claim_gen != o->gen ||
-					       job.owner != owner->instance))) {
+	if (rc == MDB_NOTFOUND || (rc == 0 && !th_lifecycle_outcome_current(&job, o, owner))) {
 		th_log_warn("store", "job %llu: outcome of a stale claim refused (the job was "
 			    "taken back from this host)", (unsigned long long)o->id);
 		(*stale)++;
@@ -1247,24 +1174,13 @@ static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
 		return rc;
 	if ((rc = del_running(st, txn, job.id)))
 		return rc;
-	job.owner = 0;
-	job.owner_pid = 0;
-	th_job_status status = o->status;
-	if (o->error && status != TH_JOB_COMPLETED &&
-	    (rc = add_error_history(st, txn, &job, o->error)))
+	uint32_t attempt = job.attempts;
+	bool history;
+	th_job_status status = th_lifecycle_outcome(&job, o, now, next_random(st), &history);
+	if (history && (rc = add_error_history(st, txn, job.id, attempt, o->error)))
 		return rc;
-	if (job.flags & TH_JOB_CANCEL_REQUESTED) {
-		status = TH_JOB_CANCELLED; /* asked while it ran: however the run ended */
-		job.flags &= ~(uint32_t)TH_JOB_CANCEL_REQUESTED;
-	} else if (status == TH_JOB_ERROR && o->retry && job.attempts < job.max_attempts) {
-		status = TH_JOB_DELAYED; /* again later, with backoff */
-	}
 	if (status == TH_JOB_QUEUED || status == TH_JOB_DELAYED) {
-		if (o->not_started && job.attempts > 0)
-			job.attempts--;
-		job.status = status;
 		if (status == TH_JOB_DELAYED) {
-			job.due_us = now + backoff_us(st, &job);
 			rc = put_timed(txn, st->schedule, job.due_us, job.id);
 		} else {
 			rc = put_ready(st, txn, &job);
@@ -1277,9 +1193,8 @@ static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
 			return rc;
 		return put_job(st, txn, &job, 0);
 	}
-	if ((rc = finish_job(st, txn, &job, status, now)))
+	if ((rc = index_finished(st, txn, &job)))
 		return rc;
-	job.result_len = o->result_len;
 	if (o->result_len &&
 	    (rc = put_blob(st, txn, job.id, TH_BLOB_RESULT, o->result, o->result_len)))
 		return rc;
@@ -1298,7 +1213,8 @@ static int bury_damaged(th_store *st, MDB_txn *txn, th_job *job, int64_t now)
 	th_log_error("store", "job %llu: its input is missing from the store; ended in error",
 		     (unsigned long long)job->id);
 	static const char msg[] = "job input missing from the store (damaged data)";
-	int rc = finish_job(st, txn, job, TH_JOB_ERROR, now);
+	th_lifecycle_finish(job, TH_JOB_ERROR, now);
+	int rc = index_finished(st, txn, job);
 	if (rc || (rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, sizeof(msg) - 1)))
 		return rc;
 	return put_job(st, txn, job, 0);
@@ -1308,12 +1224,7 @@ static int bury_damaged(th_store *st, MDB_txn *txn, th_job *job, int64_t now)
 static int take(th_store *st, MDB_txn *txn, th_job *job, const th_owner *owner,
 		int64_t lease_us, int64_t now)
 {
-	job->status = TH_JOB_PROCESSING;
-	job->attempts++;
-	job->claim_gen++;
-	job->started_us = now;
-	job->owner = owner->instance;
-	job->owner_pid = owner->pid;
+	th_lifecycle_claim(job, owner, now);
 	struct running r = {*owner, job->claim_gen, th_clock_boot_us() + lease_us};
 	int rc = put_job(st, txn, job, 0);
 	return rc ? rc : put_running(st, txn, job->id, &r);
@@ -1416,19 +1327,16 @@ static int take_next_id(th_store *st, MDB_txn *txn, uint64_t *id)
 /* A cron job fires: a run of its task with its input, queued now. */
 static int fire_cron(th_store *st, MDB_txn *txn, th_job *cron, int64_t now)
 {
-	th_job run = {.status = TH_JOB_QUEUED, .priority = cron->priority, .added_us = now,
-		      .input_len = cron->input_len, .max_attempts = cron->max_attempts,
-		      .timeout_ms = cron->timeout_ms, .backoff_ms = cron->backoff_ms,
-		      .parent = cron->id};
-	memcpy(run.task, cron->task, sizeof(run.task));
-	memcpy(run.queue, cron->queue, sizeof(run.queue));
-	int rc;
-	if ((rc = take_next_id(st, txn, &run.id)) || (rc = put_job(st, txn, &run, MDB_APPEND)) ||
+	uint64_t id;
+	int rc = take_next_id(st, txn, &id);
+	if (rc)
+		return rc;
+	th_job run;
+	th_lifecycle_cron_run(cron, id, now, &run);
+	if ((rc = put_job(st, txn, &run, MDB_APPEND)) ||
 	    (rc = copy_blob(st, txn, cron->id, run.id, TH_BLOB_INPUT)) ||
 	    (rc = put_ready(st, txn, &run)))
 		return rc;
-	cron->last_run = run.id;
-	cron->fires++;
 	return 0;
 }
 
@@ -1459,26 +1367,21 @@ static int promote_due(th_store *st, MDB_txn *txn, int64_t now, th_cycle *c)
 		if (rc)
 			break;
 		if (job.status == TH_JOB_DELAYED) {
-			job.status = TH_JOB_QUEUED;
-			job.due_us = 0;
+			th_lifecycle_start(&job);
 			if ((rc = put_ready(st, txn, &job)))
 				break;
 		} else if (job.status == TH_JOB_CRONJOB) {
 			th_cron cron;
 			if ((rc = job_cron(st, txn, &job, &cron)))
 				break;
-			bool missed = now - due > MISSED_US;
-			if (!missed || (job.flags & TH_JOB_CRON_CATCHUP)) {
+			if (th_lifecycle_cron_step(&job, due, now) == TH_CRON_FIRE) {
 				if ((rc = fire_cron(st, txn, &job, now)))
 					break;
 			} else {
 				th_log_info("store", "cron job %llu: fire time missed while no host "
 					    "ran; skipped", (unsigned long long)job.id);
 			}
-			/* each fire time once: the next one is always after now */
-			job.due_us = th_cron_next(&cron, now);
-			if (job.due_us < 0)
-				job.due_us = 0;
+			job.due_us = th_lifecycle_cron_next(&job, &cron, now);
 			if (job.due_us && (rc = put_timed(txn, st->schedule, job.due_us, job.id)))
 				break;
 		} else {
@@ -1622,32 +1525,26 @@ int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t
 /* What recovery found to take back: job id and the claim it had. */
 struct orphan {
 	uint64_t id, gen;
-	bool dead; /* owner gone, rather than its lease over */
+	enum th_gone why;
 };
 
-/* A job taken back from a host that is gone: queued again while it has attempts left,
- * else ended in error saying why. Not in the ready index when called. */
-static int give_back(th_store *st, MDB_txn *txn, th_job *job, const char *why, int64_t now)
+/* A job taken back from a host that is gone (th_lifecycle_give_back): queued again
+ * while it has attempts left, else ended in error saying why. Not in the ready index
+ * when called. */
+static int give_back(th_store *st, MDB_txn *txn, th_job *job, enum th_gone why, int64_t now)
 {
 	int rc;
-	job->owner = 0;
-	job->owner_pid = 0;
-	if (job->attempts < job->max_attempts) {
-		job->status = TH_JOB_QUEUED;
+	char msg[128];
+	if (th_lifecycle_give_back(job, why, now, msg, sizeof(msg)) == TH_JOB_QUEUED) {
 		if ((rc = put_ready(st, txn, job)))
 			return rc;
-		th_log_warn("store", "job %llu: %s (attempt %u of %u): queued again",
-			    (unsigned long long)job->id, why, job->attempts, job->max_attempts);
 	} else {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "%s, attempts exhausted (%u of %u)", why,
-			 job->attempts, job->max_attempts);
-		if ((rc = finish_job(st, txn, job, TH_JOB_ERROR, now)) ||
-		    (rc = add_error_history(st, txn, job, msg)) ||
+		if ((rc = index_finished(st, txn, job)) ||
+		    (rc = add_error_history(st, txn, job->id, job->attempts, msg)) ||
 		    (rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, strlen(msg))))
 			return rc;
-		th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
 	}
+	th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
 	if ((rc = put_job(st, txn, job, 0)) == 0 && job->status == TH_JOB_ERROR)
 		rc = report_to_cron(st, txn, job);
 	return rc;
@@ -1675,8 +1572,7 @@ static int recover_fn(th_store *st, MDB_txn *txn, void *ud)
 		if (job.status != TH_JOB_PROCESSING || job.claim_gen != o->gen)
 			continue; /* finished or re-claimed since the scan */
 		if ((rc = del_running(st, txn, job.id)) ||
-		    (rc = give_back(st, txn, &job, o->dead ? "host died while running"
-							   : "lease expired", now)))
+		    (rc = give_back(st, txn, &job, o->why, now)))
 			return rc;
 		a->done++;
 	}
@@ -1704,9 +1600,7 @@ static int started_fn(th_store *st, MDB_txn *txn, void *ud)
 			return rc;
 		if (!behind)
 			continue; /* the claim committed, or the job moved on since */
-		job.claim_gen++; /* that claim's generation is spent: counted once */
-		job.attempts++;
-		if ((rc = give_back(st, txn, &job, "host died while starting it", now)))
+		if ((rc = give_back(st, txn, &job, TH_GONE_STARTING, now)))
 			return rc;
 		a->done++;
 	}
@@ -1748,12 +1642,8 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 		struct running r;
 		if (get_running(&val, &r) || r.owner.instance == self->instance)
 			continue;
-		/* an owner known to be alive keeps its jobs whatever its lease says (it may be
-		 * stopped, or its clock jumped); the lease speaks only for owners this process
-		 * cannot see */
-		enum th_liveness live = th_owner_alive(&r.owner);
-		bool dead = live == TH_OWNER_DEAD;
-		if (live == TH_OWNER_ALIVE || (!dead && r.lease_until > now))
+		enum th_gone why;
+		if (!th_lifecycle_orphaned(th_owner_alive(&r.owner), r.lease_until, now, &why))
 			continue;
 		if (norphans == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -1764,7 +1654,7 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 			}
 			orphans = o;
 		}
-		orphans[norphans++] = (struct orphan){key_id(&key), r.gen, dead};
+		orphans[norphans++] = (struct orphan){key_id(&key), r.gen, why};
 	}
 	mdb_cursor_close(cur);
 	txn_end(st, txn);
