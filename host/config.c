@@ -19,7 +19,7 @@
 #include "datadir.h"
 #include "error.h"
 #include "log.h"
-#include "store.h"
+#include "store/store_lmdb.h"
 
 /* keep_finished past this (10 years) is a typo, and in microseconds would overflow */
 #define KEEP_FINISHED_MAX (3650 * 86400.0)

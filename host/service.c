@@ -12,12 +12,12 @@
 #include "clock.h"
 #include "lifecycle.h"
 #include "log.h"
-#include "plugins.h"
-#include "processor.h"
-#include "progress.h"
-#include "run.h"
-#include "store.h"
-#include "wake.h"
+#include "plugin/plugin.h"
+#include "proc/proc.h"
+#include "local/local_progress.h"
+#include "proc/proc_run.h"
+#include "store/store_lmdb.h"
+#include "local/local_wake.h"
 
 #define DEFAULT_MAX_INPUT (16u << 20)
 #define DEFAULT_MAX_RESULT (16u << 20)

@@ -9,7 +9,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
-#include "store.h"
+#include "store/store_lmdb.h"
 #include "testutil.h"
 
 static char *dir, *name;

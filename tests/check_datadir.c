@@ -20,12 +20,12 @@
 #include "config.h"
 #include "datadir.h"
 #include "error.h"
-#include "inflight.h"
-#include "progress.h"
+#include "local/local_inflight.h"
+#include "local/local_progress.h"
 #include "service.h"
-#include "store.h"
+#include "store/store_lmdb.h"
 #include "testutil.h"
-#include "wake.h"
+#include "local/local_wake.h"
 
 #define PRECIOUS "precious bytes\n"
 

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "plugins.h"
-#include "run.h"
+#include "plugin/plugin.h"
+#include "proc/proc_run.h"
 #include "testutil.h"
 
 static char *dir;

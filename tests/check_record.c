@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "record.h"
+#include "store/store_record.h"
 
 static th_job sample(void)
 {

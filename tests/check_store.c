@@ -13,8 +13,8 @@
 
 #include "clock.h"
 #include "error.h"
-#include "inflight.h"
-#include "store.h"
+#include "local/local_inflight.h"
+#include "store/store_lmdb.h"
 #include "testutil.h"
 
 /* a job to add: task, queue, priority, max_attempts, input, input length */

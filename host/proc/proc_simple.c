@@ -1,6 +1,6 @@
 /* The simple processor: one thread runs one job at a time, strictly in queue order.
  * Recording outcomes and claiming the next jobs share one transaction. */
-#include "processor.h"
+#include "proc/proc.h"
 
 #include <pthread.h>
 #include <stdlib.h>

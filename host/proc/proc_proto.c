@@ -1,6 +1,6 @@
 /* Worker protocol frames: fixed little-endian integers and u32-length-prefixed strings,
  * one layout per message type, every length checked against what is left. */
-#include "proto.h"
+#include "proc/proc_proto.h"
 
 #include <errno.h>
 #include <stdlib.h>

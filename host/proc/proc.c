@@ -1,6 +1,6 @@
 /* What every processor strategy shares: start and stop, the wake-up event, the cycle.
  * A watcher thread turns cross-process wake-ups (wake.c) into a local eventfd. */
-#include "processor.h"
+#include "proc/proc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -15,7 +15,7 @@
 
 #include "clock.h"
 #include "error.h"
-#include "inflight.h"
+#include "local/local_inflight.h"
 #include "log.h"
 
 struct th_processor {

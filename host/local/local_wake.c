@@ -1,6 +1,6 @@
 /* Wake-ups shared by all processes on one data directory.
  * A futex on a shared mapping reaches sleepers in other processes without polling. */
-#include "wake.h"
+#include "local/local_wake.h"
 
 #include <limits.h>
 #include <linux/futex.h>

@@ -2,7 +2,7 @@
  * The file is written through a shared mapping: what the host stored is in the page
  * cache the moment it is stored, killed or not. Its space is reserved before it is
  * mapped, and files left behind are read, never mapped. */
-#include "inflight.h"
+#include "local/local_inflight.h"
 
 #include <dirent.h>
 #include <errno.h>

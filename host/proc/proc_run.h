@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 #include "job.h"
-#include "plugins.h"
-#include "progress.h"
-#include "store.h"
+#include "plugin/plugin.h"
+#include "local/local_progress.h"
+#include "store/store_lmdb.h"
 #include "taskhost.h"
 
 /* The table every plugin gets at init. */

@@ -1,6 +1,6 @@
 /* The shared progress table: open addressing over a mapped file, slots claimed with a
  * compare-and-swap so hosts in several processes can write it without a lock. */
-#include "progress.h"
+#include "local/local_progress.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -3,16 +3,16 @@
  * for idle workers and records finished jobs' outcomes, both in one transaction per
  * round, so many jobs share one commit. How a worker runs a job is its executor's
  * business: on its own thread here, in a worker process in process.c. */
-#include "processor.h"
+#include "proc/proc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-#include "inflight.h"
+#include "local/local_inflight.h"
 #include "log.h"
-#include "run.h"
+#include "proc/proc_run.h"
 
 struct done {
 	th_outcome out;

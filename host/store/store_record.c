@@ -1,6 +1,6 @@
 /* Job record encoding and decoding.
  * The decoder treats its input as untrusted: it is the first thing a damaged file reaches. */
-#include "record.h"
+#include "store/store_record.h"
 
 #include <string.h>
 

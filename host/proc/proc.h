@@ -9,12 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "plugins.h"
-#include "progress.h"
-#include "run.h"
+#include "plugin/plugin.h"
+#include "local/local_progress.h"
+#include "proc/proc_run.h"
 #include "service.h"
-#include "store.h"
-#include "wake.h"
+#include "store/store_lmdb.h"
+#include "local/local_wake.h"
 
 typedef struct th_processor th_processor;
 

@@ -1,6 +1,6 @@
 /* LMDB-backed job store: jobs, blobs, the ready index and the running index.
  * Write transactions go through one helper that grows the map on MDB_MAP_FULL. */
-#include "store.h"
+#include "store/store_lmdb.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -15,9 +15,9 @@
 #include "error.h"
 #include "log.h"
 #include "cron.h"
-#include "envlock.h"
+#include "store/store_envlock.h"
 #include "lifecycle.h"
-#include "record.h"
+#include "store/store_record.h"
 
 #define FORMAT_VERSION 3
 #define CLEAN_CHUNK 10000

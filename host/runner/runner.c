@@ -17,10 +17,10 @@
 #include "error.h"
 #include "fds.h"
 #include "log.h"
-#include "plugins.h"
-#include "progress.h"
-#include "proto.h"
-#include "run.h"
+#include "plugin/plugin.h"
+#include "local/local_progress.h"
+#include "proc/proc_proto.h"
+#include "proc/proc_run.h"
 
 #define HOST_FD 3
 

@@ -1,6 +1,6 @@
 /* LMDB's lock file, guarded: opened only when it is the one every process uses, checked
  * before each commit, and writers serialized on the data dir as well (see envlock.h). */
-#include "envlock.h"
+#include "store/store_envlock.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* The per-run contexts (host memory that is never freed, so a late use is refused) and
  * the functions plugins reach through th_host; results and messages are copied. */
-#include "run.h"
+#include "proc/proc_run.h"
 
 #include <pthread.h>
 #include <stdarg.h>

@@ -11,7 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "clock.h"
 #include "log.h"
 

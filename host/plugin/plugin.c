@@ -1,6 +1,6 @@
 /* Plugin loading and the task registry.
  * Every refusal is one log line naming the file and the reason; loading goes on. */
-#include "plugins.h"
+#include "plugin/plugin.h"
 
 #include <dirent.h>
 #include <dlfcn.h>

@@ -2,7 +2,7 @@
  * a worker process (taskhost-runner, started with fork+exec and reused from job to job)
  * and speaks the worker protocol with it. A worker that crashes, exits, runs out of
  * memory or overruns its time takes only its job down; the next job gets a new worker. */
-#include "processor.h"
+#include "proc/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
-#include "proto.h"
+#include "proc/proc_proto.h"
 
 #define HELLO_TIMEOUT_US (30 * 1000000LL) /* plugin init may take a while */
 #define QUIT_TIMEOUT_US (5 * 1000000LL)
