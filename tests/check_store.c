@@ -584,6 +584,35 @@ START_TEST(missing_dir_refused)
 }
 END_TEST
 
+/* The registry: a store URL names its backend; a plain directory is LMDB's. */
+START_TEST(store_urls)
+{
+	const char *where;
+	ck_assert_ptr_eq(th_store_backend("lmdb:/var/x", &where), &th_store_lmdb);
+	ck_assert_str_eq(where, "/var/x");
+	ck_assert_ptr_eq(th_store_backend("./var", &where), &th_store_lmdb);
+	ck_assert_str_eq(where, "./var");
+	ck_assert_ptr_eq(th_store_backend("a:b", &where), &th_store_lmdb); /* a directory */
+	ck_assert_str_eq(where, "a:b");
+	ck_assert_ptr_null(th_store_backend("postgresql://db/jobs", &where));
+	th_store *other = NULL;
+	tu_capture_start();
+	ck_assert_int_eq(th_store_open(&other, "postgresql://db/jobs", NULL), TH_EINVAL);
+	ck_assert_ptr_null(other);
+	ck_assert(tu_captured_has("store", "postgresql://db/jobs", "no store backend"));
+	tu_capture_stop();
+	/* lmdb:DIR opens the same store as DIR */
+	char url[4200];
+	snprintf(url, sizeof(url), "lmdb:%s", dir);
+	uint64_t id = add1("echo", "x");
+	ck_assert_int_eq(th_store_open(&other, url, NULL), 0);
+	th_job j;
+	ck_assert_int_eq(th_store_get(other, id, &j), 0);
+	ck_assert_str_eq(j.task, "echo");
+	th_store_close(other);
+}
+END_TEST
+
 /* ---- leases, recovery, failed commits ---- */
 
 /* An owner whose process is gone: a child that has exited and been reaped. */
@@ -1134,6 +1163,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, ids_continue_from_the_older_layout);
 	tcase_add_test(tc, not_a_database_refused);
 	tcase_add_test(tc, missing_dir_refused);
+	tcase_add_test(tc, store_urls);
 	tcase_add_test(tc, owner_liveness);
 	tcase_add_test(tc, recovers_jobs_of_dead_owner);
 	tcase_add_test(tc, counts_attempts_of_jobs_a_dead_host_started);

@@ -1,5 +1,7 @@
-/* LMDB-backed job store: jobs, blobs, the ready index and the running index.
- * Write transactions go through one helper that grows the map on MDB_MAP_FULL. */
+/* The LMDB backend of the store (th_store_lmdb): jobs, blobs, the ready, running,
+ * schedule, finished and unique indexes in one environment. It persists what the rules
+ * of lifecycle.c decide; write transactions go through one helper that grows the map on
+ * MDB_MAP_FULL. */
 #include "store/store_lmdb.h"
 
 #include <errno.h>
@@ -26,6 +28,7 @@
 #define MAX_READERS 1024
 
 struct th_store {
+	const th_store_ops *ops; /* &th_store_lmdb: first, for the front (store.c) */
 	MDB_env *env;
 	th_envlock *lock; /* lock.mdb's guard: see envlock.h */
 	MDB_dbi main; /* the unnamed database: the named ones' records, and next_id */
@@ -501,12 +504,15 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 	return 0;
 }
 
-int th_store_open(th_store **out, const char *dir, const th_store_opts *opts)
+static void lmdb_close(th_store *st);
+
+static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 {
 	*out = NULL;
 	th_store *st = calloc(1, sizeof(*st));
 	if (!st)
 		return TH_ENOMEM;
+	st->ops = &th_store_lmdb;
 	const th_lmdb_opts *lo = opts ? opts->lmdb : NULL;
 	st->map_size = lo && lo->map_size ? lo->map_size : TH_LMDB_MAP_DEFAULT;
 	st->max_map_size = lo && lo->max_map_size ? lo->max_map_size : TH_LMDB_MAX_MAP_DEFAULT;
@@ -531,7 +537,7 @@ int th_store_open(th_store **out, const char *dir, const th_store_opts *opts)
 	st->rng = (uint64_t)th_clock_mono_us() * 0x9e3779b97f4a7c15ull | 1;
 	if ((rc = th_envlock_open(&st->lock, dir, opts ? opts->data_dir_group : NULL,
 				  MAX_READERS))) {
-		th_store_close(st);
+		lmdb_close(st);
 		return rc;
 	}
 	/* th_envlock_open made both files (with the data dir's modes): LMDB creates none */
@@ -547,14 +553,14 @@ int th_store_open(th_store **out, const char *dir, const th_store_opts *opts)
 			th_log_error("store", "no space left on device: %s/data.mdb", dir);
 		else
 			th_log_error("store", "cannot open %s: %s", dir, mdb_strerror(rc));
-		th_store_close(st);
+		lmdb_close(st);
 		errno = rc > 0 ? rc : errno;
 		return err;
 	}
 	int fd = -1;
 	mdb_env_get_fd(st->env, &fd);
 	if ((rc = th_envlock_opened(st->lock, fd))) {
-		th_store_close(st);
+		lmdb_close(st);
 		return rc;
 	}
 	/* the map: what the file grew to or what is configured, whichever is larger, but
@@ -575,14 +581,14 @@ int th_store_open(th_store **out, const char *dir, const th_store_opts *opts)
 	int dead = 0;
 	mdb_reader_check(st->env, &dead);
 	if ((rc = write_txn(st, "opening the store", open_dbis, NULL))) {
-		th_store_close(st);
+		lmdb_close(st);
 		return rc;
 	}
 	*out = st;
 	return 0;
 }
 
-void th_store_close(th_store *st)
+static void lmdb_close(th_store *st)
 {
 	if (!st)
 		return;
@@ -684,8 +690,8 @@ static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 	return put_next_id(st, txn, next);
 }
 
-int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
-		 bool *existed)
+static int lmdb_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
+			bool *existed)
 {
 	int64_t now = th_clock_now_us();
 	for (size_t i = 0; i < n; i++)
@@ -697,7 +703,7 @@ int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids
 
 /* ---- reads ---- */
 
-int th_store_get(th_store *st, uint64_t id, th_job *out)
+static int lmdb_get(th_store *st, uint64_t id, th_job *out)
 {
 	MDB_txn *txn;
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
@@ -708,7 +714,7 @@ int th_store_get(th_store *st, uint64_t id, th_job *out)
 	return map_err(rc, "reading a job");
 }
 
-int th_store_blob(th_store *st, uint64_t id, enum th_blob kind, void **data, size_t *len)
+static int lmdb_blob(th_store *st, uint64_t id, enum th_blob kind, void **data, size_t *len)
 {
 	*data = NULL;
 	*len = 0;
@@ -789,8 +795,8 @@ static int list_chunk(th_store *st, unsigned mask, uint64_t *pos, bool reverse, 
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int th_store_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
-		  th_store_list_fn fn, void *ud)
+static int lmdb_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
+			 th_store_list_fn fn, void *ud)
 {
 	/* jobs are copied out in chunks and fn runs with no transaction open, so it may
 	 * call the store itself */
@@ -823,13 +829,13 @@ static int count_fn(const th_job *job, void *ud)
 	return 0;
 }
 
-int th_store_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
+static int lmdb_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 {
 	memset(counts, 0, sizeof(uint64_t) * (TH_JOB_STATUS_MAX + 1));
-	return th_store_list(st, ~0u, 0, false, count_fn, counts);
+	return lmdb_list(st, ~0u, 0, false, count_fn, counts);
 }
 
-int th_store_pending(th_store *st, uint64_t *queued, uint64_t *processing)
+static int lmdb_pending(th_store *st, uint64_t *queued, uint64_t *processing)
 {
 	*queued = *processing = 0;
 	MDB_txn *txn;
@@ -858,7 +864,7 @@ static bool queue_paused(th_store *st, MDB_txn *txn, const char *queue)
 	return mdb_get(txn, st->meta, &key, &val) == 0;
 }
 
-int th_store_peek(th_store *st, const char *queue, bool *ready, int64_t *next_due)
+static int lmdb_peek(th_store *st, const char *queue, bool *ready, int64_t *next_due)
 {
 	*ready = false;
 	*next_due = 0;
@@ -941,7 +947,7 @@ static int cancel_fn(th_store *st, MDB_txn *txn, void *ud)
 	return put_job(st, txn, &job, 0);
 }
 
-int th_store_cancel(th_store *st, uint64_t id)
+static int lmdb_cancel(th_store *st, uint64_t id)
 {
 	struct cancel_args a = {id, false};
 	int rc = write_txn(st, "cancelling a job", cancel_fn, &a);
@@ -962,7 +968,7 @@ static int start_fn(th_store *st, MDB_txn *txn, void *ud)
 	return put_job(st, txn, &job, 0);
 }
 
-int th_store_start(th_store *st, uint64_t id)
+static int lmdb_start(th_store *st, uint64_t id)
 {
 	return write_txn(st, "starting a job", start_fn, &id);
 }
@@ -982,7 +988,7 @@ static int retry_fn(th_store *st, MDB_txn *txn, void *ud)
 	return put_job(st, txn, &job, 0);
 }
 
-int th_store_retry(th_store *st, uint64_t id)
+static int lmdb_retry(th_store *st, uint64_t id)
 {
 	return write_txn(st, "retrying a job", retry_fn, &id);
 }
@@ -1035,7 +1041,7 @@ static int cron_fn(th_store *st, MDB_txn *txn, void *ud)
 	return put_job(st, txn, &job, 0);
 }
 
-int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
+static int lmdb_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
 {
 	th_store_new check = {.task = "-", .cron = spec};
 	if (spec && th_lifecycle_check_new(&check, th_clock_now_us()))
@@ -1044,7 +1050,7 @@ int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchu
 	return write_txn(st, "updating a cron job", cron_fn, &a);
 }
 
-int th_store_cron_pause(th_store *st, uint64_t id, bool paused)
+static int lmdb_cron_pause(th_store *st, uint64_t id, bool paused)
 {
 	struct cron_args a = {id, NULL, -1, paused};
 	return write_txn(st, paused ? "pausing a cron job" : "resuming a cron job", cron_fn, &a);
@@ -1096,7 +1102,7 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int th_store_clean(th_store *st, int64_t before, uint64_t *removed)
+static int lmdb_clean(th_store *st, int64_t before, uint64_t *removed)
 {
 	struct clean_args a = {before, 0, false};
 	*removed = 0;
@@ -1118,14 +1124,14 @@ static int pause_fn(th_store *st, MDB_txn *txn, void *ud)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int th_store_pause_queue(th_store *st, const char *queue, bool paused)
+static int lmdb_pause_queue(th_store *st, const char *queue, bool paused)
 {
 	const char *q[2] = {queue, paused ? "" : NULL};
 	return write_txn(st, paused ? "pausing a queue" : "resuming a queue", pause_fn, q);
 }
 
 
-int th_store_queue_paused(th_store *st, const char *queue, bool *paused)
+static int lmdb_queue_paused(th_store *st, const char *queue, bool *paused)
 {
 	MDB_txn *txn;
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
@@ -1136,7 +1142,7 @@ int th_store_queue_paused(th_store *st, const char *queue, bool *paused)
 	return 0;
 }
 
-int th_store_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool *requested)
+static int lmdb_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool *requested)
 {
 	MDB_txn *txn;
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
@@ -1150,13 +1156,6 @@ int th_store_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool 
 	}
 	txn_end(st, txn);
 	return 0;
-}
-
-void th_claim_clear(th_claim *c)
-{
-	free(c->input);
-	c->input = NULL;
-	c->input_len = 0;
 }
 
 static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
@@ -1443,7 +1442,7 @@ static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 	return 0;
 }
 
-int th_store_cycle(th_store *st, th_cycle *c)
+static int lmdb_cycle(th_store *st, th_cycle *c)
 {
 	c->nclaimed = 0;
 	c->started = 0;
@@ -1475,8 +1474,8 @@ static int confirm_fn(th_store *st, MDB_txn *txn, void *ud)
 	return 0;
 }
 
-int th_store_confirm(th_store *st, const th_owner *owner, int64_t lease_us,
-		     const uint64_t *pairs, size_t n, bool *lost)
+static int lmdb_confirm(th_store *st, const th_owner *owner, int64_t lease_us,
+			const uint64_t *pairs, size_t n, bool *lost)
 {
 	struct confirm_args a = {owner, lease_us, pairs, n, lost};
 	return write_txn(st, "claiming started jobs again", confirm_fn, &a);
@@ -1513,7 +1512,7 @@ static int renew_fn(th_store *st, MDB_txn *txn, void *ud)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n)
+static int lmdb_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n)
 {
 	struct renew_args a = {owner, th_clock_boot_us() + lease_us, 0};
 	int rc = write_txn(st, "renewing leases", renew_fn, &a);
@@ -1607,7 +1606,7 @@ static int started_fn(th_store *st, MDB_txn *txn, void *ud)
 	return 0;
 }
 
-int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done)
+static int lmdb_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done)
 {
 	struct started_args a = {pairs, n, 0};
 	int rc = write_txn(st, "counting attempts of a dead host", started_fn, &a);
@@ -1615,7 +1614,7 @@ int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size
 	return rc;
 }
 
-int th_store_recover(th_store *st, const th_owner *self, size_t *n)
+static int lmdb_recover(th_store *st, const th_owner *self, size_t *n)
 {
 	*n = 0;
 	/* readers that died inside a transaction pin old pages: let LMDB free their slots */
@@ -1677,3 +1676,31 @@ void th_store_set_commit_hook(th_store *st, th_store_commit_hook fn, void *ud)
 	atomic_store(&st->hook_ud, ud);
 	atomic_store(&st->hook, fn);
 }
+
+const th_store_ops th_store_lmdb = {
+	.name = "lmdb",
+	.scheme = "lmdb",
+	.open = lmdb_open,
+	.close = lmdb_close,
+	.add = lmdb_add,
+	.cycle = lmdb_cycle,
+	.confirm = lmdb_confirm,
+	.renew = lmdb_renew,
+	.recover = lmdb_recover,
+	.recover_started = lmdb_recover_started,
+	.cancel = lmdb_cancel,
+	.start = lmdb_start,
+	.retry = lmdb_retry,
+	.cron_update = lmdb_cron_update,
+	.cron_pause = lmdb_cron_pause,
+	.pause_queue = lmdb_pause_queue,
+	.clean = lmdb_clean,
+	.get = lmdb_get,
+	.blob = lmdb_blob,
+	.list = lmdb_list,
+	.count = lmdb_count,
+	.pending = lmdb_pending,
+	.peek = lmdb_peek,
+	.queue_paused = lmdb_queue_paused,
+	.cancel_requested = lmdb_cancel_requested,
+};

@@ -8,12 +8,15 @@
 
 #include "store/store.h"
 
-/* Tests inject failures here: called before every commit with what the transaction
+/* The backend's operations table (its scheme: lmdb). */
+extern const th_store_ops th_store_lmdb;
+
+/* Of an LMDB store. Tests inject failures here: called before every commit with what the transaction
  * does; a non-zero TH_E* return aborts the transaction and is returned instead. */
 typedef int (*th_store_commit_hook)(void *ud, const char *what);
 void th_store_set_commit_hook(th_store *st, th_store_commit_hook fn, void *ud);
 
-/* Size of the map now, and how much of it is in use, in bytes. */
+/* Of an LMDB store: size of the map now, and how much of it is in use, in bytes. */
 int th_store_usage(th_store *st, uint64_t *map_size, uint64_t *used);
 
 #endif

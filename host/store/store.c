@@ -1,0 +1,172 @@
+/* The store front and the backend registry: th_store_* call the backend's operations
+ * table; a store URL ("lmdb:PATH", or a plain directory) picks the backend. */
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "log.h"
+#include "store/store_lmdb.h"
+
+/* A new backend: its table here, and its file in Makefile.am. */
+const th_store_ops *const th_store_backends[] = {&th_store_lmdb, NULL};
+
+const th_store_ops *th_store_backend(const char *url, const char **where)
+{
+	*where = url;
+	const char *colon = strchr(url, ':');
+	if (colon) {
+		for (size_t i = 0; th_store_backends[i]; i++) {
+			const char *scheme = th_store_backends[i]->scheme;
+			if ((size_t)(colon - url) == strlen(scheme) &&
+			    memcmp(url, scheme, (size_t)(colon - url)) == 0) {
+				*where = colon + 1;
+				return th_store_backends[i];
+			}
+		}
+		if (strncmp(colon, "://", 3) == 0)
+			return NULL; /* a URL of a backend this build does not have */
+	}
+	return &th_store_lmdb; /* a plain directory */
+}
+
+/* Every backend's store starts with its operations table. */
+static const th_store_ops *ops(th_store *st)
+{
+	return *(const th_store_ops *const *)(const void *)st;
+}
+
+int th_store_open(th_store **out, const char *url, const th_store_opts *opts)
+{
+	*out = NULL;
+	const char *where;
+	const th_store_ops *be = th_store_backend(url, &where);
+	if (!be) {
+		th_log_error("store", "%s: no store backend for this URL (this build has lmdb)",
+			     url);
+		return TH_EINVAL;
+	}
+	return be->open(out, where, opts);
+}
+
+void th_store_close(th_store *st)
+{
+	if (st)
+		ops(st)->close(st);
+}
+
+int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
+		 bool *existed)
+{
+	return ops(st)->add(st, jobs, n, ids, existed);
+}
+
+int th_store_cycle(th_store *st, th_cycle *c)
+{
+	return ops(st)->cycle(st, c);
+}
+
+int th_store_confirm(th_store *st, const th_owner *owner, int64_t lease_us,
+		     const uint64_t *pairs, size_t n, bool *lost)
+{
+	return ops(st)->confirm(st, owner, lease_us, pairs, n, lost);
+}
+
+int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n)
+{
+	return ops(st)->renew(st, owner, lease_us, n);
+}
+
+int th_store_recover(th_store *st, const th_owner *self, size_t *n)
+{
+	return ops(st)->recover(st, self, n);
+}
+
+int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done)
+{
+	return ops(st)->recover_started(st, pairs, n, done);
+}
+
+int th_store_cancel(th_store *st, uint64_t id)
+{
+	return ops(st)->cancel(st, id);
+}
+
+int th_store_start(th_store *st, uint64_t id)
+{
+	return ops(st)->start(st, id);
+}
+
+int th_store_retry(th_store *st, uint64_t id)
+{
+	return ops(st)->retry(st, id);
+}
+
+int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
+{
+	return ops(st)->cron_update(st, id, spec, catchup);
+}
+
+int th_store_cron_pause(th_store *st, uint64_t id, bool paused)
+{
+	return ops(st)->cron_pause(st, id, paused);
+}
+
+int th_store_pause_queue(th_store *st, const char *queue, bool paused)
+{
+	return ops(st)->pause_queue(st, queue, paused);
+}
+
+int th_store_clean(th_store *st, int64_t before, uint64_t *removed)
+{
+	return ops(st)->clean(st, before, removed);
+}
+
+int th_store_get(th_store *st, uint64_t id, th_job *out)
+{
+	return ops(st)->get(st, id, out);
+}
+
+int th_store_blob(th_store *st, uint64_t id, enum th_blob kind, void **data, size_t *len)
+{
+	return ops(st)->blob(st, id, kind, data, len);
+}
+
+int th_store_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
+		  th_store_list_fn fn, void *ud)
+{
+	return ops(st)->list(st, mask, from, reverse, fn, ud);
+}
+
+int th_store_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
+{
+	return ops(st)->count(st, counts);
+}
+
+int th_store_pending(th_store *st, uint64_t *queued, uint64_t *processing)
+{
+	return ops(st)->pending(st, queued, processing);
+}
+
+int th_store_peek(th_store *st, const char *queue, bool *ready, int64_t *next_due)
+{
+	return ops(st)->peek(st, queue, ready, next_due);
+}
+
+int th_store_queue_paused(th_store *st, const char *queue, bool *paused)
+{
+	return ops(st)->queue_paused(st, queue, paused);
+}
+
+int th_store_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool *requested)
+{
+	return ops(st)->cancel_requested(st, ids, n, requested);
+}
+
+void th_claim_clear(th_claim *c)
+{
+	free(c->input);
+	c->input = NULL;
+	c->input_len = 0;
+}
