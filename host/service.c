@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "keeper.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "plugin/plugin.h"
@@ -53,6 +54,7 @@ struct th_service {
 	struct qproc queues[MAX_QUEUES]; /* [0] is the default queue */
 	size_t nqueues;
 	pthread_mutex_t stop_mu; /* one stop at a time, and close waits for it */
+	th_keeper *keeper;       /* while processing: one for every queue */
 	/* jobs claimed through th_service_claim_next and not yet run: only these may be
 	 * run by id, and close puts them back in the queue */
 	pthread_mutex_t claims_mu;
@@ -554,6 +556,13 @@ int th_service_start_processing(th_service *svc)
 		return TH_EINVAL;
 	pthread_mutex_lock(&svc->proc_mu);
 	int rc = svc->queues[0].proc ? TH_EBUSY : 0;
+	if (rc == 0 && !svc->keeper) {
+		th_keeper_env ke = {.store = svc->store, .wake = svc->wake, .owner = svc->owner,
+				    .lease_us = svc->lease_us,
+				    .keep_finished_us = svc->keep_finished_us,
+				    .data_dir = svc->data_dir};
+		rc = th_keeper_start(&svc->keeper, &ke);
+	}
 	for (size_t i = 0; i < svc->nqueues && rc == 0; i++) {
 		struct qproc *q = &svc->queues[i];
 		if (q->proc)
@@ -566,12 +575,13 @@ int th_service_start_processing(th_service *svc)
 				   .max_result = svc->max_result,
 				   .queue = q->name,
 				   .lease_us = svc->lease_us,
-				   .keep_finished_us = i == 0 ? svc->keep_finished_us : 0,
 				   .runner = svc->runner,
 				   .plugin_dir = svc->plugin_dir,
 				   .data_dir = svc->data_dir,
 				   .insecure_plugins = svc->insecure};
 		rc = th_processor_start(&q->proc, &env, q->strategy, &q->args);
+		if (rc == 0)
+			th_keeper_attach(svc->keeper, q->proc);
 	}
 	pthread_mutex_unlock(&svc->proc_mu);
 	if (rc && rc != TH_EBUSY)
@@ -592,13 +602,19 @@ int th_service_stop_processing(th_service *svc)
 	/* every processor stops claiming first, then each waits for its jobs */
 	for (size_t i = 0; i < n; i++)
 		th_processor_stop(svc->queues[i].stopping);
+	/* the keeper renewed their leases and passed cancels until their jobs ended */
 	pthread_mutex_lock(&svc->proc_mu);
 	th_processor *done[MAX_QUEUES];
 	for (size_t i = 0; i < n; i++) {
 		done[i] = svc->queues[i].stopping;
 		svc->queues[i].stopping = NULL;
+		if (done[i])
+			th_keeper_detach(svc->keeper, done[i]);
 	}
+	th_keeper *k = svc->keeper;
+	svc->keeper = NULL;
 	pthread_mutex_unlock(&svc->proc_mu);
+	th_keeper_stop(k);
 	for (size_t i = 0; i < n; i++)
 		th_processor_free(done[i]);
 	pthread_mutex_unlock(&svc->stop_mu);

@@ -2,6 +2,7 @@
  * lines, order of the simple processor, stop semantics, a thousand jobs each run once,
  * two services in two processes on one data dir, per-thread plugin hooks. */
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -427,6 +428,60 @@ START_TEST(interrupt_sends_jobs_back)
 }
 END_TEST
 
+/* Threads of this process named `name` (pthread_setname_np). */
+static int threads_named(const char *name)
+{
+	char path[300], comm[32];
+	int n = 0;
+	DIR *d = opendir("/proc/self/task");
+	ck_assert_ptr_nonnull(d);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && strncmp(comm, name, strlen(name)) == 0 &&
+		    comm[strlen(name)] == '\n')
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Waits until n threads are named `name` (each names itself once it runs); false when
+ * the count stays otherwise for 5 s. */
+static bool threads_become(const char *name, int n)
+{
+	for (double end = tu_now() + 5; tu_now() < end; usleep(1000))
+		if (threads_named(name) == n)
+			return true;
+	return false;
+}
+
+/* One keeper for the host, however many queues it runs, and none once stopped. */
+START_TEST(one_keeper_for_every_queue)
+{
+	th_processor_args a = {.wait_time = 0.5, .max_threads = 2};
+	ck_assert_int_eq(th_service_set_queue(svc, "mail", "multi", &a), 0);
+	ck_assert_int_eq(th_service_set_queue(svc, "video", "simple", &a), 0);
+	ck_assert_int_eq(threads_named("th-keep"), 0);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert(threads_become("th-watch", 3)); /* a processor per queue */
+	ck_assert(threads_become("th-keep", 1));
+	ck_assert_int_eq(threads_named("th-keep"), 1);
+	th_add_opts o = {.queue = "video"};
+	uint64_t id;
+	ck_assert_int_eq(th_service_add_ex(svc, "fx_answer", "{}", 2, &o, &id, NULL), 0);
+	ck_assert(tu_wait_status(svc, id, TH_JOB_COMPLETED, 10));
+	ck_assert_int_eq(th_service_stop_processing(svc), 0);
+	ck_assert_int_eq(threads_named("th-keep"), 0);
+}
+END_TEST
+
 START_TEST(processing_restarts)
 {
 	use("multi", 2);
@@ -457,6 +512,7 @@ Suite *processor_suite(void)
 	tcase_add_test(tc, multi_drops_the_outcome_of_a_run_claimed_elsewhere);
 	tcase_add_test(tc, two_services_one_data_dir);
 	tcase_add_test(tc, processing_restarts);
+	tcase_add_test(tc, one_keeper_for_every_queue);
 	tcase_add_test(tc, result_too_big_for_the_database);
 	tcase_add_test(tc, interrupt_sends_jobs_back);
 	suite_add_tcase(s, tc);

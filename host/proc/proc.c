@@ -1,5 +1,6 @@
-/* What every processor strategy shares: start and stop, the wake-up event, the cycle.
- * A watcher thread turns cross-process wake-ups (wake.c) into a local eventfd. */
+/* What every processor strategy shares: start and stop, the wake-up event, the cycle,
+ * the slots of running jobs that the keeper (keeper.c) checks for cancels and timeouts.
+ * A watcher thread turns cross-process wake-ups (local_wake.c) into a local eventfd. */
 #include "proc/proc.h"
 
 #include <errno.h>
@@ -15,7 +16,6 @@
 
 #include "clock.h"
 #include "error.h"
-#include "local/local_inflight.h"
 #include "log.h"
 
 struct th_processor {
@@ -28,8 +28,6 @@ struct th_processor {
 	int efd;
 	uint32_t seq0;
 	pthread_t watcher;
-	pthread_t keeper;
-	atomic_bool keeper_stop; /* apart from `stopping`: leases are renewed until jobs end */
 	th_slot *slots;
 	unsigned nslots;
 	_Atomic int64_t avg_run_ns; /* moving average of run times; 0: none seen yet */
@@ -77,40 +75,7 @@ static void *watch(void *arg)
 	return NULL;
 }
 
-/* th_inflight_collect's callback: counts the attempts of jobs a dead host started. */
-static int recover_started(void *ud, const uint64_t *pairs, size_t n)
-{
-	th_processor *p = ud;
-	size_t done = 0;
-	int rc = th_store_recover_started(p->env.store, pairs, n, &done);
-	if (rc)
-		th_log_error("processor", "counting the attempts of a dead host failed: %s",
-			     th_strerror(rc));
-	else if (done)
-		th_log_warn("processor", "counted the attempt of %zu job%s a dead host had "
-			    "started", done, done == 1 ? "" : "s");
-	return rc;
-}
-
-/* Takes back jobs of dead or expired owners, logging what it did. */
-static void recover(th_processor *p)
-{
-	size_t n = 0;
-	int rc = th_store_recover(p->env.store, &p->env.owner, &n);
-	if (rc)
-		th_log_error("processor", "recovering jobs of dead hosts failed: %s", th_strerror(rc));
-	else if (n)
-		th_log_warn("processor", "recovered %zu job%s of hosts that died or lost their lease",
-			    n, n == 1 ? "" : "s");
-	if (n)
-		th_processor_kick(p);
-	if (p->env.data_dir)
-		th_inflight_collect(p->env.data_dir, &p->env.owner, recover_started, p);
-}
-
-/* Running jobs whose deadline passed are asked to stop; returns the earliest deadline
- * still ahead (0: none). */
-static int64_t check_deadlines(th_processor *p, int64_t now)
+int64_t th_processor_check_deadlines(th_processor *p, int64_t now)
 {
 	int64_t next = 0;
 	for (unsigned i = 0; i < p->nslots; i++) {
@@ -128,8 +93,7 @@ static int64_t check_deadlines(th_processor *p, int64_t now)
 	return next;
 }
 
-/* A cancel was requested somewhere: pass it on to the jobs of ours it is for. */
-static void check_cancels(th_processor *p)
+void th_processor_check_cancels(th_processor *p)
 {
 	uint64_t ids[64];
 	bool asked[64];
@@ -143,78 +107,6 @@ static void check_cancels(th_processor *p)
 			if (asked[i] && atomic_load(&p->slots[base + i].id) == ids[i])
 				atomic_store(&p->slots[base + i].cancel, true);
 	}
-}
-
-/* Finished jobs older than keep_finished go. */
-static void retain(th_processor *p)
-{
-	uint64_t removed = 0;
-	int rc = th_store_clean(p->env.store, th_clock_now_us() - p->env.keep_finished_us,
-				&removed);
-	if (rc)
-		th_log_error("processor", "removing old finished jobs failed: %s", th_strerror(rc));
-	else if (removed)
-		th_log_info("processor", "removed %llu finished job%s older than keep_finished",
-			    (unsigned long long)removed, removed == 1 ? "" : "s");
-}
-
-/* The keeper: renews the leases of the jobs this host holds, looks for jobs whose owner
- * is gone (so nothing stays processing without a living owner), passes cancel requests
- * and timeouts on to running jobs, and removes old finished jobs. It sleeps on the
- * cancel wake-up, so a cancel reaches a running job at once. */
-static void *keep(void *arg)
-{
-	th_processor *p = arg;
-	pthread_setname_np(pthread_self(), "th-keep");
-	int64_t scan_us = p->env.lease_us / 3 < 1000000 ? p->env.lease_us / 3 : 1000000;
-	int64_t renew_us = p->env.lease_us / 3, now = th_clock_mono_us();
-	int64_t last_renew = now, last_scan = now, last_retain = 0;
-	int64_t retain_us = p->env.keep_finished_us / 10 < 60000000 ? p->env.keep_finished_us / 10
-								    : 60000000;
-	uint32_t seq = th_wake_seq(p->env.wake, TH_WAKE_CANCEL);
-	int64_t deadline = 0;
-	while (!atomic_load(&p->keeper_stop)) {
-		now = th_clock_mono_us();
-		int64_t wait = last_scan + scan_us - now;
-		if (deadline && deadline - now < wait)
-			wait = deadline - now;
-		if (wait > 0)
-			th_wake_wait(p->env.wake, TH_WAKE_CANCEL, seq, wait < 1000 ? 1000 : wait);
-		if (atomic_load(&p->keeper_stop))
-			break;
-		uint32_t s = th_wake_seq(p->env.wake, TH_WAKE_CANCEL);
-		if (s != seq) {
-			seq = s;
-			check_cancels(p);
-		}
-		now = th_clock_mono_us();
-		deadline = check_deadlines(p, now);
-		if (now - last_scan < scan_us)
-			continue;
-		last_scan = now;
-		if (now - last_renew >= renew_us) {
-			int rc = th_store_renew(p->env.store, &p->env.owner, p->env.lease_us, NULL);
-			if (rc)
-				th_log_error("processor", "renewing leases failed: %s", th_strerror(rc));
-			else
-				last_renew = now;
-		}
-		recover(p);
-		if (p->env.keep_finished_us && (!last_retain || now - last_retain >= retain_us)) {
-			last_retain = now;
-			retain(p);
-		}
-		/* deadlines set since the last look */
-		deadline = check_deadlines(p, th_clock_mono_us());
-	}
-	return NULL;
-}
-
-static void stop_keeper(th_processor *p)
-{
-	atomic_store(&p->keeper_stop, true);
-	th_wake_notify(p->env.wake, TH_WAKE_CANCEL);
-	pthread_join(p->keeper, NULL);
 }
 
 /* The event fd is closed here, not at stop: a processor being stopped can still be
@@ -306,19 +198,14 @@ int th_processor_start(th_processor **out, const th_proc_env *env, const th_stra
 		free(p);
 		return TH_ENOMEM;
 	}
-	recover(p); /* jobs left by hosts that died while none ran */
 	/* read before the first claim: an add after this point wakes the watcher, an add
 	 * before it is seen by that claim */
 	p->seq0 = th_wake_seq(env->wake, TH_WAKE_ADDED);
 	int rc = TH_ESYS;
 	if (pthread_create(&p->watcher, NULL, watch, p))
 		goto fail_watcher;
-	if (pthread_create(&p->keeper, NULL, keep, p))
-		goto fail_keeper;
 	if ((rc = s->start(p, &p->state)) == 0)
 		goto started;
-	stop_keeper(p);
-fail_keeper:
 	atomic_store(&p->stopping, true);
 	th_wake_notify(env->wake, TH_WAKE_ADDED);
 	pthread_join(p->watcher, NULL);
@@ -365,7 +252,6 @@ void th_processor_stop(th_processor *p)
 	atomic_store(&p->stopping, true);
 	th_processor_kick(p);
 	p->strategy->stop(p->state);
-	stop_keeper(p);
 	th_wake_notify(p->env.wake, TH_WAKE_ADDED); /* lets the watcher see `stopping` */
 	pthread_join(p->watcher, NULL);
 	th_log_info("processor", "stopped");

@@ -1,5 +1,5 @@
 /* Processors: the loops that claim queued jobs and run them, one strategy per file
- * (simple.c, multi.c). This header is the common part: start/stop, the wake-up event
+ * (proc_simple.c, proc_multi.c, proc_process.c). This header is the common part: start/stop, the wake-up event
  * every strategy sleeps on, and what a strategy provides. */
 #ifndef TH_PROCESSOR_H
 #define TH_PROCESSOR_H
@@ -28,7 +28,6 @@ typedef struct th_proc_env {
 	size_t max_result;
 	const char *queue; /* NULL: the default queue */
 	int64_t lease_us;  /* claims are renewed while held; lost after this long */
-	int64_t keep_finished_us; /* finished jobs older than this are removed; 0: kept */
 	/* for the process strategy's worker processes */
 	const char *runner;     /* the taskhost-runner program */
 	const char *plugin_dir;
@@ -73,6 +72,14 @@ bool th_processor_reload(th_processor *p);
 /* ---- for strategies ---- */
 
 const th_proc_env *th_processor_env(th_processor *p);
+
+/* ---- for the keeper ---- */
+
+/* Running jobs whose deadline passed are asked to stop; returns the earliest deadline
+ * still ahead (0: none). */
+int64_t th_processor_check_deadlines(th_processor *p, int64_t now);
+/* A cancel was requested somewhere: passes it on to the running jobs it is for. */
+void th_processor_check_cancels(th_processor *p);
 const th_processor_args *th_processor_args_of(th_processor *p);
 /* What the strategy's start stored through its `state` argument. */
 void *th_processor_strategy_state(th_processor *p);

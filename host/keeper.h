@@ -1,0 +1,37 @@
+/* The keeper: one thread per host, whatever the number of queues, that renews the
+ * leases of the jobs this host holds, takes back the jobs of hosts that are gone
+ * (claims and in-flight notes), removes old finished jobs, and passes cancel requests
+ * and timeouts on to the running jobs of every processor attached to it. */
+#ifndef TH_KEEPER_H
+#define TH_KEEPER_H
+
+#include <stdint.h>
+
+#include "local/local_wake.h"
+#include "owner.h"
+#include "proc/proc.h"
+#include "store/store.h"
+
+typedef struct th_keeper th_keeper;
+
+typedef struct th_keeper_env {
+	th_store *store;
+	th_wake *wake;
+	th_owner owner;
+	int64_t lease_us;         /* leases are renewed every third of this */
+	int64_t keep_finished_us; /* finished jobs older than this are removed; 0: kept */
+	const char *data_dir;     /* where dead hosts' in-flight notes are; NULL: none */
+} th_keeper_env;
+
+/* Takes back what hosts that died while none ran left (before any claim of this host),
+ * then starts the thread. */
+int th_keeper_start(th_keeper **out, const th_keeper_env *env);
+/* Stops the thread; the processors attached must be stopped already. NULL is fine. */
+void th_keeper_stop(th_keeper *k);
+
+/* The keeper passes cancels and timeouts to p's running jobs, and kicks p when jobs
+ * come back, until detached. At most TH_QUEUES_MAX + 1 at once (TH_EINVAL). */
+int th_keeper_attach(th_keeper *k, th_processor *p);
+void th_keeper_detach(th_keeper *k, th_processor *p);
+
+#endif
