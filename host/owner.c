@@ -1,5 +1,6 @@
-/* Owner identity and liveness, from /proc: pid plus process start time plus boot id,
- * so a reused pid or a reboot is never taken for a living claimer. */
+/* Owner identity (machine id, boot id, pid namespace, pid, start time) and liveness
+ * from /proc for owners on this machine, so a reused pid or a reboot is never taken for
+ * a living claimer and an owner elsewhere is never judged by our pids. */
 #include "owner.h"
 
 #include <errno.h>
@@ -37,10 +38,11 @@ static uint64_t start_ticks_of(uint32_t pid, char *state)
 	return ticks;
 }
 
-static void read_boot_id(uint8_t id[16])
+/* A 128-bit id written in hex (dashes allowed) in the file at path; zeros if none. */
+static void read_hex_id(const char *path, uint8_t id[16])
 {
 	memset(id, 0, 16);
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	FILE *f = fopen(path, "r");
 	if (!f)
 		return;
 	char s[64];
@@ -56,6 +58,19 @@ static void read_boot_id(uint8_t id[16])
 		}
 	}
 	fclose(f);
+}
+
+static void read_boot_id(uint8_t id[16])
+{
+	read_hex_id("/proc/sys/kernel/random/boot_id", id);
+}
+
+static void read_machine_id(uint8_t id[16])
+{
+	static const uint8_t zero[16];
+	read_hex_id("/etc/machine-id", id);
+	if (memcmp(id, zero, 16) == 0)
+		read_hex_id("/var/lib/dbus/machine-id", id);
 }
 
 static uint64_t pidns_of_self(void)
@@ -74,13 +89,18 @@ void th_owner_self(th_owner *o)
 	char state;
 	o->start_ticks = start_ticks_of(o->pid, &state);
 	read_boot_id(o->boot_id);
+	read_machine_id(o->machine_id);
 	o->pidns = pidns_of_self();
 }
 
 enum th_liveness th_owner_alive(const th_owner *o)
 {
 	static const uint8_t zero[16];
-	uint8_t boot[16];
+	uint8_t boot[16], machine[16];
+	read_machine_id(machine);
+	if (memcmp(o->machine_id, zero, 16) && memcmp(machine, zero, 16) &&
+	    memcmp(o->machine_id, machine, 16))
+		return TH_OWNER_UNKNOWN; /* its pids and boots are not ours to judge */
 	read_boot_id(boot);
 	if (memcmp(o->boot_id, zero, 16) && memcmp(boot, zero, 16) && memcmp(o->boot_id, boot, 16))
 		return TH_OWNER_DEAD; /* claimed before this machine last booted */

@@ -627,6 +627,36 @@ static th_owner dead_owner(void)
 	return (th_owner){.instance = 0xdead, .pid = (uint32_t)pid, .pidns = me.pidns};
 }
 
+/* An owner on another machine is never judged by our pids or boot: only by its lease. */
+START_TEST(owner_on_another_machine)
+{
+	static const uint8_t zero[16];
+	th_owner me;
+	th_owner_self(&me);
+	th_owner gone = dead_owner();
+	memcpy(gone.boot_id, me.boot_id, 16);
+	ck_assert_int_eq(th_owner_alive(&gone), TH_OWNER_DEAD); /* no machine id: ours */
+	if (memcmp(me.machine_id, zero, 16) == 0)
+		return; /* this machine has no machine id: nothing more to tell apart */
+	memcpy(gone.machine_id, me.machine_id, 16);
+	ck_assert_int_eq(th_owner_alive(&gone), TH_OWNER_DEAD);
+	gone.machine_id[0] ^= 0xff; /* the same pid and namespace, elsewhere */
+	ck_assert_int_eq(th_owner_alive(&gone), TH_OWNER_UNKNOWN);
+	th_owner rebooted_elsewhere = me;
+	rebooted_elsewhere.machine_id[5] ^= 1;
+	rebooted_elsewhere.boot_id[3] ^= 0xff;
+	ck_assert_int_eq(th_owner_alive(&rebooted_elsewhere), TH_OWNER_UNKNOWN);
+	/* recovery leaves its claim alone while the lease runs */
+	uint64_t id = add1("echo", NULL);
+	uint64_t ids[1];
+	ck_assert_uint_eq(claim_as(&gone, 1, ids, 60000000), 1);
+	size_t n = 99;
+	ck_assert_int_eq(th_store_recover(st, &owner, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(status_of(id), TH_JOB_PROCESSING);
+}
+END_TEST
+
 START_TEST(owner_liveness)
 {
 	th_owner me;
@@ -1165,6 +1195,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, missing_dir_refused);
 	tcase_add_test(tc, store_urls);
 	tcase_add_test(tc, owner_liveness);
+	tcase_add_test(tc, owner_on_another_machine);
 	tcase_add_test(tc, recovers_jobs_of_dead_owner);
 	tcase_add_test(tc, counts_attempts_of_jobs_a_dead_host_started);
 	tcase_add_test(tc, unfinished_inflight_files_removed_when_old);

@@ -420,8 +420,10 @@ static int del_ready(th_store *st, MDB_txn *txn, const th_job *job)
 	return mdb_del(txn, st->ready, &key, NULL);
 }
 
-/* A running entry: who holds the job, under which claim, until when. */
-#define RUNNING_LEN (8 + 4 + 8 + 16 + 8 + 8 + 8)
+/* A running entry: who holds the job, under which claim, until when. Entries written
+ * before owners carried a machine id are RUNNING_LEN_V1 long (machine id unknown). */
+#define RUNNING_LEN_V1 (8 + 4 + 8 + 16 + 8 + 8 + 8)
+#define RUNNING_LEN (RUNNING_LEN_V1 + 16)
 
 struct running {
 	th_owner owner;
@@ -440,6 +442,7 @@ static int put_running(th_store *st, MDB_txn *txn, uint64_t id, const struct run
 	put_be64(v + 36, r->gen);
 	put_be64(v + 44, (uint64_t)r->lease_until);
 	put_be64(v + 52, r->owner.pidns);
+	memcpy(v + 60, r->owner.machine_id, 16);
 	MDB_val key = id_key(&k, id), val = {sizeof(v), v};
 	return mdb_put(txn, st->running, &key, &val, 0);
 }
@@ -447,7 +450,7 @@ static int put_running(th_store *st, MDB_txn *txn, uint64_t id, const struct run
 static int get_running(const MDB_val *val, struct running *r)
 {
 	const uint8_t *v = val->mv_data;
-	if (val->mv_size != RUNNING_LEN)
+	if (val->mv_size != RUNNING_LEN && val->mv_size != RUNNING_LEN_V1)
 		return TH_EFORMAT;
 	r->owner.instance = get_be64(v);
 	r->owner.pid = get_be32(v + 8);
@@ -456,6 +459,9 @@ static int get_running(const MDB_val *val, struct running *r)
 	r->gen = get_be64(v + 36);
 	r->lease_until = (int64_t)get_be64(v + 44);
 	r->owner.pidns = get_be64(v + 52);
+	memset(r->owner.machine_id, 0, 16);
+	if (val->mv_size == RUNNING_LEN)
+		memcpy(r->owner.machine_id, v + 60, 16);
 	return 0;
 }
 
