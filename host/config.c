@@ -20,6 +20,7 @@
 #include "error.h"
 #include "log.h"
 #include "store/store_lmdb.h"
+#include "store/store.h"
 
 /* keep_finished past this (10 years) is a typo, and in microseconds would overflow */
 #define KEEP_FINISHED_MAX (3650 * 86400.0)
@@ -84,13 +85,13 @@ int th_config_defaults(th_config *cfg, const char *path)
 	cfg->log_level = TH_LOG_INFO;
 	cfg->log_format = TH_LOG_TEXT;
 	cfg->grace_period = 30;
-	cfg->map_size = 64ull << 20;
-	cfg->max_map_size = 16ull << 30;
+	cfg->map_size = TH_LMDB_MAP_DEFAULT;
+	cfg->max_map_size = TH_LMDB_MAX_MAP_DEFAULT;
 	cfg->durability = TH_DURABLE;
-	cfg->max_input_size = 16u << 20;
-	cfg->max_result_size = 16u << 20;
-	cfg->lease_time = 30;
-	cfg->max_attempts = 3;
+	cfg->max_input_size = TH_DEFAULT_MAX_INPUT;
+	cfg->max_result_size = TH_DEFAULT_MAX_RESULT;
+	cfg->lease_time = TH_DEFAULT_LEASE_TIME;
+	cfg->max_attempts = TH_DEFAULT_MAX_ATTEMPTS;
 	snprintf(cfg->strategy, sizeof(cfg->strategy), "simple");
 	cfg->args = (th_processor_args)TH_PROCESSOR_ARGS_DEFAULT;
 	return 0;

@@ -30,3 +30,18 @@ int th_fds_guard(unsigned *closed)
 		*closed = was;
 	return 0;
 }
+
+int th_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return TH_EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}

@@ -24,6 +24,9 @@ typedef enum th_job_status {
 
 #define TH_JOB_STATUS_MAX 8
 
+/* Runs a job may get (its host's crashes included) unless it or its task says. */
+#define TH_DEFAULT_MAX_ATTEMPTS 3
+
 /* th_job.flags */
 #define TH_JOB_CANCEL_REQUESTED 0x1 /* running, asked to stop: it ends cancelled */
 #define TH_JOB_CRON_PAUSED 0x2      /* a cron job that does not fire until resumed */

@@ -16,7 +16,6 @@
 #include "owner.h"
 #include "store/store.h"
 
-#define TH_DEFAULT_MAX_ATTEMPTS 3
 #define TH_BACKOFF_DEFAULT_MS 1000     /* the first retry's delay when a job sets none */
 #define TH_BACKOFF_MAX_MS 3600000      /* no retry waits longer than an hour */
 #define TH_CRON_MISSED_US 60000000LL   /* a cron fire this late was missed */

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "fds.h"
 
 static atomic_int cur_level = TH_LOG_INFO;
 static atomic_int cur_format = TH_LOG_TEXT;
@@ -136,17 +137,6 @@ char *th_log_format_line(const th_log_event *ev, enum th_log_format fmt)
 	return n < 0 ? NULL : line;
 }
 
-static void write_all(int fd, const char *s, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, s, len);
-		if (n <= 0)
-			return;
-		s += n;
-		len -= (size_t)n;
-	}
-}
-
 void th_log_msg(int level, const char *source, uint64_t job_id, const char *task,
 		const char *fmt, ...)
 {
@@ -167,7 +157,7 @@ void th_log_msg(int level, const char *source, uint64_t job_id, const char *task
 	} else {
 		char *line = th_log_format_line(&ev, (enum th_log_format)atomic_load(&cur_format));
 		if (line) {
-			write_all(STDERR_FILENO, line, strlen(line));
+			th_write_all(STDERR_FILENO, line, strlen(line));
 			free(line);
 		}
 	}

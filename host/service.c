@@ -20,9 +20,6 @@
 #include "store/store_lmdb.h"
 #include "local/local_wake.h"
 
-#define DEFAULT_MAX_INPUT (16u << 20)
-#define DEFAULT_MAX_RESULT (16u << 20)
-#define DEFAULT_LEASE_US 30000000
 #define MAX_QUEUES (1 + TH_QUEUES_MAX) /* the default queue and the named ones */
 
 /* A queue with its processor. */
@@ -45,7 +42,7 @@ struct th_service {
 	char *runner;
 	bool inspect_only;
 	bool isolate;
-	bool insecure;
+	bool allow_insecure_plugins;
 	size_t max_input, max_result;
 	int64_t lease_us;
 	uint32_t max_attempts;
@@ -99,12 +96,12 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	svc->keep_finished_us = (int64_t)(opts->keep_finished * 1e6);
 	svc->inspect_only = opts->inspect_only;
 	svc->isolate = opts->isolate_plugins;
-	svc->insecure = opts->allow_insecure_plugins;
-	svc->max_input = opts->max_input ? opts->max_input : DEFAULT_MAX_INPUT;
-	svc->max_result = opts->max_result ? opts->max_result : DEFAULT_MAX_RESULT;
+	svc->allow_insecure_plugins = opts->allow_insecure_plugins;
+	svc->max_input = opts->max_input ? opts->max_input : TH_DEFAULT_MAX_INPUT;
+	svc->max_result = opts->max_result ? opts->max_result : TH_DEFAULT_MAX_RESULT;
 	th_owner_self(&svc->owner);
 	svc->max_attempts = opts->max_attempts ? opts->max_attempts : TH_DEFAULT_MAX_ATTEMPTS;
-	svc->lease_us = opts->lease_time > 0 ? (int64_t)(opts->lease_time * 1e6) : DEFAULT_LEASE_US;
+	svc->lease_us = opts->lease_time > 0 ? (int64_t)(opts->lease_time * 1e6) : TH_DEFAULT_LEASE_TIME * 1000000LL;
 	th_lmdb_opts lo = {opts->map_size, opts->max_map_size};
 	th_store_opts so = {opts->durability, opts->data_dir_group, &lo};
 	int rc;
@@ -115,7 +112,7 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 				 opts->inspect_only ? TH_PLUGINS_INSPECT : TH_PLUGINS_RUN,
 				 th_run_api())))
 		goto fail;
-	th_plugins_allow_insecure(svc->plugins, opts->allow_insecure_plugins);
+	th_plugins_allow_insecure_plugins(svc->plugins, opts->allow_insecure_plugins);
 	if (!(svc->data_dir = strdup(opts->data_dir)) ||
 	    !(svc->runner = find_runner(opts->runner)) ||
 	    (opts->plugin_dir && !(svc->plugin_dir = strdup(opts->plugin_dir)))) {
@@ -578,7 +575,7 @@ int th_service_start_processing(th_service *svc)
 				   .runner = svc->runner,
 				   .plugin_dir = svc->plugin_dir,
 				   .data_dir = svc->data_dir,
-				   .insecure_plugins = svc->insecure};
+				   .allow_insecure_plugins = svc->allow_insecure_plugins};
 		rc = th_processor_start(&q->proc, &env, q->strategy, &q->args);
 		if (rc == 0)
 			th_keeper_attach(svc->keeper, q->proc);

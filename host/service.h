@@ -17,6 +17,11 @@ extern "C" {
 typedef struct th_service th_service;
 struct th_plugin;
 
+/* The defaults of th_service_opts (and of the config keys that set them). */
+#define TH_DEFAULT_MAX_INPUT (16u << 20)  /* bytes */
+#define TH_DEFAULT_MAX_RESULT (16u << 20) /* bytes */
+#define TH_DEFAULT_LEASE_TIME 30          /* seconds */
+
 typedef struct th_service_opts {
 	const char *data_dir;   /* the LMDB environment; the directory must exist, belong to
 				   this user and be writable by no one else */
@@ -28,10 +33,12 @@ typedef struct th_service_opts {
 	uint64_t map_size;      /* 0: 64 MiB */
 	uint64_t max_map_size;  /* 0: 16 GiB */
 	int durability;         /* 0: durable (fsync per commit), 1: relaxed */
-	size_t max_input;       /* bytes; 0: 16 MiB */
-	size_t max_result;      /* bytes; 0: 16 MiB */
-	double lease_time;      /* seconds a claim lasts unless its host renews it; 0: 30 */
-	uint32_t max_attempts;  /* default for new jobs, host crashes included; 0: 3 */
+	size_t max_input;       /* bytes; 0: TH_DEFAULT_MAX_INPUT */
+	size_t max_result;      /* bytes; 0: TH_DEFAULT_MAX_RESULT */
+	double lease_time;      /* seconds a claim lasts unless its host renews it; 0:
+				   TH_DEFAULT_LEASE_TIME */
+	uint32_t max_attempts;  /* default for new jobs, host crashes included; 0:
+				   TH_DEFAULT_MAX_ATTEMPTS */
 	bool allow_insecure_plugins; /* load plugins other users could have written */
 	double keep_finished;   /* seconds: finished jobs older than this are removed by a
 				   running processor; 0: kept until cleaned */

@@ -301,7 +301,7 @@ START_TEST(refuses_insecure_files)
 	ck_assert_str_eq(file, ww);
 	ck_assert_ptr_nonnull(strstr(why, "world-writable"));
 	/* the config can say otherwise; the same files then load (they changed: chmod) */
-	th_plugins_allow_insecure(reg, true);
+	th_plugins_allow_insecure_plugins(reg, true);
 	ck_assert_int_eq(chmod(ww, 0667), 0);
 	if (can_chown)
 		ck_assert_int_eq(chown(other, 4321, 4322), 0);
@@ -322,7 +322,7 @@ START_TEST(refuses_insecure_dir)
 	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, NULL, NULL), TH_ESYS);
 	ck_assert(tu_captured_has("plugins", "refused: world-writable", "allow_insecure_plugins"));
 	ck_assert_uint_eq(th_plugins_task_count(reg), 0);
-	th_plugins_allow_insecure(reg, true);
+	th_plugins_allow_insecure_plugins(reg, true);
 	ck_assert_int_eq(th_plugins_load_dir(reg, pdir, NULL, NULL), 0);
 	ck_assert_uint_eq(th_plugins_task_count(reg), 5);
 	free(pdir);

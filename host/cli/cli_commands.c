@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "clock.h"
 #include "cron.h"
+#include "fds.h"
 
 /* ---- output helpers ---- */
 
@@ -103,21 +104,6 @@ static void set_bytes(json_t *obj, const char *key, const void *data, size_t len
 	snprintf(k, sizeof(k), "%s_base64", key);
 	json_object_set_new(obj, k, b ? json_string(b) : json_null());
 	free(b);
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 static int get_job(th_cli *cli, const char *arg, th_job *job)
@@ -389,7 +375,7 @@ int th_cmd_result(th_cli *cli)
 		json_t *o = json_pack("{s:I}", "id", (json_int_t)job.id);
 		set_bytes(o, "result", data, len);
 		print_json(o);
-	} else if (write_all(STDOUT_FILENO, data, len)) {
+	} else if (th_write_all(STDOUT_FILENO, data, len)) {
 		th_cli_error("result: cannot write to stdout: %s", strerror(errno));
 		rc = TH_EXIT_FAIL;
 	}
@@ -409,9 +395,10 @@ int th_cmd_error(th_cli *cli)
 			return th_cli_fail(rc, job.id, "reading the errors");
 		if (cli->json) {
 			json_t *arr = json_array();
-			for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n"))
-				json_array_append_new(arr, json_string(line) ? json_string(line)
-									     : json_null());
+			for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n")) {
+				json_t *s = json_string(line); /* NULL for a line not UTF-8 */
+				json_array_append_new(arr, s ? s : json_null());
+			}
 			print_json(json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "errors", arr));
 		} else {
 			fputs(msg, stdout);
@@ -618,6 +605,11 @@ int th_cmd_wait(th_cli *cli)
 	bool tty = !cli->json && isatty(STDERR_FILENO), bar = false;
 	int64_t end = cli->timeout >= 0 ? th_clock_mono_us() + (int64_t)(cli->timeout * 1e6) : -1;
 	th_job *jobs = calloc((size_t)cli->argc, sizeof(*jobs));
+	if (!jobs) {
+		free(ids);
+		th_cli_error("wait: out of memory");
+		return TH_EXIT_FAIL;
+	}
 	for (;;) {
 		uint32_t seq = th_service_finished_seq(cli->svc);
 		int pending = 0;

@@ -59,7 +59,7 @@ struct th_plugins {
 	struct seen *seen; /* guarded by load_mu */
 	size_t nseen, seen_cap;
 	char *dir;             /* the directory loaded last, for rescans */
-	bool insecure_ok;      /* load files other users could have written */
+	bool allow_insecure_plugins; /* load files other users could have written */
 	th_plugins_load_hook hook; /* guarded by load_mu */
 	void *hook_ud;
 };
@@ -355,7 +355,7 @@ static const char *check_elf(const char *path, char *why, size_t whylen)
 static int load_file_locked(th_plugins *reg, const char *path, char *why, size_t whylen)
 {
 	struct stat sb;
-	if (!reg->insecure_ok && stat(path, &sb) == 0 && insecure(&sb, why, whylen)) {
+	if (!reg->allow_insecure_plugins && stat(path, &sb) == 0 && insecure(&sb, why, whylen)) {
 		th_log_warn("plugins", "%s: refused: %s", path, why);
 		return TH_EPLUGIN;
 	}
@@ -401,10 +401,10 @@ void th_plugins_set_load_hook(th_plugins *reg, th_plugins_load_hook fn, void *ud
 	pthread_mutex_unlock(&reg->load_mu);
 }
 
-void th_plugins_allow_insecure(th_plugins *reg, bool allow)
+void th_plugins_allow_insecure_plugins(th_plugins *reg, bool allow)
 {
 	pthread_mutex_lock(&reg->load_mu);
-	reg->insecure_ok = allow;
+	reg->allow_insecure_plugins = allow;
 	pthread_mutex_unlock(&reg->load_mu);
 }
 
@@ -461,7 +461,7 @@ int th_plugins_load_dir(th_plugins *reg, const char *dir, unsigned *loaded,
 			     strerror(errno));
 	} else if (!S_ISDIR(dsb.st_mode)) {
 		th_log_error("plugins", "cannot read plugin directory %s: not a directory", dir);
-	} else if (!reg->insecure_ok && insecure(&dsb, why, sizeof(why))) {
+	} else if (!reg->allow_insecure_plugins && insecure(&dsb, why, sizeof(why))) {
 		th_log_error("plugins", "plugin directory %s refused: %s", dir, why);
 	} else if ((n = scandir(dir, &names, is_plugin_file, by_name)) < 0) {
 		th_log_error("plugins", "cannot read plugin directory %s: %s", dir,

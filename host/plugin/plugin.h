@@ -36,7 +36,7 @@ void th_plugins_set_load_hook(th_plugins *reg, th_plugins_load_hook fn, void *ud
 
 /* Refuse (the default) or load plugin files and directories that are world-writable or
  * owned by a user other than this one and root. */
-void th_plugins_allow_insecure(th_plugins *reg, bool allow);
+void th_plugins_allow_insecure_plugins(th_plugins *reg, bool allow);
 /* The files load_dir refused and why: returns how many there are, and copies file and
  * why of the i-th when i is below that. */
 size_t th_plugins_refused(th_plugins *reg, size_t i, char *file, size_t filelen, char *why,

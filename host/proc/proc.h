@@ -32,7 +32,7 @@ typedef struct th_proc_env {
 	const char *runner;     /* the taskhost-runner program */
 	const char *plugin_dir;
 	const char *data_dir;
-	bool insecure_plugins;
+	bool allow_insecure_plugins;
 } th_proc_env;
 
 /* A strategy: start its threads, stop them (waiting for running jobs), list them, and

@@ -146,8 +146,8 @@ static int start(struct pworker *w, char *why, size_t whylen)
 		argv[a++] = (char *)env->data_dir;
 		argv[a++] = "--max-result";
 		argv[a++] = maxres;
-		if (env->insecure_plugins)
-			argv[a++] = "--insecure";
+		if (env->allow_insecure_plugins)
+			argv[a++] = "--allow-insecure-plugins";
 		for (size_t i = 0; i < s->nskip; i++) { /* entries are never freed early */
 			argv[a++] = "--skip";
 			argv[a++] = s->skip[i];

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "error.h"
+#include "fds.h"
 
 /* The fields each type carries, in order. */
 enum { F_END = 0, F_U32_VERSION, F_U32_PID, F_U32_COUNT, F_U32_LEVEL, F_U32_RET, F_U64_ID,
@@ -38,23 +40,9 @@ static size_t field_size(const th_msg *m, int f)
 	return 4;
 }
 
-static uint8_t *put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-static uint8_t *put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
 static uint8_t *putbytes(uint8_t *p, const void *d, size_t n)
 {
-	p = put32(p, (uint32_t)n);
+	p = th_put_le32(p, (uint32_t)n);
 	if (n)
 		memcpy(p, d, n);
 	return p + n;
@@ -73,17 +61,17 @@ uint8_t *th_proto_encode(const th_msg *m, size_t *len)
 	uint8_t *buf = malloc(4 + body), *p = buf;
 	if (!buf)
 		return NULL;
-	p = put32(p, (uint32_t)body);
+	p = th_put_le32(p, (uint32_t)body);
 	*p++ = (uint8_t)m->type;
 	for (int i = 0; lay[i] != F_END; i++) {
 		switch (lay[i]) {
-		case F_U32_VERSION: p = put32(p, m->version); break;
-		case F_U32_PID: p = put32(p, m->pid); break;
-		case F_U32_COUNT: p = put32(p, m->count); break;
-		case F_U32_LEVEL: p = put32(p, m->level); break;
-		case F_U32_RET: p = put32(p, m->ret); break;
-		case F_U64_ID: p = put64(p, m->id); break;
-		case F_I64_TOOK: p = put64(p, (uint64_t)m->took_us); break;
+		case F_U32_VERSION: p = th_put_le32(p, m->version); break;
+		case F_U32_PID: p = th_put_le32(p, m->pid); break;
+		case F_U32_COUNT: p = th_put_le32(p, m->count); break;
+		case F_U32_LEVEL: p = th_put_le32(p, m->level); break;
+		case F_U32_RET: p = th_put_le32(p, m->ret); break;
+		case F_U64_ID: p = th_put_le64(p, m->id); break;
+		case F_I64_TOOK: p = th_put_le64(p, (uint64_t)m->took_us); break;
 		case F_SOURCE: p = putbytes(p, m->source, m->source_len); break;
 		case F_TEXT: p = putbytes(p, m->text, m->text_len); break;
 		case F_DATA: p = putbytes(p, m->data, m->data_len); break;
@@ -91,16 +79,6 @@ uint8_t *th_proto_encode(const th_msg *m, size_t *len)
 	}
 	*len = (size_t)(p - buf);
 	return buf;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
 int th_proto_decode(const uint8_t *body, size_t len, th_msg *m)
@@ -118,15 +96,15 @@ int th_proto_decode(const uint8_t *body, size_t len, th_msg *m)
 			if (left < 8)
 				return TH_EFORMAT;
 			if (f == F_U64_ID)
-				m->id = get64(p);
+				m->id = th_get_le64(p);
 			else
-				m->took_us = (int64_t)get64(p);
+				m->took_us = (int64_t)th_get_le64(p);
 			p += 8;
 			continue;
 		}
 		if (left < 4)
 			return TH_EFORMAT;
-		uint32_t v = get32(p);
+		uint32_t v = th_get_le32(p);
 		p += 4;
 		left -= 4;
 		switch (f) {
@@ -155,20 +133,6 @@ int th_proto_decode(const uint8_t *body, size_t len, th_msg *m)
 	return p == end ? 0 : TH_EFORMAT;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return TH_EIO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int read_all(int fd, uint8_t *p, size_t n)
 {
 	while (n) {
@@ -189,7 +153,7 @@ int th_proto_send(int fd, const th_msg *m)
 	uint8_t *buf = th_proto_encode(m, &len);
 	if (!buf)
 		return TH_ENOMEM;
-	int rc = write_all(fd, buf, len);
+	int rc = th_write_all(fd, buf, len);
 	free(buf);
 	return rc;
 }
@@ -200,7 +164,7 @@ int th_proto_recv(int fd, size_t max, uint8_t **buf, th_msg *m)
 	int rc = read_all(fd, hdr, 4);
 	if (rc)
 		return rc;
-	uint32_t len = get32(hdr);
+	uint32_t len = th_get_le32(hdr);
 	if (len > max)
 		return TH_ETOOBIG;
 	uint8_t *b = realloc(*buf, len ? len : 1);

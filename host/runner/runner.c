@@ -151,7 +151,7 @@ static void follow_host(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: taskhost-runner --plugin-dir DIR --data-dir DIR --max-result N "
-			"[--insecure] [--skip FILE]...\n"
+			"[--allow-insecure-plugins] [--skip FILE]...\n"
 			"A worker process of taskhost's process strategy: started by the host with "
 			"its socket on fd 3, not by hand.\n");
 	exit(2);
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
 		return 1;
 	const char *plugin_dir = NULL, *data_dir = NULL;
 	size_t max_result = 0;
-	bool insecure = false;
+	bool allow_insecure_plugins = false;
 	struct skip skip = {calloc((size_t)argc, sizeof(char *)), 0};
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--plugin-dir") == 0 && i + 1 < argc)
@@ -174,8 +174,8 @@ int main(int argc, char **argv)
 			max_result = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--skip") == 0 && i + 1 < argc)
 			skip.files[skip.n++] = argv[++i];
-		else if (strcmp(argv[i], "--insecure") == 0)
-			insecure = true;
+		else if (strcmp(argv[i], "--allow-insecure-plugins") == 0)
+			allow_insecure_plugins = true;
 		else
 			usage();
 	}
@@ -193,7 +193,7 @@ int main(int argc, char **argv)
 	th_progress_map *progress = NULL;
 	if (th_plugins_new(&reg, TH_PLUGINS_RUN, th_run_api()))
 		return 1;
-	th_plugins_allow_insecure(reg, insecure);
+	th_plugins_allow_insecure_plugins(reg, allow_insecure_plugins);
 	th_plugins_set_load_hook(reg, before_load, &skip);
 	th_plugins_load_dir(reg, plugin_dir, NULL, NULL);
 	th_progress_open(&progress, data_dir);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bytes.h"
 #include "clock.h"
 #include "error.h"
 #include "log.h"
@@ -47,31 +48,6 @@ struct th_store {
 
 /* ---- keys ---- */
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 /* Ready keys sort by queue, then higher priority first, then id (the order added). */
 static size_t ready_key(uint8_t *k, const char *queue, int32_t prio, uint64_t id)
 {
@@ -79,8 +55,8 @@ static size_t ready_key(uint8_t *k, const char *queue, int32_t prio, uint64_t id
 	if (qn)
 		memcpy(k, queue, qn);
 	k[qn] = 0;
-	put_be32(k + qn + 1, (uint32_t)((int64_t)INT32_MAX - prio));
-	put_be64(k + qn + 5, id);
+	th_put_be32(k + qn + 1, (uint32_t)((int64_t)INT32_MAX - prio));
+	th_put_be64(k + qn + 5, id);
 	return qn + 13;
 }
 
@@ -253,7 +229,7 @@ static int put_blob(th_store *st, MDB_txn *txn, uint64_t id, enum th_blob kind,
 		    const void *data, size_t len)
 {
 	uint8_t k[9];
-	put_be64(k, id);
+	th_put_be64(k, id);
 	k[8] = (uint8_t)kind;
 	MDB_val key = {9, k}, val = {len, (void *)data};
 	return mdb_put(txn, st->blobs, &key, &val, 0);
@@ -262,7 +238,7 @@ static int put_blob(th_store *st, MDB_txn *txn, uint64_t id, enum th_blob kind,
 static int get_blob(th_store *st, MDB_txn *txn, uint64_t id, enum th_blob kind, MDB_val *val)
 {
 	uint8_t k[9];
-	put_be64(k, id);
+	th_put_be64(k, id);
 	k[8] = (uint8_t)kind;
 	MDB_val key = {9, k};
 	return mdb_get(txn, st->blobs, &key, val);
@@ -271,7 +247,7 @@ static int get_blob(th_store *st, MDB_txn *txn, uint64_t id, enum th_blob kind, 
 static int del_blob(th_store *st, MDB_txn *txn, uint64_t id, enum th_blob kind)
 {
 	uint8_t k[9];
-	put_be64(k, id);
+	th_put_be64(k, id);
 	k[8] = (uint8_t)kind;
 	MDB_val key = {9, k};
 	int rc = mdb_del(txn, st->blobs, &key, NULL);
@@ -307,8 +283,8 @@ static int add_error_history(th_store *st, MDB_txn *txn, uint64_t id, uint32_t a
 static int put_timed(MDB_txn *txn, MDB_dbi dbi, int64_t t, uint64_t id)
 {
 	uint8_t k[16];
-	put_be64(k, (uint64_t)t);
-	put_be64(k + 8, id);
+	th_put_be64(k, (uint64_t)t);
+	th_put_be64(k + 8, id);
 	MDB_val key = {16, k}, val = {0, ""};
 	return mdb_put(txn, dbi, &key, &val, 0);
 }
@@ -316,8 +292,8 @@ static int put_timed(MDB_txn *txn, MDB_dbi dbi, int64_t t, uint64_t id)
 static int del_timed(MDB_txn *txn, MDB_dbi dbi, int64_t t, uint64_t id)
 {
 	uint8_t k[16];
-	put_be64(k, (uint64_t)t);
-	put_be64(k + 8, id);
+	th_put_be64(k, (uint64_t)t);
+	th_put_be64(k + 8, id);
 	MDB_val key = {16, k};
 	int rc = mdb_del(txn, dbi, &key, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -346,7 +322,7 @@ static int drop_unique(th_store *st, MDB_txn *txn, const th_job *job)
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	MDB_val val;
 	if (mdb_get(txn, st->unique, &ukey, &val) == 0 && val.mv_size == 8 &&
-	    get_be64(val.mv_data) == job->id) {
+	    th_get_be64(val.mv_data) == job->id) {
 		rc = mdb_del(txn, st->unique, &ukey, NULL);
 		if (rc && rc != MDB_NOTFOUND)
 			return rc;
@@ -435,13 +411,13 @@ static int put_running(th_store *st, MDB_txn *txn, uint64_t id, const struct run
 {
 	uint8_t v[RUNNING_LEN];
 	uint64_t k;
-	put_be64(v, r->owner.instance);
-	put_be32(v + 8, r->owner.pid);
-	put_be64(v + 12, r->owner.start_ticks);
+	th_put_be64(v, r->owner.instance);
+	th_put_be32(v + 8, r->owner.pid);
+	th_put_be64(v + 12, r->owner.start_ticks);
 	memcpy(v + 20, r->owner.boot_id, 16);
-	put_be64(v + 36, r->gen);
-	put_be64(v + 44, (uint64_t)r->lease_until);
-	put_be64(v + 52, r->owner.pidns);
+	th_put_be64(v + 36, r->gen);
+	th_put_be64(v + 44, (uint64_t)r->lease_until);
+	th_put_be64(v + 52, r->owner.pidns);
 	memcpy(v + 60, r->owner.machine_id, 16);
 	MDB_val key = id_key(&k, id), val = {sizeof(v), v};
 	return mdb_put(txn, st->running, &key, &val, 0);
@@ -452,13 +428,13 @@ static int get_running(const MDB_val *val, struct running *r)
 	const uint8_t *v = val->mv_data;
 	if (val->mv_size != RUNNING_LEN && val->mv_size != RUNNING_LEN_V1)
 		return TH_EFORMAT;
-	r->owner.instance = get_be64(v);
-	r->owner.pid = get_be32(v + 8);
-	r->owner.start_ticks = get_be64(v + 12);
+	r->owner.instance = th_get_be64(v);
+	r->owner.pid = th_get_be32(v + 8);
+	r->owner.start_ticks = th_get_be64(v + 12);
 	memcpy(r->owner.boot_id, v + 20, 16);
-	r->gen = get_be64(v + 36);
-	r->lease_until = (int64_t)get_be64(v + 44);
-	r->owner.pidns = get_be64(v + 52);
+	r->gen = th_get_be64(v + 36);
+	r->lease_until = (int64_t)th_get_be64(v + 44);
+	r->owner.pidns = th_get_be64(v + 52);
 	memset(r->owner.machine_id, 0, 16);
 	if (val->mv_size == RUNNING_LEN)
 		memcpy(r->owner.machine_id, v + 60, 16);
@@ -493,7 +469,7 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 	rc = mdb_get(txn, st->meta, &key, &val);
 	if (rc == MDB_NOTFOUND) {
 		uint8_t v[4];
-		put_be32(v, FORMAT_VERSION);
+		th_put_be32(v, FORMAT_VERSION);
 		val.mv_size = 4;
 		val.mv_data = v;
 		return mdb_put(txn, st->meta, &key, &val, 0);
@@ -501,7 +477,7 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 	if (rc)
 		return rc;
 	const uint8_t *p = val.mv_data;
-	uint32_t found = val.mv_size == 4 ? get_be32(p) : 0;
+	uint32_t found = val.mv_size == 4 ? th_get_be32(p) : 0;
 	if (found != FORMAT_VERSION) {
 		th_log_error("store", "data format version %u, this taskhost reads version %u",
 			     found, FORMAT_VERSION);
@@ -621,7 +597,7 @@ static uint64_t unique_holder(th_store *st, MDB_txn *txn, const char *k)
 	if (mdb_get(txn, st->unique, &key, &val) || val.mv_size != 8)
 		return 0;
 	th_job job;
-	uint64_t id = get_be64(val.mv_data);
+	uint64_t id = th_get_be64(val.mv_data);
 	if (get_job(st, txn, id, &job) || th_job_status_final(job.status))
 		return 0;
 	return id;
@@ -636,14 +612,14 @@ static int get_next_id(th_store *st, MDB_txn *txn, uint64_t *next)
 	int rc = mdb_get(txn, st->main, &key, &val);
 	if (rc == MDB_NOTFOUND)
 		rc = mdb_get(txn, st->meta, &key, &val);
-	*next = rc == 0 && val.mv_size == 8 ? get_be64(val.mv_data) : 1;
+	*next = rc == 0 && val.mv_size == 8 ? th_get_be64(val.mv_data) : 1;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 static int put_next_id(th_store *st, MDB_txn *txn, uint64_t next)
 {
 	uint8_t v[8];
-	put_be64(v, next);
+	th_put_be64(v, next);
 	MDB_val key = {7, "next_id"}, val = {8, v};
 	return mdb_put(txn, st->main, &key, &val, 0);
 }
@@ -672,7 +648,7 @@ static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 		if (n->unique) {
 			MDB_val uk = {strlen(n->unique), (void *)n->unique}, uv = {8, NULL};
 			uint8_t idb[8];
-			put_be64(idb, job.id);
+			th_put_be64(idb, job.id);
 			uv.mv_data = idb;
 			if ((rc = mdb_put(txn, st->unique, &uk, &uv, 0)) ||
 			    (rc = put_blob(st, txn, job.id, TH_BLOB_UNIQUE, n->unique,
@@ -730,7 +706,7 @@ static int lmdb_blob(th_store *st, uint64_t id, enum th_blob kind, void **data, 
 		return map_err(rc, "reading job data");
 	th_job job;
 	uint8_t k[9];
-	put_be64(k, id);
+	th_put_be64(k, id);
 	k[8] = (uint8_t)kind;
 	MDB_val key = {9, k}, val = {0, NULL};
 	if ((rc = get_job(st, txn, id, &job)) == 0) {
@@ -882,7 +858,7 @@ static int lmdb_peek(th_store *st, const char *queue, bool *ready, int64_t *next
 	if ((rc = mdb_cursor_open(txn, st->schedule, &cur)) == 0) {
 		MDB_val key, val;
 		if ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
-			*next_due = (int64_t)get_be64(key.mv_data);
+			*next_due = (int64_t)th_get_be64(key.mv_data);
 			*ready = *next_due <= th_clock_now_us(); /* a cycle would queue it */
 		}
 		mdb_cursor_close(cur);
@@ -1081,8 +1057,8 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 		return rc;
 	MDB_val key, val;
 	while ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
-		int64_t t = (int64_t)get_be64(key.mv_data);
-		uint64_t id = get_be64((const uint8_t *)key.mv_data + 8);
+		int64_t t = (int64_t)th_get_be64(key.mv_data);
+		uint64_t id = th_get_be64((const uint8_t *)key.mv_data + 8);
 		if (a->before && t >= a->before)
 			break;
 		if (a->done == CLEAN_CHUNK) {
@@ -1251,7 +1227,7 @@ static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, i
 		return rc;
 	if (key.mv_size != plen + 12 || memcmp(key.mv_data, k, plen) != 0)
 		return MDB_NOTFOUND;
-	uint64_t id = get_be64((const uint8_t *)key.mv_data + plen + 4);
+	uint64_t id = th_get_be64((const uint8_t *)key.mv_data + plen + 4);
 	if ((rc = mdb_cursor_del(cur, 0)))
 		return rc;
 	th_claim *cl = &c->claims[c->nclaimed];
@@ -1268,7 +1244,7 @@ static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, i
 	cl->input_len = 0;
 	if (job->input_len) {
 		uint8_t bk[9];
-		put_be64(bk, id);
+		th_put_be64(bk, id);
 		bk[8] = TH_BLOB_INPUT;
 		MDB_val bkey = {9, bk}, bval;
 		rc = mdb_get(txn, st->blobs, &bkey, &bval);
@@ -1355,8 +1331,8 @@ static int promote_due(th_store *st, MDB_txn *txn, int64_t now, th_cycle *c)
 	MDB_val key, val;
 	c->next_due = 0;
 	while ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
-		int64_t due = (int64_t)get_be64(key.mv_data);
-		uint64_t id = get_be64((const uint8_t *)key.mv_data + 8);
+		int64_t due = (int64_t)th_get_be64(key.mv_data);
+		uint64_t id = th_get_be64((const uint8_t *)key.mv_data + 8);
 		if (due > now || c->promoted == PROMOTE_MAX) {
 			c->next_due = due;
 			break;

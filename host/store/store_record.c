@@ -4,42 +4,13 @@
 
 #include <string.h>
 
+#include "bytes.h"
 #include "error.h"
 
 /* version, status, attempts, max_attempts, id, added, started, finished, input_len,
  * result_len, claim_gen, owner, owner_pid, priority, flags, due, timeout_ms,
  * backoff_ms, parent, last_run, fires, then task and queue strings */
 #define FIXED_LEN (1 + 1 + 4 + 4 + 8 * 8 + 4 + 4 + 4 + 8 + 4 + 4 + 8 + 8 + 4)
-
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static uint8_t *put_str(uint8_t *p, const char *s, size_t max)
 {
@@ -54,25 +25,25 @@ size_t th_record_encode(const th_job *job, uint8_t *buf)
 	uint8_t *p = buf;
 	*p++ = TH_RECORD_VERSION;
 	*p++ = (uint8_t)job->status;
-	p = put_u32(p, job->attempts);
-	p = put_u32(p, job->max_attempts);
-	p = put_u64(p, job->id);
-	p = put_u64(p, (uint64_t)job->added_us);
-	p = put_u64(p, (uint64_t)job->started_us);
-	p = put_u64(p, (uint64_t)job->finished_us);
-	p = put_u64(p, job->input_len);
-	p = put_u64(p, job->result_len);
-	p = put_u64(p, job->claim_gen);
-	p = put_u64(p, job->owner);
-	p = put_u32(p, job->owner_pid);
-	p = put_u32(p, (uint32_t)job->priority);
-	p = put_u32(p, job->flags);
-	p = put_u64(p, (uint64_t)job->due_us);
-	p = put_u32(p, job->timeout_ms);
-	p = put_u32(p, job->backoff_ms);
-	p = put_u64(p, job->parent);
-	p = put_u64(p, job->last_run);
-	p = put_u32(p, job->fires);
+	p = th_put_le32(p, job->attempts);
+	p = th_put_le32(p, job->max_attempts);
+	p = th_put_le64(p, job->id);
+	p = th_put_le64(p, (uint64_t)job->added_us);
+	p = th_put_le64(p, (uint64_t)job->started_us);
+	p = th_put_le64(p, (uint64_t)job->finished_us);
+	p = th_put_le64(p, job->input_len);
+	p = th_put_le64(p, job->result_len);
+	p = th_put_le64(p, job->claim_gen);
+	p = th_put_le64(p, job->owner);
+	p = th_put_le32(p, job->owner_pid);
+	p = th_put_le32(p, (uint32_t)job->priority);
+	p = th_put_le32(p, job->flags);
+	p = th_put_le64(p, (uint64_t)job->due_us);
+	p = th_put_le32(p, job->timeout_ms);
+	p = th_put_le32(p, job->backoff_ms);
+	p = th_put_le64(p, job->parent);
+	p = th_put_le64(p, job->last_run);
+	p = th_put_le32(p, job->fires);
 	p = put_str(p, job->task, TH_TASK_NAME_MAX);
 	p = put_str(p, job->queue, TH_QUEUE_NAME_MAX);
 	return (size_t)(p - buf);
@@ -102,25 +73,25 @@ int th_record_decode(const void *data, size_t len, th_job *job)
 	if (!th_job_status_name(job->status))
 		return TH_EFORMAT;
 	p += 2;
-	job->attempts = get_u32(p), p += 4;
-	job->max_attempts = get_u32(p), p += 4;
-	job->id = get_u64(p), p += 8;
-	job->added_us = (int64_t)get_u64(p), p += 8;
-	job->started_us = (int64_t)get_u64(p), p += 8;
-	job->finished_us = (int64_t)get_u64(p), p += 8;
-	job->input_len = get_u64(p), p += 8;
-	job->result_len = get_u64(p), p += 8;
-	job->claim_gen = get_u64(p), p += 8;
-	job->owner = get_u64(p), p += 8;
-	job->owner_pid = get_u32(p), p += 4;
-	job->priority = (int32_t)get_u32(p), p += 4;
-	job->flags = get_u32(p), p += 4;
-	job->due_us = (int64_t)get_u64(p), p += 8;
-	job->timeout_ms = get_u32(p), p += 4;
-	job->backoff_ms = get_u32(p), p += 4;
-	job->parent = get_u64(p), p += 8;
-	job->last_run = get_u64(p), p += 8;
-	job->fires = get_u32(p), p += 4;
+	job->attempts = th_get_le32(p), p += 4;
+	job->max_attempts = th_get_le32(p), p += 4;
+	job->id = th_get_le64(p), p += 8;
+	job->added_us = (int64_t)th_get_le64(p), p += 8;
+	job->started_us = (int64_t)th_get_le64(p), p += 8;
+	job->finished_us = (int64_t)th_get_le64(p), p += 8;
+	job->input_len = th_get_le64(p), p += 8;
+	job->result_len = th_get_le64(p), p += 8;
+	job->claim_gen = th_get_le64(p), p += 8;
+	job->owner = th_get_le64(p), p += 8;
+	job->owner_pid = th_get_le32(p), p += 4;
+	job->priority = (int32_t)th_get_le32(p), p += 4;
+	job->flags = th_get_le32(p), p += 4;
+	job->due_us = (int64_t)th_get_le64(p), p += 8;
+	job->timeout_ms = th_get_le32(p), p += 4;
+	job->backoff_ms = th_get_le32(p), p += 4;
+	job->parent = th_get_le64(p), p += 8;
+	job->last_run = th_get_le64(p), p += 8;
+	job->fires = th_get_le32(p), p += 4;
 	if (get_str(&p, end, job->task, TH_TASK_NAME_MAX) ||
 	    get_str(&p, end, job->queue, TH_QUEUE_NAME_MAX) || p != end || !job->task[0])
 		return TH_EFORMAT;
