@@ -19,7 +19,6 @@
 #include "datadir.h"
 #include "error.h"
 #include "log.h"
-#include "store/store_lmdb.h"
 #include "store/store.h"
 
 /* keep_finished past this (10 years) is a typo, and in microseconds would overflow */

@@ -56,3 +56,9 @@ bool th_queue_name_valid(const char *name)
 			return false;
 	return true;
 }
+
+double th_job_took(const th_job *j)
+{
+	return j->finished_us && j->started_us ? (double)(j->finished_us - j->started_us) / 1e6
+					       : -1;
+}

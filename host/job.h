@@ -78,5 +78,7 @@ bool th_queue_name_valid(const char *name);
 
 /* completed, error and cancelled: nothing more will happen to the job. */
 bool th_job_status_final(th_job_status s);
+/* Seconds its last run took, from start to finish; -1 while unfinished or never run. */
+double th_job_took(const th_job *j);
 
 #endif

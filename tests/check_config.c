@@ -9,7 +9,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
-#include "store/store_lmdb.h"
+#include "store/store.h"
 #include "testutil.h"
 
 static char *dir, *name;

@@ -12,7 +12,7 @@
 
 #include "clock.h"
 #include "error.h"
-#include "store/store_lmdb.h"
+#include "store/store.h"
 #include "testutil.h"
 
 #define SEC 1000000LL

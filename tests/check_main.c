@@ -16,6 +16,7 @@ Suite *process_suite(void);
 Suite *lifecycle_suite(void);
 Suite *datadir_suite(void);
 Suite *rules_suite(void);
+Suite *jobjson_suite(void);
 
 int main(void)
 {
@@ -31,6 +32,7 @@ int main(void)
 	srunner_add_suite(sr, lifecycle_suite());
 	srunner_add_suite(sr, datadir_suite());
 	srunner_add_suite(sr, rules_suite());
+	srunner_add_suite(sr, jobjson_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int run = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

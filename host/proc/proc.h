@@ -13,7 +13,7 @@
 #include "local/local_progress.h"
 #include "proc/proc_run.h"
 #include "service.h"
-#include "store/store_lmdb.h"
+#include "store/store.h"
 #include "local/local_wake.h"
 
 typedef struct th_processor th_processor;

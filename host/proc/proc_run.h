@@ -11,7 +11,7 @@
 #include "job.h"
 #include "plugin/plugin.h"
 #include "local/local_progress.h"
-#include "store/store_lmdb.h"
+#include "store/store.h"
 #include "taskhost.h"
 
 /* The table every plugin gets at init. */
