@@ -17,6 +17,7 @@ Suite *lifecycle_suite(void);
 Suite *datadir_suite(void);
 Suite *rules_suite(void);
 Suite *jobjson_suite(void);
+Suite *conformance_suite(void);
 
 int main(void)
 {
@@ -33,6 +34,7 @@ int main(void)
 	srunner_add_suite(sr, datadir_suite());
 	srunner_add_suite(sr, rules_suite());
 	srunner_add_suite(sr, jobjson_suite());
+	srunner_add_suite(sr, conformance_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int run = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

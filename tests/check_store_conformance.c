@@ -1,0 +1,384 @@
+/* The store conformance suite: written against the store interface alone
+ * (store/store.h), and run on every registered backend (th_store_backends), each
+ * opened by its URL. Every operation, every refusal, fencing, recovery, cron, unique
+ * keys and pauses. What only LMDB has (map growth, the commit hook, the format) is in
+ * check_store.c. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "store/store.h"
+#include "testutil.h"
+
+#define SEC 1000000LL
+
+static char *dir;
+static th_store *st;
+static th_owner me = {.instance = 0x1111, .pid = 1};
+static int64_t fake_now;
+
+static int64_t fake_clock(void *ud)
+{
+	(void)ud;
+	return __atomic_load_n(&fake_now, __ATOMIC_SEQ_CST);
+}
+
+static void at_time(int64_t t)
+{
+	__atomic_store_n(&fake_now, t, __ATOMIC_SEQ_CST);
+}
+
+static void setup(void)
+{
+	dir = tu_tmpdir();
+	at_time(1800000000 * SEC);
+	th_clock_set_hook(fake_clock, NULL);
+}
+
+static void teardown(void)
+{
+	th_store_close(st);
+	st = NULL;
+	th_clock_set_hook(NULL, NULL);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* Opens backend i's store in the test's directory, by its URL. */
+static void open_backend(int i)
+{
+	char url[4200];
+	snprintf(url, sizeof(url), "%s:%s", th_store_backends[i]->scheme, dir);
+	ck_assert_int_eq(th_store_open(&st, url, NULL), 0);
+}
+
+static int nbackends(void)
+{
+	int n = 0;
+	while (th_store_backends[n])
+		n++;
+	return n;
+}
+
+static uint64_t add(th_store_new n)
+{
+	if (!n.task)
+		n.task = "echo";
+	uint64_t id = 0;
+	ck_assert_int_eq(th_store_add(st, &n, 1, &id, NULL), 0);
+	return id;
+}
+
+static th_job job_of(uint64_t id)
+{
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, id, &j), 0);
+	return j;
+}
+
+/* Claims up to max of queue q as `who`; ids of the claimed go to ids. */
+static size_t claim(const th_owner *who, const char *q, size_t max, uint64_t *ids,
+		    int64_t lease_us)
+{
+	th_claim c[16];
+	th_cycle cy = {.owner = who, .queue = q, .max = max, .lease_us = lease_us, .claims = c};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	for (size_t i = 0; i < cy.nclaimed; i++) {
+		if (ids)
+			ids[i] = c[i].job.id;
+		th_claim_clear(&c[i]);
+	}
+	return cy.nclaimed;
+}
+
+/* Records one outcome under the job's current claim (or gen when not 0). */
+static size_t outcome(uint64_t id, uint64_t gen, th_job_status status, const char *result,
+		      const char *error)
+{
+	th_outcome o = {.id = id, .gen = gen ? gen : job_of(id).claim_gen, .status = status,
+			.result = result, .result_len = result ? strlen(result) : 0,
+			.error = error};
+	th_cycle cy = {.outs = &o, .nout = 1, .owner = &me};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	return cy.stale;
+}
+
+static char *blob(uint64_t id, enum th_blob kind, size_t *len)
+{
+	void *data;
+	size_t n;
+	ck_assert_int_eq(th_store_blob(st, id, kind, &data, &n), 0);
+	if (len)
+		*len = n;
+	return data;
+}
+
+START_TEST(add_get_blob)
+{
+	open_backend(_i);
+	th_store_new n[2] = {{.task = "echo", .queue = "q", .priority = 4, .max_attempts = 5,
+			      .input = "in", .input_len = 2},
+			     {.task = "sleep"}};
+	uint64_t ids[2];
+	ck_assert_int_eq(th_store_add(st, n, 2, ids, NULL), 0);
+	ck_assert_uint_gt(ids[1], ids[0]);
+	th_job j = job_of(ids[0]);
+	ck_assert_int_eq(j.status, TH_JOB_QUEUED);
+	ck_assert_str_eq(j.task, "echo");
+	ck_assert_str_eq(j.queue, "q");
+	ck_assert_int_eq(j.priority, 4);
+	ck_assert_uint_eq(j.max_attempts, 5);
+	ck_assert_uint_eq(j.input_len, 2);
+	size_t len;
+	char *in = blob(ids[0], TH_BLOB_INPUT, &len);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_str_eq(in, "in");
+	free(in);
+	char *none = blob(ids[1], TH_BLOB_RESULT, &len); /* none yet: empty */
+	ck_assert_uint_eq(len, 0);
+	free(none);
+	void *d;
+	ck_assert_int_eq(th_store_get(st, 999, &j), TH_ENOTFOUND);
+	ck_assert_int_eq(th_store_blob(st, 999, TH_BLOB_INPUT, &d, &len), TH_ENOTFOUND);
+	th_store_new bad = {.task = ""};
+	ck_assert_int_eq(th_store_add(st, &bad, 1, ids, NULL), TH_EINVAL);
+	bad = (th_store_new){.task = "echo", .cron = "not a schedule"};
+	ck_assert_int_eq(th_store_add(st, &bad, 1, ids, NULL), TH_EINVAL);
+}
+END_TEST
+
+START_TEST(unique_keys)
+{
+	open_backend(_i);
+	uint64_t a = add((th_store_new){.unique = "k"});
+	th_store_new again = {.task = "echo", .unique = "k"};
+	uint64_t id;
+	bool existed;
+	ck_assert_int_eq(th_store_add(st, &again, 1, &id, &existed), 0);
+	ck_assert(existed);
+	ck_assert_uint_eq(id, a);
+	ck_assert_int_eq(th_store_cancel(st, a), 0); /* finished: the key is free again */
+	ck_assert_int_eq(th_store_add(st, &again, 1, &id, &existed), 0);
+	ck_assert(!existed);
+	ck_assert_uint_ne(id, a);
+}
+END_TEST
+
+START_TEST(claims_in_order_fenced)
+{
+	open_backend(_i);
+	uint64_t low = add((th_store_new){.priority = 0});
+	uint64_t high = add((th_store_new){.priority = 9});
+	uint64_t low2 = add((th_store_new){.priority = 0});
+	uint64_t other = add((th_store_new){.queue = "mail"});
+	uint64_t ids[4];
+	ck_assert_uint_eq(claim(&me, NULL, 4, ids, 60 * SEC), 3);
+	ck_assert_uint_eq(ids[0], high);
+	ck_assert_uint_eq(ids[1], low);
+	ck_assert_uint_eq(ids[2], low2);
+	th_job j = job_of(high);
+	ck_assert_int_eq(j.status, TH_JOB_PROCESSING);
+	ck_assert_uint_eq(j.attempts, 1);
+	ck_assert_uint_eq(j.owner, me.instance);
+	uint64_t queued, processing;
+	ck_assert_int_eq(th_store_pending(st, &queued, &processing), 0);
+	ck_assert_uint_eq(queued, 1);
+	ck_assert_uint_eq(processing, 3);
+	/* outcomes: a stale generation is refused, the current one recorded */
+	ck_assert_uint_eq(outcome(high, j.claim_gen + 1, TH_JOB_COMPLETED, "no", NULL), 1);
+	ck_assert_uint_eq(outcome(high, 0, TH_JOB_COMPLETED, "yes", NULL), 0);
+	j = job_of(high);
+	ck_assert_int_eq(j.status, TH_JOB_COMPLETED);
+	char *r = blob(high, TH_BLOB_RESULT, NULL);
+	ck_assert_str_eq(r, "yes");
+	free(r);
+	ck_assert_uint_eq(outcome(low, 0, TH_JOB_ERROR, NULL, "boom"), 0);
+	char *e = blob(low, TH_BLOB_ERRORS, NULL);
+	ck_assert_str_eq(e, "attempt 1: boom\n");
+	free(e);
+	/* put back: queued again, in its place */
+	ck_assert_uint_eq(outcome(low2, 0, TH_JOB_QUEUED, NULL, NULL), 0);
+	ck_assert_int_eq(job_of(low2).status, TH_JOB_QUEUED);
+	ck_assert_uint_eq(claim(&me, "mail", 4, ids, 60 * SEC), 1);
+	ck_assert_uint_eq(ids[0], other);
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, counts), 0);
+	ck_assert_uint_eq(counts[TH_JOB_COMPLETED], 1);
+	ck_assert_uint_eq(counts[TH_JOB_ERROR], 1);
+	ck_assert_uint_eq(counts[TH_JOB_QUEUED], 1);
+	ck_assert_uint_eq(counts[TH_JOB_PROCESSING], 1);
+}
+END_TEST
+
+static int collect(const th_job *j, void *ud)
+{
+	uint64_t *ids = ud;
+	ids[++ids[0]] = j->id;
+	return ids[0] == 2; /* stop after two */
+}
+
+START_TEST(changes_and_refusals)
+{
+	open_backend(_i);
+	uint64_t held = add((th_store_new){.hold = true});
+	uint64_t q = add((th_store_new){0});
+	ck_assert_int_eq(th_store_retry(st, q), TH_ESTATE);
+	ck_assert_int_eq(th_store_start(st, q), TH_ESTATE);
+	ck_assert_int_eq(th_store_start(st, held), 0);
+	ck_assert_int_eq(job_of(held).status, TH_JOB_QUEUED);
+	uint64_t ids[4];
+	ck_assert_uint_eq(claim(&me, NULL, 1, ids, 60 * SEC), 1);
+	ck_assert_int_eq(th_store_cancel(st, ids[0]), TH_EBUSY); /* running: asked to stop */
+	bool asked[2];
+	uint64_t both[2] = {ids[0], q};
+	ck_assert_int_eq(th_store_cancel_requested(st, both, 2, asked), 0);
+	ck_assert(asked[0]);
+	ck_assert(!asked[1]);
+	ck_assert_uint_eq(outcome(ids[0], 0, TH_JOB_COMPLETED, NULL, NULL), 0);
+	ck_assert_int_eq(job_of(ids[0]).status, TH_JOB_CANCELLED);
+	ck_assert_int_eq(th_store_cancel(st, ids[0]), TH_ESTATE);
+	ck_assert_int_eq(th_store_retry(st, ids[0]), 0);
+	ck_assert_int_eq(job_of(ids[0]).status, TH_JOB_QUEUED);
+	ck_assert_int_eq(th_store_cancel(st, 999), TH_ENOTFOUND);
+	/* list: by id, newest first when reverse, from a cursor, stopping when told */
+	uint64_t seen[4] = {0};
+	ck_assert_int_eq(th_store_list(st, ~0u, 0, true, collect, seen), 0);
+	ck_assert_uint_eq(seen[0], 2);
+	ck_assert_uint_eq(seen[1], q);
+	ck_assert_uint_eq(seen[2], held);
+	memset(seen, 0, sizeof(seen));
+	ck_assert_int_eq(th_store_list(st, ~0u, held, false, collect, seen), 0);
+	ck_assert_uint_eq(seen[0], 1);
+	ck_assert_uint_eq(seen[1], q);
+	/* clean removes finished jobs only */
+	ck_assert_int_eq(th_store_cancel(st, q), 0);
+	uint64_t removed;
+	ck_assert_int_eq(th_store_clean(st, 0, &removed), 0);
+	ck_assert_uint_eq(removed, 1);
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, q, &j), TH_ENOTFOUND);
+	ck_assert_int_eq(th_store_get(st, held, &j), 0);
+}
+END_TEST
+
+START_TEST(queue_pause)
+{
+	open_backend(_i);
+	uint64_t id = add((th_store_new){.queue = "mail"});
+	ck_assert_int_eq(th_store_pause_queue(st, "mail", true), 0);
+	bool paused, ready;
+	int64_t next_due;
+	ck_assert_int_eq(th_store_queue_paused(st, "mail", &paused), 0);
+	ck_assert(paused);
+	ck_assert_int_eq(th_store_peek(st, "mail", &ready, &next_due), 0);
+	ck_assert(!ready);
+	ck_assert_uint_eq(claim(&me, "mail", 1, NULL, 60 * SEC), 0);
+	ck_assert_int_eq(th_store_pause_queue(st, "mail", false), 0);
+	ck_assert_int_eq(th_store_peek(st, "mail", &ready, &next_due), 0);
+	ck_assert(ready);
+	uint64_t ids[1];
+	ck_assert_uint_eq(claim(&me, "mail", 1, ids, 60 * SEC), 1);
+	ck_assert_uint_eq(ids[0], id);
+}
+END_TEST
+
+START_TEST(delays_and_cron)
+{
+	open_backend(_i);
+	int64_t t0 = fake_now;
+	uint64_t later = add((th_store_new){.due_us = t0 + 10 * SEC});
+	uint64_t cron = add((th_store_new){.cron = "every 60s", .input = "c", .input_len = 1});
+	ck_assert_int_eq(job_of(later).status, TH_JOB_DELAYED);
+	ck_assert_int_eq(job_of(cron).status, TH_JOB_CRONJOB);
+	ck_assert_uint_eq(claim(&me, NULL, 4, NULL, 60 * SEC), 0);
+	at_time(t0 + 60 * SEC);
+	uint64_t ids[4];
+	ck_assert_uint_eq(claim(&me, NULL, 4, ids, 60 * SEC), 2); /* the delayed, a cron run */
+	th_job run = job_of(ids[0] == later ? ids[1] : ids[0]);
+	ck_assert_uint_eq(run.parent, cron);
+	ck_assert_uint_eq(job_of(cron).fires, 1);
+	ck_assert_int_eq(job_of(cron).due_us, t0 + 120 * SEC);
+	ck_assert_int_eq(th_store_cron_pause(st, cron, true), 0);
+	ck_assert_int_eq(job_of(cron).due_us, 0);
+	ck_assert_int_eq(th_store_cron_update(st, cron, "every 90s", 1), 0);
+	ck_assert_int_eq(th_store_cron_pause(st, cron, false), 0);
+	ck_assert_int_eq(job_of(cron).due_us, t0 + 150 * SEC);
+	ck_assert_int_eq(th_store_cron_update(st, cron, "bad", -1), TH_EINVAL);
+	ck_assert_int_eq(th_store_cron_update(st, later, NULL, 1), TH_ESTATE);
+}
+END_TEST
+
+START_TEST(leases_recovery)
+{
+	open_backend(_i);
+	/* an owner this host cannot see (another pid namespace): judged by its lease */
+	th_owner self;
+	th_owner_self(&self);
+	th_owner far = {.instance = 0x2222, .pid = 1, .pidns = self.pidns ^ 1};
+	uint64_t id = add((th_store_new){.max_attempts = 2});
+	uint64_t ids[1];
+	ck_assert_uint_eq(claim(&far, NULL, 1, ids, 1), 1);
+	size_t n = 0;
+	ck_assert_int_eq(th_store_renew(st, &far, 60 * SEC, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(th_store_recover(st, &self, &n), 0);
+	ck_assert_uint_eq(n, 0); /* renewed: kept */
+	ck_assert_int_eq(th_store_renew(st, &far, 0, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &self, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	th_job j = job_of(id);
+	ck_assert_int_eq(j.status, TH_JOB_QUEUED);
+	ck_assert_uint_eq(j.attempts, 1);
+	/* started before its claim committed: counted once, out of attempts */
+	uint64_t pair[2] = {id, j.claim_gen + 1};
+	size_t done;
+	ck_assert_int_eq(th_store_recover_started(st, pair, 1, &done), 0);
+	ck_assert_uint_eq(done, 1);
+	j = job_of(id);
+	ck_assert_int_eq(j.status, TH_JOB_ERROR);
+	char *e = blob(id, TH_BLOB_ERROR, NULL);
+	ck_assert_str_eq(e, "host died while starting it, attempts exhausted (2 of 2)");
+	free(e);
+	ck_assert_int_eq(th_store_recover_started(st, pair, 1, &done), 0);
+	ck_assert_uint_eq(done, 0); /* once */
+}
+END_TEST
+
+START_TEST(confirm_same_claims)
+{
+	open_backend(_i);
+	uint64_t id = add((th_store_new){0});
+	uint64_t gen = job_of(id).claim_gen + 1;
+	uint64_t pair[2] = {id, gen};
+	bool lost;
+	ck_assert_int_eq(th_store_confirm(st, &me, 60 * SEC, pair, 1, &lost), 0);
+	ck_assert(!lost);
+	th_job j = job_of(id);
+	ck_assert_int_eq(j.status, TH_JOB_PROCESSING);
+	ck_assert_uint_eq(j.claim_gen, gen);
+	ck_assert_int_eq(th_store_confirm(st, &me, 60 * SEC, pair, 1, &lost), 0);
+	ck_assert(lost); /* it moved on */
+}
+END_TEST
+
+Suite *conformance_suite(void);
+Suite *conformance_suite(void)
+{
+	Suite *s = suite_create("conformance");
+	TCase *tc = tcase_create("backends");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	int n = nbackends();
+	tcase_add_loop_test(tc, add_get_blob, 0, n);
+	tcase_add_loop_test(tc, unique_keys, 0, n);
+	tcase_add_loop_test(tc, claims_in_order_fenced, 0, n);
+	tcase_add_loop_test(tc, changes_and_refusals, 0, n);
+	tcase_add_loop_test(tc, queue_pause, 0, n);
+	tcase_add_loop_test(tc, delays_and_cron, 0, n);
+	tcase_add_loop_test(tc, leases_recovery, 0, n);
+	tcase_add_loop_test(tc, confirm_same_claims, 0, n);
+	suite_add_tcase(s, tc);
+	return s;
+}
