@@ -17,7 +17,8 @@
 #include "proc/proc.h"
 #include "local/local_progress.h"
 #include "proc/proc_run.h"
-#include "store/store_lmdb.h"
+#include "service_test.h"
+#include "store/store.h"
 #include "local/local_wake.h"
 
 #define MAX_QUEUES (1 + TH_QUEUES_MAX) /* the default queue and the named ones */
@@ -713,8 +714,16 @@ void th_service_wait_finished(th_service *svc, uint32_t seq, int64_t timeout_us)
 	th_wake_wait(svc->wake, TH_WAKE_FINISHED, seq, timeout_us);
 }
 
-void th_service_set_commit_hook(th_service *svc, int (*fn)(void *ud, const char *what),
-				void *ud)
+th_store *th_testing_store(th_service *svc)
 {
-	th_store_set_commit_hook(svc->store, fn, ud);
+	return svc->store;
+}
+
+int th_testing_fault(th_service *svc, th_store_fault_fn fn, void *ud)
+{
+	th_store *wrapped;
+	int rc = th_store_fault_open(&wrapped, svc->store, fn, ud);
+	if (rc == 0)
+		svc->store = wrapped;
+	return rc;
 }

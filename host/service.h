@@ -217,12 +217,6 @@ size_t th_service_refused(th_service *svc, size_t i, char *file, size_t filelen,
 			  size_t whylen);
 int th_service_task_info(th_service *svc, size_t i, th_task_info *out);
 
-/* ---- tests ---- */
-
-/* The store's commit hook (th_store_set_commit_hook): tests inject failed commits. */
-void th_service_set_commit_hook(th_service *svc, int (*fn)(void *ud, const char *what),
-				void *ud);
-
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "service_test.h"
+#include "store/store_lmdb.h"
 #include "testutil.h"
 
 static char *dir, *pdir;
@@ -250,12 +252,12 @@ START_TEST(multi_claim_commit_fails_after_start)
 	snprintf(path, sizeof(path), "%s/runs", dir);
 	add_records(path, 6);
 	atomic_int left = 2; /* the first claim, and the first try to make it again */
-	th_service_set_commit_hook(svc, fail_first_claim, &left);
+	th_store_set_commit_hook(th_testing_store(svc), fail_first_claim, &left);
 	use("multi", 3);
 	ck_assert_int_eq(th_service_start_processing(svc), 0);
 	ck_assert(tu_wait_idle(svc, 30));
 	ck_assert_int_eq(th_service_stop_processing(svc), 0);
-	th_service_set_commit_hook(svc, NULL, NULL);
+	th_store_set_commit_hook(th_testing_store(svc), NULL, NULL);
 	ck_assert(tu_captured_has("processor", "started while their claim was written", NULL));
 	ck_assert(tu_captured_has("processor", "claiming", "started job(s) again failed"));
 	ck_assert(!tu_captured_has("store", "stale claim refused", NULL));
@@ -281,7 +283,7 @@ START_TEST(multi_stops_while_claims_cannot_be_written)
 	snprintf(path, sizeof(path), "%s/runs", dir);
 	add_records(path, 3);
 	atomic_int left = 1000000;
-	th_service_set_commit_hook(svc, fail_first_claim, &left);
+	th_store_set_commit_hook(th_testing_store(svc), fail_first_claim, &left);
 	use("multi", 2);
 	ck_assert_int_eq(th_service_start_processing(svc), 0);
 	double end = tu_now() + 30;
@@ -294,7 +296,7 @@ START_TEST(multi_stops_while_claims_cannot_be_written)
 	ck_assert_int_eq(th_service_count(svc, c), 0);
 	ck_assert_uint_eq(c[TH_JOB_QUEUED], 3);
 	ck_assert_uint_eq(inflight_files(), 1);
-	th_service_set_commit_hook(svc, NULL, NULL);
+	th_store_set_commit_hook(th_testing_store(svc), NULL, NULL);
 	ck_assert_int_eq(th_service_start_processing(svc), 0);
 	ck_assert(tu_wait_idle(svc, 30));
 	ck_assert_int_eq(th_service_stop_processing(svc), 0);
@@ -332,7 +334,7 @@ START_TEST(multi_drops_the_outcome_of_a_run_claimed_elsewhere)
 	uint64_t id = add("fx_record", path);
 	atomic_bool open = false;
 	test_thread = pthread_self();
-	th_service_set_commit_hook(svc, fail_others_claims, &open);
+	th_store_set_commit_hook(th_testing_store(svc), fail_others_claims, &open);
 	use("multi", 1);
 	ck_assert_int_eq(th_service_start_processing(svc), 0);
 	wait_logged("claiming", "started job(s) again failed");
@@ -345,7 +347,7 @@ START_TEST(multi_drops_the_outcome_of_a_run_claimed_elsewhere)
 	ck_assert_int_eq(th_service_process_next(svc, id, &ran), 0);
 	ck_assert(ran);
 	ck_assert_int_eq(th_service_stop_processing(svc), 0);
-	th_service_set_commit_hook(svc, NULL, NULL);
+	th_store_set_commit_hook(th_testing_store(svc), NULL, NULL);
 	th_job_status s;
 	ck_assert_int_eq(th_service_status(svc, id, &s), 0);
 	ck_assert_int_eq(s, TH_JOB_COMPLETED);

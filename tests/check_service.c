@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "service_test.h"
 #include "taskhost.h"
 #include "testutil.h"
 
@@ -94,6 +95,56 @@ START_TEST(unknown_job_ids)
 	ck_assert_int_eq(th_service_process_next(svc, 42, &ran), TH_ENOTFOUND);
 	ck_assert(!ran);
 	ck_assert_str_eq(th_strerror(TH_ENOTFOUND), "unknown job id");
+}
+END_TEST
+
+/* A store that refuses chosen operations (store_fault.h): each call fails with the
+ * store's error, changes nothing, and the next one works. */
+struct refusal {
+	const char *op;
+	int rc, left;
+	char seen[256]; /* the operations asked, in order, up to its size */
+};
+
+static int refuse(void *ud, const char *op)
+{
+	struct refusal *r = ud;
+	size_t n = strlen(r->seen);
+	snprintf(r->seen + n, sizeof(r->seen) - n, "%s ", op);
+	if (r->left > 0 && strcmp(op, r->op) == 0) {
+		r->left--;
+		return r->rc;
+	}
+	return 0;
+}
+
+START_TEST(store_refusals)
+{
+	struct refusal r = {"add", TH_EIO, 1, ""};
+	ck_assert_int_eq(th_testing_fault(svc, refuse, &r), 0);
+	uint64_t id;
+	ck_assert_int_eq(th_service_add(svc, "echo", "x", 1, &id), TH_EIO);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_service_count(svc, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 0);
+	id = add("echo", "x");
+	ck_assert_str_eq(r.seen, "add count add ");
+	/* a claim refused: the job stays queued; the next try runs it */
+	r = (struct refusal){"cycle", TH_EFULL, 1, ""};
+	bool ran = true;
+	ck_assert_int_eq(th_service_process_next(svc, 0, &ran), TH_EFULL);
+	ck_assert(!ran);
+	ck_assert_int_eq(status_of(id), TH_JOB_QUEUED);
+	ck_assert_int_eq(th_service_process_next(svc, 0, &ran), 0);
+	ck_assert(ran);
+	ck_assert_int_eq(status_of(id), TH_JOB_COMPLETED);
+	/* a cancel refused leaves the job as it was */
+	uint64_t other = add("echo", "y");
+	r = (struct refusal){"cancel", TH_EIO, 1, ""};
+	ck_assert_int_eq(th_service_cancel(svc, other), TH_EIO);
+	ck_assert_int_eq(status_of(other), TH_JOB_QUEUED);
+	ck_assert_int_eq(th_service_cancel(svc, other), 0);
+	ck_assert_int_eq(status_of(other), TH_JOB_CANCELLED);
 }
 END_TEST
 
@@ -496,6 +547,7 @@ Suite *service_suite(void)
 	tcase_add_test(tc, static_plugin);
 	tcase_add_test(tc, reload_plugins);
 	tcase_add_test(tc, woken_by_add_in_another_process);
+	tcase_add_test(tc, store_refusals);
 	suite_add_tcase(s, tc);
 	return s;
 }
