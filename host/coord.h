@@ -56,7 +56,31 @@ typedef struct th_coord_ops {
 	int (*notes_collect)(th_coord *c, const th_owner *self, th_notes_fn fn, void *ud);
 } th_coord_ops;
 
-/* The single-machine coordination for the data dir `dir` (host/local/). */
+/* The single-machine coordination for the data dir `dir` (host/local/local.c). */
 int th_coord_open_local(th_coord **out, const char *dir);
+
+/* ---- the front: each calls the table of the coordination given (NULL: nothing) ---- */
+
+void th_coord_close(th_coord *c);
+uint32_t th_coord_seq(th_coord *c, enum th_wake_event ev);
+/* Bumps the sequence and wakes every sleeper on it, wherever it sleeps. */
+void th_coord_notify(th_coord *c, enum th_wake_event ev);
+/* Sleeps while the sequence still equals seq, at most timeout_us (< 0: no limit).
+ * Returns early on a notify; spurious returns are possible. */
+void th_coord_wait(th_coord *c, enum th_wake_event ev, uint32_t seq, int64_t timeout_us);
+void th_coord_progress_set(th_coord *c, uint64_t id, double done);
+void th_coord_progress_clear(th_coord *c, uint64_t id);
+/* false when the job reported no progress */
+bool th_coord_progress_get(th_coord *c, uint64_t id, double *done);
+enum th_liveness th_coord_alive(th_coord *c, const th_owner *o);
+int th_coord_notes_open(th_coord *c, const th_owner *self, size_t cap, th_notes **out);
+/* Drops the notes (nothing is in flight once the noting processor stopped), unless
+ * keep: the noted claims never reached the store, and recovery needs them. */
+void th_coord_notes_close(th_coord *c, th_notes *n, bool keep);
+void th_coord_notes_add(th_coord *c, th_notes *n, uint64_t id, uint64_t gen);
+/* The (id, gen) pairs noted since the last clear; returns how many. */
+size_t th_coord_notes_pairs(th_coord *c, const th_notes *n, const uint64_t **pairs);
+void th_coord_notes_clear(th_coord *c, th_notes *n);
+int th_coord_notes_collect(th_coord *c, const th_owner *self, th_notes_fn fn, void *ud);
 
 #endif

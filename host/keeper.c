@@ -9,7 +9,6 @@
 
 #include "clock.h"
 #include "error.h"
-#include "local/local_inflight.h"
 #include "log.h"
 #include "service.h"
 
@@ -24,7 +23,7 @@ struct th_keeper {
 	size_t nprocs;
 };
 
-/* th_inflight_collect's callback: counts the attempts of jobs a dead host started. */
+/* th_coord_notes_collect's callback: counts the attempts of jobs a dead host started. */
 static int recover_started(void *ud, const uint64_t *pairs, size_t n)
 {
 	th_keeper *k = ud;
@@ -59,8 +58,7 @@ static void recover(th_keeper *k)
 			    n, n == 1 ? "" : "s");
 	if (n)
 		kick_all(k);
-	if (k->env.data_dir)
-		th_inflight_collect(k->env.data_dir, &k->env.owner, recover_started, k);
+	th_coord_notes_collect(k->env.coord, &k->env.owner, recover_started, k);
 }
 
 /* Finished jobs older than keep_finished go. */
@@ -108,7 +106,7 @@ static void *keep(void *arg)
 	int64_t last_renew = now, last_scan = now, last_retain = 0;
 	int64_t retain_us = k->env.keep_finished_us / 10 < 60000000 ? k->env.keep_finished_us / 10
 								    : 60000000;
-	uint32_t seq = th_wake_seq(k->env.wake, TH_WAKE_CANCEL);
+	uint32_t seq = th_coord_seq(k->env.coord, TH_WAKE_CANCEL);
 	int64_t deadline = 0;
 	while (!atomic_load(&k->stop)) {
 		now = th_clock_mono_us();
@@ -116,10 +114,10 @@ static void *keep(void *arg)
 		if (deadline && deadline - now < wait)
 			wait = deadline - now;
 		if (wait > 0)
-			th_wake_wait(k->env.wake, TH_WAKE_CANCEL, seq, wait < 1000 ? 1000 : wait);
+			th_coord_wait(k->env.coord, TH_WAKE_CANCEL, seq, wait < 1000 ? 1000 : wait);
 		if (atomic_load(&k->stop))
 			break;
-		uint32_t s = th_wake_seq(k->env.wake, TH_WAKE_CANCEL);
+		uint32_t s = th_coord_seq(k->env.coord, TH_WAKE_CANCEL);
 		if (s != seq) {
 			seq = s;
 			check_cancels(k);
@@ -170,7 +168,7 @@ void th_keeper_stop(th_keeper *k)
 	if (!k)
 		return;
 	atomic_store(&k->stop, true);
-	th_wake_notify(k->env.wake, TH_WAKE_CANCEL);
+	th_coord_notify(k->env.coord, TH_WAKE_CANCEL);
 	pthread_join(k->thread, NULL);
 	pthread_mutex_destroy(&k->mu);
 	free(k);

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "local/local_wake.h"
+#include "coord.h"
 #include "owner.h"
 #include "proc/proc.h"
 #include "store/store.h"
@@ -16,11 +16,10 @@ typedef struct th_keeper th_keeper;
 
 typedef struct th_keeper_env {
 	th_store *store;
-	th_wake *wake;
+	th_coord *coord;
 	th_owner owner;
 	int64_t lease_us;         /* leases are renewed every third of this */
 	int64_t keep_finished_us; /* finished jobs older than this are removed; 0: kept */
-	const char *data_dir;     /* where dead hosts' in-flight notes are; NULL: none */
 } th_keeper_env;
 
 /* Takes back what hosts that died while none ran left (before any claim of this host),

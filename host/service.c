@@ -10,16 +10,15 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "coord.h"
 #include "keeper.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "plugin/plugin.h"
 #include "proc/proc.h"
-#include "local/local_progress.h"
 #include "proc/proc_run.h"
 #include "service_test.h"
 #include "store/store.h"
-#include "local/local_wake.h"
 
 #define MAX_QUEUES (1 + TH_QUEUES_MAX) /* the default queue and the named ones */
 
@@ -35,8 +34,7 @@ struct qproc {
 struct th_service {
 	th_store *store;
 	th_plugins *plugins;
-	th_wake *wake;
-	th_progress_map *progress;
+	th_coord *coord; /* wake-ups, progress, in-flight notes: the local ones */
 	th_owner owner;
 	char *plugin_dir;
 	char *data_dir;
@@ -107,8 +105,7 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	th_store_opts so = {opts->durability, opts->data_dir_group, &lo};
 	int rc;
 	if ((rc = th_store_open(&svc->store, opts->data_dir, &so)) ||
-	    (rc = th_wake_open(&svc->wake, opts->data_dir)) ||
-	    (rc = th_progress_open(&svc->progress, opts->data_dir)) ||
+	    (rc = th_coord_open_local(&svc->coord, opts->data_dir)) ||
 	    (rc = th_plugins_new(&svc->plugins,
 				 opts->inspect_only ? TH_PLUGINS_INSPECT : TH_PLUGINS_RUN,
 				 th_run_api())))
@@ -160,8 +157,7 @@ void th_service_close(th_service *svc)
 		release_api_claims(svc);
 	free(svc->claimed);
 	th_plugins_free(svc->plugins);
-	th_wake_close(svc->wake);
-	th_progress_close(svc->progress);
+	th_coord_close(svc->coord);
 	th_store_close(svc->store);
 	pthread_mutex_destroy(&svc->proc_mu);
 	pthread_mutex_destroy(&svc->stop_mu);
@@ -242,7 +238,7 @@ static int add_all(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *
 	if (nj != stack)
 		free(nj);
 	if (rc == 0)
-		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+		th_coord_notify(svc->coord, TH_WAKE_ADDED);
 	return rc;
 }
 
@@ -305,9 +301,9 @@ int th_service_cancel(th_service *svc, uint64_t id)
 {
 	int rc = th_store_cancel(svc->store, id);
 	if (rc == 0)
-		th_wake_notify(svc->wake, TH_WAKE_FINISHED);
+		th_coord_notify(svc->coord, TH_WAKE_FINISHED);
 	else if (rc == TH_EBUSY) /* the host running it hears of it at once */
-		th_wake_notify(svc->wake, TH_WAKE_CANCEL);
+		th_coord_notify(svc->coord, TH_WAKE_CANCEL);
 	return rc;
 }
 
@@ -315,7 +311,7 @@ int th_service_start(th_service *svc, uint64_t id)
 {
 	int rc = th_store_start(svc->store, id);
 	if (rc == 0)
-		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+		th_coord_notify(svc->coord, TH_WAKE_ADDED);
 	return rc;
 }
 
@@ -323,7 +319,7 @@ int th_service_retry(th_service *svc, uint64_t id)
 {
 	int rc = th_store_retry(svc->store, id);
 	if (rc == 0)
-		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+		th_coord_notify(svc->coord, TH_WAKE_ADDED);
 	return rc;
 }
 
@@ -331,7 +327,7 @@ int th_service_cron_update(th_service *svc, uint64_t id, const char *spec, int c
 {
 	int rc = th_store_cron_update(svc->store, id, spec, catchup);
 	if (rc == 0) /* its next fire may be sooner than what the hosts sleep for */
-		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+		th_coord_notify(svc->coord, TH_WAKE_ADDED);
 	return rc;
 }
 
@@ -339,7 +335,7 @@ int th_service_cron_pause(th_service *svc, uint64_t id, bool paused)
 {
 	int rc = th_store_cron_pause(svc->store, id, paused);
 	if (rc == 0 && !paused)
-		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+		th_coord_notify(svc->coord, TH_WAKE_ADDED);
 	return rc;
 }
 
@@ -359,7 +355,7 @@ int th_service_pause_queue(th_service *svc, const char *queue, bool paused)
 		return TH_EINVAL;
 	int rc = th_store_pause_queue(svc->store, queue_of(queue), paused);
 	if (rc == 0 && !paused)
-		th_wake_notify(svc->wake, TH_WAKE_ADDED);
+		th_coord_notify(svc->coord, TH_WAKE_ADDED);
 	return rc;
 }
 
@@ -408,7 +404,7 @@ static int record(th_service *svc, const th_outcome *o)
 	th_cycle cy = {.outs = o, .nout = 1, .owner = &svc->owner};
 	int rc = th_store_cycle(svc->store, &cy);
 	if (rc == 0)
-		th_wake_notify(svc->wake, TH_WAKE_FINISHED);
+		th_coord_notify(svc->coord, TH_WAKE_FINISHED);
 	return rc ? rc : cy.stale ? TH_ESTATE : 0;
 }
 
@@ -486,7 +482,7 @@ int th_service_process_next(th_service *svc, uint64_t id, bool *ran)
 		th_claim_clear(&c);
 		return rc;
 	}
-	th_run_opts opts = {.max_result = svc->max_result, .progress = svc->progress};
+	th_run_opts opts = {.max_result = svc->max_result, .coord = svc->coord};
 	/* the seed's processNext: no timeouts or cancel requests reach a job run here */
 	th_outcome o;
 	th_run_result r;
@@ -555,10 +551,9 @@ int th_service_start_processing(th_service *svc)
 	pthread_mutex_lock(&svc->proc_mu);
 	int rc = svc->queues[0].proc ? TH_EBUSY : 0;
 	if (rc == 0 && !svc->keeper) {
-		th_keeper_env ke = {.store = svc->store, .wake = svc->wake, .owner = svc->owner,
+		th_keeper_env ke = {.store = svc->store, .coord = svc->coord, .owner = svc->owner,
 				    .lease_us = svc->lease_us,
-				    .keep_finished_us = svc->keep_finished_us,
-				    .data_dir = svc->data_dir};
+				    .keep_finished_us = svc->keep_finished_us};
 		rc = th_keeper_start(&svc->keeper, &ke);
 	}
 	for (size_t i = 0; i < svc->nqueues && rc == 0; i++) {
@@ -567,8 +562,7 @@ int th_service_start_processing(th_service *svc)
 			continue;
 		th_proc_env env = {.store = svc->store,
 				   .plugins = svc->plugins,
-				   .wake = svc->wake,
-				   .progress = svc->progress,
+				   .coord = svc->coord,
 				   .owner = svc->owner,
 				   .max_result = svc->max_result,
 				   .queue = q->name,
@@ -701,17 +695,17 @@ int th_service_task_info(th_service *svc, size_t i, th_task_info *out)
 
 bool th_service_progress(th_service *svc, uint64_t id, double *done)
 {
-	return th_progress_get(svc->progress, id, done);
+	return th_coord_progress_get(svc->coord, id, done);
 }
 
 uint32_t th_service_finished_seq(th_service *svc)
 {
-	return th_wake_seq(svc->wake, TH_WAKE_FINISHED);
+	return th_coord_seq(svc->coord, TH_WAKE_FINISHED);
 }
 
 void th_service_wait_finished(th_service *svc, uint32_t seq, int64_t timeout_us)
 {
-	th_wake_wait(svc->wake, TH_WAKE_FINISHED, seq, timeout_us);
+	th_coord_wait(svc->coord, TH_WAKE_FINISHED, seq, timeout_us);
 }
 
 th_store *th_testing_store(th_service *svc)

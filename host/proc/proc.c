@@ -65,8 +65,8 @@ static void *watch(void *arg)
 	uint32_t seen = p->seq0;
 	pthread_setname_np(pthread_self(), "th-watch");
 	while (!atomic_load(&p->stopping)) {
-		th_wake_wait(p->env.wake, TH_WAKE_ADDED, seen, -1);
-		uint32_t now = th_wake_seq(p->env.wake, TH_WAKE_ADDED);
+		th_coord_wait(p->env.coord, TH_WAKE_ADDED, seen, -1);
+		uint32_t now = th_coord_seq(p->env.coord, TH_WAKE_ADDED);
 		if (now != seen) {
 			seen = now;
 			th_processor_kick(p);
@@ -151,7 +151,7 @@ void th_slot_begin(th_processor *p, th_slot *s, const th_job *job)
 	atomic_store(&s->deadline, timeout > 0 ? th_clock_mono_us() + (int64_t)(timeout * 1e6) : 0);
 	atomic_store(&s->id, job->id);
 	if (timeout > 0) /* the keeper may be asleep for a while: tell it */
-		th_wake_notify(p->env.wake, TH_WAKE_CANCEL);
+		th_coord_notify(p->env.coord, TH_WAKE_CANCEL);
 	if (job->flags & TH_JOB_CANCEL_REQUESTED)
 		atomic_store(&s->cancel, true);
 }
@@ -169,7 +169,7 @@ void th_processor_run(th_processor *p, th_slot *slot, th_plugin_thread *t, const
 	th_slot_begin(p, slot, &c->job);
 	th_run_opts opts = {.cancel = &slot->cancel, .stopping = &p->interrupted,
 			    .timed_out = &slot->timed_out, .timeout = slot->timeout,
-			    .max_result = env->max_result, .progress = env->progress};
+			    .max_result = env->max_result, .coord = env->coord};
 	th_run_claim(t, env->plugins, c, &opts, o, r);
 	th_slot_end(slot);
 	th_processor_note_run(p, r->took_us);
@@ -200,14 +200,14 @@ int th_processor_start(th_processor **out, const th_proc_env *env, const th_stra
 	}
 	/* read before the first claim: an add after this point wakes the watcher, an add
 	 * before it is seen by that claim */
-	p->seq0 = th_wake_seq(env->wake, TH_WAKE_ADDED);
+	p->seq0 = th_coord_seq(env->coord, TH_WAKE_ADDED);
 	int rc = TH_ESYS;
 	if (pthread_create(&p->watcher, NULL, watch, p))
 		goto fail_watcher;
 	if ((rc = s->start(p, &p->state)) == 0)
 		goto started;
 	atomic_store(&p->stopping, true);
-	th_wake_notify(env->wake, TH_WAKE_ADDED);
+	th_coord_notify(env->coord, TH_WAKE_ADDED);
 	pthread_join(p->watcher, NULL);
 fail_watcher:
 	free_processor(p);
@@ -252,7 +252,7 @@ void th_processor_stop(th_processor *p)
 	atomic_store(&p->stopping, true);
 	th_processor_kick(p);
 	p->strategy->stop(p->state);
-	th_wake_notify(p->env.wake, TH_WAKE_ADDED); /* lets the watcher see `stopping` */
+	th_coord_notify(p->env.coord, TH_WAKE_ADDED); /* lets the watcher see `stopping` */
 	pthread_join(p->watcher, NULL);
 	th_log_info("processor", "stopped");
 }
@@ -344,7 +344,7 @@ static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t ma
 	if (next_due && rc == 0)
 		*next_due = c.next_due;
 	if (rc == 0 && c.promoted) /* other queues' processors, other hosts: look */
-		th_wake_notify(p->env.wake, TH_WAKE_ADDED);
+		th_coord_notify(p->env.coord, TH_WAKE_ADDED);
 	return rc;
 }
 
@@ -409,7 +409,7 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 			th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
 				     nout, th_strerror(rc));
 		else if (nout)
-			th_wake_notify(p->env.wake, TH_WAKE_FINISHED);
+			th_coord_notify(p->env.coord, TH_WAKE_FINISHED);
 	}
 	/* how long the strategy may sleep: wait_time, or until the next scheduled job */
 	int64_t w = (int64_t)(p->args.wait_time * 1e6);

@@ -9,12 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coord.h"
 #include "plugin/plugin.h"
-#include "local/local_progress.h"
 #include "proc/proc_run.h"
 #include "service.h"
 #include "store/store.h"
-#include "local/local_wake.h"
 
 typedef struct th_processor th_processor;
 
@@ -22,8 +21,7 @@ typedef struct th_processor th_processor;
 typedef struct th_proc_env {
 	th_store *store;
 	th_plugins *plugins;
-	th_wake *wake;
-	th_progress_map *progress;
+	th_coord *coord; /* wake-ups, progress, in-flight notes */
 	th_owner owner;
 	size_t max_result;
 	const char *queue; /* NULL: the default queue */

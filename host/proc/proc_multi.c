@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "error.h"
-#include "local/local_inflight.h"
 #include "log.h"
 #include "proc/proc_run.h"
 
@@ -45,7 +44,7 @@ struct multi {
 	bool stopping;
 	bool sleeping; /* the dispatcher waits for an event: a finished job must kick it */
 	size_t started; /* claims start_claims handed out this round (dispatcher only) */
-	th_inflight *inflight; /* NULL: jobs start only once their claim committed */
+	th_notes *inflight; /* NULL: jobs start only once their claim committed */
 	bool confirming; /* the commit of started claims failed: make them again first
 			    (dispatcher only) */
 	uint64_t *lost;  /* (id, gen) of runs whose claim could not be made again: their
@@ -112,7 +111,7 @@ static void start_claims(void *ud, th_claim *claims, size_t n)
 	struct multi *m = ud;
 	/* noted first: if this host dies before the commit, the next one counts the attempt */
 	for (size_t i = 0; i < n; i++)
-		th_inflight_add(m->inflight, claims[i].job.id, claims[i].job.claim_gen);
+		th_coord_notes_add(th_processor_env(m->p)->coord, m->inflight, claims[i].job.id, claims[i].job.claim_gen);
 	pthread_mutex_lock(&m->mu);
 	for (size_t i = 0; i < n; i++)
 		m->ready[(m->rhead + m->rlen++) % m->cap] = claims[i];
@@ -127,7 +126,7 @@ static void confirm(struct multi *m)
 {
 	const th_proc_env *env = th_processor_env(m->p);
 	const uint64_t *pairs;
-	size_t n = th_inflight_pairs(m->inflight, &pairs);
+	size_t n = th_coord_notes_pairs(env->coord, m->inflight, &pairs);
 	bool *lost = calloc(n ? n : 1, sizeof(*lost));
 	int rc = lost ? th_store_confirm(env->store, &env->owner, env->lease_us, pairs, n, lost)
 		      : TH_ENOMEM;
@@ -143,7 +142,7 @@ static void confirm(struct multi *m)
 			m->lost[2 * m->nlost] = pairs[2 * i];
 			m->lost[2 * m->nlost++ + 1] = pairs[2 * i + 1];
 		}
-		th_inflight_clear(m->inflight);
+		th_coord_notes_clear(th_processor_env(m->p)->coord, m->inflight);
 		m->confirming = false;
 	} else {
 		th_log_error("processor", "claiming %zu started job(s) again failed: %s; trying "
@@ -250,7 +249,7 @@ static void *dispatch_loop(void *arg)
 			if (m->started && rc)
 				m->confirming = true; /* the outcomes wait for those claims */
 			else if (m->started)
-				th_inflight_clear(m->inflight);
+				th_coord_notes_clear(th_processor_env(m->p)->coord, m->inflight);
 		} else if (!confirm_round) {
 			wait_us = -1; /* nothing to claim room for: a finished job kicks */
 		}
@@ -300,7 +299,7 @@ static void free_multi(struct multi *m)
 	free(m->lost);
 	/* still confirming: the claims never reached the store; the file stays, so the
 	 * host that finds this process gone counts their attempts */
-	th_inflight_close(m->inflight, m->confirming);
+	th_coord_notes_close(th_processor_env(m->p)->coord, m->inflight, m->confirming);
 	free(m);
 }
 
@@ -331,7 +330,7 @@ int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **sta
 	pthread_cond_init(&m->work_cv, NULL);
 	const th_proc_env *env = th_processor_env(p);
 	if (env->data_dir &&
-	    th_inflight_open(&m->inflight, env->data_dir, &env->owner, m->cap) != 0)
+	    th_coord_notes_open(env->coord, &env->owner, m->cap, &m->inflight) != 0)
 		th_log_warn("processor", "jobs start only once their claim is on disk");
 	m->ready = calloc(m->cap, sizeof(*m->ready));
 	m->lost = calloc(2 * m->cap, sizeof(*m->lost));

@@ -263,8 +263,8 @@ static void api_progress(th_ctx *ctx, double done)
 {
 	if (!ctx_enter(ctx, "progress"))
 		return;
-	if (ctx->opts->progress && done == done) /* not NaN */
-		th_progress_set(ctx->opts->progress, ctx->job_id,
+	if (ctx->opts->coord && done == done) /* not NaN */
+		th_coord_progress_set(ctx->opts->coord, ctx->job_id,
 				done < 0 ? 0 : done > 1 ? 1 : done);
 	ctx_leave(ctx);
 }
@@ -404,7 +404,7 @@ void th_run_job(th_plugin_thread *t, const th_task_entry *e, const th_job *job,
 		ret = TH_FAIL;
 	}
 	const th_run_opts *o = opts ? opts : &none;
-	th_progress_clear(o->progress, job->id);
+	th_coord_progress_clear(o->coord, job->id);
 	if (ret != TH_OK && ret != TH_FAIL && ret != TH_RETRY) {
 		free(error);
 		if (asprintf(&error, "task returned %d, not TH_OK, TH_FAIL or TH_RETRY",

@@ -10,7 +10,7 @@
 
 #include "job.h"
 #include "plugin/plugin.h"
-#include "local/local_progress.h"
+#include "coord.h"
 #include "store/store.h"
 #include "taskhost.h"
 
@@ -25,7 +25,7 @@ typedef struct th_run_opts {
 					 run then says "timed out after <timeout> s" */
 	double timeout;
 	size_t max_result;         /* larger results are refused; 0: no limit */
-	th_progress_map *progress; /* where th_progress() reports go; may be NULL */
+	th_coord *coord; /* where th_progress() reports go; may be NULL */
 	void (*heartbeat)(void *ud, uint64_t job_id);
 	void *ud;
 } th_run_opts;

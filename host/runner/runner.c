@@ -18,7 +18,7 @@
 #include "fds.h"
 #include "log.h"
 #include "plugin/plugin.h"
-#include "local/local_progress.h"
+#include "coord.h"
 #include "proc/proc_proto.h"
 #include "proc/proc_run.h"
 
@@ -190,13 +190,13 @@ int main(int argc, char **argv)
 	send_msg(&hello);
 
 	th_plugins *reg;
-	th_progress_map *progress = NULL;
+	th_coord *coord = NULL;
 	if (th_plugins_new(&reg, TH_PLUGINS_RUN, th_run_api()))
 		return 1;
 	th_plugins_allow_insecure_plugins(reg, allow_insecure_plugins);
 	th_plugins_set_load_hook(reg, before_load, &skip);
 	th_plugins_load_dir(reg, plugin_dir, NULL, NULL);
-	th_progress_open(&progress, data_dir);
+	th_coord_open_local(&coord, data_dir);
 	th_msg ready = {.type = TH_MSG_READY, .count = (uint32_t)th_plugins_task_count(reg)};
 	send_msg(&ready);
 
@@ -206,7 +206,7 @@ int main(int argc, char **argv)
 	th_plugin_thread *t;
 	if (th_plugin_thread_new(reg, &t))
 		return 1;
-	th_run_opts opts = {.cancel = &cancel, .max_result = max_result, .progress = progress};
+	th_run_opts opts = {.cancel = &cancel, .max_result = max_result, .coord = coord};
 	for (;;) {
 		pthread_mutex_lock(&mu);
 		while (!job_frame && !quit)
@@ -241,7 +241,7 @@ int main(int argc, char **argv)
 	pthread_join(reader, NULL);
 	th_plugin_thread_free(t);
 	th_plugins_free(reg);
-	th_progress_close(progress);
+	th_coord_close(coord);
 	free(skip.files);
 	return 0;
 }
