@@ -21,26 +21,13 @@ static char *dir, *pdir;
 static th_store *st;
 static th_service *svc;
 static th_owner me;
-static int64_t fake_now;
-
-static int64_t fake_clock(void *ud)
-{
-	(void)ud;
-	return __atomic_load_n(&fake_now, __ATOMIC_SEQ_CST);
-}
-
-static void at_time(int64_t t)
-{
-	__atomic_store_n(&fake_now, t, __ATOMIC_SEQ_CST);
-}
 
 /* ---- on the store, with time in hand ---- */
 
 static void store_setup(void)
 {
 	dir = tu_tmpdir();
-	at_time(1800000000 * SEC); /* 2027-01-15T08:00:00Z */
-	th_clock_set_hook(fake_clock, NULL);
+	tu_clock_at(1800000000 * SEC); /* 2027-01-15T08:00:00Z */
 	th_owner_self(&me);
 	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
 }
@@ -49,7 +36,7 @@ static void store_teardown(void)
 {
 	th_store_close(st);
 	st = NULL;
-	th_clock_set_hook(NULL, NULL);
+	tu_clock_real();
 	tu_rmtree(dir);
 	free(dir);
 }
@@ -105,7 +92,7 @@ static char *blob(uint64_t id, enum th_blob kind)
 
 START_TEST(delayed_until_due)
 {
-	int64_t t0 = fake_now;
+	int64_t t0 = th_clock_now_us();
 	uint64_t id = add((th_store_new){.due_us = t0 + 10 * SEC});
 	ck_assert_int_eq(job_of(id).status, TH_JOB_DELAYED);
 	bool ready;
@@ -114,10 +101,10 @@ START_TEST(delayed_until_due)
 	ck_assert(!ready);
 	ck_assert_int_eq(next_due, t0 + 10 * SEC);
 	th_cycle cy;
-	at_time(t0 + 10 * SEC - 1);
+	tu_clock_at(t0 + 10 * SEC - 1);
 	ck_assert_uint_eq(cycle(&cy), 0); /* not a microsecond early */
 	ck_assert_int_eq(cy.next_due, t0 + 10 * SEC);
-	at_time(t0 + 10 * SEC);
+	tu_clock_at(t0 + 10 * SEC);
 	ck_assert_int_eq(th_store_peek(st, NULL, &ready, &next_due), 0);
 	ck_assert(ready);
 	ck_assert_uint_eq(cycle(&cy), id);
@@ -138,7 +125,7 @@ START_TEST(held_until_started)
 	ck_assert_uint_eq(cycle(NULL), id);
 	ck_assert_int_eq(th_store_start(st, id), TH_ESTATE); /* running now */
 	/* a delayed job can be started early too */
-	uint64_t later = add((th_store_new){.due_us = fake_now + 3600 * SEC});
+	uint64_t later = add((th_store_new){.due_us = th_clock_now_us() + 3600 * SEC});
 	ck_assert_int_eq(th_store_start(st, later), 0);
 	th_cycle cy;
 	ck_assert_uint_eq(cycle(&cy), later);
@@ -149,7 +136,7 @@ END_TEST
 START_TEST(retries_with_backoff)
 {
 	uint64_t id = add((th_store_new){.max_attempts = 3, .backoff_ms = 2000});
-	int64_t t = fake_now;
+	int64_t t = th_clock_now_us();
 	for (unsigned attempt = 1; attempt <= 3; attempt++) {
 		ck_assert_uint_eq(cycle(NULL), id);
 		char msg[32];
@@ -168,7 +155,7 @@ START_TEST(retries_with_backoff)
 		ck_assert_int_le(j.due_us, t + full);
 		ck_assert_uint_eq(cycle(NULL), 0); /* not before its time */
 		t = j.due_us;
-		at_time(t);
+		tu_clock_at(t);
 	}
 	char *last = blob(id, TH_BLOB_ERROR), *all = blob(id, TH_BLOB_ERRORS);
 	ck_assert_str_eq(last, "boom 3");
@@ -196,7 +183,7 @@ END_TEST
 
 START_TEST(cancel_everywhere)
 {
-	uint64_t delayed = add((th_store_new){.due_us = fake_now + 60 * SEC});
+	uint64_t delayed = add((th_store_new){.due_us = th_clock_now_us() + 60 * SEC});
 	uint64_t held = add((th_store_new){.hold = true});
 	uint64_t cron = add((th_store_new){.cron = "every 1m"});
 	uint64_t running = add((th_store_new){0});
@@ -208,7 +195,7 @@ START_TEST(cancel_everywhere)
 	ck_assert_int_eq(job_of(held).status, TH_JOB_CANCELLED);
 	ck_assert_int_eq(job_of(cron).status, TH_JOB_CANCELLED);
 	/* the schedule holds nothing more: no fires, no promotions */
-	at_time(fake_now + 3600 * SEC);
+	tu_clock_at(th_clock_now_us() + 3600 * SEC);
 	th_cycle cy;
 	cycle(&cy);
 	ck_assert_uint_eq(cy.promoted, 0);
@@ -277,13 +264,13 @@ END_TEST
 
 START_TEST(cron_fires_each_time_once)
 {
-	int64_t t0 = fake_now; /* on a whole minute */
+	int64_t t0 = th_clock_now_us(); /* on a whole minute */
 	uint64_t cron = add((th_store_new){.cron = "*/5 * * * *", .input = "tick", .input_len = 4,
 					   .max_attempts = 2, .priority = 3});
 	th_job c = job_of(cron);
 	ck_assert_int_eq(c.status, TH_JOB_CRONJOB);
 	ck_assert_int_eq(c.due_us, t0 + 300 * SEC);
-	at_time(t0 + 300 * SEC);
+	tu_clock_at(t0 + 300 * SEC);
 	th_cycle cy;
 	uint64_t run = cycle(&cy);
 	ck_assert_uint_ne(run, 0);
@@ -313,11 +300,11 @@ END_TEST
 
 START_TEST(cron_missed_fires)
 {
-	int64_t t0 = fake_now;
+	int64_t t0 = th_clock_now_us();
 	uint64_t skip = add((th_store_new){.cron = "every 10s"});
 	uint64_t catchup = add((th_store_new){.cron = "every 10s", .catchup = true});
 	/* no host ran for 100 s */
-	at_time(t0 + 100 * SEC);
+	tu_clock_at(t0 + 100 * SEC);
 	th_cycle cy;
 	cycle(&cy);
 	ck_assert_uint_eq(cy.promoted, 2);
@@ -330,7 +317,7 @@ END_TEST
 
 START_TEST(cron_update_pause_resume)
 {
-	int64_t t0 = fake_now;
+	int64_t t0 = th_clock_now_us();
 	uint64_t cron = add((th_store_new){.cron = "0 * * * *"});
 	ck_assert_int_eq(job_of(cron).due_us, t0 + 3600 * SEC);
 	ck_assert_int_eq(th_store_cron_update(st, cron, "minute=30", 1), 0);
@@ -344,7 +331,7 @@ START_TEST(cron_update_pause_resume)
 	ck_assert_int_eq(th_store_cron_update(st, cron, "0 0 30 2 *", -1), TH_EINVAL);
 	ck_assert_int_eq(th_store_cron_pause(st, cron, true), 0);
 	ck_assert_int_eq(job_of(cron).due_us, 0);
-	at_time(t0 + 7200 * SEC);
+	tu_clock_at(t0 + 7200 * SEC);
 	th_cycle cy;
 	cycle(&cy);
 	ck_assert_uint_eq(cy.promoted, 0); /* paused: no fire */
@@ -358,7 +345,7 @@ END_TEST
 
 START_TEST(cron_once_with_two_processes)
 {
-	int64_t t0 = fake_now;
+	int64_t t0 = th_clock_now_us();
 	uint64_t cron = add((th_store_new){.cron = "* * * * *"});
 	th_store_close(st);
 	st = NULL;
@@ -371,7 +358,7 @@ START_TEST(cron_once_with_two_processes)
 			th_owner_self(&o);
 			if (th_store_open(&mine, dir, NULL))
 				_exit(2);
-			at_time(t0 + 60 * SEC);
+			tu_clock_at(t0 + 60 * SEC);
 			for (int k = 0; k < 50; k++) {
 				th_cycle cy = {.owner = &o};
 				if (th_store_cycle(mine, &cy))
@@ -396,17 +383,17 @@ END_TEST
 
 START_TEST(clean_by_age)
 {
-	int64_t t0 = fake_now;
+	int64_t t0 = th_clock_now_us();
 	uint64_t old = add((th_store_new){0});
 	ck_assert_uint_eq(cycle(NULL), old);
 	outcome(old, TH_JOB_COMPLETED, false, NULL, NULL);
-	at_time(t0 + 7200 * SEC);
+	tu_clock_at(t0 + 7200 * SEC);
 	uint64_t young = add((th_store_new){0});
 	ck_assert_uint_eq(cycle(NULL), young);
 	outcome(young, TH_JOB_COMPLETED, false, NULL, NULL);
 	uint64_t waiting = add((th_store_new){.hold = true});
 	uint64_t removed;
-	ck_assert_int_eq(th_store_clean(st, fake_now - 3600 * SEC, &removed), 0);
+	ck_assert_int_eq(th_store_clean(st, th_clock_now_us() - 3600 * SEC, &removed), 0);
 	ck_assert_uint_eq(removed, 1);
 	th_job j;
 	ck_assert_int_eq(th_store_get(st, old, &j), TH_ENOTFOUND);
@@ -442,7 +429,7 @@ static void svc_teardown(void)
 	th_service_close(svc);
 	svc = NULL;
 	tu_capture_stop();
-	th_clock_set_hook(NULL, NULL);
+	tu_clock_real();
 	tu_rmtree(dir);
 	free(dir);
 	free(pdir);
@@ -635,13 +622,12 @@ START_TEST(retention_removes_old_finished_jobs)
 	th_service_opts so = {.data_dir = data, .plugin_dir = pdir, .keep_finished = 60,
 			      .max_attempts = 1};
 	ck_assert_int_eq(th_service_open(&svc, &so), 0);
-	at_time(th_clock_now_us());
-	th_clock_set_hook(fake_clock, NULL);
+	tu_clock_at(th_clock_now_us());
 	start_multi(2);
 	uint64_t id = add_job("fx_answer", "x", NULL);
 	ck_assert(tu_wait_status(svc, id, TH_JOB_COMPLETED, 30));
 	/* two minutes later (on the job clock), the keeper's next pass removes it */
-	at_time(fake_now + 120 * SEC);
+	tu_clock_at(th_clock_now_us() + 120 * SEC);
 	double end = tu_now() + 30;
 	th_job j;
 	while (th_service_get(svc, id, &j) == 0 && tu_now() < end)

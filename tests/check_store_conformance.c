@@ -18,31 +18,18 @@
 static char *dir;
 static th_store *st;
 static th_owner me = {.instance = 0x1111, .pid = 1};
-static int64_t fake_now;
-
-static int64_t fake_clock(void *ud)
-{
-	(void)ud;
-	return __atomic_load_n(&fake_now, __ATOMIC_SEQ_CST);
-}
-
-static void at_time(int64_t t)
-{
-	__atomic_store_n(&fake_now, t, __ATOMIC_SEQ_CST);
-}
 
 static void setup(void)
 {
 	dir = tu_tmpdir();
-	at_time(1800000000 * SEC);
-	th_clock_set_hook(fake_clock, NULL);
+	tu_clock_at(1800000000 * SEC);
 }
 
 static void teardown(void)
 {
 	th_store_close(st);
 	st = NULL;
-	th_clock_set_hook(NULL, NULL);
+	tu_clock_real();
 	tu_rmtree(dir);
 	free(dir);
 }
@@ -288,13 +275,13 @@ END_TEST
 START_TEST(delays_and_cron)
 {
 	open_backend(_i);
-	int64_t t0 = fake_now;
+	int64_t t0 = th_clock_now_us();
 	uint64_t later = add((th_store_new){.due_us = t0 + 10 * SEC});
 	uint64_t cron = add((th_store_new){.cron = "every 60s", .input = "c", .input_len = 1});
 	ck_assert_int_eq(job_of(later).status, TH_JOB_DELAYED);
 	ck_assert_int_eq(job_of(cron).status, TH_JOB_CRONJOB);
 	ck_assert_uint_eq(claim(&me, NULL, 4, NULL, 60 * SEC), 0);
-	at_time(t0 + 60 * SEC);
+	tu_clock_at(t0 + 60 * SEC);
 	uint64_t ids[4];
 	ck_assert_uint_eq(claim(&me, NULL, 4, ids, 60 * SEC), 2); /* the delayed, a cron run */
 	th_job run = job_of(ids[0] == later ? ids[1] : ids[0]);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 char *tu_tmpdir(void)
@@ -251,4 +252,23 @@ bool tu_wait_idle(th_service *svc, double timeout_s)
 		pause_briefly();
 	} while (tu_now() < end);
 	return false;
+}
+
+static int64_t fake_now;
+
+static int64_t fake_clock(void *ud)
+{
+	(void)ud;
+	return __atomic_load_n(&fake_now, __ATOMIC_SEQ_CST);
+}
+
+void tu_clock_at(int64_t t)
+{
+	__atomic_store_n(&fake_now, t, __ATOMIC_SEQ_CST);
+	th_clock_set_hook(fake_clock, NULL);
+}
+
+void tu_clock_real(void)
+{
+	th_clock_set_hook(NULL, NULL);
 }

@@ -46,4 +46,9 @@ bool tu_wait_idle(th_service *svc, double timeout_s);
 
 double tu_now(void);
 
+/* The job clock in the test's hand: th_clock_now_us() gives t from now on, until
+ * tu_clock_real() gives the clock back. */
+void tu_clock_at(int64_t t);
+void tu_clock_real(void);
+
 #endif
