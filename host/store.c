@@ -1625,14 +1625,25 @@ struct orphan {
 	bool dead; /* owner gone, rather than its lease over */
 };
 
-/* A job taken back from a host that is gone: queued again while it has attempts left,
+/* A job taken back from a host that is gone: cancelled if a cancel was asked while it
+ * ran, else queued again while it has attempts left,
  * else ended in error saying why. Not in the ready index when called. */
 static int give_back(th_store *st, MDB_txn *txn, th_job *job, const char *why, int64_t now)
 {
 	int rc;
 	job->owner = 0;
 	job->owner_pid = 0;
-	if (job->attempts < job->max_attempts) {
+	if (job->flags & TH_JOB_CANCEL_REQUESTED) {
+		/* the cancel asked while it ran holds: not run again */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "cancelled while running (%s before its task "
+			 "returned)", why);
+		job->flags &= ~(uint32_t)TH_JOB_CANCEL_REQUESTED;
+		if ((rc = finish_job(st, txn, job, TH_JOB_CANCELLED, now)) ||
+		    (rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, strlen(msg))))
+			return rc;
+		th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
+	} else if (job->attempts < job->max_attempts) {
 		job->status = TH_JOB_QUEUED;
 		if ((rc = put_ready(st, txn, job)))
 			return rc;
@@ -1648,7 +1659,7 @@ static int give_back(th_store *st, MDB_txn *txn, th_job *job, const char *why, i
 			return rc;
 		th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
 	}
-	if ((rc = put_job(st, txn, job, 0)) == 0 && job->status == TH_JOB_ERROR)
+	if ((rc = put_job(st, txn, job, 0)) == 0 && th_job_status_final(job->status))
 		rc = report_to_cron(st, txn, job);
 	return rc;
 }

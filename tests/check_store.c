@@ -792,6 +792,42 @@ START_TEST(recovers_jobs_of_dead_owner)
 }
 END_TEST
 
+START_TEST(cancel_survives_the_death_of_the_host)
+{
+	uint64_t id = add1("echo", NULL), other = add1("echo", NULL);
+	th_owner gone = dead_owner();
+	ck_assert_uint_eq(claim_as(&gone, 2, NULL, 60000000), 2);
+	ck_assert_int_eq(th_store_cancel(st, id), TH_EBUSY); /* asked while it runs */
+	th_owner me;
+	th_owner_self(&me);
+	size_t recovered = 0;
+	tu_capture_start();
+	ck_assert_int_eq(th_store_recover(st, &me, &recovered), 0);
+	ck_assert_uint_eq(recovered, 2);
+	ck_assert(tu_captured_has("store", "cancelled while running", NULL));
+	tu_capture_stop();
+	/* the cancelled one ends so, not queued for another run; the other is queued again */
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, id, &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_CANCELLED);
+	ck_assert_uint_eq(j.flags & TH_JOB_CANCEL_REQUESTED, 0);
+	ck_assert_uint_eq(j.attempts, 1);
+	ck_assert_int_eq(status_of(other), TH_JOB_QUEUED);
+	void *msg;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, id, TH_BLOB_ERROR, &msg, &len), 0);
+	ck_assert_str_eq(msg, "cancelled while running (host died while running before its "
+			      "task returned)");
+	free(msg);
+	uint64_t ids[2];
+	ck_assert_uint_eq(claim_as(&me, 2, ids, 60000000), 1);
+	ck_assert_uint_eq(ids[0], other);
+	/* and it can be retried like any cancelled job */
+	ck_assert_int_eq(th_store_retry(st, id), 0);
+	ck_assert_int_eq(status_of(id), TH_JOB_QUEUED);
+}
+END_TEST
+
 START_TEST(recovers_expired_leases_and_renews)
 {
 	uint64_t a = add1("echo", NULL), b = add1("echo", NULL);
@@ -1130,6 +1166,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, missing_dir_refused);
 	tcase_add_test(tc, owner_liveness);
 	tcase_add_test(tc, recovers_jobs_of_dead_owner);
+	tcase_add_test(tc, cancel_survives_the_death_of_the_host);
 	tcase_add_test(tc, counts_attempts_of_jobs_a_dead_host_started);
 	tcase_add_test(tc, unfinished_inflight_files_removed_when_old);
 	tcase_add_test(tc, recovers_expired_leases_and_renews);
