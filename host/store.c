@@ -21,7 +21,17 @@
 #define FORMAT_VERSION 3
 #define DEFAULT_MAP (64ull << 20)
 #define DEFAULT_MAX_MAP (16ull << 30)
-#define CLEAN_CHUNK 10000
+#define CLEAN_CHUNK 10000       /* jobs a clean removes per transaction, at most */
+#define ERROR_MAX (64u << 10)   /* bytes of an error message kept; the rest is cut */
+#define ERRORS_MAX (4 * ERROR_MAX) /* bytes of a job's error history kept: the latest */
+/* Map space kept for outcomes, claims and cleaning: adds and cron fires are refused
+ * once they would eat into it (1/RESERVE_SHARE of max_map_size, from RESERVE_MIN up to
+ * RESERVE_MAX, at most half the map); an outcome's bytes may use the first half
+ * of it. LMDB reuses a freed page only two commits later: the reserve must hold the
+ * pages of a few cycles. */
+#define RESERVE_SHARE 8
+#define RESERVE_MIN (256ull << 10)
+#define RESERVE_MAX (64ull << 20)
 #define PROMOTE_MAX 1000        /* scheduled jobs queued per transaction */
 #define MISSED_US 60000000LL    /* a cron fire this late was missed */
 #define DEFAULT_BACKOFF_MS 1000
@@ -103,6 +113,7 @@ static int map_err(int rc, const char *what)
 	case MDB_MAP_FULL: return TH_EFULL;
 	case MDB_NOTFOUND: return TH_ENOTFOUND;
 	case ENOMEM: return TH_ENOMEM;
+	case ENOSPC: return TH_ENOSPC;
 	}
 	if (rc < 0 && rc >= TH_ESYS) /* already one of ours */
 		return rc;
@@ -305,7 +316,12 @@ static int add_error_history(th_store *st, MDB_txn *txn, const th_job *job, cons
 	memcpy(buf + old.mv_size, head, (size_t)hn);
 	memcpy(buf + old.mv_size + hn, msg, ml);
 	buf[n - 1] = '\n';
-	rc = put_blob(st, txn, job->id, TH_BLOB_ERRORS, buf, n);
+	size_t from = 0; /* past ERRORS_MAX: the oldest lines go */
+	if (n > ERRORS_MAX) {
+		char *nl = memchr(buf + n - ERRORS_MAX, '\n', ERRORS_MAX - 1);
+		from = nl ? (size_t)(nl + 1 - buf) : n - ERRORS_MAX;
+	}
+	rc = put_blob(st, txn, job->id, TH_BLOB_ERRORS, buf + from, n - from);
 	free(buf);
 	return rc;
 }
@@ -328,6 +344,34 @@ static int del_timed(MDB_txn *txn, MDB_dbi dbi, int64_t t, uint64_t id)
 	MDB_val key = {16, k};
 	int rc = mdb_del(txn, dbi, &key, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Bytes of the map that hold data: the pages of every database and of the free list's
+ * own tree, not the free pages LMDB reuses (a clean makes room without shrinking the
+ * file). */
+static uint64_t live_bytes(th_store *st, MDB_txn *txn)
+{
+	const MDB_dbi dbis[] = {0 /* the free list */, st->main, st->meta, st->jobs, st->blobs,
+				st->ready, st->running, st->schedule, st->finished, st->unique};
+	uint64_t pages = 2; /* the meta pages */
+	MDB_stat s = {.ms_psize = 4096};
+	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)
+		if (mdb_stat(txn, dbis[i], &s) == 0)
+			pages += s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages;
+	return pages * s.ms_psize;
+}
+
+static uint64_t reserve_bytes(const th_store *st)
+{
+	uint64_t r = st->max_map_size / RESERVE_SHARE;
+	r = r < RESERVE_MIN ? RESERVE_MIN : r > RESERVE_MAX ? RESERVE_MAX : r;
+	return r < st->max_map_size / 2 ? r : st->max_map_size / 2;
+}
+
+/* Whether `more` bytes fit in the map and still leave `keep` bytes of it free. */
+static bool room_for(th_store *st, MDB_txn *txn, uint64_t more, uint64_t keep)
+{
+	return live_bytes(st, txn) + more + keep <= st->max_map_size;
 }
 
 static uint64_t next_random(th_store *st)
@@ -667,7 +711,11 @@ static int put_next_id(th_store *st, MDB_txn *txn, uint64_t next)
 static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 {
 	struct add_args *a = ud;
-	uint64_t next;
+	uint64_t next, bytes = 0;
+	for (size_t i = 0; i < a->n; i++)
+		bytes += a->jobs[i].input_len + TH_RECORD_MAX;
+	if (!room_for(st, txn, bytes, reserve_bytes(st)))
+		return TH_EFULL; /* what is left is for the outcomes of the jobs there are */
 	int rc = get_next_id(st, txn, &next);
 	if (rc)
 		return rc;
@@ -1125,9 +1173,10 @@ struct clean_args {
 	int64_t before;
 	uint64_t done;
 	bool more;
+	uint64_t chunk; /* jobs per transaction */
 };
 
-/* Removes up to CLEAN_CHUNK finished jobs, oldest first, so one clean of a long history
+/* Removes up to a->chunk finished jobs, oldest first, so one clean of a long history
  * never needs one giant transaction. */
 static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 {
@@ -1144,7 +1193,7 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 		uint64_t id = get_be64((const uint8_t *)key.mv_data + 8);
 		if (a->before && t >= a->before)
 			break;
-		if (a->done == CLEAN_CHUNK) {
+		if (a->done == a->chunk) {
 			a->more = true;
 			break;
 		}
@@ -1169,13 +1218,21 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 
 int th_store_clean(th_store *st, int64_t before, uint64_t *removed)
 {
-	struct clean_args a = {before, 0, false};
+	struct clean_args a = {before, 0, false, CLEAN_CHUNK};
 	*removed = 0;
 	do {
 		int rc = write_txn(st, "cleaning jobs", clean_fn, &a);
+		if ((rc == TH_EFULL || rc == TH_ENOSPC || rc == TH_EIO) && a.chunk > 1) {
+			/* a full map or disk: a smaller batch needs fewer new pages, and the
+			 * pages it frees are reused by the next one */
+			a.chunk /= 2;
+			a.more = true;
+			continue;
+		}
 		if (rc)
 			return rc;
 		*removed += a.done;
+		a.chunk = a.chunk * 2 < CLEAN_CHUNK ? a.chunk * 2 : CLEAN_CHUNK;
 	} while (a.more);
 	return 0;
 }
@@ -1228,6 +1285,46 @@ void th_claim_clear(th_claim *c)
 	free(c->input);
 	c->input = NULL;
 	c->input_len = 0;
+}
+
+/* The outcome as it is recorded: an error message cut to ERROR_MAX bytes and, when its
+ * bytes would eat into the last of the reserve, without them (a completed job whose
+ * result is so dropped ends in error), saying so in its error. *buf: what to free. */
+static const th_outcome *fit_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
+				     bool bare, th_outcome *copy, char **buf)
+{
+	*buf = NULL;
+	size_t elen = o->error ? strlen(o->error) : 0;
+	uint64_t keep = reserve_bytes(st) / 2;
+	if (!o->result_len && !elen)
+		return o;
+	if (!bare && elen <= ERROR_MAX && room_for(st, txn, o->result_len + 2 * elen, keep))
+		return o;
+	const size_t note = 80;
+	if (!(*buf = malloc((elen > ERROR_MAX ? ERROR_MAX : note) + note)))
+		return o;
+	*copy = *o;
+	if (elen > ERROR_MAX) {
+		memcpy(*buf, o->error, ERROR_MAX);
+		snprintf(*buf + ERROR_MAX, note, "... (%zu bytes cut)", elen - ERROR_MAX);
+		copy->error = *buf;
+		if (!bare && room_for(st, txn, o->result_len + 2 * (uint64_t)ERROR_MAX + note, keep))
+			return copy;
+	}
+	if (o->result_len) {
+		snprintf(*buf, note, "result of %zu bytes did not fit in the database",
+			 o->result_len);
+		if (copy->status == TH_JOB_COMPLETED)
+			copy->status = TH_JOB_ERROR;
+	} else {
+		snprintf(*buf, note, "error message of %zu bytes did not fit in the database", elen);
+	}
+	th_log_error("store", "job %llu: %s: recorded without it", (unsigned long long)o->id,
+		     *buf);
+	copy->result = NULL;
+	copy->result_len = 0;
+	copy->error = *buf;
+	return copy;
 }
 
 static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
@@ -1468,7 +1565,10 @@ static int promote_due(th_store *st, MDB_txn *txn, int64_t now, th_cycle *c)
 			if ((rc = job_cron(st, txn, &job, &cron)))
 				break;
 			bool missed = now - due > MISSED_US;
-			if (!missed || (job.flags & TH_JOB_CRON_CATCHUP)) {
+			if (!room_for(st, txn, job.input_len + TH_RECORD_MAX, reserve_bytes(st))) {
+				th_log_error("store", "cron job %llu: fire skipped: database full",
+					     (unsigned long long)job.id);
+			} else if (!missed || (job.flags & TH_JOB_CRON_CATCHUP)) {
 				if ((rc = fire_cron(st, txn, &job, now)))
 					break;
 			} else {
@@ -1492,17 +1592,29 @@ static int promote_due(th_store *st, MDB_txn *txn, int64_t now, th_cycle *c)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+struct cycle_args {
+	th_cycle *c;
+	bool bare; /* outcomes without their bytes */
+};
+
 static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 {
-	th_cycle *c = ud;
+	th_cycle *c = ((struct cycle_args *)ud)->c;
 	clear_claims(c); /* from a run before the map grew */
 	c->stale = 0;
 	c->promoted = 0;
 	int64_t now = th_clock_now_us();
 	int rc;
-	for (size_t i = 0; i < c->nout; i++)
-		if ((rc = record_outcome(st, txn, &c->outs[i], c->owner, now, &c->stale)))
+	for (size_t i = 0; i < c->nout; i++) {
+		th_outcome copy;
+		char *buf;
+		const th_outcome *o = fit_outcome(st, txn, &c->outs[i],
+						  ((struct cycle_args *)ud)->bare, &copy, &buf);
+		rc = record_outcome(st, txn, o, c->owner, now, &c->stale);
+		free(buf);
+		if (rc)
 			return rc;
+	}
 	if ((rc = promote_due(st, txn, now, c)))
 		return rc;
 	if (c->started) {
@@ -1545,7 +1657,14 @@ int th_store_cycle(th_store *st, th_cycle *c)
 	c->nclaimed = 0;
 	c->started = 0;
 	c->lost = 0;
-	int rc = write_txn(st, "recording outcomes and claiming", cycle_fn, c);
+	struct cycle_args a = {c, false};
+	int rc = write_txn(st, "recording outcomes and claiming", cycle_fn, &a);
+	if ((rc == TH_EFULL || rc == TH_ENOSPC) && c->nout && !c->started) {
+		/* the last resort at a full map: the outcomes without their bytes, for which
+		 * the reserve is kept */
+		a.bare = true;
+		rc = write_txn(st, "recording outcomes and claiming", cycle_fn, &a);
+	}
 	if (rc) /* claims filled before a failed commit are void */
 		clear_claims(c);
 	return rc;

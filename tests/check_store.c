@@ -475,6 +475,84 @@ START_TEST(map_full_keeps_committed_jobs)
 }
 END_TEST
 
+/* At max_map_size: adds are refused, but the jobs there are still end, their outcomes
+ * recorded (cut, or without their bytes), and clean makes room again. */
+START_TEST(map_full_still_records_outcomes)
+{
+	th_store_close(st);
+	th_store_opts o = {.map_size = 1 << 20, .max_map_size = 1 << 20};
+	ck_assert_int_eq(th_store_open(&st, dir, &o), 0);
+	enum { BIG = 3 << 20 };
+	char *huge = malloc(BIG + 1);
+	memset(huge, 'e', BIG);
+	huge[BIG] = 0;
+	/* with room left: an error message is cut to 64 KiB, saying how much went */
+	uint64_t first = add1("echo", NULL), ids[64];
+	ck_assert_uint_eq(claim(1, ids), 1);
+	finish(first, 1, TH_JOB_ERROR, NULL, huge);
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, first, TH_BLOB_ERROR, &data, &len), 0);
+	char tail[64];
+	snprintf(tail, sizeof(tail), "e... (%d bytes cut)", BIG - (64 << 10));
+	ck_assert_uint_eq(len, (64 << 10) + strlen(tail) - 1);
+	ck_assert_str_eq((char *)data + len - strlen(tail), tail);
+	free(data);
+	/* fill the map with adds until they are refused */
+	char input[4000];
+	memset(input, 'z', sizeof(input));
+	int rc = 0;
+	size_t added = 0;
+	while (rc == 0 && added < 10000) {
+		th_store_new n = NJ("echo", NULL, 0, 0, input, sizeof(input));
+		uint64_t id;
+		if ((rc = th_store_add(st, &n, 1, &id, NULL)) == 0)
+			added++;
+	}
+	ck_assert_int_eq(rc, TH_EFULL);
+	ck_assert_uint_gt(added, 50);
+	/* every one is claimed and ends: half fail with a huge error, half complete with a
+	 * large result, and none stays processing */
+	tu_capture_start();
+	size_t n, ended = 0;
+	while ((n = claim(16, ids)) > 0) {
+		th_outcome outs[16];
+		for (size_t i = 0; i < n; i++)
+			outs[i] = (th_outcome){.id = ids[i], .gen = 1,
+					       .status = ids[i] % 2 ? TH_JOB_ERROR : TH_JOB_COMPLETED,
+					       .error = ids[i] % 2 ? huge : NULL,
+					       .result = huge, .result_len = ids[i] % 2 ? 0 : 200000};
+		ck_assert_uint_eq(record(outs, n), 0);
+		ended += n;
+	}
+	ck_assert_uint_eq(ended, added);
+	ck_assert(tu_captured_has("store", "did not fit in the database: recorded without it",
+				  NULL));
+	tu_capture_stop();
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_PROCESSING], 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 0);
+	ck_assert_uint_eq(c[TH_JOB_COMPLETED] + c[TH_JOB_ERROR], added + 1);
+	uint64_t last = first + added;
+	ck_assert_int_eq(th_store_blob(st, last - (last % 2 ? 0 : 1), TH_BLOB_ERROR, &data,
+				       &len), 0);
+	ck_assert_str_eq(data, "error message of 3145728 bytes did not fit in the database");
+	free(data);
+	/* still full: adds refused */
+	th_store_new one = NJ("echo", NULL, 0, 0, input, sizeof(input));
+	uint64_t id;
+	ck_assert_int_eq(th_store_add(st, &one, 1, &id, NULL), TH_EFULL);
+	/* clean makes room, and adds work again */
+	uint64_t removed;
+	ck_assert_int_eq(th_store_clean(st, 0, &removed), 0);
+	ck_assert_uint_eq(removed, added + 1);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(th_store_add(st, &one, 1, &id, NULL), 0);
+	free(huge);
+}
+END_TEST
+
 START_TEST(map_grows_up_to_limit)
 {
 	th_store_close(st);
@@ -1160,6 +1238,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, survives_reopen);
 	tcase_add_test(tc, map_full_keeps_committed_jobs);
 	tcase_add_test(tc, map_grows_up_to_limit);
+	tcase_add_test(tc, map_full_still_records_outcomes);
 	tcase_add_test(tc, foreign_format_refused);
 	tcase_add_test(tc, ids_continue_from_the_older_layout);
 	tcase_add_test(tc, not_a_database_refused);
