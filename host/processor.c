@@ -470,7 +470,7 @@ static int record_one_by_one(th_processor *p, const th_outcome *outs, size_t nou
 	int worst = 0;
 	for (size_t i = 0; i < nout; i++) {
 		int rc = cycle(p, &outs[i], 1, 0, NULL, NULL, NULL, NULL);
-		if (rc == TH_EFORMAT) {
+		if (rc == TH_EDAMAGED) {
 			th_log_error("processor", "job %llu: outcome dropped: the job's record is "
 				     "damaged", (unsigned long long)outs[i].id);
 			rc = 0;

@@ -178,6 +178,15 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n);
  * counted, and ends in error when it has none left. *done counts them. */
 int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done);
 
+/* Walks every record and every index in one read transaction and reports each
+ * inconsistency as one line ("job 42: in the ready index but its record says
+ * completed") through fn; *jobs counts the records, *problems the lines. A record whose
+ * bytes were damaged but still decode is not seen (LMDB keeps no checksums). Works while
+ * hosts write. TH_EDAMAGED when a read faulted (then the store is closed to use). */
+typedef void (*th_store_problem_fn)(void *ud, const char *line);
+int th_store_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
+		   uint64_t *problems);
+
 /* Tests inject failures here: called before every commit with what the transaction
  * does; a non-zero TH_E* return aborts the transaction and is returned instead. */
 typedef int (*th_store_commit_hook)(void *ud, const char *what);
