@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1216,6 +1217,201 @@ START_TEST(processes_never_claim_twice)
 }
 END_TEST
 
+/* ---- a damaged data dir ---- */
+
+static char *data_path(void)
+{
+	static char path[4096];
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	return path;
+}
+
+static void add_many(int n)
+{
+	char input[300];
+	memset(input, 'd', sizeof(input));
+	for (int i = 0; i < n; i++) {
+		th_store_new j = NJ("echo", NULL, 0, 0, input, sizeof(input));
+		uint64_t id;
+		ck_assert_int_eq(th_store_add(st, &j, 1, &id, NULL), 0);
+	}
+}
+
+START_TEST(truncated_file_refused_at_open)
+{
+	add_many(300);
+	th_store_close(st);
+	st = NULL;
+	struct stat sb;
+	ck_assert_int_eq(stat(data_path(), &sb), 0);
+	ck_assert_int_eq(truncate(data_path(), sb.st_size - 4096), 0);
+	tu_capture_start();
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EDAMAGED);
+	char want[4200];
+	snprintf(want, sizeof(want), "data dir damaged: %s is %lld bytes, its meta page names %lld "
+		 "(truncated?)", data_path(), (long long)sb.st_size - 4096, (long long)sb.st_size);
+	ck_assert(tu_captured_has("store", want, NULL));
+	/* a 0-byte data.mdb in a data dir used before is refused too */
+	ck_assert_int_eq(truncate(data_path(), 0), 0);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EDAMAGED);
+	ck_assert(tu_captured_has("store", "is 0 bytes, too short for its meta pages", NULL));
+	tu_capture_stop();
+	ck_assert_int_eq(unlink(data_path()), 0); /* a new one is fine */
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	ck_assert_uint_eq(add1("echo", NULL), 1);
+}
+END_TEST
+
+START_TEST(fault_in_the_map_closes_the_store)
+{
+	add_many(300);
+	th_store_close(st);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	/* cut short under the open store: its next reads fault (SIGBUS) in the map */
+	ck_assert_int_eq(truncate(data_path(), 8192), 0);
+	tu_capture_start();
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), TH_EDAMAGED);
+	ck_assert(tu_captured_has("store", "data dir damaged: ", "SIGBUS reading offset"));
+	/* from then on every call says so, without touching the map */
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, 1, &j), TH_EDAMAGED);
+	ck_assert_int_eq(th_store_add(st, &NJ("echo", NULL, 0, 0, NULL, 0), 1, (uint64_t[1]){0},
+				      NULL), TH_EDAMAGED);
+	th_claim cl[4];
+	th_cycle cy = {.owner = &owner, .max = 4, .lease_us = 1000000, .claims = cl};
+	ck_assert_int_eq(th_store_cycle(st, &cy), TH_EDAMAGED);
+	ck_assert_uint_eq(cy.nclaimed, 0);
+	ck_assert(tu_captured_has("store", "closed to further use (run 'taskhost check')", NULL));
+	tu_capture_stop();
+}
+END_TEST
+
+/* Changes the store's tables behind its back, through LMDB itself. */
+static void tamper(void (*fn)(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished))
+{
+	th_store_close(st);
+	st = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi jobs, ready, finished;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 12), 0);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "jobs", MDB_INTEGERKEY, &jobs), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "ready", 0, &ready), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "finished", 0, &finished), 0);
+	fn(txn, jobs, ready, finished);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+}
+
+/* job 2: its ready entry goes; job 3: its record is cut; job 4: its record says
+ * completed (still queued) */
+static void break_three(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished)
+{
+	(void)finished;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	ck_assert_int_eq(mdb_cursor_open(txn, ready, &cur), 0);
+	ck_assert_int_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+	ck_assert_int_eq(mdb_cursor_get(cur, &k, &v, MDB_NEXT), 0); /* job 2 */
+	ck_assert_int_eq(mdb_cursor_del(cur, 0), 0);
+	mdb_cursor_close(cur);
+	uint64_t id = 3;
+	MDB_val key = {8, &id};
+	ck_assert_int_eq(mdb_get(txn, jobs, &key, &v), 0);
+	uint8_t rec[512];
+	memcpy(rec, v.mv_data, v.mv_size);
+	MDB_val cut = {v.mv_size - 3, rec};
+	ck_assert_int_eq(mdb_put(txn, jobs, &key, &cut, 0), 0);
+	id = 4;
+	ck_assert_int_eq(mdb_get(txn, jobs, &key, &v), 0);
+	memcpy(rec, v.mv_data, v.mv_size);
+	rec[1] = TH_JOB_COMPLETED;
+	MDB_val done = {v.mv_size, rec};
+	ck_assert_int_eq(mdb_put(txn, jobs, &key, &done, 0), 0);
+}
+
+struct lines {
+	char text[4096];
+	size_t n;
+};
+
+static void collect_line(void *ud, const char *line)
+{
+	struct lines *l = ud;
+	size_t len = strlen(l->text);
+	snprintf(l->text + len, sizeof(l->text) - len, "%s\n", line);
+	l->n++;
+}
+
+START_TEST(check_names_damaged_jobs)
+{
+	for (int i = 0; i < 5; i++)
+		add1("echo", "x");
+	struct lines l = {{0}, 0};
+	uint64_t jobs, problems;
+	ck_assert_int_eq(th_store_check(st, collect_line, &l, &jobs, &problems), 0);
+	ck_assert_uint_eq(jobs, 5);
+	ck_assert_uint_eq(problems, 0);
+	tamper(break_three);
+	ck_assert_int_eq(th_store_check(st, collect_line, &l, &jobs, &problems), 0);
+	ck_assert_uint_eq(problems, l.n);
+	ck_assert_str_eq(l.text, "job 2: queued, but not in the ready index\n"
+				 "job 3: its record does not decode\n"
+				 "job 4: completed, but not in the finished index\n"
+				 "job 3: in the ready index but its record does not decode\n"
+				 "job 4: in the ready index but its record says completed\n");
+	/* a damaged record is named wherever it is read */
+	tu_capture_start();
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, 3, &j), TH_EDAMAGED);
+	char want[4200];
+	snprintf(want, sizeof(want), "data dir damaged: %s: job 3: its record does not decode",
+		 data_path());
+	ck_assert(tu_captured_has("store", want, NULL));
+	ck_assert_int_eq(th_store_list(st, ~0u, 0, false, NULL, NULL), TH_EDAMAGED);
+	/* claims take it out of line and go on with the others */
+	uint64_t ids[8];
+	ck_assert_uint_eq(claim(8, ids), 3);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_uint_eq(ids[1], 4);
+	ck_assert_uint_eq(ids[2], 5);
+	tu_capture_stop();
+}
+END_TEST
+
+static void break_running(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished)
+{
+	(void)ready;
+	(void)finished;
+	uint64_t id = 1;
+	MDB_val key = {8, &id}, v = {5, "bad!!"};
+	ck_assert_int_eq(mdb_put(txn, jobs, &key, &v, 0), 0);
+}
+
+START_TEST(recovery_skips_a_damaged_record)
+{
+	uint64_t a = add1("echo", NULL), b = add1("echo", NULL);
+	th_owner gone = dead_owner();
+	ck_assert_uint_eq(claim_as(&gone, 2, NULL, 60000000), 2);
+	tamper(break_running);
+	th_owner me;
+	th_owner_self(&me);
+	size_t n;
+	tu_capture_start();
+	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(tu_captured_has("store", "job 1: not recovered: its record is damaged", NULL));
+	tu_capture_stop();
+	ck_assert_int_eq(status_of(b), TH_JOB_QUEUED);
+	(void)a;
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -1256,6 +1452,10 @@ Suite *store_suite(void)
 	tcase_add_test(tc, started_claims_survive_the_map_growing);
 	tcase_add_test(tc, threads_never_claim_twice);
 	tcase_add_test(tc, processes_never_claim_twice);
+	tcase_add_test(tc, truncated_file_refused_at_open);
+	tcase_add_test(tc, fault_in_the_map_closes_the_store);
+	tcase_add_test(tc, check_names_damaged_jobs);
+	tcase_add_test(tc, recovery_skips_a_damaged_record);
 	suite_add_tcase(s, tc);
 	return s;
 }
