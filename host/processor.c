@@ -519,6 +519,9 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 		else if (nout)
 			th_wake_notify(p->env.wake, TH_WAKE_FINISHED);
 	}
+	if (rc == TH_EDAMAGED && !atomic_exchange(&p->stopping, true))
+		th_log_error("processor", "the data dir is damaged: this host claims no more jobs "
+			     "(stop it, then run 'taskhost check')");
 	/* how long the strategy may sleep: wait_time, or until the next scheduled job */
 	int64_t w = (int64_t)(p->args.wait_time * 1e6);
 	if (rc || slow)
