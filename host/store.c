@@ -148,6 +148,10 @@ struct guard {
 	struct guard *prev;
 	int sig;
 	uintptr_t offset; /* of the fault, in the map */
+	/* cursors of a read transaction, closed after a fault (volatile: set after
+	 * sigsetjmp, read after the jump) */
+	MDB_cursor *volatile cursors[4];
+	volatile int ncursors;
 };
 
 static _Thread_local struct guard *active_guard;
@@ -251,6 +255,7 @@ static void note_map(th_store *st)
 static void guard_enter(struct guard *g, th_store *st)
 {
 	g->st = st;
+	g->ncursors = 0;
 	g->prev = active_guard;
 	active_guard = g;
 }
@@ -258,6 +263,29 @@ static void guard_enter(struct guard *g, th_store *st)
 static void guard_leave(struct guard *g)
 {
 	active_guard = g->prev;
+}
+
+/* Cursors of read transactions, known to the guard (a write transaction's go with it). */
+static int open_cursor(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cur)
+{
+	/* the table's record is read first, without allocating: a fault there leaks none */
+	MDB_stat ms;
+	int rc = mdb_stat(txn, dbi, &ms);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, dbi, cur);
+	struct guard *g = active_guard;
+	if (rc == 0 && g && g->ncursors < 4)
+		g->cursors[g->ncursors++] = *cur;
+	return rc;
+}
+
+static void close_cursor(MDB_cursor *cur)
+{
+	struct guard *g = active_guard;
+	for (int i = 0; g && i < g->ncursors; i++)
+		if (g->cursors[i] == cur)
+			g->cursors[i] = g->cursors[--g->ncursors];
+	mdb_cursor_close(cur);
 }
 
 static int store_damaged(th_store *st)
@@ -277,6 +305,8 @@ static int guard_fault(struct guard *g, MDB_txn *txn, bool write)
 		     "map (a damaged page, or a file cut short); closed to further use",
 		     st->dir, g->sig == SIGBUS ? "SIGBUS" : "SIGSEGV",
 		     (unsigned long long)g->offset);
+	for (int i = 0; i < g->ncursors; i++)
+		mdb_cursor_close(g->cursors[i]);
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&st->resize);
 	if (write)
@@ -1166,7 +1196,7 @@ static int list_chunk(th_store *st, unsigned mask, uint64_t *pos, bool reverse, 
 	if (rc)
 		return rc;
 	GUARDED_READ(st, txn, rc, {
-		if ((rc = mdb_cursor_open(txn, st->jobs, &cur)) == 0) {
+		if ((rc = open_cursor(txn, st->jobs, &cur)) == 0) {
 			uint64_t k;
 			MDB_val key = id_key(&k, 0), val;
 			MDB_cursor_op op;
@@ -1195,7 +1225,7 @@ static int list_chunk(th_store *st, unsigned mask, uint64_t *pos, bool reverse, 
 				if (mask & (1u << job->status))
 					(*n)++;
 			}
-			mdb_cursor_close(cur);
+			close_cursor(cur);
 		}
 	});
 	*end = rc == MDB_NOTFOUND;
@@ -1284,23 +1314,23 @@ int th_store_peek(th_store *st, const char *queue, bool *ready, int64_t *next_du
 	if (rc)
 		return map_err(rc, "reading the queue");
 	GUARDED_READ(st, txn, rc, {
-		if ((rc = mdb_cursor_open(txn, st->schedule, &cur)) == 0) {
+		if ((rc = open_cursor(txn, st->schedule, &cur)) == 0) {
 			MDB_val key, val;
 			if ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
 				*next_due = (int64_t)get_be64(key.mv_data);
 				*ready = *next_due <= th_clock_now_us(); /* a cycle would queue it */
 			}
-			mdb_cursor_close(cur);
+			close_cursor(cur);
 		}
 		if ((rc == 0 || rc == MDB_NOTFOUND) && !*ready && !queue_paused(st, txn, queue) &&
-		    (rc = mdb_cursor_open(txn, st->ready, &cur)) == 0) {
+		    (rc = open_cursor(txn, st->ready, &cur)) == 0) {
 			uint8_t k[READY_KEY_MAX];
 			size_t plen = queue_prefix(k, queue);
 			MDB_val key = {plen, k}, val;
 			rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 			*ready = rc == 0 && key.mv_size == plen + 12 &&
 				 memcmp(key.mv_data, k, plen) == 0;
-			mdb_cursor_close(cur);
+			close_cursor(cur);
 		}
 	});
 	txn_end(st, txn);
@@ -2200,7 +2230,7 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 	volatile size_t norphans = 0, cap = 0;
 	int64_t now = th_clock_boot_us();
 	GUARDED_READ(st, txn, rc, {
-	if ((rc = mdb_cursor_open(txn, st->running, &cur)) == 0) {
+	if ((rc = open_cursor(txn, st->running, &cur)) == 0) {
 	MDB_val key, val;
 	MDB_cursor_op op = MDB_FIRST;
 	uint64_t last = 0;
@@ -2229,7 +2259,7 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 		}
 		orphans[norphans++] = (struct orphan){key_id(&key), r.gen, dead};
 	}
-	mdb_cursor_close(cur);
+	close_cursor(cur);
 	}
 	});
 	txn_end(st, txn);
@@ -2279,7 +2309,7 @@ static int check_table(struct check *c, MDB_dbi dbi, const char *name, bool intk
 	MDB_cursor *cur;
 	MDB_stat ms;
 	int rc = mdb_stat(c->txn, dbi, &ms);
-	if (rc || (rc = mdb_cursor_open(c->txn, dbi, &cur)))
+	if (rc || (rc = open_cursor(c->txn, dbi, &cur)))
 		return rc;
 	MDB_val key, val;
 	uint8_t prev[512];
@@ -2309,7 +2339,7 @@ static int check_table(struct check *c, MDB_dbi dbi, const char *name, bool intk
 		}
 		fn(c, &key, &val);
 	}
-	mdb_cursor_close(cur);
+	close_cursor(cur);
 	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
