@@ -2230,37 +2230,38 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 	volatile size_t norphans = 0, cap = 0;
 	int64_t now = th_clock_boot_us();
 	GUARDED_READ(st, txn, rc, {
-	if ((rc = open_cursor(txn, st->running, &cur)) == 0) {
-	MDB_val key, val;
-	MDB_cursor_op op = MDB_FIRST;
-	uint64_t last = 0;
-	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
-		op = MDB_NEXT;
-		if ((rc = walk_step(st, "running", &key, false, &last)))
-			break;
-		struct running r;
-		if (get_running(&val, &r) || r.owner.instance == self->instance)
-			continue;
-		/* an owner known to be alive keeps its jobs whatever its lease says (it may be
-		 * stopped, or its clock jumped); the lease speaks only for owners this process
-		 * cannot see */
-		enum th_liveness live = th_owner_alive(&r.owner);
-		bool dead = live == TH_OWNER_DEAD;
-		if (live == TH_OWNER_ALIVE || (!dead && r.lease_until > now))
-			continue;
-		if (norphans == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct orphan *o = realloc((struct orphan *)orphans, cap * sizeof(*o));
-			if (!o) {
-				rc = ENOMEM;
-				break;
+		if ((rc = open_cursor(txn, st->running, &cur)) == 0) {
+			MDB_val key, val;
+			MDB_cursor_op op = MDB_FIRST;
+			uint64_t last = 0;
+			while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+				op = MDB_NEXT;
+				if ((rc = walk_step(st, "running", &key, false, &last)))
+					break;
+				struct running r;
+				if (get_running(&val, &r) || r.owner.instance == self->instance)
+					continue;
+				/* an owner known to be alive keeps its jobs whatever its lease
+				 * says (it may be stopped, or its clock jumped); the lease
+				 * speaks only for owners this process cannot see */
+				enum th_liveness live = th_owner_alive(&r.owner);
+				bool dead = live == TH_OWNER_DEAD;
+				if (live == TH_OWNER_ALIVE || (!dead && r.lease_until > now))
+					continue;
+				if (norphans == cap) {
+					cap = cap ? cap * 2 : 16;
+					struct orphan *o = realloc((struct orphan *)orphans,
+								   cap * sizeof(*o));
+					if (!o) {
+						rc = ENOMEM;
+						break;
+					}
+					orphans = o;
+				}
+				orphans[norphans++] = (struct orphan){key_id(&key), r.gen, dead};
 			}
-			orphans = o;
+			close_cursor(cur);
 		}
-		orphans[norphans++] = (struct orphan){key_id(&key), r.gen, dead};
-	}
-	close_cursor(cur);
-	}
 	});
 	txn_end(st, txn);
 	if (rc && rc != MDB_NOTFOUND) {

@@ -5,7 +5,7 @@
 # task appends a line to a file: one line, however many hosts started).
 . "$(dirname "$0")/lib.sh"
 
-cp "$FIXTURES/fx_crash.so" "$W/plugins/"
+cp "$FIXTURES/fx_good.so" "$W/plugins/"
 # kill_grace long enough that the worker is not killed for ignoring the cancel
 write_config "max_attempts = 5" -- "strategy = process" "max_workers = 1" "kill_grace = 1h"
 runs="$W/runs"
@@ -15,7 +15,7 @@ started() { [ "$(lines)" -ge 1 ]; }
 status_is() { [ "$("$TASKHOST" -c "$CFG" status "$1" 2>/dev/null)" = "$2" ]; }
 
 start_host "$W/host1.log"
-th add crash_record_hang "$runs"
+th add fx_record "$runs hang"
 id=$out
 check "the job started" wait_until 20 started
 th cancel "$id"
