@@ -2059,6 +2059,20 @@ struct renew_args {
 	size_t n;
 };
 
+/* The next entry of the running index (*op: MDB_FIRST, then MDB_NEXT), in id order:
+ * *id and its value (*ok false for one of another format). */
+static int next_running(th_store *st, MDB_cursor *cur, MDB_cursor_op *op, uint64_t *id,
+			struct running *r, bool *ok)
+{
+	MDB_val key, val;
+	int rc = mdb_cursor_get(cur, &key, &val, *op);
+	*op = MDB_NEXT;
+	if (rc || (rc = walk_step(st, "running", &key, false, id)))
+		return rc;
+	*ok = get_running(&val, r) == 0;
+	return 0;
+}
+
 static int renew_fn(th_store *st, MDB_txn *txn, void *ud)
 {
 	struct renew_args *a = ud;
@@ -2067,18 +2081,14 @@ static int renew_fn(th_store *st, MDB_txn *txn, void *ud)
 	int rc = mdb_cursor_open(txn, st->running, &cur);
 	if (rc)
 		return rc;
-	MDB_val key, val;
 	MDB_cursor_op op = MDB_FIRST;
-	uint64_t last = 0;
-	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
-		op = MDB_NEXT;
-		if ((rc = walk_step(st, "running", &key, false, &last)))
-			break;
-		struct running r;
-		if (get_running(&val, &r) || r.owner.instance != a->owner->instance)
+	uint64_t id = 0;
+	struct running r;
+	bool ok;
+	while ((rc = next_running(st, cur, &op, &id, &r, &ok)) == 0) {
+		if (!ok || r.owner.instance != a->owner->instance)
 			continue;
 		r.lease_until = a->until;
-		uint64_t id = key_id(&key);
 		if ((rc = put_running(st, txn, id, &r)))
 			break;
 		a->n++;
@@ -2231,15 +2241,12 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 	int64_t now = th_clock_boot_us();
 	GUARDED_READ(st, txn, rc, {
 		if ((rc = open_cursor(txn, st->running, &cur)) == 0) {
-			MDB_val key, val;
 			MDB_cursor_op op = MDB_FIRST;
-			uint64_t last = 0;
-			while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
-				op = MDB_NEXT;
-				if ((rc = walk_step(st, "running", &key, false, &last)))
-					break;
-				struct running r;
-				if (get_running(&val, &r) || r.owner.instance == self->instance)
+			uint64_t id = 0;
+			struct running r;
+			bool ok;
+			while ((rc = next_running(st, cur, &op, &id, &r, &ok)) == 0) {
+				if (!ok || r.owner.instance == self->instance)
 					continue;
 				/* an owner known to be alive keeps its jobs whatever its lease
 				 * says (it may be stopped, or its clock jumped); the lease
@@ -2258,7 +2265,7 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n)
 					}
 					orphans = o;
 				}
-				orphans[norphans++] = (struct orphan){key_id(&key), r.gen, dead};
+				orphans[norphans++] = (struct orphan){id, r.gen, dead};
 			}
 			close_cursor(cur);
 		}
