@@ -681,9 +681,12 @@ static uint64_t reserve_bytes(const th_store *st)
 	return r < st->max_map_size / 2 ? r : st->max_map_size / 2;
 }
 
-/* Whether `more` bytes fit in the map and still leave `keep` bytes of it free. */
+/* Whether `more` bytes fit in the map and still leave `keep` bytes of it free. While
+ * the map can still grow that far, no need to count its pages. */
 static bool room_for(th_store *st, MDB_txn *txn, uint64_t more, uint64_t keep)
 {
+	if (st->map_size + more + keep <= st->max_map_size)
+		return true;
 	return live_bytes(st, txn) + more + keep <= st->max_map_size;
 }
 
