@@ -37,6 +37,7 @@
  * of it. LMDB reuses a freed page only two commits later: the reserve must hold the
  * pages of a few cycles. */
 #define RESERVE_SHARE 8
+#define BARE_KEEP 256 /* a result or error this short is always kept */
 #define RESERVE_MIN (256ull << 10)
 #define RESERVE_MAX (64ull << 20)
 #define PROMOTE_MAX 1000        /* scheduled jobs queued per transaction */
@@ -1642,16 +1643,17 @@ void th_claim_clear(th_claim *c)
 }
 
 /* The outcome as it is recorded: an error message cut to ERROR_MAX bytes and, when its
- * bytes would eat into the last of the reserve, without them (a completed job whose
- * result is so dropped ends in error), saying so in its error. *buf: what to free. */
+ * bytes (past BARE_KEEP) would eat into the last half of the reserve or `bare` asks,
+ * without them (a completed job whose result is so dropped ends in error), saying so
+ * in its error. *buf: what to free. */
 static const th_outcome *fit_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
 				     bool bare, th_outcome *copy, char **buf)
 {
 	*buf = NULL;
 	size_t elen = o->error ? strlen(o->error) : 0;
 	uint64_t keep = reserve_bytes(st) / 2;
-	if (!o->result_len && !elen)
-		return o;
+	if ((!o->result_len && !elen) || (o->result_len <= BARE_KEEP && elen <= BARE_KEEP))
+		return o; /* a few bytes: as little as the record itself */
 	if (!bare && elen <= ERROR_MAX && room_for(st, txn, o->result_len + 2 * elen, keep))
 		return o;
 	const size_t note = 80;
