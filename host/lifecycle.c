@@ -138,7 +138,12 @@ th_job_status th_lifecycle_give_back(th_job *job, enum th_gone why, int64_t now,
 	}
 	job->owner = 0;
 	job->owner_pid = 0;
-	if (job->attempts < job->max_attempts) {
+	if (job->flags & TH_JOB_CANCEL_REQUESTED) { /* the cancel asked while it ran holds */
+		job->flags &= ~(uint32_t)TH_JOB_CANCEL_REQUESTED;
+		snprintf(msg, msglen, "cancelled while running (%s before its task returned)",
+			 gone_why[why]);
+		th_lifecycle_finish(job, TH_JOB_CANCELLED, now);
+	} else if (job->attempts < job->max_attempts) {
 		job->status = TH_JOB_QUEUED;
 		snprintf(msg, msglen, "%s (attempt %u of %u): queued again", gone_why[why],
 			 job->attempts, job->max_attempts);
@@ -191,6 +196,12 @@ char *th_lifecycle_history(const void *old, size_t oldlen, uint32_t attempt, con
 	memcpy(buf + oldlen, head, (size_t)hn);
 	memcpy(buf + oldlen + hn, msg, ml);
 	buf[n - 1] = '\n';
+	if (n > TH_HISTORY_MAX) { /* the oldest lines go */
+		char *nl = memchr(buf + n - TH_HISTORY_MAX, '\n', TH_HISTORY_MAX - 1);
+		size_t from = nl ? (size_t)(nl + 1 - buf) : n - TH_HISTORY_MAX;
+		memmove(buf, buf + from, n - from);
+		n -= from;
+	}
 	*len = n;
 	return buf;
 }

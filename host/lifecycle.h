@@ -20,6 +20,7 @@
 #define TH_BACKOFF_MAX_MS 3600000      /* no retry waits longer than an hour */
 #define TH_CRON_MISSED_US 60000000LL   /* a cron fire this late was missed */
 #define TH_UNIQUE_KEY_MAX 255
+#define TH_HISTORY_MAX (256u << 10) /* bytes of a job's error history kept: the latest */
 
 /* 0 when a new job may be added at `now`; TH_EINVAL for an empty or too long task name
  * or unique key, a too long queue name, a cron schedule that does not parse or never
@@ -67,8 +68,9 @@ enum th_gone {
 bool th_lifecycle_orphaned(enum th_liveness live, int64_t lease_until, int64_t now,
 			   enum th_gone *why);
 
-/* Gives back a job taken from its owner: queued again while it has attempts left, else
- * ended in error at now. msg gets the line for the log (and, for an error, the job's
+/* Gives back a job taken from its owner: cancelled when a cancel was asked while it ran
+ * (it is not run again), queued again while it has attempts left, else ended in error
+ * at now. msg gets the line for the log (and, for an error, the job's
  * error); returns the new status. TH_GONE_STARTING counts the attempt first. */
 th_job_status th_lifecycle_give_back(th_job *job, enum th_gone why, int64_t now, char *msg,
 				     size_t msglen);
@@ -84,8 +86,9 @@ int64_t th_lifecycle_cron_next(const th_job *cron, const th_cron *c, int64_t now
 /* The run a cron job fires at now, with id `id`; the cron job records it. */
 void th_lifecycle_cron_run(th_job *cron, uint64_t id, int64_t now, th_job *run);
 
-/* The error history with "attempt N: message\n" appended to old (oldlen bytes): a
- * malloc'd buffer of *len bytes, or NULL when out of memory. */
+/* The error history with "attempt N: message\n" appended to old (oldlen bytes), only
+ * its latest TH_HISTORY_MAX bytes (whole lines) kept: a malloc'd buffer of *len bytes,
+ * or NULL when out of memory. */
 char *th_lifecycle_history(const void *old, size_t oldlen, uint32_t attempt, const char *msg,
 			   size_t *len);
 

@@ -382,6 +382,12 @@ int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing)
 	return th_store_pending(svc->store, queued, processing);
 }
 
+int th_service_check(th_service *svc, void (*fn)(void *ud, const char *line), void *ud,
+		     uint64_t *jobs, uint64_t *problems)
+{
+	return th_store_check(svc->store, fn, ud, jobs, problems);
+}
+
 /* ---- the processor calls ---- */
 
 int th_service_has_jobs_waiting(th_service *svc, bool *out)

@@ -136,6 +136,11 @@ int th_service_list(th_service *svc, unsigned mask, uint64_t from, bool reverse,
 int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
 /* Jobs queued and processing, without reading every job (th_store_pending). */
 int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing);
+/* Walks every job record and index of the data dir, read-only (hosts may run), and
+ * calls fn with one line per inconsistency found; *jobs counts the records, *problems
+ * the lines (th_store_check). */
+int th_service_check(th_service *svc, void (*fn)(void *ud, const char *line), void *ud,
+		     uint64_t *jobs, uint64_t *problems);
 
 /* ---- the processor calls of the seed ---- */
 

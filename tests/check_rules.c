@@ -228,6 +228,37 @@ START_TEST(give_back)
 	ck_assert_uint_eq(j.attempts, 3);
 	ck_assert_uint_eq(j.claim_gen, 7);
 	ck_assert_str_eq(msg, "host died while starting it, attempts exhausted (3 of 3)");
+	/* a cancel asked while it ran holds: it ends cancelled, attempts left or not */
+	j = claimed(1, 3);
+	j.flags |= TH_JOB_CANCEL_REQUESTED;
+	ck_assert_int_eq(th_lifecycle_give_back(&j, TH_GONE_DEAD, NOW, msg, sizeof(msg)),
+			 TH_JOB_CANCELLED);
+	ck_assert_str_eq(msg, "cancelled while running (host died while running before its "
+			      "task returned)");
+	ck_assert_uint_eq(j.flags & TH_JOB_CANCEL_REQUESTED, 0);
+	ck_assert_int_eq(j.finished_us, NOW);
+}
+END_TEST
+
+START_TEST(history_keeps_the_latest)
+{
+	size_t len, n = 0;
+	char *h = NULL, big[4096];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	for (uint32_t a = 1; a <= 200; a++) { /* 200 lines of 4 KiB: past TH_HISTORY_MAX */
+		char *next = th_lifecycle_history(h, n, a, big, &len);
+		ck_assert_ptr_nonnull(next);
+		free(h);
+		h = next;
+		n = len;
+	}
+	ck_assert_uint_le(n, TH_HISTORY_MAX);
+	ck_assert_mem_eq(h, "attempt ", 8); /* whole lines: the first one starts a line */
+	ck_assert_int_eq(h[n - 1], '\n');
+	ck_assert_ptr_nonnull(strstr(h, "attempt 200: "));
+	ck_assert_ptr_null(strstr(h, "attempt 1: "));
+	free(h);
 }
 END_TEST
 
@@ -326,6 +357,7 @@ Suite *rules_suite(void)
 	tcase_add_test(tc, outcome_cancel_and_put_back);
 	tcase_add_test(tc, orphans);
 	tcase_add_test(tc, give_back);
+	tcase_add_test(tc, history_keeps_the_latest);
 	tcase_add_test(tc, cron_rules);
 	tcase_add_test(tc, history_lines);
 	tcase_add_test(tc, user_changes);

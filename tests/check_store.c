@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -480,6 +481,85 @@ START_TEST(map_full_keeps_committed_jobs)
 }
 END_TEST
 
+/* At max_map_size: adds are refused, but the jobs there are still end, their outcomes
+ * recorded (cut, or without their bytes), and clean makes room again. */
+START_TEST(map_full_still_records_outcomes)
+{
+	th_store_close(st);
+	th_lmdb_opts lo = {.map_size = 1 << 20, .max_map_size = 1 << 20};
+	th_store_opts o = {.lmdb = &lo};
+	ck_assert_int_eq(th_store_open(&st, dir, &o), 0);
+	enum { BIG = 3 << 20 };
+	char *huge = malloc(BIG + 1);
+	memset(huge, 'e', BIG);
+	huge[BIG] = 0;
+	/* with room left: an error message is cut to 64 KiB, saying how much went */
+	uint64_t first = add1("echo", NULL), ids[64];
+	ck_assert_uint_eq(claim(1, ids), 1);
+	finish(first, 1, TH_JOB_ERROR, NULL, huge);
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, first, TH_BLOB_ERROR, &data, &len), 0);
+	char tail[64];
+	snprintf(tail, sizeof(tail), "e... (%d bytes cut)", BIG - (64 << 10));
+	ck_assert_uint_eq(len, (64 << 10) + strlen(tail) - 1);
+	ck_assert_str_eq((char *)data + len - strlen(tail), tail);
+	free(data);
+	/* fill the map with adds until they are refused */
+	char input[4000];
+	memset(input, 'z', sizeof(input));
+	int rc = 0;
+	size_t added = 0;
+	while (rc == 0 && added < 10000) {
+		th_store_new n = NJ("echo", NULL, 0, 0, input, sizeof(input));
+		uint64_t id;
+		if ((rc = th_store_add(st, &n, 1, &id, NULL)) == 0)
+			added++;
+	}
+	ck_assert_int_eq(rc, TH_EFULL);
+	ck_assert_uint_gt(added, 50);
+	/* every one is claimed and ends: half fail with a huge error, half complete with a
+	 * large result, and none stays processing */
+	tu_capture_start();
+	size_t n, ended = 0;
+	while ((n = claim(16, ids)) > 0) {
+		th_outcome outs[16];
+		for (size_t i = 0; i < n; i++)
+			outs[i] = (th_outcome){.id = ids[i], .gen = 1,
+					       .status = ids[i] % 2 ? TH_JOB_ERROR : TH_JOB_COMPLETED,
+					       .error = ids[i] % 2 ? huge : NULL,
+					       .result = huge, .result_len = ids[i] % 2 ? 0 : 200000};
+		ck_assert_uint_eq(record(outs, n), 0);
+		ended += n;
+	}
+	ck_assert_uint_eq(ended, added);
+	ck_assert(tu_captured_has("store", "did not fit in the database: recorded without it",
+				  NULL));
+	tu_capture_stop();
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_PROCESSING], 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 0);
+	ck_assert_uint_eq(c[TH_JOB_COMPLETED] + c[TH_JOB_ERROR], added + 1);
+	uint64_t last = first + added;
+	ck_assert_int_eq(th_store_blob(st, last - (last % 2 ? 0 : 1), TH_BLOB_ERROR, &data,
+				       &len), 0);
+	ck_assert_str_eq(data, "error message of 3145728 bytes did not fit in the database");
+	free(data);
+	/* still full: adds refused */
+	th_store_new one = NJ("echo", NULL, 0, 0, input, sizeof(input));
+	uint64_t id;
+	ck_assert_int_eq(th_store_add(st, &one, 1, &id, NULL), TH_EFULL);
+	/* clean makes room, and adds work again */
+	uint64_t removed;
+	ck_assert_int_eq(th_store_clean(st, 0, &removed), 0);
+	ck_assert_uint_eq(removed, added + 1);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(th_store_add(st, &one, 1, &id, NULL), 0);
+	free(huge);
+}
+END_TEST
+
 START_TEST(map_grows_up_to_limit)
 {
 	th_store_close(st);
@@ -857,6 +937,42 @@ START_TEST(recovers_jobs_of_dead_owner)
 }
 END_TEST
 
+START_TEST(cancel_survives_the_death_of_the_host)
+{
+	uint64_t id = add1("echo", NULL), other = add1("echo", NULL);
+	th_owner gone = dead_owner();
+	ck_assert_uint_eq(claim_as(&gone, 2, NULL, 60000000), 2);
+	ck_assert_int_eq(th_store_cancel(st, id), TH_EBUSY); /* asked while it runs */
+	th_owner me;
+	th_owner_self(&me);
+	size_t recovered = 0;
+	tu_capture_start();
+	ck_assert_int_eq(th_store_recover(st, &me, &recovered), 0);
+	ck_assert_uint_eq(recovered, 2);
+	ck_assert(tu_captured_has("store", "cancelled while running", NULL));
+	tu_capture_stop();
+	/* the cancelled one ends so, not queued for another run; the other is queued again */
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, id, &j), 0);
+	ck_assert_int_eq(j.status, TH_JOB_CANCELLED);
+	ck_assert_uint_eq(j.flags & TH_JOB_CANCEL_REQUESTED, 0);
+	ck_assert_uint_eq(j.attempts, 1);
+	ck_assert_int_eq(status_of(other), TH_JOB_QUEUED);
+	void *msg;
+	size_t len;
+	ck_assert_int_eq(th_store_blob(st, id, TH_BLOB_ERROR, &msg, &len), 0);
+	ck_assert_str_eq(msg, "cancelled while running (host died while running before its "
+			      "task returned)");
+	free(msg);
+	uint64_t ids[2];
+	ck_assert_uint_eq(claim_as(&me, 2, ids, 60000000), 1);
+	ck_assert_uint_eq(ids[0], other);
+	/* and it can be retried like any cancelled job */
+	ck_assert_int_eq(th_store_retry(st, id), 0);
+	ck_assert_int_eq(status_of(id), TH_JOB_QUEUED);
+}
+END_TEST
+
 START_TEST(recovers_expired_leases_and_renews)
 {
 	uint64_t a = add1("echo", NULL), b = add1("echo", NULL);
@@ -1167,6 +1283,201 @@ START_TEST(processes_never_claim_twice)
 }
 END_TEST
 
+/* ---- a damaged data dir ---- */
+
+static char *data_path(void)
+{
+	static char path[4096];
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	return path;
+}
+
+static void add_many(int n)
+{
+	char input[300];
+	memset(input, 'd', sizeof(input));
+	for (int i = 0; i < n; i++) {
+		th_store_new j = NJ("echo", NULL, 0, 0, input, sizeof(input));
+		uint64_t id;
+		ck_assert_int_eq(th_store_add(st, &j, 1, &id, NULL), 0);
+	}
+}
+
+START_TEST(truncated_file_refused_at_open)
+{
+	add_many(300);
+	th_store_close(st);
+	st = NULL;
+	struct stat sb;
+	ck_assert_int_eq(stat(data_path(), &sb), 0);
+	ck_assert_int_eq(truncate(data_path(), sb.st_size - 4096), 0);
+	tu_capture_start();
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EDAMAGED);
+	char want[4200];
+	snprintf(want, sizeof(want), "data dir damaged: %s is %lld bytes, its meta page names %lld "
+		 "(truncated?)", data_path(), (long long)sb.st_size - 4096, (long long)sb.st_size);
+	ck_assert(tu_captured_has("store", want, NULL));
+	/* a 0-byte data.mdb in a data dir used before is refused too */
+	ck_assert_int_eq(truncate(data_path(), 0), 0);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EDAMAGED);
+	ck_assert(tu_captured_has("store", "is 0 bytes, too short for its meta pages", NULL));
+	tu_capture_stop();
+	ck_assert_int_eq(unlink(data_path()), 0); /* a new one is fine */
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	ck_assert_uint_eq(add1("echo", NULL), 1);
+}
+END_TEST
+
+START_TEST(fault_in_the_map_closes_the_store)
+{
+	add_many(300);
+	th_store_close(st);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	/* cut short under the open store: its next reads fault (SIGBUS) in the map */
+	ck_assert_int_eq(truncate(data_path(), 8192), 0);
+	tu_capture_start();
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), TH_EDAMAGED);
+	ck_assert(tu_captured_has("store", "data dir damaged: ", "SIGBUS reading offset"));
+	/* from then on every call says so, without touching the map */
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, 1, &j), TH_EDAMAGED);
+	ck_assert_int_eq(th_store_add(st, &NJ("echo", NULL, 0, 0, NULL, 0), 1, (uint64_t[1]){0},
+				      NULL), TH_EDAMAGED);
+	th_claim cl[4];
+	th_cycle cy = {.owner = &owner, .max = 4, .lease_us = 1000000, .claims = cl};
+	ck_assert_int_eq(th_store_cycle(st, &cy), TH_EDAMAGED);
+	ck_assert_uint_eq(cy.nclaimed, 0);
+	ck_assert(tu_captured_has("store", "closed to further use (run 'taskhost check')", NULL));
+	tu_capture_stop();
+}
+END_TEST
+
+/* Changes the store's tables behind its back, through LMDB itself. */
+static void tamper(void (*fn)(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished))
+{
+	th_store_close(st);
+	st = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi jobs, ready, finished;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 12), 0);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "jobs", MDB_INTEGERKEY, &jobs), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "ready", 0, &ready), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "finished", 0, &finished), 0);
+	fn(txn, jobs, ready, finished);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+}
+
+/* job 2: its ready entry goes; job 3: its record is cut; job 4: its record says
+ * completed (still queued) */
+static void break_three(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished)
+{
+	(void)finished;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	ck_assert_int_eq(mdb_cursor_open(txn, ready, &cur), 0);
+	ck_assert_int_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+	ck_assert_int_eq(mdb_cursor_get(cur, &k, &v, MDB_NEXT), 0); /* job 2 */
+	ck_assert_int_eq(mdb_cursor_del(cur, 0), 0);
+	mdb_cursor_close(cur);
+	uint64_t id = 3;
+	MDB_val key = {8, &id};
+	ck_assert_int_eq(mdb_get(txn, jobs, &key, &v), 0);
+	uint8_t rec[512];
+	memcpy(rec, v.mv_data, v.mv_size);
+	MDB_val cut = {v.mv_size - 3, rec};
+	ck_assert_int_eq(mdb_put(txn, jobs, &key, &cut, 0), 0);
+	id = 4;
+	ck_assert_int_eq(mdb_get(txn, jobs, &key, &v), 0);
+	memcpy(rec, v.mv_data, v.mv_size);
+	rec[1] = TH_JOB_COMPLETED;
+	MDB_val done = {v.mv_size, rec};
+	ck_assert_int_eq(mdb_put(txn, jobs, &key, &done, 0), 0);
+}
+
+struct lines {
+	char text[4096];
+	size_t n;
+};
+
+static void collect_line(void *ud, const char *line)
+{
+	struct lines *l = ud;
+	size_t len = strlen(l->text);
+	snprintf(l->text + len, sizeof(l->text) - len, "%s\n", line);
+	l->n++;
+}
+
+START_TEST(check_names_damaged_jobs)
+{
+	for (int i = 0; i < 5; i++)
+		add1("echo", "x");
+	struct lines l = {{0}, 0};
+	uint64_t jobs, problems;
+	ck_assert_int_eq(th_store_check(st, collect_line, &l, &jobs, &problems), 0);
+	ck_assert_uint_eq(jobs, 5);
+	ck_assert_uint_eq(problems, 0);
+	tamper(break_three);
+	ck_assert_int_eq(th_store_check(st, collect_line, &l, &jobs, &problems), 0);
+	ck_assert_uint_eq(problems, l.n);
+	ck_assert_str_eq(l.text, "job 2: queued, but not in the ready index\n"
+				 "job 3: its record does not decode\n"
+				 "job 4: completed, but not in the finished index\n"
+				 "job 3: in the ready index but its record does not decode\n"
+				 "job 4: in the ready index but its record says completed\n");
+	/* a damaged record is named wherever it is read */
+	tu_capture_start();
+	th_job j;
+	ck_assert_int_eq(th_store_get(st, 3, &j), TH_EDAMAGED);
+	char want[4200];
+	snprintf(want, sizeof(want), "data dir damaged: %s: job 3: its record does not decode",
+		 data_path());
+	ck_assert(tu_captured_has("store", want, NULL));
+	ck_assert_int_eq(th_store_list(st, ~0u, 0, false, NULL, NULL), TH_EDAMAGED);
+	/* claims take it out of line and go on with the others */
+	uint64_t ids[8];
+	ck_assert_uint_eq(claim(8, ids), 3);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_uint_eq(ids[1], 4);
+	ck_assert_uint_eq(ids[2], 5);
+	tu_capture_stop();
+}
+END_TEST
+
+static void break_running(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished)
+{
+	(void)ready;
+	(void)finished;
+	uint64_t id = 1;
+	MDB_val key = {8, &id}, v = {5, "bad!!"};
+	ck_assert_int_eq(mdb_put(txn, jobs, &key, &v, 0), 0);
+}
+
+START_TEST(recovery_skips_a_damaged_record)
+{
+	uint64_t a = add1("echo", NULL), b = add1("echo", NULL);
+	th_owner gone = dead_owner();
+	ck_assert_uint_eq(claim_as(&gone, 2, NULL, 60000000), 2);
+	tamper(break_running);
+	th_owner me;
+	th_owner_self(&me);
+	size_t n;
+	tu_capture_start();
+	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(tu_captured_has("store", "job 1: not recovered: its record is damaged", NULL));
+	tu_capture_stop();
+	ck_assert_int_eq(status_of(b), TH_JOB_QUEUED);
+	(void)a;
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -1189,6 +1500,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, survives_reopen);
 	tcase_add_test(tc, map_full_keeps_committed_jobs);
 	tcase_add_test(tc, map_grows_up_to_limit);
+	tcase_add_test(tc, map_full_still_records_outcomes);
 	tcase_add_test(tc, foreign_format_refused);
 	tcase_add_test(tc, ids_continue_from_the_older_layout);
 	tcase_add_test(tc, not_a_database_refused);
@@ -1197,6 +1509,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, owner_liveness);
 	tcase_add_test(tc, owner_on_another_machine);
 	tcase_add_test(tc, recovers_jobs_of_dead_owner);
+	tcase_add_test(tc, cancel_survives_the_death_of_the_host);
 	tcase_add_test(tc, counts_attempts_of_jobs_a_dead_host_started);
 	tcase_add_test(tc, unfinished_inflight_files_removed_when_old);
 	tcase_add_test(tc, recovers_expired_leases_and_renews);
@@ -1207,6 +1520,10 @@ Suite *store_suite(void)
 	tcase_add_test(tc, started_claims_survive_the_map_growing);
 	tcase_add_test(tc, threads_never_claim_twice);
 	tcase_add_test(tc, processes_never_claim_twice);
+	tcase_add_test(tc, truncated_file_refused_at_open);
+	tcase_add_test(tc, fault_in_the_map_closes_the_store);
+	tcase_add_test(tc, check_names_damaged_jobs);
+	tcase_add_test(tc, recovery_skips_a_damaged_record);
 	suite_add_tcase(s, tc);
 	return s;
 }

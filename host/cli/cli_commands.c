@@ -645,6 +645,32 @@ static int stats_job(const th_job *job, void *ud)
 	return 0;
 }
 
+static void print_problem(void *ud, const char *line)
+{
+	(void)ud;
+	printf("%s\n", line);
+}
+
+int th_cmd_check(th_cli *cli)
+{
+	int rc = th_cli_open(cli, false);
+	if (rc)
+		return TH_EXIT_USAGE; /* said why */
+	uint64_t jobs, problems;
+	if ((rc = th_service_check(cli->svc, print_problem, NULL, &jobs, &problems))) {
+		th_cli_fail(rc, 0, "check");
+		return TH_EXIT_USAGE;
+	}
+	if (problems)
+		printf("%s: %llu job%s, %llu problem%s found\n", cli->cfg.data_dir,
+		       (unsigned long long)jobs, jobs == 1 ? "" : "s",
+		       (unsigned long long)problems, problems == 1 ? "" : "s");
+	else
+		printf("%s: %llu job%s, every index consistent: clean\n", cli->cfg.data_dir,
+		       (unsigned long long)jobs, jobs == 1 ? "" : "s");
+	return problems ? TH_EXIT_FAIL : TH_EXIT_OK;
+}
+
 int th_cmd_stats(th_cli *cli)
 {
 	int rc = th_cli_open(cli, false);

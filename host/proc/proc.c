@@ -349,25 +349,14 @@ static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t ma
 }
 
 /* A batch of outcomes failed to commit: record them one at a time, so that one that
- * cannot be recorded (a result too large for what is left of the database, a damaged
- * record) holds up neither the others nor the jobs queued behind it. */
+ * cannot be recorded (a damaged record; at a full map the store records an outcome
+ * without its bytes) holds up neither the others nor the jobs queued behind it. */
 static int record_one_by_one(th_processor *p, const th_outcome *outs, size_t nout)
 {
 	int worst = 0;
 	for (size_t i = 0; i < nout; i++) {
 		int rc = cycle(p, &outs[i], 1, 0, NULL, NULL, NULL, NULL);
-		if (rc == TH_EFULL && outs[i].result_len) {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "result of %zu bytes did not fit in the database",
-				 outs[i].result_len);
-			th_outcome o = {.id = outs[i].id, .gen = outs[i].gen, .status = TH_JOB_ERROR,
-					.error = msg};
-			rc = cycle(p, &o, 1, 0, NULL, NULL, NULL, NULL);
-			if (rc == 0)
-				th_log_error("processor", "job %llu: %s: ended in error",
-					     (unsigned long long)o.id, msg);
-		}
-		if (rc == TH_EFORMAT) {
+		if (rc == TH_EDAMAGED) {
 			th_log_error("processor", "job %llu: outcome dropped: the job's record is "
 				     "damaged", (unsigned long long)outs[i].id);
 			rc = 0;
@@ -386,7 +375,7 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 	*nclaimed = 0;
 	int64_t next_due = 0;
 	int rc = 0;
-	bool ready = true;
+	bool ready = true, slow = false;
 	if (nout == 0) {
 		/* a read transaction is enough to see there is nothing to claim, and costs far
 		 * less than the write one when many idle processors are woken */
@@ -401,9 +390,14 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 		if (rc && nout && !s.started) {
 			rc = record_one_by_one(p, outs, nout);
 			/* the outcomes are recorded now: claims that start only once committed,
-			 * so that a failure here cannot send them back as unrecorded */
-			if (rc == 0 && max)
-				rc = cycle(p, NULL, 0, max, claims, nclaimed, &next_due, NULL);
+			 * and whose failure is not theirs (recorded twice, they would be refused
+			 * as stale) */
+			int crc = rc == 0 && max ? cycle(p, NULL, 0, max, claims, nclaimed, &next_due,
+							 NULL) : 0;
+			if (crc) {
+				th_log_error("processor", "claiming failed: %s", th_strerror(crc));
+				slow = true;
+			}
 		}
 		if (rc)
 			th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
@@ -411,9 +405,12 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 		else if (nout)
 			th_coord_notify(p->env.coord, TH_WAKE_FINISHED);
 	}
+	if (rc == TH_EDAMAGED && !atomic_exchange(&p->stopping, true))
+		th_log_error("processor", "the data dir is damaged: this host claims no more jobs "
+			     "(stop it, then run 'taskhost check')");
 	/* how long the strategy may sleep: wait_time, or until the next scheduled job */
 	int64_t w = (int64_t)(p->args.wait_time * 1e6);
-	if (rc)
+	if (rc || slow)
 		w = 100000; /* look again soon after a failure, but do not spin */
 	if (next_due) {
 		int64_t until = next_due - th_clock_now_us();

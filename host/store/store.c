@@ -164,6 +164,12 @@ int th_store_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool 
 	return ops(st)->cancel_requested(st, ids, n, requested);
 }
 
+int th_store_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
+		   uint64_t *problems)
+{
+	return ops(st)->check(st, fn, ud, jobs, problems);
+}
+
 void th_claim_clear(th_claim *c)
 {
 	free(c->input);

@@ -108,6 +108,7 @@ typedef struct th_cycle {
 } th_cycle;
 
 typedef int (*th_store_list_fn)(const th_job *job, void *ud);
+typedef void (*th_store_problem_fn)(void *ud, const char *line);
 
 /* What a backend implements. Every write is one transaction: all of it or none of it
  * is stored. Each returns 0 or a negative TH_E* (error.h); TH_ENOTFOUND for an unknown
@@ -155,6 +156,9 @@ typedef struct th_store_ops {
 	int (*peek)(th_store *st, const char *queue, bool *ready, int64_t *next_due);
 	int (*queue_paused)(th_store *st, const char *queue, bool *paused);
 	int (*cancel_requested)(th_store *st, const uint64_t *ids, size_t n, bool *requested);
+	/* every record against every index: one line per problem (th_store_check) */
+	int (*check)(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
+		     uint64_t *problems);
 } th_store_ops;
 
 /* A backend defines struct th_store for itself, its first member being
@@ -233,6 +237,14 @@ int th_store_recover(th_store *st, const th_owner *self, size_t *n);
  * (coord.h's notes): each job still queued one generation behind that claim has the
  * attempt counted, and ends in error when it has none left. *done counts them. */
 int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done);
+
+/* Walks every record and every index in one read transaction and reports each
+ * inconsistency as one line ("job 42: in the ready index but its record says
+ * completed") through fn; *jobs counts the records, *problems the lines. A record whose
+ * bytes were damaged but still decode is not seen (LMDB keeps no checksums). Works while
+ * hosts write. TH_EDAMAGED when a read faulted (then the store is closed to use). */
+int th_store_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
+		   uint64_t *problems);
 
 /* ---- the registry ---- */
 

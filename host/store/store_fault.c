@@ -141,6 +141,13 @@ static int fault_queue_paused(th_store *st, const char *queue, bool *paused)
 	return rc ? rc : th_store_queue_paused(st->inner, queue, paused);
 }
 
+static int fault_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
+		       uint64_t *problems)
+{
+	int rc = st->fn(st->ud, "check");
+	return rc ? rc : th_store_check(st->inner, fn, ud, jobs, problems);
+}
+
 static int fault_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool *requested)
 {
 	int rc = st->fn(st->ud, "cancel_requested");
@@ -178,6 +185,7 @@ static const th_store_ops fault_ops = {
 	.peek = fault_peek,
 	.queue_paused = fault_queue_paused,
 	.cancel_requested = fault_cancel_requested,
+	.check = fault_check,
 };
 
 int th_store_fault_open(th_store **out, th_store *inner, th_store_fault_fn fn, void *ud)

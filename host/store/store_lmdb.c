@@ -5,13 +5,20 @@
 #include "store/store_lmdb.h"
 
 #include <errno.h>
+#include <link.h>
 #include <lmdb.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bytes.h"
 #include "clock.h"
@@ -23,7 +30,17 @@
 #include "store/store_record.h"
 
 #define FORMAT_VERSION 3
-#define CLEAN_CHUNK 10000
+#define CLEAN_CHUNK 10000       /* jobs a clean removes per transaction, at most */
+#define ERROR_MAX (64u << 10)   /* bytes of an error message kept; the rest is cut */
+/* Map space kept for outcomes, claims and cleaning: adds and cron fires are refused
+ * once they would eat into it (1/RESERVE_SHARE of max_map_size, from RESERVE_MIN up to
+ * RESERVE_MAX, at most half the map); an outcome's bytes may use the first half
+ * of it. LMDB reuses a freed page only two commits later: the reserve must hold the
+ * pages of a few cycles. */
+#define RESERVE_SHARE 8
+#define BARE_KEEP 256 /* a result or error this short is always kept */
+#define RESERVE_MIN (256ull << 10)
+#define RESERVE_MAX (64ull << 20)
 #define PROMOTE_MAX 1000        /* scheduled jobs queued per transaction */
 #define READY_KEY_MAX (TH_QUEUE_NAME_MAX + 1 + 4 + 8)
 #define MAX_READERS 1024
@@ -44,6 +61,11 @@ struct th_store {
 	pthread_rwlock_t resize;
 	_Atomic(th_store_commit_hook) hook;
 	void *_Atomic hook_ud;
+	char *dir;
+	/* the map, for the fault guard: where it is, how long */
+	_Atomic uintptr_t map_base;
+	_Atomic size_t map_len;
+	atomic_bool failed; /* a fault in the map: every call is TH_EDAMAGED from then on */
 };
 
 /* ---- keys ---- */
@@ -78,11 +100,280 @@ static int map_err(int rc, const char *what)
 	case MDB_MAP_FULL: return TH_EFULL;
 	case MDB_NOTFOUND: return TH_ENOTFOUND;
 	case ENOMEM: return TH_ENOMEM;
+	case ENOSPC: return TH_ENOSPC;
 	}
-	if (rc < 0 && rc >= TH_ESYS) /* already one of ours */
+	if (rc < 0 && rc >= TH_ELOCKLOST) /* already one of ours */
 		return rc;
 	th_log_error("store", "%s: %s", what, mdb_strerror(rc));
 	return TH_EIO;
+}
+
+/* ---- damage: the fault guard, the meta pages ---- */
+
+/* A damaged page can make LMDB read out of its map (SIGSEGV) or past the end of a
+ * shortened file (SIGBUS), or follow a pointer it computed from damaged bytes. Each
+ * store call runs its transaction under a guard: a fault in a guarded section whose
+ * address lies in the map of the guarded store (or just past it), or that LMDB's own
+ * code made, jumps back to the call, which marks the store failed and returns
+ * TH_EDAMAGED. Any other fault goes on to the handler that was there before (a
+ * sanitizer's) or the default action, with a core. */
+struct guard {
+	sigjmp_buf jb;
+	th_store *st;
+	struct guard *prev;
+	int sig;
+	uintptr_t offset; /* of the fault, in the map */
+	/* cursors of a read transaction, closed after a fault (volatile: set after
+	 * sigsetjmp, read after the jump) */
+	MDB_cursor *volatile cursors[4];
+	volatile int ncursors;
+};
+
+static _Thread_local struct guard *active_guard;
+static struct sigaction old_segv, old_bus;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static uintptr_t lmdb_text, lmdb_text_end; /* liblmdb's code */
+#define MAP_SLACK (64u << 10) /* a read that runs off the map's end faults this near it */
+
+static int find_lmdb(struct dl_phdr_info *info, size_t size, void *ud)
+{
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t from = info->dlpi_addr + ph->p_vaddr, fn = (uintptr_t)ud;
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && fn >= from &&
+		    fn < from + ph->p_memsz) {
+			lmdb_text = from;
+			lmdb_text_end = from + ph->p_memsz;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static uintptr_t fault_pc(void *uc)
+{
+#if defined(__x86_64__)
+	return (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	return (uintptr_t)((ucontext_t *)uc)->uc_mcontext.pc;
+#else
+	(void)uc;
+	return 0;
+#endif
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+	struct guard *g = active_guard;
+	if (g) {
+		uintptr_t a = (uintptr_t)si->si_addr, base = atomic_load(&g->st->map_base);
+		uintptr_t pc = fault_pc(uc);
+		if ((base && a >= base && a - base < atomic_load(&g->st->map_len) + MAP_SLACK) ||
+		    (pc >= lmdb_text && pc < lmdb_text_end)) {
+			active_guard = g->prev;
+			g->sig = sig;
+			g->offset = a - base;
+			siglongjmp(g->jb, 1);
+		}
+	}
+	const struct sigaction *old = sig == SIGBUS ? &old_bus : &old_segv;
+	if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+		old->sa_sigaction(sig, si, uc);
+	} else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+		old->sa_handler(sig);
+	} else {
+		/* a real bug: returning runs the faulting access again, now fatal */
+		signal(sig, SIG_DFL);
+		if (si->si_code <= 0)
+			raise(sig);
+	}
+}
+
+static void install_guard(void)
+{
+	struct sigaction sa = {.sa_sigaction = on_fault,
+			       .sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+	dl_iterate_phdr(find_lmdb, (void *)(uintptr_t)mdb_txn_begin);
+}
+
+/* The map moved or changed size: under the resize lock, held exclusively. LMDB does
+ * not say where it mapped the file (me_mapaddr is only for MDB_FIXEDMAP): the mapping
+ * of data.mdb's inode in /proc/self/maps does. */
+static void note_map(th_store *st)
+{
+	int fd = -1;
+	struct stat sb;
+	MDB_envinfo info;
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f || mdb_env_get_fd(st->env, &fd) || fstat(fd, &sb) || mdb_env_info(st->env, &info)) {
+		if (f)
+			fclose(f);
+		return;
+	}
+	unsigned long from, to, ino;
+	char line[4096];
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &from, &to, &ino) == 3 &&
+		    ino == sb.st_ino && to - from == info.me_mapsize) {
+			atomic_store(&st->map_len, to - from);
+			atomic_store(&st->map_base, (uintptr_t)from);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static void guard_enter(struct guard *g, th_store *st)
+{
+	g->st = st;
+	g->ncursors = 0;
+	g->prev = active_guard;
+	active_guard = g;
+}
+
+static void guard_leave(struct guard *g)
+{
+	active_guard = g->prev;
+}
+
+/* Cursors of read transactions, known to the guard (a write transaction's go with it). */
+static int open_cursor(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cur)
+{
+	/* the table's record is read first, without allocating: a fault there leaks none */
+	MDB_stat ms;
+	int rc = mdb_stat(txn, dbi, &ms);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, dbi, cur);
+	struct guard *g = active_guard;
+	if (rc == 0 && g && g->ncursors < 4)
+		g->cursors[g->ncursors++] = *cur;
+	return rc;
+}
+
+static void close_cursor(MDB_cursor *cur)
+{
+	struct guard *g = active_guard;
+	for (int i = 0; g && i < g->ncursors; i++)
+		if (g->cursors[i] == cur)
+			g->cursors[i] = g->cursors[--g->ncursors];
+	mdb_cursor_close(cur);
+}
+
+static int store_damaged(th_store *st)
+{
+	th_log_error("store", "data dir damaged: %s/data.mdb: a read of its map faulted "
+		     "before; closed to further use (run 'taskhost check')", st->dir);
+	return TH_EDAMAGED;
+}
+
+/* After a fault: the transaction (read or write) is given up and the store closed to
+ * further use. LMDB's own state is not touched beyond that: jobs committed stay. */
+static int guard_fault(struct guard *g, MDB_txn *txn, bool write)
+{
+	th_store *st = g->st;
+	atomic_store(&st->failed, true);
+	th_log_error("store", "data dir damaged: %s/data.mdb: %s reading offset %llu of its "
+		     "map (a damaged page, or a file cut short); closed to further use",
+		     st->dir, g->sig == SIGBUS ? "SIGBUS" : "SIGSEGV",
+		     (unsigned long long)g->offset);
+	for (int i = 0; i < g->ncursors; i++)
+		mdb_cursor_close(g->cursors[i]);
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&st->resize);
+	if (write)
+		th_envlock_write_end(st->lock);
+	return TH_EDAMAGED;
+}
+
+/* Runs the statements given (no return or break at their top level) in the read
+ * transaction `txn` begun with txn_begin, under the guard: on a fault, rc is
+ * TH_EDAMAGED and txn NULL (over). */
+#define GUARDED_READ(st, txn, rc, ...)                                     \
+	do {                                                               \
+		struct guard g_;                                           \
+		guard_enter(&g_, (st));                                    \
+		if (sigsetjmp(g_.jb, 0)) {                                 \
+			(rc) = guard_fault(&g_, (txn), false);             \
+			(txn) = NULL;                                      \
+			break;                                             \
+		}                                                          \
+		__VA_ARGS__;                                               \
+		guard_leave(&g_);                                          \
+	} while (0)
+
+/* LMDB's meta pages, read before the file is mapped: at page 0 and page 1, each a page
+ * header then MDB_meta (lmdb.h's on-disk format, 64-bit). */
+#define PAGE_HDR 16
+#define META_MAGIC 0xBEEFC0DEu
+#define META_VERSION 1
+#define META_LEN (4 + 4 + 8 + 8 + 2 * 48 + 8 + 8)
+
+struct meta {
+	uint32_t magic, version, psize;
+	uint64_t last_pg, txnid;
+};
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static bool read_meta(int fd, off_t at, struct meta *m)
+{
+	uint8_t b[PAGE_HDR + META_LEN];
+	if (pread(fd, b, sizeof(b), at) != (ssize_t)sizeof(b))
+		return false;
+	const uint8_t *p = b + PAGE_HDR;
+	m->magic = (uint32_t)get_le64(p) & 0xffffffffu;
+	m->version = (uint32_t)(get_le64(p) >> 32);
+	m->psize = (uint32_t)get_le64(p + 24) & 0xffffffffu; /* the free db's md_pad */
+	m->last_pg = get_le64(p + 24 + 96);
+	m->txnid = get_le64(p + 24 + 96 + 8);
+	return m->magic == META_MAGIC && m->version == META_VERSION && m->psize >= 512 &&
+	       m->psize <= 65536 && !(m->psize & (m->psize - 1));
+}
+
+/* A data.mdb shorter than the last page its current meta page names was cut short:
+ * mapping it would fault on the first read past its end. One of fewer bytes than two
+ * meta pages is refused too, unless this open is the one making it (*fresh). Not LMDB
+ * at all: left to LMDB to say. */
+static int check_data_file(const char *dir, bool fresh)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* th_envlock_open says why */
+	struct stat sb;
+	struct meta m0 = {0}, m1 = {0};
+	int rc = 0;
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		bool v0 = read_meta(fd, 0, &m0);
+		uint32_t psize = v0 ? m0.psize : (uint32_t)sysconf(_SC_PAGESIZE);
+		bool v1 = read_meta(fd, psize, &m1);
+		const struct meta *cur = v0 && (!v1 || m0.txnid >= m1.txnid) ? &m0 : v1 ? &m1 : NULL;
+		uint64_t need = cur ? (cur->last_pg + 1) * (uint64_t)psize : 0;
+		if (cur && (uint64_t)sb.st_size < need) {
+			th_log_error("store", "data dir damaged: %s is %lld bytes, its meta page names "
+				     "%llu (truncated?)", path, (long long)sb.st_size,
+				     (unsigned long long)need);
+			rc = TH_EDAMAGED;
+		} else if (!cur && !fresh && sb.st_size < 2 * (off_t)psize) {
+			th_log_error("store", "data dir damaged: %s is %lld bytes, too short for its "
+				     "meta pages, in a data dir used before (truncated?)", path,
+				     (long long)sb.st_size);
+			rc = TH_EDAMAGED;
+		}
+	}
+	close(fd);
+	return rc;
 }
 
 /* Another process grew the map: adopt its size. */
@@ -94,6 +385,7 @@ static int adopt_map_size(th_store *st)
 		MDB_envinfo info;
 		mdb_env_info(st->env, &info);
 		st->map_size = info.me_mapsize;
+		note_map(st);
 	}
 	pthread_rwlock_unlock(&st->resize);
 	return rc;
@@ -116,6 +408,7 @@ static int grow_map(th_store *st, uint64_t seen)
 				th_log_info("store", "database grown to %llu MiB",
 					    (unsigned long long)(next >> 20));
 				st->map_size = next;
+				note_map(st);
 			}
 		}
 	}
@@ -125,6 +418,8 @@ static int grow_map(th_store *st, uint64_t seen)
 
 static int txn_begin(th_store *st, unsigned flags, MDB_txn **txn)
 {
+	if (atomic_load(&st->failed))
+		return store_damaged(st);
 	for (;;) {
 		pthread_rwlock_rdlock(&st->resize);
 		int rc = mdb_txn_begin(st->env, NULL, flags, txn);
@@ -141,6 +436,8 @@ static int txn_begin(th_store *st, unsigned flags, MDB_txn **txn)
 
 static void txn_end(th_store *st, MDB_txn *txn)
 {
+	if (!txn) /* ended by the fault guard */
+		return;
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&st->resize);
 }
@@ -161,6 +458,10 @@ static int write_txn(th_store *st, const char *what, txn_fn fn, void *ud)
 			return map_err(rc, what);
 		}
 		uint64_t seen = st->map_size;
+		struct guard g;
+		guard_enter(&g, st);
+		if (sigsetjmp(g.jb, 0))
+			return guard_fault(&g, txn, true);
 		rc = fn(st, txn, ud);
 		th_store_commit_hook hook = atomic_load(&st->hook);
 		if (rc == 0 && hook)
@@ -171,6 +472,7 @@ static int write_txn(th_store *st, const char *what, txn_fn fn, void *ud)
 			rc = mdb_txn_commit(txn);
 		else
 			mdb_txn_abort(txn);
+		guard_leave(&g);
 		pthread_rwlock_unlock(&st->resize);
 		th_envlock_write_end(st->lock);
 		if (rc == TH_ELOCKLOST)
@@ -203,6 +505,30 @@ static uint64_t key_id(const MDB_val *key)
 	return id;
 }
 
+/* One step of a walk of an id-keyed table: the ids must go one way (a damaged tree can
+ * walk in a circle). *last: the id before (0: none), then this one. */
+static int walk_step(th_store *st, const char *table, const MDB_val *key, bool reverse,
+		     uint64_t *last)
+{
+	uint64_t id = key->mv_size == 8 ? key_id(key) : 0;
+	if (id == 0 || (*last && (reverse ? id >= *last : id <= *last))) {
+		th_log_error("store", "data dir damaged: %s/data.mdb: the %s table goes from id "
+			     "%llu to %llu", st->dir, table, (unsigned long long)*last,
+			     (unsigned long long)id);
+		return TH_EDAMAGED;
+	}
+	*last = id;
+	return 0;
+}
+
+/* A record that does not decode, or names another id than its key. */
+static int damaged_record(th_store *st, uint64_t id)
+{
+	th_log_error("store", "data dir damaged: %s/data.mdb: job %llu: its record does not "
+		     "decode", st->dir, (unsigned long long)id);
+	return TH_EDAMAGED;
+}
+
 static int get_job(th_store *st, MDB_txn *txn, uint64_t id, th_job *job)
 {
 	uint64_t k;
@@ -210,10 +536,8 @@ static int get_job(th_store *st, MDB_txn *txn, uint64_t id, th_job *job)
 	int rc = mdb_get(txn, st->jobs, &key, &val);
 	if (rc)
 		return rc;
-	if (th_record_decode(val.mv_data, val.mv_size, job)) {
-		th_log_error("store", "job %llu: damaged record", (unsigned long long)id);
-		return TH_EFORMAT;
-	}
+	if (th_record_decode(val.mv_data, val.mv_size, job) || job->id != id)
+		return damaged_record(st, id);
 	return 0;
 }
 
@@ -297,6 +621,37 @@ static int del_timed(MDB_txn *txn, MDB_dbi dbi, int64_t t, uint64_t id)
 	MDB_val key = {16, k};
 	int rc = mdb_del(txn, dbi, &key, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Bytes of the map that hold data: the pages of every database and of the free list's
+ * own tree, not the free pages LMDB reuses (a clean makes room without shrinking the
+ * file). */
+static uint64_t live_bytes(th_store *st, MDB_txn *txn)
+{
+	const MDB_dbi dbis[] = {0 /* the free list */, st->main, st->meta, st->jobs, st->blobs,
+				st->ready, st->running, st->schedule, st->finished, st->unique};
+	uint64_t pages = 2; /* the meta pages */
+	MDB_stat s = {.ms_psize = 4096};
+	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)
+		if (mdb_stat(txn, dbis[i], &s) == 0)
+			pages += s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages;
+	return pages * s.ms_psize;
+}
+
+static uint64_t reserve_bytes(const th_store *st)
+{
+	uint64_t r = st->max_map_size / RESERVE_SHARE;
+	r = r < RESERVE_MIN ? RESERVE_MIN : r > RESERVE_MAX ? RESERVE_MAX : r;
+	return r < st->max_map_size / 2 ? r : st->max_map_size / 2;
+}
+
+/* Whether `more` bytes fit in the map and still leave `keep` bytes of it free. While
+ * the map can still grow that far, no need to count its pages. */
+static bool room_for(th_store *st, MDB_txn *txn, uint64_t more, uint64_t keep)
+{
+	if (st->map_size + more + keep <= st->max_map_size)
+		return true;
+	return live_bytes(st, txn) + more + keep <= st->max_map_size;
 }
 
 static uint64_t next_random(th_store *st)
@@ -486,14 +841,26 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 	return 0;
 }
 
+/* An open that made data.mdb and failed before LMDB wrote its meta pages leaves no
+ * empty file behind: the next open would take it for one cut short. */
+static void drop_unmade(const char *path, bool found)
+{
+	struct stat sb;
+	if (!found && lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0)
+		unlink(path);
+}
+
 static void lmdb_close(th_store *st);
 
 static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 {
 	*out = NULL;
 	th_store *st = calloc(1, sizeof(*st));
-	if (!st)
+	if (!st || !(st->dir = strdup(dir))) {
+		free(st);
 		return TH_ENOMEM;
+	}
+	pthread_once(&guard_once, install_guard);
 	st->ops = &th_store_lmdb;
 	const th_lmdb_opts *lo = opts ? opts->lmdb : NULL;
 	st->map_size = lo && lo->map_size ? lo->map_size : TH_LMDB_MAP_DEFAULT;
@@ -510,8 +877,9 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 	 * configured size after opening if that is larger */
 	char path[4096];
 	struct stat fsb;
-	bool exists = snprintf(path, sizeof(path), "%s/data.mdb", dir) < (int)sizeof(path) &&
-		      stat(path, &fsb) == 0 && fsb.st_size > 0;
+	bool found = snprintf(path, sizeof(path), "%s/data.mdb", dir) < (int)sizeof(path) &&
+		     stat(path, &fsb) == 0;
+	bool exists = found && fsb.st_size > 0;
 	unsigned flags = MDB_NOTLS;
 	if (opts && opts->durability == TH_RELAXED)
 		flags |= MDB_NOSYNC;
@@ -519,6 +887,12 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 	st->rng = (uint64_t)th_clock_mono_us() * 0x9e3779b97f4a7c15ull | 1;
 	if ((rc = th_envlock_open(&st->lock, dir, opts ? opts->data_dir_group : NULL,
 				  MAX_READERS))) {
+		lmdb_close(st);
+		drop_unmade(path, found);
+		return rc;
+	}
+	/* a data.mdb that was there before this open (not just made by it) must be whole */
+	if ((rc = check_data_file(dir, !found))) {
 		lmdb_close(st);
 		return rc;
 	}
@@ -536,6 +910,7 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 		else
 			th_log_error("store", "cannot open %s: %s", dir, mdb_strerror(rc));
 		lmdb_close(st);
+		drop_unmade(path, found);
 		errno = rc > 0 ? rc : errno;
 		return err;
 	}
@@ -558,6 +933,7 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 	if (want != info.me_mapsize)
 		mdb_env_set_mapsize(st->env, want); /* no transaction is open yet */
 	st->map_size = want;
+	note_map(st);
 	if (st->max_map_size < st->map_size)
 		st->max_map_size = st->map_size;
 	int dead = 0;
@@ -578,6 +954,7 @@ static void lmdb_close(th_store *st)
 		mdb_env_close(st->env);
 	th_envlock_close(st->lock);
 	pthread_rwlock_destroy(&st->resize);
+	free(st->dir);
 	free(st);
 }
 
@@ -627,7 +1004,11 @@ static int put_next_id(th_store *st, MDB_txn *txn, uint64_t next)
 static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 {
 	struct add_args *a = ud;
-	uint64_t next;
+	uint64_t next, bytes = 0;
+	for (size_t i = 0; i < a->n; i++)
+		bytes += a->jobs[i].input_len + TH_RECORD_MAX;
+	if (!room_for(st, txn, bytes, reserve_bytes(st)))
+		return TH_EFULL; /* what is left is for the outcomes of the jobs there are */
 	int rc = get_next_id(st, txn, &next);
 	if (rc)
 		return rc;
@@ -691,7 +1072,7 @@ static int lmdb_get(th_store *st, uint64_t id, th_job *out)
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return map_err(rc, "reading a job");
-	rc = get_job(st, txn, id, out);
+	GUARDED_READ(st, txn, rc, rc = get_job(st, txn, id, out));
 	txn_end(st, txn);
 	return map_err(rc, "reading a job");
 }
@@ -709,23 +1090,25 @@ static int lmdb_blob(th_store *st, uint64_t id, enum th_blob kind, void **data, 
 	th_put_be64(k, id);
 	k[8] = (uint8_t)kind;
 	MDB_val key = {9, k}, val = {0, NULL};
-	if ((rc = get_job(st, txn, id, &job)) == 0) {
-		rc = mdb_get(txn, st->blobs, &key, &val);
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-	}
-	if (rc == 0) {
-		char *copy = malloc(val.mv_size + 1);
-		if (!copy) {
-			rc = TH_ENOMEM;
-		} else {
-			if (val.mv_size)
-				memcpy(copy, val.mv_data, val.mv_size);
-			copy[val.mv_size] = 0;
-			*data = copy;
-			*len = val.mv_size;
+	GUARDED_READ(st, txn, rc, {
+		if ((rc = get_job(st, txn, id, &job)) == 0) {
+			rc = mdb_get(txn, st->blobs, &key, &val);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
 		}
-	}
+		if (rc == 0) {
+			char *copy = malloc(val.mv_size + 1);
+			if (!copy) {
+				rc = TH_ENOMEM;
+			} else {
+				if (val.mv_size)
+					memcpy(copy, val.mv_data, val.mv_size);
+				copy[val.mv_size] = 0;
+				*data = copy;
+				*len = val.mv_size;
+			}
+		}
+	});
 	txn_end(st, txn);
 	return map_err(rc, "reading job data");
 }
@@ -737,42 +1120,45 @@ static int list_chunk(th_store *st, unsigned mask, uint64_t *pos, bool reverse, 
 		      th_job *out, size_t *n)
 {
 	MDB_txn *txn;
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	*n = 0;
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return rc;
-	if ((rc = mdb_cursor_open(txn, st->jobs, &cur))) {
-		txn_end(st, txn);
-		return rc;
-	}
-	uint64_t k;
-	MDB_val key = id_key(&k, 0), val;
-	MDB_cursor_op op;
-	if (!*pos) {
-		op = reverse ? MDB_LAST : MDB_FIRST;
-	} else if (!reverse) {
-		key = id_key(&k, *pos + 1);
-		op = MDB_SET_RANGE;
-	} else {
-		/* position at the first id >= pos, then step back to the one before */
-		key = id_key(&k, *pos);
-		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-		op = rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV;
-	}
-	while (*n < LIST_CHUNK && (rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
-		op = reverse ? MDB_PREV : MDB_NEXT;
-		th_job *job = &out[*n];
-		if (th_record_decode(val.mv_data, val.mv_size, job)) {
-			rc = TH_EFORMAT;
-			break;
+	GUARDED_READ(st, txn, rc, {
+		if ((rc = open_cursor(txn, st->jobs, &cur)) == 0) {
+			uint64_t k;
+			MDB_val key = id_key(&k, 0), val;
+			MDB_cursor_op op;
+			if (!*pos) {
+				op = reverse ? MDB_LAST : MDB_FIRST;
+			} else if (!reverse) {
+				key = id_key(&k, *pos + 1);
+				op = MDB_SET_RANGE;
+			} else {
+				/* position at the first id >= pos, then step back to the one before */
+				key = id_key(&k, *pos);
+				rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+				op = rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV;
+			}
+			while (*n < LIST_CHUNK && (rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+				op = reverse ? MDB_PREV : MDB_NEXT;
+				uint64_t id = *pos;
+				if ((rc = walk_step(st, "jobs", &key, reverse, &id)))
+					break;
+				th_job *job = &out[*n];
+				if (th_record_decode(val.mv_data, val.mv_size, job) || job->id != id) {
+					rc = damaged_record(st, id);
+					break;
+				}
+				*pos = id;
+				if (mask & (1u << job->status))
+					(*n)++;
+			}
+			close_cursor(cur);
 		}
-		*pos = job->id;
-		if (mask & (1u << job->status))
-			(*n)++;
-	}
+	});
 	*end = rc == MDB_NOTFOUND;
-	mdb_cursor_close(cur);
 	txn_end(st, txn);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -825,11 +1211,13 @@ static int lmdb_pending(th_store *st, uint64_t *queued, uint64_t *processing)
 	if (rc)
 		return map_err(rc, "reading the queue");
 	MDB_stat ready, running;
-	if ((rc = mdb_stat(txn, st->ready, &ready)) == 0 &&
-	    (rc = mdb_stat(txn, st->running, &running)) == 0) {
-		*queued = ready.ms_entries;
-		*processing = running.ms_entries;
-	}
+	GUARDED_READ(st, txn, rc, {
+		if ((rc = mdb_stat(txn, st->ready, &ready)) == 0 &&
+		    (rc = mdb_stat(txn, st->running, &running)) == 0) {
+			*queued = ready.ms_entries;
+			*processing = running.ms_entries;
+		}
+	});
 	txn_end(st, txn);
 	return map_err(rc, "reading the queue");
 }
@@ -855,23 +1243,26 @@ static int lmdb_peek(th_store *st, const char *queue, bool *ready, int64_t *next
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return map_err(rc, "reading the queue");
-	if ((rc = mdb_cursor_open(txn, st->schedule, &cur)) == 0) {
-		MDB_val key, val;
-		if ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
-			*next_due = (int64_t)th_get_be64(key.mv_data);
-			*ready = *next_due <= th_clock_now_us(); /* a cycle would queue it */
+	GUARDED_READ(st, txn, rc, {
+		if ((rc = open_cursor(txn, st->schedule, &cur)) == 0) {
+			MDB_val key, val;
+			if ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
+				*next_due = (int64_t)th_get_be64(key.mv_data);
+				*ready = *next_due <= th_clock_now_us(); /* a cycle would queue it */
+			}
+			close_cursor(cur);
 		}
-		mdb_cursor_close(cur);
-	}
-	if ((rc == 0 || rc == MDB_NOTFOUND) && !*ready && !queue_paused(st, txn, queue) &&
-	    (rc = mdb_cursor_open(txn, st->ready, &cur)) == 0) {
-		uint8_t k[READY_KEY_MAX];
-		size_t plen = queue_prefix(k, queue);
-		MDB_val key = {plen, k}, val;
-		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-		*ready = rc == 0 && key.mv_size == plen + 12 && memcmp(key.mv_data, k, plen) == 0;
-		mdb_cursor_close(cur);
-	}
+		if ((rc == 0 || rc == MDB_NOTFOUND) && !*ready && !queue_paused(st, txn, queue) &&
+		    (rc = open_cursor(txn, st->ready, &cur)) == 0) {
+			uint8_t k[READY_KEY_MAX];
+			size_t plen = queue_prefix(k, queue);
+			MDB_val key = {plen, k}, val;
+			rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+			*ready = rc == 0 && key.mv_size == plen + 12 &&
+				 memcmp(key.mv_data, k, plen) == 0;
+			close_cursor(cur);
+		}
+	});
 	txn_end(st, txn);
 	return rc == MDB_NOTFOUND ? 0 : map_err(rc, "reading the queue");
 }
@@ -980,11 +1371,15 @@ static int job_cron(th_store *st, MDB_txn *txn, const th_job *job, th_cron *cron
 {
 	MDB_val v;
 	int rc = get_blob(st, txn, job->id, TH_BLOB_CRON, &v);
-	if (rc)
-		return rc == MDB_NOTFOUND ? TH_EFORMAT : rc;
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
 	char spec[512], err[160];
-	snprintf(spec, sizeof(spec), "%.*s", (int)v.mv_size, (const char *)v.mv_data);
-	return th_cron_parse(spec, cron, err, sizeof(err)) ? TH_EFORMAT : 0;
+	snprintf(spec, sizeof(spec), "%.*s", rc ? 0 : (int)v.mv_size, (const char *)v.mv_data);
+	if (rc == 0 && th_cron_parse(spec, cron, err, sizeof(err)) == 0)
+		return 0;
+	th_log_error("store", "data dir damaged: %s/data.mdb: cron job %llu: its schedule is %s",
+		     st->dir, (unsigned long long)job->id, rc ? "missing" : "damaged");
+	return TH_EDAMAGED;
 }
 
 struct cron_args {
@@ -1042,9 +1437,10 @@ struct clean_args {
 	int64_t before;
 	uint64_t done;
 	bool more;
+	uint64_t chunk; /* jobs per transaction */
 };
 
-/* Removes up to CLEAN_CHUNK finished jobs, oldest first, so one clean of a long history
+/* Removes up to a->chunk finished jobs, oldest first, so one clean of a long history
  * never needs one giant transaction. */
 static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 {
@@ -1061,7 +1457,7 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 		uint64_t id = th_get_be64((const uint8_t *)key.mv_data + 8);
 		if (a->before && t >= a->before)
 			break;
-		if (a->done == CLEAN_CHUNK) {
+		if (a->done == a->chunk) {
 			a->more = true;
 			break;
 		}
@@ -1086,13 +1482,21 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 
 static int lmdb_clean(th_store *st, int64_t before, uint64_t *removed)
 {
-	struct clean_args a = {before, 0, false};
+	struct clean_args a = {before, 0, false, CLEAN_CHUNK};
 	*removed = 0;
 	do {
 		int rc = write_txn(st, "cleaning jobs", clean_fn, &a);
+		if ((rc == TH_EFULL || rc == TH_ENOSPC || rc == TH_EIO) && a.chunk > 1) {
+			/* a full map or disk: a smaller batch needs fewer new pages, and the
+			 * pages it frees are reused by the next one */
+			a.chunk /= 2;
+			a.more = true;
+			continue;
+		}
 		if (rc)
 			return rc;
 		*removed += a.done;
+		a.chunk = a.chunk * 2 < CLEAN_CHUNK ? a.chunk * 2 : CLEAN_CHUNK;
 	} while (a.more);
 	return 0;
 }
@@ -1119,9 +1523,9 @@ static int lmdb_queue_paused(th_store *st, const char *queue, bool *paused)
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return map_err(rc, "reading a queue");
-	*paused = queue_paused(st, txn, queue);
+	GUARDED_READ(st, txn, rc, *paused = queue_paused(st, txn, queue));
 	txn_end(st, txn);
-	return 0;
+	return rc;
 }
 
 static int lmdb_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool *requested)
@@ -1130,14 +1534,57 @@ static int lmdb_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bo
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return map_err(rc, "reading jobs");
-	for (size_t i = 0; i < n; i++) {
-		th_job job;
-		requested[i] = ids[i] && get_job(st, txn, ids[i], &job) == 0 &&
-			       job.status == TH_JOB_PROCESSING &&
-			       (job.flags & TH_JOB_CANCEL_REQUESTED);
-	}
+	GUARDED_READ(st, txn, rc, {
+		for (size_t i = 0; i < n; i++) {
+			th_job job;
+			requested[i] = ids[i] && get_job(st, txn, ids[i], &job) == 0 &&
+				       job.status == TH_JOB_PROCESSING &&
+				       (job.flags & TH_JOB_CANCEL_REQUESTED);
+		}
+	});
 	txn_end(st, txn);
-	return 0;
+	return rc;
+}
+
+/* The outcome as it is recorded: an error message cut to ERROR_MAX bytes and, when its
+ * bytes (past BARE_KEEP) would eat into the last half of the reserve or `bare` asks,
+ * without them (a completed job whose result is so dropped ends in error), saying so
+ * in its error. *buf: what to free. */
+static const th_outcome *fit_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
+				     bool bare, th_outcome *copy, char **buf)
+{
+	*buf = NULL;
+	size_t elen = o->error ? strlen(o->error) : 0;
+	uint64_t keep = reserve_bytes(st) / 2;
+	if ((!o->result_len && !elen) || (o->result_len <= BARE_KEEP && elen <= BARE_KEEP))
+		return o; /* a few bytes: as little as the record itself */
+	if (!bare && elen <= ERROR_MAX && room_for(st, txn, o->result_len + 2 * elen, keep))
+		return o;
+	const size_t note = 80;
+	if (!(*buf = malloc((elen > ERROR_MAX ? ERROR_MAX : note) + note)))
+		return o;
+	*copy = *o;
+	if (elen > ERROR_MAX) {
+		memcpy(*buf, o->error, ERROR_MAX);
+		snprintf(*buf + ERROR_MAX, note, "... (%zu bytes cut)", elen - ERROR_MAX);
+		copy->error = *buf;
+		if (!bare && room_for(st, txn, o->result_len + 2 * (uint64_t)ERROR_MAX + note, keep))
+			return copy;
+	}
+	if (o->result_len) {
+		snprintf(*buf, note, "result of %zu bytes did not fit in the database",
+			 o->result_len);
+		if (copy->status == TH_JOB_COMPLETED)
+			copy->status = TH_JOB_ERROR;
+	} else {
+		snprintf(*buf, note, "error message of %zu bytes did not fit in the database", elen);
+	}
+	th_log_error("store", "job %llu: %s: recorded without it", (unsigned long long)o->id,
+		     *buf);
+	copy->result = NULL;
+	copy->result_len = 0;
+	copy->error = *buf;
+	return copy;
 }
 
 static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
@@ -1233,7 +1680,7 @@ static int claim_one(th_store *st, MDB_txn *txn, MDB_cursor *cur, th_cycle *c, i
 	th_claim *cl = &c->claims[c->nclaimed];
 	th_job *job = &cl->job;
 	rc = get_job(st, txn, id, job);
-	if (rc == MDB_NOTFOUND || rc == TH_EFORMAT) {
+	if (rc == MDB_NOTFOUND || rc == TH_EDAMAGED) {
 		th_log_error("store", "job %llu: ready, but its record is %s; taken out of the "
 			     "queue", (unsigned long long)id, rc == MDB_NOTFOUND ? "gone" : "damaged");
 		return EAGAIN;
@@ -1275,7 +1722,7 @@ static int unqueue_behind(th_store *st, MDB_txn *txn, uint64_t id, uint64_t gen,
 	*behind = rc == 0 && job->status == TH_JOB_QUEUED && job->claim_gen + 1 == gen;
 	if (*behind)
 		rc = del_ready(st, txn, job);
-	return rc == MDB_NOTFOUND || rc == TH_EFORMAT ? 0 : rc;
+	return rc == MDB_NOTFOUND || rc == TH_EDAMAGED ? 0 : rc;
 }
 
 /* Claims again, exactly, a job started under a claim (id, gen) whose commit failed: the
@@ -1341,7 +1788,7 @@ static int promote_due(th_store *st, MDB_txn *txn, int64_t now, th_cycle *c)
 			break;
 		th_job job;
 		rc = get_job(st, txn, id, &job);
-		if (rc == MDB_NOTFOUND || rc == TH_EFORMAT || (rc == 0 && job.due_us != due)) {
+		if (rc == MDB_NOTFOUND || rc == TH_EDAMAGED || (rc == 0 && job.due_us != due)) {
 			rc = 0; /* an entry left behind by a reschedule */
 			continue;
 		}
@@ -1353,9 +1800,16 @@ static int promote_due(th_store *st, MDB_txn *txn, int64_t now, th_cycle *c)
 				break;
 		} else if (job.status == TH_JOB_CRONJOB) {
 			th_cron cron;
-			if ((rc = job_cron(st, txn, &job, &cron)))
+			if ((rc = job_cron(st, txn, &job, &cron)) == TH_EDAMAGED) {
+				rc = 0; /* it fires no more: logged; the others do */
+				continue;
+			}
+			if (rc)
 				break;
-			if (th_lifecycle_cron_step(&job, due, now) == TH_CRON_FIRE) {
+			if (!room_for(st, txn, job.input_len + TH_RECORD_MAX, reserve_bytes(st))) {
+				th_log_error("store", "cron job %llu: fire skipped: database full",
+					     (unsigned long long)job.id);
+			} else if (th_lifecycle_cron_step(&job, due, now) == TH_CRON_FIRE) {
 				if ((rc = fire_cron(st, txn, &job, now)))
 					break;
 			} else {
@@ -1376,17 +1830,29 @@ static int promote_due(th_store *st, MDB_txn *txn, int64_t now, th_cycle *c)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+struct cycle_args {
+	th_cycle *c;
+	bool bare; /* outcomes without their bytes */
+};
+
 static int cycle_fn(th_store *st, MDB_txn *txn, void *ud)
 {
-	th_cycle *c = ud;
+	th_cycle *c = ((struct cycle_args *)ud)->c;
 	clear_claims(c); /* from a run before the map grew */
 	c->stale = 0;
 	c->promoted = 0;
 	int64_t now = th_clock_now_us();
 	int rc;
-	for (size_t i = 0; i < c->nout; i++)
-		if ((rc = record_outcome(st, txn, &c->outs[i], c->owner, now, &c->stale)))
+	for (size_t i = 0; i < c->nout; i++) {
+		th_outcome copy;
+		char *buf;
+		const th_outcome *o = fit_outcome(st, txn, &c->outs[i],
+						  ((struct cycle_args *)ud)->bare, &copy, &buf);
+		rc = record_outcome(st, txn, o, c->owner, now, &c->stale);
+		free(buf);
+		if (rc)
 			return rc;
+	}
 	if ((rc = promote_due(st, txn, now, c)))
 		return rc;
 	if (c->started) {
@@ -1429,7 +1895,14 @@ static int lmdb_cycle(th_store *st, th_cycle *c)
 	c->nclaimed = 0;
 	c->started = 0;
 	c->lost = 0;
-	int rc = write_txn(st, "recording outcomes and claiming", cycle_fn, c);
+	struct cycle_args a = {c, false};
+	int rc = write_txn(st, "recording outcomes and claiming", cycle_fn, &a);
+	if ((rc == TH_EFULL || rc == TH_ENOSPC) && c->nout && !c->started) {
+		/* the last resort at a full map: the outcomes without their bytes, for which
+		 * the reserve is kept */
+		a.bare = true;
+		rc = write_txn(st, "recording outcomes and claiming", cycle_fn, &a);
+	}
 	if (rc) /* claims filled before a failed commit are void */
 		clear_claims(c);
 	return rc;
@@ -1469,6 +1942,20 @@ struct renew_args {
 	size_t n;
 };
 
+/* The next entry of the running index (*op: MDB_FIRST, then MDB_NEXT), in id order:
+ * *id and its value (*ok false for one of another format). */
+static int next_running(th_store *st, MDB_cursor *cur, MDB_cursor_op *op, uint64_t *id,
+			struct running *r, bool *ok)
+{
+	MDB_val key, val;
+	int rc = mdb_cursor_get(cur, &key, &val, *op);
+	*op = MDB_NEXT;
+	if (rc || (rc = walk_step(st, "running", &key, false, id)))
+		return rc;
+	*ok = get_running(&val, r) == 0;
+	return 0;
+}
+
 static int renew_fn(th_store *st, MDB_txn *txn, void *ud)
 {
 	struct renew_args *a = ud;
@@ -1477,15 +1964,14 @@ static int renew_fn(th_store *st, MDB_txn *txn, void *ud)
 	int rc = mdb_cursor_open(txn, st->running, &cur);
 	if (rc)
 		return rc;
-	MDB_val key, val;
 	MDB_cursor_op op = MDB_FIRST;
-	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
-		op = MDB_NEXT;
-		struct running r;
-		if (get_running(&val, &r) || r.owner.instance != a->owner->instance)
+	uint64_t id = 0;
+	struct running r;
+	bool ok;
+	while ((rc = next_running(st, cur, &op, &id, &r, &ok)) == 0) {
+		if (!ok || r.owner.instance != a->owner->instance)
 			continue;
 		r.lease_until = a->until;
-		uint64_t id = key_id(&key);
 		if ((rc = put_running(st, txn, id, &r)))
 			break;
 		a->n++;
@@ -1509,24 +1995,26 @@ struct orphan {
 	enum th_gone why;
 };
 
-/* A job taken back from a host that is gone (th_lifecycle_give_back): queued again
- * while it has attempts left, else ended in error saying why. Not in the ready index
- * when called. */
+/* A job taken back from a host that is gone (th_lifecycle_give_back): cancelled when a
+ * cancel was asked while it ran, queued again while it has attempts left, else ended in
+ * error saying why. Not in the ready index when called. */
 static int give_back(th_store *st, MDB_txn *txn, th_job *job, enum th_gone why, int64_t now)
 {
 	int rc;
-	char msg[128];
-	if (th_lifecycle_give_back(job, why, now, msg, sizeof(msg)) == TH_JOB_QUEUED) {
+	char msg[160];
+	th_job_status to = th_lifecycle_give_back(job, why, now, msg, sizeof(msg));
+	if (to == TH_JOB_QUEUED) {
 		if ((rc = put_ready(st, txn, job)))
 			return rc;
 	} else {
 		if ((rc = index_finished(st, txn, job)) ||
-		    (rc = add_error_history(st, txn, job->id, job->attempts, msg)) ||
+		    (to == TH_JOB_ERROR &&
+		     (rc = add_error_history(st, txn, job->id, job->attempts, msg))) ||
 		    (rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, strlen(msg))))
 			return rc;
 	}
 	th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
-	if ((rc = put_job(st, txn, job, 0)) == 0 && job->status == TH_JOB_ERROR)
+	if ((rc = put_job(st, txn, job, 0)) == 0 && th_job_status_final(job->status))
 		rc = report_to_cron(st, txn, job);
 	return rc;
 }
@@ -1546,8 +2034,12 @@ static int recover_fn(th_store *st, MDB_txn *txn, void *ud)
 		const struct orphan *o = &a->orphans[i];
 		th_job job;
 		int rc = get_job(st, txn, o->id, &job);
-		if (rc == MDB_NOTFOUND)
+		if (rc == MDB_NOTFOUND || rc == TH_EDAMAGED) {
+			if (rc == TH_EDAMAGED) /* logged: the others are still taken back */
+				th_log_warn("store", "job %llu: not recovered: its record is damaged",
+					    (unsigned long long)o->id);
 			continue;
+		}
 		if (rc)
 			return rc;
 		if (job.status != TH_JOB_PROCESSING || job.claim_gen != o->gen)
@@ -1609,48 +2101,309 @@ static int lmdb_recover(th_store *st, const th_owner *self, size_t *n)
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return map_err(rc, "scanning running jobs");
-	if ((rc = mdb_cursor_open(txn, st->running, &cur))) {
-		txn_end(st, txn);
-		return map_err(rc, "scanning running jobs");
-	}
-	struct orphan *orphans = NULL;
-	size_t norphans = 0, cap = 0;
+	struct orphan *volatile orphans = NULL;
+	volatile size_t norphans = 0, cap = 0;
 	int64_t now = th_clock_boot_us();
-	MDB_val key, val;
-	MDB_cursor_op op = MDB_FIRST;
-	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
-		op = MDB_NEXT;
-		struct running r;
-		if (get_running(&val, &r) || r.owner.instance == self->instance)
-			continue;
-		enum th_gone why;
-		if (!th_lifecycle_orphaned(th_owner_alive(&r.owner), r.lease_until, now, &why))
-			continue;
-		if (norphans == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct orphan *o = realloc(orphans, cap * sizeof(*o));
-			if (!o) {
-				rc = ENOMEM;
-				break;
+	GUARDED_READ(st, txn, rc, {
+		if ((rc = open_cursor(txn, st->running, &cur)) == 0) {
+			MDB_cursor_op op = MDB_FIRST;
+			uint64_t id = 0;
+			struct running r;
+			bool ok;
+			while ((rc = next_running(st, cur, &op, &id, &r, &ok)) == 0) {
+				if (!ok || r.owner.instance == self->instance)
+					continue;
+				enum th_gone why;
+				if (!th_lifecycle_orphaned(th_owner_alive(&r.owner), r.lease_until,
+							   now, &why))
+					continue;
+				if (norphans == cap) {
+					cap = cap ? cap * 2 : 16;
+					struct orphan *o = realloc((struct orphan *)orphans,
+								   cap * sizeof(*o));
+					if (!o) {
+						rc = ENOMEM;
+						break;
+					}
+					orphans = o;
+				}
+				orphans[norphans++] = (struct orphan){id, r.gen, why};
 			}
-			orphans = o;
+			close_cursor(cur);
 		}
-		orphans[norphans++] = (struct orphan){key_id(&key), r.gen, why};
-	}
-	mdb_cursor_close(cur);
+	});
 	txn_end(st, txn);
 	if (rc && rc != MDB_NOTFOUND) {
-		free(orphans);
+		free((struct orphan *)orphans);
 		return map_err(rc, "scanning running jobs");
 	}
 	rc = 0;
 	if (norphans) {
-		struct recover_args a = {self, orphans, norphans, 0};
+		struct recover_args a = {self, (struct orphan *)orphans, norphans, 0};
 		rc = write_txn(st, "recovering jobs", recover_fn, &a);
 		*n = rc ? 0 : a.done;
 	}
-	free(orphans);
+	free((struct orphan *)orphans);
 	return rc;
+}
+
+/* ---- check ---- */
+
+struct check {
+	th_store *st;
+	MDB_txn *txn;
+	th_store_problem_fn fn;
+	void *ud;
+	uint64_t problems, jobs, max_id;
+};
+
+static void problem(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct check *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	c->problems++;
+	c->fn(c->ud, line);
+}
+
+typedef void (*entry_fn)(struct check *c, const MDB_val *key, const MDB_val *val);
+
+/* Every entry of a table, in order, bounded: a walk that goes back to an earlier key or
+ * visits more entries than the table counts is a damaged tree, reported, and stops. */
+static int check_table(struct check *c, MDB_dbi dbi, const char *name, bool intkey,
+		       entry_fn fn)
+{
+	MDB_cursor *cur;
+	MDB_stat ms;
+	int rc = mdb_stat(c->txn, dbi, &ms);
+	if (rc || (rc = open_cursor(c->txn, dbi, &cur)))
+		return rc;
+	MDB_val key, val;
+	uint8_t prev[512];
+	size_t plen = 0, seen = 0;
+	uint64_t last = 0;
+	MDB_cursor_op op = MDB_FIRST;
+	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+		op = MDB_NEXT;
+		int cmp = 1; /* of this key to the one before, in LMDB's order */
+		if (!intkey && seen && key.mv_size <= sizeof(prev)) {
+			cmp = memcmp(key.mv_data, prev, key.mv_size < plen ? key.mv_size : plen);
+			cmp = cmp ? cmp : key.mv_size > plen ? 1 : -1;
+		}
+		bool back = intkey ? key.mv_size != 8 || (seen && key_id(&key) <= last)
+				   : key.mv_size > sizeof(prev) || cmp <= 0;
+		if (back || ++seen > ms.ms_entries) {
+			problem(c, "the %s table: a damaged tree (%s after %zu entries); the walk "
+				"stopped there", name, back ? "a key out of order" : "more entries "
+				"than it counts", seen);
+			break;
+		}
+		if (intkey) {
+			last = key_id(&key);
+		} else {
+			memcpy(prev, key.mv_data, key.mv_size);
+			plen = key.mv_size;
+		}
+		fn(c, &key, &val);
+	}
+	close_cursor(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+/* The job of an index entry, in a status of mask: else reported (and false). */
+static bool indexed_job(struct check *c, uint64_t id, const char *index, unsigned mask,
+			th_job *job)
+{
+	int rc = get_job(c->st, c->txn, id, job);
+	if (rc == MDB_NOTFOUND)
+		problem(c, "job %llu: in the %s index but it has no record",
+			(unsigned long long)id, index);
+	else if (rc)
+		problem(c, "job %llu: in the %s index but its record does not decode",
+			(unsigned long long)id, index);
+	else if (!(mask & (1u << job->status)))
+		problem(c, "job %llu: in the %s index but its record says %s",
+			(unsigned long long)id, index, th_job_status_name(job->status));
+	else
+		return true;
+	return false;
+}
+
+static bool has_timed(struct check *c, MDB_dbi dbi, int64_t t, uint64_t id)
+{
+	uint8_t k[16];
+	th_put_be64(k, (uint64_t)t);
+	th_put_be64(k + 8, id);
+	MDB_val key = {16, k}, val;
+	return mdb_get(c->txn, dbi, &key, &val) == 0;
+}
+
+#define FINAL_MASK (1u << TH_JOB_COMPLETED | 1u << TH_JOB_ERROR | 1u << TH_JOB_CANCELLED)
+
+static void check_job(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	th_store *st = c->st;
+	uint64_t id = key_id(key);
+	th_job job;
+	c->jobs++;
+	c->max_id = id > c->max_id ? id : c->max_id;
+	if (th_record_decode(val->mv_data, val->mv_size, &job) || job.id != id) {
+		problem(c, "job %llu: its record does not decode", (unsigned long long)id);
+		return;
+	}
+	const char *status = th_job_status_name(job.status);
+	uint8_t k[READY_KEY_MAX];
+	uint64_t ik;
+	MDB_val rk = {ready_key(k, job.queue, job.priority, id), k}, v, jk = id_key(&ik, id);
+	struct running r;
+	if (job.status == TH_JOB_QUEUED && mdb_get(c->txn, st->ready, &rk, &v))
+		problem(c, "job %llu: queued, but not in the ready index", (unsigned long long)id);
+	if (job.status == TH_JOB_PROCESSING && mdb_get(c->txn, st->running, &jk, &v))
+		problem(c, "job %llu: processing, but not in the running index",
+			(unsigned long long)id);
+	else if (job.status == TH_JOB_PROCESSING && (get_running(&v, &r) || r.gen != job.claim_gen))
+		problem(c, "job %llu: its running entry is not of its claim", (unsigned long long)id);
+	if ((job.status == TH_JOB_DELAYED || job.status == TH_JOB_CRONJOB) && job.due_us > 0 &&
+	    !has_timed(c, st->schedule, job.due_us, id))
+		problem(c, "job %llu: %s, but not in the schedule index", (unsigned long long)id,
+			status);
+	if (th_job_status_final(job.status) && !has_timed(c, st->finished, job.finished_us, id))
+		problem(c, "job %llu: %s, but not in the finished index", (unsigned long long)id,
+			status);
+	if (job.input_len && (get_blob(st, c->txn, id, TH_BLOB_INPUT, &v) ||
+			      v.mv_size != job.input_len))
+		problem(c, "job %llu: its input of %llu bytes is missing or of another size",
+			(unsigned long long)id, (unsigned long long)job.input_len);
+	if (job.status == TH_JOB_CRONJOB && get_blob(st, c->txn, id, TH_BLOB_CRON, &v))
+		problem(c, "cron job %llu: its schedule is missing", (unsigned long long)id);
+	MDB_val uk;
+	if ((job.flags & TH_JOB_UNIQUE) && !th_job_status_final(job.status) &&
+	    (get_blob(st, c->txn, id, TH_BLOB_UNIQUE, &uk) ||
+	     mdb_get(c->txn, st->unique, &uk, &v) || v.mv_size != 8 || th_get_be64(v.mv_data) != id))
+		problem(c, "job %llu: its unique key is not in the unique index",
+			(unsigned long long)id);
+}
+
+static void check_ready(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	(void)val;
+	const uint8_t *p = key->mv_data;
+	const uint8_t *nul = key->mv_size >= 13 ? memchr(p, 0, key->mv_size - 12) : NULL;
+	if (!nul || (size_t)(nul - p) + 13 != key->mv_size) {
+		problem(c, "the ready index: an entry of another format");
+		return;
+	}
+	uint64_t id = th_get_be64(nul + 5);
+	th_job job;
+	uint8_t k[READY_KEY_MAX];
+	if (indexed_job(c, id, "ready", 1u << TH_JOB_QUEUED, &job) &&
+	    (ready_key(k, job.queue, job.priority, id) != key->mv_size ||
+	     memcmp(k, p, key->mv_size) != 0))
+		problem(c, "job %llu: in the ready index under another queue or priority than "
+			"its record's", (unsigned long long)id);
+}
+
+static void check_running(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	struct running r;
+	th_job job;
+	uint64_t id = key_id(key);
+	if (get_running(val, &r))
+		problem(c, "job %llu: its running entry is of another format",
+			(unsigned long long)id);
+	else if (indexed_job(c, id, "running", 1u << TH_JOB_PROCESSING, &job) &&
+		 job.claim_gen != r.gen)
+		problem(c, "job %llu: in the running index under claim %llu, its record says %llu",
+			(unsigned long long)id, (unsigned long long)r.gen,
+			(unsigned long long)job.claim_gen);
+}
+
+static void check_timed(struct check *c, const MDB_val *key, bool finished)
+{
+	const char *name = finished ? "finished" : "schedule";
+	if (key->mv_size != 16) {
+		problem(c, "the %s index: an entry of another format", name);
+		return;
+	}
+	int64_t t = (int64_t)th_get_be64(key->mv_data);
+	uint64_t id = th_get_be64((const uint8_t *)key->mv_data + 8);
+	th_job job;
+	unsigned mask = finished ? FINAL_MASK : 1u << TH_JOB_DELAYED | 1u << TH_JOB_CRONJOB;
+	if (indexed_job(c, id, name, mask, &job) && (finished ? job.finished_us : job.due_us) != t)
+		problem(c, "job %llu: in the %s index at another time than its record's",
+			(unsigned long long)id, name);
+}
+
+static void check_schedule(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	(void)val;
+	check_timed(c, key, false);
+}
+
+static void check_finished(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	(void)val;
+	check_timed(c, key, true);
+}
+
+static void check_unique(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	(void)key;
+	th_job job;
+	if (val->mv_size != 8)
+		problem(c, "the unique index: an entry of another format");
+	else
+		indexed_job(c, th_get_be64(val->mv_data), "unique", ~FINAL_MASK, &job);
+}
+
+static void check_blob(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	(void)val;
+	static const char *const kinds[] = {"", "input", "result", "error", "errors", "cron",
+					    "unique"};
+	const uint8_t *k = key->mv_data;
+	if (key->mv_size != 9 || k[8] < TH_BLOB_INPUT || k[8] > TH_BLOB_UNIQUE) {
+		problem(c, "the blobs table: an entry of another format");
+		return;
+	}
+	uint64_t id = th_get_be64(k), ik;
+	MDB_val jk = id_key(&ik, id), v;
+	if (mdb_get(c->txn, c->st->jobs, &jk, &v) == MDB_NOTFOUND)
+		problem(c, "job %llu: its %s bytes are there but it has no record",
+			(unsigned long long)id, kinds[k[8]]);
+}
+
+static int lmdb_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
+		      uint64_t *problems)
+{
+	*jobs = *problems = 0;
+	MDB_txn *txn;
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	if (rc)
+		return map_err(rc, "checking the store");
+	struct check c = {st, txn, fn, ud, 0, 0, 0};
+	GUARDED_READ(st, txn, rc, {
+		if ((rc = check_table(&c, st->jobs, "jobs", true, check_job)) == 0 &&
+		    (rc = check_table(&c, st->ready, "ready", false, check_ready)) == 0 &&
+		    (rc = check_table(&c, st->running, "running", true, check_running)) == 0 &&
+		    (rc = check_table(&c, st->schedule, "schedule", false, check_schedule)) == 0 &&
+		    (rc = check_table(&c, st->finished, "finished", false, check_finished)) == 0 &&
+		    (rc = check_table(&c, st->unique, "unique", false, check_unique)) == 0 &&
+		    (rc = check_table(&c, st->blobs, "blobs", false, check_blob)) == 0) {
+			uint64_t next;
+			if ((rc = get_next_id(st, txn, &next)) == 0 && c.max_id && next <= c.max_id)
+				problem(&c, "the next id, %llu, is not past the last job's, %llu: "
+					"ids would be given twice", (unsigned long long)next,
+					(unsigned long long)c.max_id);
+		}
+	});
+	txn_end(st, txn);
+	*jobs = c.jobs;
+	*problems = c.problems;
+	return map_err(rc, "checking the store");
 }
 
 void th_store_set_commit_hook(th_store *st, th_store_commit_hook fn, void *ud)
@@ -1685,4 +2438,5 @@ const th_store_ops th_store_lmdb = {
 	.peek = lmdb_peek,
 	.queue_paused = lmdb_queue_paused,
 	.cancel_requested = lmdb_cancel_requested,
+	.check = lmdb_check,
 };

@@ -2,7 +2,8 @@
 # End to end: the data dir on a small tmpfs that fills up. A host started on a full file
 # system, new data dir or old; a host whose file system fills while a task reports
 # progress; files a crashed start left short or full of holes. Never a SIGBUS: a clear
-# "no space left on device: PATH", and everything works again once there is room.
+# "no space left on device: PATH", and everything works again once there is room;
+# `taskhost clean` works on the full disk.
 # The tmpfs is mounted in a mount namespace of this script's own (unshare -m, as root).
 if [ -z "${TH_FULLDISK_NS:-}" ]; then
 	if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
@@ -111,5 +112,16 @@ th wait 2 --timeout 30
 expect "and the job waiting runs" 0
 stop_host "$e"
 same "the host stops cleanly" "$host_rc" 0
+
+# ---- clean on a full disk: the command that makes room ----
+seq 1 40 | "$TASKHOST" -c "$CFG" add fx_progress --hold --lines >"$W/ids"
+for id in $(cat "$W/ids"); do "$TASKHOST" -c "$CFG" cancel "$id" >/dev/null; done
+check "the file system is full once more" fill
+th clean
+expect "clean works on the full disk" 0
+check "and removes the finished jobs" sh -c 'echo "$1" | grep -q "^removed [0-9]* finished jobs$"' - "$out"
+th list --status cancelled --limit 0
+same "none is left" "$(echo "$out" | tail -n +2)" ""
+rm "$VAR/filler"
 
 finish
