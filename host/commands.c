@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "cron.h"
+#include "jobjson.h"
 
 /* ---- output helpers ---- */
 
@@ -22,87 +23,6 @@ static void print_json(json_t *doc)
 		free(s);
 	}
 	json_decref(doc);
-}
-
-static json_t *time_json(int64_t us)
-{
-	if (!us)
-		return json_null();
-	char buf[32];
-	th_clock_format(us, buf, sizeof(buf));
-	return json_string(buf);
-}
-
-static double took_s(const th_job *j)
-{
-	return j->finished_us && j->started_us ? (double)(j->finished_us - j->started_us) / 1e6
-					       : -1;
-}
-
-static json_t *job_json(const th_job *j)
-{
-	double took = took_s(j);
-	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:I, s:I}",
-			      "id", (json_int_t)j->id, "task", j->task, "status",
-			      th_job_status_name(j->status), "queue", *j->queue ? j->queue : "default",
-			      "priority", (int)j->priority, "attempts", (int)j->attempts,
-			      "max_attempts", (int)j->max_attempts, "added", time_json(j->added_us),
-			      "started", time_json(j->started_us), "finished",
-			      time_json(j->finished_us), "took",
-			      took >= 0 ? json_real(took) : json_null(), "input_size",
-			      (json_int_t)j->input_len, "result_size", (json_int_t)j->result_len);
-	if (!o)
-		return json_null();
-	if (j->due_us)
-		json_object_set_new(o, j->status == TH_JOB_CRONJOB ? "next_fire" : "due",
-				    time_json(j->due_us));
-	if (j->timeout_ms)
-		json_object_set_new(o, "timeout", json_real(j->timeout_ms / 1000.0));
-	if (j->parent)
-		json_object_set_new(o, "cron_job", json_integer((json_int_t)j->parent));
-	if (j->status == TH_JOB_CRONJOB) {
-		json_object_set_new(o, "fires", json_integer(j->fires));
-		json_object_set_new(o, "paused", json_boolean(j->flags & TH_JOB_CRON_PAUSED));
-		json_object_set_new(o, "catch_up", json_boolean(j->flags & TH_JOB_CRON_CATCHUP));
-		if (j->last_run)
-			json_object_set_new(o, "last_run", json_integer((json_int_t)j->last_run));
-	}
-	if (j->flags & TH_JOB_CANCEL_REQUESTED)
-		json_object_set_new(o, "cancel_requested", json_true());
-	return o;
-}
-
-static char *base64(const unsigned char *p, size_t n)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-			     (i + 2 < n ? p[i + 2] : 0);
-		*o++ = tab[v >> 18 & 63];
-		*o++ = tab[v >> 12 & 63];
-		*o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? tab[v & 63] : '=';
-	}
-	*o = 0;
-	return out;
-}
-
-/* Bytes as a JSON string when they are UTF-8 text, else under "<key>_base64". */
-static void set_bytes(json_t *obj, const char *key, const void *data, size_t len)
-{
-	json_t *s = json_stringn(data, len);
-	if (s) {
-		json_object_set_new(obj, key, s);
-		return;
-	}
-	char k[64], *b = base64(data, len);
-	snprintf(k, sizeof(k), "%s_base64", key);
-	json_object_set_new(obj, k, b ? json_string(b) : json_null());
-	free(b);
 }
 
 static int write_all(int fd, const void *data, size_t len)
@@ -363,7 +283,7 @@ int th_cmd_status(th_cli *cli)
 	if (rc)
 		return rc;
 	if (cli->json)
-		print_json(job_json(&job));
+		print_json(th_jobjson_job(&job));
 	else
 		printf("%s\n", th_job_status_name(job.status));
 	return TH_EXIT_OK;
@@ -387,7 +307,7 @@ int th_cmd_result(th_cli *cli)
 		return th_cli_fail(rc, job.id, "reading the result");
 	if (cli->json) {
 		json_t *o = json_pack("{s:I}", "id", (json_int_t)job.id);
-		set_bytes(o, "result", data, len);
+		th_jobjson_bytes(o, "result", data, len);
 		print_json(o);
 	} else if (write_all(STDOUT_FILENO, data, len)) {
 		th_cli_error("result: cannot write to stdout: %s", strerror(errno));
@@ -432,7 +352,7 @@ int th_cmd_error(th_cli *cli)
 	}
 	if (cli->json) {
 		json_t *o = json_pack("{s:I}", "id", (json_int_t)job.id);
-		set_bytes(o, "error", msg, strlen(msg));
+		th_jobjson_bytes(o, "error", msg, strlen(msg));
 		print_json(o);
 	} else {
 		printf("%s\n", msg);
@@ -526,7 +446,7 @@ int th_cmd_list(th_cli *cli)
 	if (cli->json) {
 		json_t *arr = json_array();
 		for (size_t i = c.n; i-- > 0;)
-			json_array_append_new(arr, job_json(&c.jobs[i]));
+			json_array_append_new(arr, th_jobjson_job(&c.jobs[i]));
 		print_json(arr);
 	} else {
 		printf("%-8s %-20s %-10s %-12s %-24s %s\n", "ID", "TASK", "STATUS", "QUEUE", "ADDED",
@@ -535,8 +455,8 @@ int th_cmd_list(th_cli *cli)
 			const th_job *j = &c.jobs[i];
 			char added[32], took[32] = "-";
 			th_clock_format(j->added_us, added, sizeof(added));
-			if (took_s(j) >= 0)
-				snprintf(took, sizeof(took), "%.3fs", took_s(j));
+			if (th_jobjson_took(j) >= 0)
+				snprintf(took, sizeof(took), "%.3fs", th_jobjson_took(j));
 			printf("%-8llu %-20s %-10s %-12s %-24s %s\n", (unsigned long long)j->id,
 			       j->task, th_job_status_name(j->status), *j->queue ? j->queue : "default",
 			       added, took);
@@ -649,7 +569,7 @@ int th_cmd_wait(th_cli *cli)
 			if (cli->json) {
 				json_t *arr = json_array();
 				for (int i = 0; i < cli->argc; i++)
-					json_array_append_new(arr, job_json(&jobs[i]));
+					json_array_append_new(arr, th_jobjson_job(&jobs[i]));
 				print_json(arr);
 			}
 			for (int i = 0; i < cli->argc; i++)
@@ -684,7 +604,7 @@ int th_cmd_wait(th_cli *cli)
 	for (int i = 0; i < cli->argc; i++) {
 		const th_job *j = &jobs[i];
 		if (arr)
-			json_array_append_new(arr, job_json(j));
+			json_array_append_new(arr, th_jobjson_job(j));
 		if (j->status == TH_JOB_COMPLETED)
 			continue;
 		rc = TH_EXIT_FAIL;
@@ -751,7 +671,7 @@ int th_cmd_stats(th_cli *cli)
 					    json_integer((json_int_t)s.counts[st]));
 		json_t *oldest = s.have_oldest
 			? json_pack("{s:I, s:s, s:o, s:f}", "id", (json_int_t)s.oldest.id, "task",
-				    s.oldest.task, "added", time_json(s.oldest.added_us),
+				    s.oldest.task, "added", th_jobjson_time(s.oldest.added_us),
 				    "waiting", waiting)
 			: json_null();
 		print_json(json_pack("{s:o, s:f, s:o}", "counts", counts, "jobs_per_second",
@@ -794,7 +714,7 @@ static int job_op(th_cli *cli, int (*op)(th_service *, uint64_t), const char *do
 		return th_cli_fail(rc, job.id, done);
 	th_service_get(cli->svc, job.id, &job);
 	if (cli->json)
-		print_json(job_json(&job));
+		print_json(th_jobjson_job(&job));
 	else
 		printf("job %llu %s\n", (unsigned long long)job.id, done);
 	return TH_EXIT_OK;
@@ -865,7 +785,7 @@ static void print_cron(th_cli *cli, const th_job *job, json_t *arr)
 	char *spec = NULL;
 	th_service_cron_spec(cli->svc, job->id, &spec);
 	if (arr) {
-		json_t *o = job_json(job);
+		json_t *o = th_jobjson_job(job);
 		json_object_set_new(o, "schedule", json_string(spec ? spec : ""));
 		json_array_append_new(arr, o);
 	} else {

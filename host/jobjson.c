@@ -1,0 +1,125 @@
+/* A job and its bytes as JSON: the one shape `taskhost get/list --json` prints and the
+ * HTTP API answers with, and base64 both ways for bytes that are not text. */
+#include "jobjson.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+json_t *th_jobjson_time(int64_t us)
+{
+	if (!us)
+		return json_null();
+	char buf[32];
+	th_clock_format(us, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+double th_jobjson_took(const th_job *j)
+{
+	return j->finished_us && j->started_us ? (double)(j->finished_us - j->started_us) / 1e6
+					       : -1;
+}
+
+json_t *th_jobjson_job(const th_job *j)
+{
+	double took = th_jobjson_took(j);
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:I, s:I}",
+			      "id", (json_int_t)j->id, "task", j->task, "status",
+			      th_job_status_name(j->status), "queue", *j->queue ? j->queue : "default",
+			      "priority", (int)j->priority, "attempts", (int)j->attempts,
+			      "max_attempts", (int)j->max_attempts, "added",
+			      th_jobjson_time(j->added_us), "started", th_jobjson_time(j->started_us),
+			      "finished", th_jobjson_time(j->finished_us), "took",
+			      took >= 0 ? json_real(took) : json_null(), "input_size",
+			      (json_int_t)j->input_len, "result_size", (json_int_t)j->result_len);
+	if (!o)
+		return json_null();
+	if (j->due_us)
+		json_object_set_new(o, j->status == TH_JOB_CRONJOB ? "next_fire" : "due",
+				    th_jobjson_time(j->due_us));
+	if (j->timeout_ms)
+		json_object_set_new(o, "timeout", json_real(j->timeout_ms / 1000.0));
+	if (j->parent)
+		json_object_set_new(o, "cron_job", json_integer((json_int_t)j->parent));
+	if (j->status == TH_JOB_CRONJOB) {
+		json_object_set_new(o, "fires", json_integer(j->fires));
+		json_object_set_new(o, "paused", json_boolean(j->flags & TH_JOB_CRON_PAUSED));
+		json_object_set_new(o, "catch_up", json_boolean(j->flags & TH_JOB_CRON_CATCHUP));
+		if (j->last_run)
+			json_object_set_new(o, "last_run", json_integer((json_int_t)j->last_run));
+	}
+	if (j->flags & TH_JOB_CANCEL_REQUESTED)
+		json_object_set_new(o, "cancel_requested", json_true());
+	return o;
+}
+
+static char *base64(const unsigned char *p, size_t n)
+{
+	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+		*o++ = b64[v >> 18 & 63];
+		*o++ = b64[v >> 12 & 63];
+		*o++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? b64[v & 63] : '=';
+	}
+	*o = 0;
+	return out;
+}
+
+void th_jobjson_bytes(json_t *obj, const char *key, const void *data, size_t len)
+{
+	json_t *s = json_stringn(data, len);
+	if (s) {
+		json_object_set_new(obj, key, s);
+		return;
+	}
+	char k[64], *b = base64(data, len);
+	snprintf(k, sizeof(k), "%s_base64", key);
+	json_object_set_new(obj, k, b ? json_string(b) : json_null());
+	free(b);
+}
+
+int th_jobjson_unbase64(const char *s, size_t slen, unsigned char **out, size_t *len)
+{
+	if (slen % 4)
+		return TH_EINVAL;
+	unsigned char *buf = malloc(slen / 4 * 3 + 1), *o = buf;
+	if (!buf)
+		return TH_ENOMEM;
+	for (size_t i = 0; i < slen; i += 4) {
+		uint32_t v = 0;
+		int pad = 0;
+		for (int k = 0; k < 4; k++) {
+			const char *c = s[i + k] ? strchr(b64, s[i + k]) : NULL;
+			/* '=' only as the last one or two characters of the text */
+			if (s[i + k] == '=' && i + 4 == slen && k >= 2 && (k == 3 || s[i + 3] == '=')) {
+				pad++;
+				v <<= 6;
+			} else if (!c || pad) {
+				free(buf);
+				return TH_EINVAL;
+			} else {
+				v = v << 6 | (uint32_t)(c - b64);
+			}
+		}
+		*o++ = (unsigned char)(v >> 16);
+		if (pad < 2)
+			*o++ = (unsigned char)(v >> 8);
+		if (pad < 1)
+			*o++ = (unsigned char)v;
+	}
+	*o = 0;
+	*out = buf;
+	*len = (size_t)(o - buf);
+	return 0;
+}

@@ -1,0 +1,23 @@
+/* A job and its bytes as JSON, the same for `taskhost ... --json` and the HTTP API. */
+#ifndef TH_JOBJSON_H
+#define TH_JOBJSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+
+/* "2026-12-01T08:00:00.000000Z", or null for 0. */
+json_t *th_jobjson_time(int64_t us);
+/* Seconds from start to finish; -1 when it has not finished. */
+double th_jobjson_took(const th_job *j);
+/* The job as an object (id, task, status, queue, times, sizes, cron fields...). */
+json_t *th_jobjson_job(const th_job *j);
+/* Sets obj[key] to the bytes when they are UTF-8 text, else obj["<key>_base64"]. */
+void th_jobjson_bytes(json_t *obj, const char *key, const void *data, size_t len);
+/* Standard base64 (with padding) to bytes: a malloc'd buffer, NUL-terminated past
+ * *len; TH_EINVAL when s is not base64. */
+int th_jobjson_unbase64(const char *s, size_t slen, unsigned char **out, size_t *len);
+
+#endif
