@@ -123,3 +123,66 @@ int th_jobjson_unbase64(const char *s, size_t slen, unsigned char **out, size_t 
 	*len = (size_t)(o - buf);
 	return 0;
 }
+
+/* ---- stats and tasks ---- */
+
+struct stats {
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+	uint64_t recent; /* finished in the last minute */
+	int64_t since;
+	th_job oldest;   /* the first queued job */
+	bool have_oldest;
+};
+
+static int stats_job(const th_job *job, void *ud)
+{
+	struct stats *s = ud;
+	s->counts[job->status]++;
+	if (job->finished_us >= s->since && (job->status == TH_JOB_COMPLETED ||
+					     job->status == TH_JOB_ERROR))
+		s->recent++;
+	if (job->status == TH_JOB_QUEUED && !s->have_oldest) {
+		s->oldest = *job;
+		s->have_oldest = true;
+	}
+	return 0;
+}
+
+json_t *th_jobjson_stats(th_service *svc, int *rc)
+{
+	int64_t now = th_clock_now_us();
+	struct stats s = {.since = now - 60 * 1000000LL};
+	if ((*rc = th_service_list(svc, TH_MASK_ALL, 0, false, stats_job, &s)))
+		return NULL;
+	double rate = (double)s.recent / 60.0;
+	double waiting = s.have_oldest ? (double)(now - s.oldest.added_us) / 1e6 : 0;
+	json_t *counts = json_object();
+	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
+		json_object_set_new(counts, th_job_status_name((th_job_status)st),
+				    json_integer((json_int_t)s.counts[st]));
+	json_t *oldest = s.have_oldest
+		? json_pack("{s:I, s:s, s:o, s:f}", "id", (json_int_t)s.oldest.id, "task",
+			    s.oldest.task, "added", th_jobjson_time(s.oldest.added_us), "waiting",
+			    waiting)
+		: json_null();
+	return json_pack("{s:o, s:f, s:o}", "counts", counts, "jobs_per_second", rate,
+			 "oldest_queued", oldest);
+}
+
+json_t *th_jobjson_tasks(th_service *svc)
+{
+	json_t *arr = json_array(), *refused = json_array();
+	th_task_info ti;
+	for (size_t i = 0; th_service_task_info(svc, i, &ti) == 0; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", ti.name,
+						     "plugin", ti.plugin, "file", ti.file,
+						     "version", ti.version, "description",
+						     ti.description));
+	char file[4096], why[512];
+	size_t nref = th_service_refused(svc, 0, file, sizeof(file), why, sizeof(why));
+	for (size_t i = 0; i < nref; i++) {
+		th_service_refused(svc, i, file, sizeof(file), why, sizeof(why));
+		json_array_append_new(refused, json_pack("{s:s, s:s}", "file", file, "reason", why));
+	}
+	return json_pack("{s:o, s:o}", "tasks", arr, "refused", refused);
+}

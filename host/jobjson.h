@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "job.h"
+#include "service.h"
 
 /* "2026-12-01T08:00:00.000000Z", or null for 0. */
 json_t *th_jobjson_time(int64_t us);
@@ -19,5 +20,10 @@ void th_jobjson_bytes(json_t *obj, const char *key, const void *data, size_t len
 /* Standard base64 (with padding) to bytes: a malloc'd buffer, NUL-terminated past
  * *len; TH_EINVAL when s is not base64. */
 int th_jobjson_unbase64(const char *s, size_t slen, unsigned char **out, size_t *len);
+/* {"counts": {status: n}, "jobs_per_second": r, "oldest_queued": job or null}: what
+ * `taskhost stats --json` prints. NULL (and *rc) when the store cannot be read. */
+json_t *th_jobjson_stats(th_service *svc, int *rc);
+/* {"tasks": [...], "refused": [...]}: what `taskhost tasks --json` prints. */
+json_t *th_jobjson_tasks(th_service *svc);
 
 #endif
