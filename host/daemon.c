@@ -136,7 +136,8 @@ int th_cmd_run(th_cli *cli)
 	th_log_set_level(cfg->log_level);
 	th_log_set_format((enum th_log_format)cfg->log_format);
 	char err[1024];
-	if (th_config_make_data_dir(cfg, err, sizeof(err))) {
+	if (th_server_check(cfg, err, sizeof(err)) ||
+	    th_config_make_data_dir(cfg, err, sizeof(err))) {
 		th_cli_error("%s", err);
 		return TH_EXIT_USAGE;
 	}

@@ -6,10 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "clock.h"
 #include "error.h"
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 json_t *th_jobjson_time(int64_t us)
 {
@@ -59,23 +58,6 @@ json_t *th_jobjson_job(const th_job *j)
 	return o;
 }
 
-static char *base64(const unsigned char *p, size_t n)
-{
-	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-			     (i + 2 < n ? p[i + 2] : 0);
-		*o++ = b64[v >> 18 & 63];
-		*o++ = b64[v >> 12 & 63];
-		*o++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? b64[v & 63] : '=';
-	}
-	*o = 0;
-	return out;
-}
-
 void th_jobjson_bytes(json_t *obj, const char *key, const void *data, size_t len)
 {
 	json_t *s = json_stringn(data, len);
@@ -83,45 +65,10 @@ void th_jobjson_bytes(json_t *obj, const char *key, const void *data, size_t len
 		json_object_set_new(obj, key, s);
 		return;
 	}
-	char k[64], *b = base64(data, len);
+	char k[64], *b = th_base64_encode(data, len);
 	snprintf(k, sizeof(k), "%s_base64", key);
 	json_object_set_new(obj, k, b ? json_string(b) : json_null());
 	free(b);
-}
-
-int th_jobjson_unbase64(const char *s, size_t slen, unsigned char **out, size_t *len)
-{
-	if (slen % 4)
-		return TH_EINVAL;
-	unsigned char *buf = malloc(slen / 4 * 3 + 1), *o = buf;
-	if (!buf)
-		return TH_ENOMEM;
-	for (size_t i = 0; i < slen; i += 4) {
-		uint32_t v = 0;
-		int pad = 0;
-		for (int k = 0; k < 4; k++) {
-			const char *c = s[i + k] ? strchr(b64, s[i + k]) : NULL;
-			/* '=' only as the last one or two characters of the text */
-			if (s[i + k] == '=' && i + 4 == slen && k >= 2 && (k == 3 || s[i + 3] == '=')) {
-				pad++;
-				v <<= 6;
-			} else if (!c || pad) {
-				free(buf);
-				return TH_EINVAL;
-			} else {
-				v = v << 6 | (uint32_t)(c - b64);
-			}
-		}
-		*o++ = (unsigned char)(v >> 16);
-		if (pad < 2)
-			*o++ = (unsigned char)(v >> 8);
-		if (pad < 1)
-			*o++ = (unsigned char)v;
-	}
-	*o = 0;
-	*out = buf;
-	*len = (size_t)(o - buf);
-	return 0;
 }
 
 /* ---- stats and tasks ---- */

@@ -17,9 +17,6 @@ double th_jobjson_took(const th_job *j);
 json_t *th_jobjson_job(const th_job *j);
 /* Sets obj[key] to the bytes when they are UTF-8 text, else obj["<key>_base64"]. */
 void th_jobjson_bytes(json_t *obj, const char *key, const void *data, size_t len);
-/* Standard base64 (with padding) to bytes: a malloc'd buffer, NUL-terminated past
- * *len; TH_EINVAL when s is not base64. */
-int th_jobjson_unbase64(const char *s, size_t slen, unsigned char **out, size_t *len);
 /* {"counts": {status: n}, "jobs_per_second": r, "oldest_queued": job or null}: what
  * `taskhost stats --json` prints. NULL (and *rc) when the store cannot be read. */
 json_t *th_jobjson_stats(th_service *svc, int *rc);

@@ -15,6 +15,7 @@ Suite *seed_suite(void);
 Suite *process_suite(void);
 Suite *lifecycle_suite(void);
 Suite *datadir_suite(void);
+Suite *server_suite(void);
 
 int main(void)
 {
@@ -29,6 +30,7 @@ int main(void)
 	srunner_add_suite(sr, process_suite());
 	srunner_add_suite(sr, lifecycle_suite());
 	srunner_add_suite(sr, datadir_suite());
+	srunner_add_suite(sr, server_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int run = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -4,6 +4,7 @@
 #define TH_SERVER_API_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@ typedef struct th_api {
 	th_service *svc;
 	const struct th_config *cfg;
 	th_commit *commit;
+	_Atomic size_t waits; /* long polls going on */
 } th_api;
 typedef struct th_api_req th_api_req;
 

@@ -13,6 +13,9 @@ typedef struct th_server th_server;
 /* The socket's name in the data dir. */
 #define TH_SERVER_SOCKET "api.sock"
 
+/* Reads the token file and the TLS files as th_server_start will: err says what is
+ * wrong with them, before anything else starts. */
+int th_server_check(const th_config *cfg, char *err, size_t errlen);
 /* Starts serving svc as cfg says (cfg must outlive the server). On failure err holds one
  * line naming the key or file at fault. */
 int th_server_start(th_server **out, th_service *svc, const th_config *cfg, char *err,

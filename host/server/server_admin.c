@@ -22,6 +22,7 @@ int th_api_stats(th_api_req *r)
 			    json_pack("{s:I, s:I, s:I}", "writes", (json_int_t)cs.writes,
 				      "jobs_added", (json_int_t)cs.jobs, "add_commits",
 				      (json_int_t)cs.commits));
+	json_object_set_new(doc, "waits", json_integer((json_int_t)atomic_load(&r->api->waits)));
 	return th_api_ok(r, 200, doc);
 }
 

@@ -151,7 +151,7 @@ int th_api_wait(th_api_req *r)
 	MHD_suspend_connection(q->mc);
 	r->next_wait = srv->waits;
 	srv->waits = r;
-	srv->nwaits++;
+	atomic_store(&srv->api.waits, ++srv->nwaits);
 	pthread_mutex_unlock(&srv->waits_mu);
 	return 0;
 }
@@ -250,13 +250,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 		q->r.max_batch = srv->api.cfg->max_batch;
 		const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
-			/* answered before the body is read; the connection then closes */
-			th_api_error(&q->r, 413, "too_large", "the request body is larger than %zu "
-				     "bytes", srv->max_body);
-			q->state = RESUMED;
-			return respond(q);
-		}
+		/* too large: read and dropped (within connection_timeout), then answered: a
+		 * client still sending would not read an answer given before */
+		q->too_big = cl && strtoull(cl, NULL, 10) > srv->max_body;
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -287,8 +283,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 		q->state = RESUMED;
 		return respond(q);
 	}
-	if (q->state == RESUMED)
-		return MHD_YES; /* answered already (the 413 before the body) */
 	struct conn *c = conn_of(mc);
 	if (c)
 		atomic_store(&c->since, 0);
@@ -388,7 +382,7 @@ static void *watch(void *arg)
 			th_api_req *r = *p;
 			if (th_api_wait_check(r, now >= r->wait_end)) {
 				*p = r->next_wait;
-				srv->nwaits--;
+				atomic_store(&srv->api.waits, --srv->nwaits);
 				r->next_wait = ready;
 				ready = r;
 			} else {
@@ -527,6 +521,21 @@ static int start_daemon(th_server *srv, struct listener *l, int fd, bool tls, ch
 	}
 	srv->nl++;
 	return 0;
+}
+
+/* The files the server reads, read once to tell what is wrong with them early. */
+int th_server_check(const th_config *cfg, char *err, size_t errlen)
+{
+	th_auth *a = NULL;
+	int rc = cfg->token_file ? th_auth_load(&a, cfg->token_file, err, errlen) : 0;
+	th_auth_free(a);
+	for (int i = 0; rc == 0 && cfg->tls_cert && i < 2; i++) {
+		char *f = read_small(i ? "tls_key" : "tls_cert", i ? cfg->tls_key : cfg->tls_cert,
+				     err, errlen);
+		rc = f ? 0 : TH_ECONFIG;
+		free(f);
+	}
+	return rc;
 }
 
 int th_server_start(th_server **out, th_service *svc, const th_config *cfg, char *err,
