@@ -51,6 +51,11 @@ int th_base64_decode(const char *s, size_t slen, unsigned char **out, size_t *le
 				v = v << 6 | (uint32_t)(c - b64);
 			}
 		}
+		/* the bits past the last byte must be zero: one text per bytes */
+		if ((pad == 1 && (v & 0xff)) || (pad == 2 && (v & 0xffff))) {
+			free(buf);
+			return TH_EINVAL;
+		}
 		*o++ = (unsigned char)(v >> 16);
 		if (pad < 2)
 			*o++ = (unsigned char)(v >> 8);

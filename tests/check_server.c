@@ -100,6 +100,7 @@ START_TEST(decode_job_errors_name_the_field)
 		{"{\"task\":\"t\",\"input\":\"a\",\"input_base64\":\"YQ==\"}",
 		 "input: give input or input_base64, not both"},
 		{"{\"task\":\"t\",\"input_base64\":\"YQ=a\"}", "input_base64: not base64"},
+		{"{\"task\":\"t\",\"input_base64\":\"AAEC/u==\"}", "input_base64: not base64"},
 		{"{\"task\":\"t\",\"at\":\"tomorrow\"}",
 		 "at: expected a time such as 2026-12-01T08:00:00Z or seconds since the epoch"},
 		{"{\"task\":\"t\",\"at\":5,\"delay\":1}", "at: at and delay both say when: give one"},
