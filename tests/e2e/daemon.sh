@@ -23,11 +23,12 @@ stop_host "$HOST_PID"
 same "SIGTERM on an idle host exits 0" "$host_rc" 0
 check "the log says it stopped" grep -q "host: stopped" "$log"
 
-# ---- SIGTERM while jobs run: running ones finish, queued ones stay queued ----
+# ---- SIGTERM while jobs run: running ones finish, queued ones stay queued (4 s each:
+# long enough that no thread frees up between seeing two run and the SIGTERM) ----
 write_config -- "max_threads = 2" "wait_time = 0.2"
 start_host "$W/term.log"
 for i in 1 2 3; do
-	th add sleep "{\"seconds\": 1.5, \"id\": $i}"
+	th add sleep "{\"seconds\": 4, \"id\": $i}"
 done
 first=$((id + 1))
 running() {

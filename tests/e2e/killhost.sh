@@ -6,18 +6,19 @@
 # the data dir must open cleanly every time.
 . "$(dirname "$0")/lib.sh"
 
-JOBS=${KILLHOST_JOBS:-2000}
+JOBS=${KILLHOST_JOBS:-2000} # a multiple of 10
 KILLS=${KILLHOST_KILLS:-30}
 cp "$FIXTURES/fx_good.so" "$W/plugins/"
 write_config "max_attempts = 1000" -- "max_threads = 4" "wait_time = 0.2"
 runs="$W/runs"
 
-# jobs are added by a separate process the whole time, as users would
+# jobs are added by separate processes the whole time, ten at a time, as users would
 (
 	i=0
 	while [ $i -lt "$JOBS" ]; do
-		"$TASKHOST" -c "$CFG" add fx_record "$runs 4" >/dev/null || break
-		i=$((i + 1))
+		for _ in 1 2 3 4 5 6 7 8 9 10; do echo "$runs 20"; done |
+			"$TASKHOST" -c "$CFG" add fx_record --lines >/dev/null || break
+		i=$((i + 10))
 	done
 	echo "$i" >"$W/added"
 ) &
@@ -29,12 +30,19 @@ start_logged() {
 	grep -q "host: started" "$W/host.$starts.log"
 }
 
+# a kill is meant to cut attempts short: when adds are slow (the sanitizers), the queue is
+# often empty at a random moment, so each kill also waits (a while) for a job that runs
+processing_now() {
+	"$TASKHOST" -c "$CFG" stats --json 2>/dev/null | grep -q '"processing": [1-9]'
+}
+
 opened=0
 start_logged && opened=$((opened + 1))
 k=0
 while [ $k -lt "$KILLS" ]; do
 	# a random moment: 20 to 300 ms from now
 	sleep "0.$(printf '%03d' $((20 + $(od -An -N2 -tu2 /dev/urandom) % 280)))"
+	wait_until 3 processing_now || true
 	kill -KILL "$HOST_PID"
 	wait "$HOST_PID" 2>/dev/null
 	k=$((k + 1))
