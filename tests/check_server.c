@@ -201,7 +201,7 @@ END_TEST
 /* ---- the group committer ---- */
 
 #define WRITERS 8
-#define ADDS 50
+#define ADDS 25
 
 struct writer {
 	th_commit *c;
@@ -301,7 +301,7 @@ Suite *server_suite(void)
 	tcase_add_test(tc, decode_wait_and_cron);
 	tcase_add_test(tc, token_file);
 	tcase_add_test(tc, group_commit_shares_commits);
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -79,19 +79,29 @@ static const char *unknown_field(json_t *obj, const char *const *fields)
 	return NULL;
 }
 
+/* 0 when obj is an object with only keys from fields; else TH_EINVAL and err says why
+ * (what names the body for "expected an object"). */
+static int only_fields(json_t *obj, const char *what, const char *const *fields, char *err,
+		       size_t errlen)
+{
+	if (!json_is_object(obj))
+		return bad(err, errlen, what, "expected an object");
+	const char *unknown = unknown_field(obj, fields);
+	if (unknown) {
+		snprintf(err, errlen, "unknown field '%.100s'", unknown);
+		return TH_EINVAL;
+	}
+	return 0;
+}
+
 int th_api_decode_job(json_t *obj, th_new_job *job, th_add_opts *o, void **input, char *err,
 		      size_t errlen)
 {
 	*input = NULL;
 	memset(o, 0, sizeof(*o));
 	*job = (th_new_job){.opts = o};
-	if (!json_is_object(obj))
-		return bad(err, errlen, "job", "expected an object");
-	const char *unknown = unknown_field(obj, job_fields);
-	if (unknown) {
-		snprintf(err, errlen, "unknown field '%.100s'", unknown);
+	if (only_fields(obj, "job", job_fields, err, errlen))
 		return TH_EINVAL;
-	}
 	const char *text = NULL, *b64 = NULL, *at = NULL;
 	double prio = 0, attempts = 0;
 	int rc;
@@ -158,13 +168,8 @@ int th_api_decode_wait(json_t *obj, uint64_t **ids, size_t *n, double *timeout, 
 	*ids = NULL;
 	*n = 0;
 	*timeout = 30;
-	if (!json_is_object(obj))
-		return bad(err, errlen, "body", "expected an object");
-	const char *unknown = unknown_field(obj, fields);
-	if (unknown) {
-		snprintf(err, errlen, "unknown field '%.100s'", unknown);
+	if (only_fields(obj, "body", fields, err, errlen))
 		return TH_EINVAL;
-	}
 	json_t *a = json_object_get(obj, "ids");
 	if (!json_is_array(a) || !json_array_size(a) || json_array_size(a) > TH_API_WAIT_IDS_MAX)
 		return bad(err, errlen, "ids", "expected an array of 1 to 1000 job ids");
@@ -193,13 +198,8 @@ int th_api_decode_cron_update(json_t *obj, const char **schedule, int *catchup, 
 	static const char *const fields[] = {"schedule", "catchup", NULL};
 	*schedule = NULL;
 	*catchup = -1;
-	if (!json_is_object(obj))
-		return bad(err, errlen, "body", "expected an object");
-	const char *unknown = unknown_field(obj, fields);
-	if (unknown) {
-		snprintf(err, errlen, "unknown field '%.100s'", unknown);
+	if (only_fields(obj, "body", fields, err, errlen))
 		return TH_EINVAL;
-	}
 	bool c = false;
 	int rc;
 	if ((rc = string(obj, "schedule", schedule, err, errlen)) ||

@@ -143,6 +143,8 @@ int th_api_wait(th_api_req *r)
 	if (srv->nwaits >= srv->max_waits || atomic_load(&srv->stopping)) {
 		size_t n = srv->nwaits;
 		pthread_mutex_unlock(&srv->waits_mu);
+		if (atomic_load(&srv->stopping))
+			return th_api_error(r, 503, "stopping", "the host is stopping");
 		return th_api_error(r, 429, "busy", "%zu waits are going on already (at most half "
 				    "of max_connections): try again", n);
 	}

@@ -452,5 +452,14 @@ check "the clients' adds were acknowledged ($(wc -l <"$W/acked") of them, $total
 same "every acknowledged job is there after the SIGKILL" "$(comm -23 "$W/acked" "$W/present")" ""
 same "no job is there that no client added" "$(comm -13 "$W/tried" "$W/present")" ""
 same "none is there twice" "$(uniq -d "$W/present")" ""
+# a client that gives up while its add is committing: the add happened or not, and a
+# retry with the same unique key does not add a second job
+curl -s -m 0.002 --unix-socket "$SOCK" -d '{"task":"noop","unique":"gone-1"}' \
+	http://x/v1/jobs >/dev/null 2>&1
+api POST /v1/jobs '{"task":"noop","unique":"gone-1"}'
+check "the retry of an add whose client went away is answered ($code)" \
+	test "$code" = 200 -o "$code" = 201
+api GET "/v1/jobs?unique=gone-1"
+is "and there is one job with its key" 200 '(.jobs | length) == 1'
 stop_host "$HOST_PID"
 finish
