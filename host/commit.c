@@ -79,8 +79,8 @@ static void *committer(void *arg)
 
 		/* the adds go in one transaction; other writes follow, in arrival order */
 		th_commit_req *adds = NULL, **at = &adds, *ops = NULL, **ot = &ops;
-		size_t njobs = 0;
-		for (th_commit_req *r = all, *next; r; r = next) {
+		size_t njobs = 0, writes = 0;
+		for (th_commit_req *r = all, *next; r; r = next, writes++) {
 			next = r->next;
 			r->next = NULL;
 			if (r->op) {
@@ -92,23 +92,21 @@ static void *committer(void *arg)
 				njobs += r->n;
 			}
 		}
-		uint64_t commits = adds ? commit_adds(c, adds, njobs) : 0, writes = 0;
+		uint64_t commits = adds ? commit_adds(c, adds, njobs) : 0;
 		for (th_commit_req *r = ops; r; r = r->next)
 			r->rc = r->op(c->svc, r->arg);
-		for (th_commit_req *r = adds, *next; r; r = next) {
-			next = r->next;
-			writes++;
-			r->done(r);
-		}
-		for (th_commit_req *r = ops, *next; r; r = next) {
-			next = r->next;
-			writes++;
-			r->done(r);
-		}
+		/* counted before anyone is answered, so an answered writer sees its write */
 		pthread_mutex_lock(&c->mu);
 		c->stats.commits += commits;
 		c->stats.jobs += njobs;
 		c->stats.writes += writes;
+		pthread_mutex_unlock(&c->mu);
+		*at = ops; /* adds, then the other writes */
+		for (th_commit_req *r = adds, *next; r; r = next) {
+			next = r->next;
+			r->done(r);
+		}
+		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;

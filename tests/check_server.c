@@ -8,8 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "client.h"
 #include "commit.h"
+#include "config.h"
 #include "error.h"
+#include "server/server.h"
 #include "server/api.h"
 #include "server/server_auth.h"
 #include "testutil.h"
@@ -290,6 +293,83 @@ START_TEST(group_commit_shares_commits)
 }
 END_TEST
 
+/* ---- the client, against a server on a service in this process ---- */
+
+static int count_job(const th_job *job, void *ud)
+{
+	(void)job;
+	(*(size_t *)ud)++;
+	return 0;
+}
+
+START_TEST(client_calls)
+{
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096], err[512];
+	th_service *svc = tu_service(dir, pdir);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	snprintf(path, sizeof(path), "%s/taskhost.ini", dir);
+	th_config cfg;
+	ck_assert_int_eq(th_config_defaults(&cfg, path), 0);
+	free(cfg.data_dir);
+	ck_assert_int_ge(asprintf(&cfg.data_dir, "%s/data", dir), 0);
+	th_server *srv;
+	ck_assert_msg(th_server_start(&srv, svc, &cfg, err, sizeof(err)) == 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/data/api.sock", dir);
+	th_client *c;
+	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
+
+	uint64_t id, ids[3];
+	bool existed = true;
+	ck_assert_int_eq(th_client_add(c, "echo", "hi", 2, NULL, &id, &existed), 0);
+	ck_assert(!existed);
+	ck_assert_int_eq(th_client_wait(c, &id, 1, 10), 0);
+	th_job job;
+	ck_assert_int_eq(th_client_get(c, id, &job), 0);
+	ck_assert_uint_eq(job.id, id);
+	ck_assert_str_eq(job.task, "echo");
+	ck_assert_int_eq(job.status, TH_JOB_COMPLETED);
+	ck_assert_uint_eq(job.input_len, 2);
+	ck_assert(job.added_us > 0 && job.finished_us >= job.added_us);
+
+	th_new_job many[3] = {{"echo", "a", 1, NULL}, {"echo", "\0\1", 2, NULL}, {"noop", "", 0, NULL}};
+	ck_assert_msg(th_client_add_many(c, many, 3, ids) == 0, "%s", th_client_error(c));
+	ck_assert_uint_eq(ids[2], ids[0] + 2);
+	ck_assert_int_eq(th_client_get(c, ids[1], &job), 0);
+	ck_assert_uint_eq(job.input_len, 2); /* sent as base64 */
+
+	th_add_opts held = {.hold = true, .queue = "q1", .priority = 4, .unique = "k"};
+	ck_assert_int_eq(th_client_add(c, "echo", "", 0, &held, &id, NULL), 0);
+	ck_assert_int_eq(th_client_get(c, id, &job), 0);
+	ck_assert_int_eq(job.status, TH_JOB_HELD);
+	ck_assert_str_eq(job.queue, "q1");
+	ck_assert_int_eq(job.priority, 4);
+	ck_assert_int_eq(th_client_wait(c, &id, 1, 0.2), TH_ETIMEDOUT);
+	ck_assert_int_eq(th_client_cancel(c, id), 0);
+	ck_assert_int_eq(th_client_cancel(c, id), TH_ESTATE);
+	ck_assert_int_eq(th_client_get(c, 99999, &job), TH_ENOTFOUND);
+	ck_assert_str_eq(th_client_error(c), "job 99999 not found");
+	ck_assert_int_eq(th_client_add(c, "nope", "", 0, NULL, &id, NULL), TH_EUNKNOWNTASK);
+	size_t n = 0;
+	ck_assert_int_eq(th_client_list(c, TH_MASK_ALL, 0, count_job, &n), 0);
+	ck_assert_uint_eq(n, 5);
+	n = 0;
+	ck_assert_int_eq(th_client_list(c, TH_MASK(TH_JOB_CANCELLED), 0, count_job, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	th_client_close(c);
+
+	th_server_stop(srv);
+	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
+	ck_assert_int_eq(th_client_get(c, 1, &job), TH_EIO); /* no host there now */
+	ck_assert_ptr_nonnull(strstr(th_client_error(c), "/v1/jobs/1"));
+	th_client_close(c);
+	th_config_free(&cfg);
+	th_service_close(svc);
+	tu_rmtree(dir);
+	free(dir);
+	free(pdir);
+}
+END_TEST
+
 Suite *server_suite(void);
 Suite *server_suite(void)
 {
@@ -301,6 +381,7 @@ Suite *server_suite(void)
 	tcase_add_test(tc, decode_wait_and_cron);
 	tcase_add_test(tc, token_file);
 	tcase_add_test(tc, group_commit_shares_commits);
+	tcase_add_test(tc, client_calls);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;
