@@ -328,11 +328,8 @@ int th_cmd_error(th_cli *cli)
 		if ((rc = th_service_errors(cli->svc, job.id, &msg)))
 			return th_cli_fail(rc, job.id, "reading the errors");
 		if (cli->json) {
-			json_t *arr = json_array();
-			for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n"))
-				json_array_append_new(arr, json_string(line) ? json_string(line)
-									     : json_null());
-			print_json(json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "errors", arr));
+			print_json(json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "errors",
+					     th_jobjson_lines(msg)));
 		} else {
 			fputs(msg, stdout);
 		}

@@ -71,6 +71,19 @@ void th_jobjson_bytes(json_t *obj, const char *key, const void *data, size_t len
 	free(b);
 }
 
+json_t *th_jobjson_lines(const char *text)
+{
+	json_t *arr = json_array();
+	for (const char *p = text; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		json_t *l = n ? json_stringn(p, n) : NULL;
+		if (n)
+			json_array_append_new(arr, l ? l : json_null());
+		p += n + (p[n] == '\n');
+	}
+	return arr;
+}
+
 /* ---- stats and tasks ---- */
 
 struct stats {

@@ -17,6 +17,8 @@ double th_jobjson_took(const th_job *j);
 json_t *th_jobjson_job(const th_job *j);
 /* Sets obj[key] to the bytes when they are UTF-8 text, else obj["<key>_base64"]. */
 void th_jobjson_bytes(json_t *obj, const char *key, const void *data, size_t len);
+/* The lines of text as an array of strings (null for a line that is not UTF-8). */
+json_t *th_jobjson_lines(const char *text);
 /* {"counts": {status: n}, "jobs_per_second": r, "oldest_queued": job or null}: what
  * `taskhost stats --json` prints. NULL (and *rc) when the store cannot be read. */
 json_t *th_jobjson_stats(th_service *svc, int *rc);

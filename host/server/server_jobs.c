@@ -190,12 +190,7 @@ int th_api_jobs_bytes(th_api_req *r)
 		char *text = NULL;
 		if ((rc = th_service_errors(r->svc, job.id, &text)))
 			return th_api_fail(r, rc, job.id, what);
-		json_t *arr = json_array();
-		char *save = NULL;
-		for (char *line = strtok_r(text, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
-			json_array_append_new(arr, json_string(line) ? json_string(line)
-								     : json_null());
+		json_t *arr = th_jobjson_lines(text);
 		free(text);
 		return th_api_ok(r, 200, json_pack("{s:I, s:o}", "id", (json_int_t)job.id,
 						   "errors", arr));
