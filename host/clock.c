@@ -2,9 +2,16 @@
  * The wall clock goes through a hook so schedule tests can move time by hand. */
 #include "clock.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#include "error.h"
+
+#define TIME_MAX_S 253402300799LL /* 9999-12-31T23:59:59Z */
 
 static _Atomic(th_clock_fn) hook_fn;
 static void *_Atomic hook_ud;
@@ -48,4 +55,28 @@ void th_clock_format(int64_t us, char *buf, unsigned size)
 	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 (int)(us % 1000000 / 1000));
+}
+
+int th_clock_parse(const char *s, int64_t *us)
+{
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end) {
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(s, "%Y-%m-%dT%H:%MZ", &tm);
+	}
+	long long v;
+	if (end && !*end) {
+		v = (long long)timegm(&tm);
+	} else {
+		char *e;
+		errno = 0;
+		v = s[0] >= '0' && s[0] <= '9' ? strtoll(s, &e, 10) : -1;
+		if (errno || v < 0 || *e)
+			return TH_EINVAL;
+	}
+	if (v < 0 || v > TIME_MAX_S)
+		return TH_EINVAL;
+	*us = (int64_t)v * 1000000;
+	return 0;
 }

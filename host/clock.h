@@ -19,5 +19,8 @@ void th_clock_set_hook(th_clock_fn fn, void *ud);
 
 /* "2026-11-28T04:10:00.123Z" into buf (at least 25 bytes). */
 void th_clock_format(int64_t us, char *buf, unsigned size);
+/* "2026-12-01T08:00:00Z", "2026-12-01T08:00Z" (UTC) or seconds since the epoch, up to
+ * the year 9999, -> microseconds; TH_EINVAL when it is none of these. */
+int th_clock_parse(const char *s, int64_t *us);
 
 #endif

@@ -91,6 +91,9 @@ int th_config_defaults(th_config *cfg, const char *path)
 	cfg->max_result_size = TH_DEFAULT_MAX_RESULT;
 	cfg->lease_time = TH_DEFAULT_LEASE_TIME;
 	cfg->max_attempts = TH_DEFAULT_MAX_ATTEMPTS;
+	cfg->max_connections = TH_DEFAULT_MAX_CONNECTIONS;
+	cfg->connection_timeout = TH_DEFAULT_CONNECTION_TIMEOUT;
+	cfg->max_batch = TH_DEFAULT_MAX_BATCH;
 	snprintf(cfg->strategy, sizeof(cfg->strategy), "simple");
 	cfg->args = (th_processor_args)TH_PROCESSOR_ARGS_DEFAULT;
 	return 0;
@@ -103,6 +106,9 @@ void th_config_free(th_config *cfg)
 	free(cfg->path);
 	free(cfg->data_dir);
 	free(cfg->plugin_dir);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->token_file);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -180,7 +186,8 @@ static int fail(struct parse *p, const char *fmt, ...)
 enum {
 	K_DATA_DIR, K_PLUGIN_DIR, K_LOG_LEVEL, K_LOG_FORMAT, K_GRACE, K_MAP_SIZE,
 	K_MAX_MAP_SIZE, K_DURABILITY, K_MAX_INPUT, K_MAX_RESULT, K_LEASE, K_MAX_ATTEMPTS,
-	K_INSECURE, K_KEEP, K_DATA_DIR_GROUP,
+	K_INSECURE, K_KEEP, K_DATA_DIR_GROUP, K_LISTEN, K_TLS_CERT, K_TLS_KEY, K_TOKEN_FILE,
+	K_MAX_CONNECTIONS, K_CONNECTION_TIMEOUT, K_MAX_BATCH,
 	K_STRATEGY = 0, K_MAX_THREADS, K_WAIT_TIME, K_MAX_WORKERS, K_WORKER_MEM, K_WORKER_JOBS,
 	K_JOB_TIMEOUT, K_KILL_GRACE
 };
@@ -188,7 +195,9 @@ enum {
 static const char *const host_keys[] = {
 	"data_dir", "plugin_dir", "log_level", "log_format", "grace_period", "map_size",
 	"max_map_size", "durability", "max_input_size", "max_result_size", "lease_time",
-	"max_attempts", "allow_insecure_plugins", "keep_finished", "data_dir_group", NULL};
+	"max_attempts", "allow_insecure_plugins", "keep_finished", "data_dir_group", "listen",
+	"tls_cert", "tls_key", "token_file", "max_connections", "connection_timeout", "max_batch",
+	NULL};
 static const char *const processor_keys[] = {
 	"strategy", "max_threads", "wait_time", "max_workers", "worker_memory_limit",
 	"worker_max_jobs", "job_timeout", "kill_grace", NULL};
@@ -201,11 +210,87 @@ static int key_index(const char *const *keys, const char *name)
 	return -1;
 }
 
+int th_config_split_listen(const char *s, char *host, size_t hostlen, unsigned *port)
+{
+	const char *colon = strrchr(s, ':'), *h = s;
+	size_t hl = colon ? (size_t)(colon - s) : 0;
+	if (*s == '[') { /* an IPv6 address */
+		const char *close = strchr(s, ']');
+		if (!close || close + 1 != colon)
+			return TH_EINVAL;
+		h = s + 1;
+		hl = (size_t)(close - h);
+	} else if (colon && memchr(s, ':', hl)) {
+		return TH_EINVAL; /* IPv6 without brackets */
+	}
+	char *end;
+	errno = 0;
+	long v = colon ? strtol(colon + 1, &end, 10) : 0;
+	if (!colon || !hl || hl >= hostlen || errno || end == colon + 1 || *end || v < 1 ||
+	    v > 65535)
+		return TH_EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	*port = (unsigned)v;
+	return 0;
+}
+
+/* The keys of the HTTP API (host/server). */
+static int server_key(struct parse *p, int k, const char *value)
+{
+	th_config *c = p->cfg;
+	char host[TH_LISTEN_LEN];
+	unsigned port;
+	double d;
+	long v;
+	switch (k) {
+	case K_LISTEN:
+		if (c->nlisten == TH_LISTEN_MAX)
+			return fail(p, "too many listen lines in [host] (at most %d)", TH_LISTEN_MAX);
+		if (strlen(value) >= TH_LISTEN_LEN ||
+		    th_config_split_listen(value, host, sizeof(host), &port))
+			return fail(p, "bad value '%s' for listen in [host]: expected HOST:PORT "
+				    "such as 127.0.0.1:7070 or [::1]:7070", value);
+		snprintf(c->listen[c->nlisten++], TH_LISTEN_LEN, "%s", value);
+		if (!c->listen_line)
+			c->listen_line = p->line;
+		return 1;
+	case K_TLS_CERT:
+	case K_TLS_KEY:
+	case K_TOKEN_FILE: {
+		char **f = k == K_TLS_CERT ? &c->tls_cert : k == K_TLS_KEY ? &c->tls_key
+									 : &c->token_file;
+		if (!*value)
+			return fail(p, "empty value for %s in [host]", host_keys[k]);
+		if (!(*f = resolve(p->base, value)))
+			return fail(p, "out of memory");
+		return 1;
+	}
+	case K_CONNECTION_TIMEOUT:
+		if (th_parse_duration(value, &d) || d < 1 || d > 3600)
+			return fail(p, "bad value '%s' for connection_timeout in [host]: expected a "
+				    "duration from 1s to 1h", value);
+		c->connection_timeout = d;
+		return 1;
+	}
+	long hi = k == K_MAX_CONNECTIONS ? 10000 : 100000;
+	char *end;
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno || end == value || *end || v < 1 || v > hi)
+		return fail(p, "bad value '%s' for %s in [host]: expected a whole number from 1 "
+			    "to %ld", value, host_keys[k], hi);
+	*(k == K_MAX_CONNECTIONS ? &c->max_connections : &c->max_batch) = (unsigned)v;
+	return 1;
+}
+
 static int host_key(struct parse *p, int k, const char *value)
 {
 	th_config *c = p->cfg;
 	char **dir = NULL;
 	uint64_t size;
+	if (k >= K_LISTEN)
+		return server_key(p, k, value);
 	switch (k) {
 	case K_DATA_DIR:
 	case K_PLUGIN_DIR:
@@ -420,7 +505,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	int k = key_index(sec == 0 ? host_keys : processor_keys, name);
 	if (k < 0)
 		return fail(p, "unknown key '%s' in [%s]", name, section);
-	if (p->seen[sec] & (1u << k))
+	if (p->seen[sec] & (1u << k) && !(sec == 0 && k == K_LISTEN))
 		return fail(p, "'%s' given twice in [%s]", name, section);
 	p->seen[sec] |= 1u << k;
 	if (sec == 0)
@@ -473,6 +558,16 @@ static int finish(struct parse *p, int rc)
 		p->line = p->map_line;
 		fail(p, "max_map_size (%llu bytes) is smaller than map_size (%llu bytes)",
 		     (unsigned long long)c->max_map_size, (unsigned long long)c->map_size);
+	}
+	if (!p->failed && c->nlisten && !c->token_file) {
+		p->line = c->listen_line;
+		fail(p, "listen in [host] needs token_file: without tokens only the unix socket "
+		     "in the data dir is served");
+	}
+	if (!p->failed && !c->tls_cert != !c->tls_key) {
+		snprintf(p->err, p->errlen, "%s: %s in [host] without %s: TLS needs both", p->name,
+			 c->tls_cert ? "tls_cert" : "tls_key", c->tls_cert ? "tls_key" : "tls_cert");
+		p->failed = true;
 	}
 	struct stat sb;
 	const char *why = NULL;

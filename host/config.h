@@ -9,6 +9,12 @@
 
 #include "service.h"
 
+#define TH_LISTEN_MAX 8  /* listen lines */
+#define TH_LISTEN_LEN 128
+#define TH_DEFAULT_MAX_CONNECTIONS 1000
+#define TH_DEFAULT_CONNECTION_TIMEOUT 30 /* seconds */
+#define TH_DEFAULT_MAX_BATCH 10000       /* jobs */
+
 typedef struct th_config {
 	char *path;             /* the file as given */
 	char *data_dir;         /* resolved against the file's directory */
@@ -36,6 +42,14 @@ typedef struct th_config {
 		th_processor_args args;
 	} queues[TH_QUEUES_MAX];
 	unsigned nqueues;
+	/* [host]: the HTTP API (host/server) */
+	char listen[TH_LISTEN_MAX][TH_LISTEN_LEN]; /* "HOST:PORT" or "[V6]:PORT" lines */
+	unsigned nlisten;
+	int listen_line;        /* the first listen line */
+	char *tls_cert, *tls_key, *token_file; /* resolved against the file's directory */
+	unsigned max_connections;
+	double connection_timeout; /* seconds a connection may be idle (or slow) */
+	unsigned max_batch;     /* jobs in one POST /v1/jobs/batch */
 } th_config;
 
 /* A config file larger than this is refused: it is not one. */
@@ -54,6 +68,9 @@ void th_config_free(th_config *cfg);
 /* Creates data_dir (and missing parents) if needed, 0700, or 02770 and owned by
  * data_dir_group when that is set; err names the config line. */
 int th_config_make_data_dir(const th_config *cfg, char *err, size_t errlen);
+
+/* "127.0.0.1:7070" or "[::1]:7070" -> host (brackets removed) and port. */
+int th_config_split_listen(const char *s, char *host, size_t hostlen, unsigned *port);
 
 /* "64MiB", "1 G", "4096" -> bytes; "30s", "500ms", "2m", "1.5" (seconds) -> seconds. */
 int th_parse_size(const char *s, uint64_t *out);

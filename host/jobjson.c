@@ -1,10 +1,14 @@
-/* The JSON of a job, shared by the CLI and the HTTP API: fields, times, bytes. */
+/* The JSON of a job, shared by the CLI and the HTTP API: fields, times, bytes (base64
+ * when not text), error lines, stats and tasks. */
 #include "jobjson.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "base64.h"
 #include "clock.h"
+#include "error.h"
 
 json_t *th_jobjson_time(int64_t us)
 {
@@ -22,9 +26,8 @@ json_t *th_jobjson_job(const th_job *j)
 			      "id", (json_int_t)j->id, "task", j->task, "status",
 			      th_job_status_name(j->status), "queue", *j->queue ? j->queue : "default",
 			      "priority", (int)j->priority, "attempts", (int)j->attempts,
-			      "max_attempts", (int)j->max_attempts,
-			      "added", th_jobjson_time(j->added_us),
-			      "started", th_jobjson_time(j->started_us),
+			      "max_attempts", (int)j->max_attempts, "added",
+			      th_jobjson_time(j->added_us), "started", th_jobjson_time(j->started_us),
 			      "finished", th_jobjson_time(j->finished_us), "took",
 			      took >= 0 ? json_real(took) : json_null(), "input_size",
 			      (json_int_t)j->input_len, "result_size", (json_int_t)j->result_len);
@@ -49,26 +52,6 @@ json_t *th_jobjson_job(const th_job *j)
 	return o;
 }
 
-static char *base64(const unsigned char *p, size_t n)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-			     (i + 2 < n ? p[i + 2] : 0);
-		*o++ = tab[v >> 18 & 63];
-		*o++ = tab[v >> 12 & 63];
-		*o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? tab[v & 63] : '=';
-	}
-	*o = 0;
-	return out;
-}
-
-/* Bytes as a JSON string when they are UTF-8 text, else under "<key>_base64". */
 void th_jobjson_set_bytes(json_t *obj, const char *key, const void *data, size_t len)
 {
 	json_t *s = json_stringn(data, len);
@@ -76,8 +59,84 @@ void th_jobjson_set_bytes(json_t *obj, const char *key, const void *data, size_t
 		json_object_set_new(obj, key, s);
 		return;
 	}
-	char k[64], *b = base64(data, len);
+	char k[64], *b = th_base64_encode(data, len);
 	snprintf(k, sizeof(k), "%s_base64", key);
 	json_object_set_new(obj, k, b ? json_string(b) : json_null());
 	free(b);
+}
+
+json_t *th_jobjson_lines(const char *text)
+{
+	json_t *arr = json_array();
+	for (const char *p = text; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		json_t *l = n ? json_stringn(p, n) : NULL;
+		if (n)
+			json_array_append_new(arr, l ? l : json_null());
+		p += n + (p[n] == '\n');
+	}
+	return arr;
+}
+
+/* ---- stats and tasks ---- */
+
+struct stats {
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+	uint64_t recent; /* finished in the last minute */
+	int64_t since;
+	th_job oldest;   /* the first queued job */
+	bool have_oldest;
+};
+
+static int stats_job(const th_job *job, void *ud)
+{
+	struct stats *s = ud;
+	s->counts[job->status]++;
+	if (job->finished_us >= s->since && (job->status == TH_JOB_COMPLETED ||
+					     job->status == TH_JOB_ERROR))
+		s->recent++;
+	if (job->status == TH_JOB_QUEUED && !s->have_oldest) {
+		s->oldest = *job;
+		s->have_oldest = true;
+	}
+	return 0;
+}
+
+json_t *th_jobjson_stats(th_service *svc, int *rc)
+{
+	int64_t now = th_clock_now_us();
+	struct stats s = {.since = now - 60 * 1000000LL};
+	if ((*rc = th_service_list(svc, TH_MASK_ALL, 0, false, stats_job, &s)))
+		return NULL;
+	double rate = (double)s.recent / 60.0;
+	double waiting = s.have_oldest ? (double)(now - s.oldest.added_us) / 1e6 : 0;
+	json_t *counts = json_object();
+	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
+		json_object_set_new(counts, th_job_status_name((th_job_status)st),
+				    json_integer((json_int_t)s.counts[st]));
+	json_t *oldest = s.have_oldest
+		? json_pack("{s:I, s:s, s:o, s:f}", "id", (json_int_t)s.oldest.id, "task",
+			    s.oldest.task, "added", th_jobjson_time(s.oldest.added_us), "waiting",
+			    waiting)
+		: json_null();
+	return json_pack("{s:o, s:f, s:o}", "counts", counts, "jobs_per_second", rate,
+			 "oldest_queued", oldest);
+}
+
+json_t *th_jobjson_tasks(th_service *svc)
+{
+	json_t *arr = json_array(), *refused = json_array();
+	th_task_info ti;
+	for (size_t i = 0; th_service_task_info(svc, i, &ti) == 0; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", ti.name,
+						     "plugin", ti.plugin, "file", ti.file,
+						     "version", ti.version, "description",
+						     ti.description));
+	char file[4096], why[512];
+	size_t nref = th_service_refused(svc, 0, file, sizeof(file), why, sizeof(why));
+	for (size_t i = 0; i < nref; i++) {
+		th_service_refused(svc, i, file, sizeof(file), why, sizeof(why));
+		json_array_append_new(refused, json_pack("{s:s, s:s}", "file", file, "reason", why));
+	}
+	return json_pack("{s:o, s:o}", "tasks", arr, "refused", refused);
 }

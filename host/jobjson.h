@@ -1,5 +1,5 @@
-/* The JSON of a job, one module for every front door (the CLI's --json output, and the
- * HTTP API next): a job's fields, times as UTC strings, bytes as text or base64. */
+/* The JSON of a job, one module for every front door (the CLI's --json output and the
+ * HTTP API): a job's fields, times as UTC strings, bytes as text or base64. */
 #ifndef TH_JOBJSON_H
 #define TH_JOBJSON_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "job.h"
+#include "service.h"
 
 /* A new object with the job's fields (id, task, status, queue, priority, attempts,
  * times, sizes, and what its status adds); json null when out of memory. */
@@ -16,5 +17,13 @@ json_t *th_jobjson_job(const th_job *j);
 json_t *th_jobjson_time(int64_t us);
 /* Sets obj[key] to the bytes when they are UTF-8 text, else obj["<key>_base64"]. */
 void th_jobjson_set_bytes(json_t *obj, const char *key, const void *data, size_t len);
+/* The lines of text as an array of strings (null for a line that is not UTF-8). */
+json_t *th_jobjson_lines(const char *text);
+/* {"counts": {status: n}, "jobs_per_second": r, "oldest_queued": job or null}: what
+ * `taskhost stats --json` prints and GET /v1/stats answers. NULL (and *rc) when the
+ * store cannot be read. */
+json_t *th_jobjson_stats(th_service *svc, int *rc);
+/* {"tasks": [...], "refused": [...]}: what `taskhost tasks --json` prints. */
+json_t *th_jobjson_tasks(th_service *svc);
 
 #endif

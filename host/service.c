@@ -247,6 +247,18 @@ int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint6
 	return add_all(svc, jobs, n, ids, NULL);
 }
 
+int th_service_add_batch(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids,
+			 bool *existed)
+{
+	return add_all(svc, jobs, n, ids, existed);
+}
+
+int th_service_add_check(th_service *svc, const th_new_job *job)
+{
+	th_store_new n;
+	return prepare(svc, job, &n);
+}
+
 int th_service_add_ex(th_service *svc, const char *task, const void *input, size_t len,
 		      const th_add_opts *opts, uint64_t *id, bool *existed)
 {
@@ -289,6 +301,17 @@ int th_service_errors(th_service *svc, uint64_t id, char **text)
 {
 	size_t len;
 	return th_store_blob(svc->store, id, TH_BLOB_ERRORS, (void **)text, &len);
+}
+
+int th_service_input(th_service *svc, uint64_t id, void **data, size_t *len)
+{
+	return th_store_blob(svc->store, id, TH_BLOB_INPUT, data, len);
+}
+
+int th_service_unique(th_service *svc, uint64_t id, char **key)
+{
+	size_t len;
+	return th_store_blob(svc->store, id, TH_BLOB_UNIQUE, (void **)key, &len);
 }
 
 int th_service_cron_spec(th_service *svc, uint64_t id, char **spec)

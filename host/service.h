@@ -94,6 +94,12 @@ typedef struct th_new_job {
 	const th_add_opts *opts; /* may be NULL */
 } th_new_job;
 int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids);
+/* The same, with existed[i] (may be NULL) telling which unique keys were taken. */
+int th_service_add_batch(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids,
+			 bool *existed);
+/* The checks of an add without adding: 0 when the store would take the job (its cron
+ * schedule is checked when it is added). */
+int th_service_add_check(th_service *svc, const th_new_job *job);
 
 /* TH_ENOTFOUND for an unknown id in all of these. */
 int th_service_get(th_service *svc, uint64_t id, th_job *out);
@@ -103,6 +109,10 @@ int th_service_result(th_service *svc, uint64_t id, void **data, size_t *len);
 int th_service_error(th_service *svc, uint64_t id, char **msg);
 /* Every error message of the job, one "attempt N: message" line per failed attempt. */
 int th_service_errors(th_service *svc, uint64_t id, char **text);
+/* A job's input, malloc'd (NUL-terminated past len). */
+int th_service_input(th_service *svc, uint64_t id, void **data, size_t *len);
+/* A job's unique key ("" when it has none). */
+int th_service_unique(th_service *svc, uint64_t id, char **key);
 /* A cron job's schedule. */
 int th_service_cron_spec(th_service *svc, uint64_t id, char **spec);
 /* Cancels a job: a queued, delayed, held or cron job at once (a cron job fires no

@@ -124,6 +124,29 @@ START_TEST(absolute_paths_kept)
 }
 END_TEST
 
+START_TEST(api_keys)
+{
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, "[host]\nlisten = 127.0.0.1:7070\n"
+					 "listen = [::1]:7071\ntoken_file = /etc/t\n"
+					 "tls_cert = /c.pem\ntls_key = /k.pem\nmax_connections = 50\n"
+					 "connection_timeout = 10s\nmax_batch = 7\n", err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.nlisten, 2);
+	char host[TH_LISTEN_LEN];
+	unsigned port;
+	ck_assert_int_eq(th_config_split_listen(c.listen[1], host, sizeof(host), &port), 0);
+	ck_assert_str_eq(host, "::1");
+	ck_assert_uint_eq(port, 7071);
+	ck_assert_str_eq(c.token_file, "/etc/t");
+	ck_assert_str_eq(c.tls_cert, "/c.pem");
+	ck_assert_str_eq(c.tls_key, "/k.pem");
+	ck_assert_uint_eq(c.max_connections, 50);
+	ck_assert(c.connection_timeout == 10);
+	ck_assert_uint_eq(c.max_batch, 7);
+	th_config_free(&c);
+}
+END_TEST
+
 static void expect_error(const char *text, int line, const char *msg)
 {
 	th_config c;
@@ -221,6 +244,23 @@ START_TEST(errors_name_file_and_line)
 		     "written, without quotes");
 	expect_error("[host]\nmax_map_size = 1M\n", 2,
 		     "max_map_size (1048576 bytes) is smaller than map_size (67108864 bytes)");
+	expect_error("[host]\nlisten = ::1:7070\n", 2, "bad value '::1:7070' for listen in [host]: "
+		     "expected HOST:PORT such as 127.0.0.1:7070 or [::1]:7070");
+	expect_error("[host]\nlisten = 127.0.0.1:70000\n", 2, "bad value '127.0.0.1:70000' for "
+		     "listen in [host]: expected HOST:PORT such as 127.0.0.1:7070 or [::1]:7070");
+	expect_error("[host]\nlisten = [::1]:7070\n", 2, "listen in [host] needs token_file: "
+		     "without tokens only the unix socket in the data dir is served");
+	expect_error("[host]\ntoken_file = t\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\n"
+		     "listen = 127.0.0.1:3\nlisten = 127.0.0.1:4\nlisten = 127.0.0.1:5\n"
+		     "listen = 127.0.0.1:6\nlisten = 127.0.0.1:7\nlisten = 127.0.0.1:8\n"
+		     "listen = 127.0.0.1:9\n", 11, "too many listen lines in [host] (at most 8)");
+	expect_error("[host]\nmax_connections = 0\n", 2, "bad value '0' for max_connections in "
+		     "[host]: expected a whole number from 1 to 10000");
+	expect_error("[host]\nmax_batch = lots\n", 2, "bad value 'lots' for max_batch in "
+		     "[host]: expected a whole number from 1 to 100000");
+	expect_error("[host]\nconnection_timeout = 0.5s\n", 2, "bad value '0.5s' for "
+		     "connection_timeout in [host]: expected a duration from 1s to 1h");
+	expect_error("[host]\ntls_key = k\ntls_key = k\n", 3, "'tls_key' given twice in [host]");
 	char longline[400];
 	memset(longline, 'x', sizeof(longline));
 	memcpy(longline, "[host]\ndata_dir = ", 18);
@@ -323,6 +363,7 @@ Suite *config_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, every_key);
+	tcase_add_test(tc, api_keys);
 	tcase_add_test(tc, queue_sections);
 	tcase_add_test(tc, queue_limit);
 	tcase_add_test(tc, absolute_paths_kept);

@@ -73,6 +73,21 @@ START_TEST(bytes_as_text_or_base64)
 }
 END_TEST
 
+START_TEST(error_lines)
+{
+	/* empty lines are left out; a line that is not UTF-8 is null, the others stay */
+	json_t *a = th_jobjson_lines("attempt 1: boom\n\nattempt 2: \xff\xfe\nattempt 3: x");
+	ck_assert_uint_eq(json_array_size(a), 3);
+	ck_assert_str_eq(json_string_value(json_array_get(a, 0)), "attempt 1: boom");
+	ck_assert(json_is_null(json_array_get(a, 1)));
+	ck_assert_str_eq(json_string_value(json_array_get(a, 2)), "attempt 3: x");
+	json_decref(a);
+	a = th_jobjson_lines("");
+	ck_assert_uint_eq(json_array_size(a), 0);
+	json_decref(a);
+}
+END_TEST
+
 Suite *jobjson_suite(void);
 Suite *jobjson_suite(void)
 {
@@ -81,6 +96,7 @@ Suite *jobjson_suite(void)
 	tcase_add_test(tc, finished_job);
 	tcase_add_test(tc, cron_and_running_jobs);
 	tcase_add_test(tc, bytes_as_text_or_base64);
+	tcase_add_test(tc, error_lines);
 	suite_add_tcase(s, tc);
 	return s;
 }

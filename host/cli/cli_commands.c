@@ -314,12 +314,8 @@ int th_cmd_error(th_cli *cli)
 		if ((rc = th_service_errors(cli->svc, job.id, &msg)))
 			return th_cli_fail(rc, job.id, "reading the errors");
 		if (cli->json) {
-			json_t *arr = json_array();
-			for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n")) {
-				json_t *s = json_string(line); /* NULL for a line not UTF-8 */
-				json_array_append_new(arr, s ? s : json_null());
-			}
-			print_json(json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "errors", arr));
+			print_json(json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "errors",
+					     th_jobjson_lines(msg)));
 		} else {
 			fputs(msg, stdout);
 		}
@@ -458,37 +454,26 @@ int th_cmd_tasks(th_cli *cli)
 	int rc = th_cli_open(cli, true);
 	if (rc)
 		return rc;
-	size_t n = th_service_task_count(cli->svc);
-	json_t *arr = cli->json ? json_array() : NULL;
-	if (!cli->json)
-		printf("%-20s %-20s %-8s %s\n", "TASK", "PLUGIN", "VERSION", "DESCRIPTION");
-	for (size_t i = 0; i < n; i++) {
-		th_task_info ti;
-		if (th_service_task_info(cli->svc, i, &ti))
-			continue;
-		const char *base = strrchr(ti.file, '/');
-		base = base ? base + 1 : ti.file;
-		if (arr)
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
-							     ti.name, "plugin", ti.plugin, "file",
-							     ti.file, "version", ti.version,
-							     "description", ti.description));
-		else
-			printf("%-20s %-20s %-8s %s\n", ti.name, base, ti.version, ti.description);
+	json_t *doc = th_jobjson_tasks(cli->svc);
+	if (cli->json) {
+		print_json(doc);
+		return TH_EXIT_OK;
 	}
-	char file[4096], why[512];
-	size_t nref = th_service_refused(cli->svc, 0, file, sizeof(file), why, sizeof(why));
-	json_t *refused = arr ? json_array() : NULL;
-	for (size_t i = 0; i < nref; i++) {
-		th_service_refused(cli->svc, i, file, sizeof(file), why, sizeof(why));
-		if (refused)
-			json_array_append_new(refused, json_pack("{s:s, s:s}", "file", file,
-								 "reason", why));
-		else
-			printf("%srefused: %s: %s\n", i ? "" : "\n", file, why);
+	printf("%-20s %-20s %-8s %s\n", "TASK", "PLUGIN", "VERSION", "DESCRIPTION");
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(doc, "tasks"), i, t) {
+		const char *file = json_string_value(json_object_get(t, "file"));
+		const char *base = strrchr(file, '/');
+		printf("%-20s %-20s %-8s %s\n", json_string_value(json_object_get(t, "name")),
+		       base ? base + 1 : file, json_string_value(json_object_get(t, "version")),
+		       json_string_value(json_object_get(t, "description")));
 	}
-	if (arr)
-		print_json(json_pack("{s:o, s:o}", "tasks", arr, "refused", refused));
+	json_array_foreach(json_object_get(doc, "refused"), i, t)
+		printf("%srefused: %s: %s\n", i ? "" : "\n",
+		       json_string_value(json_object_get(t, "file")),
+		       json_string_value(json_object_get(t, "reason")));
+	json_decref(doc);
 	return TH_EXIT_OK;
 }
 
@@ -623,28 +608,6 @@ out:
 
 /* ---- stats ---- */
 
-struct stats {
-	uint64_t counts[TH_JOB_STATUS_MAX + 1];
-	uint64_t recent; /* finished in the last minute */
-	int64_t since;
-	th_job oldest;   /* the first queued job */
-	bool have_oldest;
-};
-
-static int stats_job(const th_job *job, void *ud)
-{
-	struct stats *s = ud;
-	s->counts[job->status]++;
-	if (job->finished_us >= s->since && (job->status == TH_JOB_COMPLETED ||
-					     job->status == TH_JOB_ERROR))
-		s->recent++;
-	if (job->status == TH_JOB_QUEUED && !s->have_oldest) {
-		s->oldest = *job;
-		s->have_oldest = true;
-	}
-	return 0;
-}
-
 static void print_problem(void *ud, const char *line)
 {
 	(void)ud;
@@ -676,38 +639,30 @@ int th_cmd_stats(th_cli *cli)
 	int rc = th_cli_open(cli, false);
 	if (rc)
 		return rc;
-	int64_t now = th_clock_now_us();
-	struct stats s = {.since = now - 60 * 1000000LL};
-	if ((rc = th_service_list(cli->svc, TH_MASK_ALL, 0, false, stats_job, &s)))
+	json_t *doc = th_jobjson_stats(cli->svc, &rc);
+	if (!doc)
 		return th_cli_fail(rc, 0, "stats");
-	double rate = (double)s.recent / 60.0;
-	double waiting = s.have_oldest ? (double)(now - s.oldest.added_us) / 1e6 : 0;
 	if (cli->json) {
-		json_t *counts = json_object();
-		for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
-			json_object_set_new(counts, th_job_status_name((th_job_status)st),
-					    json_integer((json_int_t)s.counts[st]));
-		json_t *oldest = s.have_oldest
-			? json_pack("{s:I, s:s, s:o, s:f}", "id", (json_int_t)s.oldest.id, "task",
-				    s.oldest.task, "added", th_jobjson_time(s.oldest.added_us),
-				    "waiting", waiting)
-			: json_null();
-		print_json(json_pack("{s:o, s:f, s:o}", "counts", counts, "jobs_per_second",
-				     rate, "oldest_queued", oldest));
+		print_json(doc);
 		return TH_EXIT_OK;
 	}
-	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
-		printf("%-12s %llu\n", th_job_status_name((th_job_status)st),
-		       (unsigned long long)s.counts[st]);
-	printf("%-12s %.2f jobs/s over the last minute\n", "rate", rate);
-	if (s.have_oldest) {
-		char added[32];
-		th_clock_format(s.oldest.added_us, added, sizeof(added));
-		printf("%-12s job %llu (%s), added %s, waiting %.1f s\n", "oldest",
-		       (unsigned long long)s.oldest.id, s.oldest.task, added, waiting);
-	} else {
-		printf("%-12s none queued\n", "oldest");
+	json_t *counts = json_object_get(doc, "counts"), *old = json_object_get(doc, "oldest_queued");
+	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++) {
+		const char *name = th_job_status_name((th_job_status)st);
+		printf("%-12s %llu\n", name,
+		       (unsigned long long)json_integer_value(json_object_get(counts, name)));
 	}
+	printf("%-12s %.2f jobs/s over the last minute\n", "rate",
+	       json_real_value(json_object_get(doc, "jobs_per_second")));
+	if (json_is_object(old))
+		printf("%-12s job %llu (%s), added %s, waiting %.1f s\n", "oldest",
+		       (unsigned long long)json_integer_value(json_object_get(old, "id")),
+		       json_string_value(json_object_get(old, "task")),
+		       json_string_value(json_object_get(old, "added")),
+		       json_real_value(json_object_get(old, "waiting")));
+	else
+		printf("%-12s none queued\n", "oldest");
+	json_decref(doc);
 	return TH_EXIT_OK;
 }
 

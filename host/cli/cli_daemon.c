@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "clock.h"
 #include "log.h"
+#include "server/server.h"
 
 struct stopper {
 	th_service *svc;
@@ -135,7 +136,8 @@ int th_cmd_run(th_cli *cli)
 	th_log_set_level(cfg->log_level);
 	th_log_set_format((enum th_log_format)cfg->log_format);
 	char err[1024];
-	if (th_config_make_data_dir(cfg, err, sizeof(err))) {
+	if (th_server_check(cfg, err, sizeof(err)) ||
+	    th_config_make_data_dir(cfg, err, sizeof(err))) {
 		th_cli_error("%s", err);
 		return TH_EXIT_USAGE;
 	}
@@ -183,6 +185,12 @@ int th_cmd_run(th_cli *cli)
 		th_cli_error("cannot start the processors: %s", th_strerror(rc));
 		return TH_EXIT_FAIL;
 	}
+	th_server *srv = NULL;
+	if ((rc = th_server_start(&srv, svc, cfg, err, sizeof(err)))) {
+		th_cli_error("%s", err);
+		th_service_stop_processing(svc);
+		return rc == TH_ECONFIG || rc == TH_EINSECURE ? TH_EXIT_USAGE : TH_EXIT_FAIL;
+	}
 	if (o.isolate_plugins)
 		th_log_info("host", "started: pid %d, data_dir %s, plugin_dir %s, plugins run in "
 			    "worker processes", (int)getpid(), cfg->data_dir, cfg->plugin_dir);
@@ -201,11 +209,17 @@ int th_cmd_run(th_cli *cli)
 				th_log_info("host", "reload: %u plugin%s added, %u refused, %zu tasks",
 					    loaded, loaded == 1 ? "" : "s", refused,
 					    th_service_task_count(svc));
+			if (th_server_reload(srv, err, sizeof(err)))
+				th_log_error("host", "SIGHUP: tokens not reread, the ones read before "
+					     "stay: %s", err);
+			else if (cfg->token_file)
+				th_log_info("host", "SIGHUP: tokens reread from %s", cfg->token_file);
 		} else if (sig == SIGINT || sig == SIGTERM) {
 			th_log_info("host", "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
 			break;
 		}
 	}
+	th_server_stop(srv); /* what clients were told is done is committed by now */
 	if (!shut_down(svc, cfg->grace_period, cfg->args.kill_grace, &sigs)) {
 		/* running jobs keep their claims; the store is consistent at every commit */
 		th_log_info("host", "stopped");

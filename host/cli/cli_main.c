@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "clock.h"
 #include "fds.h"
 #include "log.h"
 
@@ -25,8 +26,6 @@ enum {
 
 /* An error line echoes at most this many characters of what it was given. */
 #define CLI_ERROR_MAX 2000
-/* The latest time an option takes: 9999-12-31T23:59:59Z, in seconds since 1970. */
-#define CLI_TIME_MAX 253402300799LL
 /* The longest duration an option takes (--delay, --older-than, wait --timeout): 100
  * years, far from where a time in microseconds would overflow. */
 #define CLI_DURATION_MAX (36500 * 86400.0)
@@ -469,27 +468,7 @@ static unsigned option_needs(int c)
 
 int th_cli_parse_time(const char *s, int64_t *us)
 {
-	/* 2026-12-01T08:00:00Z, with or without seconds, or seconds since the epoch */
-	struct tm tm = {0};
-	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (!end || *end) {
-		memset(&tm, 0, sizeof(tm));
-		end = strptime(s, "%Y-%m-%dT%H:%MZ", &tm);
-	}
-	long long v;
-	if (end && !*end) {
-		v = (long long)timegm(&tm);
-	} else {
-		char *e;
-		errno = 0;
-		v = s[0] >= '0' && s[0] <= '9' ? strtoll(s, &e, 10) : -1;
-		if (errno || v < 0 || *e)
-			return -1;
-	}
-	if (v < 0 || v > CLI_TIME_MAX)
-		return -1;
-	*us = (int64_t)v * 1000000;
-	return 0;
+	return th_clock_parse(s, us) ? -1 : 0;
 }
 
 /* Parses a duration option from lo to hi seconds into *out (lo > 0: 0 is refused, as it

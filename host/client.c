@@ -1,0 +1,359 @@
+/* The HTTP API's client (libcurl): each call is one request to /v1/ on the host's unix
+ * socket or URL, over one kept-alive connection; answers and errors map back to TH_E*. */
+#include "client.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base64.h"
+
+#define CLIENT_TIMEOUT_S 60L /* a call without a wait of its own gives up after this */
+#define LIST_PAGE 1000
+
+struct th_client {
+	CURL *curl;
+	char *base;     /* "http://localhost" on the socket, else the URL */
+	char *auth;     /* "Authorization: Bearer ..." or NULL */
+	char error[1536];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int th_client_open(th_client **out, const char *target, const char *token)
+{
+	pthread_once(&curl_once, curl_init);
+	th_client *c = calloc(1, sizeof(*c));
+	if (!c || !(c->curl = curl_easy_init())) {
+		free(c);
+		return TH_ENOMEM;
+	}
+	bool url = strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0;
+	size_t n = strlen(target);
+	c->base = url ? strndup(target, n && target[n - 1] == '/' ? n - 1 : n)
+		      : strdup("http://localhost");
+	if (!url)
+		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, target);
+	if (token && asprintf(&c->auth, "Authorization: Bearer %s", token) < 0)
+		c->auth = NULL;
+	if (!c->base || (token && !c->auth)) {
+		th_client_close(c);
+		return TH_ENOMEM;
+	}
+	*out = c;
+	return 0;
+}
+
+void th_client_close(th_client *c)
+{
+	if (!c)
+		return;
+	curl_easy_cleanup(c->curl);
+	free(c->base);
+	free(c->auth);
+	free(c);
+}
+
+const char *th_client_error(const th_client *c)
+{
+	return c->error;
+}
+
+struct buf {
+	char *p;
+	size_t len;
+};
+
+static size_t collect(char *data, size_t size, size_t n, void *ud)
+{
+	struct buf *b = ud;
+	char *p = realloc(b->p, b->len + size * n + 1);
+	if (!p)
+		return 0;
+	memcpy(p + b->len, data, size * n);
+	b->p = p;
+	b->len += size * n;
+	p[b->len] = 0;
+	return size * n;
+}
+
+static const struct {
+	const char *code;
+	int rc;
+} codes[] = {
+	{"not_found", TH_ENOTFOUND}, {"unknown_task", TH_EUNKNOWNTASK}, {"conflict", TH_ESTATE},
+	{"too_large", TH_ETOOBIG},   {"full", TH_EFULL},               {"busy", TH_EBUSY},
+	{"stopping", TH_EBUSY},      {"unauthorized", TH_EINSECURE},  {"forbidden", TH_EINSECURE},
+	{"bad_request", TH_EINVAL},  {"bad_json", TH_EINVAL},
+};
+
+/* One call: method, path (after /v1), a body (NULL: none; taken). *answer gets the
+ * parsed answer of a 2xx status; else the error's code maps to the return value. */
+static int call(th_client *c, const char *method, const char *path, json_t *body,
+		long timeout, json_t **answer, long *status)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL, url[1024];
+	json_decref(body);
+	snprintf(url, sizeof(url), "%s/v1%s", c->base, path);
+	struct buf b = {0};
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	if (c->auth)
+		h = curl_slist_append(h, c->auth);
+	CURL *e = c->curl;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	if (text) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, text);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* no body from the call before */
+	}
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	CURLcode cc = curl_easy_perform(e);
+	curl_slist_free_all(h);
+	free(text);
+	long st = 0;
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
+	if (status)
+		*status = st;
+	json_t *doc = b.p ? json_loads(b.p, 0, NULL) : NULL;
+	free(b.p);
+	int rc = 0;
+	if (cc != CURLE_OK) {
+		snprintf(c->error, sizeof(c->error), "%s: %s", url, curl_easy_strerror(cc));
+		rc = TH_EIO;
+	} else if (!doc) {
+		snprintf(c->error, sizeof(c->error), "%s: status %ld, not a JSON answer", url, st);
+		rc = TH_EIO;
+	} else if (st >= 300) {
+		json_t *err = json_object_get(doc, "error");
+		const char *code = json_string_value(json_object_get(err, "code"));
+		const char *msg = json_string_value(json_object_get(err, "message"));
+		snprintf(c->error, sizeof(c->error), "%s", msg ? msg : "error");
+		rc = TH_EIO;
+		for (size_t i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
+			if (strcmp(code, codes[i].code) == 0)
+				rc = codes[i].rc;
+	}
+	if (rc || !answer)
+		json_decref(doc);
+	else
+		*answer = doc;
+	return rc;
+}
+
+/* ---- jobs ---- */
+
+static json_t *job_doc(const th_new_job *j)
+{
+	static const th_add_opts none;
+	const th_add_opts *o = j->opts ? j->opts : &none;
+	json_t *d = json_pack("{s:s}", "task", j->task ? j->task : "");
+	json_t *in = j->len && memchr(j->input, 0, j->len) ? NULL : json_stringn(j->input, j->len);
+	if (in) {
+		json_object_set_new(d, "input", in);
+	} else {
+		char *b = th_base64_encode(j->input, j->len);
+		json_object_set_new(d, "input_base64", b ? json_string(b) : json_null());
+		free(b);
+	}
+	if (o->queue)
+		json_object_set_new(d, "queue", json_string(o->queue));
+	if (o->priority)
+		json_object_set_new(d, "priority", json_integer(o->priority));
+	if (o->max_attempts)
+		json_object_set_new(d, "max_attempts", json_integer(o->max_attempts));
+	if (o->delay > 0)
+		json_object_set_new(d, "delay", json_real(o->delay));
+	if (o->at_us)
+		json_object_set_new(d, "at", json_integer(o->at_us / 1000000));
+	if (o->hold)
+		json_object_set_new(d, "hold", json_true());
+	if (o->timeout > 0)
+		json_object_set_new(d, "timeout", json_real(o->timeout));
+	if (o->backoff > 0)
+		json_object_set_new(d, "backoff", json_real(o->backoff));
+	if (o->unique)
+		json_object_set_new(d, "unique", json_string(o->unique));
+	if (o->cron)
+		json_object_set_new(d, "cron", json_string(o->cron));
+	if (o->catchup)
+		json_object_set_new(d, "catchup", json_true());
+	return d;
+}
+
+int th_client_add(th_client *c, const char *task, const void *input, size_t len,
+		  const th_add_opts *opts, uint64_t *id, bool *existed)
+{
+	th_new_job j = {task, input, len, opts};
+	json_t *a = NULL;
+	int rc = call(c, "POST", "/jobs", job_doc(&j), CLIENT_TIMEOUT_S, &a, NULL);
+	if (rc)
+		return rc;
+	*id = (uint64_t)json_integer_value(json_object_get(a, "id"));
+	if (existed)
+		*existed = json_is_true(json_object_get(a, "existed"));
+	json_decref(a);
+	return 0;
+}
+
+int th_client_add_many(th_client *c, const th_new_job *jobs, size_t n, uint64_t *ids)
+{
+	json_t *arr = json_array(), *a = NULL;
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, job_doc(&jobs[i]));
+	int rc = call(c, "POST", "/jobs/batch", json_pack("{s:o}", "jobs", arr),
+		      CLIENT_TIMEOUT_S, &a, NULL);
+	if (rc)
+		return rc;
+	json_t *got = json_object_get(a, "ids");
+	rc = json_array_size(got) == n ? 0 : TH_EIO;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = (uint64_t)json_integer_value(json_array_get(got, i));
+	json_decref(a);
+	if (rc)
+		snprintf(c->error, sizeof(c->error), "the host answered the batch with no ids");
+	return rc;
+}
+
+/* "2026-12-01T08:00:00.123Z" -> microseconds; 0 for null or anything else. */
+static int64_t time_of(json_t *v)
+{
+	const char *s = json_string_value(v);
+	struct tm tm = {0};
+	const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	if (!end)
+		return 0;
+	int ms = 0;
+	if (*end == '.')
+		ms = atoi(end + 1);
+	return (int64_t)timegm(&tm) * 1000000 + ms * 1000;
+}
+
+static uint64_t uint_of(json_t *o, const char *key)
+{
+	json_int_t v = json_integer_value(json_object_get(o, key));
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+/* The job of th_jobjson_job's JSON. */
+static int job_of(json_t *o, th_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	const char *st = json_string_value(json_object_get(o, "status"));
+	const char *task = json_string_value(json_object_get(o, "task"));
+	const char *queue = json_string_value(json_object_get(o, "queue"));
+	if (!st || !task || !queue || th_job_status_parse(st, &j->status))
+		return TH_EIO;
+	j->id = uint_of(o, "id");
+	snprintf(j->task, sizeof(j->task), "%s", task);
+	snprintf(j->queue, sizeof(j->queue), "%s", strcmp(queue, "default") ? queue : "");
+	j->priority = (int32_t)json_integer_value(json_object_get(o, "priority"));
+	j->attempts = (uint32_t)uint_of(o, "attempts");
+	j->max_attempts = (uint32_t)uint_of(o, "max_attempts");
+	j->added_us = time_of(json_object_get(o, "added"));
+	j->started_us = time_of(json_object_get(o, "started"));
+	j->finished_us = time_of(json_object_get(o, "finished"));
+	j->input_len = uint_of(o, "input_size");
+	j->result_len = uint_of(o, "result_size");
+	j->due_us = time_of(json_object_get(o, j->status == TH_JOB_CRONJOB ? "next_fire" : "due"));
+	j->timeout_ms = (uint32_t)(json_number_value(json_object_get(o, "timeout")) * 1000 + 0.5);
+	j->parent = uint_of(o, "cron_job");
+	j->last_run = uint_of(o, "last_run");
+	j->fires = (uint32_t)uint_of(o, "fires");
+	if (json_is_true(json_object_get(o, "paused")))
+		j->flags |= TH_JOB_CRON_PAUSED;
+	if (json_is_true(json_object_get(o, "catch_up")))
+		j->flags |= TH_JOB_CRON_CATCHUP;
+	if (json_is_true(json_object_get(o, "cancel_requested")))
+		j->flags |= TH_JOB_CANCEL_REQUESTED;
+	return 0;
+}
+
+int th_client_get(th_client *c, uint64_t id, th_job *out)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/jobs/%llu", (unsigned long long)id);
+	json_t *a = NULL;
+	int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
+	if (rc)
+		return rc;
+	rc = job_of(a, out);
+	json_decref(a);
+	return rc;
+}
+
+int th_client_cancel(th_client *c, uint64_t id)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/jobs/%llu/cancel", (unsigned long long)id);
+	long status = 0;
+	int rc = call(c, "POST", path, NULL, CLIENT_TIMEOUT_S, NULL, &status);
+	return rc ? rc : status == 202 ? TH_EBUSY : 0;
+}
+
+int th_client_list(th_client *c, unsigned mask, uint64_t from, th_job_fn fn, void *ud)
+{
+	char statuses[160] = "";
+	for (int s = 1; s <= TH_JOB_STATUS_MAX && mask != TH_MASK_ALL; s++) {
+		if (!(mask & TH_MASK(s)))
+			continue;
+		size_t used = strlen(statuses);
+		snprintf(statuses + used, sizeof(statuses) - used, "%s%s", used ? "," : "&status=",
+			 th_job_status_name((th_job_status)s));
+	}
+	char cursor[24];
+	snprintf(cursor, sizeof(cursor), "%llu", (unsigned long long)from);
+	for (;;) {
+		char path[256];
+		snprintf(path, sizeof(path), "/jobs?limit=%d&cursor=%s%s", LIST_PAGE, cursor, statuses);
+		json_t *a = NULL;
+		int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
+		if (rc)
+			return rc;
+		size_t i;
+		json_t *o;
+		json_array_foreach(json_object_get(a, "jobs"), i, o) {
+			th_job j;
+			if ((rc = job_of(o, &j)) || fn(&j, ud)) {
+				json_decref(a);
+				return rc;
+			}
+		}
+		const char *next = json_string_value(json_object_get(a, "next_cursor"));
+		if (next)
+			snprintf(cursor, sizeof(cursor), "%s", next);
+		json_decref(a);
+		if (!next)
+			return 0;
+	}
+}
+
+int th_client_wait(th_client *c, const uint64_t *ids, size_t n, double timeout)
+{
+	json_t *arr = json_array(), *a = NULL;
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_integer((json_int_t)ids[i]));
+	int rc = call(c, "POST", "/wait", json_pack("{s:o, s:f}", "ids", arr, "timeout", timeout),
+		      (long)timeout + CLIENT_TIMEOUT_S, &a, NULL);
+	if (rc)
+		return rc;
+	rc = json_is_true(json_object_get(a, "timed_out")) ? TH_ETIMEDOUT : 0;
+	if (rc)
+		snprintf(c->error, sizeof(c->error), "timed out after %g s", timeout);
+	json_decref(a);
+	return rc;
+}

@@ -1,0 +1,388 @@
+/* The HTTP API's parts without HTTP: the route table against the OpenAPI document, the
+ * request decoders, the token file, and the group committer sharing commits. */
+#include <check.h>
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "client.h"
+#include "commit.h"
+#include "config.h"
+#include "error.h"
+#include "server/server.h"
+#include "server/api.h"
+#include "server/server_auth.h"
+#include "testutil.h"
+
+START_TEST(routes_are_documented)
+{
+	json_error_t e;
+	json_t *doc = json_loads(th_api_openapi, 0, &e);
+	ck_assert_msg(doc, "openapi.json: %s", e.text);
+	json_t *paths = json_object_get(doc, "paths");
+	size_t routes = 0;
+	for (const th_api_route *r = th_api_routes; r->method; r++, routes++) {
+		char path[128], method[16];
+		snprintf(path, sizeof(path), "/v1%s", r->pattern);
+		size_t i;
+		for (i = 0; r->method[i] && i < sizeof(method) - 1; i++)
+			method[i] = (char)tolower((unsigned char)r->method[i]);
+		method[i] = 0;
+		json_t *op = json_object_get(json_object_get(paths, path), method);
+		ck_assert_msg(op, "%s %s is not in openapi.json", r->method, path);
+		static const char *const scopes[] = {"none", "read", "write", "admin"};
+		ck_assert_str_eq(json_string_value(json_object_get(op, "x-scope")), scopes[r->scope]);
+	}
+	/* and nothing documented that is not served */
+	size_t documented = 0;
+	const char *key;
+	json_t *v;
+	json_object_foreach(paths, key, v)
+		documented += json_object_size(v);
+	ck_assert_uint_eq(documented, routes);
+	json_decref(doc);
+}
+END_TEST
+
+static int decode(const char *text, th_new_job *job, th_add_opts *o, void **input, char *err)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	int rc = th_api_decode_job(j, job, o, input, err, 256);
+	json_decref(j); /* the strings are copied by the caller below when needed */
+	return rc;
+}
+
+START_TEST(decode_job_fields)
+{
+	th_new_job job;
+	th_add_opts o;
+	void *input;
+	char err[256];
+	json_t *j = json_loads("{\"task\":\"echo\",\"input\":\"hi\",\"queue\":\"q1\",\"priority\":-4,"
+			       "\"max_attempts\":7,\"delay\":2.5,\"hold\":true,\"timeout\":9,"
+			       "\"backoff\":3,\"unique\":\"u\",\"catchup\":true}", 0, NULL);
+	ck_assert_int_eq(th_api_decode_job(j, &job, &o, &input, err, sizeof(err)), 0);
+	ck_assert_str_eq(job.task, "echo");
+	ck_assert_uint_eq(job.len, 2);
+	ck_assert_int_eq(memcmp(job.input, "hi", 2), 0);
+	ck_assert_str_eq(o.queue, "q1");
+	ck_assert_int_eq(o.priority, -4);
+	ck_assert_uint_eq(o.max_attempts, 7);
+	ck_assert(o.delay == 2.5 && o.hold && o.timeout == 9 && o.backoff == 3 && o.catchup);
+	ck_assert_str_eq(o.unique, "u");
+	free(input);
+	json_decref(j);
+
+	j = json_loads("{\"task\":\"t\",\"input_base64\":\"AAEC/w==\",\"at\":4000000000}", 0, NULL);
+	ck_assert_int_eq(th_api_decode_job(j, &job, &o, &input, err, sizeof(err)), 0);
+	ck_assert_uint_eq(job.len, 4);
+	ck_assert_int_eq(memcmp(job.input, "\0\1\2\377", 4), 0);
+	ck_assert(o.at_us == 4000000000LL * 1000000);
+	free(input);
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(decode_job_errors_name_the_field)
+{
+	static const struct {
+		const char *body, *err;
+	} cases[] = {
+		{"[]", "job: expected an object"},
+		{"{}", "task: missing"},
+		{"{\"task\":\"t\",\"x\":1}", "unknown field 'x'"},
+		{"{\"task\":7}", "task: expected a string (without NUL)"},
+		{"{\"task\":\"t\",\"priority\":1.5}", "priority: expected a whole number"},
+		{"{\"task\":\"t\",\"max_attempts\":0}", "max_attempts: expected a number from 1 to 1000"},
+		{"{\"task\":\"t\",\"delay\":-1}", "delay: expected a number from 0 to 3.1536e+09"},
+		{"{\"task\":\"t\",\"hold\":1}", "hold: expected true or false"},
+		{"{\"task\":\"t\",\"input\":\"a\",\"input_base64\":\"YQ==\"}",
+		 "input: give input or input_base64, not both"},
+		{"{\"task\":\"t\",\"input_base64\":\"YQ=a\"}", "input_base64: not base64"},
+		{"{\"task\":\"t\",\"input_base64\":\"AAEC/u==\"}", "input_base64: not base64"},
+		{"{\"task\":\"t\",\"at\":\"tomorrow\"}",
+		 "at: expected a time such as 2026-12-01T08:00:00Z or seconds since the epoch"},
+		{"{\"task\":\"t\",\"at\":5,\"delay\":1}", "at: at and delay both say when: give one"},
+		{"{\"task\":\"t\",\"hold\":true,\"cron\":\"every 5s\"}", "hold: a cron job cannot be held"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		th_new_job job;
+		th_add_opts o;
+		void *input;
+		char err[256] = "";
+		ck_assert_int_eq(decode(cases[i].body, &job, &o, &input, err), TH_EINVAL);
+		ck_assert_str_eq(err, cases[i].err);
+		free(input);
+	}
+}
+END_TEST
+
+START_TEST(decode_wait_and_cron)
+{
+	uint64_t *ids;
+	size_t n;
+	double t;
+	char err[256];
+	json_t *j = json_loads("{\"ids\":[3,4],\"timeout\":1.5}", 0, NULL);
+	ck_assert_int_eq(th_api_decode_wait(j, &ids, &n, &t, err, sizeof(err)), 0);
+	ck_assert(n == 2 && ids[0] == 3 && ids[1] == 4 && t == 1.5);
+	free(ids);
+	json_decref(j);
+	j = json_loads("{\"ids\":[0]}", 0, NULL);
+	ck_assert_int_eq(th_api_decode_wait(j, &ids, &n, &t, err, sizeof(err)), TH_EINVAL);
+	ck_assert_str_eq(err, "ids: expected job ids (whole numbers from 1)");
+	json_decref(j);
+	j = json_loads("{\"ids\":[]}", 0, NULL);
+	ck_assert_int_eq(th_api_decode_wait(j, &ids, &n, &t, err, sizeof(err)), TH_EINVAL);
+	ck_assert_str_eq(err, "ids: expected an array of 1 to 1000 job ids");
+	json_decref(j);
+	const char *spec;
+	int catchup;
+	j = json_loads("{\"catchup\":false}", 0, NULL);
+	ck_assert_int_eq(th_api_decode_cron_update(j, &spec, &catchup, err, sizeof(err)), 0);
+	ck_assert(spec == NULL && catchup == 0);
+	json_decref(j);
+}
+END_TEST
+
+static char *write_tokens(const char *dir, const char *text, mode_t mode)
+{
+	char *path;
+	ck_assert_int_ge(asprintf(&path, "%s/tokens", dir), 0);
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+	return path;
+}
+
+START_TEST(token_file)
+{
+	char *dir = tu_tmpdir(), err[512];
+	char *path = write_tokens(dir, "# who scope token\n\nr read rrrrrrrrrrrrrrrr\n"
+				  "w write wwwwwwwwwwwwwwwwwwww\na admin aaaaaaaaaaaaaaaa\n", 0600);
+	th_auth *a;
+	ck_assert_int_eq(th_auth_load(&a, path, err, sizeof(err)), 0);
+	const char *who;
+	ck_assert_int_eq(th_auth_check(a, "rrrrrrrrrrrrrrrr", &who), TH_SCOPE_READ);
+	ck_assert_str_eq(who, "r");
+	ck_assert_int_eq(th_auth_check(a, "wwwwwwwwwwwwwwwwwwww", &who), TH_SCOPE_WRITE);
+	ck_assert_int_eq(th_auth_check(a, "aaaaaaaaaaaaaaaa", &who), TH_SCOPE_ADMIN);
+	ck_assert_int_eq(th_auth_check(a, "aaaaaaaaaaaaaaab", &who), TH_SCOPE_NONE);
+	ck_assert_int_eq(th_auth_check(a, "aaaaaaaaaaaaaaaaa", &who), TH_SCOPE_NONE);
+	ck_assert_int_eq(th_auth_check(a, NULL, &who), TH_SCOPE_NONE);
+	th_auth_free(a);
+	free(path);
+
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		{"x read\n", ":1: expected NAME SCOPE TOKEN"},
+		{"x root aaaaaaaaaaaaaaaa\n", ":1: scope must be read, write or admin"},
+		{"# c\nx read short\n", ":2: a token is 16 to 256 characters"},
+		{"x read aaaaaaaaaaaaaaaa extra\n", ":1: expected NAME SCOPE TOKEN"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		path = write_tokens(dir, bad[i].text, 0600);
+		ck_assert_int_eq(th_auth_load(&a, path, err, sizeof(err)), TH_ECONFIG);
+		ck_assert_msg(strstr(err, bad[i].why) && strstr(err, path), "%s", err);
+		free(path);
+	}
+	path = write_tokens(dir, "x read aaaaaaaaaaaaaaaa\n", 0640);
+	ck_assert_int_eq(th_auth_load(&a, path, err, sizeof(err)), TH_EINSECURE);
+	ck_assert_msg(strstr(err, path) && strstr(err, "(mode 0640)"), "%s", err);
+	free(path);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* ---- the group committer ---- */
+
+#define WRITERS 8
+#define ADDS 25
+
+struct writer {
+	th_commit *c;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int rc;
+	uint64_t id;
+	bool existed;
+	char input[32];
+	th_new_job job;
+};
+
+static void writer_done(th_commit_req *r)
+{
+	struct writer *w = r->ud;
+	pthread_mutex_lock(&w->mu);
+	w->rc = r->rc;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void *writer(void *arg)
+{
+	struct writer *w = arg;
+	for (int k = 0; k < ADDS; k++) {
+		th_commit_req r = {.jobs = &w->job, .n = 1, .ids = &w->id, .existed = &w->existed,
+				   .done = writer_done, .ud = w};
+		w->done = false;
+		ck_assert_int_eq(th_commit_submit(w->c, &r), 0);
+		pthread_mutex_lock(&w->mu);
+		while (!w->done)
+			pthread_cond_wait(&w->cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+		ck_assert_int_eq(w->rc, 0);
+		ck_assert_uint_gt(w->id, 0);
+	}
+	return NULL;
+}
+
+START_TEST(group_commit_shares_commits)
+{
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL);
+	th_service *svc = tu_service(dir, pdir);
+	th_commit *c;
+	ck_assert_int_eq(th_commit_start(&c, svc), 0);
+	static struct writer w[WRITERS];
+	pthread_t t[WRITERS];
+	for (int i = 0; i < WRITERS; i++) {
+		w[i] = (struct writer){.c = c};
+		pthread_mutex_init(&w[i].mu, NULL);
+		pthread_cond_init(&w[i].cv, NULL);
+		snprintf(w[i].input, sizeof(w[i].input), "writer %d", i);
+		w[i].job = (th_new_job){"echo", w[i].input, strlen(w[i].input), NULL};
+		pthread_create(&t[i], NULL, writer, &w[i]);
+	}
+	for (int i = 0; i < WRITERS; i++)
+		pthread_join(t[i], NULL);
+	th_commit_stats st;
+	th_commit_get_stats(c, &st);
+	ck_assert_uint_eq(st.writes, WRITERS * ADDS);
+	ck_assert_uint_eq(st.jobs, WRITERS * ADDS);
+	ck_assert_uint_le(st.commits, st.jobs);
+	/* a bad job of one writer fails that writer alone */
+	struct writer bad = {.c = c};
+	pthread_mutex_init(&bad.mu, NULL);
+	pthread_cond_init(&bad.cv, NULL);
+	bad.job = (th_new_job){"echo", "x", 1, &(th_add_opts){.cron = "not a schedule"}};
+	th_commit_req r = {.jobs = &bad.job, .n = 1, .ids = &bad.id, .done = writer_done,
+			   .ud = &bad};
+	ck_assert_int_eq(th_commit_submit(c, &r), 0);
+	th_commit_stop(c);
+	ck_assert(bad.done);
+	ck_assert_int_eq(bad.rc, TH_EINVAL);
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_service_count(svc, counts), 0);
+	uint64_t total = 0;
+	for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
+		total += counts[s];
+	ck_assert_uint_eq(total, WRITERS * ADDS);
+	th_service_close(svc);
+	tu_rmtree(dir);
+	free(dir);
+	free(pdir);
+}
+END_TEST
+
+/* ---- the client, against a server on a service in this process ---- */
+
+static int count_job(const th_job *job, void *ud)
+{
+	(void)job;
+	(*(size_t *)ud)++;
+	return 0;
+}
+
+START_TEST(client_calls)
+{
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096], err[512];
+	th_service *svc = tu_service(dir, pdir);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	snprintf(path, sizeof(path), "%s/taskhost.ini", dir);
+	th_config cfg;
+	ck_assert_int_eq(th_config_defaults(&cfg, path), 0);
+	free(cfg.data_dir);
+	ck_assert_int_ge(asprintf(&cfg.data_dir, "%s/data", dir), 0);
+	th_server *srv;
+	ck_assert_msg(th_server_start(&srv, svc, &cfg, err, sizeof(err)) == 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/data/api.sock", dir);
+	th_client *c;
+	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
+
+	uint64_t id, ids[3];
+	bool existed = true;
+	ck_assert_int_eq(th_client_add(c, "echo", "hi", 2, NULL, &id, &existed), 0);
+	ck_assert(!existed);
+	ck_assert_int_eq(th_client_wait(c, &id, 1, 10), 0);
+	th_job job;
+	ck_assert_int_eq(th_client_get(c, id, &job), 0);
+	ck_assert_uint_eq(job.id, id);
+	ck_assert_str_eq(job.task, "echo");
+	ck_assert_int_eq(job.status, TH_JOB_COMPLETED);
+	ck_assert_uint_eq(job.input_len, 2);
+	ck_assert(job.added_us > 0 && job.finished_us >= job.added_us);
+
+	th_new_job many[3] = {{"echo", "a", 1, NULL}, {"echo", "\0\1", 2, NULL}, {"noop", "", 0, NULL}};
+	ck_assert_msg(th_client_add_many(c, many, 3, ids) == 0, "%s", th_client_error(c));
+	ck_assert_uint_eq(ids[2], ids[0] + 2);
+	ck_assert_int_eq(th_client_get(c, ids[1], &job), 0);
+	ck_assert_uint_eq(job.input_len, 2); /* sent as base64 */
+
+	th_add_opts held = {.hold = true, .queue = "q1", .priority = 4, .unique = "k"};
+	ck_assert_int_eq(th_client_add(c, "echo", "", 0, &held, &id, NULL), 0);
+	ck_assert_int_eq(th_client_get(c, id, &job), 0);
+	ck_assert_int_eq(job.status, TH_JOB_HELD);
+	ck_assert_str_eq(job.queue, "q1");
+	ck_assert_int_eq(job.priority, 4);
+	ck_assert_int_eq(th_client_wait(c, &id, 1, 0.2), TH_ETIMEDOUT);
+	ck_assert_int_eq(th_client_cancel(c, id), 0);
+	ck_assert_int_eq(th_client_cancel(c, id), TH_ESTATE);
+	ck_assert_int_eq(th_client_get(c, 99999, &job), TH_ENOTFOUND);
+	ck_assert_str_eq(th_client_error(c), "job 99999 not found");
+	ck_assert_int_eq(th_client_add(c, "nope", "", 0, NULL, &id, NULL), TH_EUNKNOWNTASK);
+	size_t n = 0;
+	ck_assert_int_eq(th_client_list(c, TH_MASK_ALL, 0, count_job, &n), 0);
+	ck_assert_uint_eq(n, 5);
+	n = 0;
+	ck_assert_int_eq(th_client_list(c, TH_MASK(TH_JOB_CANCELLED), 0, count_job, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	th_client_close(c);
+
+	th_server_stop(srv);
+	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
+	ck_assert_int_eq(th_client_get(c, 1, &job), TH_EIO); /* no host there now */
+	ck_assert_ptr_nonnull(strstr(th_client_error(c), "/v1/jobs/1"));
+	th_client_close(c);
+	th_config_free(&cfg);
+	th_service_close(svc);
+	tu_rmtree(dir);
+	free(dir);
+	free(pdir);
+}
+END_TEST
+
+Suite *server_suite(void);
+Suite *server_suite(void)
+{
+	Suite *s = suite_create("server");
+	TCase *tc = tcase_create("api");
+	tcase_add_test(tc, routes_are_documented);
+	tcase_add_test(tc, decode_job_fields);
+	tcase_add_test(tc, decode_job_errors_name_the_field);
+	tcase_add_test(tc, decode_wait_and_cron);
+	tcase_add_test(tc, token_file);
+	tcase_add_test(tc, group_commit_shares_commits);
+	tcase_add_test(tc, client_calls);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+	return s;
+}
