@@ -3,7 +3,9 @@
 #ifndef TH_CLI_H
 #define TH_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -50,6 +52,15 @@ int th_cli_open_failed(th_cli *cli, int rc);
 int th_cli_fail(int rc, uint64_t id, const char *doing);
 /* Parses a job id argument; prints the problem and returns false when it is not one. */
 bool th_cli_job_id(const char *s, uint64_t *id);
+/* Prints doc, indented, on stdout and frees it (the output of --json). */
+void th_cli_print_json(json_t *doc);
+/* Opens the service and reads the job of id argument arg; returns an exit code (0 or
+ * why not, printed). */
+int th_cli_get_job(th_cli *cli, const char *arg, th_job *job);
+/* Prints why an add failed and returns the exit code; 0 when it did not. */
+int th_cli_add_failed(th_cli *cli, const char *task, int rc);
+/* The input of add and cron add: the argument, stdin with '-', or nothing. */
+int th_cli_read_input(th_cli *cli, const char *arg, char **input, size_t *len);
 /* The last error the library logged, to add to a one-line message ("" if none). */
 const char *th_cli_last_log_error(void);
 /* For run: while on, error lines are kept (for th_cli_last_log_error) instead of

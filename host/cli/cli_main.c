@@ -2,6 +2,7 @@
  * help, and the helpers every subcommand uses to reach the config and the service. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -420,6 +421,116 @@ bool th_cli_job_id(const char *s, uint64_t *id)
 	}
 	*id = v;
 	return true;
+}
+
+/* ---- what the subcommands share: output, a job, the input of add ---- */
+
+void th_cli_print_json(json_t *doc)
+{
+	char *s = json_dumps(doc, JSON_PRESERVE_ORDER | JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	json_decref(doc);
+}
+
+int th_cli_get_job(th_cli *cli, const char *arg, th_job *job)
+{
+	uint64_t id;
+	if (!th_cli_job_id(arg, &id))
+		return TH_EXIT_USAGE;
+	int rc = th_cli_open(cli, false);
+	if (rc)
+		return rc;
+	if ((rc = th_service_get(cli->svc, id, job)))
+		return th_cli_fail(rc, id, "reading the job");
+	return 0;
+}
+
+/* Reads stdin up to max bytes; *len = max + 1 tells there was more. */
+static int read_stdin(size_t max, char **out, size_t *len)
+{
+	size_t cap = 65536, n = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return -1;
+	for (;;) {
+		if (n == cap) {
+			if (n > max)
+				break;
+			cap *= 2;
+			char *b = realloc(buf, cap);
+			if (!b) {
+				free(buf);
+				return -1;
+			}
+			buf = b;
+		}
+		ssize_t r = read(STDIN_FILENO, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(buf);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* Prints why an add failed and returns the exit code; 0 when it did not. */
+int th_cli_add_failed(th_cli *cli, const char *task, int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case TH_EUNKNOWNTASK:
+		th_cli_error("add: unknown task '%s': no plugin in %s provides it (see 'taskhost "
+			     "tasks')", task, cli->cfg.plugin_dir);
+		return TH_EXIT_FAIL;
+	case TH_EINVAL:
+		if (!th_task_name_valid(task))
+			th_cli_error("add: bad task name '%s': task names are 1 to 255 printable "
+				     "ASCII characters, no spaces", task);
+		else
+			th_cli_error("add: bad options (--hold with a schedule?)");
+		return TH_EXIT_USAGE;
+	case TH_ETOOBIG:
+		th_cli_error("add: input larger than max_input_size (%llu bytes)",
+			     (unsigned long long)cli->cfg.max_input_size);
+		return TH_EXIT_FAIL;
+	case TH_EFULL:
+		th_cli_error("add: database full (%s reached max_map_size); job not added",
+			     cli->cfg.data_dir);
+		return TH_EXIT_FAIL;
+	}
+	return th_cli_fail(rc, 0, "add");
+}
+
+/* The input of add and cron add: the argument, stdin with '-', or nothing. */
+int th_cli_read_input(th_cli *cli, const char *arg, char **input, size_t *len)
+{
+	*input = NULL;
+	*len = 0;
+	if (arg && strcmp(arg, "-") == 0) {
+		if (cli->stdin_closed) {
+			th_cli_error("cannot read the input from stdin: stdin is closed");
+			return TH_EXIT_FAIL;
+		}
+		if (read_stdin(cli->cfg.max_input_size, input, len)) {
+			th_cli_error("cannot read the input from stdin: %s", strerror(errno));
+			return TH_EXIT_FAIL;
+		}
+	} else if (arg) {
+		*input = strdup(arg);
+		*len = strlen(arg);
+	}
+	return 0;
 }
 
 static int parse_status_list(const char *s, unsigned *mask)
