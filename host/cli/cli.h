@@ -59,6 +59,8 @@ void th_cli_print_json(json_t *doc);
 int th_cli_get_job(th_cli *cli, const char *arg, th_job *job);
 /* Prints why an add failed and returns the exit code; 0 when it did not. */
 int th_cli_add_failed(th_cli *cli, const char *task, int rc);
+/* Prints the id of an added job (with --json: and whether it existed); TH_EXIT_OK. */
+int th_cli_print_added(th_cli *cli, uint64_t id, bool existed);
 /* The input of add and cron add: the argument, stdin with '-', or nothing. */
 int th_cli_read_input(th_cli *cli, const char *arg, char **input, size_t *len);
 /* The last error the library logged, to add to a one-line message ("" if none). */

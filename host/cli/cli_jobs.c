@@ -141,11 +141,7 @@ int th_cmd_add(th_cli *cli)
 	free(input);
 	if ((rc = th_cli_add_failed(cli, task, rc)))
 		return rc;
-	if (cli->json)
-		th_cli_print_json(json_pack("{s:I, s:b}", "id", (json_int_t)id, "existed", existed));
-	else
-		printf("%llu\n", (unsigned long long)id);
-	return TH_EXIT_OK;
+	return th_cli_print_added(cli, id, existed);
 }
 
 /* ---- one job ---- */

@@ -483,6 +483,15 @@ static int read_stdin(size_t max, char **out, size_t *len)
 	return 0;
 }
 
+int th_cli_print_added(th_cli *cli, uint64_t id, bool existed)
+{
+	if (cli->json)
+		th_cli_print_json(json_pack("{s:I, s:b}", "id", (json_int_t)id, "existed", existed));
+	else
+		printf("%llu\n", (unsigned long long)id);
+	return TH_EXIT_OK;
+}
+
 /* Prints why an add failed and returns the exit code; 0 when it did not. */
 int th_cli_add_failed(th_cli *cli, const char *task, int rc)
 {
