@@ -339,9 +339,9 @@ static int host_key(struct parse *p, int k, const char *value)
 		char *end;
 		errno = 0;
 		long v = strtol(value, &end, 10);
-		if (errno || end == value || *end || v < 1 || v > 1000)
+		if (errno || end == value || *end || v < 1 || v > TH_MAX_ATTEMPTS_LIMIT)
 			return fail(p, "bad value '%s' for max_attempts in [host]: expected a whole "
-				    "number from 1 to 1000", value);
+				    "number from 1 to %d", value, TH_MAX_ATTEMPTS_LIMIT);
 		c->max_attempts = (unsigned)v;
 		return 1;
 	}

@@ -26,6 +26,7 @@ typedef enum th_job_status {
 
 /* Runs a job may get (its host's crashes included) unless it or its task says. */
 #define TH_DEFAULT_MAX_ATTEMPTS 3
+#define TH_MAX_ATTEMPTS_LIMIT 1000 /* the most runs a job may be given */
 
 /* th_job.flags */
 #define TH_JOB_CANCEL_REQUESTED 0x1 /* running, asked to stop: it ends cancelled */

@@ -683,7 +683,7 @@ static int set_option(th_cli *cli, const struct command *cmd, int c, const char 
 		cli->add.priority = (int32_t)v;
 		return 0;
 	case OPT_ATTEMPTS:
-		if (number_opt(cmd, "--max-attempts", arg, 1, 1000, &v))
+		if (number_opt(cmd, "--max-attempts", arg, 1, TH_MAX_ATTEMPTS_LIMIT, &v))
 			return -1;
 		cli->add.max_attempts = (uint32_t)v;
 		return 0;

@@ -112,7 +112,7 @@ int th_api_decode_job(json_t *obj, th_new_job *job, th_add_opts *o, void **input
 	    (rc = string(obj, "unique", &o->unique, err, errlen)) ||
 	    (rc = string(obj, "cron", &o->cron, err, errlen)) ||
 	    (rc = number(obj, "priority", -2147483648.0, 2147483647.0, &prio, err, errlen)) ||
-	    (rc = number(obj, "max_attempts", 1, 1000, &attempts, err, errlen)) ||
+	    (rc = number(obj, "max_attempts", 1, TH_MAX_ATTEMPTS_LIMIT, &attempts, err, errlen)) ||
 	    (rc = number(obj, "delay", 0, 36500 * 86400.0, &o->delay, err, errlen)) ||
 	    (rc = number(obj, "timeout", 0, TH_JOB_TIMEOUT_MAX, &o->timeout, err, errlen)) ||
 	    (rc = number(obj, "backoff", 0, 86400, &o->backoff, err, errlen)) ||
