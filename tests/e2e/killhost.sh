@@ -16,7 +16,8 @@ runs="$W/runs"
 (
 	i=0
 	while [ $i -lt "$JOBS" ]; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do echo "$runs 20"; done |
+		# one job in ten long enough that a kill right after seeing it run still cuts it
+		{ echo "$runs 400"; for _ in 1 2 3 4 5 6 7 8 9; do echo "$runs 20"; done; } |
 			"$TASKHOST" -c "$CFG" add fx_record --lines >/dev/null || break
 		i=$((i + 10))
 	done
