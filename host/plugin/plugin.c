@@ -384,15 +384,6 @@ static int load_file_locked(th_plugins *reg, const char *path, char *why, size_t
 	return add_plugin(reg, d, path, h, why, whylen);
 }
 
-int th_plugins_load_file(th_plugins *reg, const char *path)
-{
-	char why[512];
-	pthread_mutex_lock(&reg->load_mu);
-	int rc = load_file_locked(reg, path, why, sizeof(why));
-	pthread_mutex_unlock(&reg->load_mu);
-	return rc;
-}
-
 void th_plugins_set_load_hook(th_plugins *reg, th_plugins_load_hook fn, void *ud)
 {
 	pthread_mutex_lock(&reg->load_mu);

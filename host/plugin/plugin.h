@@ -41,8 +41,6 @@ void th_plugins_allow_insecure_plugins(th_plugins *reg, bool allow);
  * why of the i-th when i is below that. */
 size_t th_plugins_refused(th_plugins *reg, size_t i, char *file, size_t filelen, char *why,
 			  size_t whylen);
-/* One file; TH_EPLUGIN when refused (the reason is logged). */
-int th_plugins_load_file(th_plugins *reg, const char *path);
 /* A descriptor compiled into the program; `label` stands where a file name would. */
 int th_plugins_add_static(th_plugins *reg, const th_plugin *desc, const char *label);
 

@@ -297,12 +297,8 @@ void th_processor_kick(th_processor *p)
 		;
 }
 
-int th_processor_event_fd(th_processor *p)
-{
-	return p->efd;
-}
-
-void th_processor_event_clear(th_processor *p)
+/* Drains the event after a poll saw it readable. */
+static void event_clear(th_processor *p)
 {
 	uint64_t n;
 	while (read(p->efd, &n, sizeof(n)) < 0 && errno == EINTR)
@@ -315,7 +311,7 @@ void th_processor_wait(th_processor *p, int64_t timeout_us)
 	/* wake-ups do the real work; a zero wait_time must not turn into a busy loop */
 	int ms = timeout_us < 0 ? -1 : timeout_us < 1000 ? 1 : (int)((timeout_us + 999) / 1000);
 	if (poll(&pfd, 1, ms) > 0)
-		th_processor_event_clear(p);
+		event_clear(p);
 }
 
 struct starter {

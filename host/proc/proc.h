@@ -87,10 +87,6 @@ void th_processor_kick(th_processor *p);
 /* Sleeps until a kick, a job added anywhere on the data dir, or timeout_us. Events
  * that happened since the last wait make it return at once. */
 void th_processor_wait(th_processor *p, int64_t timeout_us);
-/* The file descriptor th_processor_wait polls, for strategies that poll more. */
-int th_processor_event_fd(th_processor *p);
-/* Drains the event after a poll saw it readable. */
-void th_processor_event_clear(th_processor *p);
 
 /* How a worker of the pool (multi.c) runs a claimed job: open and close run on the
  * worker's thread, around all the jobs it runs. */
