@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,50 @@ const char *th_log_level_name(int level)
 	return level >= 0 && level < 4 ? level_names[level] : "?";
 }
 
+/* Length of the valid UTF-8 sequence at s (1 for ASCII), 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : s[0] >= 0xe0 && s[0] < 0xf0 ? 3
+		   : s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 4 && s[0] == 0xf0 && s[1] < 0x90) ||
+	    (n == 4 && s[0] == 0xf4 && s[1] >= 0x90) || (n == 2 && s[0] == 0xc2 && s[1] < 0xa0))
+		return 0; /* overlong, past U+10FFFF, or a C1 control character */
+	return n;
+}
+
+char *th_log_escape(const char *s, size_t max)
+{
+	size_t cap = strlen(s) * 4 + 4, o = 0;
+	char *out = malloc(cap);
+	if (!out)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t done = 0; *p; done++) {
+		if (done >= max) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		size_t n = *p >= 0x20 && *p != 0x7f ? utf8_len(p) : 0;
+		if (n) {
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+			continue;
+		}
+		if (*p == '\n' || *p == '\t' || *p == '\r')
+			o += (size_t)sprintf(out + o, "\\%c", *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
+		else
+			o += (size_t)sprintf(out + o, "\\x%02x", *p);
+		p++;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /* A copy of s in which every byte that is not part of valid UTF-8 is '?', for JSON. */
 static char *utf8_clean(const char *s)
 {
@@ -125,15 +170,23 @@ char *th_log_format_line(const th_log_event *ev, enum th_log_format fmt)
 		free(body);
 		return line;
 	}
+	/* one event, one line: nothing a task or a client wrote can start another */
+	char *msg = th_log_escape(ev->msg, SIZE_MAX), *src = th_log_escape(ev->source, SIZE_MAX),
+	     *task = th_log_escape(ev->task ? ev->task : "-", SIZE_MAX);
 	char *line = NULL;
-	int n;
-	if (ev->job_id)
-		n = asprintf(&line, "%s %-5s %s job=%llu task=%s: %s\n", when,
-			     th_log_level_name(ev->level), ev->source,
-			     (unsigned long long)ev->job_id, ev->task ? ev->task : "-", ev->msg);
-	else
-		n = asprintf(&line, "%s %-5s %s: %s\n", when, th_log_level_name(ev->level),
-			     ev->source, ev->msg);
+	int n = -1;
+	if (msg && src && task) {
+		if (ev->job_id)
+			n = asprintf(&line, "%s %-5s %s job=%llu task=%s: %s\n", when,
+				     th_log_level_name(ev->level), src,
+				     (unsigned long long)ev->job_id, task, msg);
+		else
+			n = asprintf(&line, "%s %-5s %s: %s\n", when, th_log_level_name(ev->level),
+				     src, msg);
+	}
+	free(msg);
+	free(src);
+	free(task);
 	return n < 0 ? NULL : line;
 }
 

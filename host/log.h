@@ -42,5 +42,10 @@ void th_log_msg(int level, const char *source, uint64_t job_id, const char *task
 
 /* Formats an event as one text or JSON line (with '\n'); returns a malloc'd string. */
 char *th_log_format_line(const th_log_event *ev, enum th_log_format fmt);
+/* A malloc'd copy of s with what a terminal would act on escaped: control characters
+ * (\n, \t, \x1b...) and bytes that are not UTF-8 text, so that whatever a message
+ * echoes back (a task's error, a task name, a schedule) stays one line. Past max bytes:
+ * "...". NULL when out of memory. */
+char *th_log_escape(const char *s, size_t max);
 
 #endif

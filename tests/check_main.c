@@ -19,6 +19,7 @@ Suite *rules_suite(void);
 Suite *jobjson_suite(void);
 Suite *conformance_suite(void);
 Suite *server_suite(void);
+Suite *log_suite(void);
 
 int main(void)
 {
@@ -37,6 +38,7 @@ int main(void)
 	srunner_add_suite(sr, jobjson_suite());
 	srunner_add_suite(sr, conformance_suite());
 	srunner_add_suite(sr, server_suite());
+	srunner_add_suite(sr, log_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int run = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

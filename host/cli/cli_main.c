@@ -191,45 +191,6 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-/* Length of the valid UTF-8 sequence at s (1 for ASCII), 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : s[0] >= 0xe0 && s[0] < 0xf0 ? 3
-		   : s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 4 && s[0] == 0xf0 && s[1] < 0x90) ||
-	    (n == 4 && s[0] == 0xf4 && s[1] >= 0x90) || (n == 2 && s[0] == 0xc2 && s[1] < 0xa0))
-		return 0; /* overlong, past U+10FFFF, or a C1 control character */
-	return n;
-}
-
-/* Writes s with what a terminal would act on escaped: control characters (\n, \t,
- * \x1b...) and bytes that are not UTF-8 text, so that whatever a message echoes back
- * (a task name, an id, a schedule) it stays one line. Past max bytes: "...". */
-static void put_escaped(const char *s, size_t max, FILE *f)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	for (size_t done = 0; *p; done++) {
-		if (done >= max) {
-			fputs("...", f);
-			return;
-		}
-		size_t n = *p >= 0x20 && *p != 0x7f ? utf8_len(p) : 0;
-		if (n) {
-			fwrite(p, 1, n, f);
-			p += n;
-			continue;
-		}
-		if (*p == '\n' || *p == '\t' || *p == '\r')
-			fprintf(f, "\\%c", *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
-		else
-			fprintf(f, "\\x%02x", *p);
-		p++;
-	}
-}
-
 void th_cli_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -239,7 +200,9 @@ void th_cli_error(const char *fmt, ...)
 	va_end(ap);
 	fputs("taskhost: ", stderr);
 	if (n >= 0) {
-		put_escaped(msg, CLI_ERROR_MAX, stderr);
+		char *shown = th_log_escape(msg, CLI_ERROR_MAX);
+		fputs(shown ? shown : msg, stderr);
+		free(shown);
 		free(msg);
 	}
 	fputc('\n', stderr);
