@@ -172,7 +172,7 @@ static void ctx_leave(th_ctx *ctx)
 	pthread_mutex_unlock(&ctx->slot->mu);
 }
 
-static void api_log(th_ctx *ctx, int level, const char *fmt, ...)
+TH_PRINTF(3, 4) static void api_log(th_ctx *ctx, int level, const char *fmt, ...)
 {
 	if (level < TH_LOG_ERROR)
 		level = TH_LOG_ERROR;
@@ -233,7 +233,7 @@ static int api_set_result(th_ctx *ctx, const void *data, size_t len)
 	return rc;
 }
 
-static void api_set_error(th_ctx *ctx, const char *fmt, ...)
+TH_PRINTF(2, 3) static void api_set_error(th_ctx *ctx, const char *fmt, ...)
 {
 	if (!ctx_enter(ctx, "set_error"))
 		return;

@@ -347,7 +347,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
 	pthread_mutex_unlock(&srv->conns_mu);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+TH_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
 	char msg[512];

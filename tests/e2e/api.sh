@@ -1,7 +1,8 @@
 #!/bin/sh
 # End to end, the HTTP API: every route over the unix socket and TCP (and TLS), every
 # error status, tokens of each scope and wrong, missing and revoked ones, limits (body
-# size, batch size, slow clients, waits), 200 clients at once, the OpenAPI document
+# size, batch size, slow clients, waits), 500 connections at once and one past the
+# limit waiting, the OpenAPI document
 # against what the server answered, and group commit through a SIGKILL of the host.
 . "$(dirname "$0")/lib.sh"
 
@@ -108,7 +109,7 @@ chmod 600 "$TOKENS"
 
 # ---- the main host: unix socket, TCP with tokens, small limits ----
 write_config "listen = 127.0.0.1:$PORT" "token_file = $TOKENS" "max_input_size = 1KiB" \
-	"max_batch = 5" "connection_timeout = 2s" "max_connections = 400" -- \
+	"max_batch = 5" "connection_timeout = 2s" "max_connections = 520" -- \
 	"max_threads = 2" "wait_time = 0.05"
 start_host || exit 1
 check "the socket is api.sock in the data dir, mode 0660" \
@@ -339,9 +340,72 @@ case $(cat "$W/slow") in
 *) not_ok "slow client: $(cat "$W/slow")" ;;
 esac
 
-seq 1 200 | xargs -P 200 -I{} curl -s -o /dev/null -w '%{http_code}\n' --unix-socket "$SOCK" \
-	-X POST -d '{"task":"noop","unique":"many-{}"}' http://x/v1/jobs >"$W/many"
-same "200 clients at once: every one answered 201" "$(grep -c '^201$' "$W/many")" 200
+# 500 connections open at once, each with an add in flight before any is answered; then,
+# while 520 (the limit) are open, they are served and one more waits for a free one
+python3 - "$SOCK" "$HOST_PID" >"$W/many" 2>&1 <<'EOF'
+import json, os, socket, sys, time
+
+def host_sockets():
+    n = 0
+    for fd in os.listdir("/proc/%s/fd" % sys.argv[2]):
+        try:
+            n += os.readlink("/proc/%s/fd/%s" % (sys.argv[2], fd)).startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(sys.argv[1])
+    return s
+
+def send_add(s, key):
+    body = json.dumps({"task": "noop", "unique": key}).encode()
+    s.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+def status(s):
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return "closed"
+        data += chunk
+    return data.split(b" ")[1].decode()
+
+socks = [connect() for _ in range(500)]
+for i, s in enumerate(socks):
+    send_add(s, "many-%d" % (i + 1))
+codes = [status(s) for s in socks]
+print("answered", sum(c == "201" for c in codes), "of", len(codes))
+for s in socks:
+    s.close()
+# the host lets go of the closed ones before the limit is tried
+deadline = time.time() + 20
+while host_sockets() > 50 and time.time() < deadline:
+    time.sleep(0.05)
+
+held = [connect() for _ in range(520)]
+for i, s in enumerate(held[:20]):
+    send_add(s, "held-%d" % i)
+print("held answered", sum(status(s) == "201" for s in held[:20]), "of 20")
+extra = connect()
+send_add(extra, "past-the-limit")
+extra.settimeout(0.5)
+try:
+    print("extra answered at once:", status(extra))
+except socket.timeout:
+    print("extra waits")
+for s in held:
+    s.close()
+extra.settimeout(20)
+print("then", status(extra))
+EOF
+same "500 connections at once: every add answered 201" "$(sed -n 1p "$W/many")" "answered 500 of 500"
+same "with max_connections open, each of them is served" "$(sed -n 2p "$W/many")" "held answered 20 of 20"
+same "one past the limit waits to be accepted" "$(sed -n 3p "$W/many")" "extra waits"
+same "and is served once a connection closes" "$(sed -n 4p "$W/many")" "then 201"
 api GET "/v1/jobs?unique=many-77"
 is "and each job is there" 200 '(.jobs | length) == 1'
 api GET /v1/stats
