@@ -24,7 +24,7 @@ const char *th_strerror(int err)
 	case TH_EDAMAGED: return "data dir damaged";
 	case TH_EINSECURE: return "refused as insecure";
 	case TH_ENOSPC: return "no space left on device";
-	case TH_ELOCKLOST: return "data dir lock file removed or replaced";
+	case TH_ELOCKLOST: return "data dir file (lock.mdb or data.mdb) removed or replaced";
 	}
 	return "unknown error";
 }

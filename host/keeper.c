@@ -18,6 +18,7 @@ struct th_keeper {
 	th_keeper_env env;
 	pthread_t thread;
 	atomic_bool stop;
+	bool fatal_told;
 	pthread_mutex_t mu; /* guards procs */
 	th_processor *procs[MAX_ATTACHED];
 	size_t nprocs;
@@ -46,11 +47,22 @@ static void kick_all(th_keeper *k)
 	pthread_mutex_unlock(&k->mu);
 }
 
+/* A store that refuses every write from now on is the host's end, not a passing error. */
+static void check_fatal(th_keeper *k, int rc)
+{
+	if ((rc != TH_ELOCKLOST && rc != TH_EDAMAGED) || k->fatal_told)
+		return;
+	k->fatal_told = true;
+	if (k->env.fatal)
+		k->env.fatal(k->env.fatal_ud, rc);
+}
+
 /* Takes back jobs of dead or expired owners, logging what it did. */
 static void recover(th_keeper *k)
 {
 	size_t n = 0;
 	int rc = th_store_recover(k->env.store, &k->env.owner, &n);
+	check_fatal(k, rc);
 	if (rc)
 		th_log_error("processor", "recovering jobs of dead hosts failed: %s", th_strerror(rc));
 	else if (n)
@@ -129,6 +141,7 @@ static void *keep(void *arg)
 		last_scan = now;
 		if (now - last_renew >= renew_us) {
 			int rc = th_store_renew(k->env.store, &k->env.owner, k->env.lease_us, NULL);
+			check_fatal(k, rc);
 			if (rc)
 				th_log_error("processor", "renewing leases failed: %s", th_strerror(rc));
 			else

@@ -20,6 +20,10 @@ typedef struct th_keeper_env {
 	th_owner owner;
 	int64_t lease_us;         /* leases are renewed every third of this */
 	int64_t keep_finished_us; /* finished jobs older than this are removed; 0: kept */
+	/* called once when the store refuses every write from now on (TH_ELOCKLOST,
+	 * TH_EDAMAGED): its files were removed or its map faulted; NULL: only logged */
+	void (*fatal)(void *ud, int rc);
+	void *fatal_ud;
 } th_keeper_env;
 
 /* Takes back what hosts that died while none ran left (before any claim of this host),

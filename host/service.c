@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,9 @@ struct th_service {
 	size_t nqueues;
 	pthread_mutex_t stop_mu; /* one stop at a time, and close waits for it */
 	th_keeper *keeper;       /* while processing: one for every queue */
+	void (*on_fatal)(void *ud, int rc);
+	void *on_fatal_ud;
+	atomic_int fatal;        /* what made the store unusable; 0: nothing */
 	/* jobs claimed through th_service_claim_next and not yet run: only these may be
 	 * run by id, and close puts them back in the queue */
 	pthread_mutex_t claims_mu;
@@ -96,6 +100,8 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	svc->inspect_only = opts->inspect_only;
 	svc->isolate = opts->isolate_plugins;
 	svc->allow_insecure_plugins = opts->allow_insecure_plugins;
+	svc->on_fatal = opts->on_fatal;
+	svc->on_fatal_ud = opts->on_fatal_ud;
 	svc->max_input = opts->max_input ? opts->max_input : TH_DEFAULT_MAX_INPUT;
 	svc->max_result = opts->max_result ? opts->max_result : TH_DEFAULT_MAX_RESULT;
 	th_owner_self(&svc->owner);
@@ -573,6 +579,20 @@ void th_service_processor(th_service *svc, const char **strategy, th_processor_a
 	pthread_mutex_unlock(&svc->proc_mu);
 }
 
+/* The keeper's word that the store can no longer be used: told once. */
+static void store_lost(void *ud, int rc)
+{
+	th_service *svc = ud;
+	int none = 0;
+	if (atomic_compare_exchange_strong(&svc->fatal, &none, rc) && svc->on_fatal)
+		svc->on_fatal(svc->on_fatal_ud, rc);
+}
+
+int th_service_fatal(th_service *svc)
+{
+	return atomic_load(&svc->fatal);
+}
+
 int th_service_start_processing(th_service *svc)
 {
 	if (svc->inspect_only)
@@ -582,7 +602,8 @@ int th_service_start_processing(th_service *svc)
 	if (rc == 0 && !svc->keeper) {
 		th_keeper_env ke = {.store = svc->store, .coord = svc->coord, .owner = svc->owner,
 				    .lease_us = svc->lease_us,
-				    .keep_finished_us = svc->keep_finished_us};
+				    .keep_finished_us = svc->keep_finished_us,
+				    .fatal = store_lost, .fatal_ud = svc};
 		rc = th_keeper_start(&svc->keeper, &ke);
 	}
 	for (size_t i = 0; i < svc->nqueues && rc == 0; i++) {

@@ -2,6 +2,7 @@
  * claim next and process next, processor control, static plugins, wake-ups from another
  * process. */
 #include <check.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,6 +425,39 @@ START_TEST(missing_plugin_dir)
 }
 END_TEST
 
+/* A store that refuses every write from now on is told to the embedder once. */
+static atomic_int told, told_rc;
+static void on_fatal(void *ud, int rc)
+{
+	ck_assert_ptr_eq(ud, &told);
+	atomic_fetch_add(&told, 1);
+	atomic_store(&told_rc, rc);
+}
+
+START_TEST(store_lost_is_told)
+{
+	th_service_close(svc);
+	char data[4096], lock[4200];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", data);
+	th_service_opts o = {.data_dir = data, .plugin_dir = pdir, .lease_time = 0.3,
+			     .on_fatal = on_fatal, .on_fatal_ud = &told};
+	ck_assert_int_eq(th_service_open(&svc, &o), 0);
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert_int_eq(th_service_fatal(svc), 0);
+	ck_assert_int_eq(unlink(lock), 0);
+	for (int i = 0; i < 1000 && !atomic_load(&told); i++)
+		usleep(10000); /* the keeper renews every lease_time / 3 */
+	ck_assert_int_eq(atomic_load(&told), 1);
+	ck_assert_int_eq(atomic_load(&told_rc), TH_ELOCKLOST);
+	ck_assert_int_eq(th_service_fatal(svc), TH_ELOCKLOST);
+	ck_assert(tu_captured_has("store", "lock.mdb was removed or replaced", data));
+	usleep(300000); /* more renewals: still told once */
+	ck_assert_int_eq(atomic_load(&told), 1);
+	th_service_stop_processing(svc);
+}
+END_TEST
+
 START_TEST(missing_data_dir)
 {
 	th_service_close(svc);
@@ -548,6 +582,7 @@ Suite *service_suite(void)
 	tcase_add_test(tc, reload_plugins);
 	tcase_add_test(tc, woken_by_add_in_another_process);
 	tcase_add_test(tc, store_refusals);
+	tcase_add_test(tc, store_lost_is_told);
 	suite_add_tcase(s, tc);
 	return s;
 }

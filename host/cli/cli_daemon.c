@@ -127,6 +127,14 @@ clean:
 	return true;
 }
 
+/* The store can no longer be used: the main thread, in sigwaitinfo, is told by signal. */
+static void on_fatal(void *ud, int rc)
+{
+	(void)ud;
+	(void)rc;
+	kill(getpid(), SIGTERM);
+}
+
 int th_cmd_run(th_cli *cli)
 {
 	int rc = th_cli_load_config(cli);
@@ -162,7 +170,8 @@ int th_cmd_run(th_cli *cli)
 			     .max_attempts = cfg->max_attempts,
 			     .allow_insecure_plugins = cfg->allow_insecure_plugins,
 			     .keep_finished = cfg->keep_finished,
-			     .isolate_plugins = strcmp(cfg->strategy, "process") == 0};
+			     .isolate_plugins = strcmp(cfg->strategy, "process") == 0,
+			     .on_fatal = on_fatal};
 	for (unsigned i = 0; i < cfg->nqueues; i++) /* any process queue isolates them all */
 		o.isolate_plugins |= strcmp(cfg->queues[i].strategy, "process") == 0;
 	/* errors while opening become the one line that says why run failed */
@@ -215,19 +224,26 @@ int th_cmd_run(th_cli *cli)
 			else if (cfg->token_file)
 				th_log_info("host", "SIGHUP: tokens reread from %s", cfg->token_file);
 		} else if (sig == SIGINT || sig == SIGTERM) {
+			if (th_service_fatal(svc) && si.si_pid == getpid())
+				break;
 			th_log_info("host", "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
 			break;
 		}
 	}
+	int fatal = th_service_fatal(svc);
+	if (fatal)
+		th_log_error("host", "stopping: the store in %s can no longer be used (%s); "
+			     "running jobs are asked to stop now, as their outcomes cannot be "
+			     "recorded", cfg->data_dir, th_strerror(fatal));
 	th_server_stop(srv); /* what clients were told is done is committed by now */
-	if (!shut_down(svc, cfg->grace_period, cfg->args.kill_grace, &sigs)) {
+	if (!shut_down(svc, fatal ? 0 : cfg->grace_period, cfg->args.kill_grace, &sigs)) {
 		/* running jobs keep their claims; the store is consistent at every commit */
 		th_log_info("host", "stopped");
 		fflush(NULL);
 		/* exit_group, not _exit: the same, but sanitizer runtimes cannot intercept it
 		 * to report the threads this exit abandons on purpose */
-		syscall(SYS_exit_group, TH_EXIT_OK);
+		syscall(SYS_exit_group, fatal ? TH_EXIT_FAIL : TH_EXIT_OK);
 	}
 	th_log_info("host", "stopped");
-	return TH_EXIT_OK;
+	return fatal ? TH_EXIT_FAIL : TH_EXIT_OK;
 }

@@ -21,7 +21,7 @@ enum {
 	TH_EDAMAGED = -16,    /* the data dir's files are damaged (truncated, bad pages) */
 	TH_EINSECURE = -17,   /* a file or directory others could have planted or changed */
 	TH_ENOSPC = -18,      /* no space left on the device */
-	TH_ELOCKLOST = -19    /* the data dir's lock file was removed or replaced */
+	TH_ELOCKLOST = -19    /* lock.mdb or data.mdb was removed or replaced under us */
 };
 
 /* A short, stable description of a TH_E* code ("unknown job id", ...). */

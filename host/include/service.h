@@ -48,6 +48,12 @@ typedef struct th_service_opts {
 	bool isolate_plugins;
 	const char *runner;     /* the worker program; NULL: taskhost-runner next to this
 				   program's executable, else in the installed libexec dir */
+	/* Called once, from a thread of the service, when processing finds that the store
+	 * can no longer be used (lock.mdb or data.mdb removed or replaced, a read of the
+	 * map faulted: TH_ELOCKLOST, TH_EDAMAGED): every write is refused from then on, so
+	 * the embedder should stop and close the service. NULL: only logged. */
+	void (*on_fatal)(void *ud, int rc);
+	void *on_fatal_ud;
 } th_service_opts;
 
 /* Opens the store and loads the plugins (a refused plugin is logged, not an error; a
@@ -208,6 +214,8 @@ int th_service_stop_processing(th_service *svc);
  * cannot wait: a job that then ends without success goes back to the queue. */
 void th_service_interrupt(th_service *svc);
 bool th_service_is_processing(th_service *svc);
+/* 0, or the TH_E* code of what made the store unusable while processing (on_fatal). */
+int th_service_fatal(th_service *svc);
 /* The worker threads running a job now: the job ids go to ids[0..*n). */
 int th_service_threads(th_service *svc, uint64_t *ids, size_t max, size_t *n);
 

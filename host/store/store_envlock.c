@@ -173,19 +173,33 @@ void th_envlock_write_end(th_envlock *l)
 	pthread_mutex_unlock(&l->mu);
 }
 
-int th_envlock_write_check(th_envlock *l)
+/* Whether the file `name` in the data dir is still the one opened (sb). The files we
+ * opened stay allocated while we hold them, so their inode numbers cannot be handed to
+ * new files meanwhile. */
+static bool still_there(th_envlock *l, const char *name, const struct stat *opened)
 {
 	struct stat sb;
+	return fstatat(l->dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&sb, opened);
+}
+
+int th_envlock_write_check(th_envlock *l)
+{
 	if (atomic_load(&l->lost))
 		return TH_ELOCKLOST;
-	/* the lock file we opened stays allocated while LMDB holds it, so its inode number
-	 * cannot be handed to a new file meanwhile */
-	if (fstatat(l->dir_fd, LOCK_NAME, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    same_file(&sb, &l->lock_sb))
-		return 0;
-	if (!atomic_exchange(&l->lost, true))
-		th_log_error("store", "%s/" LOCK_NAME " was removed or replaced while this process "
-			     "had the data dir open: writes refused, as another process could write "
-			     "at the same time with a lock file of its own" RESTART, l->dir, l->dir);
-	return TH_ELOCKLOST;
+	if (!still_there(l, LOCK_NAME, &l->lock_sb)) {
+		if (!atomic_exchange(&l->lost, true))
+			th_log_error("store", "%s/" LOCK_NAME " was removed or replaced while this "
+				     "process had the data dir open: writes refused, as another "
+				     "process could write at the same time with a lock file of its "
+				     "own" RESTART, l->dir, l->dir);
+		return TH_ELOCKLOST;
+	}
+	if (!still_there(l, DATA_NAME, &l->data_sb)) {
+		if (!atomic_exchange(&l->lost, true))
+			th_log_error("store", "%s/" DATA_NAME " was removed or replaced while this "
+				     "process had it open: writes refused, as no other process would "
+				     "see what they commit" RESTART, l->dir, l->dir);
+		return TH_ELOCKLOST;
+	}
+	return 0;
 }

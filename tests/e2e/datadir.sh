@@ -1,6 +1,7 @@
 #!/bin/sh
 # End to end: the data dir's own files. lock.mdb removed under a running host (no second
-# writer, no duplicate id, nothing damaged); links planted for wake, progress, lock.mdb
+# writer, no duplicate id, nothing damaged, the host stops by itself), data.mdb removed
+# (the host stops and says why); links planted for wake, progress, lock.mdb
 # and data.mdb, a FIFO named like an inflight file, a world-writable dir, a dir of
 # another user, and a dir shared with data_dir_group.
 . "$(dirname "$0")/lib.sh"
@@ -70,7 +71,10 @@ same "a second host refuses to start" "$?" 1
 has "naming the lock file" "$(cat "$W/b.log")" "cannot open the data dir $VAR: $VAR/lock.mdb is missing"
 check "the first host notices at its next write" wait_until 20 \
 	grep -q "lock.mdb was removed or replaced while this process had the data dir open: writes refused" "$W/a.log"
-stop_now "$a"
+wait "$a"
+same "and stops by itself, with exit status 1" "$?" 1
+has "saying why" "$(cat "$W/a.log")" \
+	"stopping: the store in $VAR can no longer be used (data dir file (lock.mdb or data.mdb) removed or replaced)"
 
 # every process gone: the next makes a new lock file, and nothing is lost or damaged
 th status "$long"
@@ -90,6 +94,21 @@ ids "22 jobs, each id once" 22
 th stats
 expect "stats reads the data dir" 0
 check "each recorded job ran once" sh -c '[ "$(sort -n "$1" | uniq -d | wc -l)" = 0 ] && [ "$(wc -l <"$1")" = 20 ]' - "$W/runs"
+
+# ---- data.mdb removed while a host runs: it stops, and says so ----
+write_config "data_dir = ./gone" "lease_time = 2s" -- "max_threads = 2" "wait_time = 0.1"
+start_host "$W/d.log"
+d=$HOST_PID
+th add echo z
+th wait 1 --timeout 30
+expect "a job ran before data.mdb goes" 0
+rm "$W/gone/data.mdb"
+check "the host notices at its next write" wait_until 20 \
+	grep -q "$W/gone/data.mdb was removed or replaced while this process had it open: writes refused" "$W/d.log"
+wait "$d"
+same "and stops by itself, with exit status 1" "$?" 1
+has "saying why" "$(cat "$W/d.log")" "stopping: the store in $W/gone can no longer be used"
+write_config "lease_time = 2s" -- "max_threads = 2" "wait_time = 0.1"
 
 # ---- planted files ----
 
