@@ -341,12 +341,20 @@ static int job_of(json_t *o, th_job *j)
 	return 0;
 }
 
+/* A call on /jobs/ID, or /jobs/ID/what; answer and status as call's. */
+static int job_call(th_client *c, const char *method, uint64_t id, const char *what,
+		    json_t **answer, long *status)
+{
+	char path[80];
+	snprintf(path, sizeof(path), "/jobs/%llu%s%s", (unsigned long long)id, what ? "/" : "",
+		 what ? what : "");
+	return call(c, method, path, NULL, CLIENT_TIMEOUT_S, answer, status);
+}
+
 int th_client_get(th_client *c, uint64_t id, th_job *out)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/jobs/%llu", (unsigned long long)id);
 	json_t *a = NULL;
-	int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
+	int rc = job_call(c, "GET", id, NULL, &a, NULL);
 	if (rc)
 		return rc;
 	rc = job_of(a, out);
@@ -356,10 +364,8 @@ int th_client_get(th_client *c, uint64_t id, th_job *out)
 
 int th_client_cancel(th_client *c, uint64_t id)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/jobs/%llu/cancel", (unsigned long long)id);
 	long status = 0;
-	int rc = call(c, "POST", path, NULL, CLIENT_TIMEOUT_S, NULL, &status);
+	int rc = job_call(c, "POST", id, "cancel", NULL, &status);
 	return rc ? rc : status == 202 ? TH_EBUSY : 0;
 }
 
@@ -483,10 +489,8 @@ int th_client_wait(th_client *c, const uint64_t *ids, size_t n, double timeout)
  * NUL-terminated past *len. */
 static int job_bytes(th_client *c, uint64_t id, const char *what, void **data, size_t *len)
 {
-	char path[80];
-	snprintf(path, sizeof(path), "/jobs/%llu/%s", (unsigned long long)id, what);
 	json_t *a = NULL;
-	int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
+	int rc = job_call(c, "GET", id, what, &a, NULL);
 	if (rc)
 		return rc;
 	char key[32];
@@ -516,8 +520,8 @@ static int job_bytes(th_client *c, uint64_t id, const char *what, void **data, s
 	}
 	json_decref(a);
 	if (rc == TH_EIO)
-		snprintf(c->error, sizeof(c->error), "the host at %s answered GET /v1%s without "
-			 "its %s", c->where, path, what);
+		snprintf(c->error, sizeof(c->error), "the host at %s answered GET /v1/jobs/%llu/%s "
+			 "without its %s", c->where, (unsigned long long)id, what, what);
 	if (rc)
 		return rc;
 	*data = out;
@@ -543,10 +547,8 @@ int th_client_job_error(th_client *c, uint64_t id, char **msg)
 
 int th_client_errors(th_client *c, uint64_t id, char **text)
 {
-	char path[80];
-	snprintf(path, sizeof(path), "/jobs/%llu/errors", (unsigned long long)id);
 	json_t *a = NULL;
-	int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
+	int rc = job_call(c, "GET", id, "errors", &a, NULL);
 	if (rc)
 		return rc;
 	size_t len = 0, i;
@@ -570,29 +572,20 @@ int th_client_errors(th_client *c, uint64_t id, char **text)
 	return 0;
 }
 
-static int job_post(th_client *c, uint64_t id, const char *what)
-{
-	char path[80];
-	snprintf(path, sizeof(path), "/jobs/%llu/%s", (unsigned long long)id, what);
-	return call(c, "POST", path, NULL, CLIENT_TIMEOUT_S, NULL, NULL);
-}
-
 int th_client_start(th_client *c, uint64_t id)
 {
-	return job_post(c, id, "start");
+	return job_call(c, "POST", id, "start", NULL, NULL);
 }
 
 int th_client_retry(th_client *c, uint64_t id)
 {
-	return job_post(c, id, "retry");
+	return job_call(c, "POST", id, "retry", NULL, NULL);
 }
 
 int th_client_progress(th_client *c, uint64_t id, bool *known, double *done)
 {
-	char path[80];
-	snprintf(path, sizeof(path), "/jobs/%llu/progress", (unsigned long long)id);
 	json_t *a = NULL;
-	int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
+	int rc = job_call(c, "GET", id, "progress", &a, NULL);
 	if (rc)
 		return rc;
 	json_t *p = json_object_get(a, "progress");

@@ -20,7 +20,7 @@ typedef struct th_cli {
 	bool cfg_loaded;
 	th_service *svc;      /* the data dir opened here, or */
 	th_client *client;    /* a host's socket or URL */
-	const char *where;    /* "unix socket PATH" or the URL, for messages */
+	char *where;          /* "unix socket PATH" or the URL, for messages */
 	/* global options */
 	bool config_given;    /* -c or TASKHOST_CONFIG */
 	const char *url;      /* --url, TASKHOST_URL: always through this host */

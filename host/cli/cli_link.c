@@ -129,7 +129,7 @@ static int connect_host(th_cli *cli, const char *target, const char *token)
 	size_t n = strlen(target);
 	if (url)
 		cli->where = strndup(target, n && target[n - 1] == '/' ? n - 1 : n);
-	else if (asprintf((char **)&cli->where, "unix socket %s", target) < 0)
+	else if (asprintf(&cli->where, "unix socket %s", target) < 0)
 		cli->where = NULL;
 	active = cli;
 	return cli->where ? 0 : TH_EXIT_FAIL;

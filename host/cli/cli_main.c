@@ -401,7 +401,7 @@ void th_cli_close(th_cli *cli)
 	cli->svc = NULL;
 	th_client_close(cli->client);
 	cli->client = NULL;
-	free((char *)cli->where);
+	free(cli->where);
 	cli->where = NULL;
 	data_dir = NULL;
 	if (cli->cfg_loaded)
@@ -765,14 +765,25 @@ static int set_option(th_cli *cli, const struct command *cmd, int c, const char 
 	return 0;
 }
 
-static void global_option(th_cli *cli, int c, const char *arg)
+/* -c, --url, --token-file and --local, before or after the command: false for others. */
+static bool global_option(th_cli *cli, int c, const char *arg)
 {
-	if (c == OPT_URL)
+	switch (c) {
+	case 'c':
+		cli->config_path = arg;
+		cli->config_given = true;
+		return true;
+	case OPT_URL:
 		cli->url = *arg ? arg : NULL;
-	else if (c == OPT_TOKEN_FILE)
+		return true;
+	case OPT_TOKEN_FILE:
 		cli->token_file = arg;
-	else
+		return true;
+	case OPT_LOCAL:
 		cli->local = true;
+		return true;
+	}
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -831,16 +842,9 @@ int main(int argc, char **argv)
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:c:h", opts, NULL)) != -1) {
+		if (global_option(&cli, c, optarg))
+			continue;
 		switch (c) {
-		case 'c':
-			cli.config_path = optarg;
-			cli.config_given = true;
-			break;
-		case OPT_URL:
-		case OPT_TOKEN_FILE:
-		case OPT_LOCAL:
-			global_option(&cli, c, optarg);
-			break;
 		case 'h':
 			usage(stdout);
 			return TH_EXIT_OK;
@@ -894,16 +898,9 @@ int main(int argc, char **argv)
 				     cmd->name, oname, cmd->name);
 			return TH_EXIT_USAGE;
 		}
+		if (global_option(&cli, c, optarg))
+			continue;
 		switch (c) {
-		case 'c':
-			cli.config_path = optarg;
-			cli.config_given = true;
-			break;
-		case OPT_URL:
-		case OPT_TOKEN_FILE:
-		case OPT_LOCAL:
-			global_option(&cli, c, optarg);
-			break;
 		case 'h':
 			command_help(cmd);
 			return TH_EXIT_OK;
