@@ -624,6 +624,13 @@ int th_client_cron_update(th_client *c, uint64_t id, const char *spec, int catch
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/cron/%llu", (unsigned long long)id);
+	if (!spec && catchup < 0) { /* the API wants a change: the same catch-up */
+		th_job job;
+		int rc = th_client_get(c, id, &job);
+		if (rc)
+			return rc;
+		catchup = (job.flags & TH_JOB_CRON_CATCHUP) != 0;
+	}
 	json_t *body = json_object();
 	if (spec)
 		json_object_set_new(body, "schedule", json_string(spec));

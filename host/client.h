@@ -77,7 +77,8 @@ int th_client_wait(th_client *c, const uint64_t *ids, size_t n, double timeout);
 
 /* A cron job's schedule, malloc'd; TH_ESTATE for a job that is no cron job. */
 int th_client_cron_spec(th_client *c, uint64_t id, char **spec);
-/* As th_service_cron_update: spec NULL keeps it, catchup -1 keeps it. */
+/* As th_service_cron_update: spec NULL keeps it, catchup -1 keeps it (both: the next
+ * fire time is computed again from now). */
 int th_client_cron_update(th_client *c, uint64_t id, const char *spec, int catchup);
 int th_client_cron_pause(th_client *c, uint64_t id, bool paused);
 /* The cron job fires no more (it ends cancelled). */

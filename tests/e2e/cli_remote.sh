@@ -85,6 +85,7 @@ scenario() {
 	t cron add echo tick --schedule "0 3 * * *"
 	t cron list
 	t cron update 19 --schedule "0 4 * * *" --catch-up
+	t cron update 19
 	t cron pause 19
 	t cron resume 19
 	t cron list --json
