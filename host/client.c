@@ -94,6 +94,11 @@ const char *th_client_error(const th_client *c)
 	return c->error;
 }
 
+int th_client_set_ca_file(th_client *c, const char *path)
+{
+	return curl_easy_setopt(c->curl, CURLOPT_CAINFO, path) == CURLE_OK ? 0 : TH_ENOMEM;
+}
+
 long th_client_status(const th_client *c)
 {
 	return c->status;
@@ -171,6 +176,11 @@ static int call(th_client *c, const char *method, const char *path, json_t *body
 	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
 		snprintf(c->error, sizeof(c->error), "cannot reach the host at %s (%s /v1%s): %s",
 			 c->where, method, path, why);
+		rc = TH_EIO;
+	} else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
+		   cc == CURLE_SSL_CACERT_BADFILE) {
+		snprintf(c->error, sizeof(c->error), "cannot reach the host at %s (%s /v1%s) over "
+			 "TLS: %s", c->where, method, path, why);
 		rc = TH_EIO;
 	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
 		snprintf(c->error, sizeof(c->error), "the host at %s did not answer %s /v1%s in "

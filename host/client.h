@@ -28,6 +28,9 @@ void th_client_close(th_client *c);
 /* The human line of the last failed call: the host's error message, or why it could not
  * be reached (naming the socket or URL and the request). */
 const char *th_client_error(const th_client *c);
+/* Trusts the certificates of the PEM file at path for an https:// URL, instead of the
+ * system's (a host with a certificate of its own). */
+int th_client_set_ca_file(th_client *c, const char *path);
 /* The HTTP status of the last call's answer; 0 when none came (the host could not be
  * reached, or went away during the call). */
 long th_client_status(const th_client *c);

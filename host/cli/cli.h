@@ -25,6 +25,8 @@ typedef struct th_cli {
 	bool config_given;    /* -c or TASKHOST_CONFIG */
 	const char *url;      /* --url, TASKHOST_URL: always through this host */
 	const char *token_file; /* --token-file, TASKHOST_TOKEN_FILE */
+	const char *ca_file;  /* --ca-file, TASKHOST_CA_FILE: the certificates an https
+				 host's must be among */
 	bool local;           /* --local: the data dir itself even when a host runs */
 	/* options */
 	bool json;

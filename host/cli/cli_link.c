@@ -115,7 +115,13 @@ static int connect_host(th_cli *cli, const char *target, const char *token)
 			     TH_SERVER_SOCKET);
 		return TH_EXIT_USAGE;
 	}
+	if (url && cli->ca_file && access(cli->ca_file, R_OK)) {
+		th_cli_error("--ca-file %s: cannot read: %s", cli->ca_file, strerror(errno));
+		return TH_EXIT_USAGE;
+	}
 	int rc = th_client_open(&cli->client, target, token);
+	if (rc == 0 && url && cli->ca_file)
+		rc = th_client_set_ca_file(cli->client, cli->ca_file);
 	if (rc == TH_EINVAL) {
 		th_cli_error("--url: %s", th_client_error(cli->client));
 		th_client_close(cli->client);

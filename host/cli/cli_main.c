@@ -23,7 +23,7 @@ enum {
 	OPT_JSON = 0x100, OPT_STATUS, OPT_LIMIT, OPT_TIMEOUT, OPT_DELAY, OPT_AT, OPT_HOLD,
 	OPT_PRIORITY, OPT_QUEUE, OPT_UNIQUE, OPT_ATTEMPTS, OPT_BACKOFF, OPT_OLDER, OPT_ALL,
 	OPT_SCHEDULE, OPT_CATCHUP, OPT_SKIP, OPT_COUNT, OPT_FROM, OPT_VERSION, OPT_LINES,
-	OPT_URL, OPT_TOKEN_FILE, OPT_LOCAL
+	OPT_URL, OPT_TOKEN_FILE, OPT_LOCAL, OPT_CA_FILE
 };
 
 /* An error line echoes at most this many characters of what it was given. */
@@ -171,6 +171,8 @@ static void usage(FILE *f)
 		   "                     data dir, else on the data dir itself\n"
 		   "      --token-file F the bearer token for --url, on the first line of F\n"
 		   "                     (default $TASKHOST_TOKEN_FILE, else $TASKHOST_TOKEN)\n"
+		   "      --ca-file F    the certificates (PEM) an https host's must be among\n"
+		   "                     (default $TASKHOST_CA_FILE, else the system's)\n"
 		   "      --local        on the data dir itself even when a host runs on it\n"
 		   "  -h, --help         help for the command\n"
 		   "      --json         machine-readable output (read commands)\n"
@@ -765,7 +767,8 @@ static int set_option(th_cli *cli, const struct command *cmd, int c, const char 
 	return 0;
 }
 
-/* -c, --url, --token-file and --local, before or after the command: false for others. */
+/* -c, --url, --token-file, --ca-file and --local, before or after the command: false
+ * for the others. */
 static bool global_option(th_cli *cli, int c, const char *arg)
 {
 	switch (c) {
@@ -781,6 +784,9 @@ static bool global_option(th_cli *cli, int c, const char *arg)
 		return true;
 	case OPT_LOCAL:
 		cli->local = true;
+		return true;
+	case OPT_CA_FILE:
+		cli->ca_file = arg;
 		return true;
 	}
 	return false;
@@ -815,6 +821,7 @@ int main(int argc, char **argv)
 		{"url", required_argument, NULL, OPT_URL},
 		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 		{"local", no_argument, NULL, OPT_LOCAL},
+		{"ca-file", required_argument, NULL, OPT_CA_FILE},
 		{NULL, 0, NULL, 0},
 	};
 	/* before anything is opened: a closed stdout would make the data dir's lock file
@@ -837,6 +844,9 @@ int main(int argc, char **argv)
 	cli.token_file = getenv("TASKHOST_TOKEN_FILE");
 	if (cli.token_file && !*cli.token_file)
 		cli.token_file = NULL;
+	cli.ca_file = getenv("TASKHOST_CA_FILE");
+	if (cli.ca_file && !*cli.ca_file)
+		cli.ca_file = NULL;
 
 	/* options before the command */
 	int c;

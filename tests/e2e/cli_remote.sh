@@ -6,10 +6,12 @@
 # host gone during a command) says why and names the URL, with a non-zero exit.
 . "$(dirname "$0")/lib.sh"
 
-command -v python3 >/dev/null || {
-	echo "cli_remote.sh: python3 is missing (scripts/deps installs it)" >&2
-	exit 1
-}
+for tool in curl openssl python3; do
+	command -v $tool >/dev/null || {
+		echo "cli_remote.sh: $tool is missing (scripts/deps installs it)" >&2
+		exit 1
+	}
+done
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -259,5 +261,32 @@ case $err in
 "taskhost: reading the job: cannot reach the host at unix socket $W/tcp/var/api.sock (GET /v1/jobs/1): "*) ok "it says so, naming the socket" ;;
 *) not_ok "a dead host's socket: $err" ;;
 esac
+
+# ---- https: the host's certificate among --ca-file's, or refused ----
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+	-days 1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+chmod 600 "$W/key.pem"
+write_config "data_dir = ./tcp/var" "listen = 127.0.0.1:$PORT" "token_file = $TOKENS" \
+	"tls_cert = $W/cert.pem" "tls_key = $W/key.pem"
+start_host "$W/tls.log"
+th --url "https://127.0.0.1:$PORT" --token-file "$W/admin.token" --ca-file "$W/cert.pem" status 12
+same "https with the host's certificate in --ca-file" "$out" queued
+out=$(TASKHOST_CA_FILE=$W/cert.pem "$TASKHOST" --url "https://127.0.0.1:$PORT" --token-file "$W/admin.token" status 12 2>&1)
+same "TASKHOST_CA_FILE" "$out" queued
+th --url "https://127.0.0.1:$PORT" --token-file "$W/admin.token" status 1
+expect "https with a certificate no CA signed" 1
+case $err in
+"taskhost: reading the job: cannot reach the host at https://127.0.0.1:$PORT (GET /v1/jobs/1) over TLS: "*) ok "it says so, naming the URL" ;;
+*) not_ok "a certificate not trusted: $err" ;;
+esac
+th --url "https://127.0.0.1:$PORT" --ca-file "$W/none.pem" status 1
+expect "a --ca-file that is not there" 2 "taskhost: --ca-file $W/none.pem: cannot read: No such file or directory"
+th --url "http://127.0.0.1:$PORT" --token-file "$W/admin.token" status 1
+expect "plain HTTP to a TLS host" 1
+case $err in
+"taskhost: reading the job: lost the host at http://127.0.0.1:$PORT during GET /v1/jobs/1: "*) ok "it says so, naming the URL" ;;
+*) not_ok "plain HTTP to a TLS host: $err" ;;
+esac
+stop_host "$HOST_PID"
 
 finish
