@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +12,17 @@
 #include <time.h>
 
 #include "base64.h"
+#include "clock.h"
+#include "server/api.h"
 
 #define CLIENT_TIMEOUT_S 60L /* a call without a wait of its own gives up after this */
-#define LIST_PAGE 1000
 
 struct th_client {
 	CURL *curl;
 	char *base;     /* "http://localhost" on the socket, else the URL */
+	char *where;    /* "unix socket PATH" or the URL, for messages */
 	char *auth;     /* "Authorization: Bearer ..." or NULL */
+	long status;    /* of the last answer; 0: none */
 	char error[1536];
 };
 
@@ -27,6 +31,18 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Whether libcurl takes url as one with a host in it. */
+static bool url_ok(const char *url)
+{
+	CURLU *u = curl_url();
+	char *host = NULL;
+	bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		  curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host && *host;
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
 }
 
 int th_client_open(th_client **out, const char *target, const char *token)
@@ -41,15 +57,24 @@ int th_client_open(th_client **out, const char *target, const char *token)
 	size_t n = strlen(target);
 	c->base = url ? strndup(target, n && target[n - 1] == '/' ? n - 1 : n)
 		      : strdup("http://localhost");
+	if (url)
+		c->where = strdup(c->base ? c->base : "");
+	else if (asprintf(&c->where, "unix socket %s", target) < 0)
+		c->where = NULL;
 	if (!url)
 		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, target);
 	if (token && asprintf(&c->auth, "Authorization: Bearer %s", token) < 0)
 		c->auth = NULL;
-	if (!c->base || (token && !c->auth)) {
+	if (!c->base || !c->where || (token && !c->auth)) {
 		th_client_close(c);
 		return TH_ENOMEM;
 	}
 	*out = c;
+	if (url && !url_ok(c->base)) {
+		snprintf(c->error, sizeof(c->error), "bad URL '%.1000s': expected http://HOST:PORT "
+			 "or https://HOST:PORT (or the path of a host's unix socket)", target);
+		return TH_EINVAL;
+	}
 	return 0;
 }
 
@@ -59,6 +84,7 @@ void th_client_close(th_client *c)
 		return;
 	curl_easy_cleanup(c->curl);
 	free(c->base);
+	free(c->where);
 	free(c->auth);
 	free(c);
 }
@@ -66,6 +92,16 @@ void th_client_close(th_client *c)
 const char *th_client_error(const th_client *c)
 {
 	return c->error;
+}
+
+int th_client_set_ca_file(th_client *c, const char *path)
+{
+	return curl_easy_setopt(c->curl, CURLOPT_CAINFO, path) == CURLE_OK ? 0 : TH_ENOMEM;
+}
+
+long th_client_status(const th_client *c)
+{
+	return c->status;
 }
 
 struct buf {
@@ -122,21 +158,42 @@ static int call(th_client *c, const char *method, const char *path, json_t *body
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, timeout);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	char detail[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, detail);
 	CURLcode cc = curl_easy_perform(e);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
 	curl_slist_free_all(h);
 	free(text);
 	long st = 0;
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
+	c->status = cc == CURLE_OK ? st : 0;
 	if (status)
 		*status = st;
-	json_t *doc = b.p ? json_loads(b.p, 0, NULL) : NULL;
+	json_t *doc = b.p ? json_loadb(b.p, b.len, JSON_ALLOW_NUL, NULL) : NULL;
 	free(b.p);
 	int rc = 0;
-	if (cc != CURLE_OK) {
-		snprintf(c->error, sizeof(c->error), "%s: %s", url, curl_easy_strerror(cc));
+	const char *why = *detail ? detail : curl_easy_strerror(cc);
+	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
+		snprintf(c->error, sizeof(c->error), "cannot reach the host at %s (%s /v1%s): %s",
+			 c->where, method, path, why);
+		rc = TH_EIO;
+	} else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
+		   cc == CURLE_SSL_CACERT_BADFILE) {
+		snprintf(c->error, sizeof(c->error), "cannot reach the host at %s (%s /v1%s) over "
+			 "TLS: %s", c->where, method, path, why);
+		rc = TH_EIO;
+	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
+		snprintf(c->error, sizeof(c->error), "the host at %s did not answer %s /v1%s in "
+			 "%ld s: %s", c->where, method, path, timeout, why);
+		rc = TH_EIO;
+	} else if (cc != CURLE_OK) {
+		snprintf(c->error, sizeof(c->error), "lost the host at %s during %s /v1%s: %s%s",
+			 c->where, method, path, why, strcmp(method, "GET")
+			 ? " (what it asked for may or may not have been done)" : "");
 		rc = TH_EIO;
 	} else if (!doc) {
-		snprintf(c->error, sizeof(c->error), "%s: status %ld, not a JSON answer", url, st);
+		snprintf(c->error, sizeof(c->error), "the host at %s answered %s /v1%s with status "
+			 "%ld and no JSON: is it a taskhost?", c->where, method, path, st);
 		rc = TH_EIO;
 	} else if (st >= 300) {
 		json_t *err = json_object_get(doc, "error");
@@ -267,6 +324,17 @@ static int job_of(json_t *o, th_job *j)
 	j->added_us = time_of(json_object_get(o, "added"));
 	j->started_us = time_of(json_object_get(o, "started"));
 	j->finished_us = time_of(json_object_get(o, "finished"));
+	json_t *took = json_object_get(o, "took");
+	if (j->started_us && j->finished_us && json_is_number(took)) {
+		/* the times come in milliseconds, took in microseconds: move them within
+		 * their milliseconds so that they are as far apart as took says */
+		int64_t d = llround(json_number_value(took) * 1e6);
+		int64_t b = d - (j->finished_us - j->started_us); /* how far each must move */
+		if (b > -1000 && b < 1000) {
+			j->started_us += b < 0 ? -b : 0;
+			j->finished_us += b < 0 ? 0 : b;
+		}
+	}
 	j->input_len = uint_of(o, "input_size");
 	j->result_len = uint_of(o, "result_size");
 	j->due_us = time_of(json_object_get(o, j->status == TH_JOB_CRONJOB ? "next_fire" : "due"));
@@ -283,12 +351,20 @@ static int job_of(json_t *o, th_job *j)
 	return 0;
 }
 
+/* A call on /jobs/ID, or /jobs/ID/what; answer and status as call's. */
+static int job_call(th_client *c, const char *method, uint64_t id, const char *what,
+		    json_t **answer, long *status)
+{
+	char path[80];
+	snprintf(path, sizeof(path), "/jobs/%llu%s%s", (unsigned long long)id, what ? "/" : "",
+		 what ? what : "");
+	return call(c, method, path, NULL, CLIENT_TIMEOUT_S, answer, status);
+}
+
 int th_client_get(th_client *c, uint64_t id, th_job *out)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/jobs/%llu", (unsigned long long)id);
 	json_t *a = NULL;
-	int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
+	int rc = job_call(c, "GET", id, NULL, &a, NULL);
 	if (rc)
 		return rc;
 	rc = job_of(a, out);
@@ -298,28 +374,64 @@ int th_client_get(th_client *c, uint64_t id, th_job *out)
 
 int th_client_cancel(th_client *c, uint64_t id)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/jobs/%llu/cancel", (unsigned long long)id);
 	long status = 0;
-	int rc = call(c, "POST", path, NULL, CLIENT_TIMEOUT_S, NULL, &status);
+	int rc = job_call(c, "POST", id, "cancel", NULL, &status);
 	return rc ? rc : status == 202 ? TH_EBUSY : 0;
 }
 
-int th_client_list(th_client *c, unsigned mask, uint64_t from, th_job_fn fn, void *ud)
+/* Appends "&key=value" to q, the value URL-encoded. */
+static void query_add(CURL *e, char *q, size_t qlen, const char *key, const char *value)
 {
+	char *v = curl_easy_escape(e, value, 0);
+	size_t used = strlen(q);
+	if (v && used < qlen)
+		snprintf(q + used, qlen - used, "&%s=%s", key, v);
+	curl_free(v);
+}
+
+static void query_time(CURL *e, char *q, size_t qlen, const char *key, int64_t us)
+{
+	char t[32];
+	if (!us)
+		return;
+	snprintf(t, sizeof(t), "%lld", (long long)(us / 1000000)); /* the host takes seconds */
+	query_add(e, q, qlen, key, t);
+}
+
+int th_client_list_ex(th_client *c, const th_client_filter *f, uint64_t from, th_job_fn fn,
+		      void *ud)
+{
+	static const th_client_filter all;
+	char query[2048] = "";
+	if (!f)
+		f = &all;
 	char statuses[160] = "";
-	for (int s = 1; s <= TH_JOB_STATUS_MAX && mask != TH_MASK_ALL; s++) {
-		if (!(mask & TH_MASK(s)))
+	for (int s = 1; s <= TH_JOB_STATUS_MAX && f->mask && f->mask != TH_MASK_ALL; s++) {
+		if (!(f->mask & TH_MASK(s)))
 			continue;
 		size_t used = strlen(statuses);
-		snprintf(statuses + used, sizeof(statuses) - used, "%s%s", used ? "," : "&status=",
+		snprintf(statuses + used, sizeof(statuses) - used, "%s%s", used ? "," : "",
 			 th_job_status_name((th_job_status)s));
 	}
+	if (*statuses)
+		query_add(c->curl, query, sizeof(query), "status", statuses);
+	if (f->task)
+		query_add(c->curl, query, sizeof(query), "task", f->task);
+	if (f->queue)
+		query_add(c->curl, query, sizeof(query), "queue", f->queue);
+	if (f->unique)
+		query_add(c->curl, query, sizeof(query), "unique", f->unique);
+	query_time(c->curl, query, sizeof(query), "added_after", f->added_after);
+	query_time(c->curl, query, sizeof(query), "added_before", f->added_before);
+	query_time(c->curl, query, sizeof(query), "finished_after", f->finished_after);
+	query_time(c->curl, query, sizeof(query), "finished_before", f->finished_before);
+	if (f->newest_first)
+		query_add(c->curl, query, sizeof(query), "order", "newest");
 	char cursor[24];
 	snprintf(cursor, sizeof(cursor), "%llu", (unsigned long long)from);
 	for (;;) {
-		char path[256];
-		snprintf(path, sizeof(path), "/jobs?limit=%d&cursor=%s%s", LIST_PAGE, cursor, statuses);
+		char path[2300];
+		snprintf(path, sizeof(path), "/jobs?limit=%d&cursor=%s%s", TH_API_LIST_MAX, cursor, query);
 		json_t *a = NULL;
 		int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
 		if (rc)
@@ -330,6 +442,9 @@ int th_client_list(th_client *c, unsigned mask, uint64_t from, th_job_fn fn, voi
 			th_job j;
 			if ((rc = job_of(o, &j)) || fn(&j, ud)) {
 				json_decref(a);
+				if (rc)
+					snprintf(c->error, sizeof(c->error), "the host at %s sent a job "
+						 "that is not one", c->where);
 				return rc;
 			}
 		}
@@ -342,7 +457,14 @@ int th_client_list(th_client *c, unsigned mask, uint64_t from, th_job_fn fn, voi
 	}
 }
 
-int th_client_wait(th_client *c, const uint64_t *ids, size_t n, double timeout)
+int th_client_list(th_client *c, unsigned mask, uint64_t from, th_job_fn fn, void *ud)
+{
+	th_client_filter f = {.mask = mask};
+	return th_client_list_ex(c, &f, from, fn, ud);
+}
+
+/* One wait of the host's, for at most TH_API_WAIT_IDS_MAX ids. */
+static int wait_some(th_client *c, const uint64_t *ids, size_t n, double timeout)
 {
 	json_t *arr = json_array(), *a = NULL;
 	for (size_t i = 0; i < n; i++)
@@ -352,8 +474,249 @@ int th_client_wait(th_client *c, const uint64_t *ids, size_t n, double timeout)
 	if (rc)
 		return rc;
 	rc = json_is_true(json_object_get(a, "timed_out")) ? TH_ETIMEDOUT : 0;
-	if (rc)
-		snprintf(c->error, sizeof(c->error), "timed out after %g s", timeout);
 	json_decref(a);
 	return rc;
+}
+
+int th_client_wait(th_client *c, const uint64_t *ids, size_t n, double timeout)
+{
+	int64_t end = th_clock_mono_us() + (int64_t)(timeout * 1e6);
+	for (size_t i = 0; i < n; i += TH_API_WAIT_IDS_MAX) {
+		size_t k = n - i < TH_API_WAIT_IDS_MAX ? n - i : TH_API_WAIT_IDS_MAX;
+		double left = (double)(end - th_clock_mono_us()) / 1e6;
+		int rc = wait_some(c, ids + i, k, left > 0 ? left : 0);
+		if (rc == TH_ETIMEDOUT)
+			snprintf(c->error, sizeof(c->error), "timed out after %g s", timeout);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- one job's bytes, start, retry, progress ---- */
+
+/* GET /jobs/{id}/what: the answer's bytes of key `what` (or what_base64), malloc'd and
+ * NUL-terminated past *len. */
+static int job_bytes(th_client *c, uint64_t id, const char *what, void **data, size_t *len)
+{
+	json_t *a = NULL;
+	int rc = job_call(c, "GET", id, what, &a, NULL);
+	if (rc)
+		return rc;
+	char key[32];
+	snprintf(key, sizeof(key), "%s_base64", what);
+	json_t *text = json_object_get(a, what), *b64 = json_object_get(a, key);
+	unsigned char *out = NULL;
+	size_t n = 0;
+	if (json_is_string(text)) {
+		n = json_string_length(text);
+		if ((out = malloc(n + 1))) {
+			memcpy(out, json_string_value(text), n);
+			out[n] = 0;
+		}
+		rc = out ? 0 : TH_ENOMEM;
+	} else if (json_is_string(b64)) {
+		unsigned char *raw = NULL;
+		rc = th_base64_decode(json_string_value(b64), json_string_length(b64), &raw, &n)
+			     ? TH_EIO : 0;
+		if (!rc && !(out = realloc(raw, n + 1))) {
+			free(raw);
+			rc = TH_ENOMEM;
+		}
+		if (out)
+			out[n] = 0;
+	} else {
+		rc = TH_EIO;
+	}
+	json_decref(a);
+	if (rc == TH_EIO)
+		snprintf(c->error, sizeof(c->error), "the host at %s answered GET /v1/jobs/%llu/%s "
+			 "without its %s", c->where, (unsigned long long)id, what, what);
+	if (rc)
+		return rc;
+	*data = out;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+int th_client_result(th_client *c, uint64_t id, void **data, size_t *len)
+{
+	return job_bytes(c, id, "result", data, len);
+}
+
+int th_client_input(th_client *c, uint64_t id, void **data, size_t *len)
+{
+	return job_bytes(c, id, "input", data, len);
+}
+
+int th_client_job_error(th_client *c, uint64_t id, char **msg)
+{
+	return job_bytes(c, id, "error", (void **)msg, NULL);
+}
+
+int th_client_errors(th_client *c, uint64_t id, char **text)
+{
+	json_t *a = NULL;
+	int rc = job_call(c, "GET", id, "errors", &a, NULL);
+	if (rc)
+		return rc;
+	size_t len = 0, i;
+	json_t *l, *lines = json_object_get(a, "errors");
+	json_array_foreach(lines, i, l)
+		len += json_string_length(l) + 1;
+	char *out = malloc(len + 1), *p = out;
+	if (out) {
+		json_array_foreach(lines, i, l) {
+			size_t n = json_string_length(l); /* a line not UTF-8 comes as null */
+			memcpy(p, json_string_value(l) ? json_string_value(l) : "", n);
+			p[n] = '\n';
+			p += n + 1;
+		}
+		*p = 0;
+	}
+	json_decref(a);
+	if (!out)
+		return TH_ENOMEM;
+	*text = out;
+	return 0;
+}
+
+int th_client_start(th_client *c, uint64_t id)
+{
+	return job_call(c, "POST", id, "start", NULL, NULL);
+}
+
+int th_client_retry(th_client *c, uint64_t id)
+{
+	return job_call(c, "POST", id, "retry", NULL, NULL);
+}
+
+int th_client_progress(th_client *c, uint64_t id, bool *known, double *done)
+{
+	json_t *a = NULL;
+	int rc = job_call(c, "GET", id, "progress", &a, NULL);
+	if (rc)
+		return rc;
+	json_t *p = json_object_get(a, "progress");
+	*known = json_is_number(p);
+	*done = *known ? json_number_value(p) : 0;
+	json_decref(a);
+	return 0;
+}
+
+/* ---- cron ---- */
+
+int th_client_cron_spec(th_client *c, uint64_t id, char **spec)
+{
+	json_t *a = NULL;
+	int rc = call(c, "GET", "/cron", NULL, CLIENT_TIMEOUT_S, &a, NULL);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *o;
+	rc = TH_ESTATE;
+	json_array_foreach(json_object_get(a, "cron"), i, o) {
+		const char *s = json_string_value(json_object_get(o, "schedule"));
+		if (uint_of(o, "id") != id || !s)
+			continue;
+		rc = (*spec = strdup(s)) ? 0 : TH_ENOMEM;
+		break;
+	}
+	json_decref(a);
+	if (rc == TH_ESTATE)
+		snprintf(c->error, sizeof(c->error), "job %llu is no cron job",
+			 (unsigned long long)id);
+	return rc;
+}
+
+int th_client_cron_update(th_client *c, uint64_t id, const char *spec, int catchup)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/cron/%llu", (unsigned long long)id);
+	if (!spec && catchup < 0) { /* the API wants a change: the same catch-up */
+		th_job job;
+		int rc = th_client_get(c, id, &job);
+		if (rc)
+			return rc;
+		catchup = (job.flags & TH_JOB_CRON_CATCHUP) != 0;
+	}
+	json_t *body = json_object();
+	if (spec)
+		json_object_set_new(body, "schedule", json_string(spec));
+	if (catchup >= 0)
+		json_object_set_new(body, "catchup", json_boolean(catchup));
+	return call(c, "PATCH", path, body, CLIENT_TIMEOUT_S, NULL, NULL);
+}
+
+int th_client_cron_pause(th_client *c, uint64_t id, bool paused)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/cron/%llu/%s", (unsigned long long)id,
+		 paused ? "pause" : "resume");
+	return call(c, "POST", path, NULL, CLIENT_TIMEOUT_S, NULL, NULL);
+}
+
+int th_client_cron_remove(th_client *c, uint64_t id)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/cron/%llu", (unsigned long long)id);
+	return call(c, "DELETE", path, NULL, CLIENT_TIMEOUT_S, NULL, NULL);
+}
+
+int th_client_cron_next(th_client *c, uint64_t id, size_t max, int64_t *times, size_t *n)
+{
+	char path[80];
+	snprintf(path, sizeof(path), "/cron/%llu/next?count=%zu", (unsigned long long)id,
+		 max ? max : 1);
+	json_t *a = NULL;
+	int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *t;
+	*n = 0;
+	json_array_foreach(json_object_get(a, "next"), i, t)
+		if (*n < max)
+			times[(*n)++] = time_of(t);
+	json_decref(a);
+	return 0;
+}
+
+/* ---- queues, stats, tasks ---- */
+
+int th_client_pause_queue(th_client *c, const char *queue, bool paused)
+{
+	char path[160], *q = curl_easy_escape(c->curl, queue, 0);
+	if (!q)
+		return TH_ENOMEM;
+	snprintf(path, sizeof(path), "/queues/%s/%s", q, paused ? "pause" : "resume");
+	curl_free(q);
+	return call(c, "POST", path, NULL, CLIENT_TIMEOUT_S, NULL, NULL);
+}
+
+static int get_doc(th_client *c, const char *path, char **json)
+{
+	json_t *a = NULL;
+	int rc = call(c, "GET", path, NULL, CLIENT_TIMEOUT_S, &a, NULL);
+	if (rc)
+		return rc;
+	*json = json_dumps(a, JSON_PRESERVE_ORDER | JSON_COMPACT);
+	json_decref(a);
+	return *json ? 0 : TH_ENOMEM;
+}
+
+int th_client_queues(th_client *c, char **json)
+{
+	return get_doc(c, "/queues", json);
+}
+
+int th_client_stats(th_client *c, char **json)
+{
+	return get_doc(c, "/stats", json);
+}
+
+int th_client_tasks(th_client *c, char **json)
+{
+	return get_doc(c, "/tasks", json);
 }

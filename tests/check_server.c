@@ -302,6 +302,12 @@ static int count_job(const th_job *job, void *ud)
 	return 0;
 }
 
+static int first_job(const th_job *job, void *ud)
+{
+	*(uint64_t *)ud = job->id;
+	return 1;
+}
+
 START_TEST(client_calls)
 {
 	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096], err[512];
@@ -355,12 +361,98 @@ START_TEST(client_calls)
 	n = 0;
 	ck_assert_int_eq(th_client_list(c, TH_MASK(TH_JOB_CANCELLED), 0, count_job, &n), 0);
 	ck_assert_uint_eq(n, 1);
+
+	/* bytes of a job: input and result, text and not */
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_client_wait(c, ids, 3, 10), 0);
+	ck_assert_int_eq(th_client_result(c, ids[1], &data, &len), 0);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_int_eq(memcmp(data, "\0\1", 3), 0); /* NUL-terminated past len */
+	free(data);
+	ck_assert_int_eq(th_client_input(c, ids[0], &data, &len), 0);
+	ck_assert_str_eq(data, "a");
+	free(data);
+	char *text;
+	ck_assert_int_eq(th_client_job_error(c, ids[0], &text), TH_ESTATE); /* it has none */
+	ck_assert_int_eq(th_client_errors(c, ids[0], &text), 0);
+	ck_assert_str_eq(text, "");
+	free(text);
+	ck_assert_int_eq(th_client_result(c, id, &data, &len), TH_ESTATE); /* cancelled */
+	/* start and retry */
+	ck_assert_int_eq(th_client_start(c, ids[0]), TH_ESTATE);
+	ck_assert_int_eq(th_client_retry(c, id), 0);
+	ck_assert_int_eq(th_client_get(c, id, &job), 0);
+	ck_assert(job.status == TH_JOB_QUEUED || th_job_status_final(job.status));
+	ck_assert_int_eq(th_client_retry(c, 99999), TH_ENOTFOUND);
+	bool known = true;
+	double done = 0;
+	ck_assert_int_eq(th_client_progress(c, ids[0], &known, &done), 0);
+	ck_assert(known && done == 1); /* completed */
+	/* the newest first, and a filter */
+	uint64_t first = 0;
+	th_client_filter f = {.newest_first = true};
+	ck_assert_int_eq(th_client_list_ex(c, &f, 0, first_job, &first), 0);
+	ck_assert_uint_eq(first, id);
+	f = (th_client_filter){.task = "noop"};
+	first = 0;
+	ck_assert_int_eq(th_client_list_ex(c, &f, 0, first_job, &first), 0);
+	ck_assert_uint_eq(first, ids[2]);
+
+	/* cron jobs */
+	th_add_opts cron = {.cron = "every 1h"};
+	uint64_t cid;
+	ck_assert_int_eq(th_client_add(c, "echo", "", 0, &cron, &cid, NULL), 0);
+	ck_assert_int_eq(th_client_cron_spec(c, cid, &text), 0);
+	ck_assert_str_eq(text, "every 1h");
+	free(text);
+	ck_assert_int_eq(th_client_cron_spec(c, ids[0], &text), TH_ESTATE);
+	ck_assert_int_eq(th_client_cron_update(c, cid, "0 3 * * *", 1), 0);
+	ck_assert_int_eq(th_client_cron_spec(c, cid, &text), 0);
+	ck_assert_str_eq(text, "0 3 * * *");
+	free(text);
+	ck_assert_int_eq(th_client_cron_update(c, cid, "nonsense", -1), TH_EINVAL);
+	ck_assert_int_eq(th_client_cron_pause(c, cid, true), 0);
+	ck_assert_int_eq(th_client_get(c, cid, &job), 0);
+	ck_assert(job.flags & TH_JOB_CRON_PAUSED && job.flags & TH_JOB_CRON_CATCHUP);
+	ck_assert_int_eq(th_client_cron_pause(c, cid, false), 0);
+	int64_t times[3];
+	ck_assert_int_eq(th_client_cron_next(c, cid, 3, times, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert(times[1] - times[0] == 86400 * INT64_C(1000000));
+	ck_assert_int_eq(th_client_cron_remove(c, cid), 0);
+	ck_assert_int_eq(th_client_get(c, cid, &job), 0);
+	ck_assert_int_eq(job.status, TH_JOB_CANCELLED);
+
+	/* queues, stats, tasks */
+	ck_assert_int_eq(th_client_pause_queue(c, "q1", true), 0);
+	ck_assert_int_eq(th_client_queues(c, &text), 0);
+	ck_assert_ptr_nonnull(strstr(text, "\"name\":\"default\""));
+	free(text);
+	bool paused = false;
+	ck_assert_int_eq(th_service_queue_paused(svc, "q1", &paused), 0);
+	ck_assert(paused);
+	ck_assert_int_eq(th_client_pause_queue(c, "q1", false), 0);
+	ck_assert_int_eq(th_client_pause_queue(c, "bad name", false), TH_EINVAL);
+	ck_assert_int_eq(th_client_stats(c, &text), 0);
+	ck_assert_ptr_nonnull(strstr(text, "\"counts\":{"));
+	free(text);
+	ck_assert_int_eq(th_client_tasks(c, &text), 0);
+	ck_assert_ptr_nonnull(strstr(text, "\"name\":\"noop\""));
+	free(text);
+	ck_assert_int_eq(th_client_status(c), 200);
+	th_client_close(c);
+
+	ck_assert_int_eq(th_client_open(&c, "http://", NULL), TH_EINVAL);
+	ck_assert_ptr_nonnull(strstr(th_client_error(c), "bad URL 'http://'"));
 	th_client_close(c);
 
 	th_server_stop(srv);
 	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
 	ck_assert_int_eq(th_client_get(c, 1, &job), TH_EIO); /* no host there now */
 	ck_assert_ptr_nonnull(strstr(th_client_error(c), "/v1/jobs/1"));
+	ck_assert_ptr_nonnull(strstr(th_client_error(c), "cannot reach the host at unix socket "));
+	ck_assert_int_eq(th_client_status(c), 0);
 	th_client_close(c);
 	th_config_free(&cfg);
 	th_service_close(svc);

@@ -10,7 +10,7 @@
 
 int th_cmd_clean(th_cli *cli)
 {
-	int rc = th_cli_open(cli, false);
+	int rc = th_cli_open_local(cli, false); /* the API has no clean */
 	if (rc)
 		return rc;
 	uint64_t removed = 0;
@@ -34,7 +34,9 @@ int th_cmd_tasks(th_cli *cli)
 	int rc = th_cli_open(cli, true);
 	if (rc)
 		return rc;
-	json_t *doc = th_jobjson_tasks(cli->svc);
+	json_t *doc = th_cli_tasks(cli, &rc);
+	if (!doc)
+		return th_cli_fail(rc, 0, "tasks");
 	if (cli->json) {
 		th_cli_print_json(doc);
 		return TH_EXIT_OK;
@@ -67,7 +69,7 @@ static void print_problem(void *ud, const char *line)
 
 int th_cmd_check(th_cli *cli)
 {
-	int rc = th_cli_open(cli, false);
+	int rc = th_cli_open_local(cli, false); /* it reads the store's files */
 	if (rc)
 		return TH_EXIT_USAGE; /* said why */
 	uint64_t jobs, problems;
@@ -90,7 +92,7 @@ int th_cmd_stats(th_cli *cli)
 	int rc = th_cli_open(cli, false);
 	if (rc)
 		return rc;
-	json_t *doc = th_jobjson_stats(cli->svc, &rc);
+	json_t *doc = th_cli_stats(cli, &rc);
 	if (!doc)
 		return th_cli_fail(rc, 0, "stats");
 	if (cli->json) {

@@ -31,7 +31,7 @@ static int cron_job(th_cli *cli, th_job *job)
 static void print_cron(th_cli *cli, const th_job *job, json_t *arr)
 {
 	char *spec = NULL;
-	th_service_cron_spec(cli->svc, job->id, &spec);
+	th_cli_cron_spec(cli, job->id, &spec);
 	if (arr) {
 		json_t *o = th_jobjson_job(job);
 		json_object_set_new(o, "schedule", json_string(spec ? spec : ""));
@@ -125,7 +125,7 @@ int th_cmd_cron(th_cli *cli)
 		cli->add.catchup = cli->catchup == 1;
 		uint64_t id = 0;
 		bool existed = false;
-		rc = th_service_add_ex(cli->svc, cli->argv[1], input, len, &cli->add, &id, &existed);
+		rc = th_cli_add(cli, cli->argv[1], input, len, &cli->add, &id, &existed);
 		free(input);
 		if ((rc = th_cli_add_failed(cli, cli->argv[1], rc)))
 			return rc;
@@ -139,8 +139,7 @@ int th_cmd_cron(th_cli *cli)
 			printf("%-8s %-20s %-24s %-8s %-8s %s\n", "ID", "TASK", "NEXT", "MISSED",
 			       "FIRES", "SCHEDULE");
 		void *a[2] = {cli, arr};
-		if ((rc = th_service_list(cli->svc, TH_MASK(TH_JOB_CRONJOB), 0, false,
-					  cron_list_one, a)))
+		if ((rc = th_cli_list(cli, TH_MASK(TH_JOB_CRONJOB), false, cron_list_one, a)))
 			return th_cli_fail(rc, 0, "cron list");
 		if (arr)
 			th_cli_print_json(arr);
@@ -156,14 +155,14 @@ int th_cmd_cron(th_cli *cli)
 	if ((rc = cron_job(cli, &job)))
 		return rc;
 	if (update)
-		rc = th_service_cron_update(cli->svc, job.id, cli->schedule, cli->catchup);
+		rc = th_cli_cron_update(cli, job.id, cli->schedule, cli->catchup);
 	else if (remove)
-		rc = th_service_cancel(cli->svc, job.id);
+		rc = th_cli_cron_remove(cli, job.id);
 	else
-		rc = th_service_cron_pause(cli->svc, job.id, pause);
+		rc = th_cli_cron_pause(cli, job.id, pause);
 	if (rc)
 		return th_cli_fail(rc, job.id, sub);
-	th_service_get(cli->svc, job.id, &job);
+	th_cli_get(cli, job.id, &job);
 	if (cli->json) {
 		json_t *arr = json_array();
 		print_cron(cli, &job, arr);

@@ -11,11 +11,15 @@
 #include "clock.h"
 #include "fds.h"
 #include "jobjson.h"
+#include "server/server.h"
 
 /* ---- add ---- */
 
 #define LINES_PER_COMMIT 1000
 #define LINE_BYTES_PER_COMMIT (1 << 20) /* or fewer lines, when they are long */
+/* The most a line of len bytes takes in a request: each byte escaped as \u00XX, and
+ * the job's other fields. */
+#define REQUEST_BYTES(len) ((len) * 6 + 512)
 
 /* One line of f without its newline into *line (malloc'd): 1, or 0 at the end of f, -1 on
  * a read error, -2 when the line is longer than max (the rest of it is left unread). */
@@ -50,15 +54,6 @@ static int read_line(FILE *f, size_t max, char **line, size_t *len)
 	return 1;
 }
 
-static bool task_provided(th_cli *cli, const char *task)
-{
-	th_task_info ti;
-	for (size_t i = 0; th_service_task_info(cli->svc, i, &ti) == 0; i++)
-		if (strcmp(ti.name, task) == 0)
-			return true;
-	return false;
-}
-
 /* add --lines: a job per line of stdin, LINES_PER_COMMIT (or LINE_BYTES_PER_COMMIT) to
  * a commit, each batch's ids printed once it committed. Stops at the first line that
  * cannot be added. */
@@ -69,7 +64,11 @@ static int add_lines(th_cli *cli, const char *task)
 	json_t *all = cli->json ? json_array() : NULL;
 	size_t n = 0, added = 0, bytes = 0;
 	int rc = 0, got, err = 0;
-	if (!task_provided(cli, task)) /* said even when stdin has no line */
+	/* a request to a host must stay within the body it takes */
+	size_t max_bytes = LINE_BYTES_PER_COMMIT;
+	if (cli->client && TH_SERVER_MAX_BODY(th_cli_max_input(cli)) < max_bytes)
+		max_bytes = TH_SERVER_MAX_BODY(th_cli_max_input(cli));
+	if (!th_cli_task_provided(cli, task)) /* said even when stdin has no line */
 		return th_cli_add_failed(cli, task, th_task_name_valid(task) ? TH_EUNKNOWNTASK : TH_EINVAL);
 	if (cli->stdin_closed) {
 		th_cli_error("add: --lines reads stdin, and stdin is closed: no job added");
@@ -78,14 +77,14 @@ static int add_lines(th_cli *cli, const char *task)
 	do {
 		char *line = NULL;
 		size_t len = 0;
-		got = read_line(stdin, cli->cfg.max_input_size, &line, &len);
+		got = read_line(stdin, th_cli_max_input(cli), &line, &len);
 		err = errno;
 		if (got == 1) {
 			jobs[n++] = (th_new_job){task, line, len, &cli->add};
-			bytes += len;
+			bytes += cli->client ? REQUEST_BYTES(len) : len;
 		}
-		if (n && (n == LINES_PER_COMMIT || bytes >= LINE_BYTES_PER_COMMIT || got != 1)) {
-			rc = th_service_add_many(cli->svc, jobs, n, ids);
+		if (n && (n == LINES_PER_COMMIT || bytes >= max_bytes || got != 1)) {
+			rc = th_cli_add_many(cli, jobs, n, ids);
 			for (size_t i = 0; i < n; i++) {
 				free((void *)jobs[i].input);
 				if (rc == 0 && all)
@@ -137,7 +136,7 @@ int th_cmd_add(th_cli *cli)
 		return rc;
 	uint64_t id = 0;
 	bool existed = false;
-	rc = th_service_add_ex(cli->svc, task, input, len, &cli->add, &id, &existed);
+	rc = th_cli_add(cli, task, input, len, &cli->add, &id, &existed);
 	free(input);
 	if ((rc = th_cli_add_failed(cli, task, rc)))
 		return rc;
@@ -173,7 +172,7 @@ int th_cmd_result(th_cli *cli)
 	}
 	void *data;
 	size_t len;
-	if ((rc = th_service_result(cli->svc, job.id, &data, &len)))
+	if ((rc = th_cli_result(cli, job.id, &data, &len)))
 		return th_cli_fail(rc, job.id, "reading the result");
 	if (cli->json) {
 		json_t *o = json_pack("{s:I}", "id", (json_int_t)job.id);
@@ -195,7 +194,7 @@ int th_cmd_error(th_cli *cli)
 		return rc;
 	char *msg;
 	if (cli->all) { /* the history: every failed attempt, whatever the status now */
-		if ((rc = th_service_errors(cli->svc, job.id, &msg)))
+		if ((rc = th_cli_errors(cli, job.id, &msg)))
 			return th_cli_fail(rc, job.id, "reading the errors");
 		if (cli->json) {
 			th_cli_print_json(json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "errors",
@@ -206,7 +205,7 @@ int th_cmd_error(th_cli *cli)
 		free(msg);
 		return TH_EXIT_OK;
 	}
-	if ((rc = th_service_error(cli->svc, job.id, &msg)))
+	if ((rc = th_cli_job_error(cli, job.id, &msg)))
 		return th_cli_fail(rc, job.id, "reading the error");
 	if (!*msg || (job.status != TH_JOB_ERROR && job.status != TH_JOB_CRONJOB &&
 		      job.status != TH_JOB_DELAYED)) {
@@ -234,9 +233,9 @@ int th_cmd_cancel(th_cli *cli)
 	int rc = th_cli_get_job(cli, cli->argv[0], &job);
 	if (rc)
 		return rc;
-	rc = th_service_cancel(cli->svc, job.id);
+	rc = th_cli_cancel(cli, job.id);
 	if (rc == TH_ESTATE) {
-		th_service_get(cli->svc, job.id, &job);
+		th_cli_get(cli, job.id, &job);
 		th_cli_error("cannot cancel job %llu: it is %s, and a finished job cannot be "
 			     "cancelled", (unsigned long long)job.id, th_job_status_name(job.status));
 		return TH_EXIT_FAIL;
@@ -285,7 +284,7 @@ int th_cmd_list(th_cli *cli)
 	struct collect c = {.limit = cli->limit};
 	unsigned mask = cli->status_mask ? cli->status_mask : TH_MASK_ALL;
 	/* the newest `limit` ones, shown oldest first */
-	if ((rc = th_service_list(cli->svc, mask, 0, true, collect_job, &c))) {
+	if ((rc = th_cli_list(cli, mask, true, collect_job, &c))) {
 		free(c.jobs);
 		return th_cli_fail(rc, 0, "list");
 	}
@@ -351,12 +350,12 @@ int th_cmd_wait(th_cli *cli)
 		return TH_EXIT_FAIL;
 	}
 	for (;;) {
-		uint32_t seq = th_service_finished_seq(cli->svc);
+		uint32_t seq = th_cli_finished_mark(cli);
 		int pending = 0;
 		uint64_t shown = 0;
 		double done = 0;
 		for (int i = 0; i < cli->argc && rc == 0; i++) {
-			if ((rc = th_service_get(cli->svc, ids[i], &jobs[i]))) {
+			if ((rc = th_cli_get(cli, ids[i], &jobs[i]))) {
 				if (bar)
 					fputc('\n', stderr);
 				rc = th_cli_fail(rc, ids[i], "wait");
@@ -364,7 +363,7 @@ int th_cmd_wait(th_cli *cli)
 			}
 			if (!th_job_status_final(jobs[i].status)) {
 				pending++;
-				if (!shown && th_service_progress(cli->svc, ids[i], &done))
+				if (!shown && th_cli_progress(cli, ids[i], &done))
 					shown = ids[i];
 			}
 		}
@@ -398,7 +397,12 @@ int th_cmd_wait(th_cli *cli)
 		int64_t nap = tty ? 100000 : 5000000;
 		if (end >= 0 && end - now < nap)
 			nap = end - now;
-		th_service_wait_finished(cli->svc, seq, nap);
+		if ((rc = th_cli_wait_some(cli, seq, ids, (size_t)cli->argc, nap))) {
+			if (bar)
+				fputc('\n', stderr);
+			rc = th_cli_fail(rc, 0, "wait");
+			goto out;
+		}
 	}
 	if (rc)
 		goto out;
@@ -422,7 +426,7 @@ int th_cmd_wait(th_cli *cli)
 		rc = TH_EXIT_FAIL;
 		char *msg = NULL;
 		if (j->status == TH_JOB_ERROR)
-			th_service_error(cli->svc, j->id, &msg);
+			th_cli_job_error(cli, j->id, &msg);
 		size_t used = strlen(line);
 		if (used < sizeof(line))
 			snprintf(line + used, sizeof(line) - used, "%sjob %llu %s%s%.200s",
@@ -445,14 +449,14 @@ out:
 
 /* Runs op on the job of argv[0], reporting as "job N <done>"; what_not names the
  * statuses the op is for, for the message when the job is in another. */
-static int job_op(th_cli *cli, int (*op)(th_service *, uint64_t), const char *done,
+static int job_op(th_cli *cli, int (*op)(th_cli *, uint64_t), const char *done,
 		  const char *what_not)
 {
 	th_job job;
 	int rc = th_cli_get_job(cli, cli->argv[0], &job);
 	if (rc)
 		return rc;
-	rc = op(cli->svc, job.id);
+	rc = op(cli, job.id);
 	if (rc == TH_ESTATE) {
 		th_cli_error("job %llu is %s: %s", (unsigned long long)job.id,
 			     th_job_status_name(job.status), what_not);
@@ -460,7 +464,7 @@ static int job_op(th_cli *cli, int (*op)(th_service *, uint64_t), const char *do
 	}
 	if (rc)
 		return th_cli_fail(rc, job.id, done);
-	th_service_get(cli->svc, job.id, &job);
+	th_cli_get(cli, job.id, &job);
 	if (cli->json)
 		th_cli_print_json(th_jobjson_job(&job));
 	else
@@ -470,11 +474,11 @@ static int job_op(th_cli *cli, int (*op)(th_service *, uint64_t), const char *do
 
 int th_cmd_start(th_cli *cli)
 {
-	return job_op(cli, th_service_start, "queued", "only a held or delayed job can be started");
+	return job_op(cli, th_cli_start, "queued", "only a held or delayed job can be started");
 }
 
 int th_cmd_retry(th_cli *cli)
 {
-	return job_op(cli, th_service_retry, "queued again",
+	return job_op(cli, th_cli_retry, "queued again",
 		      "only a job that ended in error or was cancelled can be retried");
 }

@@ -22,7 +22,8 @@
 enum {
 	OPT_JSON = 0x100, OPT_STATUS, OPT_LIMIT, OPT_TIMEOUT, OPT_DELAY, OPT_AT, OPT_HOLD,
 	OPT_PRIORITY, OPT_QUEUE, OPT_UNIQUE, OPT_ATTEMPTS, OPT_BACKOFF, OPT_OLDER, OPT_ALL,
-	OPT_SCHEDULE, OPT_CATCHUP, OPT_SKIP, OPT_COUNT, OPT_FROM, OPT_VERSION, OPT_LINES
+	OPT_SCHEDULE, OPT_CATCHUP, OPT_SKIP, OPT_COUNT, OPT_FROM, OPT_VERSION, OPT_LINES,
+	OPT_URL, OPT_TOKEN_FILE, OPT_LOCAL, OPT_CA_FILE
 };
 
 /* An error line echoes at most this many characters of what it was given. */
@@ -164,6 +165,15 @@ static void usage(FILE *f)
 			strlen(commands[i].args) > 27 ? "..." : commands[i].args, commands[i].summary);
 	fprintf(f, "\nOptions for every command:\n"
 		   "  -c, --config FILE  the config (default $TASKHOST_CONFIG, else ./taskhost.ini)\n"
+		   "      --url URL      drive the host at URL (http://HOST:PORT, https://..., or\n"
+		   "                     its unix socket's path; default $TASKHOST_URL); without\n"
+		   "                     it, through the socket of a host running on the config's\n"
+		   "                     data dir, else on the data dir itself\n"
+		   "      --token-file F the bearer token for --url, on the first line of F\n"
+		   "                     (default $TASKHOST_TOKEN_FILE, else $TASKHOST_TOKEN)\n"
+		   "      --ca-file F    the certificates (PEM) an https host's must be among\n"
+		   "                     (default $TASKHOST_CA_FILE, else the system's)\n"
+		   "      --local        on the data dir itself even when a host runs on it\n"
 		   "  -h, --help         help for the command\n"
 		   "      --json         machine-readable output (read commands)\n"
 		   "      --version      print the version\n\n"
@@ -252,6 +262,8 @@ void th_cli_hold_errors(bool on)
 int th_cli_load_config(th_cli *cli)
 {
 	char err[1024];
+	if (cli->cfg_loaded)
+		return 0;
 	if (!*cli->config_path) {
 		th_cli_error("-c: the config path is empty");
 		return TH_EXIT_USAGE;
@@ -269,8 +281,15 @@ int th_cli_load_config(th_cli *cli)
 	return 0;
 }
 
-int th_cli_open(th_cli *cli, bool with_plugins)
+int th_cli_open_local(th_cli *cli, bool with_plugins)
 {
+	if (cli->svc)
+		return 0;
+	if (cli->url) {
+		th_cli_error("this command works on the data dir itself, not through a host: run it "
+			     "on the host's machine, without --url or TASKHOST_URL (%s)", cli->url);
+		return TH_EXIT_USAGE;
+	}
 	int rc = th_cli_load_config(cli);
 	if (rc)
 		return rc;
@@ -345,6 +364,10 @@ void th_cli_close(th_cli *cli)
 {
 	th_service_close(cli->svc);
 	cli->svc = NULL;
+	th_client_close(cli->client);
+	cli->client = NULL;
+	free(cli->where);
+	cli->where = NULL;
 	data_dir = NULL;
 	if (cli->cfg_loaded)
 		th_config_free(&cli->cfg);
@@ -353,9 +376,19 @@ void th_cli_close(th_cli *cli)
 
 int th_cli_fail(int rc, uint64_t id, const char *doing)
 {
-	const char *dir = data_dir;
+	const char *dir = data_dir, *remote = th_cli_remote_why();
+	long st = th_cli_remote_status();
 	if (rc == TH_ENOTFOUND && id) {
 		th_cli_error("unknown job id %llu", (unsigned long long)id);
+	} else if (remote && rc == TH_EINSECURE) {
+		th_cli_error("%s: the host at %s refused the request (%ld %s): %s", doing,
+			     th_cli_remote_where(), st, st == 401 ? "unauthorized" : "forbidden",
+			     remote);
+	} else if (remote && rc == TH_EIO && st == 0) {
+		th_cli_error("%s: %s", doing, remote); /* it names the host and why */
+	} else if (remote) {
+		th_cli_error("%s: %s (the host at %s: %s)", doing, th_strerror(rc),
+			     th_cli_remote_where(), remote);
 	} else if ((rc == TH_EIO || rc == TH_ENOSPC) && dir && no_space(dir)) {
 		/* LMDB says EIO for a write the full device cut short */
 		th_cli_error("%s: no space left on the device of the data dir %s%s%s%s", doing, dir,
@@ -406,7 +439,7 @@ int th_cli_get_job(th_cli *cli, const char *arg, th_job *job)
 	int rc = th_cli_open(cli, false);
 	if (rc)
 		return rc;
-	if ((rc = th_service_get(cli->svc, id, job)))
+	if ((rc = th_cli_get(cli, id, job)))
 		return th_cli_fail(rc, id, "reading the job");
 	return 0;
 }
@@ -446,6 +479,11 @@ static int read_stdin(size_t max, char **out, size_t *len)
 	return 0;
 }
 
+size_t th_cli_max_input(const th_cli *cli)
+{
+	return cli->cfg_loaded ? cli->cfg.max_input_size : TH_DEFAULT_MAX_INPUT;
+}
+
 int th_cli_print_added(th_cli *cli, uint64_t id, bool existed)
 {
 	if (cli->json)
@@ -462,8 +500,12 @@ int th_cli_add_failed(th_cli *cli, const char *task, int rc)
 	case 0:
 		return 0;
 	case TH_EUNKNOWNTASK:
-		th_cli_error("add: unknown task '%s': no plugin in %s provides it (see 'taskhost "
-			     "tasks')", task, cli->cfg.plugin_dir);
+		if (cli->cfg_loaded)
+			th_cli_error("add: unknown task '%s': no plugin in %s provides it (see "
+				     "'taskhost tasks')", task, cli->cfg.plugin_dir);
+		else
+			th_cli_error("add: unknown task '%s': no plugin of the host at %s provides "
+				     "it (see 'taskhost tasks')", task, cli->where);
 		return TH_EXIT_FAIL;
 	case TH_EINVAL:
 		if (!th_task_name_valid(task))
@@ -473,12 +515,16 @@ int th_cli_add_failed(th_cli *cli, const char *task, int rc)
 			th_cli_error("add: bad options (--hold with a schedule?)");
 		return TH_EXIT_USAGE;
 	case TH_ETOOBIG:
-		th_cli_error("add: input larger than max_input_size (%llu bytes)",
-			     (unsigned long long)cli->cfg.max_input_size);
+		if (cli->cfg_loaded)
+			th_cli_error("add: input larger than max_input_size (%llu bytes)",
+				     (unsigned long long)cli->cfg.max_input_size);
+		else
+			th_cli_error("add: input larger than max_input_size (of the host at %s)",
+				     cli->where);
 		return TH_EXIT_FAIL;
 	case TH_EFULL:
 		th_cli_error("add: database full (%s reached max_map_size); job not added",
-			     cli->cfg.data_dir);
+			     cli->cfg_loaded ? cli->cfg.data_dir : "the host's data dir");
 		return TH_EXIT_FAIL;
 	}
 	return th_cli_fail(rc, 0, "add");
@@ -494,7 +540,7 @@ int th_cli_read_input(th_cli *cli, const char *arg, char **input, size_t *len)
 			th_cli_error("cannot read the input from stdin: stdin is closed");
 			return TH_EXIT_FAIL;
 		}
-		if (read_stdin(cli->cfg.max_input_size, input, len)) {
+		if (read_stdin(th_cli_max_input(cli), input, len)) {
 			th_cli_error("cannot read the input from stdin: %s", strerror(errno));
 			return TH_EXIT_FAIL;
 		}
@@ -684,6 +730,31 @@ static int set_option(th_cli *cli, const struct command *cmd, int c, const char 
 	return 0;
 }
 
+/* -c, --url, --token-file, --ca-file and --local, before or after the command: false
+ * for the others. */
+static bool global_option(th_cli *cli, int c, const char *arg)
+{
+	switch (c) {
+	case 'c':
+		cli->config_path = arg;
+		cli->config_given = true;
+		return true;
+	case OPT_URL:
+		cli->url = *arg ? arg : NULL;
+		return true;
+	case OPT_TOKEN_FILE:
+		cli->token_file = arg;
+		return true;
+	case OPT_LOCAL:
+		cli->local = true;
+		return true;
+	case OPT_CA_FILE:
+		cli->ca_file = arg;
+		return true;
+	}
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -710,6 +781,10 @@ int main(int argc, char **argv)
 		{"from", required_argument, NULL, OPT_FROM},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"lines", no_argument, NULL, OPT_LINES},
+		{"url", required_argument, NULL, OPT_URL},
+		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+		{"local", no_argument, NULL, OPT_LOCAL},
+		{"ca-file", required_argument, NULL, OPT_CA_FILE},
 		{NULL, 0, NULL, 0},
 	};
 	/* before anything is opened: a closed stdout would make the data dir's lock file
@@ -723,17 +798,26 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	th_cli cli = {.stdin_closed = closed & 1, .limit = 50, .timeout = -1, .catchup = -1, .count = 5, .from_us = INT64_MIN};
 	cli.config_path = getenv("TASKHOST_CONFIG");
-	if (!cli.config_path || !*cli.config_path)
+	cli.config_given = cli.config_path && *cli.config_path;
+	if (!cli.config_given)
 		cli.config_path = "taskhost.ini";
+	cli.url = getenv("TASKHOST_URL");
+	if (cli.url && !*cli.url)
+		cli.url = NULL;
+	cli.token_file = getenv("TASKHOST_TOKEN_FILE");
+	if (cli.token_file && !*cli.token_file)
+		cli.token_file = NULL;
+	cli.ca_file = getenv("TASKHOST_CA_FILE");
+	if (cli.ca_file && !*cli.ca_file)
+		cli.ca_file = NULL;
 
 	/* options before the command */
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:c:h", opts, NULL)) != -1) {
+		if (global_option(&cli, c, optarg))
+			continue;
 		switch (c) {
-		case 'c':
-			cli.config_path = optarg;
-			break;
 		case 'h':
 			usage(stdout);
 			return TH_EXIT_OK;
@@ -787,10 +871,9 @@ int main(int argc, char **argv)
 				     cmd->name, oname, cmd->name);
 			return TH_EXIT_USAGE;
 		}
+		if (global_option(&cli, c, optarg))
+			continue;
 		switch (c) {
-		case 'c':
-			cli.config_path = optarg;
-			break;
 		case 'h':
 			command_help(cmd);
 			return TH_EXIT_OK;
@@ -819,6 +902,17 @@ int main(int argc, char **argv)
 			     cli.argc < cmd->min_args ? "" : ", got more", cmd->name);
 		return TH_EXIT_USAGE;
 	}
+	bool url_option = cli.url && cli.url != getenv("TASKHOST_URL");
+	if (cli.local && url_option) {
+		th_cli_error("--local and --url both say where: give one");
+		return TH_EXIT_USAGE;
+	}
+	if (cmd->fn == th_cmd_run && url_option) {
+		th_cli_error("run: starts a host here: --url does not apply");
+		return TH_EXIT_USAGE;
+	}
+	if (cli.local || cmd->fn == th_cmd_run)
+		cli.url = NULL; /* TASKHOST_URL gives way */
 	if (cmd->fn != th_cmd_run) {
 		th_log_set_level(TH_LOG_ERROR);
 		th_log_set_sink(quiet_sink, NULL);

@@ -17,7 +17,7 @@ static int queue_op(th_cli *cli, bool paused)
 	int rc = th_cli_open(cli, false);
 	if (rc)
 		return rc;
-	if ((rc = th_service_pause_queue(cli->svc, q, paused)))
+	if ((rc = th_cli_pause_queue(cli, q, paused)))
 		return th_cli_fail(rc, 0, paused ? "pause" : "resume");
 	if (cli->json)
 		th_cli_print_json(json_pack("{s:s, s:b}", "queue", q, "paused", paused));

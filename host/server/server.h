@@ -12,6 +12,9 @@ typedef struct th_server th_server;
 
 /* The socket's name in the data dir. */
 #define TH_SERVER_SOCKET "api.sock"
+/* The largest request body: twice max_input_size (an input escaped or base64'd) and
+ * room for JSON's own bytes. */
+#define TH_SERVER_MAX_BODY(max_input) ((size_t)(max_input) * 2 + (64u << 10))
 
 /* Reads the token file and the TLS files as th_server_start will: err says what is
  * wrong with them, before anything else starts. */

@@ -25,7 +25,6 @@
 #define POOL_THREADS 2           /* libmicrohttpd's threads per listener */
 #define LISTEN_BACKLOG 1024
 #define WATCH_US 200000          /* how often slow connections and long polls are looked at */
-#define BODY_SLACK (64u << 10)   /* a body may exceed max_input_size by JSON's own bytes... */
 #define TLS_FILE_MAX (1u << 20)  /* a certificate or key file larger than this is none */
 
 struct conn { /* one client connection (libmicrohttpd's socket context) */
@@ -548,7 +547,7 @@ int th_server_start(th_server **out, th_service *svc, const th_config *cfg, char
 		return fail(err, errlen, TH_ENOMEM, "out of memory");
 	srv->api.svc = svc;
 	srv->api.cfg = cfg;
-	srv->max_body = (size_t)cfg->max_input_size * 2 + BODY_SLACK;
+	srv->max_body = TH_SERVER_MAX_BODY(cfg->max_input_size);
 	srv->request_us = (int64_t)(cfg->connection_timeout * 1e6);
 	srv->max_waits = cfg->max_connections / 2 ? cfg->max_connections / 2 : 1;
 	pthread_rwlock_init(&srv->auth_mu, NULL);

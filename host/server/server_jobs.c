@@ -324,6 +324,10 @@ int th_api_jobs_list(th_api_req *r)
 {
 	struct filter f = {.task = r->arg(r, "task"), .queue = r->arg(r, "queue")};
 	const char *status = r->arg(r, "status"), *unique = r->arg(r, "unique");
+	const char *order = r->arg(r, "order");
+	if (order && strcmp(order, "oldest") && strcmp(order, "newest"))
+		return th_api_error(r, 400, "bad_request", "order: expected oldest or newest");
+	bool newest = order && strcmp(order, "newest") == 0;
 	long limit, cursor;
 	if (time_arg(r, "added_after", &f.added_after) ||
 	    time_arg(r, "added_before", &f.added_before) ||
@@ -355,7 +359,7 @@ int th_api_jobs_list(th_api_req *r)
 		f.n = 0;
 		f.max = 64;
 		f.last = from;
-		int rc = th_service_list(r->svc, mask ? mask : TH_MASK_ALL, from, false,
+		int rc = th_service_list(r->svc, mask ? mask : TH_MASK_ALL, from, newest,
 					 filter_job, &f);
 		if (rc) {
 			json_decref(arr);

@@ -3,17 +3,21 @@
  *   bench_taskhost [--runs R] MODE ARGS...
  * Environment: BENCH_DIR (scratch space, on the disk to measure), BENCH_PLUGINS (the
  * shipped plugins and the bench plugin), BENCH_RUNNER, BENCH_TASKHOST (the binaries). */
+#include <arpa/inet.h>
 #include <lmdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "benchutil.h"
+#include "client.h"
 #include "fds.h"
 #include "log.h"
 #include "service.h"
@@ -387,8 +391,9 @@ static pid_t start_host(const char *dir, const char *cfg)
 	return -1;
 }
 
-/* d/taskhost.ini for a host on d/var (durable) with the bench plugins, multi 4 threads. */
-static void host_config(const char *d, char cfg[4200], char data[4200])
+/* d/taskhost.ini for a host on d/var (durable, unless `host` says otherwise: more lines
+ * for [host]) with the bench plugins, multi 4 threads. */
+static void host_config(const char *d, char cfg[4200], char data[4200], const char *host)
 {
 	snprintf(cfg, 4200, "%s/taskhost.ini", d);
 	snprintf(data, 4200, "%s/var", d);
@@ -397,14 +402,15 @@ static void host_config(const char *d, char cfg[4200], char data[4200])
 	if (!f)
 		bu_die("writing the config", 0);
 	fprintf(f, "[host]\ndata_dir = %s\nplugin_dir = %s\nlog_level = info\nmap_size = 1GiB\n"
-		"[processor]\nstrategy = multi\nmax_threads = 4\n", data, bu_env("BENCH_PLUGINS"));
+		"%s[processor]\nstrategy = multi\nmax_threads = 4\n", data, bu_env("BENCH_PLUGINS"),
+		host ? host : "");
 	fclose(f);
 }
 
 static void bench_rss(size_t backlog)
 {
 	char *d = bu_fresh_dir(), cfg[4200], data[4200];
-	host_config(d, cfg, data);
+	host_config(d, cfg, data, NULL);
 	pid_t pid = start_host(d, cfg);
 	struct timespec settle = {0, 300000000};
 	nanosleep(&settle, NULL);
@@ -448,7 +454,7 @@ static void bench_cli_lines(size_t n)
 	double v[64];
 	for (int r = 0; r < runs; r++) {
 		char *d = bu_fresh_dir(), cfg[4200], data[4200], lines[4200];
-		host_config(d, cfg, data);
+		host_config(d, cfg, data, NULL);
 		snprintf(lines, sizeof(lines), "%s/lines", d);
 		FILE *f = fopen(lines, "w");
 		if (!f)
@@ -484,6 +490,146 @@ static void bench_cli_lines(size_t n)
 	row("CLI add --lines", cfg, v, runs, "jobs/s");
 }
 
+/* ---- adds through the front door: the CLI on the socket, HTTP over TCP, the C API ---- */
+
+#define FRONT_TOKEN "bench-token-0123456789abcdef"
+
+/* A TCP port free now on 127.0.0.1. */
+static unsigned free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(s, (struct sockaddr *)&sa, &len))
+		bu_die("finding a free port", 0);
+	close(s);
+	return ntohs(sa.sin_port);
+}
+
+/* One producer's m single adds, each acknowledged before the next; 0 when all were. */
+static int produce(const char *via, const char *cfg, const char *data, const char *url,
+		   size_t m, int mode)
+{
+	if (strcmp(via, "cli") == 0) {
+		for (size_t i = 0; i < m; i++) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				if (!freopen("/dev/null", "w", stdout))
+					_exit(127);
+				execl(bu_env("BENCH_TASKHOST"), "taskhost", "-c", cfg, "add", "noop",
+				      (char *)NULL);
+				_exit(127);
+			}
+			int status;
+			if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+			    WEXITSTATUS(status))
+				return -1;
+		}
+		return 0;
+	}
+	uint64_t id;
+	int rc = 0;
+	if (strcmp(via, "http") == 0) {
+		th_client *c = NULL;
+		if ((rc = th_client_open(&c, url, FRONT_TOKEN)) == 0)
+			for (size_t i = 0; i < m && rc == 0; i++)
+				rc = th_client_add(c, "noop", NULL, 0, NULL, &id, NULL);
+		if (rc)
+			fprintf(stderr, "bench: %s\n", c ? th_client_error(c) : th_strerror(rc));
+		th_client_close(c);
+		return rc;
+	}
+	th_service_opts o = {.data_dir = data, .plugin_dir = bu_env("BENCH_PLUGINS"),
+			     .inspect_only = true, .durability = mode};
+	th_service *svc;
+	if ((rc = th_service_open(&svc, &o)) == 0)
+		for (size_t i = 0; i < m && rc == 0; i++)
+			rc = th_service_add(svc, "noop", NULL, 0, &id);
+	th_service_close(svc);
+	return rc;
+}
+
+/* n single adds by p producer processes (the CLI through the host's socket, HTTP over
+ * TCP with a token, or the C API) while a host runs them; then every job must be there
+ * once and have run once. */
+static void bench_front(size_t n, unsigned p, const char *via, const char *mode)
+{
+	double v[64];
+	bool cli = strcmp(via, "cli") == 0, http = strcmp(via, "http") == 0;
+	if ((!cli && !http && strcmp(via, "capi")) || !p || n % p)
+		bu_die("front: VIA is cli, http or capi, and N a multiple of PRODUCERS", 0);
+	for (int r = 0; r < runs; r++) {
+		char *d = bu_fresh_dir(), cfg[4200], data[4200], tokens[4300], url[64], lines[4500];
+		snprintf(tokens, sizeof(tokens), "%s/tokens", d);
+		FILE *f = fopen(tokens, "w");
+		if (!f || fprintf(f, "bench write %s\n", FRONT_TOKEN) < 0 || fclose(f) ||
+		    chmod(tokens, 0600))
+			bu_die("writing the token file", 0);
+		unsigned port = free_port();
+		snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
+		snprintf(lines, sizeof(lines), "durability = %s\nlisten = 127.0.0.1:%u\n"
+			 "token_file = %s\n", mode, port, tokens);
+		host_config(d, cfg, data, lines);
+		pid_t host = start_host(d, cfg);
+		double t0 = bu_now_s();
+		pid_t *kids = calloc(p, sizeof(*kids));
+		for (unsigned k = 0; k < p; k++) {
+			if ((kids[k] = fork()) == 0)
+				_exit(produce(via, cfg, data, url, n / p, mode_of(mode)) ? 1 : 0);
+			if (kids[k] < 0)
+				bu_die("fork", 0);
+		}
+		bool good = true;
+		for (unsigned k = 0; k < p; k++) {
+			int status;
+			good &= waitpid(kids[k], &status, 0) == kids[k] && WIFEXITED(status) &&
+				WEXITSTATUS(status) == 0;
+		}
+		v[r] = (double)n / (bu_now_s() - t0);
+		free(kids);
+		if (!good)
+			bu_die("front: a producer's add failed", 0);
+		/* every job added once, and run once */
+		th_service *svc = open_svc(data, 1, false);
+		uint64_t counts[TH_JOB_STATUS_MAX + 1];
+		for (double end = bu_now_s() + 120;;) {
+			uint32_t seq = th_service_finished_seq(svc);
+			if (th_service_count(svc, counts))
+				bu_die("front: counting the jobs", 0);
+			if (counts[TH_JOB_COMPLETED] >= n || bu_now_s() > end)
+				break;
+			th_service_wait_finished(svc, seq, 100000);
+		}
+		uint64_t all = 0;
+		for (int st = 0; st <= TH_JOB_STATUS_MAX; st++)
+			all += counts[st];
+		for (uint64_t id = 1; id <= n && all == n; id++) {
+			th_job job;
+			if (th_service_get(svc, id, &job) || job.status != TH_JOB_COMPLETED ||
+			    job.attempts != 1)
+				all = 0;
+		}
+		if (all != n || counts[TH_JOB_COMPLETED] != n) {
+			fprintf(stderr, "bench: front %s: %llu jobs, %llu completed, %zu added\n", via,
+				(unsigned long long)all, (unsigned long long)counts[TH_JOB_COMPLETED], n);
+			bu_die("front: not every job added and run exactly once", 0);
+		}
+		th_service_close(svc);
+		kill(host, SIGTERM);
+		waitpid(host, NULL, 0);
+		bu_rm_dir(d);
+		free(d);
+	}
+	static const char *const what[] = {"single adds, CLI (host's socket)",
+					   "single adds, HTTP API (TCP, token)",
+					   "single adds, C API (own commits)"};
+	char cfg[160];
+	snprintf(cfg, sizeof(cfg), "%s, %u producer%s, %zu jobs, host running them, each added "
+		 "and run once", mode, p, p == 1 ? "" : " processes", n);
+	row(what[cli ? 0 : http ? 1 : 2], cfg, v, runs, "jobs/s");
+}
+
 int main(int argc, char **argv)
 {
 	if (th_fds_guard(NULL)) /* its stores' files must not become fd 0-2 */
@@ -498,7 +644,8 @@ int main(int argc, char **argv)
 	if (i >= argc) {
 		fprintf(stderr, "usage: bench_taskhost [--runs R] add-bulk N BATCH MODE | "
 				"add-single N MODE | lmdb N MODE | burn N STRATEGY THREADS MODE "
-				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | cli-lines N\n");
+				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | cli-lines N | "
+				"front N PRODUCERS cli|http|capi MODE\n");
 		return 2;
 	}
 	th_log_set_level(TH_LOG_ERROR);
@@ -524,6 +671,8 @@ int main(int argc, char **argv)
 		bench_wake(strtoull(a[0], NULL, 10), a[1]);
 	} else if (strcmp(m, "cli-lines") == 0 && na == 1) {
 		bench_cli_lines(strtoull(a[0], NULL, 10));
+	} else if (strcmp(m, "front") == 0 && na == 4) {
+		bench_front(strtoull(a[0], NULL, 10), (unsigned)atoi(a[1]), a[2], a[3]);
 	} else if (strcmp(m, "rss") == 0 && na == 1) {
 		bench_rss(strtoull(a[0], NULL, 10));
 	} else {

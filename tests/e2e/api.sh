@@ -194,6 +194,16 @@ cursor=$(printf '%s' "$body" | jq -r .next_cursor)
 first=$(printf '%s' "$body" | jq '.jobs[1].id')
 api GET "/v1/jobs?status=completed&task=echo&limit=2&cursor=$cursor"
 is "the next page starts after the last" 200 ".jobs[0].id > $first"
+api GET "/v1/jobs?limit=1000"
+last=$(printf '%s' "$body" | jq '.jobs[-1].id')
+api GET "/v1/jobs?order=newest&limit=2"
+is "order=newest: the last job first" 200 ".jobs[0].id == $last and .jobs[1].id < $last and .next_cursor != null"
+cursor=$(printf '%s' "$body" | jq -r .next_cursor)
+second=$(printf '%s' "$body" | jq '.jobs[1].id')
+api GET "/v1/jobs?order=newest&limit=2&cursor=$cursor"
+is "and its next page goes on before it" 200 ".jobs[0].id < $second"
+api GET "/v1/jobs?order=sideways"
+is "a bad order: 400" 400 '.error.message == "order: expected oldest or newest"'
 api GET "/v1/jobs?added_after=2000-01-01T00:00:00Z&added_before=2099-01-01T00:00:00Z&finished_after=0&finished_before=4000000000&queue=default&limit=1000"
 is "list by time ranges and queue" 200 '(.jobs | length) > 3 and .next_cursor == null'
 api GET "/v1/jobs?status=nonsense"

@@ -62,7 +62,10 @@ check "a job is running" wait_until 20 is_status "$long" processing
 rm "$VAR/lock.mdb"
 
 th add echo x
-expect "an add is refused" 1
+expect "an add through the host is refused" 1
+has "it says why" "$err" "the host at unix socket $VAR/api.sock: add: data dir lock file removed or replaced"
+th --local add echo x
+expect "an add on the data dir itself is refused" 1
 has "it says why and what to do" "$err" "$VAR/lock.mdb is missing while other processes" \
 	"stop every process that uses $VAR"
 check "and makes no lock file of its own" [ ! -e "$VAR/lock.mdb" ]
