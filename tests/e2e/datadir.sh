@@ -46,7 +46,8 @@ ids() {
 
 # ---- lock.mdb removed while a host runs ----
 
-write_config "lease_time = 2s" -- "max_threads = 2" "wait_time = 0.1"
+# a long lease: the keeper's writes, which make the host stop, come every 10 s
+write_config "lease_time = 30s" -- "max_threads = 2" "wait_time = 0.1"
 start_host "$W/a.log"
 a=$HOST_PID
 i=0
@@ -63,7 +64,13 @@ rm "$VAR/lock.mdb"
 
 th add echo x
 expect "an add through the host is refused" 1
-has "it says why" "$err" "the host at unix socket $VAR/api.sock: add: data dir lock file removed or replaced"
+# the host stops by itself at its keeper's next write: an add that comes after that
+# finds no host and is refused by the data dir itself
+case $err in
+*"the host at unix socket $VAR/api.sock: add: data dir file (lock.mdb or data.mdb) removed or replaced"* | \
+	*"$VAR/lock.mdb is missing while other processes"*) ok "it says why" ;;
+*) not_ok "it says why: $err" ;;
+esac
 th --local add echo x
 expect "an add on the data dir itself is refused" 1
 has "it says why and what to do" "$err" "$VAR/lock.mdb is missing while other processes" \
