@@ -201,7 +201,7 @@ static void handle(struct req *q, const char *url, const char *method)
 			return;
 		}
 		if (scope < rt->scope) {
-			th_api_error(r, 403, "forbidden", "%s %s needs a %s token; '%s' is %s",
+			th_api_error(r, 403, "forbidden", "%s %s needs a token of scope %s; '%s' has %s",
 				     method, url, th_auth_scope_name(rt->scope), name,
 				     th_auth_scope_name(scope));
 			return;

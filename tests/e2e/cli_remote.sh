@@ -193,7 +193,7 @@ same "--local wins over TASKHOST_URL" "$out" completed
 th --url "$URL/" --token-file "$W/read.token" list --limit 1
 check "a URL with a trailing slash" sh -c 'echo "$1" | grep -q "^19 "' - "$out"
 th --url "$URL" --token-file "$W/read.token" add echo x
-expect "a read token adding: 403" 1 "taskhost: add: the host at $URL refused the request (403 forbidden): POST /v1/jobs needs a write token; 'reader' is read"
+expect "a read token adding: 403" 1 "taskhost: add: the host at $URL refused the request (403 forbidden): POST /v1/jobs needs a token of scope write; 'reader' has read"
 th --url "$URL" --token-file "$W/wrong.token" status 1
 expect "a wrong token: 401" 1 "taskhost: reading the job: the host at $URL refused the request (401 unauthorized): the bearer token is not one of token_file's"
 th --url "$URL" status 1
