@@ -73,6 +73,8 @@ void th_coord_progress_clear(th_coord *c, uint64_t id);
 /* false when the job reported no progress */
 bool th_coord_progress_get(th_coord *c, uint64_t id, double *done);
 enum th_liveness th_coord_alive(th_coord *c, const th_owner *o);
+/* The same with the coordination as a void *: th_store_recover's alive callback. */
+enum th_liveness th_coord_alive_cb(void *coord, const th_owner *o);
 int th_coord_notes_open(th_coord *c, const th_owner *self, size_t cap, th_notes **out);
 /* Drops the notes (nothing is in flight once the noting processor stopped), unless
  * keep: the noted claims never reached the store, and recovery needs them. */

@@ -50,7 +50,8 @@ static void kick_all(th_keeper *k)
 static void recover(th_keeper *k)
 {
 	size_t n = 0;
-	int rc = th_store_recover(k->env.store, &k->env.owner, &n);
+	int rc = th_store_recover(k->env.store, &k->env.owner, th_coord_alive_cb, k->env.coord,
+				  &n);
 	if (rc)
 		th_log_error("processor", "recovering jobs of dead hosts failed: %s", th_strerror(rc));
 	else if (n)

@@ -16,6 +16,7 @@ extern "C" {
 
 typedef struct th_service th_service;
 struct th_plugin;
+struct th_lmdb_opts; /* store/store.h */
 
 /* The defaults of th_service_opts (and of the config keys that set them). */
 #define TH_DEFAULT_MAX_INPUT (16u << 20)  /* bytes */
@@ -23,15 +24,17 @@ struct th_plugin;
 #define TH_DEFAULT_LEASE_TIME 30          /* seconds */
 
 typedef struct th_service_opts {
-	const char *data_dir;   /* the LMDB environment; the directory must exist, belong to
-				   this user and be writable by no one else */
+	const char *data_dir;   /* the host's directory (and its LMDB store unless `store`
+				   names another); it must exist, belong to this user and be
+				   writable by no one else */
+	const char *store;      /* the store's URL: "lmdb:DIR", a directory, or
+				   "postgresql://..."; NULL: data_dir as an LMDB store */
+	const struct th_lmdb_opts *lmdb; /* options of an LMDB store; NULL: its defaults */
 	const char *data_dir_group; /* a group whose members share the data dir: it may
 				   then be writable by that group; NULL: none */
 	const char *plugin_dir; /* every *.so here is loaded; NULL: none */
 	bool inspect_only;      /* read plugin descriptors without running init: enough to
 				   add jobs and list tasks, not to run jobs */
-	uint64_t map_size;      /* 0: 64 MiB */
-	uint64_t max_map_size;  /* 0: 16 GiB */
 	int durability;         /* 0: durable (fsync per commit), 1: relaxed */
 	size_t max_input;       /* bytes; 0: TH_DEFAULT_MAX_INPUT */
 	size_t max_result;      /* bytes; 0: TH_DEFAULT_MAX_RESULT */

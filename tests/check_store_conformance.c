@@ -311,10 +311,10 @@ START_TEST(leases_recovery)
 	size_t n = 0;
 	ck_assert_int_eq(th_store_renew(st, &far, 60 * SEC, &n), 0);
 	ck_assert_uint_eq(n, 1);
-	ck_assert_int_eq(th_store_recover(st, &self, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n), 0);
 	ck_assert_uint_eq(n, 0); /* renewed: kept */
 	ck_assert_int_eq(th_store_renew(st, &far, 0, &n), 0);
-	ck_assert_int_eq(th_store_recover(st, &self, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	th_job j = job_of(id);
 	ck_assert_int_eq(j.status, TH_JOB_QUEUED);

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "fds.h"
 #include "log.h"
+#include "store/store.h"
 
 /* long options without a short form */
 enum {
@@ -316,12 +317,13 @@ int th_cli_open(th_cli *cli, bool with_plugins)
 		th_cli_error("%s", err);
 		return TH_EXIT_USAGE;
 	}
+	th_lmdb_opts lmdb = {cli->cfg.map_size, cli->cfg.max_map_size};
 	th_service_opts o = {.data_dir = cli->cfg.data_dir,
 			     .data_dir_group = cli->cfg.data_dir_group,
 			     .plugin_dir = with_plugins ? cli->cfg.plugin_dir : NULL,
 			     .inspect_only = true,
-			     .map_size = cli->cfg.map_size,
-			     .max_map_size = cli->cfg.max_map_size,
+			     .store = th_config_store(&cli->cfg),
+			     .lmdb = &lmdb,
 			     .durability = cli->cfg.durability,
 			     .max_input = cli->cfg.max_input_size,
 			     .max_result = cli->cfg.max_result_size,

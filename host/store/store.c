@@ -56,6 +56,11 @@ void th_store_close(th_store *st)
 		ops(st)->close(st);
 }
 
+int th_store_coord_open(th_store *st, struct th_coord **out)
+{
+	return ops(st)->coord_open(st, out);
+}
+
 int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
 		 bool *existed)
 {
@@ -78,9 +83,10 @@ int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t
 	return ops(st)->renew(st, owner, lease_us, n);
 }
 
-int th_store_recover(th_store *st, const th_owner *self, size_t *n)
+int th_store_recover(th_store *st, const th_owner *self, th_store_alive_fn alive, void *ud,
+		     size_t *n)
 {
-	return ops(st)->recover(st, self, n);
+	return ops(st)->recover(st, self, alive, ud, n);
 }
 
 int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done)

@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "coord.h"
 #include "cron.h"
 #include "store/store_envlock.h"
 #include "lifecycle.h"
@@ -944,6 +945,12 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 	}
 	*out = st;
 	return 0;
+}
+
+/* The single-machine coordination of the data dir (host/local/). */
+static int lmdb_coord_open(th_store *st, th_coord **out)
+{
+	return th_coord_open_local(out, st->dir);
 }
 
 static void lmdb_close(th_store *st)
@@ -2088,7 +2095,8 @@ static int lmdb_recover_started(th_store *st, const uint64_t *pairs, size_t n, s
 	return rc;
 }
 
-static int lmdb_recover(th_store *st, const th_owner *self, size_t *n)
+static int lmdb_recover(th_store *st, const th_owner *self, th_store_alive_fn alive,
+			void *ud, size_t *n)
 {
 	*n = 0;
 	/* readers that died inside a transaction pin old pages: let LMDB free their slots */
@@ -2114,8 +2122,9 @@ static int lmdb_recover(th_store *st, const th_owner *self, size_t *n)
 				if (!ok || r.owner.instance == self->instance)
 					continue;
 				enum th_gone why;
-				if (!th_lifecycle_orphaned(th_owner_alive(&r.owner), r.lease_until,
-							   now, &why))
+				enum th_liveness live = alive ? alive(ud, &r.owner)
+							      : TH_OWNER_UNKNOWN;
+				if (!th_lifecycle_orphaned(live, r.lease_until, now, &why))
 					continue;
 				if (norphans == cap) {
 					cap = cap ? cap * 2 : 16;
@@ -2417,6 +2426,7 @@ const th_store_ops th_store_lmdb = {
 	.scheme = "lmdb",
 	.open = lmdb_open,
 	.close = lmdb_close,
+	.coord_open = lmdb_coord_open,
 	.add = lmdb_add,
 	.cycle = lmdb_cycle,
 	.confirm = lmdb_confirm,
