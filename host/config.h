@@ -22,6 +22,7 @@ typedef struct th_config {
 	int data_dir_line;      /* where they were set; 0: the default */
 	char data_dir_group[256]; /* a group that shares the data dir; "": none */
 	int plugin_dir_line;
+	bool migrate;           /* the host creates or upgrades the store's schema at start */
 	char *store;            /* the store's URL (a plain directory resolved as data_dir is);
 				   NULL: data_dir as an LMDB store */
 	int log_level;          /* TH_LOG_* */

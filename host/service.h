@@ -30,6 +30,8 @@ typedef struct th_service_opts {
 	const char *store;      /* the store's URL: "lmdb:DIR", a directory, or
 				   "postgresql://..."; NULL: data_dir as an LMDB store */
 	const struct th_lmdb_opts *lmdb; /* options of an LMDB store; NULL: its defaults */
+	bool migrate;           /* a store with a schema (PostgreSQL) is created or upgraded
+				   at open; else an older schema is refused */
 	const char *data_dir_group; /* a group whose members share the data dir: it may
 				   then be writable by that group; NULL: none */
 	const char *plugin_dir; /* every *.so here is loaded; NULL: none */

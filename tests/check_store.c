@@ -16,6 +16,7 @@
 #include "error.h"
 #include "local/local_inflight.h"
 #include "store/store_lmdb.h"
+#include "store/store_pg.h"
 #include "testutil.h"
 
 /* a job to add: task, queue, priority, max_attempts, input, input length */
@@ -674,12 +675,14 @@ START_TEST(store_urls)
 	ck_assert_str_eq(where, "./var");
 	ck_assert_ptr_eq(th_store_backend("a:b", &where), &th_store_lmdb); /* a directory */
 	ck_assert_str_eq(where, "a:b");
-	ck_assert_ptr_null(th_store_backend("postgresql://db/jobs", &where));
+	ck_assert_ptr_eq(th_store_backend("postgresql://db/jobs", &where), &th_store_pg);
+	ck_assert_str_eq(where, "//db/jobs");
+	ck_assert_ptr_null(th_store_backend("mysql://db/jobs", &where));
 	th_store *other = NULL;
 	tu_capture_start();
-	ck_assert_int_eq(th_store_open(&other, "postgresql://db/jobs", NULL), TH_EINVAL);
+	ck_assert_int_eq(th_store_open(&other, "mysql://db/jobs", NULL), TH_EINVAL);
 	ck_assert_ptr_null(other);
-	ck_assert(tu_captured_has("store", "postgresql://db/jobs", "no store backend"));
+	ck_assert(tu_captured_has("store", "mysql://db/jobs", "no store backend"));
 	tu_capture_stop();
 	/* lmdb:DIR opens the same store as DIR */
 	char url[4200];

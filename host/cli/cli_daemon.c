@@ -157,6 +157,7 @@ int th_cmd_run(th_cli *cli)
 			     .plugin_dir = cfg->plugin_dir,
 			     .store = th_config_store(cfg),
 			     .lmdb = &lmdb,
+			     .migrate = cfg->migrate,
 			     .durability = cfg->durability,
 			     .max_input = cfg->max_input_size,
 			     .max_result = cfg->max_result_size,

@@ -8,9 +8,10 @@
 #include "error.h"
 #include "log.h"
 #include "store/store_lmdb.h"
+#include "store/store_pg.h"
 
 /* A new backend: its table here, and its file in Makefile.am. */
-const th_store_ops *const th_store_backends[] = {&th_store_lmdb, NULL};
+const th_store_ops *const th_store_backends[] = {&th_store_lmdb, &th_store_pg, NULL};
 
 const th_store_ops *th_store_backend(const char *url, const char **where)
 {
@@ -43,8 +44,8 @@ int th_store_open(th_store **out, const char *url, const th_store_opts *opts)
 	const char *where;
 	const th_store_ops *be = th_store_backend(url, &where);
 	if (!be) {
-		th_log_error("store", "%s: no store backend for this URL (this build has lmdb)",
-			     url);
+		th_log_error("store", "%s: no store backend for this URL (this build has lmdb: "
+			     "and postgresql://)", url);
 		return TH_EINVAL;
 	}
 	return be->open(out, where, opts);

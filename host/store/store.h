@@ -31,6 +31,7 @@ typedef struct th_store_opts {
 	int durability;             /* enum th_durability */
 	const char *data_dir_group; /* the group that shares the data dir; NULL: none */
 	const th_lmdb_opts *lmdb;   /* NULL: LMDB's defaults; other backends ignore it */
+	bool migrate;               /* a backend with a schema creates or upgrades it */
 } th_store_opts;
 
 /* A new job as the service hands it to the store (checked by th_lifecycle_check_new). */
