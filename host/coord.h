@@ -46,7 +46,8 @@ typedef struct th_coord_ops {
 	enum th_liveness (*alive)(th_coord *c, const th_owner *o);
 
 	/* notes of claims in flight: room for cap at once, kept when the noting owner dies
-	 * so that the next host counts their attempts */
+	 * so that the next host counts their attempts; notes_open may give NULL notes (and
+	 * 0) when its store commits claims before their jobs start, so none are needed */
 	int (*notes_open)(th_coord *c, const th_owner *self, size_t cap, th_notes **out);
 	void (*notes_close)(th_coord *c, th_notes *n, bool keep);
 	void (*notes_add)(th_coord *c, th_notes *n, uint64_t id, uint64_t gen);

@@ -5,6 +5,7 @@
  * every refusal, fencing, recovery, cron, unique keys and pauses. What only LMDB has
  * (map growth, the commit hook, the format) is in check_store.c. */
 #include <check.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -40,7 +40,8 @@ struct th_store {
 	PGconn *conn;
 	pthread_mutex_t mu; /* one statement or transaction at a time on conn */
 	char *conninfo;
-	char *shown;        /* the conninfo without its password, for messages */
+	char *shown;        /* the conninfo, its password as ***: for messages */
+	int found_version;  /* the schema's version at open */
 	bool down;          /* the connection is lost: logged once until it is back */
 	_Atomic uint64_t rng;
 };
@@ -304,7 +305,7 @@ static int query(th_store *st, const char *sql, const struct params *p, read_fn 
 
 /* ---- open and close ---- */
 
-/* The conninfo without its password: what messages show. */
+/* The conninfo with its password as ***: what messages show. */
 static char *shown_conninfo(const char *conninfo)
 {
 	char *err = NULL;
@@ -316,9 +317,10 @@ static char *shown_conninfo(const char *conninfo)
 	size_t cap = 256, len = 0;
 	char *out = malloc(cap);
 	for (PQconninfoOption *o = opts; out && o->keyword; o++) {
-		if (!o->val || !*o->val || strcmp(o->keyword, "password") == 0)
+		if (!o->val || !*o->val)
 			continue;
-		size_t need = strlen(o->keyword) + strlen(o->val) + 4;
+		const char *val = strcmp(o->keyword, "password") == 0 ? "***" : o->val;
+		size_t need = strlen(o->keyword) + strlen(val) + 4;
 		if (len + need >= cap) {
 			char *bigger = realloc(out, cap = 2 * (len + need));
 			if (!bigger) {
@@ -329,7 +331,7 @@ static char *shown_conninfo(const char *conninfo)
 			out = bigger;
 		}
 		len += (size_t)snprintf(out + len, cap - len, "%s%s=%s", len ? " " : "", o->keyword,
-					o->val);
+					val);
 	}
 	PQconninfoFree(opts);
 	return out;
@@ -390,7 +392,8 @@ static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
 		goto fail;
 	}
 	if ((rc = th_store_pg_connect(st->conninfo, st->shown, &st->conn)) ||
-	    (rc = th_store_pg_schema_migrate(st->conn, opts && opts->migrate, st->shown, NULL)))
+	    (rc = th_store_pg_schema_migrate(st->conn, opts && opts->migrate, st->shown,
+					     &st->found_version)))
 		goto fail;
 	*out = st;
 	return 0;
@@ -411,14 +414,15 @@ static void pg_close(th_store *st)
 	free(st);
 }
 
-const char *th_store_pg_conninfo(th_store *st)
-{
-	return st->conninfo;
-}
-
 const char *th_store_pg_shown(th_store *st)
 {
 	return st->shown;
+}
+
+int th_store_pg_version(th_store *st, int *found)
+{
+	*found = st->found_version;
+	return th_store_pg_schema_version();
 }
 
 static int pg_coord_open(th_store *st, th_coord **out)

@@ -4,6 +4,7 @@
 #include "store/store_pg.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -244,14 +245,14 @@ static enum th_liveness pg_alive(th_coord *c, const th_owner *o)
 	return TH_OWNER_UNKNOWN;
 }
 
-/* No notes: the backend commits claims before their jobs start. */
+/* No notes (none needed: the backend commits claims before their jobs start). */
 static int pg_notes_open(th_coord *c, const th_owner *self, size_t cap, th_notes **out)
 {
 	(void)c;
 	(void)self;
 	(void)cap;
 	*out = NULL;
-	return TH_EINVAL;
+	return 0;
 }
 
 static void pg_notes_close(th_coord *c, th_notes *n, bool keep)

@@ -11,7 +11,7 @@ int th_store_pg_schema_version(void);
 
 /* Brings the schema to this build's version when `allowed`, in one transaction under
  * an advisory lock (hosts starting together migrate once). TH_EFORMAT, logged with
- * `shown` (the store's URL without its password), for a newer schema, or an older one
+ * `shown` (the store's URL, its password as ***), for a newer schema, or an older one
  * when not allowed. *from (may be NULL): the version found. */
 int th_store_pg_schema_migrate(PGconn *conn, bool allowed, const char *shown, int *from);
 
