@@ -1319,8 +1319,24 @@ struct recover_args {
 	size_t done;
 };
 
-/* The claims of other owners whose lease ran out (on the database's clock), each
- * locked: of hosts recovering at once, one takes each back. */
+#define LEASE_COLS ", (extract(epoch FROM lease_until) * 1e6)::bigint, " \
+	"(extract(epoch FROM now()) * 1e6)::bigint"
+
+/* Whether the claim of row i (JOB_COLS, then LEASE_COLS) is to be taken back, its
+ * owner's liveness asked through a->alive, its lease on the database's clock. */
+static bool orphaned(struct recover_args *a, const PGresult *r, int i, th_job *job,
+		     enum th_gone *why)
+{
+	row_job(r, i, job);
+	/* the database knows an owner by its instance and pid alone */
+	th_owner o = {.instance = job->owner, .pid = job->owner_pid};
+	enum th_liveness live = a->alive ? a->alive(a->ud, &o) : TH_OWNER_UNKNOWN;
+	return th_lifecycle_orphaned(live, col_i64(r, i, NCOLS), col_i64(r, i, NCOLS + 1), why);
+}
+
+/* The claims of other owners that are gone: found without locks, then each locked and
+ * judged again (its lease may have been renewed since); of hosts recovering at once,
+ * one takes each back. */
 static int recover_fn(th_store *st, void *ud)
 {
 	struct recover_args *a = ud;
@@ -1328,23 +1344,27 @@ static int recover_fn(th_store *st, void *ud)
 	struct params p = {.n = 0};
 	p_i64(&p, (int64_t)a->self->instance);
 	int rc = 0;
-	PGresult *r = run(st, "SELECT " JOB_COLS ", (extract(epoch FROM lease_until) * 1e6)::bigint,"
-			  " (extract(epoch FROM now()) * 1e6)::bigint FROM taskhost.jobs WHERE "
-			  "status = 2 AND owner <> $1 FOR UPDATE SKIP LOCKED", &p, &rc);
+	PGresult *r = run(st, "SELECT " JOB_COLS LEASE_COLS " FROM taskhost.jobs WHERE status = 2 "
+			  "AND owner <> $1", &p, &rc);
 	if (!r)
 		return rc;
 	int64_t now = th_clock_now_us();
 	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
 		th_job job;
-		row_job(r, i, &job);
-		/* the database knows an owner by its instance and pid alone */
-		th_owner o = {.instance = job.owner, .pid = job.owner_pid};
-		enum th_liveness live = a->alive ? a->alive(a->ud, &o) : TH_OWNER_UNKNOWN;
 		enum th_gone why;
-		if (!th_lifecycle_orphaned(live, col_i64(r, i, NCOLS), col_i64(r, i, NCOLS + 1), &why))
+		if (!orphaned(a, r, i, &job, &why))
 			continue;
-		if ((rc = give_back(st, &job, why, now)) == 0)
+		struct params k = {.n = 0};
+		p_i64(&k, (int64_t)job.id);
+		p_i64(&k, (int64_t)job.claim_gen);
+		PGresult *l = run(st, "SELECT " JOB_COLS LEASE_COLS " FROM taskhost.jobs WHERE id = $1 "
+				  "AND status = 2 AND claim_gen = $2 FOR UPDATE SKIP LOCKED", &k, &rc);
+		if (!l)
+			break;
+		if (PQntuples(l) == 1 && orphaned(a, l, 0, &job, &why) &&
+		    (rc = give_back(st, &job, why, now)) == 0)
 			a->done++;
+		PQclear(l);
 	}
 	PQclear(r);
 	return rc;
