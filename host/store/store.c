@@ -1,11 +1,14 @@
-/* The store front and the backend registry: th_store_* call the backend's operations
- * table; a store URL ("lmdb:PATH", or a plain directory) picks the backend. */
+/* The store front and the backend registry: th_store_* check new jobs and schedules
+ * (th_lifecycle_check_new) and call the backend's operations table; a store URL
+ * ("lmdb:PATH", a plain directory, "postgresql://...") picks the backend. */
 #include "store/store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "error.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "store/store_lmdb.h"
 #include "store/store_pg.h"
@@ -65,6 +68,10 @@ int th_store_coord_open(th_store *st, struct th_coord **out)
 int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
 		 bool *existed)
 {
+	int64_t now = th_clock_now_us();
+	for (size_t i = 0; i < n; i++)
+		if (th_lifecycle_check_new(&jobs[i], now))
+			return TH_EINVAL;
 	return ops(st)->add(st, jobs, n, ids, existed);
 }
 
@@ -112,6 +119,9 @@ int th_store_retry(th_store *st, uint64_t id)
 
 int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
 {
+	th_store_new check = {.task = "-", .cron = spec};
+	if (spec && th_lifecycle_check_new(&check, th_clock_now_us()))
+		return TH_EINVAL;
 	return ops(st)->cron_update(st, id, spec, catchup);
 }
 

@@ -129,7 +129,7 @@ typedef struct th_store_ops {
 	int (*coord_open)(th_store *st, struct th_coord **out);
 
 	/* ---- writes ---- */
-	/* n jobs in one transaction; ids[i] the new id, or that of the job holding the
+	/* n jobs (checked by the front) in one transaction; ids[i] the new id, or that of the job holding the
 	 * unique key (existed[i] then true; existed may be NULL). */
 	int (*add)(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
 		   bool *existed);

@@ -582,10 +582,6 @@ static int add_fn(th_store *st, void *ud)
 static int pg_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
 		  bool *existed)
 {
-	int64_t now = th_clock_now_us();
-	for (size_t i = 0; i < n; i++)
-		if (th_lifecycle_check_new(&jobs[i], now))
-			return TH_EINVAL;
 	struct add_args a = {jobs, n, ids, existed};
 	return n ? txn(st, add_fn, &a) : 0;
 }
@@ -968,12 +964,7 @@ static int cron_fn(th_store *st, void *ud)
 		if ((rc = exec(st, "UPDATE taskhost.jobs SET cron = $2 WHERE id = $1", &p)))
 			return rc;
 	}
-	if (a->catchup >= 0)
-		job.flags = a->catchup ? job.flags | TH_JOB_CRON_CATCHUP
-				       : job.flags & ~(uint32_t)TH_JOB_CRON_CATCHUP;
-	if (a->paused >= 0)
-		job.flags = a->paused ? job.flags | TH_JOB_CRON_PAUSED
-				      : job.flags & ~(uint32_t)TH_JOB_CRON_PAUSED;
+	th_lifecycle_cron_flags(&job, a->catchup, a->paused);
 	th_cron cron;
 	if ((rc = job_cron(st, job.id, &cron)))
 		return rc;
@@ -983,9 +974,6 @@ static int cron_fn(th_store *st, void *ud)
 
 static int pg_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
 {
-	th_store_new check = {.task = "-", .cron = spec};
-	if (spec && th_lifecycle_check_new(&check, th_clock_now_us()))
-		return TH_EINVAL;
 	struct cron_args a = {id, spec, catchup, -1};
 	return txn(st, cron_fn, &a);
 }

@@ -6,22 +6,10 @@
 # never runs, a committed one wakes an idle host at once), the password in no message.
 . "$(dirname "$0")/lib.sh"
 
-if [ -z "${TASKHOST_TEST_PG:-}" ]; then
-	echo "RESULT: 0 passed, 0 failed (skipped: TASKHOST_TEST_PG is not set)"
-	exit 77
-fi
-DB=th_e2e_$$
+pg_database th_e2e_$$
+DB=$PGNAME
 SECRET=s3cret-pw-$$
 port=$(echo "$TASKHOST_TEST_PG" | sed -n 's/.*port=\([0-9]*\).*/\1/p')
-sql() {
-	psql "$TASKHOST_TEST_PG dbname=$DB" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"
-}
-psql "$TASKHOST_TEST_PG" -X -q -c "CREATE DATABASE $DB" || exit 1
-pg_cleanup() {
-	cleanup
-	psql "$TASKHOST_TEST_PG" -X -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
-}
-trap pg_cleanup EXIT
 
 # the URL carries a password (the server trusts loopback, so any is taken)
 URL="postgresql://postgres:$SECRET@127.0.0.1:$port/$DB"

@@ -5,20 +5,8 @@
 # them: every job completes, and only the jobs the killed host held ran twice.
 . "$(dirname "$0")/lib.sh"
 
-if [ -z "${TASKHOST_TEST_PG:-}" ]; then
-	echo "RESULT: 0 passed, 0 failed (skipped: TASKHOST_TEST_PG is not set)"
-	exit 77
-fi
-DB=th_e2e2_$$
-sql() {
-	psql "$TASKHOST_TEST_PG dbname=$DB" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"
-}
-psql "$TASKHOST_TEST_PG" -X -q -c "CREATE DATABASE $DB" || exit 1
-pg_cleanup() {
-	cleanup
-	psql "$TASKHOST_TEST_PG" -X -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
-}
-trap pg_cleanup EXIT
+pg_database th_e2e2_$$
+DB=$PGNAME
 
 cp "$FIXTURES/fx_good.so" "$W/plugins/"
 runs="$W/runs"
