@@ -26,6 +26,10 @@
 #define TXN_TRIES 5        /* a transaction that deadlocked or lost its connection */
 #define NCOLS 22           /* JOB_COLS */
 #define MAXP 40            /* parameters of one statement but the multi-row INSERT */
+#define CONNECT_TIMEOUT "10"  /* seconds, unless the connection string says */
+#define KEEPALIVE_IDLE "10"   /* seconds of silence before TCP keepalives start */
+#define KEEPALIVE_INTERVAL "5"
+#define KEEPALIVE_COUNT "3"   /* unanswered keepalives before the connection is lost */
 #define RETRY 1            /* internal: a deadlock, a serialization failure, a lost
 			      connection: the transaction is tried again */
 
@@ -351,7 +355,14 @@ int th_store_pg_connect(const char *conninfo, const char *shown, PGconn **out)
 		return TH_ECONFIG;
 	}
 	PQconninfoFree(opts);
-	PGconn *conn = PQconnectdb(conninfo);
+	/* defaults that the connection string may override: a server that does not answer
+	 * or a connection that died is noticed in seconds, not hours */
+	static const char *const keys[] = {"connect_timeout", "keepalives_idle",
+					   "keepalives_interval", "keepalives_count",
+					   "application_name", "dbname", NULL};
+	const char *vals[] = {CONNECT_TIMEOUT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL,
+			      KEEPALIVE_COUNT, "taskhost", conninfo, NULL};
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn)
 		return TH_ENOMEM;
 	if (PQstatus(conn) != CONNECTION_OK) {

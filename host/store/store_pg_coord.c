@@ -25,9 +25,10 @@
 struct th_coord {
 	const th_coord_ops *ops; /* &pg_ops */
 	char *conninfo, *shown;
-	pthread_mutex_t mu; /* guards seq, the listener's start, and `send` */
+	pthread_mutex_t mu; /* guards seq and the listener's start */
 	pthread_cond_t cv;
 	uint32_t seq[NEVENTS];
+	pthread_mutex_t send_mu; /* guards `send` */
 	PGconn *send;       /* NOTIFY and progress; opened when first needed */
 	bool listening;     /* the listener thread runs */
 	pthread_t listener;
@@ -126,6 +127,7 @@ static void pg_coord_close(th_coord *c)
 	close(c->stop_pipe[1]);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->send_mu);
 	free(c->conninfo);
 	free(c->shown);
 	free(c);
@@ -140,7 +142,7 @@ static uint32_t pg_seq(th_coord *c, enum th_wake_event ev)
 	return s;
 }
 
-/* One statement on the sending connection (c->mu held), reconnecting once if it was
+/* One statement on the sending connection (c->send_mu held), reconnecting once if it was
  * lost; false when it failed. */
 static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
 {
@@ -165,14 +167,13 @@ static void pg_notify(th_coord *c, enum th_wake_event ev)
 	char e[4];
 	snprintf(e, sizeof(e), "%d", (int)ev);
 	const char *v[] = {e};
-	pthread_mutex_lock(&c->mu);
-	c->seq[ev]++;
-	pthread_cond_broadcast(&c->cv);
-	/* PostgreSQL folds the same notification within one transaction: one per commit */
+	bump(c, (int)ev); /* this process's sleepers at once */
+	/* one notification per call: each follows a commit */
+	pthread_mutex_lock(&c->send_mu);
 	if (!send_sql(c, "SELECT pg_notify('" CHANNEL "', $1)", 1, v))
 		th_log_warn("store", "%s: a wake-up was not sent; hosts find the work within "
 			    "their wait_time", c->shown);
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->send_mu);
 }
 
 static void pg_wait(th_coord *c, enum th_wake_event ev, uint32_t seq, int64_t timeout_us)
@@ -201,10 +202,10 @@ static void pg_progress_set(th_coord *c, uint64_t id, double done)
 	snprintf(i, sizeof(i), "%llu", (unsigned long long)id);
 	snprintf(d, sizeof(d), "%.17g", done);
 	const char *v[] = {i, d};
-	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(&c->send_mu);
 	send_sql(c, "INSERT INTO taskhost.progress VALUES ($1, $2) ON CONFLICT (id) DO UPDATE "
 		    "SET done = excluded.done", 2, v);
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->send_mu);
 }
 
 static void pg_progress_clear(th_coord *c, uint64_t id)
@@ -212,9 +213,9 @@ static void pg_progress_clear(th_coord *c, uint64_t id)
 	char i[24];
 	snprintf(i, sizeof(i), "%llu", (unsigned long long)id);
 	const char *v[] = {i};
-	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(&c->send_mu);
 	send_sql(c, "DELETE FROM taskhost.progress WHERE id = $1", 1, v);
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->send_mu);
 }
 
 static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
@@ -223,7 +224,7 @@ static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
 	snprintf(i, sizeof(i), "%llu", (unsigned long long)id);
 	const char *v[] = {i};
 	bool found = false;
-	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(&c->send_mu);
 	if (c->send || th_store_pg_connect(c->conninfo, c->shown, &c->send) == 0) {
 		PGresult *r = PQexecParams(c->send, "SELECT done FROM taskhost.progress WHERE id = $1",
 					   1, NULL, v, NULL, NULL, 0);
@@ -233,7 +234,7 @@ static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
 		}
 		PQclear(r);
 	}
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->send_mu);
 	return found;
 }
 
@@ -323,6 +324,7 @@ int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown)
 	}
 	c->ops = &pg_ops;
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->send_mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	if (!(c->conninfo = strdup(conninfo)) || !(c->shown = strdup(shown))) {
 		pg_coord_close(c);
