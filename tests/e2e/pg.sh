@@ -3,7 +3,8 @@
 # skipped without one), in a database of its own: migrate on a fresh and on a newer
 # schema, jobs added by the CLI run with the right statuses and results, a bad URL
 # named in the message, transactional enqueue with taskhost.add (a rolled back add
-# never runs, a committed one wakes an idle host at once), the password in no message.
+# never runs, a committed one wakes an idle host at once), connections cut by the
+# server while a job runs, the password in no message.
 . "$(dirname "$0")/lib.sh"
 
 pg_database th_e2e_$$
@@ -60,6 +61,21 @@ th status 4
 expect "the rolled back add never was" 1 "taskhost: unknown job id 4"
 th stats --json
 check "stats: 3 completed, 1 error" sh -c 'echo "$1" | grep -q "\"completed\": 3" && echo "$1" | grep -q "\"error\": 1"' - "$out"
+# the server cuts the host's connections while a job runs: the host reconnects, records
+# the job's outcome, and hears of new jobs again
+th add sleep '{"seconds": 1.5}'
+slow=$out
+check "a slow job runs" wait_until 10 sh -c '[ "$("$1" -c "$2" status "$3")" = processing ]' \
+	- "$TASKHOST" "$CFG" "$slow"
+same "the server cuts the host's connections" "$(sql "SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity WHERE datname = '$DB' AND pid <> pg_backend_pid()")" t
+th wait "$slow" --timeout 30
+expect "the slow job completed, recorded over a new connection" 0
+th add echo "after the cut"
+after=$out
+th wait "$after" --timeout 10
+expect "a job added after the cut runs at once" 0
+same "the host said once that its connection was lost" "$(grep -c 'connection lost' "$W/host.log")" 1
+check "and that it is back" grep -q 'connected again' "$W/host.log"
 stop_host "$host"
 same "the host stopped cleanly" "$host_rc" 0
 
