@@ -192,18 +192,46 @@ static void p_job(struct params *p, const th_job *j)
 	p_i64(p, j->fires);
 }
 
-/* Writes a job's record (not its bytes). */
-static int put_job(th_store *st, const th_job *j)
+/* What a write of a job's record may set besides, in the same statement. */
+struct also {
+	int64_t lease_us;   /* > 0: the claim's lease from now, on the database's clock */
+	const char *error;  /* the job's latest error */
+	const void *result; /* its result, when result_len */
+	size_t result_len;
+};
+
+/* Writes a job's record (not its bytes, but those `also` gives). */
+static int put_job_also(th_store *st, const th_job *j, const struct also *x)
 {
 	struct params p = {.n = 0};
 	p_i64(&p, (int64_t)j->id);
 	p_job(&p, j);
-	return exec(st, "UPDATE taskhost.jobs SET status = $2, queue = $3, priority = $4, "
-			"attempts = $5, max_attempts = $6, added_us = $7, started_us = $8, "
-			"finished_us = $9, input_len = $10, result_len = $11, claim_gen = $12, "
-			"owner = $13, owner_pid = $14, flags = $15, due_us = $16, timeout_ms = $17, "
-			"backoff_ms = $18, parent = $19, last_run = $20, fires = $21 WHERE id = $1",
-		    &p);
+	char sql[1024];
+	size_t at = (size_t)snprintf(sql, sizeof(sql), "UPDATE taskhost.jobs SET status = $2, "
+		"queue = $3, priority = $4, attempts = $5, max_attempts = $6, added_us = $7, "
+		"started_us = $8, finished_us = $9, input_len = $10, result_len = $11, "
+		"claim_gen = $12, owner = $13, owner_pid = $14, flags = $15, due_us = $16, "
+		"timeout_ms = $17, backoff_ms = $18, parent = $19, last_run = $20, fires = $21");
+	if (x && x->lease_us > 0) {
+		p_i64(&p, x->lease_us);
+		at += (size_t)snprintf(sql + at, sizeof(sql) - at, ", lease_until = now() + "
+				       "$%d::float8 * interval '1 microsecond'", p.n);
+	}
+	if (x && x->error) {
+		p_bin(&p, x->error, strlen(x->error));
+		at += (size_t)snprintf(sql + at, sizeof(sql) - at, ", error = $%d", p.n);
+	}
+	if (x && x->result_len) {
+		p_bin(&p, x->result, x->result_len);
+		at += (size_t)snprintf(sql + at, sizeof(sql) - at, ", result = $%d", p.n);
+	}
+	snprintf(sql + at, sizeof(sql) - at, " WHERE id = $1");
+	return exec(st, sql, &p);
+}
+
+static int put_job(th_store *st, const th_job *j)
+{
+	return put_job_also(st, j, NULL);
 }
 
 /* Reads job id, locked for this transaction when `lock`; TH_ENOTFOUND when gone. */
@@ -1071,12 +1099,14 @@ static int record_outcome(th_store *st, const th_outcome *o, const th_owner *own
 	th_job_status status = th_lifecycle_outcome(&job, o, now, next_random(st), &history);
 	if (history && (rc = add_history(st, job.id, attempt, o->error)))
 		return rc;
-	if (o->error && (rc = put_bytes(st, job.id, "error", o->error, strlen(o->error))))
-		return rc;
-	if (status != TH_JOB_QUEUED && status != TH_JOB_DELAYED && o->result_len &&
-	    (rc = put_bytes(st, job.id, "result", o->result, o->result_len)))
-		return rc;
-	if ((rc = put_job(st, &job)))
+	/* a job to run again keeps why, for the user to see meanwhile; a result is kept
+	 * only by a finished job */
+	struct also x = {.error = o->error};
+	if (status != TH_JOB_QUEUED && status != TH_JOB_DELAYED) {
+		x.result = o->result;
+		x.result_len = o->result_len;
+	}
+	if ((rc = put_job_also(st, &job, &x)))
 		return rc;
 	return th_job_status_final(job.status) ? report_to_cron(st, &job) : 0;
 }
@@ -1149,14 +1179,8 @@ static int take(th_store *st, th_job *job, const th_owner *owner, int64_t lease_
 		int64_t now)
 {
 	th_lifecycle_claim(job, owner, now);
-	int rc = put_job(st, job);
-	if (rc)
-		return rc;
-	struct params p = {.n = 0};
-	p_i64(&p, (int64_t)job->id);
-	p_i64(&p, lease_us);
-	return exec(st, "UPDATE taskhost.jobs SET lease_until = now() + $2::float8 * "
-			"interval '1 microsecond' WHERE id = $1", &p);
+	struct also x = {.lease_us = lease_us > 0 ? lease_us : 1};
+	return put_job_also(st, job, &x);
 }
 
 static void clear_claims(th_cycle *c)
@@ -1301,12 +1325,11 @@ static int give_back(th_store *st, th_job *job, enum th_gone why, int64_t now)
 	char msg[160];
 	th_job_status to = th_lifecycle_give_back(job, why, now, msg, sizeof(msg));
 	int rc;
-	if (to != TH_JOB_QUEUED &&
-	    ((to == TH_JOB_ERROR && (rc = add_history(st, job->id, job->attempts, msg))) ||
-	     (rc = put_bytes(st, job->id, "error", msg, strlen(msg)))))
+	if (to == TH_JOB_ERROR && (rc = add_history(st, job->id, job->attempts, msg)))
 		return rc;
 	th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
-	if ((rc = put_job(st, job)) == 0 && th_job_status_final(job->status))
+	struct also x = {.error = to != TH_JOB_QUEUED ? msg : NULL};
+	if ((rc = put_job_also(st, job, &x)) == 0 && th_job_status_final(job->status))
 		rc = report_to_cron(st, job);
 	return rc;
 }
