@@ -1190,6 +1190,59 @@ static void clear_claims(th_cycle *c)
 	c->nclaimed = 0;
 }
 
+/* Appends x to the array literal in *buf (grown as needed). */
+static int append_i64(char **buf, size_t *len, size_t *cap, int64_t x)
+{
+	if (*len + 24 >= *cap) {
+		size_t ncap = *cap ? 2 * *cap : 256;
+		char *n = realloc(*buf, ncap);
+		if (!n)
+			return TH_ENOMEM;
+		*buf = n;
+		*cap = ncap;
+	}
+	*len += (size_t)snprintf(*buf + *len, *cap - *len, "%s%" PRId64, *len > 1 ? "," : "", x);
+	return 0;
+}
+
+/* The claims c->claims[0..c->nclaimed), made by th_lifecycle_claim, in one statement:
+ * what a claim changes, one array per column. */
+static int write_claims(th_store *st, th_cycle *c)
+{
+	enum { ID, STATUS, ATTEMPTS, GEN, STARTED, OWNER, PID, NARR };
+	char *arr[NARR] = {0};
+	size_t len[NARR] = {0}, cap[NARR] = {0};
+	int rc = 0;
+	for (int k = 0; k < NARR && rc == 0; k++)
+		if (!(arr[k] = malloc(cap[k] = 256)))
+			rc = TH_ENOMEM;
+		else
+			len[k] = (size_t)snprintf(arr[k], cap[k], "{");
+	for (size_t i = 0; i < c->nclaimed && rc == 0; i++) {
+		const th_job *j = &c->claims[i].job;
+		int64_t v[NARR] = {(int64_t)j->id, j->status, j->attempts, (int64_t)j->claim_gen,
+				   j->started_us, (int64_t)j->owner, j->owner_pid};
+		for (int k = 0; k < NARR && rc == 0; k++)
+			rc = append_i64(&arr[k], &len[k], &cap[k], v[k]);
+	}
+	struct params p = {.n = 0};
+	for (int k = 0; k < NARR && rc == 0; k++) {
+		snprintf(arr[k] + len[k], cap[k] - len[k], "}"); /* append_i64 left room */
+		p_str(&p, arr[k]);
+	}
+	p_i64(&p, c->lease_us > 0 ? c->lease_us : 1);
+	if (rc == 0)
+		rc = exec(st, "UPDATE taskhost.jobs j SET status = v.status, attempts = v.attempts, "
+			      "claim_gen = v.gen, started_us = v.started, owner = v.owner, "
+			      "owner_pid = v.pid, lease_until = now() + $8::float8 * interval "
+			      "'1 microsecond' FROM unnest($1::bigint[], $2::smallint[], $3::int[], "
+			      "$4::bigint[], $5::bigint[], $6::bigint[], $7::int[]) AS v(id, status, "
+			      "attempts, gen, started, owner, pid) WHERE j.id = v.id", &p);
+	for (int k = 0; k < NARR; k++)
+		free(arr[k]);
+	return rc;
+}
+
 static int claim_ready(th_store *st, th_cycle *c, int64_t now)
 {
 	struct params p = {.n = 0};
@@ -1212,13 +1265,11 @@ static int claim_ready(th_store *st, th_cycle *c, int64_t now)
 				break;
 			cl->input = in;
 		}
-		if ((rc = take(st, &cl->job, c->owner, c->lease_us, now)))
-			th_claim_clear(cl);
-		else
-			c->nclaimed++;
+		th_lifecycle_claim(&cl->job, c->owner, now);
+		c->nclaimed++;
 	}
 	PQclear(r);
-	return rc;
+	return rc == 0 && c->nclaimed ? write_claims(st, c) : rc;
 }
 
 static int cycle_fn(th_store *st, void *ud)
