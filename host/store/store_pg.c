@@ -46,6 +46,7 @@ struct th_store {
 	char *conninfo;
 	char *shown;        /* the conninfo, its password as ***: for messages */
 	int found_version;  /* the schema's version at open */
+	bool relaxed;       /* durability = relaxed */
 	bool down;          /* the connection is lost: logged once until it is back */
 	_Atomic uint64_t rng;
 };
@@ -269,6 +270,13 @@ static uint64_t next_random(th_store *st)
 
 typedef int (*txn_fn)(th_store *st, void *ud);
 
+/* Relaxed: a commit returns before the server flushed it (it survives a crash of this
+ * process, not one of the server's machine). */
+static int set_durability(th_store *st)
+{
+	return st->relaxed ? exec(st, "SET synchronous_commit = off", NULL) : 0;
+}
+
 /* The connection again after it was lost: one log line per outage. */
 static bool reconnect(th_store *st)
 {
@@ -279,7 +287,7 @@ static bool reconnect(th_store *st)
 			     PQerrorMessage(st->conn));
 	st->down = true;
 	PQreset(st->conn);
-	if (PQstatus(st->conn) != CONNECTION_OK)
+	if (PQstatus(st->conn) != CONNECTION_OK || set_durability(st))
 		return false;
 	th_log_info("store", "%s: connected again", st->shown);
 	st->down = false;
@@ -433,6 +441,9 @@ static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
 	if ((rc = th_store_pg_connect(st->conninfo, st->shown, &st->conn)) ||
 	    (rc = th_store_pg_schema_migrate(st->conn, opts && opts->migrate, st->shown,
 					     &st->found_version)))
+		goto fail;
+	st->relaxed = opts && opts->durability == TH_RELAXED;
+	if ((rc = set_durability(st)))
 		goto fail;
 	*out = st;
 	return 0;
