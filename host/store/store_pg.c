@@ -266,6 +266,20 @@ static uint64_t next_random(th_store *st)
 	return y;
 }
 
+/* ids as an array literal ("{1,2,3}"), malloc'd; NULL when out of memory. */
+static char *array_of(const uint64_t *ids, size_t n)
+{
+	size_t cap = 4 + n * 21, at = 1;
+	char *set = malloc(cap);
+	if (!set)
+		return NULL;
+	set[0] = '{';
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(set + at, cap - at, "%s%" PRId64, i ? "," : "", (int64_t)ids[i]);
+	snprintf(set + at, cap - at, "}");
+	return set;
+}
+
 /* ---- transactions ---- */
 
 typedef int (*txn_fn)(th_store *st, void *ud);
@@ -840,14 +854,9 @@ static int pg_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool
 	memset(requested, 0, n * sizeof(*requested));
 	if (!n)
 		return 0;
-	size_t cap = 4 + n * 21;
-	char *set = malloc(cap);
+	char *set = array_of(ids, n);
 	if (!set)
 		return TH_ENOMEM;
-	size_t at = (size_t)snprintf(set, cap, "{");
-	for (size_t i = 0; i < n; i++)
-		at += (size_t)snprintf(set + at, cap - at, "%s%" PRId64, i ? "," : "", (int64_t)ids[i]);
-	snprintf(set + at, cap - at, "}");
 	struct params p = {.n = 0};
 	p_str(&p, set);
 	p_i64(&p, TH_JOB_CANCEL_REQUESTED);
@@ -1092,19 +1101,46 @@ static int pg_clean(th_store *st, int64_t before, uint64_t *removed)
 
 /* ---- cycles ---- */
 
+/* Locks and reads the jobs of the cycle's outcomes, in id order (every host locks in
+ * that order); *r holds their rows. */
+static int lock_outcomes(th_store *st, const th_cycle *c, PGresult **r)
+{
+	uint64_t *ids = malloc(c->nout * sizeof(*ids));
+	char *set = NULL;
+	if (ids) {
+		for (size_t i = 0; i < c->nout; i++)
+			ids[i] = c->outs[i].id;
+		set = array_of(ids, c->nout);
+	}
+	free(ids);
+	if (!set)
+		return TH_ENOMEM;
+	struct params p = {.n = 0};
+	p_str(&p, set);
+	int rc = 0;
+	*r = run(st, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE id = ANY($1::bigint[]) ORDER BY "
+		 "id FOR UPDATE", &p, &rc);
+	free(set);
+	return rc;
+}
+
+/* Records outcome o; `rows` holds the jobs of the cycle's outcomes (lock_outcomes), read
+ * before any was recorded: a cycle has one outcome per job, as processors make them. */
 static int record_outcome(th_store *st, const th_outcome *o, const th_owner *owner,
-			  int64_t now, size_t *stale)
+			  const PGresult *rows, int64_t now, size_t *stale)
 {
 	th_job job;
-	int rc = get_job(st, o->id, true, &job);
-	if (rc == TH_ENOTFOUND || (rc == 0 && !th_lifecycle_outcome_current(&job, o, owner))) {
+	bool found = false;
+	for (int i = 0; i < PQntuples(rows) && !found; i++)
+		if ((found = (uint64_t)col_i64(rows, i, 0) == o->id))
+			row_job(rows, i, &job);
+	if (!found || !th_lifecycle_outcome_current(&job, o, owner)) {
 		th_log_warn("store", "job %llu: outcome of a stale claim refused (the job was "
 			    "taken back from this host)", (unsigned long long)o->id);
 		(*stale)++;
 		return 0;
 	}
-	if (rc)
-		return rc;
+	int rc;
 	uint32_t attempt = job.attempts;
 	bool history;
 	th_job_status status = th_lifecycle_outcome(&job, o, now, next_random(st), &history);
@@ -1292,9 +1328,16 @@ static int cycle_fn(th_store *st, void *ud)
 	c->next_due = 0;
 	int64_t now = th_clock_now_us();
 	int rc;
-	for (size_t i = 0; i < c->nout; i++)
-		if ((rc = record_outcome(st, &c->outs[i], c->owner, now, &c->stale)))
+	if (c->nout) {
+		PGresult *rows;
+		if ((rc = lock_outcomes(st, c, &rows)))
 			return rc;
+		for (size_t i = 0; i < c->nout && rc == 0; i++)
+			rc = record_outcome(st, &c->outs[i], c->owner, rows, now, &c->stale);
+		PQclear(rows);
+		if (rc)
+			return rc;
+	}
 	if ((rc = promote_due(st, now, c)))
 		return rc;
 	/* claims commit before their jobs start: c->start is not called */
