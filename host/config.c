@@ -99,6 +99,12 @@ int th_config_defaults(th_config *cfg, const char *path)
 	return 0;
 }
 
+const char *th_config_store(const th_config *cfg)
+{
+	const char *env = getenv("TASKHOST_STORE");
+	return env && *env ? env : cfg->store;
+}
+
 void th_config_free(th_config *cfg)
 {
 	if (!cfg)
@@ -106,6 +112,7 @@ void th_config_free(th_config *cfg)
 	free(cfg->path);
 	free(cfg->data_dir);
 	free(cfg->plugin_dir);
+	free(cfg->store);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->token_file);
@@ -186,7 +193,7 @@ static int fail(struct parse *p, const char *fmt, ...)
 enum {
 	K_DATA_DIR, K_PLUGIN_DIR, K_LOG_LEVEL, K_LOG_FORMAT, K_GRACE, K_MAP_SIZE,
 	K_MAX_MAP_SIZE, K_DURABILITY, K_MAX_INPUT, K_MAX_RESULT, K_LEASE, K_MAX_ATTEMPTS,
-	K_INSECURE, K_KEEP, K_DATA_DIR_GROUP, K_LISTEN, K_TLS_CERT, K_TLS_KEY, K_TOKEN_FILE,
+	K_INSECURE, K_KEEP, K_DATA_DIR_GROUP, K_STORE, K_MIGRATE, K_LISTEN, K_TLS_CERT, K_TLS_KEY, K_TOKEN_FILE,
 	K_MAX_CONNECTIONS, K_CONNECTION_TIMEOUT, K_MAX_BATCH,
 	K_STRATEGY = 0, K_MAX_THREADS, K_WAIT_TIME, K_MAX_WORKERS, K_WORKER_MEM, K_WORKER_JOBS,
 	K_JOB_TIMEOUT, K_KILL_GRACE
@@ -195,7 +202,8 @@ enum {
 static const char *const host_keys[] = {
 	"data_dir", "plugin_dir", "log_level", "log_format", "grace_period", "map_size",
 	"max_map_size", "durability", "max_input_size", "max_result_size", "lease_time",
-	"max_attempts", "allow_insecure_plugins", "keep_finished", "data_dir_group", "listen",
+	"max_attempts", "allow_insecure_plugins", "keep_finished", "data_dir_group", "store",
+	"migrate", "listen",
 	"tls_cert", "tls_key", "token_file", "max_connections", "connection_timeout", "max_batch",
 	NULL};
 static const char *const processor_keys[] = {
@@ -346,13 +354,24 @@ static int host_key(struct parse *p, int k, const char *value)
 		return 1;
 	}
 	case K_INSECURE:
+	case K_MIGRATE: {
+		bool *b = k == K_INSECURE ? &c->allow_insecure_plugins : &c->migrate;
 		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
-			c->allow_insecure_plugins = true;
+			*b = true;
 		else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
-			c->allow_insecure_plugins = false;
+			*b = false;
 		else
-			return fail(p, "bad value '%s' for allow_insecure_plugins in [host]: "
-				    "expected true or false", value);
+			return fail(p, "bad value '%s' for %s in [host]: expected true or false",
+				    value, host_keys[k]);
+		return 1;
+	}
+	case K_STORE:
+		if (!*value)
+			return fail(p, "empty value for store in [host]");
+		free(c->store);
+		/* a URL as it is; a plain directory, like data_dir, from the file's */
+		if (!(c->store = strstr(value, ":") ? strdup(value) : resolve(p->base, value)))
+			return fail(p, "out of memory");
 		return 1;
 	case K_DATA_DIR_GROUP: {
 		gid_t gid;

@@ -22,6 +22,9 @@ typedef struct th_config {
 	int data_dir_line;      /* where they were set; 0: the default */
 	char data_dir_group[256]; /* a group that shares the data dir; "": none */
 	int plugin_dir_line;
+	bool migrate;           /* the host creates or upgrades the store's schema at start */
+	char *store;            /* the store's URL (a plain directory resolved as data_dir is);
+				   NULL: data_dir as an LMDB store */
 	int log_level;          /* TH_LOG_* */
 	int log_format;         /* enum th_log_format */
 	double grace_period;    /* seconds running jobs get to finish on stop */
@@ -67,6 +70,9 @@ void th_config_free(th_config *cfg);
 
 /* Creates data_dir (and missing parents) if needed, 0700, or 02770 and owned by
  * data_dir_group when that is set; err names the config line. */
+/* The store's URL: $TASKHOST_STORE when set, else the file's `store`; NULL: the data
+ * dir as an LMDB store. */
+const char *th_config_store(const th_config *cfg);
 int th_config_make_data_dir(const th_config *cfg, char *err, size_t errlen);
 
 /* "127.0.0.1:7070" or "[::1]:7070" -> host (brackets removed) and port. */

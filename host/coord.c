@@ -54,6 +54,11 @@ enum th_liveness th_coord_alive(th_coord *c, const th_owner *o)
 	return c ? ops(c)->alive(c, o) : TH_OWNER_UNKNOWN;
 }
 
+enum th_liveness th_coord_alive_cb(void *coord, const th_owner *o)
+{
+	return th_coord_alive(coord, o);
+}
+
 int th_coord_notes_open(th_coord *c, const th_owner *self, size_t cap, th_notes **out)
 {
 	*out = NULL;

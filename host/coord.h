@@ -46,7 +46,8 @@ typedef struct th_coord_ops {
 	enum th_liveness (*alive)(th_coord *c, const th_owner *o);
 
 	/* notes of claims in flight: room for cap at once, kept when the noting owner dies
-	 * so that the next host counts their attempts */
+	 * so that the next host counts their attempts; notes_open may give NULL notes (and
+	 * 0) when its store commits claims before their jobs start, so none are needed */
 	int (*notes_open)(th_coord *c, const th_owner *self, size_t cap, th_notes **out);
 	void (*notes_close)(th_coord *c, th_notes *n, bool keep);
 	void (*notes_add)(th_coord *c, th_notes *n, uint64_t id, uint64_t gen);
@@ -73,6 +74,8 @@ void th_coord_progress_clear(th_coord *c, uint64_t id);
 /* false when the job reported no progress */
 bool th_coord_progress_get(th_coord *c, uint64_t id, double *done);
 enum th_liveness th_coord_alive(th_coord *c, const th_owner *o);
+/* The same with the coordination as a void *: th_store_recover's alive callback. */
+enum th_liveness th_coord_alive_cb(void *coord, const th_owner *o);
 int th_coord_notes_open(th_coord *c, const th_owner *self, size_t cap, th_notes **out);
 /* Drops the notes (nothing is in flight once the noting processor stopped), unless
  * keep: the noted claims never reached the store, and recovery needs them. */

@@ -61,7 +61,8 @@ static void check_fatal(th_keeper *k, int rc)
 static void recover(th_keeper *k)
 {
 	size_t n = 0;
-	int rc = th_store_recover(k->env.store, &k->env.owner, &n);
+	int rc = th_store_recover(k->env.store, &k->env.owner, th_coord_alive_cb, k->env.coord,
+				  &n);
 	check_fatal(k, rc);
 	if (rc)
 		th_log_error("processor", "recovering jobs of dead hosts failed: %s", th_strerror(rc));

@@ -170,6 +170,16 @@ int64_t th_lifecycle_cron_next(const th_job *cron, const th_cron *c, int64_t now
 	return next < 0 ? 0 : next;
 }
 
+void th_lifecycle_cron_flags(th_job *cron, int catchup, int paused)
+{
+	if (catchup >= 0)
+		cron->flags = catchup ? cron->flags | TH_JOB_CRON_CATCHUP
+				      : cron->flags & ~(uint32_t)TH_JOB_CRON_CATCHUP;
+	if (paused >= 0)
+		cron->flags = paused ? cron->flags | TH_JOB_CRON_PAUSED
+				     : cron->flags & ~(uint32_t)TH_JOB_CRON_PAUSED;
+}
+
 void th_lifecycle_cron_run(th_job *cron, uint64_t id, int64_t now, th_job *run)
 {
 	*run = (th_job){.id = id, .status = TH_JOB_QUEUED, .priority = cron->priority,

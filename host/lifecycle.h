@@ -83,6 +83,8 @@ enum th_cron_step {
 enum th_cron_step th_lifecycle_cron_step(const th_job *cron, int64_t due, int64_t now);
 /* The next fire time after now, or 0 when paused or when it never fires again. */
 int64_t th_lifecycle_cron_next(const th_job *cron, const th_cron *c, int64_t now);
+/* A cron job's catch-up and paused choices (each -1: kept as it is). */
+void th_lifecycle_cron_flags(th_job *cron, int catchup, int paused);
 /* The run a cron job fires at now, with id `id`; the cron job records it. */
 void th_lifecycle_cron_run(th_job *cron, uint64_t id, int64_t now, th_job *run);
 

@@ -35,7 +35,7 @@ struct qproc {
 struct th_service {
 	th_store *store;
 	th_plugins *plugins;
-	th_coord *coord; /* wake-ups, progress, in-flight notes: the local ones */
+	th_coord *coord; /* wake-ups, progress, in-flight notes: the store's */
 	th_owner owner;
 	char *plugin_dir;
 	char *data_dir;
@@ -107,11 +107,10 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	th_owner_self(&svc->owner);
 	svc->max_attempts = opts->max_attempts ? opts->max_attempts : TH_DEFAULT_MAX_ATTEMPTS;
 	svc->lease_us = opts->lease_time > 0 ? (int64_t)(opts->lease_time * 1e6) : TH_DEFAULT_LEASE_TIME * 1000000LL;
-	th_lmdb_opts lo = {opts->map_size, opts->max_map_size};
-	th_store_opts so = {opts->durability, opts->data_dir_group, &lo};
+	th_store_opts so = {opts->durability, opts->data_dir_group, opts->lmdb, opts->migrate};
 	int rc;
-	if ((rc = th_store_open(&svc->store, opts->data_dir, &so)) ||
-	    (rc = th_coord_open_local(&svc->coord, opts->data_dir)) ||
+	if ((rc = th_store_open(&svc->store, opts->store ? opts->store : opts->data_dir, &so)) ||
+	    (rc = th_store_coord_open(svc->store, &svc->coord)) ||
 	    (rc = th_plugins_new(&svc->plugins,
 				 opts->inspect_only ? TH_PLUGINS_INSPECT : TH_PLUGINS_RUN,
 				 th_run_api())))
@@ -485,7 +484,7 @@ static bool take_api_claim(th_service *svc, uint64_t id)
 
 int th_service_recover(th_service *svc, size_t *n)
 {
-	return th_store_recover(svc->store, &svc->owner, n);
+	return th_store_recover(svc->store, &svc->owner, th_coord_alive_cb, svc->coord, n);
 }
 
 /* The claim of job id, which th_service_claim_next of this service must have made (a

@@ -285,6 +285,31 @@ START_TEST(directory_errors)
 }
 END_TEST
 
+/* store: a URL as it is, a plain directory from the file's; TASKHOST_STORE over both */
+START_TEST(store_url)
+{
+	th_config c;
+	ck_assert_int_eq(th_config_parse(&c, name, "[host]\n", err, sizeof(err)), 0);
+	ck_assert_ptr_null(c.store);
+	th_config_free(&c);
+	ck_assert_int_eq(th_config_parse(&c, name, "[host]\nstore = postgresql://u@db/jobs\n",
+					 err, sizeof(err)), 0);
+	ck_assert_str_eq(c.store, "postgresql://u@db/jobs");
+	ck_assert_str_eq(th_config_store(&c), "postgresql://u@db/jobs");
+	setenv("TASKHOST_STORE", "lmdb:/elsewhere", 1);
+	ck_assert_str_eq(th_config_store(&c), "lmdb:/elsewhere");
+	unsetenv("TASKHOST_STORE");
+	th_config_free(&c);
+	ck_assert_int_eq(th_config_parse(&c, name, "[host]\nstore = jobs\n", err, sizeof(err)),
+			 0);
+	char want[4096];
+	snprintf(want, sizeof(want), "%s/jobs", dir);
+	ck_assert_str_eq(c.store, want);
+	th_config_free(&c);
+	expect_error("[host]\nstore =\n", 2, "empty value for store in [host]");
+}
+END_TEST
+
 START_TEST(max_map_below_map)
 {
 	expect_error("[host]\nmap_size = 2GiB\nmax_map_size = 1GiB\n", 3,
@@ -364,6 +389,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, every_key);
 	tcase_add_test(tc, api_keys);
+	tcase_add_test(tc, store_url);
 	tcase_add_test(tc, queue_sections);
 	tcase_add_test(tc, queue_limit);
 	tcase_add_test(tc, absolute_paths_kept);

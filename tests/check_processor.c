@@ -393,8 +393,9 @@ START_TEST(result_too_big_for_the_database)
 	char data[4096];
 	snprintf(data, sizeof(data), "%s/small", dir);
 	mkdir(data, 0755);
-	th_service_opts o = {.data_dir = data, .plugin_dir = pdir, .map_size = 1 << 20,
-			     .max_map_size = 1 << 20, .max_result = 8 << 20};
+	th_lmdb_opts lmdb = {.map_size = 1 << 20, .max_map_size = 1 << 20};
+	th_service_opts o = {.data_dir = data, .plugin_dir = pdir, .lmdb = &lmdb,
+			     .max_result = 8 << 20};
 	ck_assert_int_eq(th_service_open(&svc, &o), 0);
 	uint64_t big = add("fx_answer", "huge"), next = add("fx_answer", "x");
 	use("multi", 2);

@@ -297,6 +297,18 @@ START_TEST(cron_rules)
 }
 END_TEST
 
+START_TEST(cron_flags)
+{
+	th_job cron = {.status = TH_JOB_CRONJOB, .flags = TH_JOB_UNIQUE};
+	th_lifecycle_cron_flags(&cron, 1, 1);
+	ck_assert_uint_eq(cron.flags, TH_JOB_UNIQUE | TH_JOB_CRON_CATCHUP | TH_JOB_CRON_PAUSED);
+	th_lifecycle_cron_flags(&cron, -1, 0); /* catch-up kept */
+	ck_assert_uint_eq(cron.flags, TH_JOB_UNIQUE | TH_JOB_CRON_CATCHUP);
+	th_lifecycle_cron_flags(&cron, 0, -1);
+	ck_assert_uint_eq(cron.flags, TH_JOB_UNIQUE);
+}
+END_TEST
+
 START_TEST(history_lines)
 {
 	size_t n;
@@ -359,6 +371,7 @@ Suite *rules_suite(void)
 	tcase_add_test(tc, give_back);
 	tcase_add_test(tc, history_keeps_the_latest);
 	tcase_add_test(tc, cron_rules);
+	tcase_add_test(tc, cron_flags);
 	tcase_add_test(tc, history_lines);
 	tcase_add_test(tc, user_changes);
 	suite_add_tcase(s, tc);

@@ -16,6 +16,7 @@
 #include "error.h"
 #include "local/local_inflight.h"
 #include "store/store_lmdb.h"
+#include "store/store_pg.h"
 #include "testutil.h"
 
 /* a job to add: task, queue, priority, max_attempts, input, input length */
@@ -674,12 +675,14 @@ START_TEST(store_urls)
 	ck_assert_str_eq(where, "./var");
 	ck_assert_ptr_eq(th_store_backend("a:b", &where), &th_store_lmdb); /* a directory */
 	ck_assert_str_eq(where, "a:b");
-	ck_assert_ptr_null(th_store_backend("postgresql://db/jobs", &where));
+	ck_assert_ptr_eq(th_store_backend("postgresql://db/jobs", &where), &th_store_pg);
+	ck_assert_str_eq(where, "//db/jobs");
+	ck_assert_ptr_null(th_store_backend("mysql://db/jobs", &where));
 	th_store *other = NULL;
 	tu_capture_start();
-	ck_assert_int_eq(th_store_open(&other, "postgresql://db/jobs", NULL), TH_EINVAL);
+	ck_assert_int_eq(th_store_open(&other, "mysql://db/jobs", NULL), TH_EINVAL);
 	ck_assert_ptr_null(other);
-	ck_assert(tu_captured_has("store", "postgresql://db/jobs", "no store backend"));
+	ck_assert(tu_captured_has("store", "mysql://db/jobs", "no store backend"));
 	tu_capture_stop();
 	/* lmdb:DIR opens the same store as DIR */
 	char url[4200];
@@ -731,7 +734,7 @@ START_TEST(owner_on_another_machine)
 	uint64_t ids[1];
 	ck_assert_uint_eq(claim_as(&gone, 1, ids, 60000000), 1);
 	size_t n = 99;
-	ck_assert_int_eq(th_store_recover(st, &owner, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &owner, tu_owner_alive, NULL, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(status_of(id), TH_JOB_PROCESSING);
 }
@@ -898,7 +901,7 @@ START_TEST(recovers_jobs_of_dead_owner)
 	ck_assert_uint_eq(claim_as(&me, 1, NULL, 60000000), 1);
 	size_t recovered = 0;
 	tu_capture_start();
-	ck_assert_int_eq(th_store_recover(st, &me, &recovered), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &recovered), 0);
 	ck_assert_uint_eq(recovered, 2);
 	/* attempts left: queued again, the attempt counted */
 	th_job j;
@@ -931,7 +934,7 @@ START_TEST(recovers_jobs_of_dead_owner)
 	ck_assert_uint_eq(c.job.attempts, 2);
 	ck_assert_uint_eq(c.job.claim_gen, 2);
 	th_claim_clear(&c);
-	ck_assert_int_eq(th_store_recover(st, &me, &recovered), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &recovered), 0);
 	ck_assert_uint_eq(recovered, 0); /* nothing left to take back */
 	tu_capture_stop();
 }
@@ -947,7 +950,7 @@ START_TEST(cancel_survives_the_death_of_the_host)
 	th_owner_self(&me);
 	size_t recovered = 0;
 	tu_capture_start();
-	ck_assert_int_eq(th_store_recover(st, &me, &recovered), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &recovered), 0);
 	ck_assert_uint_eq(recovered, 2);
 	ck_assert(tu_captured_has("store", "cancelled while running", NULL));
 	tu_capture_stop();
@@ -985,7 +988,7 @@ START_TEST(recovers_expired_leases_and_renews)
 	ck_assert_uint_eq(claim_as(&elsewhere, 1, NULL, -1), 1); /* lease already over */
 	ck_assert_uint_eq(claim_as(&elsewhere, 1, NULL, 60000000), 1);
 	size_t n;
-	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_int_eq(status_of(a), TH_JOB_QUEUED);
 	ck_assert_int_eq(status_of(b), TH_JOB_PROCESSING);
@@ -995,7 +998,7 @@ START_TEST(recovers_expired_leases_and_renews)
 	size_t renewed;
 	ck_assert_int_eq(th_store_renew(st, &elsewhere, 60000000, &renewed), 0);
 	ck_assert_uint_eq(renewed, 3);
-	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(status_of(c), TH_JOB_PROCESSING);
 }
@@ -1011,7 +1014,7 @@ START_TEST(living_owner_keeps_its_jobs)
 	th_owner_self(&other); /* this very process, another service instance */
 	ck_assert_uint_eq(claim_as(&other, 1, NULL, -1), 1);
 	size_t n;
-	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(status_of(a), TH_JOB_PROCESSING);
 }
@@ -1469,7 +1472,7 @@ START_TEST(recovery_skips_a_damaged_record)
 	th_owner_self(&me);
 	size_t n;
 	tu_capture_start();
-	ck_assert_int_eq(th_store_recover(st, &me, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert(tu_captured_has("store", "job 1: not recovered: its record is damaged", NULL));
 	tu_capture_stop();

@@ -1,9 +1,11 @@
 /* The store conformance suite: written against the store interface alone
  * (store/store.h), and run on every registered backend (th_store_backends), each
- * opened by its URL. Every operation, every refusal, fencing, recovery, cron, unique
- * keys and pauses. What only LMDB has (map growth, the commit hook, the format) is in
- * check_store.c. */
+ * opened by its URL: PostgreSQL when $TASKHOST_TEST_PG gives a server's connection
+ * string (scripts/check starts one), each test on a fresh schema. Every operation,
+ * every refusal, fencing, recovery, cron, unique keys and pauses. What only LMDB has
+ * (map growth, the commit hook, the format) is in check_store.c. */
 #include <check.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "clock.h"
 #include "error.h"
 #include "store/store.h"
+#include "store/store_pg.h"
 #include "testutil.h"
 
 #define SEC 1000000LL
@@ -34,20 +37,40 @@ static void teardown(void)
 	free(dir);
 }
 
-/* Opens backend i's store in the test's directory, by its URL. */
-static void open_backend(int i)
-{
-	char url[4200];
-	snprintf(url, sizeof(url), "%s:%s", th_store_backends[i]->scheme, dir);
-	ck_assert_int_eq(th_store_open(&st, url, NULL), 0);
-}
+/* The backends to run on: PostgreSQL's only with a server to run on. */
+static const th_store_ops *backends[8];
 
 static int nbackends(void)
 {
 	int n = 0;
-	while (th_store_backends[n])
-		n++;
+	for (int i = 0; th_store_backends[i]; i++)
+		if (th_store_backends[i] != &th_store_pg || getenv("TASKHOST_TEST_PG"))
+			backends[n++] = th_store_backends[i];
 	return n;
+}
+
+/* The test's PostgreSQL store starts without a schema. */
+static void drop_schema(const char *conninfo)
+{
+	PGconn *conn;
+	ck_assert_int_eq(th_store_pg_connect(conninfo, "the test's server", &conn), 0);
+	PGresult *r = PQexec(conn, "DROP SCHEMA IF EXISTS taskhost CASCADE");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(conn);
+}
+
+/* Opens backend i's store by its URL: in the test's directory, or on the server. */
+static void open_backend(int i)
+{
+	char url[4200];
+	const char *pg = getenv("TASKHOST_TEST_PG");
+	if (backends[i] == &th_store_pg)
+		drop_schema(pg);
+	snprintf(url, sizeof(url), "%s:%s", backends[i]->scheme,
+		 backends[i] == &th_store_pg ? pg : dir);
+	th_store_opts o = {.migrate = true};
+	ck_assert_int_eq(th_store_open(&st, url, &o), 0);
 }
 
 static uint64_t add(th_store_new n)
@@ -311,10 +334,10 @@ START_TEST(leases_recovery)
 	size_t n = 0;
 	ck_assert_int_eq(th_store_renew(st, &far, 60 * SEC, &n), 0);
 	ck_assert_uint_eq(n, 1);
-	ck_assert_int_eq(th_store_recover(st, &self, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n), 0);
 	ck_assert_uint_eq(n, 0); /* renewed: kept */
 	ck_assert_int_eq(th_store_renew(st, &far, 0, &n), 0);
-	ck_assert_int_eq(th_store_recover(st, &self, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	th_job j = job_of(id);
 	ck_assert_int_eq(j.status, TH_JOB_QUEUED);

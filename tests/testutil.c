@@ -272,3 +272,9 @@ void tu_clock_real(void)
 {
 	th_clock_set_hook(NULL, NULL);
 }
+
+enum th_liveness tu_owner_alive(void *ud, const th_owner *o)
+{
+	(void)ud;
+	return th_owner_alive(o);
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "owner.h"
 #include "service.h"
 
 /* A fresh directory under $TMPDIR, removed with everything in it by tu_rmtree. */
@@ -50,5 +51,9 @@ double tu_now(void);
  * tu_clock_real() gives the clock back. */
 void tu_clock_at(int64_t t);
 void tu_clock_real(void);
+
+/* th_store_recover's alive callback as the local coordination answers it (pid
+ * liveness on this machine), without a coordination. */
+enum th_liveness tu_owner_alive(void *ud, const th_owner *o);
 
 #endif

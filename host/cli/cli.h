@@ -137,6 +137,7 @@ int th_cmd_tasks(th_cli *cli);
 int th_cmd_wait(th_cli *cli);
 int th_cmd_stats(th_cli *cli);
 int th_cmd_check(th_cli *cli);
+int th_cmd_migrate(th_cli *cli);
 int th_cmd_start(th_cli *cli);
 int th_cmd_retry(th_cli *cli);
 int th_cmd_cron(th_cli *cli);

@@ -7,6 +7,8 @@
 #include "cli/cli.h"
 #include "clock.h"
 #include "jobjson.h"
+#include "store/store_lmdb.h"
+#include "store/store_pg.h"
 
 int th_cmd_clean(th_cli *cli)
 {
@@ -56,6 +58,34 @@ int th_cmd_tasks(th_cli *cli)
 		       json_string_value(json_object_get(t, "file")),
 		       json_string_value(json_object_get(t, "reason")));
 	json_decref(doc);
+	return TH_EXIT_OK;
+}
+
+/* Creates or upgrades the schema of a store that has one (PostgreSQL). */
+int th_cmd_migrate(th_cli *cli)
+{
+	int rc = th_cli_load_config(cli);
+	if (rc)
+		return rc;
+	const char *url = th_config_store(&cli->cfg), *where;
+	if (!url || th_store_backend(url, &where) == &th_store_lmdb) {
+		printf("%s: an LMDB store keeps its own format: nothing to migrate\n",
+		       url ? url : cli->cfg.data_dir);
+		return TH_EXIT_OK;
+	}
+	th_store *st;
+	th_store_opts o = {.migrate = true};
+	if ((rc = th_store_open(&st, url, &o)))
+		return th_cli_open_failed(cli, rc);
+	int found, now = th_store_pg_version(st, &found);
+	if (found == now)
+		printf("%s: schema taskhost at version %d: up to date\n", th_store_pg_shown(st), now);
+	else if (found == 0)
+		printf("%s: schema taskhost created at version %d\n", th_store_pg_shown(st), now);
+	else
+		printf("%s: schema taskhost migrated from version %d to %d\n",
+		       th_store_pg_shown(st), found, now);
+	th_store_close(st);
 	return TH_EXIT_OK;
 }
 

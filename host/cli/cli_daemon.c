@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "log.h"
 #include "server/server.h"
+#include "store/store.h"
 
 struct stopper {
 	th_service *svc;
@@ -158,11 +159,13 @@ int th_cmd_run(th_cli *cli)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	th_lmdb_opts lmdb = {cfg->map_size, cfg->max_map_size};
 	th_service_opts o = {.data_dir = cfg->data_dir,
 			     .data_dir_group = cfg->data_dir_group,
 			     .plugin_dir = cfg->plugin_dir,
-			     .map_size = cfg->map_size,
-			     .max_map_size = cfg->max_map_size,
+			     .store = th_config_store(cfg),
+			     .lmdb = &lmdb,
+			     .migrate = cfg->migrate,
 			     .durability = cfg->durability,
 			     .max_input = cfg->max_input_size,
 			     .max_result = cfg->max_result_size,

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "fds.h"
 #include "log.h"
+#include "store/store_lmdb.h"
 
 /* long options without a short form */
 enum {
@@ -150,6 +151,11 @@ static const struct command commands[] = {
 	 "summary. Read-only: hosts may run meanwhile. LMDB keeps no checksums: damaged\n"
 	 "bytes that still decode are not seen. Exit 0 clean, 1 problems found, 2 the data\n"
 	 "dir could not be read.\n",
+	 0, 0, 0},
+	{"migrate", th_cmd_migrate, "", "create or upgrade the store's schema (PostgreSQL)",
+	 "Brings schema taskhost of the store (store in [host], or $TASKHOST_STORE) to this\n"
+	 "taskhost's version, in one transaction; hosts may run meanwhile. A schema newer\n"
+	 "than this taskhost is refused. An LMDB store has nothing to migrate.\n",
 	 0, 0, 0},
 };
 
@@ -298,12 +304,13 @@ int th_cli_open_local(th_cli *cli, bool with_plugins)
 		th_cli_error("%s", err);
 		return TH_EXIT_USAGE;
 	}
+	th_lmdb_opts lmdb = {cli->cfg.map_size, cli->cfg.max_map_size};
 	th_service_opts o = {.data_dir = cli->cfg.data_dir,
 			     .data_dir_group = cli->cfg.data_dir_group,
 			     .plugin_dir = with_plugins ? cli->cfg.plugin_dir : NULL,
 			     .inspect_only = true,
-			     .map_size = cli->cfg.map_size,
-			     .max_map_size = cli->cfg.max_map_size,
+			     .store = th_config_store(&cli->cfg),
+			     .lmdb = &lmdb,
 			     .durability = cli->cfg.durability,
 			     .max_input = cli->cfg.max_input_size,
 			     .max_result = cli->cfg.max_result_size,
@@ -342,6 +349,12 @@ int th_cli_open_failed(th_cli *cli, int rc)
 {
 	const char *dir = cli->cfg.data_dir, *why = *last_error ? last_error : th_strerror(rc);
 	char path[4200];
+	const char *url = th_config_store(&cli->cfg), *where;
+	if (rc != TH_EPLUGIN && url && th_store_backend(url, &where) != &th_store_lmdb) {
+		th_cli_error("cannot open the store: %s", why); /* the message names it */
+		return rc == TH_EFORMAT || rc == TH_ECONFIG || rc == TH_EINVAL ? TH_EXIT_USAGE
+									  : TH_EXIT_FAIL;
+	}
 	if (rc == TH_EPLUGIN) {
 		th_cli_error("plugin_dir %s: %s", cli->cfg.plugin_dir, why);
 		return TH_EXIT_USAGE;

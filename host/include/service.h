@@ -17,21 +17,34 @@ extern "C" {
 typedef struct th_service th_service;
 struct th_plugin;
 
+/* Options only an LMDB store has (th_service_opts.lmdb). */
+typedef struct th_lmdb_opts {
+	uint64_t map_size;     /* initial map size in bytes; 0: TH_LMDB_MAP_DEFAULT */
+	uint64_t max_map_size; /* the map grows up to this; 0: TH_LMDB_MAX_MAP_DEFAULT */
+} th_lmdb_opts;
+
+#define TH_LMDB_MAP_DEFAULT (64ull << 20)
+#define TH_LMDB_MAX_MAP_DEFAULT (16ull << 30)
+
 /* The defaults of th_service_opts (and of the config keys that set them). */
 #define TH_DEFAULT_MAX_INPUT (16u << 20)  /* bytes */
 #define TH_DEFAULT_MAX_RESULT (16u << 20) /* bytes */
 #define TH_DEFAULT_LEASE_TIME 30          /* seconds */
 
 typedef struct th_service_opts {
-	const char *data_dir;   /* the LMDB environment; the directory must exist, belong to
-				   this user and be writable by no one else */
+	const char *data_dir;   /* the host's directory (and its LMDB store unless `store`
+				   names another); it must exist, belong to this user and be
+				   writable by no one else */
+	const char *store;      /* the store's URL: "lmdb:DIR", a directory, or
+				   "postgresql://..."; NULL: data_dir as an LMDB store */
+	const th_lmdb_opts *lmdb; /* options of an LMDB store; NULL: its defaults */
+	bool migrate;           /* a store with a schema (PostgreSQL) is created or upgraded
+				   at open; else an older schema is refused */
 	const char *data_dir_group; /* a group whose members share the data dir: it may
 				   then be writable by that group; NULL: none */
 	const char *plugin_dir; /* every *.so here is loaded; NULL: none */
 	bool inspect_only;      /* read plugin descriptors without running init: enough to
 				   add jobs and list tasks, not to run jobs */
-	uint64_t map_size;      /* 0: 64 MiB */
-	uint64_t max_map_size;  /* 0: 16 GiB */
 	int durability;         /* 0: durable (fsync per commit), 1: relaxed */
 	size_t max_input;       /* bytes; 0: TH_DEFAULT_MAX_INPUT */
 	size_t max_result;      /* bytes; 0: TH_DEFAULT_MAX_RESULT */

@@ -1,16 +1,20 @@
-/* The store front and the backend registry: th_store_* call the backend's operations
- * table; a store URL ("lmdb:PATH", or a plain directory) picks the backend. */
+/* The store front and the backend registry: th_store_* check new jobs and schedules
+ * (th_lifecycle_check_new) and call the backend's operations table; a store URL
+ * ("lmdb:PATH", a plain directory, "postgresql://...") picks the backend. */
 #include "store/store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "error.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "store/store_lmdb.h"
+#include "store/store_pg.h"
 
 /* A new backend: its table here, and its file in Makefile.am. */
-const th_store_ops *const th_store_backends[] = {&th_store_lmdb, NULL};
+const th_store_ops *const th_store_backends[] = {&th_store_lmdb, &th_store_pg, NULL};
 
 const th_store_ops *th_store_backend(const char *url, const char **where)
 {
@@ -43,8 +47,8 @@ int th_store_open(th_store **out, const char *url, const th_store_opts *opts)
 	const char *where;
 	const th_store_ops *be = th_store_backend(url, &where);
 	if (!be) {
-		th_log_error("store", "%s: no store backend for this URL (this build has lmdb)",
-			     url);
+		th_log_error("store", "%s: no store backend for this URL (this build has lmdb: "
+			     "and postgresql://)", url);
 		return TH_EINVAL;
 	}
 	return be->open(out, where, opts);
@@ -56,9 +60,18 @@ void th_store_close(th_store *st)
 		ops(st)->close(st);
 }
 
+int th_store_coord_open(th_store *st, struct th_coord **out)
+{
+	return ops(st)->coord_open(st, out);
+}
+
 int th_store_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
 		 bool *existed)
 {
+	int64_t now = th_clock_now_us();
+	for (size_t i = 0; i < n; i++)
+		if (th_lifecycle_check_new(&jobs[i], now))
+			return TH_EINVAL;
 	return ops(st)->add(st, jobs, n, ids, existed);
 }
 
@@ -78,9 +91,10 @@ int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t
 	return ops(st)->renew(st, owner, lease_us, n);
 }
 
-int th_store_recover(th_store *st, const th_owner *self, size_t *n)
+int th_store_recover(th_store *st, const th_owner *self, th_store_alive_fn alive, void *ud,
+		     size_t *n)
 {
-	return ops(st)->recover(st, self, n);
+	return ops(st)->recover(st, self, alive, ud, n);
 }
 
 int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done)
@@ -105,6 +119,9 @@ int th_store_retry(th_store *st, uint64_t id)
 
 int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
 {
+	th_store_new check = {.task = "-", .cron = spec};
+	if (spec && th_lifecycle_check_new(&check, th_clock_now_us()))
+		return TH_EINVAL;
 	return ops(st)->cron_update(st, id, spec, catchup);
 }
 

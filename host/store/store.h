@@ -10,6 +10,7 @@
 
 #include "job.h"
 #include "owner.h"
+#include "service.h" /* th_lmdb_opts */
 
 typedef struct th_store th_store;
 
@@ -18,19 +19,11 @@ enum th_durability {
 	TH_RELAXED = 1  /* commits survive a crash of the process, not of the machine */
 };
 
-/* Options only the LMDB backend has. */
-typedef struct th_lmdb_opts {
-	uint64_t map_size;     /* initial map size in bytes; 0: TH_LMDB_MAP_DEFAULT */
-	uint64_t max_map_size; /* the map grows up to this; 0: TH_LMDB_MAX_MAP_DEFAULT */
-} th_lmdb_opts;
-
-#define TH_LMDB_MAP_DEFAULT (64ull << 20)
-#define TH_LMDB_MAX_MAP_DEFAULT (16ull << 30)
-
 typedef struct th_store_opts {
 	int durability;             /* enum th_durability */
 	const char *data_dir_group; /* the group that shares the data dir; NULL: none */
 	const th_lmdb_opts *lmdb;   /* NULL: LMDB's defaults; other backends ignore it */
+	bool migrate;               /* a backend with a schema creates or upgrades it */
 } th_store_opts;
 
 /* A new job as the service hands it to the store (checked by th_lifecycle_check_new). */
@@ -109,6 +102,9 @@ typedef struct th_cycle {
 
 typedef int (*th_store_list_fn)(const th_job *job, void *ud);
 typedef void (*th_store_problem_fn)(void *ud, const char *line);
+/* Whether a claim's owner lives, as the coordination sees it (th_coord_alive). */
+typedef enum th_liveness (*th_store_alive_fn)(void *ud, const th_owner *o);
+struct th_coord;
 
 /* What a backend implements. Every write is one transaction: all of it or none of it
  * is stored. Each returns 0 or a negative TH_E* (error.h); TH_ENOTFOUND for an unknown
@@ -121,9 +117,11 @@ typedef struct th_store_ops {
 	/* `where` is the URL without its scheme (a directory for LMDB). */
 	int (*open)(th_store **out, const char *where, const th_store_opts *opts);
 	void (*close)(th_store *st);
+	/* the coordination that goes with this store (coord.h): LMDB's is host/local/ */
+	int (*coord_open)(th_store *st, struct th_coord **out);
 
 	/* ---- writes ---- */
-	/* n jobs in one transaction; ids[i] the new id, or that of the job holding the
+	/* n jobs (checked by the front) in one transaction; ids[i] the new id, or that of the job holding the
 	 * unique key (existed[i] then true; existed may be NULL). */
 	int (*add)(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
 		   bool *existed);
@@ -133,8 +131,10 @@ typedef struct th_store_ops {
 	int (*confirm)(th_store *st, const th_owner *owner, int64_t lease_us,
 		       const uint64_t *pairs, size_t n, bool *lost);
 	int (*renew)(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n);
-	/* give back jobs of owners that are gone (lifecycle: th_lifecycle_orphaned) */
-	int (*recover)(th_store *st, const th_owner *self, size_t *n);
+	/* give back jobs of owners that are gone (lifecycle: th_lifecycle_orphaned), their
+	 * liveness asked through alive */
+	int (*recover)(th_store *st, const th_owner *self, th_store_alive_fn alive, void *ud,
+		       size_t *n);
 	int (*recover_started)(th_store *st, const uint64_t *pairs, size_t n, size_t *done);
 	int (*cancel)(th_store *st, uint64_t id); /* TH_EBUSY: running, asked to stop */
 	int (*start)(th_store *st, uint64_t id);
@@ -170,6 +170,8 @@ typedef struct th_store_ops {
  * must exist. TH_EINVAL for an unknown scheme. */
 int th_store_open(th_store **out, const char *url, const th_store_opts *opts);
 void th_store_close(th_store *st);
+/* Opens the coordination of the hosts that share this store (coord.h). */
+int th_store_coord_open(th_store *st, struct th_coord **out);
 
 /* Adds n jobs in one transaction; their ids (increasing) go to ids[0..n). A job whose
  * unique key is taken gets the id of the job that holds it, and existed[i] (when
@@ -231,8 +233,10 @@ int th_store_confirm(th_store *st, const th_owner *owner, int64_t lease_us,
 int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n);
 /* Takes back the jobs of owners that are gone or whose lease ran out, except self's:
  * each goes back to queued with its attempt counted, or to error when it has no
- * attempts left (th_lifecycle_give_back). *n counts them. */
-int th_store_recover(th_store *st, const th_owner *self, size_t *n);
+ * attempts left (th_lifecycle_give_back). alive(ud, owner) tells whether an owner
+ * lives (NULL: unknown for all, the lease alone speaks). *n counts them. */
+int th_store_recover(th_store *st, const th_owner *self, th_store_alive_fn alive, void *ud,
+		     size_t *n);
 /* Pairs (id, claim generation) of jobs a dead host started before their claim committed
  * (coord.h's notes): each job still queued one generation behind that claim has the
  * attempt counted, and ends in error when it has none left. *done counts them. */

@@ -44,10 +44,16 @@ static int fault_renew(th_store *st, const th_owner *owner, int64_t lease_us, si
 	return rc ? rc : th_store_renew(st->inner, owner, lease_us, n);
 }
 
-static int fault_recover(th_store *st, const th_owner *self, size_t *n)
+static int fault_recover(th_store *st, const th_owner *self, th_store_alive_fn alive,
+			 void *ud, size_t *n)
 {
 	int rc = st->fn(st->ud, "recover");
-	return rc ? rc : th_store_recover(st->inner, self, n);
+	return rc ? rc : th_store_recover(st->inner, self, alive, ud, n);
+}
+
+static int fault_coord_open(th_store *st, struct th_coord **out)
+{
+	return th_store_coord_open(st->inner, out);
 }
 
 static int fault_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done)
@@ -164,6 +170,7 @@ static const th_store_ops fault_ops = {
 	.name = "fault",
 	.scheme = "",
 	.close = fault_close,
+	.coord_open = fault_coord_open,
 	.add = fault_add,
 	.cycle = fault_cycle,
 	.confirm = fault_confirm,

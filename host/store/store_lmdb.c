@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "coord.h"
 #include "cron.h"
 #include "store/store_envlock.h"
 #include "lifecycle.h"
@@ -946,6 +947,12 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 	return 0;
 }
 
+/* The single-machine coordination of the data dir (host/local/). */
+static int lmdb_coord_open(th_store *st, th_coord **out)
+{
+	return th_coord_open_local(out, st->dir);
+}
+
 static void lmdb_close(th_store *st)
 {
 	if (!st)
@@ -1056,10 +1063,6 @@ static int add_fn(th_store *st, MDB_txn *txn, void *ud)
 static int lmdb_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
 			bool *existed)
 {
-	int64_t now = th_clock_now_us();
-	for (size_t i = 0; i < n; i++)
-		if (th_lifecycle_check_new(&jobs[i], now))
-			return TH_EINVAL;
 	struct add_args a = {jobs, n, ids, existed};
 	return write_txn(st, "adding jobs", add_fn, &a);
 }
@@ -1402,12 +1405,7 @@ static int cron_fn(th_store *st, MDB_txn *txn, void *ud)
 		return rc;
 	if (a->spec && (rc = put_blob(st, txn, job.id, TH_BLOB_CRON, a->spec, strlen(a->spec))))
 		return rc;
-	if (a->catchup >= 0)
-		job.flags = a->catchup ? job.flags | TH_JOB_CRON_CATCHUP
-				       : job.flags & ~(uint32_t)TH_JOB_CRON_CATCHUP;
-	if (a->paused >= 0)
-		job.flags = a->paused ? job.flags | TH_JOB_CRON_PAUSED
-				      : job.flags & ~(uint32_t)TH_JOB_CRON_PAUSED;
+	th_lifecycle_cron_flags(&job, a->catchup, a->paused);
 	th_cron cron;
 	if ((rc = job_cron(st, txn, &job, &cron)))
 		return rc;
@@ -1420,9 +1418,6 @@ static int cron_fn(th_store *st, MDB_txn *txn, void *ud)
 
 static int lmdb_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
 {
-	th_store_new check = {.task = "-", .cron = spec};
-	if (spec && th_lifecycle_check_new(&check, th_clock_now_us()))
-		return TH_EINVAL;
 	struct cron_args a = {id, spec, catchup, -1};
 	return write_txn(st, "updating a cron job", cron_fn, &a);
 }
@@ -2088,7 +2083,8 @@ static int lmdb_recover_started(th_store *st, const uint64_t *pairs, size_t n, s
 	return rc;
 }
 
-static int lmdb_recover(th_store *st, const th_owner *self, size_t *n)
+static int lmdb_recover(th_store *st, const th_owner *self, th_store_alive_fn alive,
+			void *ud, size_t *n)
 {
 	*n = 0;
 	/* readers that died inside a transaction pin old pages: let LMDB free their slots */
@@ -2114,8 +2110,9 @@ static int lmdb_recover(th_store *st, const th_owner *self, size_t *n)
 				if (!ok || r.owner.instance == self->instance)
 					continue;
 				enum th_gone why;
-				if (!th_lifecycle_orphaned(th_owner_alive(&r.owner), r.lease_until,
-							   now, &why))
+				enum th_liveness live = alive ? alive(ud, &r.owner)
+							      : TH_OWNER_UNKNOWN;
+				if (!th_lifecycle_orphaned(live, r.lease_until, now, &why))
 					continue;
 				if (norphans == cap) {
 					cap = cap ? cap * 2 : 16;
@@ -2417,6 +2414,7 @@ const th_store_ops th_store_lmdb = {
 	.scheme = "lmdb",
 	.open = lmdb_open,
 	.close = lmdb_close,
+	.coord_open = lmdb_coord_open,
 	.add = lmdb_add,
 	.cycle = lmdb_cycle,
 	.confirm = lmdb_confirm,

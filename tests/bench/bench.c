@@ -21,15 +21,17 @@
 #include "fds.h"
 #include "log.h"
 #include "service.h"
+#include "store/store.h"
 
 static int runs = 5;
 
 static th_service *open_svc(const char *dir, int durability, bool isolate)
 {
+	th_lmdb_opts lmdb = {.map_size = 1ull << 30};
 	th_service_opts o = {.data_dir = dir, .plugin_dir = bu_env("BENCH_PLUGINS"),
 			     .durability = durability, .isolate_plugins = isolate,
 			     .runner = isolate ? bu_env("BENCH_RUNNER") : NULL,
-			     .map_size = 1ull << 30, .max_attempts = 1};
+			     .lmdb = &lmdb, .max_attempts = 1};
 	th_service *svc;
 	int rc = th_service_open(&svc, &o);
 	if (rc)

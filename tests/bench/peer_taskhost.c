@@ -6,6 +6,7 @@
 #include "benchutil.h"
 #include "peers.h"
 #include "service.h"
+#include "store/store.h"
 #include "taskhost.h"
 
 #define TASK "peer"
@@ -26,9 +27,9 @@ TH_PLUGIN(.name = "peers", .version = "1", TH_TASKS(tasks))
 
 static th_service *open_service(bp_run *r, bool inspect, bool relaxed)
 {
+	th_lmdb_opts lmdb = {.map_size = 1ull << 30};
 	th_service_opts o = {.data_dir = r->dir, .inspect_only = inspect,
-			     .durability = relaxed ? 1 : 0, .map_size = 1ull << 30,
-			     .max_attempts = 1};
+			     .durability = relaxed ? 1 : 0, .lmdb = &lmdb, .max_attempts = 1};
 	th_service *svc;
 	int rc = th_service_open(&svc, &o);
 	if (rc == 0 && (rc = th_service_register(svc, taskhost_plugin(), "(peers)")) != 0)

@@ -145,6 +145,24 @@ add_until_refused() {
 	err=$(cat "$W/stderr")
 }
 
+# pg_database NAME: for tests on a PostgreSQL store, a database of their own on the
+# server of $TASKHOST_TEST_PG (scripts/check starts one), dropped at exit; $PGDB is its
+# connection string, `sql TEXT` runs TEXT there. Without a server the test is skipped.
+pg_database() {
+	if [ -z "${TASKHOST_TEST_PG:-}" ]; then
+		echo "RESULT: 0 passed, 0 failed (skipped: TASKHOST_TEST_PG is not set)"
+		exit 77
+	fi
+	PGNAME=$1
+	PGDB="$TASKHOST_TEST_PG dbname=$PGNAME"
+	psql "$TASKHOST_TEST_PG" -X -q -c "CREATE DATABASE $PGNAME" || exit 1
+	trap 'cleanup; psql "$TASKHOST_TEST_PG" -X -q -c "DROP DATABASE IF EXISTS $PGNAME WITH (FORCE)" >/dev/null 2>&1' EXIT
+}
+
+sql() {
+	psql "$PGDB" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"
+}
+
 finish() {
 	echo "RESULT: $passed passed, $failed failed"
 	[ "$failed" -eq 0 ]

@@ -1,0 +1,1619 @@
+/* The PostgreSQL backend of the store (th_store_pg): jobs as rows of taskhost.jobs,
+ * claims by FOR UPDATE SKIP LOCKED on the partial index of ready jobs, leases on the
+ * database's clock. It persists what the rules of lifecycle.c decide. */
+#include "store/store_pg.h"
+
+#include <libpq-fe.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "coord.h"
+#include "cron.h"
+#include "error.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "store/store_pg_schema.h"
+
+#define PROMOTE_MAX 1000   /* scheduled jobs queued per cycle */
+#define CLEAN_CHUNK 10000  /* finished jobs one clean transaction removes */
+#define INSERT_ROWS 1000   /* jobs one INSERT adds */
+#define LIST_CHUNK 500     /* jobs a list reads per query */
+#define TXN_TRIES 5        /* a transaction that deadlocked or lost its connection */
+#define NCOLS 22           /* JOB_COLS */
+#define MAXP 40            /* parameters of one statement but the multi-row INSERT */
+#define CONNECT_TIMEOUT "10"  /* seconds, unless the connection string says */
+#define KEEPALIVE_IDLE "10"   /* seconds of silence before TCP keepalives start */
+#define KEEPALIVE_INTERVAL "5"
+#define KEEPALIVE_COUNT "3"   /* unanswered keepalives before the connection is lost */
+#define RETRY 1            /* internal: a deadlock, a serialization failure, a lost
+			      connection: the transaction is tried again */
+
+/* A job's record, in th_job's order (see row_job). */
+#define JOB_COLS "id, status, task, queue, priority, attempts, max_attempts, added_us, " \
+	"started_us, finished_us, input_len, result_len, claim_gen, owner, owner_pid, flags, " \
+	"due_us, timeout_ms, backoff_ms, parent, last_run, fires"
+#define WAITING "(1, 2, 6, 7, 8)" /* the statuses that hold a unique key */
+
+struct th_store {
+	const th_store_ops *ops; /* &th_store_pg: first, for the front (store.c) */
+	PGconn *conn;
+	pthread_mutex_t mu; /* one statement or transaction at a time on conn */
+	char *conninfo;
+	char *shown;        /* the conninfo, its password as ***: for messages */
+	int found_version;  /* the schema's version at open */
+	bool relaxed;       /* durability = relaxed */
+	bool down;          /* the connection is lost: logged once until it is back */
+	_Atomic uint64_t rng;
+};
+
+/* ---- statements ---- */
+
+struct params {
+	const char *v[MAXP];
+	int len[MAXP], fmt[MAXP];
+	char num[MAXP][24];
+	int n;
+};
+
+static void p_i64(struct params *p, int64_t x)
+{
+	snprintf(p->num[p->n], sizeof(p->num[0]), "%" PRId64, x);
+	p->v[p->n] = p->num[p->n];
+	p->len[p->n] = p->fmt[p->n] = 0;
+	p->n++;
+}
+
+static void p_str(struct params *p, const char *s)
+{
+	p->v[p->n] = s;
+	p->len[p->n] = p->fmt[p->n] = 0;
+	p->n++;
+}
+
+/* bytes, in binary: NULL data is SQL NULL */
+static void p_bin(struct params *p, const void *data, size_t len)
+{
+	p->v[p->n] = data ? (len ? data : "") : NULL;
+	p->len[p->n] = (int)len;
+	p->fmt[p->n] = 1;
+	p->n++;
+}
+
+static bool retryable(const PGresult *r, PGconn *conn)
+{
+	const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	return PQstatus(conn) == CONNECTION_BAD ||
+	       (code && (strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0));
+}
+
+/* Runs sql; NULL (logged, *rc set) unless it succeeds. */
+static PGresult *run(th_store *st, const char *sql, const struct params *p, int *rc)
+{
+	PGresult *r = PQexecParams(st->conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
+				   p ? p->len : NULL, p ? p->fmt : NULL, 0);
+	ExecStatusType s = PQresultStatus(r);
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		return r;
+	if (!retryable(r, st->conn))
+		th_log_error("store", "%s: %s", st->shown, PQresultErrorMessage(r));
+	*rc = retryable(r, st->conn) ? RETRY : TH_EIO;
+	PQclear(r);
+	return NULL;
+}
+
+static int exec(th_store *st, const char *sql, const struct params *p)
+{
+	int rc = 0;
+	PQclear(run(st, sql, p, &rc));
+	return rc;
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* A bytea column as a malloc'd, NUL-terminated copy; NULL and empty alike. */
+static int col_bytes(const PGresult *r, int row, int col, void **data, size_t *len)
+{
+	size_t n = 0;
+	unsigned char *raw = NULL;
+	if (!PQgetisnull(r, row, col) &&
+	    !(raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n)))
+		return TH_ENOMEM;
+	char *out = malloc(n + 1);
+	if (!out) {
+		PQfreemem(raw);
+		return TH_ENOMEM;
+	}
+	if (n)
+		memcpy(out, raw, n);
+	out[n] = 0;
+	PQfreemem(raw);
+	*data = out;
+	*len = n;
+	return 0;
+}
+
+/* The record of row `row` (JOB_COLS from column 0). */
+static void row_job(const PGresult *r, int row, th_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->id = (uint64_t)col_i64(r, row, 0);
+	j->status = (th_job_status)col_i64(r, row, 1);
+	snprintf(j->task, sizeof(j->task), "%s", PQgetvalue(r, row, 2));
+	snprintf(j->queue, sizeof(j->queue), "%s", PQgetvalue(r, row, 3));
+	j->priority = (int32_t)col_i64(r, row, 4);
+	j->attempts = (uint32_t)col_i64(r, row, 5);
+	j->max_attempts = (uint32_t)col_i64(r, row, 6);
+	j->added_us = col_i64(r, row, 7);
+	j->started_us = col_i64(r, row, 8);
+	j->finished_us = col_i64(r, row, 9);
+	j->input_len = (uint64_t)col_i64(r, row, 10);
+	j->result_len = (uint64_t)col_i64(r, row, 11);
+	j->claim_gen = (uint64_t)col_i64(r, row, 12);
+	j->owner = (uint64_t)col_i64(r, row, 13);
+	j->owner_pid = (uint32_t)col_i64(r, row, 14);
+	j->flags = (uint32_t)col_i64(r, row, 15);
+	j->due_us = col_i64(r, row, 16);
+	j->timeout_ms = (uint32_t)col_i64(r, row, 17);
+	j->backoff_ms = (uint32_t)col_i64(r, row, 18);
+	j->parent = (uint64_t)col_i64(r, row, 19);
+	j->last_run = (uint64_t)col_i64(r, row, 20);
+	j->fires = (uint32_t)col_i64(r, row, 21);
+}
+
+/* The record's columns but id and task, in JOB_COLS order from status. */
+static void p_job(struct params *p, const th_job *j)
+{
+	p_i64(p, j->status);
+	p_str(p, j->queue);
+	p_i64(p, j->priority);
+	p_i64(p, j->attempts);
+	p_i64(p, j->max_attempts);
+	p_i64(p, j->added_us);
+	p_i64(p, j->started_us);
+	p_i64(p, j->finished_us);
+	p_i64(p, (int64_t)j->input_len);
+	p_i64(p, (int64_t)j->result_len);
+	p_i64(p, (int64_t)j->claim_gen);
+	p_i64(p, (int64_t)j->owner);
+	p_i64(p, j->owner_pid);
+	p_i64(p, j->flags);
+	p_i64(p, j->due_us);
+	p_i64(p, j->timeout_ms);
+	p_i64(p, j->backoff_ms);
+	p_i64(p, (int64_t)j->parent);
+	p_i64(p, (int64_t)j->last_run);
+	p_i64(p, j->fires);
+}
+
+/* What a write of a job's record may set besides, in the same statement. */
+struct also {
+	int64_t lease_us;   /* > 0: the claim's lease from now, on the database's clock */
+	const char *error;  /* the job's latest error */
+	const void *result; /* its result, when result_len */
+	size_t result_len;
+};
+
+/* Writes a job's record (not its bytes, but those `also` gives). */
+static int put_job_also(th_store *st, const th_job *j, const struct also *x)
+{
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)j->id);
+	p_job(&p, j);
+	char sql[1024];
+	size_t at = (size_t)snprintf(sql, sizeof(sql), "UPDATE taskhost.jobs SET status = $2, "
+		"queue = $3, priority = $4, attempts = $5, max_attempts = $6, added_us = $7, "
+		"started_us = $8, finished_us = $9, input_len = $10, result_len = $11, "
+		"claim_gen = $12, owner = $13, owner_pid = $14, flags = $15, due_us = $16, "
+		"timeout_ms = $17, backoff_ms = $18, parent = $19, last_run = $20, fires = $21");
+	if (x && x->lease_us > 0) {
+		p_i64(&p, x->lease_us);
+		at += (size_t)snprintf(sql + at, sizeof(sql) - at, ", lease_until = now() + "
+				       "$%d::float8 * interval '1 microsecond'", p.n);
+	}
+	if (x && x->error) {
+		p_bin(&p, x->error, strlen(x->error));
+		at += (size_t)snprintf(sql + at, sizeof(sql) - at, ", error = $%d", p.n);
+	}
+	if (x && x->result_len) {
+		p_bin(&p, x->result, x->result_len);
+		at += (size_t)snprintf(sql + at, sizeof(sql) - at, ", result = $%d", p.n);
+	}
+	snprintf(sql + at, sizeof(sql) - at, " WHERE id = $1");
+	return exec(st, sql, &p);
+}
+
+static int put_job(th_store *st, const th_job *j)
+{
+	return put_job_also(st, j, NULL);
+}
+
+/* Reads job id, locked for this transaction when `lock`; TH_ENOTFOUND when gone. */
+static int get_job(th_store *st, uint64_t id, bool lock, th_job *j)
+{
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)id);
+	int rc = 0;
+	PGresult *r = run(st, lock ? "SELECT " JOB_COLS " FROM taskhost.jobs WHERE id = $1 "
+				     "FOR UPDATE"
+				   : "SELECT " JOB_COLS " FROM taskhost.jobs WHERE id = $1",
+			  &p, &rc);
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 1)
+		row_job(r, 0, j);
+	else
+		rc = TH_ENOTFOUND;
+	PQclear(r);
+	return rc;
+}
+
+static uint64_t next_random(th_store *st)
+{
+	uint64_t x = atomic_load(&st->rng), y;
+	do {
+		y = x ^ (x << 13);
+		y ^= y >> 7;
+		y ^= y << 17;
+	} while (!atomic_compare_exchange_weak(&st->rng, &x, y));
+	return y;
+}
+
+/* ids as an array literal ("{1,2,3}"), malloc'd; NULL when out of memory. */
+static char *array_of(const uint64_t *ids, size_t n)
+{
+	size_t cap = 4 + n * 21, at = 1;
+	char *set = malloc(cap);
+	if (!set)
+		return NULL;
+	set[0] = '{';
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(set + at, cap - at, "%s%" PRId64, i ? "," : "", (int64_t)ids[i]);
+	snprintf(set + at, cap - at, "}");
+	return set;
+}
+
+/* ---- transactions ---- */
+
+typedef int (*txn_fn)(th_store *st, void *ud);
+
+/* Relaxed: a commit returns before the server flushed it (it survives a crash of this
+ * process, not one of the server's machine). */
+static int set_durability(th_store *st)
+{
+	return st->relaxed ? exec(st, "SET synchronous_commit = off", NULL) : 0;
+}
+
+/* The connection again after it was lost: one log line per outage. */
+static bool reconnect(th_store *st)
+{
+	if (PQstatus(st->conn) == CONNECTION_OK)
+		return true;
+	if (!st->down)
+		th_log_error("store", "%s: connection lost: %s; reconnecting", st->shown,
+			     PQerrorMessage(st->conn));
+	st->down = true;
+	PQreset(st->conn);
+	if (PQstatus(st->conn) != CONNECTION_OK || set_durability(st))
+		return false;
+	th_log_info("store", "%s: connected again", st->shown);
+	st->down = false;
+	return true;
+}
+
+/* fn in one transaction (read committed, rows locked as fn reads them), tried again on
+ * a deadlock, a serialization failure or a lost connection. */
+static int txn(th_store *st, txn_fn fn, void *ud)
+{
+	pthread_mutex_lock(&st->mu);
+	int rc = TH_EIO;
+	for (int i = 0; i < TXN_TRIES; i++) {
+		if (!reconnect(st)) {
+			rc = TH_EIO;
+			break;
+		}
+		if ((rc = exec(st, "BEGIN", NULL)) == 0 && (rc = fn(st, ud)) == 0 &&
+		    (rc = exec(st, "COMMIT", NULL)) == 0)
+			break;
+		if (PQstatus(st->conn) == CONNECTION_OK)
+			exec(st, "ROLLBACK", NULL);
+		if (rc != RETRY)
+			break;
+		rc = TH_EIO; /* the last try's */
+	}
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+/* A read of one statement: fn gets its result. */
+typedef int (*read_fn)(th_store *st, PGresult *r, void *ud);
+
+static int query(th_store *st, const char *sql, const struct params *p, read_fn fn, void *ud)
+{
+	pthread_mutex_lock(&st->mu);
+	int rc = TH_EIO;
+	for (int i = 0; i < TXN_TRIES; i++) {
+		if (!reconnect(st))
+			break;
+		rc = 0;
+		PGresult *r = run(st, sql, p, &rc);
+		if (r) {
+			rc = fn(st, r, ud);
+			PQclear(r);
+			break;
+		}
+		if (rc != RETRY)
+			break;
+		rc = TH_EIO;
+	}
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+/* ---- open and close ---- */
+
+/* The conninfo with its password as ***: what messages show. */
+static char *shown_conninfo(const char *conninfo)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	if (!opts) {
+		PQfreemem(err);
+		return strdup("postgresql (a connection string that does not parse)");
+	}
+	size_t cap = 256, len = 0;
+	char *out = malloc(cap);
+	for (PQconninfoOption *o = opts; out && o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		const char *val = strcmp(o->keyword, "password") == 0 ? "***" : o->val;
+		size_t need = strlen(o->keyword) + strlen(val) + 4;
+		if (len + need >= cap) {
+			char *bigger = realloc(out, cap = 2 * (len + need));
+			if (!bigger) {
+				free(out);
+				out = NULL;
+				break;
+			}
+			out = bigger;
+		}
+		len += (size_t)snprintf(out + len, cap - len, "%s%s=%s", len ? " " : "", o->keyword,
+					val);
+	}
+	PQconninfoFree(opts);
+	return out;
+}
+
+static void pg_close(th_store *st);
+
+int th_store_pg_connect(const char *conninfo, const char *shown, PGconn **out)
+{
+	*out = NULL;
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	if (!opts) {
+		th_log_error("store", "postgresql store '%s': bad connection string: %s", shown,
+			     err ? err : "out of memory");
+		PQfreemem(err);
+		return TH_ECONFIG;
+	}
+	PQconninfoFree(opts);
+	/* defaults that the connection string may override: a server that does not answer
+	 * or a connection that died is noticed in seconds, not hours */
+	static const char *const keys[] = {"connect_timeout", "keepalives_idle",
+					   "keepalives_interval", "keepalives_count",
+					   "application_name", "dbname", NULL};
+	const char *vals[] = {CONNECT_TIMEOUT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL,
+			      KEEPALIVE_COUNT, "taskhost", conninfo, NULL};
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+	if (!conn)
+		return TH_ENOMEM;
+	if (PQstatus(conn) != CONNECTION_OK) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+		msg[strcspn(msg, "\n")] = 0;
+		th_log_error("store", "postgresql store %s: cannot connect: %s", shown, msg);
+		PQfinish(conn);
+		return TH_EIO;
+	}
+	PGresult *r = PQexec(conn, "SET client_min_messages = warning");
+	PQclear(r);
+	*out = conn;
+	return 0;
+}
+
+/* `where` is a libpq connection string, or the rest of a postgresql:// URL. */
+static char *conninfo_of(const char *where)
+{
+	char *s;
+	if (strncmp(where, "//", 2) == 0)
+		return asprintf(&s, "postgresql:%s", where) < 0 ? NULL : s;
+	return strdup(where);
+}
+
+static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
+{
+	*out = NULL;
+	th_store *st = calloc(1, sizeof(*st));
+	if (!st)
+		return TH_ENOMEM;
+	st->ops = &th_store_pg;
+	pthread_mutex_init(&st->mu, NULL);
+	atomic_init(&st->rng, (uint64_t)th_clock_now_us() | 1);
+	int rc;
+	if (!(st->conninfo = conninfo_of(where)) || !(st->shown = shown_conninfo(st->conninfo))) {
+		rc = TH_ENOMEM;
+		goto fail;
+	}
+	if ((rc = th_store_pg_connect(st->conninfo, st->shown, &st->conn)) ||
+	    (rc = th_store_pg_schema_migrate(st->conn, opts && opts->migrate, st->shown,
+					     &st->found_version)))
+		goto fail;
+	st->relaxed = opts && opts->durability == TH_RELAXED;
+	if ((rc = set_durability(st)))
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	pg_close(st);
+	return rc;
+}
+
+static void pg_close(th_store *st)
+{
+	if (!st)
+		return;
+	if (st->conn)
+		PQfinish(st->conn);
+	pthread_mutex_destroy(&st->mu);
+	free(st->conninfo);
+	free(st->shown);
+	free(st);
+}
+
+const char *th_store_pg_shown(th_store *st)
+{
+	return st->shown;
+}
+
+int th_store_pg_version(th_store *st, int *found)
+{
+	*found = st->found_version;
+	return th_store_pg_schema_version();
+}
+
+static int pg_coord_open(th_store *st, th_coord **out)
+{
+	return th_coord_open_pg(out, st->conninfo, st->shown);
+}
+
+/* ---- adds ---- */
+
+struct add_args {
+	const th_store_new *jobs;
+	size_t n;
+	uint64_t *ids;
+	bool *existed;
+};
+
+/* The columns an INSERT of a new job writes, and how many. */
+#define INSERT_COLS "task, status, queue, priority, attempts, max_attempts, added_us, " \
+	"started_us, finished_us, input_len, result_len, claim_gen, owner, owner_pid, flags, " \
+	"due_us, timeout_ms, backoff_ms, parent, last_run, fires, input, cron, unique_key"
+#define INSERT_NCOLS 24
+
+static void p_new(struct params *p, const th_job *job, const th_store_new *n)
+{
+	p_str(p, job->task);
+	p_job(p, job);
+	p_bin(p, n->input_len ? n->input : NULL, n->input_len);
+	p_str(p, n->cron);
+	p_bin(p, n->unique, n->unique ? strlen(n->unique) : 0);
+}
+
+/* Jobs [from, to) without unique keys: one INSERT, their ids in order. */
+static int add_rows(th_store *st, struct add_args *a, size_t from, size_t to, int64_t now)
+{
+	size_t n = to - from, np = n * INSERT_NCOLS;
+	size_t cap = 512 + n * (INSERT_NCOLS * 10 + 8);
+	char *sql = malloc(cap);
+	const char **v = calloc(np, sizeof(*v));
+	int *len = calloc(np, sizeof(*len)), *fmt = calloc(np, sizeof(*fmt));
+	char (*num)[24] = calloc(np, sizeof(*num));
+	th_job *jobs = calloc(n, sizeof(*jobs));
+	int rc = TH_ENOMEM;
+	if (!sql || !v || !len || !fmt || !num || !jobs)
+		goto out;
+	size_t at = (size_t)snprintf(sql, cap, "INSERT INTO taskhost.jobs (" INSERT_COLS ") VALUES ");
+	for (size_t i = 0; i < n; i++) {
+		struct params p = {.n = 0};
+		th_lifecycle_new_job(&a->jobs[from + i], 0, now, &jobs[i]);
+		p_new(&p, &jobs[i], &a->jobs[from + i]);
+		for (int k = 0; k < p.n; k++) {
+			size_t j = i * INSERT_NCOLS + (size_t)k;
+			memcpy(num[j], p.num[k], sizeof(num[j]));
+			v[j] = p.v[k] == p.num[k] ? num[j] : p.v[k];
+			len[j] = p.len[k];
+			fmt[j] = p.fmt[k];
+			at += (size_t)snprintf(sql + at, cap - at, "%s$%zu", k ? ", " : i ? "), (" : "(",
+					       j + 1);
+		}
+	}
+	snprintf(sql + at, cap - at, ") RETURNING id");
+	PGresult *r = PQexecParams(st->conn, sql, (int)np, NULL, v, len, fmt, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
+		rc = retryable(r, st->conn) ? RETRY : TH_EIO;
+		if (rc == TH_EIO)
+			th_log_error("store", "%s: adding jobs: %s", st->shown, PQresultErrorMessage(r));
+	} else {
+		/* the sequence numbers the rows in the order of VALUES */
+		for (size_t i = 0; i < n; i++)
+			a->ids[from + i] = (uint64_t)col_i64(r, (int)i, 0);
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = i; j > 0 && a->ids[from + j - 1] > a->ids[from + j]; j--) {
+				uint64_t t = a->ids[from + j];
+				a->ids[from + j] = a->ids[from + j - 1];
+				a->ids[from + j - 1] = t;
+			}
+		rc = 0;
+	}
+	PQclear(r);
+out:
+	free(sql);
+	free(v);
+	free(len);
+	free(fmt);
+	free(num);
+	free(jobs);
+	return rc;
+}
+
+/* A job with a unique key: added, or the id of the job that holds the key. */
+static int add_unique(th_store *st, struct add_args *a, size_t i, int64_t now)
+{
+	const th_store_new *n = &a->jobs[i];
+	th_job job;
+	th_lifecycle_new_job(n, 0, now, &job);
+	for (;;) {
+		struct params p = {.n = 0};
+		p_new(&p, &job, n);
+		int rc = 0;
+		PGresult *r = run(st, "INSERT INTO taskhost.jobs (" INSERT_COLS ") VALUES ($1, $2, "
+				  "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+				  "$18, $19, $20, $21, $22, $23, $24) ON CONFLICT (unique_key) WHERE "
+				  "unique_key IS NOT NULL AND status IN " WAITING " DO NOTHING "
+				  "RETURNING id", &p, &rc);
+		if (!r)
+			return rc;
+		bool added = PQntuples(r) == 1;
+		if (added)
+			a->ids[i] = (uint64_t)col_i64(r, 0, 0);
+		PQclear(r);
+		if (added)
+			return 0;
+		struct params k = {.n = 0};
+		p_bin(&k, n->unique, strlen(n->unique));
+		if (!(r = run(st, "SELECT id FROM taskhost.jobs WHERE unique_key = $1 AND status IN "
+			      WAITING, &k, &rc)))
+			return rc;
+		bool held = PQntuples(r) == 1;
+		if (held)
+			a->ids[i] = (uint64_t)col_i64(r, 0, 0);
+		PQclear(r);
+		if (held) {
+			if (a->existed)
+				a->existed[i] = true;
+			return 0;
+		}
+		/* its holder finished between the two: try again */
+	}
+}
+
+static int add_fn(th_store *st, void *ud)
+{
+	struct add_args *a = ud;
+	int64_t now = th_clock_now_us();
+	for (size_t i = 0; i < a->n;) {
+		if (a->existed)
+			a->existed[i] = false;
+		int rc;
+		if (a->jobs[i].unique) {
+			rc = add_unique(st, a, i, now);
+			i++;
+		} else {
+			size_t j = i + 1;
+			while (j < a->n && !a->jobs[j].unique && j - i < INSERT_ROWS) {
+				if (a->existed)
+					a->existed[j] = false;
+				j++;
+			}
+			rc = add_rows(st, a, i, j, now);
+			i = j;
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int pg_add(th_store *st, const th_store_new *jobs, size_t n, uint64_t *ids,
+		  bool *existed)
+{
+	struct add_args a = {jobs, n, ids, existed};
+	return n ? txn(st, add_fn, &a) : 0;
+}
+
+/* ---- reads ---- */
+
+static int one_job(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	if (PQntuples(r) != 1)
+		return TH_ENOTFOUND;
+	row_job(r, 0, ud);
+	return 0;
+}
+
+static int pg_get(th_store *st, uint64_t id, th_job *out)
+{
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)id);
+	return query(st, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE id = $1", &p, one_job, out);
+}
+
+struct blob_args {
+	void **data;
+	size_t *len;
+};
+
+static int one_blob(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	struct blob_args *b = ud;
+	if (PQntuples(r) != 1)
+		return TH_ENOTFOUND;
+	if (PQftype(r, 0) == 17 /* bytea */)
+		return col_bytes(r, 0, 0, b->data, b->len);
+	const char *s = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
+	*b->len = strlen(s);
+	return (*b->data = strdup(s)) ? 0 : TH_ENOMEM;
+}
+
+static int pg_blob(th_store *st, uint64_t id, enum th_blob kind, void **data, size_t *len)
+{
+	static const char *const sql[] = {
+		[TH_BLOB_INPUT] = "SELECT input FROM taskhost.jobs WHERE id = $1",
+		[TH_BLOB_RESULT] = "SELECT result FROM taskhost.jobs WHERE id = $1",
+		[TH_BLOB_ERROR] = "SELECT error FROM taskhost.jobs WHERE id = $1",
+		[TH_BLOB_ERRORS] = "SELECT errors FROM taskhost.jobs WHERE id = $1",
+		[TH_BLOB_CRON] = "SELECT cron FROM taskhost.jobs WHERE id = $1",
+		[TH_BLOB_UNIQUE] = "SELECT unique_key FROM taskhost.jobs WHERE id = $1",
+	};
+	*data = NULL;
+	*len = 0;
+	if ((unsigned)kind >= sizeof(sql) / sizeof(sql[0]) || !sql[kind])
+		return TH_EINVAL;
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)id);
+	struct blob_args b = {data, len};
+	return query(st, sql[kind], &p, one_blob, &b);
+}
+
+struct list_args {
+	th_job jobs[LIST_CHUNK];
+	size_t n;
+};
+
+static int list_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	struct list_args *l = ud;
+	l->n = (size_t)PQntuples(r);
+	for (size_t i = 0; i < l->n; i++)
+		row_job(r, (int)i, &l->jobs[i]);
+	return 0;
+}
+
+static int pg_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
+		   th_store_list_fn fn, void *ud)
+{
+	struct list_args *l = malloc(sizeof(*l));
+	if (!l)
+		return TH_ENOMEM;
+	char set[64] = "{";
+	size_t at = 1;
+	for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
+		if (mask & (1u << s))
+			at += (size_t)snprintf(set + at, sizeof(set) - at, "%s%d", at > 1 ? "," : "",
+					       s);
+	snprintf(set + at, sizeof(set) - at, "}");
+	int rc = 0;
+	uint64_t pos = from;
+	bool stop = false;
+	while (!stop && rc == 0) {
+		struct params p = {.n = 0};
+		p_str(&p, set);
+		p_i64(&p, (int64_t)pos);
+		p_i64(&p, LIST_CHUNK);
+		rc = query(st, reverse ? "SELECT " JOB_COLS " FROM taskhost.jobs WHERE status = "
+					 "ANY($1::smallint[]) AND ($2::bigint = 0 OR id < $2) ORDER "
+					 "BY id DESC LIMIT $3"
+				       : "SELECT " JOB_COLS " FROM taskhost.jobs WHERE status = "
+					 "ANY($1::smallint[]) AND id > $2 ORDER BY id LIMIT $3",
+			   &p, list_rows, l);
+		if (rc)
+			break;
+		for (size_t i = 0; i < l->n && !stop; i++)
+			stop = fn(&l->jobs[i], ud) != 0;
+		if (l->n < LIST_CHUNK)
+			break;
+		pos = l->jobs[l->n - 1].id;
+	}
+	free(l);
+	return rc;
+}
+
+static int count_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	uint64_t *counts = ud;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t s = col_i64(r, i, 0);
+		if (s >= 1 && s <= TH_JOB_STATUS_MAX)
+			counts[s] = (uint64_t)col_i64(r, i, 1);
+	}
+	return 0;
+}
+
+static int pg_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
+{
+	memset(counts, 0, (TH_JOB_STATUS_MAX + 1) * sizeof(counts[0]));
+	return query(st, "SELECT status, count(*) FROM taskhost.jobs GROUP BY status", NULL,
+		     count_rows, counts);
+}
+
+static int pg_pending(th_store *st, uint64_t *queued, uint64_t *processing)
+{
+	uint64_t c[TH_JOB_STATUS_MAX + 1] = {0};
+	int rc = query(st, "SELECT status, count(*) FROM taskhost.jobs WHERE status IN (1, 2) "
+			   "GROUP BY status", NULL, count_rows, c);
+	*queued = c[TH_JOB_QUEUED];
+	*processing = c[TH_JOB_PROCESSING];
+	return rc;
+}
+
+struct peek_args {
+	bool *ready;
+	int64_t *next_due;
+};
+
+static int peek_row(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	struct peek_args *a = ud;
+	*a->ready = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	*a->next_due = col_i64(r, 0, 1);
+	return 0;
+}
+
+static int pg_peek(th_store *st, const char *queue, bool *ready, int64_t *next_due)
+{
+	struct params p = {.n = 0};
+	p_str(&p, queue ? queue : "");
+	p_i64(&p, th_clock_now_us());
+	struct peek_args a = {ready, next_due};
+	return query(st, "SELECT (NOT EXISTS (SELECT 1 FROM taskhost.paused WHERE queue = $1) AND "
+			 "EXISTS (SELECT 1 FROM taskhost.jobs WHERE status = 1 AND queue = $1)) OR "
+			 "EXISTS (SELECT 1 FROM taskhost.jobs WHERE status IN (6, 8) AND due_us > 0 "
+			 "AND due_us <= $2), (SELECT min(due_us) FROM taskhost.jobs WHERE status IN "
+			 "(6, 8) AND due_us > 0)", &p, peek_row, &a);
+}
+
+static int paused_row(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	*(bool *)ud = PQntuples(r) > 0;
+	return 0;
+}
+
+static int pg_queue_paused(th_store *st, const char *queue, bool *paused)
+{
+	struct params p = {.n = 0};
+	p_str(&p, queue ? queue : "");
+	return query(st, "SELECT 1 FROM taskhost.paused WHERE queue = $1", &p, paused_row, paused);
+}
+
+struct requested_args {
+	const uint64_t *ids;
+	size_t n;
+	bool *requested;
+};
+
+static int requested_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	struct requested_args *a = ud;
+	for (int i = 0; i < PQntuples(r); i++) {
+		uint64_t id = (uint64_t)col_i64(r, i, 0);
+		for (size_t k = 0; k < a->n; k++)
+			if (a->ids[k] == id)
+				a->requested[k] = true;
+	}
+	return 0;
+}
+
+static int pg_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool *requested)
+{
+	memset(requested, 0, n * sizeof(*requested));
+	if (!n)
+		return 0;
+	char *set = array_of(ids, n);
+	if (!set)
+		return TH_ENOMEM;
+	struct params p = {.n = 0};
+	p_str(&p, set);
+	p_i64(&p, TH_JOB_CANCEL_REQUESTED);
+	struct requested_args a = {ids, n, requested};
+	int rc = query(st, "SELECT id FROM taskhost.jobs WHERE id = ANY($1::bigint[]) AND "
+			   "status = 2 AND flags & $2 <> 0", &p, requested_rows, &a);
+	free(set);
+	return rc;
+}
+
+/* ---- state changes ---- */
+
+/* A run of a cron job leaves its result and error with the cron job, which shows its
+ * latest run. */
+static int report_to_cron(th_store *st, const th_job *job)
+{
+	if (!job->parent)
+		return 0;
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)job->id);
+	return exec(st, "UPDATE taskhost.jobs c SET result = r.result, error = r.error, "
+			"result_len = r.result_len FROM taskhost.jobs r WHERE r.id = $1 AND "
+			"c.id = r.parent AND c.last_run = r.id", &p);
+}
+
+/* Sets a job's bytes of one kind (error, errors or result); NULL data clears them. */
+static int put_bytes(th_store *st, uint64_t id, const char *col, const void *data, size_t len)
+{
+	char sql[96];
+	snprintf(sql, sizeof(sql), "UPDATE taskhost.jobs SET %s = $2 WHERE id = $1", col);
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)id);
+	p_bin(&p, data, len);
+	return exec(st, sql, &p);
+}
+
+/* Appends the attempt's error to the job's history (th_lifecycle_history). */
+static int add_history(th_store *st, uint64_t id, uint32_t attempt, const char *msg)
+{
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)id);
+	int rc = 0;
+	PGresult *r = run(st, "SELECT errors FROM taskhost.jobs WHERE id = $1", &p, &rc);
+	if (!r)
+		return rc;
+	void *old = NULL;
+	size_t oldlen = 0;
+	if (PQntuples(r) == 1)
+		rc = col_bytes(r, 0, 0, &old, &oldlen);
+	PQclear(r);
+	if (rc)
+		return rc;
+	size_t len;
+	char *h = th_lifecycle_history(old, oldlen, attempt, msg ? msg : "", &len);
+	free(old);
+	if (!h)
+		return TH_ENOMEM;
+	rc = put_bytes(st, id, "errors", h, len);
+	free(h);
+	return rc;
+}
+
+struct cancel_args {
+	uint64_t id;
+	bool running; /* out: asked to stop */
+};
+
+static int cancel_fn(th_store *st, void *ud)
+{
+	struct cancel_args *a = ud;
+	th_job job;
+	int rc = get_job(st, a->id, true, &job);
+	if (rc)
+		return rc;
+	rc = th_lifecycle_cancel(&job, th_clock_now_us());
+	a->running = rc == TH_EBUSY;
+	if ((rc && !a->running) || (rc = put_job(st, &job)))
+		return rc;
+	return a->running ? 0 : report_to_cron(st, &job);
+}
+
+static int pg_cancel(th_store *st, uint64_t id)
+{
+	struct cancel_args a = {id, false};
+	int rc = txn(st, cancel_fn, &a);
+	return rc ? rc : a.running ? TH_EBUSY : 0;
+}
+
+struct change_args {
+	uint64_t id;
+	int (*rule)(th_job *job);
+};
+
+static int change_fn(th_store *st, void *ud)
+{
+	struct change_args *a = ud;
+	th_job job;
+	int rc = get_job(st, a->id, true, &job);
+	if (rc || (rc = a->rule(&job)) || (rc = put_job(st, &job)))
+		return rc;
+	return 0;
+}
+
+static int pg_start(th_store *st, uint64_t id)
+{
+	struct change_args a = {id, th_lifecycle_start};
+	return txn(st, change_fn, &a);
+}
+
+static int retry_fn(th_store *st, void *ud)
+{
+	int rc = change_fn(st, ud);
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)((struct change_args *)ud)->id);
+	/* retried, the job holds its unique key no more */
+	return rc ? rc : exec(st, "UPDATE taskhost.jobs SET unique_key = NULL WHERE id = $1", &p);
+}
+
+static int pg_retry(th_store *st, uint64_t id)
+{
+	struct change_args a = {id, th_lifecycle_retry};
+	return txn(st, retry_fn, &a);
+}
+
+/* A cron job's schedule; TH_EDAMAGED (logged) when it does not parse. */
+static int job_cron(th_store *st, uint64_t id, th_cron *cron)
+{
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)id);
+	int rc = 0;
+	PGresult *r = run(st, "SELECT cron FROM taskhost.jobs WHERE id = $1", &p, &rc);
+	if (!r)
+		return rc;
+	char err[160];
+	rc = PQntuples(r) == 1 && th_cron_parse(PQgetvalue(r, 0, 0), cron, err, sizeof(err)) == 0
+		     ? 0 : TH_EDAMAGED;
+	PQclear(r);
+	if (rc)
+		th_log_error("store", "%s: cron job %llu: its schedule does not parse", st->shown,
+			     (unsigned long long)id);
+	return rc;
+}
+
+struct cron_args {
+	uint64_t id;
+	const char *spec;
+	int catchup; /* -1: keep */
+	int paused;  /* -1: keep */
+};
+
+static int cron_fn(th_store *st, void *ud)
+{
+	struct cron_args *a = ud;
+	th_job job;
+	int rc = get_job(st, a->id, true, &job);
+	if (rc)
+		return rc;
+	if (job.status != TH_JOB_CRONJOB)
+		return TH_ESTATE;
+	if (a->spec) {
+		struct params p = {.n = 0};
+		p_i64(&p, (int64_t)job.id);
+		p_str(&p, a->spec);
+		if ((rc = exec(st, "UPDATE taskhost.jobs SET cron = $2 WHERE id = $1", &p)))
+			return rc;
+	}
+	th_lifecycle_cron_flags(&job, a->catchup, a->paused);
+	th_cron cron;
+	if ((rc = job_cron(st, job.id, &cron)))
+		return rc;
+	job.due_us = th_lifecycle_cron_next(&job, &cron, th_clock_now_us());
+	return put_job(st, &job);
+}
+
+static int pg_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
+{
+	struct cron_args a = {id, spec, catchup, -1};
+	return txn(st, cron_fn, &a);
+}
+
+static int pg_cron_pause(th_store *st, uint64_t id, bool paused)
+{
+	struct cron_args a = {id, NULL, -1, paused};
+	return txn(st, cron_fn, &a);
+}
+
+struct pause_args {
+	const char *queue;
+	bool paused;
+};
+
+static int pause_fn(th_store *st, void *ud)
+{
+	struct pause_args *a = ud;
+	struct params p = {.n = 0};
+	p_str(&p, a->queue ? a->queue : "");
+	return exec(st, a->paused ? "INSERT INTO taskhost.paused VALUES ($1) ON CONFLICT DO NOTHING"
+				  : "DELETE FROM taskhost.paused WHERE queue = $1", &p);
+}
+
+static int pg_pause_queue(th_store *st, const char *queue, bool paused)
+{
+	struct pause_args a = {queue, paused};
+	return txn(st, pause_fn, &a);
+}
+
+struct clean_args {
+	int64_t before;
+	uint64_t done;
+};
+
+/* Up to CLEAN_CHUNK finished jobs, oldest first: no transaction holds many locks. */
+static int clean_fn(th_store *st, void *ud)
+{
+	struct clean_args *a = ud;
+	struct params p = {.n = 0};
+	p_i64(&p, a->before);
+	p_i64(&p, CLEAN_CHUNK);
+	int rc = 0;
+	PGresult *r = run(st, "DELETE FROM taskhost.jobs WHERE id IN (SELECT id FROM "
+			  "taskhost.jobs WHERE status IN (3, 4, 5) AND ($1::bigint = 0 OR finished_us < $1) "
+			  "ORDER BY finished_us LIMIT $2 FOR UPDATE SKIP LOCKED)", &p, &rc);
+	if (!r)
+		return rc;
+	a->done = strtoull(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+static int pg_clean(th_store *st, int64_t before, uint64_t *removed)
+{
+	struct clean_args a = {before, 0};
+	*removed = 0;
+	do {
+		int rc = txn(st, clean_fn, &a);
+		if (rc)
+			return rc;
+		*removed += a.done;
+	} while (a.done == CLEAN_CHUNK);
+	return 0;
+}
+
+/* ---- cycles ---- */
+
+/* Locks and reads the jobs of the cycle's outcomes, in id order (every host locks in
+ * that order); *r holds their rows. */
+static int lock_outcomes(th_store *st, const th_cycle *c, PGresult **r)
+{
+	uint64_t *ids = malloc(c->nout * sizeof(*ids));
+	char *set = NULL;
+	if (ids) {
+		for (size_t i = 0; i < c->nout; i++)
+			ids[i] = c->outs[i].id;
+		set = array_of(ids, c->nout);
+	}
+	free(ids);
+	if (!set)
+		return TH_ENOMEM;
+	struct params p = {.n = 0};
+	p_str(&p, set);
+	int rc = 0;
+	*r = run(st, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE id = ANY($1::bigint[]) ORDER BY "
+		 "id FOR UPDATE", &p, &rc);
+	free(set);
+	return rc;
+}
+
+/* Records outcome o; `rows` holds the jobs of the cycle's outcomes (lock_outcomes), read
+ * before any was recorded: a cycle has one outcome per job, as processors make them. */
+static int record_outcome(th_store *st, const th_outcome *o, const th_owner *owner,
+			  const PGresult *rows, int64_t now, size_t *stale)
+{
+	th_job job;
+	bool found = false;
+	for (int i = 0; i < PQntuples(rows) && !found; i++)
+		if ((found = (uint64_t)col_i64(rows, i, 0) == o->id))
+			row_job(rows, i, &job);
+	if (!found || !th_lifecycle_outcome_current(&job, o, owner)) {
+		th_log_warn("store", "job %llu: outcome of a stale claim refused (the job was "
+			    "taken back from this host)", (unsigned long long)o->id);
+		(*stale)++;
+		return 0;
+	}
+	int rc;
+	uint32_t attempt = job.attempts;
+	bool history;
+	th_job_status status = th_lifecycle_outcome(&job, o, now, next_random(st), &history);
+	if (history && (rc = add_history(st, job.id, attempt, o->error)))
+		return rc;
+	/* a job to run again keeps why, for the user to see meanwhile; a result is kept
+	 * only by a finished job */
+	struct also x = {.error = o->error};
+	if (status != TH_JOB_QUEUED && status != TH_JOB_DELAYED) {
+		x.result = o->result;
+		x.result_len = o->result_len;
+	}
+	if ((rc = put_job_also(st, &job, &x)))
+		return rc;
+	return th_job_status_final(job.status) ? report_to_cron(st, &job) : 0;
+}
+
+/* A cron job fires: a run of its task with its input, queued now. */
+static int fire_cron(th_store *st, th_job *cron, int64_t now)
+{
+	int rc = 0;
+	PGresult *r = run(st, "SELECT nextval(pg_get_serial_sequence('taskhost.jobs', 'id'))",
+			  NULL, &rc);
+	if (!r)
+		return rc;
+	uint64_t id = (uint64_t)col_i64(r, 0, 0);
+	PQclear(r);
+	th_job run_job;
+	th_lifecycle_cron_run(cron, id, now, &run_job);
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)id);
+	p_str(&p, run_job.task);
+	p_job(&p, &run_job);
+	p_i64(&p, (int64_t)cron->id);
+	return exec(st, "INSERT INTO taskhost.jobs (id, " INSERT_COLS ") VALUES ($1, $2, $3, $4, "
+			"$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
+			"$21, $22, (SELECT input FROM taskhost.jobs WHERE id = $23), NULL, NULL)", &p);
+}
+
+/* Queues the scheduled jobs that are due and fires the cron jobs whose time came; each
+ * row locked, so that one host alone fires a cron job's fire time. */
+static int promote_due(th_store *st, int64_t now, th_cycle *c)
+{
+	struct params p = {.n = 0};
+	p_i64(&p, now);
+	p_i64(&p, PROMOTE_MAX);
+	int rc = 0;
+	PGresult *r = run(st, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE status IN (6, 8) AND "
+			  "due_us > 0 AND due_us <= $1 ORDER BY due_us LIMIT $2 FOR UPDATE SKIP "
+			  "LOCKED", &p, &rc);
+	if (!r)
+		return rc;
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		th_job job;
+		row_job(r, i, &job);
+		if (job.status == TH_JOB_DELAYED) {
+			th_lifecycle_start(&job);
+		} else {
+			th_cron cron;
+			if (job_cron(st, job.id, &cron))
+				continue; /* it fires no more: logged; the others do */
+			if (th_lifecycle_cron_step(&job, job.due_us, now) == TH_CRON_FIRE)
+				rc = fire_cron(st, &job, now);
+			else
+				th_log_info("store", "cron job %llu: fire time missed while no host "
+					    "ran; skipped", (unsigned long long)job.id);
+			job.due_us = th_lifecycle_cron_next(&job, &cron, now);
+		}
+		if (rc == 0 && (rc = put_job(st, &job)) == 0)
+			c->promoted++;
+	}
+	PQclear(r);
+	if (rc || !(r = run(st, "SELECT min(due_us) FROM taskhost.jobs WHERE status IN (6, 8) AND "
+			    "due_us > 0", NULL, &rc)))
+		return rc;
+	c->next_due = col_i64(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+/* The claim: the job (locked) is owner's now, its lease on the database's clock. */
+static int take(th_store *st, th_job *job, const th_owner *owner, int64_t lease_us,
+		int64_t now)
+{
+	th_lifecycle_claim(job, owner, now);
+	struct also x = {.lease_us = lease_us > 0 ? lease_us : 1};
+	return put_job_also(st, job, &x);
+}
+
+static void clear_claims(th_cycle *c)
+{
+	for (size_t i = 0; i < c->nclaimed; i++)
+		th_claim_clear(&c->claims[i]);
+	c->nclaimed = 0;
+}
+
+/* Appends x to the array literal in *buf (grown as needed). */
+static int append_i64(char **buf, size_t *len, size_t *cap, int64_t x)
+{
+	if (*len + 24 >= *cap) {
+		size_t ncap = *cap ? 2 * *cap : 256;
+		char *n = realloc(*buf, ncap);
+		if (!n)
+			return TH_ENOMEM;
+		*buf = n;
+		*cap = ncap;
+	}
+	*len += (size_t)snprintf(*buf + *len, *cap - *len, "%s%" PRId64, *len > 1 ? "," : "", x);
+	return 0;
+}
+
+/* The claims c->claims[0..c->nclaimed), made by th_lifecycle_claim, in one statement:
+ * what a claim changes, one array per column. */
+static int write_claims(th_store *st, th_cycle *c)
+{
+	enum { ID, STATUS, ATTEMPTS, GEN, STARTED, OWNER, PID, NARR };
+	char *arr[NARR] = {0};
+	size_t len[NARR] = {0}, cap[NARR] = {0};
+	int rc = 0;
+	for (int k = 0; k < NARR && rc == 0; k++)
+		if (!(arr[k] = malloc(cap[k] = 256)))
+			rc = TH_ENOMEM;
+		else
+			len[k] = (size_t)snprintf(arr[k], cap[k], "{");
+	for (size_t i = 0; i < c->nclaimed && rc == 0; i++) {
+		const th_job *j = &c->claims[i].job;
+		int64_t v[NARR] = {(int64_t)j->id, j->status, j->attempts, (int64_t)j->claim_gen,
+				   j->started_us, (int64_t)j->owner, j->owner_pid};
+		for (int k = 0; k < NARR && rc == 0; k++)
+			rc = append_i64(&arr[k], &len[k], &cap[k], v[k]);
+	}
+	struct params p = {.n = 0};
+	for (int k = 0; k < NARR && rc == 0; k++) {
+		snprintf(arr[k] + len[k], cap[k] - len[k], "}"); /* append_i64 left room */
+		p_str(&p, arr[k]);
+	}
+	p_i64(&p, c->lease_us > 0 ? c->lease_us : 1);
+	if (rc == 0)
+		rc = exec(st, "UPDATE taskhost.jobs j SET status = v.status, attempts = v.attempts, "
+			      "claim_gen = v.gen, started_us = v.started, owner = v.owner, "
+			      "owner_pid = v.pid, lease_until = now() + $8::float8 * interval "
+			      "'1 microsecond' FROM unnest($1::bigint[], $2::smallint[], $3::int[], "
+			      "$4::bigint[], $5::bigint[], $6::bigint[], $7::int[]) AS v(id, status, "
+			      "attempts, gen, started, owner, pid) WHERE j.id = v.id", &p);
+	for (int k = 0; k < NARR; k++)
+		free(arr[k]);
+	return rc;
+}
+
+static int claim_ready(th_store *st, th_cycle *c, int64_t now)
+{
+	struct params p = {.n = 0};
+	p_str(&p, c->queue ? c->queue : "");
+	p_i64(&p, (int64_t)c->max);
+	int rc = 0;
+	PGresult *r = run(st, "SELECT " JOB_COLS ", input FROM taskhost.jobs WHERE status = 1 AND "
+			  "queue = $1 AND NOT EXISTS (SELECT 1 FROM taskhost.paused WHERE queue = $1) "
+			  "ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED", &p, &rc);
+	if (!r)
+		return rc;
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		th_claim *cl = &c->claims[c->nclaimed];
+		row_job(r, i, &cl->job);
+		cl->input = NULL;
+		cl->input_len = 0;
+		if (cl->job.input_len) {
+			void *in;
+			if ((rc = col_bytes(r, i, NCOLS, &in, &cl->input_len)))
+				break;
+			cl->input = in;
+		}
+		th_lifecycle_claim(&cl->job, c->owner, now);
+		c->nclaimed++;
+	}
+	PQclear(r);
+	return rc == 0 && c->nclaimed ? write_claims(st, c) : rc;
+}
+
+static int cycle_fn(th_store *st, void *ud)
+{
+	th_cycle *c = ud;
+	clear_claims(c); /* from a try that did not commit */
+	c->stale = 0;
+	c->promoted = 0;
+	c->next_due = 0;
+	int64_t now = th_clock_now_us();
+	int rc;
+	if (c->nout) {
+		PGresult *rows;
+		if ((rc = lock_outcomes(st, c, &rows)))
+			return rc;
+		for (size_t i = 0; i < c->nout && rc == 0; i++)
+			rc = record_outcome(st, &c->outs[i], c->owner, rows, now, &c->stale);
+		PQclear(rows);
+		if (rc)
+			return rc;
+	}
+	if ((rc = promote_due(st, now, c)))
+		return rc;
+	/* claims commit before their jobs start: c->start is not called */
+	return c->max ? claim_ready(st, c, now) : 0;
+}
+
+static int pg_cycle(th_store *st, th_cycle *c)
+{
+	c->nclaimed = 0;
+	c->started = 0;
+	c->lost = 0;
+	int rc = txn(st, cycle_fn, c);
+	if (rc)
+		clear_claims(c);
+	return rc;
+}
+
+/* A claim (id, gen) that never committed left its job queued one generation behind. */
+static int behind(th_store *st, uint64_t id, uint64_t gen, th_job *job, bool *yes)
+{
+	int rc = get_job(st, id, true, job);
+	*yes = rc == 0 && job->status == TH_JOB_QUEUED && job->claim_gen + 1 == gen;
+	return rc == TH_ENOTFOUND ? 0 : rc;
+}
+
+struct confirm_args {
+	const th_owner *owner;
+	int64_t lease_us;
+	const uint64_t *pairs;
+	size_t n;
+	bool *lost;
+};
+
+static int confirm_fn(th_store *st, void *ud)
+{
+	struct confirm_args *a = ud;
+	int64_t now = th_clock_now_us();
+	for (size_t i = 0; i < a->n; i++) {
+		th_job job;
+		bool yes;
+		int rc = behind(st, a->pairs[2 * i], a->pairs[2 * i + 1], &job, &yes);
+		a->lost[i] = !yes;
+		if (rc || (yes && (rc = take(st, &job, a->owner, a->lease_us, now))))
+			return rc;
+	}
+	return 0;
+}
+
+static int pg_confirm(th_store *st, const th_owner *owner, int64_t lease_us,
+		      const uint64_t *pairs, size_t n, bool *lost)
+{
+	struct confirm_args a = {owner, lease_us, pairs, n, lost};
+	return txn(st, confirm_fn, &a);
+}
+
+struct renew_args {
+	const th_owner *owner;
+	int64_t lease_us;
+	size_t n;
+};
+
+static int renew_fn(th_store *st, void *ud)
+{
+	struct renew_args *a = ud;
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)a->owner->instance);
+	p_i64(&p, a->lease_us);
+	int rc = 0;
+	PGresult *r = run(st, "UPDATE taskhost.jobs SET lease_until = now() + $2::float8 * "
+			  "interval '1 microsecond' WHERE status = 2 AND owner = $1", &p, &rc);
+	if (!r)
+		return rc;
+	a->n = strtoull(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+static int pg_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n)
+{
+	struct renew_args a = {owner, lease_us, 0};
+	int rc = txn(st, renew_fn, &a);
+	if (n)
+		*n = rc ? 0 : a.n;
+	return rc;
+}
+
+/* A job taken back from a host that is gone (th_lifecycle_give_back). */
+static int give_back(th_store *st, th_job *job, enum th_gone why, int64_t now)
+{
+	char msg[160];
+	th_job_status to = th_lifecycle_give_back(job, why, now, msg, sizeof(msg));
+	int rc;
+	if (to == TH_JOB_ERROR && (rc = add_history(st, job->id, job->attempts, msg)))
+		return rc;
+	th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
+	struct also x = {.error = to != TH_JOB_QUEUED ? msg : NULL};
+	if ((rc = put_job_also(st, job, &x)) == 0 && th_job_status_final(job->status))
+		rc = report_to_cron(st, job);
+	return rc;
+}
+
+struct recover_args {
+	const th_owner *self;
+	th_store_alive_fn alive;
+	void *ud;
+	size_t done;
+};
+
+#define LEASE_COLS ", (extract(epoch FROM lease_until) * 1e6)::bigint, " \
+	"(extract(epoch FROM now()) * 1e6)::bigint"
+
+/* Whether the claim of row i (JOB_COLS, then LEASE_COLS) is to be taken back, its
+ * owner's liveness asked through a->alive, its lease on the database's clock. */
+static bool orphaned(struct recover_args *a, const PGresult *r, int i, th_job *job,
+		     enum th_gone *why)
+{
+	row_job(r, i, job);
+	/* the database knows an owner by its instance and pid alone */
+	th_owner o = {.instance = job->owner, .pid = job->owner_pid};
+	enum th_liveness live = a->alive ? a->alive(a->ud, &o) : TH_OWNER_UNKNOWN;
+	return th_lifecycle_orphaned(live, col_i64(r, i, NCOLS), col_i64(r, i, NCOLS + 1), why);
+}
+
+/* The claims of other owners that are gone: found without locks, then each locked and
+ * judged again (its lease may have been renewed since); of hosts recovering at once,
+ * one takes each back. */
+static int recover_fn(th_store *st, void *ud)
+{
+	struct recover_args *a = ud;
+	a->done = 0;
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)a->self->instance);
+	int rc = 0;
+	PGresult *r = run(st, "SELECT " JOB_COLS LEASE_COLS " FROM taskhost.jobs WHERE status = 2 "
+			  "AND owner <> $1", &p, &rc);
+	if (!r)
+		return rc;
+	int64_t now = th_clock_now_us();
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		th_job job;
+		enum th_gone why;
+		if (!orphaned(a, r, i, &job, &why))
+			continue;
+		struct params k = {.n = 0};
+		p_i64(&k, (int64_t)job.id);
+		p_i64(&k, (int64_t)job.claim_gen);
+		PGresult *l = run(st, "SELECT " JOB_COLS LEASE_COLS " FROM taskhost.jobs WHERE id = $1 "
+				  "AND status = 2 AND claim_gen = $2 FOR UPDATE SKIP LOCKED", &k, &rc);
+		if (!l)
+			break;
+		if (PQntuples(l) == 1 && orphaned(a, l, 0, &job, &why) &&
+		    (rc = give_back(st, &job, why, now)) == 0)
+			a->done++;
+		PQclear(l);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_recover(th_store *st, const th_owner *self, th_store_alive_fn alive, void *ud,
+		      size_t *n)
+{
+	struct recover_args a = {self, alive, ud, 0};
+	int rc = txn(st, recover_fn, &a);
+	*n = rc ? 0 : a.done;
+	return rc;
+}
+
+struct started_args {
+	const uint64_t *pairs;
+	size_t n, done;
+};
+
+static int started_fn(th_store *st, void *ud)
+{
+	struct started_args *a = ud;
+	int64_t now = th_clock_now_us();
+	a->done = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		th_job job;
+		bool yes;
+		int rc = behind(st, a->pairs[2 * i], a->pairs[2 * i + 1], &job, &yes);
+		if (rc || (yes && (rc = give_back(st, &job, TH_GONE_STARTING, now))))
+			return rc;
+		a->done += yes;
+	}
+	return 0;
+}
+
+static int pg_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done)
+{
+	struct started_args a = {pairs, n, 0};
+	int rc = txn(st, started_fn, &a);
+	*done = rc ? 0 : a.done;
+	return rc;
+}
+
+/* ---- check ---- */
+
+struct check_args {
+	th_store_problem_fn fn;
+	void *ud;
+	uint64_t *jobs, *problems;
+};
+
+static int check_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	struct check_args *a = ud;
+	for (int i = 0; i < PQntuples(r); i++) {
+		char line[256];
+		snprintf(line, sizeof(line), "job %s: %s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		a->fn(a->ud, line);
+		(*a->problems)++;
+	}
+	return 0;
+}
+
+static int count_row(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	*(uint64_t *)ud = (uint64_t)col_i64(r, 0, 0);
+	return 0;
+}
+
+/* What the database's constraints do not already keep: every record's fields against
+ * its status. */
+static int pg_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
+		    uint64_t *problems)
+{
+	*jobs = *problems = 0;
+	struct check_args a = {fn, ud, jobs, problems};
+	int rc = query(st, "SELECT count(*) FROM taskhost.jobs", NULL, count_row, jobs);
+	if (rc)
+		return rc;
+	return query(st, "SELECT id, CASE"
+			 " WHEN status NOT BETWEEN 1 AND 8 THEN 'its status is ' || status"
+			 " WHEN status = 2 AND (owner = 0 OR lease_until IS NULL) THEN"
+			 "  'processing without an owner or a lease'"
+			 " WHEN status IN (3, 4, 5) AND finished_us = 0 THEN 'finished without a time'"
+			 " WHEN status = 8 AND cron IS NULL THEN 'a cron job without a schedule'"
+			 " WHEN input_len <> coalesce(octet_length(input), 0) THEN"
+			 "  'its input is not as long as its record says' END"
+			 " FROM taskhost.jobs WHERE status NOT BETWEEN 1 AND 8 OR"
+			 " (status = 2 AND (owner = 0 OR lease_until IS NULL)) OR"
+			 " (status IN (3, 4, 5) AND finished_us = 0) OR (status = 8 AND cron IS NULL)"
+			 " OR input_len <> coalesce(octet_length(input), 0) ORDER BY id",
+		     NULL, check_rows, &a);
+}
+
+const th_store_ops th_store_pg = {
+	.name = "postgresql",
+	.scheme = "postgresql",
+	.open = pg_open,
+	.close = pg_close,
+	.coord_open = pg_coord_open,
+	.add = pg_add,
+	.cycle = pg_cycle,
+	.confirm = pg_confirm,
+	.renew = pg_renew,
+	.recover = pg_recover,
+	.recover_started = pg_recover_started,
+	.cancel = pg_cancel,
+	.start = pg_start,
+	.retry = pg_retry,
+	.cron_update = pg_cron_update,
+	.cron_pause = pg_cron_pause,
+	.pause_queue = pg_pause_queue,
+	.clean = pg_clean,
+	.get = pg_get,
+	.blob = pg_blob,
+	.list = pg_list,
+	.count = pg_count,
+	.pending = pg_pending,
+	.peek = pg_peek,
+	.queue_paused = pg_queue_paused,
+	.cancel_requested = pg_cancel_requested,
+	.check = pg_check,
+};

@@ -1,0 +1,28 @@
+/* The PostgreSQL backend of the store interface (store/store.h): jobs as rows of schema
+ * `taskhost`, claimed with FOR UPDATE SKIP LOCKED, leases on the database's clock; and
+ * its coordination (store_pg_coord.c): LISTEN/NOTIFY wake-ups, a progress table,
+ * liveness by lease alone. Only their .c files include libpq-fe.h. */
+#ifndef TH_STORE_PG_H
+#define TH_STORE_PG_H
+
+#include "coord.h"
+#include "store/store.h"
+
+/* The backend's operations table (its scheme: postgresql). */
+extern const th_store_ops th_store_pg;
+
+/* A connection to conninfo; a failure is logged naming `shown` (the conninfo with its
+ * password as ***): TH_ECONFIG for a string that does not parse, TH_EIO when the
+ * server cannot be reached or refuses. */
+struct pg_conn; /* libpq's PGconn */
+int th_store_pg_connect(const char *conninfo, const char *shown, struct pg_conn **out);
+
+/* Of a PostgreSQL store: its connection string, its password as ***. */
+const char *th_store_pg_shown(th_store *st);
+/* The schema version this build writes; *found: the one the store had when opened. */
+int th_store_pg_version(th_store *st, int *found);
+
+/* The coordination of the hosts on one database (store_pg_coord.c). */
+int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown);
+
+#endif

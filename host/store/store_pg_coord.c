@@ -1,0 +1,335 @@
+/* The coordination of hosts on one PostgreSQL database (th_coord_open_pg): wake-ups by
+ * LISTEN/NOTIFY on channel taskhost_wake, progress in taskhost.progress, liveness by
+ * lease alone, no notes (claims commit before their jobs start). */
+#include "store/store_pg.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+
+#define CHANNEL "taskhost_wake"
+#define NEVENTS 3               /* enum th_wake_event */
+#define LISTEN_POLL_MS 1000     /* the listener looks at `stop` this often */
+#define RECONNECT_MAX_MS 10000  /* the longest pause between tries to reconnect */
+
+struct th_coord {
+	const th_coord_ops *ops; /* &pg_ops */
+	char *conninfo, *shown;
+	pthread_mutex_t mu; /* guards seq and the listener's start */
+	pthread_cond_t cv;
+	uint32_t seq[NEVENTS];
+	pthread_mutex_t send_mu; /* guards `send` */
+	PGconn *send;       /* NOTIFY and progress; opened when first needed */
+	bool listening;     /* the listener thread runs */
+	pthread_t listener;
+	atomic_bool stop;
+	int stop_pipe[2];
+};
+
+static void bump(th_coord *c, int ev)
+{
+	pthread_mutex_lock(&c->mu);
+	if (ev < 0) {
+		for (int i = 0; i < NEVENTS; i++)
+			c->seq[i]++;
+	} else {
+		c->seq[ev]++;
+	}
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* A connection that LISTENs; NULL when the server cannot be reached. */
+static PGconn *listen_conn(th_coord *c)
+{
+	PGconn *conn;
+	if (th_store_pg_connect(c->conninfo, c->shown, &conn))
+		return NULL;
+	PGresult *r = PQexec(conn, "LISTEN " CHANNEL);
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/* The listener: every notification bumps its event's sequence; after an outage every
+ * sequence is bumped, since notifications sent meanwhile were missed. */
+static void *listen_main(void *arg)
+{
+	th_coord *c = arg;
+	PGconn *conn = NULL;
+	int pause_ms = 100;
+	while (!atomic_load(&c->stop)) {
+		if (!conn) {
+			if (!(conn = listen_conn(c))) {
+				struct pollfd p = {.fd = c->stop_pipe[0], .events = POLLIN};
+				poll(&p, 1, pause_ms);
+				pause_ms = pause_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : pause_ms * 2;
+				continue;
+			}
+			pause_ms = 100;
+			bump(c, -1);
+		}
+		struct pollfd p[2] = {{.fd = PQsocket(conn), .events = POLLIN},
+				      {.fd = c->stop_pipe[0], .events = POLLIN}};
+		if (poll(p, 2, LISTEN_POLL_MS) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents && !PQconsumeInput(conn)) {
+			PQfinish(conn);
+			conn = NULL;
+			continue;
+		}
+		PGnotify *n;
+		while ((n = PQnotifies(conn))) {
+			int ev = atoi(n->extra);
+			bump(c, ev >= 0 && ev < NEVENTS ? ev : -1);
+			PQfreemem(n);
+		}
+	}
+	if (conn)
+		PQfinish(conn);
+	return NULL;
+}
+
+/* Starts the listener the first time someone waits or reads a sequence. */
+static void ensure_listener(th_coord *c)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!c->listening && pthread_create(&c->listener, NULL, listen_main, c) == 0)
+		c->listening = true;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void pg_coord_close(th_coord *c)
+{
+	if (c->listening) {
+		atomic_store(&c->stop, true);
+		ssize_t w = write(c->stop_pipe[1], "x", 1);
+		(void)w;
+		pthread_join(c->listener, NULL);
+	}
+	if (c->send)
+		PQfinish(c->send);
+	close(c->stop_pipe[0]);
+	close(c->stop_pipe[1]);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->send_mu);
+	free(c->conninfo);
+	free(c->shown);
+	free(c);
+}
+
+static uint32_t pg_seq(th_coord *c, enum th_wake_event ev)
+{
+	ensure_listener(c);
+	pthread_mutex_lock(&c->mu);
+	uint32_t s = c->seq[ev];
+	pthread_mutex_unlock(&c->mu);
+	return s;
+}
+
+/* One statement on the sending connection (c->send_mu held), reconnecting once if it was
+ * lost; false when it failed. */
+static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
+{
+	for (int tries = 0; tries < 2; tries++) {
+		if (!c->send && th_store_pg_connect(c->conninfo, c->shown, &c->send))
+			return false;
+		PGresult *r = PQexecParams(c->send, sql, n, NULL, vals, NULL, NULL, 0);
+		ExecStatusType s = PQresultStatus(r);
+		PQclear(r);
+		if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+			return true;
+		if (PQstatus(c->send) == CONNECTION_OK)
+			return false;
+		PQfinish(c->send);
+		c->send = NULL;
+	}
+	return false;
+}
+
+static void pg_notify(th_coord *c, enum th_wake_event ev)
+{
+	char e[4];
+	snprintf(e, sizeof(e), "%d", (int)ev);
+	const char *v[] = {e};
+	bump(c, (int)ev); /* this process's sleepers at once */
+	/* one notification per call: each follows a commit */
+	pthread_mutex_lock(&c->send_mu);
+	if (!send_sql(c, "SELECT pg_notify('" CHANNEL "', $1)", 1, v))
+		th_log_warn("store", "%s: a wake-up was not sent; hosts find the work within "
+			    "their wait_time", c->shown);
+	pthread_mutex_unlock(&c->send_mu);
+}
+
+static void pg_wait(th_coord *c, enum th_wake_event ev, uint32_t seq, int64_t timeout_us)
+{
+	ensure_listener(c);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	if (timeout_us >= 0) {
+		int64_t ns = until.tv_nsec + (timeout_us % 1000000) * 1000;
+		until.tv_sec += (time_t)(timeout_us / 1000000 + ns / 1000000000);
+		until.tv_nsec = (long)(ns % 1000000000);
+	}
+	pthread_mutex_lock(&c->mu);
+	while (c->seq[ev] == seq) {
+		if (timeout_us < 0)
+			pthread_cond_wait(&c->cv, &c->mu);
+		else if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void pg_progress_set(th_coord *c, uint64_t id, double done)
+{
+	char i[24], d[32];
+	snprintf(i, sizeof(i), "%llu", (unsigned long long)id);
+	snprintf(d, sizeof(d), "%.17g", done);
+	const char *v[] = {i, d};
+	pthread_mutex_lock(&c->send_mu);
+	send_sql(c, "INSERT INTO taskhost.progress VALUES ($1, $2) ON CONFLICT (id) DO UPDATE "
+		    "SET done = excluded.done", 2, v);
+	pthread_mutex_unlock(&c->send_mu);
+}
+
+static void pg_progress_clear(th_coord *c, uint64_t id)
+{
+	char i[24];
+	snprintf(i, sizeof(i), "%llu", (unsigned long long)id);
+	const char *v[] = {i};
+	pthread_mutex_lock(&c->send_mu);
+	send_sql(c, "DELETE FROM taskhost.progress WHERE id = $1", 1, v);
+	pthread_mutex_unlock(&c->send_mu);
+}
+
+static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
+{
+	char i[24];
+	snprintf(i, sizeof(i), "%llu", (unsigned long long)id);
+	const char *v[] = {i};
+	bool found = false;
+	pthread_mutex_lock(&c->send_mu);
+	if (c->send || th_store_pg_connect(c->conninfo, c->shown, &c->send) == 0) {
+		PGresult *r = PQexecParams(c->send, "SELECT done FROM taskhost.progress WHERE id = $1",
+					   1, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+			*done = strtod(PQgetvalue(r, 0, 0), NULL);
+			found = true;
+		}
+		PQclear(r);
+	}
+	pthread_mutex_unlock(&c->send_mu);
+	return found;
+}
+
+/* Hosts on other machines cannot be seen from here: their leases speak. */
+static enum th_liveness pg_alive(th_coord *c, const th_owner *o)
+{
+	(void)c;
+	(void)o;
+	return TH_OWNER_UNKNOWN;
+}
+
+/* No notes (none needed: the backend commits claims before their jobs start). */
+static int pg_notes_open(th_coord *c, const th_owner *self, size_t cap, th_notes **out)
+{
+	(void)c;
+	(void)self;
+	(void)cap;
+	*out = NULL;
+	return 0;
+}
+
+static void pg_notes_close(th_coord *c, th_notes *n, bool keep)
+{
+	(void)c;
+	(void)n;
+	(void)keep;
+}
+
+static void pg_notes_add(th_coord *c, th_notes *n, uint64_t id, uint64_t gen)
+{
+	(void)c;
+	(void)n;
+	(void)id;
+	(void)gen;
+}
+
+static size_t pg_notes_pairs(th_coord *c, const th_notes *n, const uint64_t **pairs)
+{
+	(void)c;
+	(void)n;
+	*pairs = NULL;
+	return 0;
+}
+
+static void pg_notes_clear(th_coord *c, th_notes *n)
+{
+	(void)c;
+	(void)n;
+}
+
+static int pg_notes_collect(th_coord *c, const th_owner *self, th_notes_fn fn, void *ud)
+{
+	(void)c;
+	(void)self;
+	(void)fn;
+	(void)ud;
+	return 0;
+}
+
+static const th_coord_ops pg_ops = {
+	.name = "postgresql",
+	.close = pg_coord_close,
+	.seq = pg_seq,
+	.notify = pg_notify,
+	.wait = pg_wait,
+	.progress_set = pg_progress_set,
+	.progress_clear = pg_progress_clear,
+	.progress_get = pg_progress_get,
+	.alive = pg_alive,
+	.notes_open = pg_notes_open,
+	.notes_close = pg_notes_close,
+	.notes_add = pg_notes_add,
+	.notes_pairs = pg_notes_pairs,
+	.notes_clear = pg_notes_clear,
+	.notes_collect = pg_notes_collect,
+};
+
+int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown)
+{
+	*out = NULL;
+	th_coord *c = calloc(1, sizeof(*c));
+	if (!c)
+		return TH_ENOMEM;
+	if (pipe(c->stop_pipe)) {
+		free(c);
+		return TH_ESYS;
+	}
+	c->ops = &pg_ops;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->send_mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (!(c->conninfo = strdup(conninfo)) || !(c->shown = strdup(shown))) {
+		pg_coord_close(c);
+		return TH_ENOMEM;
+	}
+	*out = c;
+	return 0;
+}

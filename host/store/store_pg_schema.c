@@ -1,0 +1,162 @@
+/* The PostgreSQL backend's schema (store_pg_schema.h): the tables, indexes and SQL
+ * functions of schema `taskhost`, one migration per version, and the check at open. */
+#include "store/store_pg_schema.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "log.h"
+
+/* The whole schema of each version, as the change from the one before. Statuses are
+ * job.h's values: 1 queued, 2 processing, 3..5 finished, 6 delayed, 7 held, 8 cron. */
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE SCHEMA IF NOT EXISTS taskhost;"
+	"CREATE TABLE taskhost.meta (key text PRIMARY KEY, value text NOT NULL);"
+	"CREATE TABLE taskhost.jobs ("
+	" id bigserial PRIMARY KEY, status smallint NOT NULL, task text NOT NULL,"
+	" queue text NOT NULL DEFAULT '', priority integer NOT NULL DEFAULT 0,"
+	" attempts integer NOT NULL DEFAULT 0, max_attempts integer NOT NULL,"
+	" added_us bigint NOT NULL, started_us bigint NOT NULL DEFAULT 0,"
+	" finished_us bigint NOT NULL DEFAULT 0, input_len bigint NOT NULL DEFAULT 0,"
+	" result_len bigint NOT NULL DEFAULT 0, claim_gen bigint NOT NULL DEFAULT 0,"
+	" owner bigint NOT NULL DEFAULT 0, owner_pid integer NOT NULL DEFAULT 0,"
+	" flags integer NOT NULL DEFAULT 0, due_us bigint NOT NULL DEFAULT 0,"
+	" timeout_ms bigint NOT NULL DEFAULT 0, backoff_ms bigint NOT NULL DEFAULT 0,"
+	" parent bigint NOT NULL DEFAULT 0, last_run bigint NOT NULL DEFAULT 0,"
+	" fires bigint NOT NULL DEFAULT 0, lease_until timestamptz,"
+	" input bytea, result bytea, error bytea, errors bytea, cron text, unique_key bytea);"
+	/* claims: the ready jobs of a queue in claim order */
+	"CREATE INDEX jobs_ready ON taskhost.jobs (queue, priority DESC, id) WHERE status = 1;"
+	"CREATE INDEX jobs_running ON taskhost.jobs (owner) WHERE status = 2;"
+	"CREATE INDEX jobs_due ON taskhost.jobs (due_us) WHERE status IN (6, 8) AND due_us > 0;"
+	"CREATE INDEX jobs_finished ON taskhost.jobs (finished_us) WHERE status IN (3, 4, 5);"
+	"CREATE INDEX jobs_status ON taskhost.jobs (status, id);"
+	/* a key is held while its job waits or runs */
+	"CREATE UNIQUE INDEX jobs_unique ON taskhost.jobs (unique_key)"
+	" WHERE unique_key IS NOT NULL AND status IN (1, 2, 6, 7, 8);"
+	"CREATE TABLE taskhost.paused (queue text PRIMARY KEY);"
+	"CREATE TABLE taskhost.progress (id bigint PRIMARY KEY, done double precision NOT NULL);"
+	/* transactional enqueue: a job that exists if and only if the caller's transaction
+	 * commits; the hosts hear of it at that commit (one notification per transaction) */
+	"CREATE FUNCTION taskhost.add(task text, input bytea DEFAULT NULL, queue text DEFAULT '',"
+	" priority integer DEFAULT 0, max_attempts integer DEFAULT 3,"
+	" run_at timestamptz DEFAULT NULL) RETURNS bigint LANGUAGE plpgsql AS $$"
+	"DECLARE id bigint; now_us bigint := (extract(epoch FROM clock_timestamp()) * 1e6)::bigint;"
+	" due bigint := coalesce((extract(epoch FROM run_at) * 1e6)::bigint, 0);"
+	"BEGIN"
+	" IF task IS NULL OR task !~ '^[!-~]{1,255}$' THEN"
+	"  RAISE EXCEPTION 'taskhost.add: bad task name %', task; END IF;"
+	" IF queue = 'default' THEN queue := ''; END IF;"
+	" IF queue IS NULL OR queue !~ '^[A-Za-z0-9_.-]{0,64}$' THEN"
+	"  RAISE EXCEPTION 'taskhost.add: bad queue name %', queue; END IF;"
+	" IF max_attempts IS NULL OR max_attempts < 1 OR max_attempts > 1000 THEN"
+	"  RAISE EXCEPTION 'taskhost.add: max_attempts must be from 1 to 1000'; END IF;"
+	" INSERT INTO taskhost.jobs (status, task, queue, priority, max_attempts, added_us,"
+	"  input_len, due_us, input)"
+	" VALUES (CASE WHEN due > now_us THEN 6 ELSE 1 END, task, queue, priority, max_attempts,"
+	"  now_us, coalesce(octet_length(input), 0), CASE WHEN due > now_us THEN due ELSE 0 END,"
+	"  input) RETURNING jobs.id INTO id;"
+	" PERFORM pg_notify('taskhost_wake', '0');"
+	" RETURN id;"
+	"END $$;",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+#define MIGRATE_LOCK 0x7461736b686f7374LL /* "taskhost": one migration at a time */
+
+int th_store_pg_schema_version(void)
+{
+	return SCHEMA_VERSION;
+}
+
+static int exec(PGconn *conn, const char *sql, const char *shown)
+{
+	PGresult *r = PQexec(conn, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		th_log_error("store", "%s: migrating schema taskhost: %s", shown,
+			     PQresultErrorMessage(r));
+	PQclear(r);
+	return ok ? 0 : TH_EIO;
+}
+
+/* One value of a query's first row; NULL when it failed (logged) or gave none. */
+static char *first_value(PGconn *conn, const char *sql, const char *shown, int *rc)
+{
+	PGresult *r = PQexec(conn, sql);
+	char *v = NULL;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		th_log_error("store", "%s: reading the schema version: %s", shown,
+			     PQresultErrorMessage(r));
+		*rc = TH_EIO;
+	} else if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) &&
+		   !(v = strdup(PQgetvalue(r, 0, 0)))) {
+		*rc = TH_ENOMEM;
+	}
+	PQclear(r);
+	return v;
+}
+
+/* The version of the schema in the database; 0 when there is none. */
+static int read_version(PGconn *conn, const char *shown, int *version)
+{
+	int rc = 0;
+	*version = 0;
+	char *t = first_value(conn, "SELECT to_regclass('taskhost.meta')", shown, &rc);
+	if (!t)
+		return rc;
+	free(t);
+	char *v = first_value(conn, "SELECT value FROM taskhost.meta WHERE key = "
+			      "'schema_version'", shown, &rc);
+	if (v)
+		*version = atoi(v);
+	free(v);
+	return rc;
+}
+
+int th_store_pg_schema_migrate(PGconn *conn, bool allowed, const char *shown, int *from)
+{
+	int version, rc;
+	if ((rc = read_version(conn, shown, &version)))
+		return rc;
+	if (from)
+		*from = version;
+	if (version > SCHEMA_VERSION) {
+		th_log_error("store", "%s: schema taskhost is at version %d, newer than this "
+			     "taskhost knows (%d): upgrade taskhost", shown, version, SCHEMA_VERSION);
+		return TH_EFORMAT;
+	}
+	if (version == SCHEMA_VERSION)
+		return 0;
+	if (!allowed) {
+		th_log_error("store", "%s: schema taskhost is at version %d, this taskhost needs "
+			     "%d: run 'taskhost migrate' (or set migrate = true in [host])", shown,
+			     version, SCHEMA_VERSION);
+		return TH_EFORMAT;
+	}
+	char lock[96];
+	snprintf(lock, sizeof(lock), "BEGIN; SELECT pg_advisory_xact_lock(%lld)", MIGRATE_LOCK);
+	if ((rc = exec(conn, lock, shown)))
+		return rc;
+	/* another host may have migrated while this one waited for the lock */
+	if ((rc = read_version(conn, shown, &version)) || version > SCHEMA_VERSION) {
+		exec(conn, "ROLLBACK", shown);
+		return rc ? rc : TH_EFORMAT;
+	}
+	for (int v = version; v < SCHEMA_VERSION && rc == 0; v++)
+		rc = exec(conn, migrations[v], shown);
+	char set[160];
+	snprintf(set, sizeof(set), "INSERT INTO taskhost.meta VALUES ('schema_version', '%d')"
+		 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", SCHEMA_VERSION);
+	if (rc == 0 && (rc = exec(conn, set, shown)) == 0 && (rc = exec(conn, "COMMIT", shown)) == 0) {
+		if (version < SCHEMA_VERSION)
+			th_log_info("store", "%s: schema taskhost migrated from version %d to %d",
+				    shown, version, SCHEMA_VERSION);
+		return 0;
+	}
+	exec(conn, "ROLLBACK", shown);
+	return rc;
+}

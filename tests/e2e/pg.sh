@@ -1,0 +1,103 @@
+#!/bin/sh
+# End to end on a PostgreSQL store ($TASKHOST_TEST_PG, the server scripts/check starts;
+# skipped without one), in a database of its own: migrate on a fresh and on a newer
+# schema, jobs added by the CLI run with the right statuses and results, a bad URL
+# named in the message, transactional enqueue with taskhost.add (a rolled back add
+# never runs, a committed one wakes an idle host at once), connections cut by the
+# server while a job runs, the password in no message.
+. "$(dirname "$0")/lib.sh"
+
+pg_database th_e2e_$$
+DB=$PGNAME
+SECRET=s3cret-pw-$$
+port=$(echo "$TASKHOST_TEST_PG" | sed -n 's/.*port=\([0-9]*\).*/\1/p')
+
+# the URL carries a password (the server trusts loopback, so any is taken)
+URL="postgresql://postgres:$SECRET@127.0.0.1:$port/$DB"
+# wait_time is long: only a notification wakes the host within the test's deadlines
+write_config "store = $URL" -- "max_threads = 2" "wait_time = 60s"
+
+th add echo early
+expect "an add before migrate is refused" 2
+case $err in
+*"schema taskhost is at version 0, this taskhost needs 1: run 'taskhost migrate'"*) ok "it says to migrate" ;;
+*) not_ok "it says to migrate: $err" ;;
+esac
+th migrate
+expect "migrate on a fresh database" 0
+same "it created the schema" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost created at version 1"
+th migrate
+same "migrate again: up to date" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost at version 1: up to date"
+
+th add echo hello
+same "add prints the id" "$out" 1
+th add fail boom
+th add echo later --delay 1s
+start_host "$W/host.log"
+host=$HOST_PID
+th wait 1 2 3 --timeout 30
+expect "wait: one of them failed" 1
+th status 1
+same "echo completed" "$out" completed
+th result 1
+same "its result" "$out" hello
+th status 2
+same "fail ended in error" "$out" error
+th error 2
+same "its error" "$out" boom
+th status 3
+same "the delayed job completed" "$out" completed
+same "the rows say the same" "$(sql "SELECT id || ':' || status FROM taskhost.jobs ORDER BY id" | tr '\n' ' ')" "1:3 2:4 3:3 "
+
+# transactional enqueue
+sql "BEGIN; SELECT taskhost.add('echo', 'rolled back'); ROLLBACK;" >/dev/null
+id=$(sql "BEGIN; SELECT taskhost.add('echo', 'committed'); COMMIT;")
+same "a committed add gets the next id" "$id" 5
+check "the committed job ran at once, the host idle before (wait_time 60s)" \
+	wait_until 5 sh -c '[ "$("$1" -c "$2" status 5)" = completed ]' - "$TASKHOST" "$CFG"
+th result 5
+same "with its input" "$out" committed
+th status 4
+expect "the rolled back add never was" 1 "taskhost: unknown job id 4"
+th stats --json
+check "stats: 3 completed, 1 error" sh -c 'echo "$1" | grep -q "\"completed\": 3" && echo "$1" | grep -q "\"error\": 1"' - "$out"
+# the server cuts the host's connections while a job runs: the host reconnects, records
+# the job's outcome, and hears of new jobs again
+th add sleep '{"seconds": 1.5}'
+slow=$out
+check "a slow job runs" wait_until 10 sh -c '[ "$("$1" -c "$2" status "$3")" = processing ]' \
+	- "$TASKHOST" "$CFG" "$slow"
+same "the server cuts the host's connections" "$(sql "SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity WHERE datname = '$DB' AND pid <> pg_backend_pid()")" t
+th wait "$slow" --timeout 30
+expect "the slow job completed, recorded over a new connection" 0
+th add echo "after the cut"
+after=$out
+th wait "$after" --timeout 10
+expect "a job added after the cut runs at once" 0
+same "the host said once that its connection was lost" "$(grep -c 'connection lost' "$W/host.log")" 1
+check "and that it is back" grep -q 'connected again' "$W/host.log"
+stop_host "$host"
+same "the host stopped cleanly" "$host_rc" 0
+
+# a newer schema
+sql "UPDATE taskhost.meta SET value = '99' WHERE key = 'schema_version'"
+th migrate
+expect "migrate on a newer schema" 2 "taskhost: cannot open the store: user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost is at version 99, newer than this taskhost knows (1): upgrade taskhost"
+sql "UPDATE taskhost.meta SET value = '1' WHERE key = 'schema_version'"
+
+# a bad URL: the message names it (without the password)
+TASKHOST_STORE="postgresql://postgres:$SECRET@127.0.0.1:1/$DB" th list
+expect "no server at the URL" 1
+case $err in
+"taskhost: cannot open the store: postgresql store user=postgres password=*** dbname=$DB host=127.0.0.1 port=1: cannot connect: "*) ok "the message names the URL" ;;
+*) not_ok "the message names the URL: $err" ;;
+esac
+TASKHOST_STORE="postgresql:nosuchoption=1" th list
+expect "a connection string that does not parse" 2
+case $err in
+*"bad connection string"*) ok "it says so" ;;
+*) not_ok "it says so: $err" ;;
+esac
+check "the password is in no log or message" sh -c '! grep -r -q "$1" "$2"/*.log "$2"/stderr' - "$SECRET" "$W"
+
+finish
