@@ -881,6 +881,12 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 	bool found = snprintf(path, sizeof(path), "%s/data.mdb", dir) < (int)sizeof(path) &&
 		     stat(path, &fsb) == 0;
 	bool exists = found && fsb.st_size > 0;
+	/* an empty data.mdb beside no lock.mdb is another process's open making it, which
+	 * this one may overtake to the lock: it is not a store that lost its bytes */
+	char lpath[4096];
+	struct stat lsb;
+	bool used_before = exists || (found && snprintf(lpath, sizeof(lpath), "%s/lock.mdb", dir) <
+						      (int)sizeof(lpath) && lstat(lpath, &lsb) == 0);
 	unsigned flags = MDB_NOTLS;
 	if (opts && opts->durability == TH_RELAXED)
 		flags |= MDB_NOSYNC;
@@ -893,7 +899,7 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 		return rc;
 	}
 	/* a data.mdb that was there before this open (not just made by it) must be whole */
-	if ((rc = check_data_file(dir, !found))) {
+	if ((rc = check_data_file(dir, !used_before))) {
 		lmdb_close(st);
 		return rc;
 	}

@@ -66,10 +66,27 @@ cp -a "$W/clean" "$W/var"
 : >"$W/var/data.mdb"
 bounded status 1
 expect "a 0-byte data.mdb in a used data dir" 1 "taskhost: cannot open the data dir $W/var: data dir damaged: $W/var/data.mdb is 0 bytes, too short for its meta pages, in a data dir used before (truncated?)"
+rm "$W/var/lock.mdb"
+bounded add echo first
+expect "a 0-byte data.mdb beside no lock.mdb is a store being made" 0
+same "and is made: ids start at 1" "$out" 1
 rm -rf "$W/var"
 bounded add echo first
 expect "a new data dir is fine" 0
 same "ids start at 1 there" "$out" 1
+# two commands making the same new data dir at once: whichever takes the lock first
+# makes the store, and the other is not told it is damaged
+bad=0
+for round in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+	rm -rf "$W/var"
+	"$TASKHOST" -c "$CFG" add echo a >/dev/null 2>"$W/race1" &
+	r1=$!
+	"$TASKHOST" -c "$CFG" add echo b >/dev/null 2>"$W/race2"
+	r2=$?
+	wait $r1 || bad=$((bad + 1))
+	[ $r2 -eq 0 ] || bad=$((bad + 1))
+done
+same "20 rounds of two adds making a new data dir: none refused" "$bad" 0
 
 # ---- flipped bytes ----
 # flip N SEED FILE: XORs N bytes, at offsets from perl's generator seeded with SEED
