@@ -400,6 +400,19 @@ int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 	return th_store_count(svc->store, counts);
 }
 
+int th_service_count_queues(th_service *svc,
+			    int (*fn)(void *ud, const char *queue,
+				      const uint64_t counts[TH_JOB_STATUS_MAX + 1]),
+			    void *ud)
+{
+	return th_store_count_queues(svc->store, fn, ud);
+}
+
+int th_service_finished_since(th_service *svc, int64_t since, uint64_t *n)
+{
+	return th_store_finished_since(svc->store, since, n);
+}
+
 int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing)
 {
 	return th_store_pending(svc->store, queued, processing);

@@ -462,4 +462,5 @@ check "the retry of an add whose client went away is answered ($code)" \
 api GET "/v1/jobs?unique=gone-1"
 is "and there is one job with its key" 200 '(.jobs | length) == 1'
 stop_host "$HOST_PID"
+counts_agree "after the SIGKILL under load the counts agree with a recount of the records"
 finish
