@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "coord.h"
+#include "metrics.h"
 #include "owner.h"
 #include "proc/proc.h"
 #include "store/store.h"
@@ -20,6 +21,7 @@ typedef struct th_keeper_env {
 	th_owner owner;
 	int64_t lease_us;         /* leases are renewed every third of this */
 	int64_t keep_finished_us; /* finished jobs older than this are removed; 0: kept */
+	th_metrics *metrics;      /* NULL: none counted */
 } th_keeper_env;
 
 /* Takes back what hosts that died while none ran left (before any claim of this host),

@@ -14,11 +14,13 @@
 #include "keeper.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin/plugin.h"
 #include "proc/proc.h"
 #include "proc/proc_run.h"
 #include "service_test.h"
 #include "store/store.h"
+#include "store/store_lmdb.h"
 
 #define MAX_QUEUES (1 + TH_QUEUES_MAX) /* the default queue and the named ones */
 
@@ -35,6 +37,7 @@ struct th_service {
 	th_store *store;
 	th_plugins *plugins;
 	th_coord *coord; /* wake-ups, progress, in-flight notes: the local ones */
+	th_metrics *metrics; /* what this host counts since it started */
 	th_owner owner;
 	char *plugin_dir;
 	char *data_dir;
@@ -104,7 +107,8 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	th_lmdb_opts lo = {opts->map_size, opts->max_map_size};
 	th_store_opts so = {opts->durability, opts->data_dir_group, &lo};
 	int rc;
-	if ((rc = th_store_open(&svc->store, opts->data_dir, &so)) ||
+	if ((rc = th_metrics_new(&svc->metrics)) ||
+	    (rc = th_store_open(&svc->store, opts->data_dir, &so)) ||
 	    (rc = th_coord_open_local(&svc->coord, opts->data_dir)) ||
 	    (rc = th_plugins_new(&svc->plugins,
 				 opts->inspect_only ? TH_PLUGINS_INSPECT : TH_PLUGINS_RUN,
@@ -159,6 +163,7 @@ void th_service_close(th_service *svc)
 	th_plugins_free(svc->plugins);
 	th_coord_close(svc->coord);
 	th_store_close(svc->store);
+	th_metrics_free(svc->metrics);
 	pthread_mutex_destroy(&svc->proc_mu);
 	pthread_mutex_destroy(&svc->stop_mu);
 	pthread_mutex_destroy(&svc->claims_mu);
@@ -233,8 +238,15 @@ static int add_all(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = prepare(svc, &jobs[i], &nj[i]);
+	int64_t t0 = th_clock_mono_us();
 	if (rc == 0)
 		rc = th_store_add(svc->store, nj, n, ids, existed);
+	if (rc == 0) {
+		th_metrics_commit(svc->metrics, TH_COMMIT_ADD, (th_clock_mono_us() - t0) / 1e6, n);
+		for (size_t i = 0; i < n; i++)
+			if (!existed || !existed[i])
+				th_metrics_job(svc->metrics, TH_METRIC_ADDED, nj[i].task, nj[i].queue, 1);
+	}
 	if (nj != stack)
 		free(nj);
 	if (rc == 0)
@@ -492,7 +504,22 @@ static bool take_api_claim(th_service *svc, uint64_t id)
 
 int th_service_recover(th_service *svc, size_t *n)
 {
-	return th_store_recover(svc->store, &svc->owner, n);
+	int rc = th_store_recover(svc->store, &svc->owner, n);
+	if (rc == 0)
+		th_metrics_recovered(svc->metrics, *n);
+	return rc;
+}
+
+th_metrics *th_service_metrics(th_service *svc)
+{
+	return svc->metrics;
+}
+
+int th_service_store_usage(th_service *svc, uint64_t *map_size, uint64_t *used)
+{
+	if (strcmp(th_store_name(svc->store), th_store_lmdb.name) != 0)
+		return TH_EINVAL;
+	return th_store_usage(svc->store, map_size, used);
 }
 
 /* The claim of job id, which th_service_claim_next of this service must have made (a
@@ -595,7 +622,8 @@ int th_service_start_processing(th_service *svc)
 	if (rc == 0 && !svc->keeper) {
 		th_keeper_env ke = {.store = svc->store, .coord = svc->coord, .owner = svc->owner,
 				    .lease_us = svc->lease_us,
-				    .keep_finished_us = svc->keep_finished_us};
+				    .keep_finished_us = svc->keep_finished_us,
+				    .metrics = svc->metrics};
 		rc = th_keeper_start(&svc->keeper, &ke);
 	}
 	for (size_t i = 0; i < svc->nqueues && rc == 0; i++) {
@@ -612,7 +640,8 @@ int th_service_start_processing(th_service *svc)
 				   .runner = svc->runner,
 				   .plugin_dir = svc->plugin_dir,
 				   .data_dir = svc->data_dir,
-				   .allow_insecure_plugins = svc->allow_insecure_plugins};
+				   .allow_insecure_plugins = svc->allow_insecure_plugins,
+				   .metrics = svc->metrics};
 		rc = th_processor_start(&q->proc, &env, q->strategy, &q->args);
 		if (rc == 0)
 			th_keeper_attach(svc->keeper, q->proc);

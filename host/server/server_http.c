@@ -86,6 +86,17 @@ static const char *arg_of(th_api_req *r, const char *key)
 static enum MHD_Result respond(struct req *q)
 {
 	th_api_req *r = &q->r;
+	if (r->text) { /* GET /metrics */
+		struct MHD_Response *resp = MHD_create_response_from_buffer(
+			r->text_len, r->text, MHD_RESPMEM_MUST_FREE);
+		if (!resp)
+			return MHD_NO;
+		r->text = NULL;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+		enum MHD_Result ret = MHD_queue_response(q->mc, r->status ? r->status : 200, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
 	char *text = json_dumps(r->answer ? r->answer : json_null(),
 				JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
 				JSON_REAL_PRECISION(9));
@@ -178,12 +189,13 @@ static void handle(struct req *q, const char *url, const char *method)
 {
 	th_api_req *r = &q->r;
 	th_server *srv = q->l->srv;
-	if (strncmp(url, "/v1/", 4) != 0 || strlen(url + 3) >= sizeof(q->path)) {
+	r->root = strncmp(url, "/v1/", 4) != 0;
+	if (strlen(url) >= sizeof(q->path)) {
 		th_api_error(r, 404, "no_route", "no such path: %.200s (the API is under /v1/)",
 			     url);
 		return;
 	}
-	snprintf(q->path, sizeof(q->path), "%s", url + 3);
+	snprintf(q->path, sizeof(q->path), "%s", r->root ? url : url + 3);
 	r->path = q->path;
 	r->method = method;
 	const th_api_route *rt;
@@ -310,6 +322,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 		q->r.free_scratch(q->r.scratch);
 	json_decref(q->r.body);
 	json_decref(q->r.answer);
+	free(q->r.text);
 	free(q->r.wait_ids);
 	free(q->buf);
 	free(q);

@@ -246,6 +246,11 @@ int th_store_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *job
 	return ops(st)->check(st, fn, ud, jobs, problems);
 }
 
+const char *th_store_name(th_store *st)
+{
+	return ops(st)->name;
+}
+
 void th_claim_clear(th_claim *c)
 {
 	free(c->input);

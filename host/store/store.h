@@ -262,6 +262,9 @@ int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size
 int th_store_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
 		   uint64_t *problems);
 
+/* The name of the store's backend ("lmdb"). */
+const char *th_store_name(th_store *st);
+
 /* ---- the registry ---- */
 
 /* The backend a store URL names ("lmdb:PATH"; a plain path is an LMDB directory), and

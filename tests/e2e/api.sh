@@ -347,6 +347,14 @@ is "and each job is there" 200 '(.jobs | length) == 1'
 api GET /v1/stats
 is "their adds shared commits" 200 '.group_commit.add_commits < .group_commit.jobs_added'
 
+# ---- /metrics (tests/e2e/metrics.sh checks its text): the API's listeners and tokens ----
+api GET /metrics
+is "GET /metrics over the socket" 200
+tcp "" GET /metrics
+is "GET /metrics over TCP needs a token" 401
+tcp "$READ" GET /metrics
+is "a read token is enough" 200
+
 # ---- the OpenAPI document: what was answered is documented, what is documented is served
 jq -r '.paths | to_entries[] | .key as $p | .value | keys[] | "\(ascii_upcase) \($p)"' \
 	"$W/openapi.json" | sort -u >"$W/documented"
