@@ -1353,18 +1353,24 @@ START_TEST(fault_in_the_map_closes_the_store)
 }
 END_TEST
 
-/* Changes the store's tables behind its back, through LMDB itself. */
-static void tamper(void (*fn)(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished))
+/* Closes the store and opens its environment with LMDB itself, in a write transaction. */
+static void open_raw(MDB_env **env, MDB_txn **txn)
 {
 	th_store_close(st);
 	st = NULL;
+	ck_assert_int_eq(mdb_env_create(env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(*env, 12), 0);
+	ck_assert_int_eq(mdb_env_open(*env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(*env, NULL, 0, txn), 0);
+}
+
+/* Changes the store's tables behind its back, through LMDB itself. */
+static void tamper(void (*fn)(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished))
+{
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi jobs, ready, finished;
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 12), 0);
-	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	open_raw(&env, &txn);
 	ck_assert_int_eq(mdb_dbi_open(txn, "jobs", MDB_INTEGERKEY, &jobs), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "ready", 0, &ready), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "finished", 0, &finished), 0);
@@ -1468,15 +1474,10 @@ START_TEST(older_format_is_counted_on_open)
 	uint64_t got[2];
 	ck_assert_uint_eq(claim(1, got), 1);
 	finish(got[0], 1, TH_JOB_COMPLETED, "r", NULL);
-	th_store_close(st);
-	st = NULL;
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi meta, counts, bystatus;
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 12), 0);
-	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	open_raw(&env, &txn);
 	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "counts", 0, &counts), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "bystatus", 0, &bystatus), 0);

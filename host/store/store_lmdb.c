@@ -1117,6 +1117,14 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 	bool found = snprintf(path, sizeof(path), "%s/data.mdb", dir) < (int)sizeof(path) &&
 		     stat(path, &fsb) == 0;
 	bool exists = found && fsb.st_size > 0;
+	/* an empty data.mdb and no lock.mdb yet: another process is making the data dir
+	 * (th_envlock_open makes data.mdb first, lock.mdb once it holds the lock), and
+	 * this open may have got the lock before it */
+	char lpath[4096];
+	struct stat lsb;
+	bool making = found && !exists &&
+		      snprintf(lpath, sizeof(lpath), "%s/lock.mdb", dir) < (int)sizeof(lpath) &&
+		      stat(lpath, &lsb) != 0;
 	unsigned flags = MDB_NOTLS;
 	if (opts && opts->durability == TH_RELAXED)
 		flags |= MDB_NOSYNC;
@@ -1129,7 +1137,7 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 		return rc;
 	}
 	/* a data.mdb that was there before this open (not just made by it) must be whole */
-	if ((rc = check_data_file(dir, !found))) {
+	if ((rc = check_data_file(dir, !found || making))) {
 		lmdb_close(st);
 		return rc;
 	}
