@@ -80,47 +80,49 @@ json_t *th_jobjson_lines(const char *text)
 
 /* ---- stats and tasks ---- */
 
-struct stats {
-	uint64_t counts[TH_JOB_STATUS_MAX + 1];
-	uint64_t recent; /* finished in the last minute */
-	int64_t since;
-	th_job oldest;   /* the first queued job */
-	bool have_oldest;
-};
-
-static int stats_job(const th_job *job, void *ud)
+static int first_job(const th_job *job, void *ud)
 {
-	struct stats *s = ud;
-	s->counts[job->status]++;
-	if (job->finished_us >= s->since && (job->status == TH_JOB_COMPLETED ||
-					     job->status == TH_JOB_ERROR))
-		s->recent++;
-	if (job->status == TH_JOB_QUEUED && !s->have_oldest) {
-		s->oldest = *job;
-		s->have_oldest = true;
-	}
+	*(th_job *)ud = *job;
+	return 1;
+}
+
+static int queue_counts(void *ud, const char *queue, const uint64_t counts[TH_JOB_STATUS_MAX + 1])
+{
+	json_t *o = json_object();
+	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
+		json_object_set_new(o, th_job_status_name((th_job_status)st),
+				    json_integer((json_int_t)counts[st]));
+	json_object_set_new(ud, *queue ? queue : "default", o);
 	return 0;
 }
 
+/* From the store's counts and indexes: as quick at ten million jobs as at ten. */
 json_t *th_jobjson_stats(th_service *svc, int *rc)
 {
 	int64_t now = th_clock_now_us();
-	struct stats s = {.since = now - 60 * 1000000LL};
-	if ((*rc = th_service_list(svc, TH_MASK_ALL, 0, false, stats_job, &s)))
+	uint64_t c[TH_JOB_STATUS_MAX + 1], recent;
+	th_job oldest = {0};
+	json_t *queues = json_object();
+	if ((*rc = th_service_count(svc, c)) ||
+	    (*rc = th_service_count_queues(svc, queue_counts, queues)) ||
+	    (*rc = th_service_finished_since(svc, now - TH_STATS_RATE_US, &recent)) ||
+	    (*rc = th_service_list(svc, 1u << TH_JOB_QUEUED, 0, false, first_job, &oldest))) {
+		json_decref(queues);
 		return NULL;
-	double rate = (double)s.recent / 60.0;
-	double waiting = s.have_oldest ? (double)(now - s.oldest.added_us) / 1e6 : 0;
+	}
+	double rate = (double)recent / (TH_STATS_RATE_US / 1e6);
+	double waiting = oldest.id ? (double)(now - oldest.added_us) / 1e6 : 0;
 	json_t *counts = json_object();
 	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
 		json_object_set_new(counts, th_job_status_name((th_job_status)st),
-				    json_integer((json_int_t)s.counts[st]));
-	json_t *oldest = s.have_oldest
-		? json_pack("{s:I, s:s, s:o, s:f}", "id", (json_int_t)s.oldest.id, "task",
-			    s.oldest.task, "added", th_jobjson_time(s.oldest.added_us), "waiting",
+				    json_integer((json_int_t)c[st]));
+	json_t *old = oldest.id
+		? json_pack("{s:I, s:s, s:o, s:f}", "id", (json_int_t)oldest.id, "task",
+			    oldest.task, "added", th_jobjson_time(oldest.added_us), "waiting",
 			    waiting)
 		: json_null();
-	return json_pack("{s:o, s:f, s:o}", "counts", counts, "jobs_per_second", rate,
-			 "oldest_queued", oldest);
+	return json_pack("{s:o, s:o, s:f, s:o}", "counts", counts, "queues", queues,
+			 "jobs_per_second", rate, "oldest_queued", old);
 }
 
 json_t *th_jobjson_tasks(th_service *svc)

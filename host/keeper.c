@@ -69,6 +69,7 @@ static void recover(th_keeper *k)
 	else if (n)
 		th_log_warn("processor", "recovered %zu job%s of hosts that died or lost their lease",
 			    n, n == 1 ? "" : "s");
+	th_metrics_recovered(k->env.metrics, n);
 	if (n)
 		kick_all(k);
 	th_coord_notes_collect(k->env.coord, &k->env.owner, recover_started, k);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "coord.h"
+#include "metrics.h"
 #include "owner.h"
 #include "proc/proc.h"
 #include "store/store.h"
@@ -24,6 +25,7 @@ typedef struct th_keeper_env {
 	 * TH_EDAMAGED): its files were removed or its map faulted; NULL: only logged */
 	void (*fatal)(void *ud, int rc);
 	void *fatal_ud;
+	th_metrics *metrics;      /* NULL: none counted */
 } th_keeper_env;
 
 /* Takes back what hosts that died while none ran left (before any claim of this host),

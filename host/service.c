@@ -15,11 +15,13 @@
 #include "keeper.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin/plugin.h"
 #include "proc/proc.h"
 #include "proc/proc_run.h"
 #include "service_test.h"
 #include "store/store.h"
+#include "store/store_lmdb.h"
 
 #define MAX_QUEUES (1 + TH_QUEUES_MAX) /* the default queue and the named ones */
 
@@ -36,6 +38,7 @@ struct th_service {
 	th_store *store;
 	th_plugins *plugins;
 	th_coord *coord; /* wake-ups, progress, in-flight notes: the store's */
+	th_metrics *metrics; /* what this host counts since it started */
 	th_owner owner;
 	char *plugin_dir;
 	char *data_dir;
@@ -109,7 +112,8 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	svc->lease_us = opts->lease_time > 0 ? (int64_t)(opts->lease_time * 1e6) : TH_DEFAULT_LEASE_TIME * 1000000LL;
 	th_store_opts so = {opts->durability, opts->data_dir_group, opts->lmdb, opts->migrate};
 	int rc;
-	if ((rc = th_store_open(&svc->store, opts->store ? opts->store : opts->data_dir, &so)) ||
+	if ((rc = th_metrics_new(&svc->metrics)) ||
+	    (rc = th_store_open(&svc->store, opts->store ? opts->store : opts->data_dir, &so)) ||
 	    (rc = th_store_coord_open(svc->store, &svc->coord)) ||
 	    (rc = th_plugins_new(&svc->plugins,
 				 opts->inspect_only ? TH_PLUGINS_INSPECT : TH_PLUGINS_RUN,
@@ -164,6 +168,7 @@ void th_service_close(th_service *svc)
 	th_plugins_free(svc->plugins);
 	th_coord_close(svc->coord);
 	th_store_close(svc->store);
+	th_metrics_free(svc->metrics);
 	pthread_mutex_destroy(&svc->proc_mu);
 	pthread_mutex_destroy(&svc->stop_mu);
 	pthread_mutex_destroy(&svc->claims_mu);
@@ -238,8 +243,15 @@ static int add_all(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = prepare(svc, &jobs[i], &nj[i]);
+	int64_t t0 = th_clock_mono_us();
 	if (rc == 0)
 		rc = th_store_add(svc->store, nj, n, ids, existed);
+	if (rc == 0) {
+		th_metrics_commit(svc->metrics, TH_COMMIT_ADD, (th_clock_mono_us() - t0) / 1e6, n);
+		for (size_t i = 0; i < n; i++)
+			if (!existed || !existed[i])
+				th_metrics_job(svc->metrics, TH_METRIC_ADDED, nj[i].task, nj[i].queue, 1);
+	}
 	if (nj != stack)
 		free(nj);
 	if (rc == 0)
@@ -405,6 +417,19 @@ int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 	return th_store_count(svc->store, counts);
 }
 
+int th_service_count_queues(th_service *svc,
+			    int (*fn)(void *ud, const char *queue,
+				      const uint64_t counts[TH_JOB_STATUS_MAX + 1]),
+			    void *ud)
+{
+	return th_store_count_queues(svc->store, fn, ud);
+}
+
+int th_service_finished_since(th_service *svc, int64_t since, uint64_t *n)
+{
+	return th_store_finished_since(svc->store, since, n);
+}
+
 int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing)
 {
 	return th_store_pending(svc->store, queued, processing);
@@ -484,7 +509,22 @@ static bool take_api_claim(th_service *svc, uint64_t id)
 
 int th_service_recover(th_service *svc, size_t *n)
 {
-	return th_store_recover(svc->store, &svc->owner, th_coord_alive_cb, svc->coord, n);
+	int rc = th_store_recover(svc->store, &svc->owner, th_coord_alive_cb, svc->coord, n);
+	if (rc == 0)
+		th_metrics_recovered(svc->metrics, *n);
+	return rc;
+}
+
+th_metrics *th_service_metrics(th_service *svc)
+{
+	return svc->metrics;
+}
+
+int th_service_store_usage(th_service *svc, uint64_t *map_size, uint64_t *used)
+{
+	if (strcmp(th_store_name(svc->store), th_store_lmdb.name) != 0)
+		return TH_EINVAL;
+	return th_store_usage(svc->store, map_size, used);
 }
 
 /* The claim of job id, which th_service_claim_next of this service must have made (a
@@ -602,7 +642,8 @@ int th_service_start_processing(th_service *svc)
 		th_keeper_env ke = {.store = svc->store, .coord = svc->coord, .owner = svc->owner,
 				    .lease_us = svc->lease_us,
 				    .keep_finished_us = svc->keep_finished_us,
-				    .fatal = store_lost, .fatal_ud = svc};
+				    .fatal = store_lost, .fatal_ud = svc,
+				    .metrics = svc->metrics};
 		rc = th_keeper_start(&svc->keeper, &ke);
 	}
 	for (size_t i = 0; i < svc->nqueues && rc == 0; i++) {
@@ -619,7 +660,8 @@ int th_service_start_processing(th_service *svc)
 				   .runner = svc->runner,
 				   .plugin_dir = svc->plugin_dir,
 				   .data_dir = svc->data_dir,
-				   .allow_insecure_plugins = svc->allow_insecure_plugins};
+				   .allow_insecure_plugins = svc->allow_insecure_plugins,
+				   .metrics = svc->metrics};
 		rc = th_processor_start(&q->proc, &env, q->strategy, &q->args);
 		if (rc == 0)
 			th_keeper_attach(svc->keeper, q->proc);

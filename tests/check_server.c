@@ -24,9 +24,14 @@ START_TEST(routes_are_documented)
 	ck_assert_msg(doc, "openapi.json: %s", e.text);
 	json_t *paths = json_object_get(doc, "paths");
 	size_t routes = 0;
-	for (const th_api_route *r = th_api_routes; r->method; r++, routes++) {
+	const th_api_route *r = th_api_routes;
+	for (bool root = false; r->method || !root; r++, routes++) {
+		if (!r->method) { /* then those not under /v1 */
+			r = th_api_root_routes;
+			root = true;
+		}
 		char path[128], method[16];
-		snprintf(path, sizeof(path), "/v1%s", r->pattern);
+		snprintf(path, sizeof(path), "%s%s", root ? "" : "/v1", r->pattern);
 		size_t i;
 		for (i = 0; r->method[i] && i < sizeof(method) - 1; i++)
 			method[i] = (char)tolower((unsigned char)r->method[i]);

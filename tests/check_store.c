@@ -602,7 +602,7 @@ START_TEST(foreign_format_refused)
 	tu_capture_start();
 	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EFORMAT);
 	ck_assert_ptr_null(st);
-	ck_assert(tu_captured_has("store", "format version 99", "this taskhost reads version 3"));
+	ck_assert(tu_captured_has("store", "format version 99", "this taskhost reads version 4"));
 	tu_capture_stop();
 }
 END_TEST
@@ -1356,18 +1356,24 @@ START_TEST(fault_in_the_map_closes_the_store)
 }
 END_TEST
 
-/* Changes the store's tables behind its back, through LMDB itself. */
-static void tamper(void (*fn)(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished))
+/* Closes the store and opens its environment with LMDB itself, in a write transaction. */
+static void open_raw(MDB_env **env, MDB_txn **txn)
 {
 	th_store_close(st);
 	st = NULL;
+	ck_assert_int_eq(mdb_env_create(env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(*env, 12), 0);
+	ck_assert_int_eq(mdb_env_open(*env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(*env, NULL, 0, txn), 0);
+}
+
+/* Changes the store's tables behind its back, through LMDB itself. */
+static void tamper(void (*fn)(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished))
+{
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi jobs, ready, finished;
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 12), 0);
-	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	open_raw(&env, &txn);
 	ck_assert_int_eq(mdb_dbi_open(txn, "jobs", MDB_INTEGERKEY, &jobs), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "ready", 0, &ready), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "finished", 0, &finished), 0);
@@ -1431,9 +1437,15 @@ START_TEST(check_names_damaged_jobs)
 	ck_assert_uint_eq(problems, l.n);
 	ck_assert_str_eq(l.text, "job 2: queued, but not in the ready index\n"
 				 "job 3: its record does not decode\n"
+				 "job 4: completed, but not in the by-status index\n"
 				 "job 4: completed, but not in the finished index\n"
 				 "job 3: in the ready index but its record does not decode\n"
-				 "job 4: in the ready index but its record says completed\n");
+				 "job 4: in the ready index but its record says completed\n"
+				 "job 3: in the by-status index but its record does not decode\n"
+				 "job 4: in the by-status index but its record says completed\n"
+				 "the counts: queue \"default\", queued: 5 kept, 3 in the records\n"
+				 "the counts: queue \"default\", completed: 0 kept, 1 in the "
+				 "records\n");
 	/* a damaged record is named wherever it is read */
 	tu_capture_start();
 	th_job j;
@@ -1452,6 +1464,57 @@ START_TEST(check_names_damaged_jobs)
 	tu_capture_stop();
 }
 END_TEST
+
+/* A store of format 3 (no counts, no by-status index) is counted once as it opens,
+ * then kept: stats read the counts, filtered lists the index. */
+START_TEST(older_format_is_counted_on_open)
+{
+	th_store_new n[4] = {NJ("a", NULL, 0, 0, NULL, 0), NJ("b", "q", 0, 0, NULL, 0),
+			     NJ("c", "q", 0, 0, NULL, 0), NJ("d", NULL, 0, 0, NULL, 0)};
+	n[3].hold = true;
+	uint64_t ids[4];
+	ck_assert_int_eq(th_store_add(st, n, 4, ids, NULL), 0);
+	uint64_t got[2];
+	ck_assert_uint_eq(claim(1, got), 1);
+	finish(got[0], 1, TH_JOB_COMPLETED, "r", NULL);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, counts, bystatus;
+	open_raw(&env, &txn);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "counts", 0, &counts), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "bystatus", 0, &bystatus), 0);
+	ck_assert_int_eq(mdb_drop(txn, counts, 1), 0);
+	ck_assert_int_eq(mdb_drop(txn, bystatus, 1), 0);
+	uint8_t v[4] = {0, 0, 0, 3};
+	MDB_val key = {6, "format"}, val = {4, v};
+	ck_assert_int_eq(mdb_put(txn, meta, &key, &val, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	tu_capture_start();
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	ck_assert(tu_captured_has("store", "counted 4 jobs", "data format 3 to 4"));
+	tu_capture_stop();
+	uint64_t c[TH_JOB_STATUS_MAX + 1], jobs, problems;
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_COMPLETED], 1);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 2);
+	ck_assert_uint_eq(c[TH_JOB_HELD], 1);
+	ck_assert_int_eq(th_store_check(st, collect_line, &(struct lines){{0}, 0}, &jobs,
+				       &problems), 0);
+	ck_assert_uint_eq(jobs, 4);
+	ck_assert_uint_eq(problems, 0);
+	/* and counted once: a reopen finds format 4 */
+	th_store_close(st);
+	tu_capture_start();
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	ck_assert(!tu_captured_has("store", "counted", NULL));
+	tu_capture_stop();
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 2);
+}
+END_TEST
+
 
 static void break_running(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished)
 {
@@ -1506,6 +1569,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, map_full_still_records_outcomes);
 	tcase_add_test(tc, foreign_format_refused);
 	tcase_add_test(tc, ids_continue_from_the_older_layout);
+	tcase_add_test(tc, older_format_is_counted_on_open);
 	tcase_add_test(tc, not_a_database_refused);
 	tcase_add_test(tc, missing_dir_refused);
 	tcase_add_test(tc, store_urls);

@@ -2,8 +2,9 @@
  * (store/store.h), and run on every registered backend (th_store_backends), each
  * opened by its URL: PostgreSQL when $TASKHOST_TEST_PG gives a server's connection
  * string (scripts/check starts one), each test on a fresh schema. Every operation,
- * every refusal, fencing, recovery, cron, unique keys and pauses. What only LMDB has
- * (map growth, the commit hook, the format) is in check_store.c. */
+ * every refusal, fencing, recovery, cron, unique keys and pauses, counts and lists by
+ * status. What only LMDB has (map growth, the commit hook, the format) is in
+ * check_store.c. */
 #include <check.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -374,6 +375,179 @@ START_TEST(confirm_same_claims)
 }
 END_TEST
 
+/* ---- counts and lists by status: what stats and filtered lists read ---- */
+
+struct walked {
+	uint64_t total[TH_JOB_STATUS_MAX + 1];
+	char queues[8][TH_QUEUE_NAME_MAX + 1];
+	uint64_t per[8][TH_JOB_STATUS_MAX + 1];
+	size_t nq;
+};
+
+static int walk_job(const th_job *j, void *ud)
+{
+	struct walked *w = ud;
+	w->total[j->status]++;
+	size_t i = 0;
+	while (i < w->nq && strcmp(w->queues[i], j->queue) != 0)
+		i++;
+	if (i == w->nq)
+		snprintf(w->queues[w->nq++], sizeof(w->queues[0]), "%s", j->queue);
+	w->per[i][j->status]++;
+	return 0;
+}
+
+static int count_queue(void *ud, const char *queue, const uint64_t counts[TH_JOB_STATUS_MAX + 1])
+{
+	struct walked *w = ud;
+	size_t i = 0;
+	while (i < w->nq && strcmp(w->queues[i], queue) != 0)
+		i++;
+	ck_assert_msg(i < w->nq, "queue \"%s\" counted, it has no jobs", queue);
+	for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
+		ck_assert_msg(counts[s] == w->per[i][s], "queue \"%s\", %s: %llu counted, %llu "
+			      "jobs", queue, th_job_status_name((th_job_status)s),
+			      (unsigned long long)counts[s], (unsigned long long)w->per[i][s]);
+	w->per[i][0] = 1; /* seen */
+	return 0;
+}
+
+static void no_problem(void *ud, const char *line)
+{
+	(void)ud;
+	ck_abort_msg("check: %s", line);
+}
+
+/* th_store_count and th_store_count_queues say what a walk of every job finds, and the
+ * store's check finds nothing wrong. */
+static void assert_counts(void)
+{
+	struct walked w;
+	memset(&w, 0, sizeof(w));
+	ck_assert_int_eq(th_store_list(st, ~0u, 0, false, walk_job, &w), 0);
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
+		ck_assert_msg(c[s] == w.total[s], "%s: %llu counted, %llu jobs",
+			      th_job_status_name((th_job_status)s), (unsigned long long)c[s],
+			      (unsigned long long)w.total[s]);
+	ck_assert_int_eq(th_store_count_queues(st, count_queue, &w), 0);
+	for (size_t i = 0; i < w.nq; i++)
+		ck_assert_msg(w.per[i][0] == 1, "queue \"%s\" not counted", w.queues[i]);
+	uint64_t jobs, problems;
+	ck_assert_int_eq(th_store_check(st, no_problem, NULL, &jobs, &problems), 0);
+	ck_assert_uint_eq(problems, 0);
+}
+
+START_TEST(counts_follow_every_change)
+{
+	open_backend(_i);
+	assert_counts();
+	uint64_t a = add((th_store_new){0}), b = add((th_store_new){.queue = "mail"});
+	uint64_t held = add((th_store_new){.hold = true, .queue = "mail"});
+	add((th_store_new){.due_us = th_clock_now_us() + 3600 * SEC});
+	uint64_t cron = add((th_store_new){.cron = "* * * * *"});
+	assert_counts();
+	uint64_t ids[4];
+	ck_assert_uint_eq(claim(&me, NULL, 1, ids, 60 * SEC), 1);
+	ck_assert_uint_eq(ids[0], a);
+	assert_counts();
+	ck_assert_uint_eq(outcome(a, 0, TH_JOB_COMPLETED, "r", NULL), 0);
+	ck_assert_int_eq(th_store_start(st, held), 0);
+	ck_assert_uint_eq(claim(&me, "mail", 2, ids, 60 * SEC), 2);
+	ck_assert_uint_eq(outcome(b, 0, TH_JOB_ERROR, NULL, "boom"), 0);
+	ck_assert_int_eq(th_store_cancel(st, held), TH_EBUSY);
+	ck_assert_uint_eq(outcome(held, 0, TH_JOB_COMPLETED, NULL, NULL), 0);
+	assert_counts();
+	ck_assert_int_eq(th_store_retry(st, b), 0);
+	ck_assert_int_eq(th_store_cron_pause(st, cron, true), 0);
+	assert_counts();
+	/* the cron job fires a run, once resumed and its time comes */
+	ck_assert_int_eq(th_store_cron_pause(st, cron, false), 0);
+	tu_clock_at(1800000000 * SEC + 120 * SEC);
+	ck_assert_uint_eq(claim(&me, NULL, 0, NULL, 60 * SEC), 0);
+	assert_counts();
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 2); /* the run, and b again */
+	ck_assert_uint_eq(c[TH_JOB_COMPLETED], 1);
+	ck_assert_uint_eq(c[TH_JOB_CANCELLED], 1);
+	ck_assert_uint_eq(c[TH_JOB_DELAYED], 1);
+	ck_assert_uint_eq(c[TH_JOB_CRONJOB], 1);
+	uint64_t n;
+	ck_assert_int_eq(th_store_finished_since(st, 0, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(th_store_finished_since(st, th_clock_now_us(), &n), 0);
+	ck_assert_uint_eq(n, 0);
+	uint64_t removed;
+	ck_assert_int_eq(th_store_clean(st, 0, &removed), 0);
+	ck_assert_uint_eq(removed, 2);
+	assert_counts();
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_COMPLETED] + c[TH_JOB_CANCELLED], 0);
+}
+END_TEST
+
+struct paged {
+	uint64_t ids[2000];
+	size_t n, stop; /* stop after this many (0: never) */
+};
+
+static int page_job(const th_job *j, void *ud)
+{
+	struct paged *p = ud;
+	p->ids[p->n++] = j->id;
+	return p->stop && p->n == p->stop;
+}
+
+/* A list of some statuses gives, in id order both ways and from any cursor, what a
+ * walk of every job filtered by status does: past a chunk (256) too. */
+START_TEST(lists_by_status)
+{
+	open_backend(_i);
+	th_store_new n[700];
+	for (int i = 0; i < 700; i++)
+		n[i] = (th_store_new){.task = "echo", .hold = i % 3 == 0, .queue = i % 2 ? "b" : NULL};
+	uint64_t ids[700];
+	ck_assert_int_eq(th_store_add(st, n, 700, ids, NULL), 0);
+	for (int i = 0; i < 700; i += 7)
+		ck_assert_int_eq(th_store_cancel(st, ids[i]), 0);
+	unsigned masks[] = {1u << TH_JOB_HELD, 1u << TH_JOB_QUEUED | 1u << TH_JOB_CANCELLED,
+			    1u << TH_JOB_ERROR};
+	for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
+		for (int rev = 0; rev < 2; rev++) {
+			uint64_t froms[] = {0, 100, 351, 699, 700};
+			for (size_t f = 0; f < sizeof(froms) / sizeof(froms[0]); f++) {
+				static struct paged all, some;
+				memset(&all, 0, sizeof(all));
+				memset(&some, 0, sizeof(some));
+				ck_assert_int_eq(th_store_list(st, ~0u, froms[f], rev, page_job, &all), 0);
+				size_t want = 0;
+				for (size_t i = 0; i < all.n; i++) {
+					th_job j = job_of(all.ids[i]);
+					if (masks[m] & (1u << j.status))
+						all.ids[want++] = all.ids[i];
+				}
+				ck_assert_int_eq(th_store_list(st, masks[m], froms[f], rev, page_job,
+							       &some), 0);
+				ck_assert_uint_eq(some.n, want);
+				for (size_t i = 0; i < want; i++)
+					ck_assert_uint_eq(some.ids[i], all.ids[i]);
+			}
+		}
+	}
+	/* a page: stops where told */
+	static struct paged p;
+	memset(&p, 0, sizeof(p));
+	p.stop = 3;
+	ck_assert_int_eq(th_store_list(st, 1u << TH_JOB_HELD, 3, false, page_job, &p), 0);
+	ck_assert_uint_eq(p.n, 3);
+	ck_assert_uint_eq(p.ids[0], 4);
+	ck_assert_uint_eq(p.ids[1], 7);
+	ck_assert_uint_eq(p.ids[2], 10);
+}
+END_TEST
+
 Suite *conformance_suite(void);
 Suite *conformance_suite(void)
 {
@@ -389,6 +563,8 @@ Suite *conformance_suite(void)
 	tcase_add_loop_test(tc, delays_and_cron, 0, n);
 	tcase_add_loop_test(tc, leases_recovery, 0, n);
 	tcase_add_loop_test(tc, confirm_same_claims, 0, n);
+	tcase_add_loop_test(tc, counts_follow_every_change, 0, n);
+	tcase_add_loop_test(tc, lists_by_status, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }

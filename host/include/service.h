@@ -163,6 +163,14 @@ int th_service_list(th_service *svc, unsigned mask, uint64_t from, bool reverse,
 		    th_job_fn fn, void *ud);
 /* counts[status] for each status. */
 int th_service_count(th_service *svc, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
+/* The same per queue ("" the default queue), fn called for each queue with jobs; fn
+ * returns non-zero to stop. */
+int th_service_count_queues(th_service *svc,
+			    int (*fn)(void *ud, const char *queue,
+				      const uint64_t counts[TH_JOB_STATUS_MAX + 1]),
+			    void *ud);
+/* Jobs finished (completed, error, cancelled) at or after `since` (µs since the epoch). */
+int th_service_finished_since(th_service *svc, int64_t since, uint64_t *n);
 /* Jobs queued and processing, without reading every job (th_store_pending). */
 int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing);
 /* Walks every job record and index of the data dir, read-only (hosts may run), and

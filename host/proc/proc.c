@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "lifecycle.h"
 #include "log.h"
 
 struct th_processor {
@@ -69,6 +70,7 @@ static void *watch(void *arg)
 		uint32_t now = th_coord_seq(p->env.coord, TH_WAKE_ADDED);
 		if (now != seen) {
 			seen = now;
+			th_metrics_wakeup(p->env.metrics);
 			th_processor_kick(p);
 		}
 	}
@@ -128,6 +130,26 @@ void th_processor_note_run(th_processor *p, int64_t took_us)
 	atomic_store_explicit(&p->avg_run_ns, old ? old + (ns - old) / 8 : ns, memory_order_relaxed);
 }
 
+void th_processor_note_outcome(th_processor *p, const th_claim *c, const th_outcome *o,
+			       int64_t took_us)
+{
+	th_processor_note_run(p, took_us);
+	th_metrics *m = p->env.metrics;
+	if (!m || (o->status == TH_JOB_QUEUED && !o->retry))
+		return; /* put back: not the job's run */
+	th_job job = c->job;
+	bool history;
+	int64_t now = th_clock_now_us();
+	th_job_status to = th_lifecycle_outcome(&job, o, now, 0, &history);
+	enum th_metric_job what = to == TH_JOB_COMPLETED ? TH_METRIC_COMPLETED
+				  : to == TH_JOB_ERROR ? TH_METRIC_FAILED
+				  : to == TH_JOB_CANCELLED ? TH_METRIC_CANCELLED
+				  : TH_METRIC_RETRIED;
+	th_metrics_job(m, what, c->job.task, c->job.queue, 1);
+	int64_t due = c->job.due_us > c->job.added_us ? c->job.due_us : c->job.added_us;
+	th_metrics_run(m, c->job.task, took_us / 1e6, (now - took_us - due) / 1e6);
+}
+
 size_t th_processor_prefetch(th_processor *p, unsigned workers)
 {
 	int64_t avg = atomic_load_explicit(&p->avg_run_ns, memory_order_relaxed);
@@ -172,7 +194,7 @@ void th_processor_run(th_processor *p, th_slot *slot, th_plugin_thread *t, const
 			    .max_result = env->max_result, .coord = env->coord};
 	th_run_claim(t, env->plugins, c, &opts, o, r);
 	th_slot_end(slot);
-	th_processor_note_run(p, r->took_us);
+	th_processor_note_outcome(p, c, o, r->took_us);
 }
 
 int th_processor_start(th_processor **out, const th_proc_env *env, const th_strategy *s,
@@ -326,7 +348,10 @@ static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t ma
 	th_cycle c = {.outs = outs, .nout = nout, .owner = &p->env.owner, .queue = p->env.queue,
 		      .max = max, .lease_us = p->env.lease_us, .claims = claims,
 		      .start = s ? s->fn : NULL, .start_ud = s ? s->ud : NULL};
+	int64_t t0 = th_clock_mono_us();
 	int rc = th_store_cycle(p->env.store, &c);
+	if (rc == 0)
+		th_metrics_commit(p->env.metrics, TH_COMMIT_CYCLE, (th_clock_mono_us() - t0) / 1e6, 0);
 	if (nclaimed)
 		*nclaimed = c.nclaimed;
 	if (s)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "coord.h"
+#include "metrics.h"
 #include "plugin/plugin.h"
 #include "proc/proc_run.h"
 #include "service.h"
@@ -31,6 +32,7 @@ typedef struct th_proc_env {
 	const char *plugin_dir;
 	const char *data_dir;
 	bool allow_insecure_plugins;
+	th_metrics *metrics; /* NULL: none counted */
 } th_proc_env;
 
 /* A strategy: start its threads, stop them (waiting for running jobs), list them, and
@@ -122,6 +124,10 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 #define TH_PREFETCH_MAX 1024
 /* Feeds the average run time; how many jobs to claim beyond idle workers. */
 void th_processor_note_run(th_processor *p, int64_t took_us);
+/* A run of claim c that took took_us and ended in outcome o: note_run, and counted in
+ * the metrics by what the outcome does to the job (lifecycle.h). */
+void th_processor_note_outcome(th_processor *p, const th_claim *c, const th_outcome *o,
+			       int64_t took_us);
 size_t th_processor_prefetch(th_processor *p, unsigned workers);
 
 /* A job one worker runs: the keeper passes cancel requests and timeouts on to it. */

@@ -254,6 +254,7 @@ static int start(struct pworker *w, char *why, size_t whylen)
 		} else if (m.type == TH_MSG_READY) {
 			th_log_debug("processor", "worker %u: process %d ready, %u task%s", w->index,
 				     (int)pid, m.count, m.count == 1 ? "" : "s");
+			th_metrics_worker(w->s->env->metrics, false);
 			break;
 		}
 	}
@@ -392,6 +393,8 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 	if (rc) {
 		char how[64], msg[256];
 		reap(w, true, how, sizeof(how));
+		if (rc != TH_ETIMEDOUT) /* not killed by the host for a timeout or cancel */
+			th_metrics_worker(s->env->metrics, true);
 		if (rc == TH_ETIMEDOUT)
 			snprintf(msg, sizeof(msg), "%s; worker process killed",
 				 timed_out ? "timed out" : "cancelled");
@@ -434,7 +437,7 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 		th_log_msg(TH_LOG_WARN, "processor", c->job.id, c->job.task,
 			   "failed after %.3f ms: %s", ms, r->error ? r->error : "");
 	}
-	th_processor_note_run(s->p, th_clock_mono_us() - t0);
+	th_processor_note_outcome(s->p, c, o, th_clock_mono_us() - t0);
 	if (s->args->worker_max_jobs && ++w->jobs >= s->args->worker_max_jobs)
 		quit(w); /* recycled: the next job gets a fresh process */
 }

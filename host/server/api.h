@@ -33,7 +33,8 @@ struct th_api_req {
 	th_api *api;
 	th_service *svc;
 	const char *method;
-	const char *path;   /* after /v1 */
+	const char *path;   /* after /v1, or the whole path (root) */
+	bool root;          /* not under /v1: GET /metrics */
 	uint64_t id;        /* {id} of the route */
 	char name[80];      /* {name} of the route */
 	json_t *body;       /* the parsed body: an object or array; NULL when empty */
@@ -44,6 +45,9 @@ struct th_api_req {
 	/* the answer */
 	unsigned status;
 	json_t *answer;
+	char *text;               /* instead of answer: malloc'd, sent as content_type */
+	size_t text_len;
+	const char *content_type;
 	/* set by a handler that answers later: it calls th_api_later_done() */
 	bool later;
 	th_commit_req commit;
@@ -65,8 +69,9 @@ typedef struct th_api_route {
 	th_api_fn fn;
 } th_api_route;
 
-/* Every route, ended by a NULL method. */
+/* Every route, ended by a NULL method; th_api_root_routes are not under /v1. */
 extern const th_api_route th_api_routes[];
+extern const th_api_route th_api_root_routes[];
 /* The OpenAPI document served at /v1/openapi.json (generated from openapi.json). */
 extern const char th_api_openapi[];
 
@@ -129,5 +134,6 @@ int th_api_cron_next(th_api_req *r);
 int th_api_tasks(th_api_req *r);
 int th_api_health(th_api_req *r);
 int th_api_openapi_doc(th_api_req *r);
+int th_api_metrics(th_api_req *r);
 
 #endif

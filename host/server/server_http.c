@@ -21,6 +21,8 @@
 #include "api.h"
 #include "clock.h"
 #include "log.h"
+#include "server_session.h"
+#include "web.h"
 
 #define POOL_THREADS 2           /* libmicrohttpd's threads per listener */
 #define LISTEN_BACKLOG 1024
@@ -48,6 +50,8 @@ struct th_server {
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	pthread_rwlock_t auth_mu;
 	th_auth *auth;
+	th_sessions *sessions; /* the dashboard's signed-in browsers */
+	bool tls;
 	size_t max_body;
 	int64_t request_us;   /* a whole request must arrive within this */
 	size_t max_waits;
@@ -73,6 +77,8 @@ struct req { /* one request (libmicrohttpd's connection context) */
 	bool too_big;
 	int state;
 	char path[256];
+	bool ui;          /* a dashboard answer: with its security headers */
+	char cookie[192]; /* a Set-Cookie header to send, or "" */
 };
 
 /* ---- answering ---- */
@@ -82,9 +88,34 @@ static const char *arg_of(th_api_req *r, const char *key)
 	return MHD_lookup_connection_value(((struct req *)r)->mc, MHD_GET_ARGUMENT_KIND, key);
 }
 
+/* The dashboard's pages run only its own code, in no frame of another site's. */
+static void ui_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "Content-Security-Policy",
+				"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+				"form-action 'self'");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+}
+
 static enum MHD_Result respond(struct req *q)
 {
 	th_api_req *r = &q->r;
+	if (r->text) { /* GET /metrics */
+		struct MHD_Response *resp = MHD_create_response_from_buffer(
+			r->text_len, r->text, MHD_RESPMEM_MUST_FREE);
+		if (!resp)
+			return MHD_NO;
+		r->text = NULL;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+		if (q->ui)
+			ui_headers(resp);
+		enum MHD_Result ret = MHD_queue_response(q->mc, r->status ? r->status : 200, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
 	char *text = json_dumps(r->answer ? r->answer : json_null(),
 				JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
 				JSON_REAL_PRECISION(9));
@@ -103,7 +134,11 @@ static enum MHD_Result respond(struct req *q)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (r->status == 401)
+	if (q->cookie[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, q->cookie);
+	if (q->ui)
+		ui_headers(resp);
+	if (r->status == 401 && !q->ui)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					"Bearer realm=\"taskhost\"");
 	enum MHD_Result ret = MHD_queue_response(q->mc, r->status ? r->status : 500, resp);
@@ -171,18 +206,133 @@ static const char *bearer(struct MHD_Connection *mc)
 	return h;
 }
 
+/* ---- the dashboard: its files and its sessions ---- */
+
+#define SESSION_COOKIE "th_session"
+
+static bool safe_method(const char *method)
+{
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+/* The X-CSRF-Token header is the session's (compared in constant time). */
+static bool csrf_ok(struct MHD_Connection *mc, const char *csrf)
+{
+	const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-CSRF-Token");
+	if (!h || strlen(h) != strlen(csrf))
+		return false;
+	unsigned diff = 0;
+	for (size_t i = 0; csrf[i]; i++)
+		diff |= (unsigned char)(h[i] ^ csrf[i]);
+	return diff == 0;
+}
+
+static void session_answer(th_api_req *r, unsigned status, const char *name,
+			   enum th_scope scope, const char *csrf)
+{
+	th_api_ok(r, status, json_pack("{s:s, s:s, s:s}", "name", name, "scope",
+				       th_auth_scope_name(scope), "csrf", csrf));
+}
+
+/* /ui/session: GET the browser's session, POST {"token": ...} to sign in (a session
+ * cookie, HttpOnly and SameSite=Strict), DELETE to sign out. On the unix socket no
+ * token is needed: every session there is admin's. */
+static void ui_session(struct req *q, const char *method)
+{
+	th_api_req *r = &q->r;
+	th_server *srv = q->l->srv;
+	const char *sid = MHD_lookup_connection_value(q->mc, MHD_COOKIE_KIND, SESSION_COOKIE);
+	char name[TH_SESSION_NAME_MAX + 1], csrf[TH_SESSION_ID_LEN + 1];
+	enum th_scope scope = sid ? th_sessions_find(srv->sessions, sid, name, csrf)
+				  : TH_SCOPE_NONE;
+	if (q->l->local && strcmp(method, "DELETE") != 0) {
+		session_answer(r, 200, "local", TH_SCOPE_ADMIN, "");
+	} else if (strcmp(method, "GET") == 0) {
+		if (scope == TH_SCOPE_NONE)
+			th_api_error(r, 401, "unauthorized", "not signed in");
+		else
+			session_answer(r, 200, name, scope, csrf);
+	} else if (strcmp(method, "DELETE") == 0) {
+		if (scope != TH_SCOPE_NONE && !csrf_ok(q->mc, csrf)) {
+			th_api_error(r, 403, "csrf", "signing out needs the session's X-CSRF-Token "
+				     "header");
+			return;
+		}
+		if (sid)
+			th_sessions_drop(srv->sessions, sid);
+		snprintf(q->cookie, sizeof(q->cookie), "%s=; Path=/; Max-Age=0; HttpOnly; "
+			 "SameSite=Strict%s", SESSION_COOKIE, srv->tls ? "; Secure" : "");
+		th_api_ok(r, 200, json_pack("{s:b}", "signed_out", 1));
+	} else if (strcmp(method, "POST") == 0) {
+		json_t *body = q->len ? json_loadb(q->buf, q->len, 0, NULL) : NULL;
+		const char *tok = json_string_value(json_object_get(body, "token")), *who = NULL;
+		pthread_rwlock_rdlock(&srv->auth_mu);
+		scope = tok ? th_auth_check(srv->auth, tok, &who) : TH_SCOPE_NONE;
+		snprintf(name, sizeof(name), "%s", who ? who : "");
+		pthread_rwlock_unlock(&srv->auth_mu);
+		json_decref(body);
+		char id[TH_SESSION_ID_LEN + 1];
+		if (scope == TH_SCOPE_NONE) {
+			th_api_error(r, 401, "unauthorized", tok ? "the token is not one of "
+				     "token_file's" : "expected {\"token\": \"...\"}");
+		} else if (th_sessions_add(srv->sessions, scope, name, id, csrf)) {
+			th_api_error(r, 500, "internal", "no random bytes for a session");
+		} else {
+			snprintf(q->cookie, sizeof(q->cookie), "%s=%s; Path=/; HttpOnly; "
+				 "SameSite=Strict%s", SESSION_COOKIE, id, srv->tls ? "; Secure" : "");
+			th_log_info("http", "dashboard: '%s' signed in (%s)", name,
+				    th_auth_scope_name(scope));
+			session_answer(r, 200, name, scope, csrf);
+		}
+	} else {
+		th_api_error(r, 405, "method_not_allowed", "%s is not allowed on /ui/session",
+			     method);
+	}
+}
+
+/* / and /ui/...: the dashboard's files, built into the binary (web.c), and its
+ * sessions. The files hold no data: the pages read it from the API, signed in. */
+static void ui(struct req *q, const char *url, const char *method)
+{
+	th_api_req *r = &q->r;
+	q->ui = true;
+	if (strcmp(url, "/ui/session") == 0) {
+		ui_session(q, method);
+		return;
+	}
+	const th_web_file *f = th_web_find(strcmp(url, "/") == 0 ? "/ui/index.html" : url);
+	if (!f) {
+		th_api_error(r, 404, "no_route", "no such path: %.200s", url);
+	} else if (!safe_method(method)) {
+		th_api_error(r, 405, "method_not_allowed", "%s is not allowed on %.200s", method,
+			     url);
+	} else if (!(r->text = malloc(f->len))) {
+		th_api_fail(r, TH_ENOMEM, 0, "dashboard");
+	} else {
+		memcpy(r->text, f->data, f->len);
+		r->text_len = f->len;
+		r->content_type = f->type;
+		r->status = 200;
+	}
+}
+
 /* Auth, body and route for a request that has fully arrived; the handler answers it
  * now or later (r->later). */
 static void handle(struct req *q, const char *url, const char *method)
 {
 	th_api_req *r = &q->r;
 	th_server *srv = q->l->srv;
-	if (strncmp(url, "/v1/", 4) != 0 || strlen(url + 3) >= sizeof(q->path)) {
+	r->root = strncmp(url, "/v1/", 4) != 0;
+	if (strcmp(url, "/") == 0 || strncmp(url, "/ui/", 4) == 0) {
+		ui(q, url, method);
+		return;
+	}
+	if (strlen(url) >= sizeof(q->path)) {
 		th_api_error(r, 404, "no_route", "no such path: %.200s (the API is under /v1/)",
 			     url);
 		return;
 	}
-	snprintf(q->path, sizeof(q->path), "%s", url + 3);
+	snprintf(q->path, sizeof(q->path), "%s", r->root ? url : url + 3);
 	r->path = q->path;
 	r->method = method;
 	const th_api_route *rt;
@@ -190,11 +340,27 @@ static void handle(struct req *q, const char *url, const char *method)
 		return;
 	if (!q->l->local) {
 		const char *tok = bearer(q->mc), *who = NULL;
-		pthread_rwlock_rdlock(&srv->auth_mu);
-		enum th_scope scope = th_auth_check(srv->auth, tok, &who);
-		char name[64];
-		snprintf(name, sizeof(name), "%s", who ? who : "");
-		pthread_rwlock_unlock(&srv->auth_mu);
+		const char *sid = tok ? NULL : MHD_lookup_connection_value(q->mc, MHD_COOKIE_KIND,
+									    SESSION_COOKIE);
+		char name[TH_SESSION_NAME_MAX + 1], csrf[TH_SESSION_ID_LEN + 1];
+		enum th_scope scope;
+		if (sid) { /* the dashboard's */
+			scope = th_sessions_find(srv->sessions, sid, name, csrf);
+			if (scope == TH_SCOPE_NONE) {
+				th_api_error(r, 401, "unauthorized", "the session ended: sign in again");
+				return;
+			}
+			if (!safe_method(method) && !csrf_ok(q->mc, csrf)) {
+				th_api_error(r, 403, "csrf", "%s %s with a session cookie needs the "
+					     "session's X-CSRF-Token header", method, url);
+				return;
+			}
+		} else {
+			pthread_rwlock_rdlock(&srv->auth_mu);
+			scope = th_auth_check(srv->auth, tok, &who);
+			snprintf(name, sizeof(name), "%s", who ? who : "");
+			pthread_rwlock_unlock(&srv->auth_mu);
+		}
 		if (scope == TH_SCOPE_NONE) {
 			th_api_error(r, 401, "unauthorized", tok ? "the bearer token is not one of "
 				     "token_file's" : "missing Authorization: Bearer TOKEN");
@@ -309,6 +475,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 		q->r.free_scratch(q->r.scratch);
 	json_decref(q->r.body);
 	json_decref(q->r.answer);
+	free(q->r.text);
 	free(q->r.wait_ids);
 	free(q->buf);
 	free(q);
@@ -551,11 +718,14 @@ int th_server_start(th_server **out, th_service *svc, const th_config *cfg, char
 	srv->request_us = (int64_t)(cfg->connection_timeout * 1e6);
 	srv->max_waits = cfg->max_connections / 2 ? cfg->max_connections / 2 : 1;
 	pthread_rwlock_init(&srv->auth_mu, NULL);
+	srv->tls = cfg->tls_cert != NULL;
 	pthread_mutex_init(&srv->conns_mu, NULL);
 	pthread_mutex_init(&srv->waits_mu, NULL);
 	int rc = 0, fd;
 	if (cfg->token_file)
 		rc = th_auth_load(&srv->auth, cfg->token_file, err, errlen);
+	if (!rc && th_sessions_new(&srv->sessions))
+		rc = fail(err, errlen, TH_ENOMEM, "out of memory");
 	if (!rc && cfg->tls_cert &&
 	    (!(srv->tls_cert = read_small("tls_cert", cfg->tls_cert, err, errlen)) ||
 	     !(srv->tls_key = read_small("tls_key", cfg->tls_key, err, errlen))))
@@ -634,6 +804,7 @@ void th_server_stop(th_server *srv)
 	if (srv->l[0].d) /* the socket this host made */
 		unlink(srv->sock);
 	th_auth_free(srv->auth);
+	th_sessions_free(srv->sessions);
 	pthread_rwlock_destroy(&srv->auth_mu);
 	pthread_mutex_destroy(&srv->conns_mu);
 	pthread_mutex_destroy(&srv->waits_mu);

@@ -42,6 +42,11 @@ const th_api_route th_api_routes[] = {
 	{NULL, NULL, 0, NULL},
 };
 
+const th_api_route th_api_root_routes[] = {
+	{"GET", "/metrics", R, th_api_metrics},
+	{NULL, NULL, 0, NULL},
+};
+
 /* Whether path fits pattern, filling r's id and name. *bad_id is set for a path that
  * fits but for an {id} that is no job id. */
 static bool fits(const char *pattern, const char *path, th_api_req *r, bool *bad_id)
@@ -78,7 +83,8 @@ static bool fits(const char *pattern, const char *path, th_api_req *r, bool *bad
 int th_api_match(th_api_req *r, const th_api_route **route)
 {
 	bool path_known = false;
-	for (const th_api_route *rt = th_api_routes; rt->method; rt++) {
+	for (const th_api_route *rt = r->root ? th_api_root_routes : th_api_routes; rt->method;
+	     rt++) {
 		bool bad_id = false;
 		if (!fits(rt->pattern, r->path, r, &bad_id))
 			continue;
@@ -94,11 +100,15 @@ int th_api_match(th_api_req *r, const th_api_route **route)
 		return 0;
 	}
 	if (path_known) {
-		th_api_error(r, 405, "method_not_allowed", "%s is not allowed on /v1%s", r->method,
-			     r->path);
+		th_api_error(r, 405, "method_not_allowed", "%s is not allowed on %s%s", r->method,
+			     r->root ? "" : "/v1", r->path);
 		return 405;
 	}
-	th_api_error(r, 404, "no_route", "no such path: /v1%s", r->path);
+	if (r->root)
+		th_api_error(r, 404, "no_route", "no such path: %s (the API is under /v1/)",
+			     r->path);
+	else
+		th_api_error(r, 404, "no_route", "no such path: /v1%s", r->path);
 	return 404;
 }
 

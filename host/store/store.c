@@ -3,6 +3,7 @@
  * ("lmdb:PATH", a plain directory, "postgresql://...") picks the backend. */
 #include "store/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +162,81 @@ int th_store_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 	return ops(st)->count(st, counts);
 }
 
+/* For a backend without count_queues or finished_since: every job read. */
+struct queue_count {
+	char queue[TH_QUEUE_NAME_MAX + 1];
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+};
+
+struct walk_counts {
+	struct queue_count *q; /* NULL: finished_since only */
+	size_t n, cap;
+	int64_t since;
+	uint64_t finished;
+	int rc;
+};
+
+static int walk_count(const th_job *job, void *ud)
+{
+	struct walk_counts *w = ud;
+	if (th_job_status_final(job->status) && job->finished_us >= w->since)
+		w->finished++;
+	if (!w->q)
+		return 0;
+	size_t i = 0;
+	while (i < w->n && strcmp(w->q[i].queue, job->queue) != 0)
+		i++;
+	if (i == w->n) {
+		if (w->n == w->cap) {
+			struct queue_count *m = realloc(w->q, 2 * w->cap * sizeof(*m));
+			if (!m) {
+				w->rc = TH_ENOMEM;
+				return 1;
+			}
+			w->q = m;
+			w->cap *= 2;
+		}
+		memset(&w->q[i], 0, sizeof(w->q[i]));
+		snprintf(w->q[i].queue, sizeof(w->q[i].queue), "%s", job->queue);
+		w->n++;
+	}
+	w->q[i].counts[job->status]++;
+	return 0;
+}
+
+static int queue_order(const void *a, const void *b)
+{
+	return strcmp(((const struct queue_count *)a)->queue,
+		      ((const struct queue_count *)b)->queue);
+}
+
+int th_store_count_queues(th_store *st, th_store_queue_fn fn, void *ud)
+{
+	if (ops(st)->count_queues)
+		return ops(st)->count_queues(st, fn, ud);
+	struct walk_counts w = {.cap = 8, .since = INT64_MAX};
+	if (!(w.q = malloc(w.cap * sizeof(*w.q))))
+		return TH_ENOMEM;
+	int rc = th_store_list(st, ~0u, 0, false, walk_count, &w);
+	rc = rc ? rc : w.rc;
+	qsort(w.q, w.n, sizeof(*w.q), queue_order);
+	for (size_t i = 0; rc == 0 && i < w.n; i++)
+		if (fn(ud, w.q[i].queue, w.q[i].counts))
+			break;
+	free(w.q);
+	return rc;
+}
+
+int th_store_finished_since(th_store *st, int64_t since, uint64_t *n)
+{
+	if (ops(st)->finished_since)
+		return ops(st)->finished_since(st, since, n);
+	struct walk_counts w = {.since = since};
+	int rc = th_store_list(st, ~0u, 0, false, walk_count, &w);
+	*n = rc ? 0 : w.finished;
+	return rc;
+}
+
 int th_store_pending(th_store *st, uint64_t *queued, uint64_t *processing)
 {
 	return ops(st)->pending(st, queued, processing);
@@ -185,6 +261,11 @@ int th_store_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *job
 		   uint64_t *problems)
 {
 	return ops(st)->check(st, fn, ud, jobs, problems);
+}
+
+const char *th_store_name(th_store *st)
+{
+	return ops(st)->name;
 }
 
 void th_claim_clear(th_claim *c)

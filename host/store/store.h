@@ -105,6 +105,10 @@ typedef void (*th_store_problem_fn)(void *ud, const char *line);
 /* Whether a claim's owner lives, as the coordination sees it (th_coord_alive). */
 typedef enum th_liveness (*th_store_alive_fn)(void *ud, const th_owner *o);
 struct th_coord;
+/* One queue's jobs per status (counts[status], 1..TH_JOB_STATUS_MAX; "" is the default
+ * queue); returns non-zero to stop. */
+typedef int (*th_store_queue_fn)(void *ud, const char *queue,
+				 const uint64_t counts[TH_JOB_STATUS_MAX + 1]);
 
 /* What a backend implements. Every write is one transaction: all of it or none of it
  * is stored. Each returns 0 or a negative TH_E* (error.h); TH_ENOTFOUND for an unknown
@@ -151,12 +155,18 @@ typedef struct th_store_ops {
 	 * reverse; fn runs with nothing of the store held and may call it */
 	int (*list)(th_store *st, unsigned mask, uint64_t from, bool reverse,
 		    th_store_list_fn fn, void *ud);
+	/* count and count_queues read counts the writes keep in their transaction, not the
+	 * jobs; count_queues (optional: NULL walks every job) gives each queue with jobs */
 	int (*count)(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
+	int (*count_queues)(th_store *st, th_store_queue_fn fn, void *ud);
+	/* jobs finished at or after `since` (optional: NULL walks every job) */
+	int (*finished_since)(th_store *st, int64_t since, uint64_t *n);
 	int (*pending)(th_store *st, uint64_t *queued, uint64_t *processing);
 	int (*peek)(th_store *st, const char *queue, bool *ready, int64_t *next_due);
 	int (*queue_paused)(th_store *st, const char *queue, bool *paused);
 	int (*cancel_requested)(th_store *st, const uint64_t *ids, size_t n, bool *requested);
-	/* every record against every index: one line per problem (th_store_check) */
+	/* every record against every index, and the counts against a recount of the
+	 * records: one line per problem (th_store_check) */
 	int (*check)(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
 		     uint64_t *problems);
 } th_store_ops;
@@ -214,8 +224,14 @@ int th_store_cancel_requested(th_store *st, const uint64_t *ids, size_t n, bool 
  * non-zero to stop. */
 int th_store_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 		  th_store_list_fn fn, void *ud);
-/* Number of jobs per status: counts[status] for 1..TH_JOB_STATUS_MAX. */
+/* Number of jobs per status: counts[status] for 1..TH_JOB_STATUS_MAX, from counts kept
+ * in the transaction of every change (LMDB), not by reading the jobs. */
 int th_store_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1]);
+/* The same per queue: fn for each queue that has jobs, in queue name order. */
+int th_store_count_queues(th_store *st, th_store_queue_fn fn, void *ud);
+/* Jobs that finished (completed, error, cancelled) at or after `since` (microseconds
+ * since the epoch), from the finished index. */
+int th_store_finished_since(th_store *st, int64_t since, uint64_t *n);
 /* Jobs queued (every queue, paused ones too) and processing, without reading the jobs,
  * however many there are. */
 int th_store_pending(th_store *st, uint64_t *queued, uint64_t *processing);
@@ -244,11 +260,14 @@ int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size
 
 /* Walks every record and every index in one read transaction and reports each
  * inconsistency as one line ("job 42: in the ready index but its record says
- * completed") through fn; *jobs counts the records, *problems the lines. A record whose
+ * completed"; "the counts: queue "q", queued: 5 kept, 4 in the records") through fn; *jobs counts the records, *problems the lines. A record whose
  * bytes were damaged but still decode is not seen (LMDB keeps no checksums). Works while
  * hosts write. TH_EDAMAGED when a read faulted (then the store is closed to use). */
 int th_store_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
 		   uint64_t *problems);
+
+/* The name of the store's backend ("lmdb"). */
+const char *th_store_name(th_store *st);
 
 /* ---- the registry ---- */
 

@@ -129,6 +129,18 @@ static int fault_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 	return rc ? rc : th_store_count(st->inner, counts);
 }
 
+static int fault_count_queues(th_store *st, th_store_queue_fn fn, void *ud)
+{
+	int rc = st->fn(st->ud, "count_queues");
+	return rc ? rc : th_store_count_queues(st->inner, fn, ud);
+}
+
+static int fault_finished_since(th_store *st, int64_t since, uint64_t *n)
+{
+	int rc = st->fn(st->ud, "finished_since");
+	return rc ? rc : th_store_finished_since(st->inner, since, n);
+}
+
 static int fault_pending(th_store *st, uint64_t *queued, uint64_t *processing)
 {
 	int rc = st->fn(st->ud, "pending");
@@ -188,6 +200,8 @@ static const th_store_ops fault_ops = {
 	.blob = fault_blob,
 	.list = fault_list,
 	.count = fault_count,
+	.count_queues = fault_count_queues,
+	.finished_since = fault_finished_since,
 	.pending = fault_pending,
 	.peek = fault_peek,
 	.queue_paused = fault_queue_paused,

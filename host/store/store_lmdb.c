@@ -1,7 +1,7 @@
 /* The LMDB backend of the store (th_store_lmdb): jobs, blobs, the ready, running,
- * schedule, finished and unique indexes in one environment. It persists what the rules
- * of lifecycle.c decide; write transactions go through one helper that grows the map on
- * MDB_MAP_FULL. */
+ * schedule, finished, unique and by-status indexes and the counts per queue and status in
+ * one environment. It persists what the rules of lifecycle.c decide; write transactions
+ * go through one helper that grows the map on MDB_MAP_FULL. */
 #include "store/store_lmdb.h"
 
 #include <errno.h>
@@ -30,7 +30,8 @@
 #include "lifecycle.h"
 #include "store/store_record.h"
 
-#define FORMAT_VERSION 3
+#define FORMAT_VERSION 4
+#define FORMAT_UNCOUNTED 3 /* no counts, no by-status index: made on open */
 #define CLEAN_CHUNK 10000       /* jobs a clean removes per transaction, at most */
 #define ERROR_MAX (64u << 10)   /* bytes of an error message kept; the rest is cut */
 /* Map space kept for outcomes, claims and cleaning: adds and cron fires are refused
@@ -55,6 +56,12 @@ struct th_store {
 	MDB_dbi schedule; /* (due, id): delayed jobs, retries and cron jobs, by time */
 	MDB_dbi finished; /* (finished, id): finished jobs, for clean and retention */
 	MDB_dbi unique;   /* unique key -> id */
+	MDB_dbi bystatus; /* (status, id): every job, for lists of some statuses */
+	MDB_dbi counts;   /* (queue, NUL, status) -> jobs, kept by every write */
+	/* what the write transaction under way changes in counts, added before it commits
+	 * (only the holder of the write transaction touches it) */
+	struct tally *tally;
+	size_t ntally, tally_cap;
 	_Atomic uint64_t rng; /* for backoff jitter */
 	uint64_t map_size, max_map_size;
 	/* Held shared by every transaction and exclusively to change the map size, which
@@ -124,6 +131,7 @@ struct guard {
 	struct guard *prev;
 	int sig;
 	uintptr_t offset; /* of the fault, in the map */
+	char assert_msg[160]; /* with SIGABRT: an assertion of LMDB's failed (on_assert) */
 	/* cursors of a read transaction, closed after a fault (volatile: set after
 	 * sigsetjmp, read after the jump) */
 	MDB_cursor *volatile cursors[4];
@@ -189,6 +197,21 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 		if (si->si_code <= 0)
 			raise(sig);
 	}
+}
+
+/* LMDB checks pages as it changes them: one found inconsistent (a damaged page) is an
+ * assertion that would abort the process. Within a guarded section of the store whose
+ * environment it is, it jumps back like a fault. */
+static void on_assert(MDB_env *env, const char *msg)
+{
+	struct guard *g = active_guard;
+	if (!g || g->st->env != env)
+		return; /* LMDB aborts */
+	active_guard = g->prev;
+	g->sig = SIGABRT;
+	g->offset = 0;
+	snprintf(g->assert_msg, sizeof(g->assert_msg), "%s", msg);
+	siglongjmp(g->jb, 1);
 }
 
 static void install_guard(void)
@@ -277,10 +300,14 @@ static int guard_fault(struct guard *g, MDB_txn *txn, bool write)
 {
 	th_store *st = g->st;
 	atomic_store(&st->failed, true);
-	th_log_error("store", "data dir damaged: %s/data.mdb: %s reading offset %llu of its "
-		     "map (a damaged page, or a file cut short); closed to further use",
-		     st->dir, g->sig == SIGBUS ? "SIGBUS" : "SIGSEGV",
-		     (unsigned long long)g->offset);
+	if (g->sig == SIGABRT)
+		th_log_error("store", "data dir damaged: %s/data.mdb: LMDB found a page "
+			     "inconsistent (%s); closed to further use", st->dir, g->assert_msg);
+	else
+		th_log_error("store", "data dir damaged: %s/data.mdb: %s reading offset %llu of "
+			     "its map (a damaged page, or a file cut short); closed to further use",
+			     st->dir, g->sig == SIGBUS ? "SIGBUS" : "SIGSEGV",
+			     (unsigned long long)g->offset);
 	for (int i = 0; i < g->ncursors; i++)
 		mdb_cursor_close(g->cursors[i]);
 	mdb_txn_abort(txn);
@@ -444,6 +471,7 @@ static void txn_end(th_store *st, MDB_txn *txn)
 }
 
 typedef int (*txn_fn)(th_store *st, MDB_txn *txn, void *ud);
+static int tally_flush(th_store *st, MDB_txn *txn);
 
 /* Runs fn in a write transaction and commits. fn may run again (after the map grew),
  * so it must reset whatever it returns through ud before filling it. */
@@ -463,7 +491,10 @@ static int write_txn(th_store *st, const char *what, txn_fn fn, void *ud)
 		guard_enter(&g, st);
 		if (sigsetjmp(g.jb, 0))
 			return guard_fault(&g, txn, true);
+		st->ntally = 0;
 		rc = fn(st, txn, ud);
+		if (rc == 0)
+			rc = tally_flush(st, txn);
 		th_store_commit_hook hook = atomic_load(&st->hook);
 		if (rc == 0 && hook)
 			rc = hook(atomic_load(&st->hook_ud), what);
@@ -542,12 +573,156 @@ static int get_job(th_store *st, MDB_txn *txn, uint64_t id, th_job *job)
 	return 0;
 }
 
+/* ---- counts and the by-status index ---- */
+
+/* Jobs per status of one queue: a change a write transaction makes, or a recount. */
+struct tally {
+	char queue[TH_QUEUE_NAME_MAX + 1];
+	int64_t n[TH_JOB_STATUS_MAX + 1];
+};
+
+#define COUNT_KEY_MAX (TH_QUEUE_NAME_MAX + 2)
+
+static struct tally *tally_of(struct tally **t, size_t *n, size_t *cap, const char *queue)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*t)[i].queue, queue) == 0)
+			return &(*t)[i];
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 8;
+		struct tally *m = realloc(*t, c * sizeof(*m));
+		if (!m)
+			return NULL;
+		*t = m;
+		*cap = c;
+	}
+	struct tally *e = &(*t)[(*n)++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->queue, sizeof(e->queue), "%s", queue);
+	return e;
+}
+
+static int tally_add(th_store *st, const th_job *job, int64_t d)
+{
+	struct tally *t = tally_of(&st->tally, &st->ntally, &st->tally_cap, job->queue);
+	if (!t)
+		return TH_ENOMEM;
+	if (job->status >= 1 && job->status <= TH_JOB_STATUS_MAX)
+		t->n[job->status] += d;
+	return 0;
+}
+
+/* (queue, NUL, status): a queue's counts sit together, in status order */
+static size_t count_key(uint8_t *k, const char *queue, int status)
+{
+	size_t n = queue_prefix(k, queue);
+	k[n] = (uint8_t)status;
+	return n + 1;
+}
+
+/* The queue and status of a counts key; false for one of another format. */
+static bool count_key_parse(const MDB_val *key, char *queue, int *status)
+{
+	const uint8_t *p = key->mv_data;
+	if (key->mv_size < 2 || key->mv_size > COUNT_KEY_MAX || p[key->mv_size - 2] != 0 ||
+	    memchr(p, 0, key->mv_size - 2))
+		return false;
+	memcpy(queue, p, key->mv_size - 2);
+	queue[key->mv_size - 2] = 0;
+	*status = p[key->mv_size - 1];
+	return *status >= 1 && *status <= TH_JOB_STATUS_MAX;
+}
+
+static uint64_t count_val(const MDB_val *val)
+{
+	return val->mv_size == 8 ? th_get_be64(val->mv_data) : 0;
+}
+
+/* Adds what the transaction changed to the counts, before it commits. */
+static int tally_flush(th_store *st, MDB_txn *txn)
+{
+	for (size_t i = 0; i < st->ntally; i++) {
+		const struct tally *t = &st->tally[i];
+		for (int s = 1; s <= TH_JOB_STATUS_MAX; s++) {
+			if (!t->n[s])
+				continue;
+			uint8_t k[COUNT_KEY_MAX], v[8];
+			MDB_val key = {count_key(k, t->queue, s), k}, val;
+			int rc = mdb_get(txn, st->counts, &key, &val);
+			if (rc && rc != MDB_NOTFOUND)
+				return rc;
+			uint64_t have = rc ? 0 : count_val(&val);
+			uint64_t now = t->n[s] < 0 && (uint64_t)-t->n[s] > have
+				       ? 0 : have + (uint64_t)t->n[s];
+			if (now == 0) {
+				rc = mdb_del(txn, st->counts, &key, NULL);
+				rc = rc == MDB_NOTFOUND ? 0 : rc;
+			} else {
+				th_put_be64(v, now);
+				val = (MDB_val){8, v};
+				rc = mdb_put(txn, st->counts, &key, &val, 0);
+			}
+			if (rc)
+				return rc;
+		}
+	}
+	st->ntally = 0;
+	return 0;
+}
+
+static MDB_val status_key(uint8_t *k, int status, uint64_t id)
+{
+	k[0] = (uint8_t)status;
+	th_put_be64(k + 1, id);
+	return (MDB_val){9, k};
+}
+
+/* A job in the by-status index and the counts (d = 1), or out of them (d = -1). */
+static int index_status(th_store *st, MDB_txn *txn, const th_job *job, int d)
+{
+	uint8_t sk[9];
+	MDB_val key = status_key(sk, job->status, job->id), val = {0, ""};
+	int rc = d > 0 ? mdb_put(txn, st->bystatus, &key, &val, 0)
+		       : mdb_del(txn, st->bystatus, &key, NULL);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	return tally_add(st, job, d);
+}
+
+/* Writes a job's record and keeps the by-status index and the counts: MDB_APPEND for a
+ * new job, else the record it replaces is read first for its status and queue. */
 static int put_job(th_store *st, MDB_txn *txn, const th_job *job, unsigned flags)
 {
 	uint8_t buf[TH_RECORD_MAX];
 	uint64_t k;
-	MDB_val key = id_key(&k, job->id), val = {th_record_encode(job, buf), buf};
-	return mdb_put(txn, st->jobs, &key, &val, flags);
+	MDB_val key = id_key(&k, job->id), val;
+	th_job old;
+	bool had = false;
+	int rc;
+	if (!(flags & MDB_APPEND)) {
+		rc = mdb_get(txn, st->jobs, &key, &val);
+		if (rc && rc != MDB_NOTFOUND)
+			return rc;
+		/* one that does not decode was never counted: the check says so */
+		had = rc == 0 && th_record_decode(val.mv_data, val.mv_size, &old) == 0;
+	}
+	val = (MDB_val){th_record_encode(job, buf), buf};
+	if ((rc = mdb_put(txn, st->jobs, &key, &val, flags)))
+		return rc;
+	if (had && old.status == job->status && strcmp(old.queue, job->queue) == 0)
+		return 0;
+	if (had && (rc = index_status(st, txn, &old, -1)))
+		return rc;
+	return index_status(st, txn, job, 1);
+}
+
+/* Removes a job's record (not its blobs) from the jobs table, the index and counts. */
+static int del_job(th_store *st, MDB_txn *txn, const th_job *job)
+{
+	uint64_t k;
+	MDB_val key = id_key(&k, job->id);
+	int rc = mdb_del(txn, st->jobs, &key, NULL);
+	return rc ? rc : index_status(st, txn, job, -1);
 }
 
 static int put_blob(th_store *st, MDB_txn *txn, uint64_t id, enum th_blob kind,
@@ -630,7 +805,8 @@ static int del_timed(MDB_txn *txn, MDB_dbi dbi, int64_t t, uint64_t id)
 static uint64_t live_bytes(th_store *st, MDB_txn *txn)
 {
 	const MDB_dbi dbis[] = {0 /* the free list */, st->main, st->meta, st->jobs, st->blobs,
-				st->ready, st->running, st->schedule, st->finished, st->unique};
+				st->ready, st->running, st->schedule, st->finished, st->unique,
+				st->bystatus, st->counts};
 	uint64_t pages = 2; /* the meta pages */
 	MDB_stat s = {.ms_psize = 4096};
 	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)
@@ -807,39 +983,100 @@ static int del_running(th_store *st, MDB_txn *txn, uint64_t id)
 
 /* ---- open and close ---- */
 
+/* A store of the format before counts: every job into the by-status index and the
+ * counts, once, in the transaction that opens it. */
+static int recount(th_store *st, MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, st->jobs, &cur);
+	if (rc)
+		return rc;
+	MDB_val key, val;
+	uint64_t n = 0;
+	MDB_cursor_op op = MDB_FIRST;
+	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+		op = MDB_NEXT;
+		th_job job;
+		if (key.mv_size != 8 || th_record_decode(val.mv_data, val.mv_size, &job) ||
+		    job.id != key_id(&key))
+			continue; /* left for the check to report */
+		if ((rc = index_status(st, txn, &job, 1)))
+			break;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND) {
+		th_log_info("store", "%s: counted %llu jobs into the counts and the by-status "
+			    "index (data format %u to %u)", st->dir, (unsigned long long)n,
+			    FORMAT_UNCOUNTED, FORMAT_VERSION);
+		rc = 0;
+	}
+	return rc;
+}
+
+/* Opens the tables: in a read transaction (ud NULL) those of a store of this format,
+ * else MDB_NOTFOUND (a new store, or one of the format before); in a write transaction
+ * (ud not NULL) it makes what is missing. A store of this format missing a table is
+ * damaged: nothing is written to it. */
 static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 {
-	(void)ud;
-	int rc;
-	if ((rc = mdb_dbi_open(txn, NULL, 0, &st->main)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) ||
-	    (rc = mdb_dbi_open(txn, "jobs", MDB_CREATE | MDB_INTEGERKEY, &st->jobs)) ||
-	    (rc = mdb_dbi_open(txn, "blobs", MDB_CREATE, &st->blobs)) ||
-	    (rc = mdb_dbi_open(txn, "ready", MDB_CREATE, &st->ready)) ||
-	    (rc = mdb_dbi_open(txn, "running", MDB_CREATE | MDB_INTEGERKEY, &st->running)) ||
-	    (rc = mdb_dbi_open(txn, "schedule", MDB_CREATE, &st->schedule)) ||
-	    (rc = mdb_dbi_open(txn, "finished", MDB_CREATE, &st->finished)) ||
-	    (rc = mdb_dbi_open(txn, "unique", MDB_CREATE, &st->unique)))
+	unsigned c = ud ? MDB_CREATE : 0;
+	MDB_stat ms;
+	int rc = mdb_dbi_open(txn, NULL, 0, &st->main);
+	if (rc || (rc = mdb_stat(txn, st->main, &ms)))
 		return rc;
-	MDB_val key = {6, "format"}, val;
-	rc = mdb_get(txn, st->meta, &key, &val);
-	if (rc == MDB_NOTFOUND) {
-		uint8_t v[4];
-		th_put_be32(v, FORMAT_VERSION);
-		val.mv_size = 4;
-		val.mv_data = v;
-		return mdb_put(txn, st->meta, &key, &val, 0);
+	bool fresh = ms.ms_entries == 0; /* no table yet: a new store */
+	if ((rc = mdb_dbi_open(txn, "meta", fresh ? c : 0, &st->meta)) == MDB_NOTFOUND && !fresh) {
+		th_log_error("store", "data dir damaged: %s/data.mdb: its meta table is missing",
+			     st->dir);
+		return TH_EDAMAGED;
 	}
 	if (rc)
 		return rc;
-	const uint8_t *p = val.mv_data;
-	uint32_t found = val.mv_size == 4 ? th_get_be32(p) : 0;
-	if (found != FORMAT_VERSION) {
+	MDB_val key = {6, "format"}, val;
+	uint8_t v[4];
+	th_put_be32(v, FORMAT_VERSION);
+	rc = mdb_get(txn, st->meta, &key, &val);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	uint32_t found = rc ? 0 : val.mv_size == 4 ? th_get_be32(val.mv_data) : 1;
+	MDB_dbi jobs;
+	if (!found && !fresh && mdb_dbi_open(txn, "jobs", MDB_INTEGERKEY, &jobs) == 0) {
+		th_log_error("store", "data dir damaged: %s/data.mdb: it has jobs but no format "
+			     "recorded",
+			     st->dir);
+		return TH_EDAMAGED;
+	}
+	if (found && found != FORMAT_VERSION && found != FORMAT_UNCOUNTED) {
 		th_log_error("store", "data format version %u, this taskhost reads version %u",
 			     found, FORMAT_VERSION);
 		return TH_EFORMAT;
 	}
-	return 0;
+	if (!ud && found != FORMAT_VERSION)
+		return MDB_NOTFOUND;
+	c = found == FORMAT_VERSION ? 0 : c;
+	const char *name = NULL;
+	if ((rc = mdb_dbi_open(txn, name = "jobs", c | MDB_INTEGERKEY, &st->jobs)) ||
+	    (rc = mdb_dbi_open(txn, name = "blobs", c, &st->blobs)) ||
+	    (rc = mdb_dbi_open(txn, name = "ready", c, &st->ready)) ||
+	    (rc = mdb_dbi_open(txn, name = "running", c | MDB_INTEGERKEY, &st->running)) ||
+	    (rc = mdb_dbi_open(txn, name = "schedule", c, &st->schedule)) ||
+	    (rc = mdb_dbi_open(txn, name = "finished", c, &st->finished)) ||
+	    (rc = mdb_dbi_open(txn, name = "unique", c, &st->unique)) ||
+	    (rc = mdb_dbi_open(txn, name = "bystatus", c, &st->bystatus)) ||
+	    (rc = mdb_dbi_open(txn, name = "counts", c, &st->counts))) {
+		if (rc != MDB_NOTFOUND && rc != MDB_INCOMPATIBLE)
+			return rc;
+		th_log_error("store", "data dir damaged: %s/data.mdb: its %s table is %s",
+			     st->dir, name, rc == MDB_NOTFOUND ? "missing" : "of another kind");
+		return TH_EDAMAGED;
+	}
+	if (found == FORMAT_UNCOUNTED && (rc = recount(st, txn)))
+		return rc;
+	if (found == FORMAT_VERSION)
+		return 0;
+	val = (MDB_val){4, v};
+	return mdb_put(txn, st->meta, &key, &val, 0);
 }
 
 /* An open that made data.mdb and failed before LMDB wrote its meta pages leaves no
@@ -904,7 +1141,8 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 		return rc;
 	}
 	/* th_envlock_open made both files (with the data dir's modes): LMDB creates none */
-	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 12)) ||
+	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_assert(st->env, on_assert)) ||
+	    (rc = mdb_env_set_maxdbs(st->env, 12)) ||
 	    (rc = mdb_env_set_maxreaders(st->env, MAX_READERS)) ||
 	    (rc = mdb_env_set_mapsize(st->env, exists ? 0 : st->map_size)) ||
 	    (rc = mdb_env_open(st->env, dir, flags, 0600))) {
@@ -945,7 +1183,23 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 		st->max_map_size = st->map_size;
 	int dead = 0;
 	mdb_reader_check(st->env, &dead);
-	if ((rc = write_txn(st, "opening the store", open_dbis, NULL))) {
+	/* a store of this format opens without writing: a command that only reads never
+	 * writes a page (LMDB's writes to a damaged page can do worse than fault) */
+	MDB_txn *txn;
+	if ((rc = txn_begin(st, MDB_RDONLY, &txn))) {
+		lmdb_close(st);
+		return map_err(rc, "opening the store");
+	}
+	GUARDED_READ(st, txn, rc, rc = open_dbis(st, txn, NULL));
+	if (txn && rc == 0) {
+		rc = mdb_txn_commit(txn); /* which keeps the tables' handles */
+		pthread_rwlock_unlock(&st->resize);
+	} else {
+		txn_end(st, txn);
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = write_txn(st, "opening the store", open_dbis, st);
+	if ((rc = map_err(rc, "opening the store"))) {
 		lmdb_close(st);
 		return rc;
 	}
@@ -967,6 +1221,7 @@ static void lmdb_close(th_store *st)
 		mdb_env_close(st->env);
 	th_envlock_close(st->lock);
 	pthread_rwlock_destroy(&st->resize);
+	free(st->tally);
 	free(st->dir);
 	free(st);
 }
@@ -1172,6 +1427,98 @@ static int list_chunk(th_store *st, unsigned mask, uint64_t *pos, bool reverse, 
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static int id_asc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int id_desc(const void *a, const void *b)
+{
+	return id_asc(b, a);
+}
+
+/* The ids of up to `max` jobs of one status past pos (before it, reverse; pos 0: from
+ * the end) from the by-status index into ids; *all when that is every one left. */
+static int status_range(MDB_cursor *cur, int s, uint64_t pos, bool reverse, size_t max,
+			uint64_t *ids, size_t *n, bool *all)
+{
+	uint8_t k[9];
+	MDB_val key = status_key(k, s, reverse ? (pos ? pos : UINT64_MAX) : pos + 1), val;
+	MDB_cursor_op op = MDB_SET_RANGE;
+	int rc;
+	if (reverse) {
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (rc && rc != MDB_NOTFOUND)
+			return rc;
+		op = rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV;
+	}
+	size_t got = 0;
+	while (got < max && (rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+		op = reverse ? MDB_PREV : MDB_NEXT;
+		const uint8_t *p = key.mv_data;
+		if (key.mv_size != 9 || p[0] != s)
+			break;
+		ids[(*n)++] = th_get_be64(p + 1);
+		got++;
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	*all = got < max;
+	return 0;
+}
+
+/* list_chunk for some statuses: from the by-status index, each status's range read up
+ * to a chunk and merged in id order, so no job of another status is read. */
+static int list_chunk_indexed(th_store *st, unsigned mask, uint64_t *pos, bool reverse,
+			      bool *end, th_job *out, size_t *n)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	*n = 0;
+	*end = false;
+	uint64_t *ids = malloc(TH_JOB_STATUS_MAX * LIST_CHUNK * sizeof(*ids));
+	if (!ids)
+		return TH_ENOMEM;
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	if (rc) {
+		free(ids);
+		return rc;
+	}
+	GUARDED_READ(st, txn, rc, {
+		size_t nids = 0;
+		bool all = true;
+		if ((rc = open_cursor(txn, st->bystatus, &cur)) == 0) {
+			for (int s = 1; s <= TH_JOB_STATUS_MAX && rc == 0; s++) {
+				bool done = true;
+				if (mask & (1u << s))
+					rc = status_range(cur, s, *pos, reverse, LIST_CHUNK, ids,
+							  &nids, &done);
+				all = all && done;
+			}
+			close_cursor(cur);
+		}
+		qsort(ids, nids, sizeof(*ids), reverse ? id_desc : id_asc);
+		for (size_t i = 0; rc == 0 && i < nids && *n < LIST_CHUNK; i++) {
+			*pos = ids[i];
+			th_job *job = &out[*n];
+			rc = get_job(st, txn, ids[i], job);
+			if (rc == MDB_NOTFOUND || (rc == 0 && !(mask & (1u << job->status)))) {
+				rc = 0; /* an index entry of no such job: the check reports it */
+				continue;
+			}
+			if (rc == 0)
+				(*n)++;
+		}
+		*end = rc == 0 && all && nids <= LIST_CHUNK;
+	});
+	txn_end(st, txn);
+	free(ids);
+	return rc;
+}
+
+#define STATUS_MASK_ALL (((1u << (TH_JOB_STATUS_MAX + 1)) - 1) & ~1u)
+
 static int lmdb_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 			 th_store_list_fn fn, void *ud)
 {
@@ -1185,7 +1532,11 @@ static int lmdb_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 	int rc = 0;
 	while (!end && rc == 0) {
 		size_t n;
-		if ((rc = list_chunk(st, mask, &pos, reverse, &end, chunk, &n)))
+		if ((mask & STATUS_MASK_ALL) == STATUS_MASK_ALL)
+			rc = list_chunk(st, mask, &pos, reverse, &end, chunk, &n);
+		else
+			rc = list_chunk_indexed(st, mask, &pos, reverse, &end, chunk, &n);
+		if (rc)
 			break;
 		for (size_t i = 0; i < n; i++) {
 			if (fn(&chunk[i], ud)) {
@@ -1200,16 +1551,88 @@ static int lmdb_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 	return map_err(rc, "listing jobs");
 }
 
-static int count_fn(const th_job *job, void *ud)
+/* Every entry of the counts table, summed per status (counts) and, when fn is given,
+ * per queue into *t (one tally per queue, in queue order). */
+static int read_counts(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1],
+		       struct tally **t, size_t *n, size_t *cap)
 {
-	((uint64_t *)ud)[job->status]++;
-	return 0;
+	memset(counts, 0, sizeof(uint64_t) * (TH_JOB_STATUS_MAX + 1));
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	if (rc)
+		return map_err(rc, "reading the counts");
+	GUARDED_READ(st, txn, rc, {
+		if ((rc = open_cursor(txn, st->counts, &cur)) == 0) {
+			MDB_val key, val;
+			MDB_cursor_op op = MDB_FIRST;
+			char queue[TH_QUEUE_NAME_MAX + 1];
+			int s;
+			while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+				op = MDB_NEXT;
+				if (!count_key_parse(&key, queue, &s))
+					continue; /* the check reports it */
+				uint64_t c = count_val(&val);
+				counts[s] += c;
+				struct tally *e = t ? tally_of(t, n, cap, queue) : NULL;
+				if (t && !e) {
+					rc = TH_ENOMEM;
+					break;
+				}
+				if (e)
+					e->n[s] = (int64_t)c;
+			}
+			close_cursor(cur);
+		}
+	});
+	txn_end(st, txn);
+	return rc == MDB_NOTFOUND ? 0 : map_err(rc, "reading the counts");
 }
 
 static int lmdb_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 {
-	memset(counts, 0, sizeof(uint64_t) * (TH_JOB_STATUS_MAX + 1));
-	return lmdb_list(st, ~0u, 0, false, count_fn, counts);
+	return read_counts(st, counts, NULL, NULL, NULL);
+}
+
+static int lmdb_count_queues(th_store *st, th_store_queue_fn fn, void *ud)
+{
+	uint64_t total[TH_JOB_STATUS_MAX + 1], counts[TH_JOB_STATUS_MAX + 1];
+	struct tally *t = NULL;
+	size_t n = 0, cap = 0;
+	int rc = read_counts(st, total, &t, &n, &cap);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		for (int s = 0; s <= TH_JOB_STATUS_MAX; s++)
+			counts[s] = (uint64_t)t[i].n[s];
+		if (fn(ud, t[i].queue, counts))
+			break;
+	}
+	free(t);
+	return rc;
+}
+
+static int lmdb_finished_since(th_store *st, int64_t since, uint64_t *n)
+{
+	*n = 0;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	if (rc)
+		return map_err(rc, "reading finished jobs");
+	GUARDED_READ(st, txn, rc, {
+		if ((rc = open_cursor(txn, st->finished, &cur)) == 0) {
+			uint8_t k[16] = {0};
+			th_put_be64(k, (uint64_t)(since > 0 ? since : 0));
+			MDB_val key = {16, k}, val;
+			MDB_cursor_op op = MDB_SET_RANGE;
+			while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+				op = MDB_NEXT;
+				(*n)++;
+			}
+			close_cursor(cur);
+		}
+	});
+	txn_end(st, txn);
+	return rc == MDB_NOTFOUND ? 0 : map_err(rc, "reading finished jobs");
 }
 
 static int lmdb_pending(th_store *st, uint64_t *queued, uint64_t *processing)
@@ -1470,9 +1893,7 @@ static int clean_fn(th_store *st, MDB_txn *txn, void *ud)
 			rc = 0; /* an index entry left behind: the deletion is all it needed */
 			continue;
 		}
-		uint64_t k;
-		MDB_val jk = id_key(&k, id);
-		if (rc || (rc = mdb_del(txn, st->jobs, &jk, NULL)) ||
+		if (rc || (rc = del_job(st, txn, &job)) ||
 		    (rc = del_blobs(st, txn, id)) || (rc = drop_unique(st, txn, &job)))
 			break;
 		a->done++;
@@ -2158,6 +2579,8 @@ struct check {
 	th_store_problem_fn fn;
 	void *ud;
 	uint64_t problems, jobs, max_id;
+	struct tally *tally; /* the records recounted, per queue */
+	size_t ntally, tally_cap;
 };
 
 static void problem(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -2258,7 +2681,14 @@ static void check_job(struct check *c, const MDB_val *key, const MDB_val *val)
 		return;
 	}
 	const char *status = th_job_status_name(job.status);
-	uint8_t k[READY_KEY_MAX];
+	struct tally *t = tally_of(&c->tally, &c->ntally, &c->tally_cap, job.queue);
+	if (t)
+		t->n[job.status]++;
+	uint8_t k[READY_KEY_MAX], sk[9];
+	MDB_val bk = status_key(sk, job.status, id), bv;
+	if (mdb_get(c->txn, st->bystatus, &bk, &bv))
+		problem(c, "job %llu: %s, but not in the by-status index", (unsigned long long)id,
+			status);
 	uint64_t ik;
 	MDB_val rk = {ready_key(k, job.queue, job.priority, id), k}, v, jk = id_key(&ik, id);
 	struct running r;
@@ -2362,6 +2792,48 @@ static void check_unique(struct check *c, const MDB_val *key, const MDB_val *val
 		indexed_job(c, th_get_be64(val->mv_data), "unique", ~FINAL_MASK, &job);
 }
 
+static void check_bystatus(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	(void)val;
+	const uint8_t *p = key->mv_data;
+	th_job job;
+	if (key->mv_size != 9 || p[0] < 1 || p[0] > TH_JOB_STATUS_MAX)
+		problem(c, "the by-status index: an entry of another format");
+	else
+		indexed_job(c, th_get_be64(p + 1), "by-status", 1u << p[0], &job);
+}
+
+/* The counts kept against the records recounted: each entry of the counts table is
+ * compared, then taken out of the recount (set to -1); what is left was not kept. */
+static void check_counts(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	char queue[TH_QUEUE_NAME_MAX + 1];
+	int s;
+	if (!count_key_parse(key, queue, &s) || val->mv_size != 8) {
+		problem(c, "the counts table: an entry of another format");
+		return;
+	}
+	struct tally *t = tally_of(&c->tally, &c->ntally, &c->tally_cap, queue);
+	uint64_t kept = count_val(val), counted = t && t->n[s] > 0 ? (uint64_t)t->n[s] : 0;
+	if (kept != counted)
+		problem(c, "the counts: queue \"%s\", %s: %llu kept, %llu in the records",
+			*queue ? queue : "default", th_job_status_name((th_job_status)s),
+			(unsigned long long)kept, (unsigned long long)counted);
+	if (t)
+		t->n[s] = -1;
+}
+
+static void check_uncounted(struct check *c)
+{
+	for (size_t i = 0; i < c->ntally; i++)
+		for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
+			if (c->tally[i].n[s] > 0)
+				problem(c, "the counts: queue \"%s\", %s: 0 kept, %llu in the "
+					"records", *c->tally[i].queue ? c->tally[i].queue : "default",
+					th_job_status_name((th_job_status)s),
+					(unsigned long long)c->tally[i].n[s]);
+}
+
 static void check_blob(struct check *c, const MDB_val *key, const MDB_val *val)
 {
 	(void)val;
@@ -2387,7 +2859,7 @@ static int lmdb_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *
 	int rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return map_err(rc, "checking the store");
-	struct check c = {st, txn, fn, ud, 0, 0, 0};
+	struct check c = {st, txn, fn, ud, 0, 0, 0, NULL, 0, 0};
 	GUARDED_READ(st, txn, rc, {
 		if ((rc = check_table(&c, st->jobs, "jobs", true, check_job)) == 0 &&
 		    (rc = check_table(&c, st->ready, "ready", false, check_ready)) == 0 &&
@@ -2395,7 +2867,10 @@ static int lmdb_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *
 		    (rc = check_table(&c, st->schedule, "schedule", false, check_schedule)) == 0 &&
 		    (rc = check_table(&c, st->finished, "finished", false, check_finished)) == 0 &&
 		    (rc = check_table(&c, st->unique, "unique", false, check_unique)) == 0 &&
-		    (rc = check_table(&c, st->blobs, "blobs", false, check_blob)) == 0) {
+		    (rc = check_table(&c, st->blobs, "blobs", false, check_blob)) == 0 &&
+		    (rc = check_table(&c, st->bystatus, "by-status", false, check_bystatus)) == 0 &&
+		    (rc = check_table(&c, st->counts, "counts", false, check_counts)) == 0) {
+			check_uncounted(&c);
 			uint64_t next;
 			if ((rc = get_next_id(st, txn, &next)) == 0 && c.max_id && next <= c.max_id)
 				problem(&c, "the next id, %llu, is not past the last job's, %llu: "
@@ -2404,6 +2879,7 @@ static int lmdb_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *
 		}
 	});
 	txn_end(st, txn);
+	free(c.tally);
 	*jobs = c.jobs;
 	*problems = c.problems;
 	return map_err(rc, "checking the store");
@@ -2438,6 +2914,8 @@ const th_store_ops th_store_lmdb = {
 	.blob = lmdb_blob,
 	.list = lmdb_list,
 	.count = lmdb_count,
+	.count_queues = lmdb_count_queues,
+	.finished_since = lmdb_finished_since,
 	.pending = lmdb_pending,
 	.peek = lmdb_peek,
 	.queue_paused = lmdb_queue_paused,

@@ -421,6 +421,14 @@ is "and each job is there" 200 '(.jobs | length) == 1'
 api GET /v1/stats
 is "their adds shared commits" 200 '.group_commit.add_commits < .group_commit.jobs_added'
 
+# ---- /metrics (tests/e2e/metrics.sh checks its text): the API's listeners and tokens ----
+api GET /metrics
+is "GET /metrics over the socket" 200
+tcp "" GET /metrics
+is "GET /metrics over TCP needs a token" 401
+tcp "$READ" GET /metrics
+is "a read token is enough" 200
+
 # ---- the OpenAPI document: what was answered is documented, what is documented is served
 jq -r '.paths | to_entries[] | .key as $p | .value | keys[] | "\(ascii_upcase) \($p)"' \
 	"$W/openapi.json" | sort -u >"$W/documented"
@@ -536,4 +544,5 @@ check "the retry of an add whose client went away is answered ($code)" \
 api GET "/v1/jobs?unique=gone-1"
 is "and there is one job with its key" 200 '(.jobs | length) == 1'
 stop_host "$HOST_PID"
+counts_agree "after the SIGKILL under load the counts agree with a recount of the records"
 finish

@@ -18,6 +18,7 @@ th add echo --delay 1h later
 th check
 expect "check of a clean data dir" 0
 same "it says clean" "$out" "$W/var: 402 jobs, every index consistent: clean"
+counts_agree "the counts agree with a recount of the records"
 cp -a "$W/var" "$W/clean"
 size=$(stat -c %s "$W/clean/data.mdb")
 
@@ -142,7 +143,9 @@ th check
 expect "check finds the problems" 1
 check "it names the job and the index" sh -c 'echo "$1" | grep -qx "job 2: in the ready index but its record says completed"' - "$out"
 check "and the missing index entry" sh -c 'echo "$1" | grep -qx "job 2: completed, but not in the finished index"' - "$out"
-check "a summary line" sh -c 'echo "$1" | tail -n 1 | grep -qx "$2: 2 jobs, 2 problems found"' - "$out" "$W/var"
+check "the by-status index names it" sh -c 'echo "$1" | grep -qx "job 2: in the by-status index but its record says completed"' - "$out"
+check "the counts disagree with the recount" sh -c 'echo "$1" | grep -qx "the counts: queue \"zzqmark\", queued: 1 kept, 0 in the records" && echo "$1" | grep -qx "the counts: queue \"zzqmark\", completed: 0 kept, 1 in the records"' - "$out"
+check "a summary line" sh -c 'echo "$1" | tail -n 1 | grep -qx "$2: 2 jobs, 6 problems found"' - "$out" "$W/var"
 th check extra
 expect "check takes no arguments" 2
 rm -rf "$W/var"

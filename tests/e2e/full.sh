@@ -43,6 +43,7 @@ new=$out
 th wait "$new" --timeout 30
 expect "and the new job runs" 0
 check "the host ran throughout" kill -0 "$HOST_PID"
+counts_agree "after the full map the counts agree with a recount of the records"
 stop_host "$HOST_PID"
 same "the host stopped cleanly" "$host_rc" 0
 finish

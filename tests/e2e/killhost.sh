@@ -63,6 +63,7 @@ th stats --json
 check "stats: all completed" sh -c 'echo "$1" | grep -q "\"completed\": $2,"' - "$out" "$JOBS"
 check "stats: none processing" sh -c 'echo "$1" | grep -q "\"processing\": 0,"' - "$out"
 check "stats: none queued, none failed" sh -c 'echo "$1" | grep -q "\"queued\": 0," && echo "$1" | grep -q "\"error\": 0,"' - "$out"
+counts_agree "after $KILLS kills the counts agree with a recount of the records"
 
 # runs per job from the file, attempts per job from the store
 sort -n "$runs" | uniq -c | awk '{print $2, $1}' >"$W/runs.count"

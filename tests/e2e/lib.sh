@@ -95,6 +95,17 @@ check() {
 	if "$@"; then ok "$_desc"; else not_ok "$_desc"; fi
 }
 
+# counts_agree DESC: `taskhost check` recounts the records and finds the counts that
+# stats read (and every index) agree with them
+counts_agree() {
+	th check
+	if [ "$rc" = 0 ] && echo "$out" | grep -q ": clean$"; then
+		ok "$1"
+	else
+		not_ok "$1: exit $rc: $out $err"
+	fi
+}
+
 # wait_until SECONDS CMD...: polls CMD until it succeeds; false after SECONDS
 wait_until() {
 	_end=$(($(date +%s) + $1))

@@ -1,0 +1,229 @@
+// The dashboard: signs in with a token (the host sets a session cookie), then shows the
+// pages from the API under /v1, polling for live updates. Changes carry the session's
+// CSRF token in a header.
+import { lineChart } from './chart.js';
+
+const STATUSES = ['queued', 'processing', 'completed', 'error', 'cancelled', 'delayed', 'held', 'cronjob'];
+const POLL_MS = 2000;
+let session = null; // {name, scope, csrf}
+let timer = null;
+const history = []; // {completed, error, total} per poll, for the throughput chart
+
+const $ = (sel) => document.querySelector(sel);
+function el(tag, attrs = {}, ...kids) {
+	const e = document.createElement(tag);
+	for (const [k, v] of Object.entries(attrs)) {
+		if (k === 'onclick') e.addEventListener('click', v);
+		else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v);
+	}
+	for (const k of kids.flat()) e.append(k instanceof Node ? k : String(k ?? ''));
+	return e;
+}
+
+async function api(method, path, body) {
+	const headers = {};
+	if (method !== 'GET') headers['X-CSRF-Token'] = session ? session.csrf : '';
+	if (body !== undefined) headers['Content-Type'] = 'application/json';
+	const r = await fetch(path, { method, headers, credentials: 'same-origin',
+		body: body === undefined ? undefined : JSON.stringify(body) });
+	const doc = await r.json().catch(() => null);
+	if (r.status === 401) { showSignin(); throw new Error('signed out'); }
+	if (!r.ok) throw new Error(doc && doc.error ? doc.error.message : `HTTP ${r.status}`);
+	return doc;
+}
+
+const canWrite = () => session && session.scope !== 'read';
+const canAdmin = () => session && session.scope === 'admin';
+function button(text, fn, enabled = true) {
+	const b = el('button', { disabled: !enabled }, text);
+	b.addEventListener('click', async () => {
+		b.disabled = true;
+		try { await fn(); } catch (e) { flash(e.message); }
+		route();
+	});
+	return b;
+}
+function flash(msg) { const m = $('#main'); m.prepend(el('p', { class: 'error', id: 'flash' }, msg)); }
+function statusCell(s) { return el('td', { class: `status-${s}` }, s); }
+
+// ---- pages ----
+
+async function overview(main) {
+	const s = await api('GET', '/v1/stats');
+	const total = STATUSES.reduce((n, k) => n + (s.counts[k] || 0), 0);
+	history.push({ completed: s.counts.completed, error: s.counts.error, total });
+	if (history.length > 180) history.shift();
+	const delta = (k) => history.slice(1).map((h, i) => Math.max(0, h[k] - history[i][k]));
+	main.append(el('h1', {}, 'Overview'),
+		el('div', { class: 'cards', id: 'counts' }, STATUSES.map((k) =>
+			el('a', { class: 'card', href: `#/jobs?status=${k}` }, el('b', {}, s.counts[k]), k))),
+		el('h2', {}, 'Per queue'),
+		el('table', { id: 'queues' }, el('tr', {}, el('th', {}, 'queue'), STATUSES.map((k) => el('th', {}, k))),
+			Object.entries(s.queues).map(([q, c]) => el('tr', {}, el('td', {}, q), STATUSES.map((k) => el('td', {}, c[k]))))),
+		el('h2', {}, `Throughput (every ${POLL_MS / 1000} s since this page opened; ${s.jobs_per_second.toFixed(2)} finished/s over the last minute)`),
+		lineChart([{ name: 'added', values: delta('total') }, { name: 'completed', values: delta('completed') },
+			{ name: 'failed', values: delta('error') }]),
+		el('p', { class: 'legend' }, el('span', { class: 'status-queued' }, '— added'),
+			el('span', { class: 'status-completed' }, '— completed'), el('span', { class: 'status-error' }, '— failed')),
+		el('h2', {}, 'Oldest queued job'),
+		el('p', {}, s.oldest_queued ? el('a', { href: `#/job/${s.oldest_queued.id}` },
+			`#${s.oldest_queued.id} ${s.oldest_queued.task}, waiting ${s.oldest_queued.waiting.toFixed(1)} s`) : 'none'));
+	const recent = await api('GET', '/v1/jobs?status=error&limit=5');
+	main.append(el('h2', {}, 'Recent failures'), jobsTable(recent.jobs));
+	return true; // live
+}
+
+function jobsTable(jobs, actions = false) {
+	return el('table', { class: 'jobs' },
+		el('tr', {}, ['id', 'task', 'queue', 'status', 'attempts', 'added', 'took'].map((h) => el('th', {}, h)), actions ? el('th', {}, '') : []),
+		jobs.map((j) => el('tr', { 'data-id': j.id },
+			el('td', {}, el('a', { href: `#/job/${j.id}` }, j.id)), el('td', {}, j.task), el('td', {}, j.queue),
+			statusCell(j.status), el('td', {}, `${j.attempts}/${j.max_attempts}`), el('td', {}, j.added || ''),
+			el('td', {}, j.took === null ? '' : `${j.took.toFixed(3)} s`),
+			actions ? el('td', {}, jobButtons(j)) : [])));
+}
+
+function jobButtons(j) {
+	const w = canWrite();
+	return [button('retry', () => api('POST', `/v1/jobs/${j.id}/retry`), w && (j.status === 'error' || j.status === 'cancelled')),
+		' ', button('cancel', () => api('POST', `/v1/jobs/${j.id}/cancel`),
+			w && !['completed', 'error', 'cancelled'].includes(j.status)),
+		' ', button('start', () => api('POST', `/v1/jobs/${j.id}/start`), w && (j.status === 'held' || j.status === 'delayed'))];
+}
+
+async function jobs(main, q) {
+	const f = { status: q.get('status') || '', task: q.get('task') || '', queue: q.get('queue') || '' };
+	const args = new URLSearchParams({ limit: '50' });
+	for (const [k, v] of Object.entries(f)) if (v) args.set(k, v);
+	if (q.get('cursor')) args.set('cursor', q.get('cursor'));
+	const doc = await api('GET', `/v1/jobs?${args}`);
+	const status = el('select', { id: 'f-status' }, el('option', { value: '' }, 'any status'),
+		STATUSES.map((s) => el('option', { value: s, selected: s === f.status }, s)));
+	const task = el('input', { id: 'f-task', placeholder: 'task', value: f.task });
+	const queue = el('input', { id: 'f-queue', placeholder: 'queue', value: f.queue });
+	const apply = el('button', { id: 'f-apply' }, 'Filter');
+	apply.addEventListener('click', () => {
+		const n = new URLSearchParams();
+		if (status.value) n.set('status', status.value);
+		if (task.value) n.set('task', task.value);
+		if (queue.value) n.set('queue', queue.value);
+		location.hash = `#/jobs?${n}`;
+	});
+	const idBox = el('input', { id: 'f-id', placeholder: 'job id' });
+	const go = el('button', {}, 'Open');
+	go.addEventListener('click', () => { if (idBox.value) location.hash = `#/job/${idBox.value}`; });
+	const next = new URLSearchParams(q);
+	if (doc.next_cursor) next.set('cursor', doc.next_cursor);
+	main.append(el('h1', {}, 'Jobs'), el('div', { class: 'filters' }, status, task, queue, apply, idBox, go),
+		jobsTable(doc.jobs, true),
+		el('p', {}, q.get('cursor') ? el('a', { href: '#/jobs' }, 'first page') : '', ' ',
+			doc.next_cursor ? el('a', { id: 'next', href: `#/jobs?${next}` }, 'next page') : ''));
+	return false;
+}
+
+async function job(main, id) {
+	const j = await api('GET', `/v1/jobs/${id}`);
+	const bytes = async (kind) => { try { const d = await api('GET', `/v1/jobs/${id}/${kind}`); return d[kind] ?? d[`${kind}_base64`] ?? ''; } catch { return ''; } };
+	// a result only a completed job (or a cron job whose run left one) has: asked for then only
+	const hasResult = j.status === 'completed' || (j.status === 'cronjob' && j.result_size > 0);
+	const [input, result, errors] = await Promise.all([bytes('input'), hasResult ? bytes('result') : '', bytes('errors')]);
+	main.append(el('h1', {}, `Job ${j.id}: ${j.task}`),
+		el('p', {}, jobButtons(j)),
+		el('table', { id: 'fields' }, Object.entries(j).map(([k, v]) => el('tr', {}, el('th', {}, k),
+			k === 'status' ? statusCell(v) : el('td', {}, typeof v === 'object' ? JSON.stringify(v) : v)))));
+	if (j.status === 'processing') {
+		const p = await api('GET', `/v1/jobs/${id}/progress`);
+		const pct = p.progress === null ? 0 : Math.round(p.progress * 100);
+		const fill = el('div');
+		fill.style.width = `${pct}%`; // through the CSSOM: the page's policy allows no inline style
+		main.append(el('h2', {}, 'Progress'), el('div', { class: 'bar', id: 'progress', 'data-value': pct }, fill),
+			el('p', {}, p.progress === null ? 'not reported' : `${pct}%`));
+	}
+	main.append(el('h2', {}, 'Input'), el('pre', { id: 'input' }, input),
+		el('h2', {}, 'Result'), el('pre', { id: 'result' }, typeof result === 'string' ? result : JSON.stringify(result)),
+		el('h2', {}, 'Errors, every attempt'), el('pre', { id: 'errors' }, Array.isArray(errors) ? errors.join('\n') : errors));
+	return j.status === 'processing' || j.status === 'queued';
+}
+
+async function queues(main) {
+	const doc = await api('GET', '/v1/queues');
+	const s = await api('GET', '/v1/stats');
+	main.append(el('h1', {}, 'Queues'), el('table', { id: 'queue-list' },
+		el('tr', {}, ['queue', 'strategy', 'queued', 'processing', 'paused', ''].map((h) => el('th', {}, h))),
+		doc.queues.map((q) => {
+			const c = s.queues[q.name] || {};
+			return el('tr', { 'data-queue': q.name }, el('td', {}, q.name), el('td', {}, q.strategy),
+				el('td', {}, c.queued || 0), el('td', {}, c.processing || 0), el('td', { class: 'paused' }, q.paused ? 'paused' : 'running'),
+				el('td', {}, button(q.paused ? 'resume' : 'pause',
+					() => api('POST', `/v1/queues/${q.name}/${q.paused ? 'resume' : 'pause'}`), canAdmin())));
+		})));
+	return true;
+}
+
+async function cron(main) {
+	const doc = await api('GET', '/v1/cron');
+	main.append(el('h1', {}, 'Cron'), el('table', { id: 'cron-list' },
+		el('tr', {}, ['id', 'task', 'schedule', 'next fire', 'paused', ''].map((h) => el('th', {}, h))),
+		doc.cron.map((c) => el('tr', {}, el('td', {}, el('a', { href: `#/job/${c.id}` }, c.id)), el('td', {}, c.task),
+			el('td', {}, c.schedule || ''), el('td', {}, c.next_fire || ''), el('td', {}, c.paused ? 'paused' : ''),
+			el('td', {}, button(c.paused ? 'resume' : 'pause', () => api('POST', `/v1/cron/${c.id}/${c.paused ? 'resume' : 'pause'}`), canWrite()))))));
+	return false;
+}
+
+async function hosts(main) {
+	const h = await api('GET', '/v1/health');
+	const q = await api('GET', '/v1/queues');
+	main.append(el('h1', {}, 'Hosts'), el('table', { id: 'host-list' },
+		el('tr', {}, ['host', 'processors', 'queues and strategies', 'queued', 'processing'].map((x) => el('th', {}, x))),
+		el('tr', {}, el('td', {}, location.host), el('td', {}, h.processors_running ? 'running' : 'stopped'),
+			el('td', {}, q.queues.map((x) => `${x.name}: ${x.strategy}`).join(', ')), el('td', {}, h.queued), el('td', {}, h.processing))));
+	return true;
+}
+
+const PAGES = { overview, jobs, job, queues, cron, hosts };
+
+async function route() {
+	clearTimeout(timer);
+	if (!session) return;
+	const [path, query] = (location.hash.slice(1) || '/overview').split('?');
+	const [, page, arg] = path.split('/');
+	for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('on', a.getAttribute('href') === `#/${page}`);
+	const main = el('main', { id: 'main' });
+	let live = false;
+	try {
+		live = await (PAGES[page] || overview)(main, page === 'job' ? arg : new URLSearchParams(query || ''));
+	} catch (e) {
+		main.append(el('p', { class: 'error' }, e.message));
+	}
+	$('#main').replaceWith(main);
+	if (live) timer = setTimeout(route, POLL_MS);
+}
+
+function showSignin() {
+	session = null;
+	$('#signin').hidden = false;
+	$('#main').replaceChildren();
+	$('#who').textContent = '';
+}
+
+$('#signin').addEventListener('submit', async (ev) => {
+	ev.preventDefault();
+	const r = await fetch('/ui/session', { method: 'POST', credentials: 'same-origin',
+		headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: $('#token').value }) });
+	const doc = await r.json().catch(() => null);
+	if (!r.ok) { $('#signin-error').textContent = doc && doc.error ? doc.error.message : `HTTP ${r.status}`; return; }
+	$('#token').value = '';
+	signedIn(doc);
+});
+
+function signedIn(doc) {
+	session = doc;
+	$('#signin').hidden = true;
+	$('#who').textContent = `${doc.name} (${doc.scope})`;
+	route();
+}
+
+window.addEventListener('hashchange', route);
+fetch('/ui/session', { credentials: 'same-origin' }).then(async (r) => {
+	if (r.ok) signedIn(await r.json()); else showSignin();
+});
