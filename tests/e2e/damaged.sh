@@ -49,16 +49,16 @@ same "the file was left as it was" "$(stat -c %s "$W/var/data.mdb")" $((size - 4
 # ---- cut short under a running host ----
 rm -rf "$W/var"
 cp -a "$W/clean" "$W/var"
-write_config -- "wait_time = 0.1"
+write_config "lease_time = 3s" -- "wait_time = 0.1"
 start_host "$W/host.log"
 th wait 1 --timeout 20
 expect "the host runs the jobs" 0
 truncate -s 8192 "$W/var/data.mdb"
 check "the host notices" wait_until 20 grep -q "processor: the data dir is damaged: this host claims no more jobs" "$W/host.log"
 check "saying where and what" grep -q "store: data dir damaged: $W/var/data.mdb: SIGBUS reading offset" "$W/host.log"
-check "the host is still up" kill -0 "$HOST_PID"
-stop_host "$HOST_PID"
-same "and stops cleanly" "$host_rc" 0
+wait "$HOST_PID"
+same "and stops by itself at its keeper's next write, with exit status 1" "$?" 1
+check "saying why" grep -q "host: stopping: the store in $W/var can no longer be used (data dir damaged" "$W/host.log"
 write_config
 
 # ---- 0 bytes ----
