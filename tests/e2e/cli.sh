@@ -121,7 +121,7 @@ out=$("$TASKHOST" -c "$CFG" add echo - <"$W/big")
 same "10 MiB input" "$out" 4
 th add fail "disk on fire"
 same "add fail" "$out" 5
-th add sleep '{"seconds": 30, "id": 6}'
+th add sleep '{"seconds": 600, "id": 6}' # cancelled below, however slow the steps before
 same "add a long job" "$out" 6
 th add echo cancel-me
 same "add one to cancel" "$out" 7
