@@ -66,7 +66,7 @@ check "each host is pid 1 of a namespace of its own" \
 		[ "$(readlink /proc/$1/ns/pid)" != "$(readlink /proc/self/ns/pid)" ]' - \
 	"$pid_1" "$pid_2" "$pid_3"
 
-seq 1 $JOBS | sed 's/.*/runs 100/' | "$TASKHOST" -c "$CFG" add fx_record --lines >/dev/null
+seq 1 $JOBS | sed 's/.*/runs 100/' | "$TASKHOST" -c "$CFG" add fx_record --lines --max-attempts 100 >/dev/null
 same "$JOBS jobs added" "$(sql 'SELECT count(*) FROM taskhost.jobs')" $JOBS
 
 done_count() { sql 'SELECT count(*) FROM taskhost.jobs WHERE status = 3'; }
@@ -81,6 +81,8 @@ stopped=$inc_1
 touch "$W/i.$stopped/stopped"
 sleep $STOP_FOR # the point of the step: the lease runs out while the host cannot renew it
 kill -CONT "$pid_1"
+refused_any() { grep -q 'outcome of a stale claim refused' "$W/i.$stopped/log"; }
+check "the stopped host, let go on, has an outcome refused" wait_until 20 refused_any
 
 # kills: a random host every few hundred ms, started again at once
 k=0
@@ -96,7 +98,9 @@ left=$(sql 'SELECT count(*) FROM taskhost.jobs WHERE status <> 3')
 echo "# $left of $JOBS jobs left when the kills ended"
 
 all_done() { [ "$(done_count)" = $JOBS ]; }
-check "every job completed" wait_until 120 all_done
+check "every job completed" wait_until 60 all_done
+all_done || sql 'SELECT id, status, attempts, owner, lease_until, now() FROM taskhost.jobs WHERE status <> 3' |
+	sed 's/^/# not completed: /'
 same "none in another status" "$(sql 'SELECT count(*) FROM taskhost.jobs WHERE status <> 3')" 0
 for s in 1 2 3; do
 	eval "p=\$pid_$s u=\$outer_$s"
