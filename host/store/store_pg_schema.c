@@ -137,26 +137,40 @@ int th_store_pg_schema_migrate(PGconn *conn, bool allowed, const char *shown, in
 			     version, SCHEMA_VERSION);
 		return TH_EFORMAT;
 	}
-	char lock[96];
-	snprintf(lock, sizeof(lock), "BEGIN; SELECT pg_advisory_xact_lock(%lld)", MIGRATE_LOCK);
+	/* a session lock, taken before the transaction: a transaction that began before
+	 * the wait would read the catalog as it was then (its cache is refreshed when a
+	 * transaction begins, not when an advisory lock is granted), not find the schema
+	 * another host made meanwhile and make it again */
+	char lock[96], unlock[96];
+	snprintf(lock, sizeof(lock), "SELECT pg_advisory_lock(%lld)", MIGRATE_LOCK);
+	snprintf(unlock, sizeof(unlock), "SELECT pg_advisory_unlock(%lld)", MIGRATE_LOCK);
 	if ((rc = exec(conn, lock, shown)))
 		return rc;
+	if ((rc = exec(conn, "BEGIN", shown))) {
+		exec(conn, unlock, shown);
+		return rc;
+	}
 	/* another host may have migrated while this one waited for the lock */
 	if ((rc = read_version(conn, shown, &version)) || version > SCHEMA_VERSION) {
 		exec(conn, "ROLLBACK", shown);
+		exec(conn, unlock, shown);
 		return rc ? rc : TH_EFORMAT;
 	}
+	if (from)
+		*from = version;
 	for (int v = version; v < SCHEMA_VERSION && rc == 0; v++)
 		rc = exec(conn, migrations[v], shown);
 	char set[160];
 	snprintf(set, sizeof(set), "INSERT INTO taskhost.meta VALUES ('schema_version', '%d')"
 		 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", SCHEMA_VERSION);
 	if (rc == 0 && (rc = exec(conn, set, shown)) == 0 && (rc = exec(conn, "COMMIT", shown)) == 0) {
+		exec(conn, unlock, shown);
 		if (version < SCHEMA_VERSION)
 			th_log_info("store", "%s: schema taskhost migrated from version %d to %d",
 				    shown, version, SCHEMA_VERSION);
 		return 0;
 	}
 	exec(conn, "ROLLBACK", shown);
+	exec(conn, unlock, shown);
 	return rc;
 }

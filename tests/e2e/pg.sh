@@ -100,4 +100,37 @@ case $err in
 esac
 check "the password is in no log or message" sh -c '! grep -r -q "$1" "$2"/*.log "$2"/stderr' - "$SECRET" "$W"
 
+
+# migrations at once: three wait for the lock another session holds; once it lets go,
+# one migrates and the two others find the schema made (none makes it again)
+M=th_e2em_$$
+psql "$TASKHOST_TEST_PG" -X -q -c "CREATE DATABASE $M" || exit 1
+(
+	echo "SELECT pg_advisory_lock(8386110886291403636);" # the migrations' lock
+	while [ ! -e "$W/release" ]; do sleep 0.05; done
+) | psql "$TASKHOST_TEST_PG dbname=$M" -X -q >/dev/null &
+holder=$!
+advisory() { # advisory GRANTED N: N advisory locks GRANTED (t or f) in the database
+	[ "$(psql "$TASKHOST_TEST_PG dbname=$M" -X -A -t -c "SELECT count(*) FROM pg_locks WHERE \
+		locktype = 'advisory' AND granted = '$1'")" = "$2" ]
+}
+check "a session holds the migrations' lock" wait_until 20 advisory t 1
+for i in 1 2 3; do
+	TASKHOST_STORE="postgresql:$TASKHOST_TEST_PG dbname=$M" "$TASKHOST" -c "$CFG" migrate \
+		>"$W/m.$i.out" 2>"$W/m.$i.err" &
+	eval "m_$i=\$!"
+done
+check "three migrations wait for the lock" wait_until 20 advisory f 3
+touch "$W/release"
+wait $holder
+fails=0
+for i in 1 2 3; do
+	eval "wait \$m_$i" || { fails=$((fails + 1)); cat "$W/m.$i.err"; }
+done
+same "each of them succeeded" $fails 0
+same "one of them made the schema, the others found it made" \
+	"$(cat "$W"/m.*.out | sed 's/.*: schema/schema/' | sort | uniq -c | sed 's/^ *//' | tr '\n' ,)" \
+	"2 schema taskhost at version 1: up to date,1 schema taskhost created at version 1,"
+psql "$TASKHOST_TEST_PG" -X -q -c "DROP DATABASE $M WITH (FORCE)" >/dev/null
+
 finish

@@ -1,0 +1,112 @@
+#!/bin/sh
+# End to end, the database goes away: two hosts on a PostgreSQL server of this test's own
+# (scripts/pg-cluster), host a through a TCP proxy on loopback that the test cuts
+# (tcpcut.py), host b straight to the server, run fx_record jobs while a's connection is
+# cut for less than the lease, the server is restarted, and a's connection is cut for
+# more than the lease. Every job completes, none is lost, no job runs twice before the
+# long cut and after it only jobs host a ran, and both hosts carry on.
+. "$(dirname "$0")/lib.sh"
+
+if [ -z "${TASKHOST_TEST_PG:-}" ]; then
+	echo "RESULT: 0 passed, 0 failed (skipped: TASKHOST_TEST_PG is not set)"
+	exit 77
+fi
+cluster="$(cd "$(dirname "$0")/../.." && pwd)/scripts/pg-cluster"
+LEASE=3 # seconds
+if [ -n "${ASAN_OPTIONS:-}${TSAN_OPTIONS:-}" ]; then JOBS=400; else JOBS=1200; fi
+
+# a server of its own: restarting it must not cut the other tests' connections
+pgdir="$W/pg"
+mkdir "$pgdir"
+conn=$("$cluster" start "$pgdir") || exit 1
+trap 'cleanup_outage' EXIT
+cleanup_outage() {
+	[ -n "${proxy:-}" ] && kill "$proxy" 2>/dev/null
+	"$cluster" remove "$pgdir" >/dev/null 2>&1
+	cleanup
+}
+port=$(echo "$conn" | sed 's/.*port=\([0-9]*\).*/\1/')
+PGDB="$conn"
+sql "CREATE DATABASE th" || exit 1
+PGDB="host=127.0.0.1 port=$port user=postgres dbname=th"
+
+python3 "$(dirname "$0")/tcpcut.py" "$port" >"$W/proxy.port" &
+proxy=$!
+wait_until 10 test -s "$W/proxy.port"
+pport=$(cat "$W/proxy.port")
+
+cp "$FIXTURES/fx_good.so" "$W/plugins/"
+for h in a b; do
+	mkdir "$W/$h"
+	case $h in
+	a) store="host=127.0.0.1 port=$pport user=postgres dbname=th" ;;
+	b) store="host=127.0.0.1 port=$port user=postgres dbname=th" ;;
+	esac
+	write_config "store = postgresql:$store" "migrate = true" "lease_time = ${LEASE}s" \
+		"data_dir = $W/$h/var" "plugin_dir = $W/plugins" -- "max_threads = 4" "wait_time = 0.5"
+	cp "$CFG" "$W/$h.ini"
+done
+# each host runs in its own dir: the relative path `runs` in the jobs' input is its own
+(cd "$W/a" && exec "$TASKHOST" -c "$W/a.ini" run 2>"$W/a.log") &
+a=$!
+(cd "$W/b" && exec "$TASKHOST" -c "$W/b.ini" run 2>"$W/b.log") &
+b=$!
+HOSTS="$a $b"
+started() { grep -q "host: started" "$W/a.log" && grep -q "host: started" "$W/b.log"; }
+check "both hosts started" wait_until 20 started
+started || cat "$W/a.log" "$W/b.log" >&2
+
+CFG="$W/b.ini"
+seq 1 $JOBS | sed 's/.*/runs 60/' | "$TASKHOST" -c "$CFG" add fx_record --lines --max-attempts 100 >/dev/null
+same "$JOBS jobs added" "$(sql 'SELECT count(*) FROM taskhost.jobs')" $JOBS
+
+runs_a() { [ -f "$W/a/runs" ] && wc -l <"$W/a/runs" || echo 0; }
+grows_a() { [ "$(runs_a)" -gt "$1" ]; }
+dupes() { cat "$W"/a/runs "$W"/b/runs 2>/dev/null | sort -n | uniq -d | wc -l | tr -d ' '; }
+done_count() { sql 'SELECT count(*) FROM taskhost.jobs WHERE status = 3'; }
+check "host a runs jobs" wait_until 20 grows_a 0
+
+# a short cut: less than the lease
+kill -USR1 $proxy
+sleep 1 # the length of the cut is the point of the step
+kill -USR2 $proxy
+n=$(runs_a)
+check "host a carries on after a short cut" wait_until 20 grows_a "$n"
+check "host a logged the lost connection" grep -q -i "connection\|cannot connect" "$W/a.log"
+
+# the server restarted under both hosts
+"$cluster" stop "$pgdir" >/dev/null
+"$cluster" start "$pgdir" >/dev/null
+n=$(runs_a)
+check "host a carries on after the server restarted" wait_until 30 grows_a "$n"
+kill -0 $b
+check "host b runs after the server restarted" [ $? = 0 ]
+same "no job ran twice before the long cut" "$(dupes)" 0
+same "no outcome refused before the long cut" \
+	"$(grep -c 'outcome of a stale claim refused' "$W/a.log" "$W/b.log" | awk -F: '{s += $2} END {print s}')" 0
+
+# a long cut: more than the lease; host b takes back what host a held
+before=$(done_count)
+kill -USR1 $proxy
+sleep $((LEASE * 2 + 1)) # the length of the cut is the point of the step
+kill -USR2 $proxy
+n=$(runs_a)
+check "host a carries on after a long cut" wait_until 30 grows_a "$n"
+check "some jobs were left when the long cut ended" [ "$before" -lt $JOBS ]
+
+all_done() { [ "$(done_count)" = $JOBS ]; }
+check "every job completed" wait_until 90 all_done
+all_done || sql 'SELECT id, status, attempts FROM taskhost.jobs WHERE status <> 3' | sed 's/^/# not completed: /'
+stop_host $a
+same "host a stopped cleanly" "$host_rc" 0
+stop_host $b
+same "host b stopped cleanly" "$host_rc" 0
+same "every job ran" "$(cat "$W"/a/runs "$W"/b/runs | sort -n | uniq | wc -l | tr -d ' ')" $JOBS
+twice=$(cat "$W"/a/runs "$W"/b/runs | sort -n | uniq -d)
+echo "# $(echo $twice | wc -w) jobs ran twice"
+bad=""
+for id in $twice; do
+	grep -q "^$id\$" "$W/a/runs" || bad="$bad $id"
+done
+same "only jobs host a ran (the cut host) ran twice" "$bad" ""
+finish
