@@ -772,11 +772,80 @@ static int count_rows(th_store *st, PGresult *r, void *ud)
 	return 0;
 }
 
+static int no_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st, (void)r, (void)ud;
+	return 0;
+}
+
+/* Folds the deltas of taskhost.counts into one row per queue and status, in a
+ * transaction of its own: a fold running at the same time takes the rows this one does
+ * not, and each leaves the sums whole, so the read after it is exact. */
+static int fold_counts(th_store *st)
+{
+	return query(st, "WITH d AS (DELETE FROM taskhost.counts RETURNING queue, status, n),"
+			 " s AS (SELECT queue, status, sum(n) AS n FROM d GROUP BY queue, status)"
+			 " INSERT INTO taskhost.counts SELECT queue, status, n FROM s WHERE n <> 0",
+		     NULL, no_rows, NULL);
+}
+
 static int pg_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 {
 	memset(counts, 0, (TH_JOB_STATUS_MAX + 1) * sizeof(counts[0]));
-	return query(st, "SELECT status, count(*) FROM taskhost.jobs GROUP BY status", NULL,
-		     count_rows, counts);
+	int rc = fold_counts(st);
+	return rc ? rc : query(st, "SELECT status, sum(n) FROM taskhost.counts GROUP BY status",
+			       NULL, count_rows, counts);
+}
+
+struct queue_counts {
+	th_store_queue_fn fn;
+	void *ud;
+};
+
+/* rows of (queue, status, n) ordered by queue: one call of fn per queue */
+static int queue_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	struct queue_counts *q = ud;
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+	for (int i = 0; i < PQntuples(r);) {
+		const char *queue = PQgetvalue(r, i, 0);
+		memset(counts, 0, sizeof(counts));
+		for (; i < PQntuples(r) && strcmp(PQgetvalue(r, i, 0), queue) == 0; i++) {
+			int64_t s = col_i64(r, i, 1);
+			if (s >= 1 && s <= TH_JOB_STATUS_MAX)
+				counts[s] = (uint64_t)col_i64(r, i, 2);
+		}
+		if (q->fn(q->ud, queue, counts))
+			break;
+	}
+	return 0;
+}
+
+static int pg_count_queues(th_store *st, th_store_queue_fn fn, void *ud)
+{
+	struct queue_counts q = {fn, ud};
+	int rc = fold_counts(st);
+	return rc ? rc : query(st, "SELECT queue, status, sum(n) FROM taskhost.counts"
+				   " GROUP BY queue, status HAVING sum(n) <> 0 ORDER BY queue",
+			       NULL, queue_rows, &q);
+}
+
+static int one_count(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	*(uint64_t *)ud = PQntuples(r) ? (uint64_t)col_i64(r, 0, 0) : 0;
+	return 0;
+}
+
+/* the finished jobs' partial index on finished_us: the recent ones only */
+static int pg_finished_since(th_store *st, int64_t since, uint64_t *n)
+{
+	struct params p = {0};
+	p_i64(&p, since);
+	*n = 0;
+	return query(st, "SELECT count(*) FROM taskhost.jobs WHERE status IN (3, 4, 5)"
+			 " AND finished_us >= $1", &p, one_count, n);
 }
 
 static int pg_pending(th_store *st, uint64_t *queued, uint64_t *processing)
@@ -1611,6 +1680,8 @@ const th_store_ops th_store_pg = {
 	.blob = pg_blob,
 	.list = pg_list,
 	.count = pg_count,
+	.count_queues = pg_count_queues,
+	.finished_since = pg_finished_since,
 	.pending = pg_pending,
 	.peek = pg_peek,
 	.queue_paused = pg_queue_paused,
