@@ -18,6 +18,7 @@
 
 #include "benchutil.h"
 #include "client.h"
+#include "clock.h"
 #include "fds.h"
 #include "log.h"
 #include "service.h"
@@ -682,35 +683,54 @@ static void stats_row(const char *what, const char *cfg, double *us)
 	fflush(stdout);
 }
 
-/* With `finished` jobs finished and `queued` queued behind them (filled relaxed), times
- * th_service_count, GET /v1/stats with the overview's list of failures, and the first and
- * the 1,000th page (100 a page) of GET /v1/jobs?status=queued, each STATS_REPEAT times. */
-static void bench_stats(size_t finished, size_t queued)
+/* With `finished` jobs finished and `queued` queued behind them, times th_service_count,
+ * GET /v1/stats with the overview's list of failures, and the first and the 1,000th page
+ * (100 a page) of GET /v1/jobs?status=queued, each STATS_REPEAT times. On LMDB the bench
+ * fills the store (relaxed, through the C API and the simple processor); a `store` URL
+ * (PostgreSQL) comes filled by the caller, in that order of ids. */
+static void bench_stats(size_t finished, size_t queued, const char *store)
 {
-	char *d = bu_fresh_dir(), cfg[4200], data[4200], tokens[4300], lines[4500], path[128];
+	char *d = bu_fresh_dir(), cfg[4200], data[4200], tokens[4300], lines[4800], path[128];
 	snprintf(tokens, sizeof(tokens), "%s/tokens", d);
 	FILE *f = fopen(tokens, "w");
 	if (!f || fprintf(f, "bench read %s\n", FRONT_TOKEN) < 0 || fclose(f) ||
 	    chmod(tokens, 0600))
 		bu_die("writing the token file", 0);
 	unsigned port = free_port();
-	snprintf(lines, sizeof(lines), "listen = 127.0.0.1:%u\ntoken_file = %s\n", port, tokens);
+	snprintf(lines, sizeof(lines), "listen = 127.0.0.1:%u\ntoken_file = %s\n%s%s%s", port,
+		 tokens, store ? "store = " : "", store ? store : "", store ? "\n" : "");
 	host_config(d, cfg, data, lines);
-	th_service *svc = open_svc(data, 1, false);
+	th_lmdb_opts lmdb = {.map_size = 1ull << 30};
+	th_service_opts o = {.data_dir = data, .store = store, .plugin_dir = bu_env("BENCH_PLUGINS"),
+			     .durability = 1, .lmdb = &lmdb, .max_attempts = 1};
+	th_service *svc;
+	if (th_service_open(&svc, &o))
+		bu_die("opening the service", 0);
 	double t0 = bu_now_s();
-	fill_finished(svc, finished);
-	fill(svc, "noop", queued, 10000, NULL);
+	if (!store) {
+		fill_finished(svc, finished);
+		fill(svc, "noop", queued, 10000, NULL);
+	}
 	double filled = bu_now_s() - t0;
+	uint64_t recent = 0; /* what the rate in the stats walks */
+	th_service_finished_since(svc, th_clock_now_us() - 60000000, &recent);
 	/* the host must not run them while the reads are timed */
 	if (th_service_pause_queue(svc, "", true))
 		bu_die("pausing the default queue", 0);
 	th_service_close(svc);
 	sync();
 
-	char what[160];
-	snprintf(what, sizeof(what), "%zu finished, %zu queued (filled relaxed in %.0f s)",
-		 finished, queued, filled);
-	svc = open_svc(data, 0, false);
+	char what[200];
+	if (store)
+		snprintf(what, sizeof(what), "PostgreSQL, %zu finished (%llu in the last minute), "
+			 "%zu queued, filled by SQL", finished, (unsigned long long)recent, queued);
+	else
+		snprintf(what, sizeof(what), "LMDB, %zu finished (%llu in the last minute), %zu "
+			 "queued, filled relaxed in %.0f s", finished, (unsigned long long)recent,
+			 queued, filled);
+	o.durability = 0;
+	if (th_service_open(&svc, &o))
+		bu_die("opening the service", 0);
 	double us[STATS_REPEAT];
 	uint64_t counts[TH_JOB_STATUS_MAX + 1];
 	for (int r = 0; r < STATS_REPEAT; r++) {
@@ -773,7 +793,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_taskhost [--runs R] add-bulk N BATCH MODE | "
 				"add-single N MODE | lmdb N MODE | burn N STRATEGY THREADS MODE "
 				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | cli-lines N | "
-				"front N PRODUCERS cli|http|capi MODE | stats FINISHED QUEUED\n");
+				"front N PRODUCERS cli|http|capi MODE | stats FINISHED QUEUED [STORE]\n");
 		return 2;
 	}
 	th_log_set_level(TH_LOG_ERROR);
@@ -801,8 +821,8 @@ int main(int argc, char **argv)
 		bench_cli_lines(strtoull(a[0], NULL, 10));
 	} else if (strcmp(m, "front") == 0 && na == 4) {
 		bench_front(strtoull(a[0], NULL, 10), (unsigned)atoi(a[1]), a[2], a[3]);
-	} else if (strcmp(m, "stats") == 0 && na == 2) {
-		bench_stats(strtoull(a[0], NULL, 10), strtoull(a[1], NULL, 10));
+	} else if (strcmp(m, "stats") == 0 && (na == 2 || na == 3)) {
+		bench_stats(strtoull(a[0], NULL, 10), strtoull(a[1], NULL, 10), na == 3 ? a[2] : NULL);
 	} else if (strcmp(m, "rss") == 0 && na == 1) {
 		bench_rss(strtoull(a[0], NULL, 10));
 	} else {

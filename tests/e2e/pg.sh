@@ -101,6 +101,13 @@ same "migrate from version 1" "$out" "user=postgres password=*** dbname=$DB host
 same "the counts after it are the recount" "$(sql "$kept" | tr '\n' ' ')" "$(sql "$recount" | tr '\n' ' ')"
 th stats --json
 check "stats: the same 5 completed, 1 error" sh -c 'echo "$1" | grep -q "\"completed\": 5" && echo "$1" | grep -q "\"error\": 1"' - "$out"
+# many deltas (what many writes leave): a read sums them and folds them into a row each
+sql "INSERT INTO taskhost.counts SELECT '', 3, 1 FROM generate_series(1, 700)
+UNION ALL SELECT '', 3, -1 FROM generate_series(1, 700)" >/dev/null
+th stats --json
+check "stats over 1400 deltas: still 5 completed" sh -c 'echo "$1" | grep -q "\"completed\": 5"' - "$out"
+same "the read folded them" "$(sql "SELECT count(*) <= 2 FROM taskhost.counts")" t
+same "into the recount" "$(sql "$kept" | tr '\n' ' ')" "$(sql "$recount" | tr '\n' ' ')"
 
 # a bad URL: the message names it (without the password)
 TASKHOST_STORE="postgresql://postgres:$SECRET@127.0.0.1:1/$DB" th list
