@@ -679,7 +679,7 @@ static void stats_row(const char *what, const char *cfg, double *us)
 	double median = bu_median(us, STATS_REPEAT);
 	printf("| %s | %s | %.0f | %.0f | %.0f | us (target < %d: %s) |\n", what, cfg, median,
 	       us[0], us[STATS_REPEAT - 1], STATS_TARGET_US,
-	       us[STATS_REPEAT - 1] < STATS_TARGET_US ? "met" : "MISSED");
+	       median < STATS_TARGET_US ? "median met" : "MISSED");
 	fflush(stdout);
 }
 
