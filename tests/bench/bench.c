@@ -151,16 +151,22 @@ static void bench_lmdb_commit(size_t n, const char *mode)
 
 /* ---- burn-down ---- */
 
-/* Waits until job `last` and everything before it finished. */
-static void wait_all(th_service *svc, uint64_t last)
+/* Waits until job id completed, waking at each finish or every `wait_us`. */
+static void wait_done(th_service *svc, uint64_t id, int64_t wait_us)
 {
 	for (;;) {
 		uint32_t seq = th_service_finished_seq(svc);
 		th_job_status s;
-		if (th_service_status(svc, last, &s) == 0 && s == TH_JOB_COMPLETED)
-			break;
-		th_service_wait_finished(svc, seq, 10000);
+		if (th_service_status(svc, id, &s) == 0 && s == TH_JOB_COMPLETED)
+			return;
+		th_service_wait_finished(svc, seq, wait_us);
 	}
+}
+
+/* Waits until job `last` and everything before it finished. */
+static void wait_all(th_service *svc, uint64_t last)
+{
+	wait_done(svc, last, 10000);
 	for (;;) { /* multi finishes a few jobs out of order: wait for the stragglers */
 		uint64_t queued, processing;
 		if (th_service_pending(svc, &queued, &processing) == 0 && !queued && !processing)
@@ -177,13 +183,7 @@ static void fill_finished(th_service *svc, size_t n)
 	uint64_t last = fill(svc, "noop", n, 10000, NULL);
 	th_service_set_processor(svc, "simple", NULL);
 	th_service_start_processing(svc);
-	for (;;) {
-		uint32_t seq = th_service_finished_seq(svc);
-		th_job_status s;
-		if (th_service_status(svc, last, &s) == 0 && s == TH_JOB_COMPLETED)
-			break;
-		th_service_wait_finished(svc, seq, 100000);
-	}
+	wait_done(svc, last, 100000);
 	th_service_stop_processing(svc);
 }
 
@@ -230,13 +230,7 @@ static double burn_once(const struct burn *b)
 	if (rc)
 		bu_die("start", rc);
 	if (b->queued_extra) { /* the measured jobs: wait for the last of them only */
-		for (;;) {
-			uint32_t seq = th_service_finished_seq(svc);
-			th_job_status s;
-			if (th_service_status(svc, last, &s) == 0 && s == TH_JOB_COMPLETED)
-				break;
-			th_service_wait_finished(svc, seq, 10000);
-		}
+		wait_done(svc, last, 10000);
 	} else {
 		wait_all(svc, last);
 	}
@@ -298,13 +292,7 @@ static void bench_wake(size_t n, const char *mode)
 			int64_t rec[2] = {(int64_t)id, t};
 			if (write(back[1], rec, sizeof(rec)) != sizeof(rec))
 				_exit(1);
-			for (;;) {
-				uint32_t seq = th_service_finished_seq(mine);
-				th_job_status s;
-				if (th_service_status(mine, id, &s) == 0 && s == TH_JOB_COMPLETED)
-					break;
-				th_service_wait_finished(mine, seq, 100000);
-			}
+			wait_done(mine, id, 100000);
 		}
 		th_service_close(mine);
 		_exit(0);
@@ -323,13 +311,7 @@ static void bench_wake(size_t n, const char *mode)
 	size_t k = 0;
 	int64_t rec[2];
 	while (k < n && read(back[0], rec, sizeof(rec)) == sizeof(rec)) {
-		for (;;) {
-			uint32_t seq = th_service_finished_seq(svc);
-			th_job_status s;
-			if (th_service_status(svc, (uint64_t)rec[0], &s) == 0 && s == TH_JOB_COMPLETED)
-				break;
-			th_service_wait_finished(svc, seq, 100000);
-		}
+		wait_done(svc, (uint64_t)rec[0], 100000);
 		void *res;
 		size_t len;
 		if (th_service_result(svc, (uint64_t)rec[0], &res, &len) == 0 && len == 8) {
@@ -516,6 +498,16 @@ static unsigned free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+/* dir/tokens, named in path: the bench's token with `scope`. */
+static void write_tokens(char *path, size_t size, const char *dir, const char *scope)
+{
+	snprintf(path, size, "%s/tokens", dir);
+	FILE *f = fopen(path, "w");
+	if (!f || fprintf(f, "bench %s %s\n", scope, FRONT_TOKEN) < 0 || fclose(f) ||
+	    chmod(path, 0600))
+		bu_die("writing the token file", 0);
+}
+
 /* One producer's m single adds, each acknowledged before the next; 0 when all were. */
 static int produce(const char *via, const char *cfg, const char *data, const char *url,
 		   size_t m, int mode)
@@ -570,11 +562,7 @@ static void bench_front(size_t n, unsigned p, const char *via, const char *mode)
 		bu_die("front: VIA is cli, http or capi, and N a multiple of PRODUCERS", 0);
 	for (int r = 0; r < runs; r++) {
 		char *d = bu_fresh_dir(), cfg[4200], data[4200], tokens[4300], url[64], lines[4500];
-		snprintf(tokens, sizeof(tokens), "%s/tokens", d);
-		FILE *f = fopen(tokens, "w");
-		if (!f || fprintf(f, "bench write %s\n", FRONT_TOKEN) < 0 || fclose(f) ||
-		    chmod(tokens, 0600))
-			bu_die("writing the token file", 0);
+		write_tokens(tokens, sizeof(tokens), d, "write");
 		unsigned port = free_port();
 		snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
 		snprintf(lines, sizeof(lines), "durability = %s\nlisten = 127.0.0.1:%u\n"
@@ -691,11 +679,7 @@ static void stats_row(const char *what, const char *cfg, double *us)
 static void bench_stats(size_t finished, size_t queued, const char *store)
 {
 	char *d = bu_fresh_dir(), cfg[4200], data[4200], tokens[4300], lines[4800], path[128];
-	snprintf(tokens, sizeof(tokens), "%s/tokens", d);
-	FILE *f = fopen(tokens, "w");
-	if (!f || fprintf(f, "bench read %s\n", FRONT_TOKEN) < 0 || fclose(f) ||
-	    chmod(tokens, 0600))
-		bu_die("writing the token file", 0);
+	write_tokens(tokens, sizeof(tokens), d, "read");
 	unsigned port = free_port();
 	snprintf(lines, sizeof(lines), "listen = 127.0.0.1:%u\ntoken_file = %s\n%s%s%s", port,
 		 tokens, store ? "store = " : "", store ? store : "", store ? "\n" : "");
