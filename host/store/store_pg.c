@@ -733,15 +733,23 @@ static int pg_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 	char sql[4096];
 	size_t at = (size_t)snprintf(sql, sizeof(sql), "SELECT * FROM (");
 	int statuses = 0;
-	for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
-		if (mask & (1u << s))
-			at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s(SELECT " JOB_COLS
-					       " FROM taskhost.jobs WHERE status = %d AND id %s $1"
-					       " ORDER BY id %s LIMIT $2)", statuses++ ? " UNION ALL "
-					       : "", s, reverse ? "<" : ">", reverse ? "DESC" : "");
-	if (!statuses)
-		snprintf(sql + at, sizeof(sql) - at, "SELECT " JOB_COLS " FROM taskhost.jobs"
-			 " WHERE false");
+	unsigned every = ((1u << (TH_JOB_STATUS_MAX + 1)) - 1) & ~1u;
+	if ((mask & every) == every) { /* every job: the primary key alone */
+		snprintf(sql + at, sizeof(sql) - at, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE"
+			 " id %s $1 ORDER BY id %s LIMIT $2", reverse ? "<" : ">",
+			 reverse ? "DESC" : "");
+	} else {
+		for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
+			if (mask & (1u << s))
+				at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s(SELECT " JOB_COLS
+						       " FROM taskhost.jobs WHERE status = %d AND id"
+						       " %s $1 ORDER BY id %s LIMIT $2)",
+						       statuses++ ? " UNION ALL " : "", s,
+						       reverse ? "<" : ">", reverse ? "DESC" : "");
+		if (!statuses)
+			snprintf(sql + at, sizeof(sql) - at, "SELECT " JOB_COLS " FROM taskhost.jobs"
+				 " WHERE false");
+	}
 	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), ") u ORDER BY id %s LIMIT $2",
 		 reverse ? "DESC" : "");
 	int rc = 0;
