@@ -23,6 +23,7 @@
 #define CLEAN_CHUNK 10000  /* finished jobs one clean transaction removes */
 #define INSERT_ROWS 1000   /* jobs one INSERT adds */
 #define LIST_CHUNK 500     /* jobs a list reads per query */
+#define COUNT_FOLD_ROWS 1000 /* deltas of taskhost.counts a read folds past */
 #define TXN_TRIES 5        /* a transaction that deadlocked or lost its connection */
 #define NCOLS 22           /* JOB_COLS */
 #define MAXP 40            /* parameters of one statement but the multi-row INSERT */
@@ -727,27 +728,38 @@ static int pg_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 	struct list_args *l = malloc(sizeof(*l));
 	if (!l)
 		return TH_ENOMEM;
-	char set[64] = "{";
-	size_t at = 1;
-	for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
-		if (mask & (1u << s))
-			at += (size_t)snprintf(set + at, sizeof(set) - at, "%s%d", at > 1 ? "," : "",
-					       s);
-	snprintf(set + at, sizeof(set) - at, "}");
+	/* each status its own ordered run of jobs_status (status, id), merged by id: one
+	 * status's jobs among millions of others are read, not skipped past */
+	char sql[4096];
+	size_t at = (size_t)snprintf(sql, sizeof(sql), "SELECT * FROM (");
+	int statuses = 0;
+	unsigned every = ((1u << (TH_JOB_STATUS_MAX + 1)) - 1) & ~1u;
+	if ((mask & every) == every) { /* every job: the primary key alone */
+		snprintf(sql + at, sizeof(sql) - at, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE"
+			 " id %s $1 ORDER BY id %s LIMIT $2", reverse ? "<" : ">",
+			 reverse ? "DESC" : "");
+	} else {
+		for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
+			if (mask & (1u << s))
+				at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s(SELECT " JOB_COLS
+						       " FROM taskhost.jobs WHERE status = %d AND id"
+						       " %s $1 ORDER BY id %s LIMIT $2)",
+						       statuses++ ? " UNION ALL " : "", s,
+						       reverse ? "<" : ">", reverse ? "DESC" : "");
+		if (!statuses)
+			snprintf(sql + at, sizeof(sql) - at, "SELECT " JOB_COLS " FROM taskhost.jobs"
+				 " WHERE false");
+	}
+	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), ") u ORDER BY id %s LIMIT $2",
+		 reverse ? "DESC" : "");
 	int rc = 0;
-	uint64_t pos = from;
+	uint64_t pos = from ? from : reverse ? (uint64_t)INT64_MAX : 0;
 	bool stop = false;
 	while (!stop && rc == 0) {
 		struct params p = {.n = 0};
-		p_str(&p, set);
 		p_i64(&p, (int64_t)pos);
 		p_i64(&p, LIST_CHUNK);
-		rc = query(st, reverse ? "SELECT " JOB_COLS " FROM taskhost.jobs WHERE status = "
-					 "ANY($1::smallint[]) AND ($2::bigint = 0 OR id < $2) ORDER "
-					 "BY id DESC LIMIT $3"
-				       : "SELECT " JOB_COLS " FROM taskhost.jobs WHERE status = "
-					 "ANY($1::smallint[]) AND id > $2 ORDER BY id LIMIT $3",
-			   &p, list_rows, l);
+		rc = query(st, sql, &p, list_rows, l);
 		if (rc)
 			break;
 		for (size_t i = 0; i < l->n && !stop; i++)
@@ -772,11 +784,94 @@ static int count_rows(th_store *st, PGresult *r, void *ud)
 	return 0;
 }
 
+static int no_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st, (void)r, (void)ud;
+	return 0;
+}
+
+/* Folds the deltas of taskhost.counts into one row per queue and status, in a
+ * transaction of its own: a fold running at the same time takes the rows this one does
+ * not, and each leaves the sums whole. Reads sum the deltas (exact in their snapshot)
+ * and fold once they find more than COUNT_FOLD_ROWS of them: what they read stays small
+ * and a read does not write each time. */
+static int fold_counts(th_store *st)
+{
+	return query(st, "WITH d AS (DELETE FROM taskhost.counts RETURNING queue, status, n),"
+			 " s AS (SELECT queue, status, sum(n) AS n FROM d GROUP BY queue, status)"
+			 " INSERT INTO taskhost.counts SELECT queue, status, n FROM s WHERE n <> 0",
+		     NULL, no_rows, NULL);
+}
+
+struct count_read {
+	uint64_t *counts;  /* count: [status] */
+	th_store_queue_fn fn; /* count_queues: per queue */
+	void *ud;
+	int64_t rows;      /* deltas read */
+};
+
+/* rows of (queue, status, n, rows), ordered by queue */
+static int count_read_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	struct count_read *c = ud;
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+	bool stop = false;
+	for (int i = 0; i < PQntuples(r);) {
+		const char *queue = PQgetvalue(r, i, 0);
+		memset(counts, 0, sizeof(counts));
+		bool any = false; /* a queue whose jobs are all gone: its deltas sum to 0 */
+		for (; i < PQntuples(r) && strcmp(PQgetvalue(r, i, 0), queue) == 0; i++) {
+			int64_t s = col_i64(r, i, 1), n = col_i64(r, i, 2);
+			if (s >= 1 && s <= TH_JOB_STATUS_MAX && n > 0) {
+				counts[s] = (uint64_t)n;
+				any = true;
+			}
+			c->rows = col_i64(r, i, 3);
+		}
+		for (int s = 0; c->counts && s <= TH_JOB_STATUS_MAX; s++)
+			c->counts[s] += counts[s];
+		if (c->fn && any && !stop)
+			stop = c->fn(c->ud, queue, counts) != 0;
+	}
+	return 0;
+}
+
+static int read_counts(th_store *st, struct count_read *c)
+{
+	int rc = query(st, "SELECT queue, status, sum(n), sum(count(*)) OVER ()"
+			   " FROM taskhost.counts GROUP BY queue, status ORDER BY queue", NULL, count_read_rows, c);
+	return rc == 0 && c->rows > COUNT_FOLD_ROWS ? fold_counts(st) : rc;
+}
+
 static int pg_count(th_store *st, uint64_t counts[TH_JOB_STATUS_MAX + 1])
 {
 	memset(counts, 0, (TH_JOB_STATUS_MAX + 1) * sizeof(counts[0]));
-	return query(st, "SELECT status, count(*) FROM taskhost.jobs GROUP BY status", NULL,
-		     count_rows, counts);
+	struct count_read c = {.counts = counts};
+	return read_counts(st, &c);
+}
+
+static int pg_count_queues(th_store *st, th_store_queue_fn fn, void *ud)
+{
+	struct count_read c = {.fn = fn, .ud = ud};
+	return read_counts(st, &c);
+}
+
+static int one_count(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	*(uint64_t *)ud = PQntuples(r) ? (uint64_t)col_i64(r, 0, 0) : 0;
+	return 0;
+}
+
+/* the finished jobs' partial index on finished_us: the recent ones only */
+static int pg_finished_since(th_store *st, int64_t since, uint64_t *n)
+{
+	struct params p = {0};
+	p_i64(&p, since);
+	*n = 0;
+	return query(st, "SELECT count(*) FROM taskhost.jobs WHERE status IN (3, 4, 5)"
+			 " AND finished_us >= $1", &p, one_count, n);
 }
 
 static int pg_pending(th_store *st, uint64_t *queued, uint64_t *processing)
@@ -1611,6 +1706,8 @@ const th_store_ops th_store_pg = {
 	.blob = pg_blob,
 	.list = pg_list,
 	.count = pg_count,
+	.count_queues = pg_count_queues,
+	.finished_since = pg_finished_since,
 	.pending = pg_pending,
 	.peek = pg_peek,
 	.queue_paused = pg_queue_paused,

@@ -62,6 +62,33 @@ static const char *const migrations[] = {
 	" PERFORM pg_notify('taskhost_wake', '0');"
 	" RETURN id;"
 	"END $$;",
+	/* 2: the counts per queue and status, as deltas that every statement changing jobs
+	 * appends in its own transaction (insert-only: writers never wait on each other for
+	 * them); a read of the counts first folds them into one row per queue and status */
+	"CREATE TABLE taskhost.counts (queue text NOT NULL, status smallint NOT NULL,"
+	" n bigint NOT NULL);"
+	"INSERT INTO taskhost.counts SELECT queue, status, count(*) FROM taskhost.jobs"
+	" GROUP BY queue, status;"
+	"CREATE FUNCTION taskhost.count_added() RETURNS trigger LANGUAGE plpgsql AS $$"
+	"BEGIN INSERT INTO taskhost.counts SELECT queue, status, count(*) FROM new_rows"
+	" GROUP BY queue, status; RETURN NULL; END $$;"
+	"CREATE FUNCTION taskhost.count_removed() RETURNS trigger LANGUAGE plpgsql AS $$"
+	"BEGIN INSERT INTO taskhost.counts SELECT queue, status, -count(*) FROM old_rows"
+	" GROUP BY queue, status; RETURN NULL; END $$;"
+	"CREATE FUNCTION taskhost.count_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+	"BEGIN INSERT INTO taskhost.counts SELECT queue, status, sum(d) FROM"
+	" (SELECT queue, status, 1 AS d FROM new_rows"
+	"  UNION ALL SELECT queue, status, -1 FROM old_rows) c"
+	" GROUP BY queue, status HAVING sum(d) <> 0; RETURN NULL; END $$;"
+	"CREATE TRIGGER jobs_count_added AFTER INSERT ON taskhost.jobs"
+	" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
+	" EXECUTE FUNCTION taskhost.count_added();"
+	"CREATE TRIGGER jobs_count_removed AFTER DELETE ON taskhost.jobs"
+	" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"
+	" EXECUTE FUNCTION taskhost.count_removed();"
+	"CREATE TRIGGER jobs_count_changed AFTER UPDATE ON taskhost.jobs"
+	" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"
+	" EXECUTE FUNCTION taskhost.count_changed();",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -18,6 +18,7 @@
 
 #include "benchutil.h"
 #include "client.h"
+#include "clock.h"
 #include "fds.h"
 #include "log.h"
 #include "service.h"
@@ -150,16 +151,22 @@ static void bench_lmdb_commit(size_t n, const char *mode)
 
 /* ---- burn-down ---- */
 
-/* Waits until job `last` and everything before it finished. */
-static void wait_all(th_service *svc, uint64_t last)
+/* Waits until job id completed, waking at each finish or every `wait_us`. */
+static void wait_done(th_service *svc, uint64_t id, int64_t wait_us)
 {
 	for (;;) {
 		uint32_t seq = th_service_finished_seq(svc);
 		th_job_status s;
-		if (th_service_status(svc, last, &s) == 0 && s == TH_JOB_COMPLETED)
-			break;
-		th_service_wait_finished(svc, seq, 10000);
+		if (th_service_status(svc, id, &s) == 0 && s == TH_JOB_COMPLETED)
+			return;
+		th_service_wait_finished(svc, seq, wait_us);
 	}
+}
+
+/* Waits until job `last` and everything before it finished. */
+static void wait_all(th_service *svc, uint64_t last)
+{
+	wait_done(svc, last, 10000);
 	for (;;) { /* multi finishes a few jobs out of order: wait for the stragglers */
 		uint64_t queued, processing;
 		if (th_service_pending(svc, &queued, &processing) == 0 && !queued && !processing)
@@ -167,6 +174,17 @@ static void wait_all(th_service *svc, uint64_t last)
 		uint32_t seq = th_service_finished_seq(svc);
 		th_service_wait_finished(svc, seq, 10000);
 	}
+}
+
+/* Adds n no-op jobs and runs them by the simple processor (in order: done when the last
+ * is), so that n finished jobs are in the store. */
+static void fill_finished(th_service *svc, size_t n)
+{
+	uint64_t last = fill(svc, "noop", n, 10000, NULL);
+	th_service_set_processor(svc, "simple", NULL);
+	th_service_start_processing(svc);
+	wait_done(svc, last, 100000);
+	th_service_stop_processing(svc);
 }
 
 struct burn {
@@ -185,19 +203,8 @@ static double burn_once(const struct burn *b)
 	bool isolate = strcmp(b->strategy, "process") == 0;
 	/* filling is not what is measured: relaxed, then reopened as measured */
 	th_service *svc = open_svc(d, 1, false);
-	if (b->history) { /* run by the simple processor: in order, done when the last is */
-		uint64_t hlast = fill(svc, "noop", b->history, 10000, NULL);
-		th_service_set_processor(svc, "simple", NULL);
-		th_service_start_processing(svc);
-		for (;;) {
-			uint32_t seq = th_service_finished_seq(svc);
-			th_job_status s;
-			if (th_service_status(svc, hlast, &s) == 0 && s == TH_JOB_COMPLETED)
-				break;
-			th_service_wait_finished(svc, seq, 100000);
-		}
-		th_service_stop_processing(svc);
-	}
+	if (b->history)
+		fill_finished(svc, b->history);
 	if (b->delayed) {
 		th_add_opts later = {.delay = 86400};
 		fill(svc, "noop", b->delayed, 10000, &later);
@@ -223,13 +230,7 @@ static double burn_once(const struct burn *b)
 	if (rc)
 		bu_die("start", rc);
 	if (b->queued_extra) { /* the measured jobs: wait for the last of them only */
-		for (;;) {
-			uint32_t seq = th_service_finished_seq(svc);
-			th_job_status s;
-			if (th_service_status(svc, last, &s) == 0 && s == TH_JOB_COMPLETED)
-				break;
-			th_service_wait_finished(svc, seq, 10000);
-		}
+		wait_done(svc, last, 10000);
 	} else {
 		wait_all(svc, last);
 	}
@@ -291,13 +292,7 @@ static void bench_wake(size_t n, const char *mode)
 			int64_t rec[2] = {(int64_t)id, t};
 			if (write(back[1], rec, sizeof(rec)) != sizeof(rec))
 				_exit(1);
-			for (;;) {
-				uint32_t seq = th_service_finished_seq(mine);
-				th_job_status s;
-				if (th_service_status(mine, id, &s) == 0 && s == TH_JOB_COMPLETED)
-					break;
-				th_service_wait_finished(mine, seq, 100000);
-			}
+			wait_done(mine, id, 100000);
 		}
 		th_service_close(mine);
 		_exit(0);
@@ -316,13 +311,7 @@ static void bench_wake(size_t n, const char *mode)
 	size_t k = 0;
 	int64_t rec[2];
 	while (k < n && read(back[0], rec, sizeof(rec)) == sizeof(rec)) {
-		for (;;) {
-			uint32_t seq = th_service_finished_seq(svc);
-			th_job_status s;
-			if (th_service_status(svc, (uint64_t)rec[0], &s) == 0 && s == TH_JOB_COMPLETED)
-				break;
-			th_service_wait_finished(svc, seq, 100000);
-		}
+		wait_done(svc, (uint64_t)rec[0], 100000);
 		void *res;
 		size_t len;
 		if (th_service_result(svc, (uint64_t)rec[0], &res, &len) == 0 && len == 8) {
@@ -509,6 +498,16 @@ static unsigned free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+/* dir/tokens, named in path: the bench's token with `scope`. */
+static void write_tokens(char *path, size_t size, const char *dir, const char *scope)
+{
+	snprintf(path, size, "%s/tokens", dir);
+	FILE *f = fopen(path, "w");
+	if (!f || fprintf(f, "bench %s %s\n", scope, FRONT_TOKEN) < 0 || fclose(f) ||
+	    chmod(path, 0600))
+		bu_die("writing the token file", 0);
+}
+
 /* One producer's m single adds, each acknowledged before the next; 0 when all were. */
 static int produce(const char *via, const char *cfg, const char *data, const char *url,
 		   size_t m, int mode)
@@ -563,11 +562,7 @@ static void bench_front(size_t n, unsigned p, const char *via, const char *mode)
 		bu_die("front: VIA is cli, http or capi, and N a multiple of PRODUCERS", 0);
 	for (int r = 0; r < runs; r++) {
 		char *d = bu_fresh_dir(), cfg[4200], data[4200], tokens[4300], url[64], lines[4500];
-		snprintf(tokens, sizeof(tokens), "%s/tokens", d);
-		FILE *f = fopen(tokens, "w");
-		if (!f || fprintf(f, "bench write %s\n", FRONT_TOKEN) < 0 || fclose(f) ||
-		    chmod(tokens, 0600))
-			bu_die("writing the token file", 0);
+		write_tokens(tokens, sizeof(tokens), d, "write");
 		unsigned port = free_port();
 		snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
 		snprintf(lines, sizeof(lines), "durability = %s\nlisten = 127.0.0.1:%u\n"
@@ -632,6 +627,141 @@ static void bench_front(size_t n, unsigned p, const char *via, const char *mode)
 	row(what[cli ? 0 : http ? 1 : 2], cfg, v, runs, "jobs/s");
 }
 
+/* ---- reads at any size: counts, the overview, a filtered list's pages ---- */
+
+#define STATS_REPEAT 20     /* timed reads per row */
+#define STATS_TARGET_US 10000 /* what each should stay under */
+
+/* One GET of path on 127.0.0.1:port with the bench token, on a new connection; dies
+ * unless the answer is 200 and holds `want` (NULL: anything). */
+static void http_get(unsigned port, const char *path, const char *want)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)))
+		bu_die("connecting to the host", 0);
+	char req[512];
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+			 "Bearer " FRONT_TOKEN "\r\nConnection: close\r\n\r\n", path);
+	if (write(s, req, (size_t)n) != n)
+		bu_die("sending a request", 0);
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	for (ssize_t got; (got = read(s, buf + len, cap - len - 1)) > 0;) {
+		len += (size_t)got;
+		if (len + 1 == cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	buf[len] = 0;
+	close(s);
+	if (strncmp(buf, "HTTP/1.1 200", 12) || (want && !strstr(buf, want))) {
+		fprintf(stderr, "bench: GET %s: %.300s\n", path, buf);
+		bu_die("a read of the host answered wrong", 0);
+	}
+	free(buf);
+}
+
+static void stats_row(const char *what, const char *cfg, double *us)
+{
+	double median = bu_median(us, STATS_REPEAT);
+	printf("| %s | %s | %.0f | %.0f | %.0f | us (target < %d: %s) |\n", what, cfg, median,
+	       us[0], us[STATS_REPEAT - 1], STATS_TARGET_US,
+	       median < STATS_TARGET_US ? "median met" : "MISSED");
+	fflush(stdout);
+}
+
+/* With `finished` jobs finished and `queued` queued behind them, times th_service_count,
+ * GET /v1/stats with the overview's list of failures, and the first and the 1,000th page
+ * (100 a page) of GET /v1/jobs?status=queued, each STATS_REPEAT times. On LMDB the bench
+ * fills the store (relaxed, through the C API and the simple processor); a `store` URL
+ * (PostgreSQL) comes filled by the caller, in that order of ids. */
+static void bench_stats(size_t finished, size_t queued, const char *store)
+{
+	char *d = bu_fresh_dir(), cfg[4200], data[4200], tokens[4300], lines[4800], path[128];
+	write_tokens(tokens, sizeof(tokens), d, "read");
+	unsigned port = free_port();
+	snprintf(lines, sizeof(lines), "listen = 127.0.0.1:%u\ntoken_file = %s\n%s%s%s", port,
+		 tokens, store ? "store = " : "", store ? store : "", store ? "\n" : "");
+	host_config(d, cfg, data, lines);
+	th_lmdb_opts lmdb = {.map_size = 1ull << 30};
+	th_service_opts o = {.data_dir = data, .store = store, .plugin_dir = bu_env("BENCH_PLUGINS"),
+			     .durability = 1, .lmdb = &lmdb, .max_attempts = 1};
+	th_service *svc;
+	if (th_service_open(&svc, &o))
+		bu_die("opening the service", 0);
+	double t0 = bu_now_s();
+	if (!store) {
+		fill_finished(svc, finished);
+		fill(svc, "noop", queued, 10000, NULL);
+	}
+	double filled = bu_now_s() - t0;
+	uint64_t recent = 0; /* what the rate in the stats walks */
+	th_service_finished_since(svc, th_clock_now_us() - 60000000, &recent);
+	/* the host must not run them while the reads are timed */
+	if (th_service_pause_queue(svc, "", true))
+		bu_die("pausing the default queue", 0);
+	th_service_close(svc);
+	sync();
+
+	char what[200];
+	if (store)
+		snprintf(what, sizeof(what), "PostgreSQL, %zu finished (%llu in the last minute), "
+			 "%zu queued, filled by SQL", finished, (unsigned long long)recent, queued);
+	else
+		snprintf(what, sizeof(what), "LMDB, %zu finished (%llu in the last minute), %zu "
+			 "queued, filled relaxed in %.0f s", finished, (unsigned long long)recent,
+			 queued, filled);
+	o.durability = 0;
+	if (th_service_open(&svc, &o))
+		bu_die("opening the service", 0);
+	double us[STATS_REPEAT];
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+	for (int r = 0; r < STATS_REPEAT; r++) {
+		double t = bu_now_s();
+		if (th_service_count(svc, counts))
+			bu_die("counting", 0);
+		us[r] = (bu_now_s() - t) * 1e6;
+	}
+	if (counts[TH_JOB_COMPLETED] != finished || counts[TH_JOB_QUEUED] != queued)
+		bu_die("stats: the counts are not what was filled", 0);
+	th_service_close(svc);
+	stats_row("stats (th_service_count)", what, us);
+
+	pid_t host = start_host(d, cfg);
+	char want[64];
+	for (int r = 0; r < STATS_REPEAT; r++) {
+		double t = bu_now_s();
+		http_get(port, "/v1/stats", NULL);
+		us[r] = (bu_now_s() - t) * 1e6;
+	}
+	stats_row("GET /v1/stats", what, us);
+	for (int r = 0; r < STATS_REPEAT; r++) {
+		double t = bu_now_s();
+		http_get(port, "/v1/stats", NULL);
+		http_get(port, "/v1/jobs?status=error&limit=5", "\"jobs\":[]");
+		us[r] = (bu_now_s() - t) * 1e6;
+	}
+	stats_row("dashboard overview (stats + recent failures)", what, us);
+	for (int page = 1; page <= 1000; page += 999) {
+		/* ids run 1..finished for the finished jobs, then the queued ones in order */
+		size_t before = finished + (size_t)(page - 1) * 100;
+		snprintf(path, sizeof(path), "/v1/jobs?status=queued&cursor=%zu", before);
+		snprintf(want, sizeof(want), "{\"id\":%zu,", before + 1);
+		for (int r = 0; r < STATS_REPEAT; r++) {
+			double t = bu_now_s();
+			http_get(port, path, queued >= (size_t)page * 100 ? want : NULL);
+			us[r] = (bu_now_s() - t) * 1e6;
+		}
+		stats_row(page == 1 ? "GET /v1/jobs?status=queued, first page (100)"
+				    : "GET /v1/jobs?status=queued, 1,000th page (cursor)", what, us);
+	}
+	kill(host, SIGTERM);
+	waitpid(host, NULL, 0);
+	bu_rm_dir(d);
+	free(d);
+}
+
 int main(int argc, char **argv)
 {
 	if (th_fds_guard(NULL)) /* its stores' files must not become fd 0-2 */
@@ -647,7 +777,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_taskhost [--runs R] add-bulk N BATCH MODE | "
 				"add-single N MODE | lmdb N MODE | burn N STRATEGY THREADS MODE "
 				"[QUEUED HISTORY DELAYED] | wake N MODE | rss BACKLOG | cli-lines N | "
-				"front N PRODUCERS cli|http|capi MODE\n");
+				"front N PRODUCERS cli|http|capi MODE | stats FINISHED QUEUED [STORE]\n");
 		return 2;
 	}
 	th_log_set_level(TH_LOG_ERROR);
@@ -675,6 +805,8 @@ int main(int argc, char **argv)
 		bench_cli_lines(strtoull(a[0], NULL, 10));
 	} else if (strcmp(m, "front") == 0 && na == 4) {
 		bench_front(strtoull(a[0], NULL, 10), (unsigned)atoi(a[1]), a[2], a[3]);
+	} else if (strcmp(m, "stats") == 0 && (na == 2 || na == 3)) {
+		bench_stats(strtoull(a[0], NULL, 10), strtoull(a[1], NULL, 10), na == 3 ? a[2] : NULL);
 	} else if (strcmp(m, "rss") == 0 && na == 1) {
 		bench_rss(strtoull(a[0], NULL, 10));
 	} else {

@@ -20,14 +20,14 @@ write_config "store = $URL" -- "max_threads = 2" "wait_time = 60s"
 th add echo early
 expect "an add before migrate is refused" 2
 case $err in
-*"schema taskhost is at version 0, this taskhost needs 1: run 'taskhost migrate'"*) ok "it says to migrate" ;;
+*"schema taskhost is at version 0, this taskhost needs 2: run 'taskhost migrate'"*) ok "it says to migrate" ;;
 *) not_ok "it says to migrate: $err" ;;
 esac
 th migrate
 expect "migrate on a fresh database" 0
-same "it created the schema" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost created at version 1"
+same "it created the schema" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost created at version 2"
 th migrate
-same "migrate again: up to date" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost at version 1: up to date"
+same "migrate again: up to date" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost at version 2: up to date"
 
 th add echo hello
 same "add prints the id" "$out" 1
@@ -82,8 +82,32 @@ same "the host stopped cleanly" "$host_rc" 0
 # a newer schema
 sql "UPDATE taskhost.meta SET value = '99' WHERE key = 'schema_version'"
 th migrate
-expect "migrate on a newer schema" 2 "taskhost: cannot open the store: user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost is at version 99, newer than this taskhost knows (1): upgrade taskhost"
-sql "UPDATE taskhost.meta SET value = '1' WHERE key = 'schema_version'"
+expect "migrate on a newer schema" 2 "taskhost: cannot open the store: user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost is at version 99, newer than this taskhost knows (2): upgrade taskhost"
+sql "UPDATE taskhost.meta SET value = '2' WHERE key = 'schema_version'"
+
+# the counts the writes keep agree with a recount of the rows
+recount="SELECT queue || ':' || status || ':' || count(*) FROM taskhost.jobs GROUP BY queue, status ORDER BY 1"
+kept="SELECT queue || ':' || status || ':' || sum(n) FROM taskhost.counts GROUP BY queue, status HAVING sum(n) <> 0 ORDER BY 1"
+same "the kept counts are the recount" "$(sql "$kept" | tr '\n' ' ')" "$(sql "$recount" | tr '\n' ' ')"
+# a store of version 1 (no counts): migrate counts the jobs there
+sql "DROP TRIGGER jobs_count_added ON taskhost.jobs; DROP TRIGGER jobs_count_removed ON taskhost.jobs;
+DROP TRIGGER jobs_count_changed ON taskhost.jobs; DROP FUNCTION taskhost.count_added();
+DROP FUNCTION taskhost.count_removed(); DROP FUNCTION taskhost.count_changed();
+DROP TABLE taskhost.counts; UPDATE taskhost.meta SET value = '1' WHERE key = 'schema_version'" >/dev/null
+th stats --json
+expect "a version 1 store is refused" 2
+th migrate
+same "migrate from version 1" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost migrated from version 1 to 2"
+same "the counts after it are the recount" "$(sql "$kept" | tr '\n' ' ')" "$(sql "$recount" | tr '\n' ' ')"
+th stats --json
+check "stats: the same 5 completed, 1 error" sh -c 'echo "$1" | grep -q "\"completed\": 5" && echo "$1" | grep -q "\"error\": 1"' - "$out"
+# many deltas (what many writes leave): a read sums them and folds them into a row each
+sql "INSERT INTO taskhost.counts SELECT '', 3, 1 FROM generate_series(1, 700)
+UNION ALL SELECT '', 3, -1 FROM generate_series(1, 700)" >/dev/null
+th stats --json
+check "stats over 1400 deltas: still 5 completed" sh -c 'echo "$1" | grep -q "\"completed\": 5"' - "$out"
+same "the read folded them" "$(sql "SELECT count(*) <= 2 FROM taskhost.counts")" t
+same "into the recount" "$(sql "$kept" | tr '\n' ' ')" "$(sql "$recount" | tr '\n' ' ')"
 
 # a bad URL: the message names it (without the password)
 TASKHOST_STORE="postgresql://postgres:$SECRET@127.0.0.1:1/$DB" th list
