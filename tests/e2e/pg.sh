@@ -154,7 +154,7 @@ done
 same "each of them succeeded" $fails 0
 same "one of them made the schema, the others found it made" \
 	"$(cat "$W"/m.*.out | sed 's/.*: schema/schema/' | sort | uniq -c | sed 's/^ *//' | tr '\n' ,)" \
-	"2 schema taskhost at version 1: up to date,1 schema taskhost created at version 1,"
+	"2 schema taskhost at version 2: up to date,1 schema taskhost created at version 2,"
 psql "$TASKHOST_TEST_PG" -X -q -c "DROP DATABASE $M WITH (FORCE)" >/dev/null
 
 finish
