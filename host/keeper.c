@@ -57,19 +57,30 @@ static void check_fatal(th_keeper *k, int rc)
 		k->env.fatal(k->env.fatal_ud, rc);
 }
 
+int th_keeper_recover(th_store *store, const th_owner *self, th_coord *coord,
+		      th_metrics *metrics, size_t *n)
+{
+	th_recovered by = {0};
+	int rc = th_store_recover(store, self, th_coord_alive_cb, coord, n, &by);
+	for (size_t i = 0; rc == 0 && i < by.ngroups; i++)
+		th_metrics_job(metrics, TH_METRIC_RECOVERED, by.groups[i].task,
+			       by.groups[i].queue, by.groups[i].n);
+	th_recovered_clear(&by);
+	return rc;
+}
+
 /* Takes back jobs of dead or expired owners, logging what it did. */
 static void recover(th_keeper *k)
 {
 	size_t n = 0;
-	int rc = th_store_recover(k->env.store, &k->env.owner, th_coord_alive_cb, k->env.coord,
-				  &n);
+	int rc = th_keeper_recover(k->env.store, &k->env.owner, k->env.coord, k->env.metrics,
+				   &n);
 	check_fatal(k, rc);
 	if (rc)
 		th_log_error("processor", "recovering jobs of dead hosts failed: %s", th_strerror(rc));
 	else if (n)
 		th_log_warn("processor", "recovered %zu job%s of hosts that died or lost their lease",
 			    n, n == 1 ? "" : "s");
-	th_metrics_recovered(k->env.metrics, n);
 	if (n)
 		kick_all(k);
 	th_coord_notes_collect(k->env.coord, &k->env.owner, recover_started, k);

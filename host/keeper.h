@@ -28,6 +28,11 @@ typedef struct th_keeper_env {
 	th_metrics *metrics;      /* NULL: none counted */
 } th_keeper_env;
 
+/* Takes back the jobs of owners that are gone (th_store_recover) and counts them in
+ * metrics (may be NULL) by task and queue: the keeper's pass, and th_service_recover's. */
+int th_keeper_recover(th_store *store, const th_owner *self, th_coord *coord,
+		      th_metrics *metrics, size_t *n);
+
 /* Takes back what hosts that died while none ran left (before any claim of this host),
  * then starts the thread. */
 int th_keeper_start(th_keeper **out, const th_keeper_env *env);

@@ -48,7 +48,7 @@ struct th_metrics {
 	struct hist delay;
 	struct hist commit[TH_COMMIT_MAX];
 	struct hist batch;
-	uint64_t recovered, wakeups, workers_started, workers_crashed;
+	uint64_t wakeups, workers_started, workers_crashed;
 };
 
 int th_metrics_new(th_metrics **out)
@@ -153,12 +153,6 @@ static void bump(th_metrics *m, uint64_t *v, uint64_t n)
 	pthread_mutex_lock(&m->mu);
 	*v += n;
 	pthread_mutex_unlock(&m->mu);
-}
-
-void th_metrics_recovered(th_metrics *m, uint64_t n)
-{
-	if (m)
-		bump(m, &m->recovered, n);
 }
 
 void th_metrics_wakeup(th_metrics *m)
@@ -274,6 +268,8 @@ void th_metrics_write(th_metrics *m, th_metrics_out *o)
 		 "again later."},
 		{"taskhost_jobs_cancelled_total", "Runs on this host that ended their job "
 		 "cancelled."},
+		{"taskhost_jobs_recovered_total", "Jobs this host took back from hosts that "
+		 "died or lost their lease, by task and queue."},
 	};
 	pthread_mutex_lock(&m->mu);
 	for (int k = 0; k < TH_METRIC_JOB_MAX; k++) {
@@ -286,8 +282,6 @@ void th_metrics_write(th_metrics *m, th_metrics_out *o)
 			th_metrics_printf(o, "\"} %llu\n", (unsigned long long)m->series[i].n[k]);
 		}
 	}
-	simple(o, "taskhost_jobs_recovered_total", "counter", "Jobs this host took back from "
-	       "hosts that died or lost their lease.", m->recovered);
 	family(o, "taskhost_job_run_duration_seconds", "histogram",
 	       "How long runs on this host took, by task.");
 	for (size_t i = 0; i < m->nruns; i++)

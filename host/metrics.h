@@ -16,6 +16,7 @@ enum th_metric_job {
 	TH_METRIC_FAILED,  /* ended in error */
 	TH_METRIC_RETRIED, /* a run failed and the job runs again */
 	TH_METRIC_CANCELLED,
+	TH_METRIC_RECOVERED, /* taken back from a host that died or lost its lease */
 	TH_METRIC_JOB_MAX
 };
 
@@ -32,7 +33,6 @@ void th_metrics_job(th_metrics *m, enum th_metric_job what, const char *task,
 void th_metrics_run(th_metrics *m, const char *task, double seconds, double delay);
 /* A commit of the store that took `seconds`; jobs: the jobs it added (TH_COMMIT_ADD). */
 void th_metrics_commit(th_metrics *m, enum th_metric_commit what, double seconds, size_t jobs);
-void th_metrics_recovered(th_metrics *m, uint64_t n);
 void th_metrics_wakeup(th_metrics *m);
 void th_metrics_worker(th_metrics *m, bool crashed); /* started, or crashed */
 

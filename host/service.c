@@ -430,6 +430,14 @@ int th_service_finished_since(th_service *svc, int64_t since, uint64_t *n)
 	return th_store_finished_since(svc->store, since, n);
 }
 
+int th_service_minutes(th_service *svc, const char *queue, size_t n, th_minute *out)
+{
+	if (n < 1 || n > TH_MINUTES_MAX || (queue && !th_queue_name_valid(queue_of(queue))))
+		return TH_EINVAL;
+	return th_store_minutes(svc->store, queue ? queue_of(queue) : NULL,
+				th_clock_now_us() / 1000000, n, out);
+}
+
 int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing)
 {
 	return th_store_pending(svc->store, queued, processing);
@@ -509,10 +517,7 @@ static bool take_api_claim(th_service *svc, uint64_t id)
 
 int th_service_recover(th_service *svc, size_t *n)
 {
-	int rc = th_store_recover(svc->store, &svc->owner, th_coord_alive_cb, svc->coord, n);
-	if (rc == 0)
-		th_metrics_recovered(svc->metrics, *n);
-	return rc;
+	return th_keeper_recover(svc->store, &svc->owner, svc->coord, svc->metrics, n);
 }
 
 th_metrics *th_service_metrics(th_service *svc)

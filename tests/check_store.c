@@ -602,7 +602,7 @@ START_TEST(foreign_format_refused)
 	tu_capture_start();
 	ck_assert_int_eq(th_store_open(&st, dir, NULL), TH_EFORMAT);
 	ck_assert_ptr_null(st);
-	ck_assert(tu_captured_has("store", "format version 99", "this taskhost reads version 4"));
+	ck_assert(tu_captured_has("store", "format version 99", "this taskhost reads version 5"));
 	tu_capture_stop();
 }
 END_TEST
@@ -734,7 +734,7 @@ START_TEST(owner_on_another_machine)
 	uint64_t ids[1];
 	ck_assert_uint_eq(claim_as(&gone, 1, ids, 60000000), 1);
 	size_t n = 99;
-	ck_assert_int_eq(th_store_recover(st, &owner, tu_owner_alive, NULL, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &owner, tu_owner_alive, NULL, &n, NULL), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(status_of(id), TH_JOB_PROCESSING);
 }
@@ -901,7 +901,7 @@ START_TEST(recovers_jobs_of_dead_owner)
 	ck_assert_uint_eq(claim_as(&me, 1, NULL, 60000000), 1);
 	size_t recovered = 0;
 	tu_capture_start();
-	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &recovered), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &recovered, NULL), 0);
 	ck_assert_uint_eq(recovered, 2);
 	/* attempts left: queued again, the attempt counted */
 	th_job j;
@@ -934,7 +934,7 @@ START_TEST(recovers_jobs_of_dead_owner)
 	ck_assert_uint_eq(c.job.attempts, 2);
 	ck_assert_uint_eq(c.job.claim_gen, 2);
 	th_claim_clear(&c);
-	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &recovered), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &recovered, NULL), 0);
 	ck_assert_uint_eq(recovered, 0); /* nothing left to take back */
 	tu_capture_stop();
 }
@@ -950,7 +950,7 @@ START_TEST(cancel_survives_the_death_of_the_host)
 	th_owner_self(&me);
 	size_t recovered = 0;
 	tu_capture_start();
-	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &recovered), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &recovered, NULL), 0);
 	ck_assert_uint_eq(recovered, 2);
 	ck_assert(tu_captured_has("store", "cancelled while running", NULL));
 	tu_capture_stop();
@@ -988,7 +988,7 @@ START_TEST(recovers_expired_leases_and_renews)
 	ck_assert_uint_eq(claim_as(&elsewhere, 1, NULL, -1), 1); /* lease already over */
 	ck_assert_uint_eq(claim_as(&elsewhere, 1, NULL, 60000000), 1);
 	size_t n;
-	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n, NULL), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_int_eq(status_of(a), TH_JOB_QUEUED);
 	ck_assert_int_eq(status_of(b), TH_JOB_PROCESSING);
@@ -998,7 +998,7 @@ START_TEST(recovers_expired_leases_and_renews)
 	size_t renewed;
 	ck_assert_int_eq(th_store_renew(st, &elsewhere, 60000000, &renewed), 0);
 	ck_assert_uint_eq(renewed, 3);
-	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n, NULL), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(status_of(c), TH_JOB_PROCESSING);
 }
@@ -1014,7 +1014,7 @@ START_TEST(living_owner_keeps_its_jobs)
 	th_owner_self(&other); /* this very process, another service instance */
 	ck_assert_uint_eq(claim_as(&other, 1, NULL, -1), 1);
 	size_t n;
-	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n, NULL), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(status_of(a), TH_JOB_PROCESSING);
 }
@@ -1493,7 +1493,7 @@ START_TEST(older_format_is_counted_on_open)
 	mdb_env_close(env);
 	tu_capture_start();
 	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
-	ck_assert(tu_captured_has("store", "counted 4 jobs", "data format 3 to 4"));
+	ck_assert(tu_captured_has("store", "counted 4 jobs", "data format 3 to 5"));
 	tu_capture_stop();
 	uint64_t c[TH_JOB_STATUS_MAX + 1], jobs, problems;
 	ck_assert_int_eq(th_store_count(st, c), 0);
@@ -1504,7 +1504,7 @@ START_TEST(older_format_is_counted_on_open)
 				       &problems), 0);
 	ck_assert_uint_eq(jobs, 4);
 	ck_assert_uint_eq(problems, 0);
-	/* and counted once: a reopen finds format 4 */
+	/* and counted once: a reopen finds format 5 */
 	th_store_close(st);
 	tu_capture_start();
 	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
@@ -1515,6 +1515,82 @@ START_TEST(older_format_is_counted_on_open)
 }
 END_TEST
 
+/* A store of format 4 (no minutes table) gets it, empty, as it opens, and counts from
+ * then on. */
+START_TEST(format_4_gets_the_minutes)
+{
+	add1("echo", NULL);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, minutes;
+	open_raw(&env, &txn);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "minutes", 0, &minutes), 0);
+	ck_assert_int_eq(mdb_drop(txn, minutes, 1), 0);
+	uint8_t v[4] = {0, 0, 0, 4};
+	MDB_val key = {6, "format"}, val = {4, v};
+	ck_assert_int_eq(mdb_put(txn, meta, &key, &val, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	tu_capture_start();
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	ck_assert(tu_captured_has("store", "data format 4 to 5", "the minutes table, empty"));
+	tu_capture_stop();
+	int64_t now = th_clock_now_us() / 1000000;
+	th_minute m[1];
+	ck_assert_int_eq(th_store_minutes(st, NULL, now, 1, m), 0);
+	ck_assert_uint_eq(m[0].added, 0); /* the job before: not counted */
+	add1("echo", NULL);
+	th_minute two[2]; /* the minute may have turned since the add */
+	ck_assert_int_eq(th_store_minutes(st, NULL, th_clock_now_us() / 1000000, 2, two), 0);
+	ck_assert_uint_eq(two[0].added + two[1].added, 1);
+	uint64_t c[TH_JOB_STATUS_MAX + 1], jobs, problems;
+	ck_assert_int_eq(th_store_count(st, c), 0);
+	ck_assert_uint_eq(c[TH_JOB_QUEUED], 2);
+	ck_assert_int_eq(th_store_check(st, collect_line, &(struct lines){{0}, 0}, &jobs,
+				       &problems), 0);
+	ck_assert_uint_eq(problems, 0);
+}
+END_TEST
+
+/* Each write drops the minutes older than the hour (the first write of a minute), and a
+ * read of a minute gone gives zeros. */
+START_TEST(minutes_older_than_the_hour_go)
+{
+	int64_t t0 = 1800000000LL; /* a minute's start */
+	tu_clock_at(t0 * 1000000);
+	add1("echo", NULL);
+	add1("echo", NULL);
+	th_minute m[TH_MINUTES_MAX];
+	ck_assert_int_eq(th_store_minutes(st, NULL, t0 + 59, 1, m), 0);
+	ck_assert_int_eq(m[0].start, t0);
+	ck_assert_uint_eq(m[0].added, 2);
+	tu_clock_at((t0 + 59 * 60) * 1000000); /* the hour's last minute: kept */
+	add1("echo", NULL);
+	ck_assert_int_eq(th_store_minutes(st, NULL, t0 + 59 * 60, TH_MINUTES_MAX, m), 0);
+	ck_assert_int_eq(m[0].start, t0);
+	ck_assert_uint_eq(m[0].added, 2);
+	ck_assert_uint_eq(m[59].added, 1);
+	tu_clock_at((t0 + 60 * 60) * 1000000); /* an hour on: the first minute goes */
+	add1("echo", NULL);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi minutes;
+	open_raw(&env, &txn);
+	ck_assert_int_eq(mdb_dbi_open(txn, "minutes", 0, &minutes), 0);
+	MDB_stat ms;
+	ck_assert_int_eq(mdb_stat(txn, minutes, &ms), 0);
+	ck_assert_uint_eq(ms.ms_entries, 2); /* the 60th minute's and this one's */
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
+	ck_assert_int_eq(th_store_minutes(st, NULL, t0 + 60 * 60, TH_MINUTES_MAX, m), 0);
+	ck_assert_int_eq(m[0].start, t0 + 60);
+	ck_assert_uint_eq(m[58].added, 1);
+	ck_assert_uint_eq(m[59].added, 1);
+	tu_clock_real();
+}
+END_TEST
 
 static void break_running(MDB_txn *txn, MDB_dbi jobs, MDB_dbi ready, MDB_dbi finished)
 {
@@ -1535,7 +1611,7 @@ START_TEST(recovery_skips_a_damaged_record)
 	th_owner_self(&me);
 	size_t n;
 	tu_capture_start();
-	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &me, tu_owner_alive, NULL, &n, NULL), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert(tu_captured_has("store", "job 1: not recovered: its record is damaged", NULL));
 	tu_capture_stop();
@@ -1570,6 +1646,8 @@ Suite *store_suite(void)
 	tcase_add_test(tc, foreign_format_refused);
 	tcase_add_test(tc, ids_continue_from_the_older_layout);
 	tcase_add_test(tc, older_format_is_counted_on_open);
+	tcase_add_test(tc, format_4_gets_the_minutes);
+	tcase_add_test(tc, minutes_older_than_the_hour_go);
 	tcase_add_test(tc, not_a_database_refused);
 	tcase_add_test(tc, missing_dir_refused);
 	tcase_add_test(tc, store_urls);

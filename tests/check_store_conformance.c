@@ -337,11 +337,20 @@ START_TEST(leases_recovery)
 	size_t n = 0;
 	ck_assert_int_eq(th_store_renew(st, &far, 60 * SEC, &n), 0);
 	ck_assert_uint_eq(n, 1);
-	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n, NULL), 0);
 	ck_assert_uint_eq(n, 0); /* renewed: kept */
 	ck_assert_int_eq(th_store_renew(st, &far, 0, &n), 0);
-	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n), 0);
+	th_recovered by = {0};
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n, &by), 0);
 	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(by.ngroups, 1); /* which: by task and queue */
+	ck_assert_str_eq(by.groups[0].task, "echo");
+	ck_assert_str_eq(by.groups[0].queue, "");
+	ck_assert_uint_eq(by.groups[0].n, 1);
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n, &by), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(by.ngroups, 0); /* reset by each recover */
+	th_recovered_clear(&by);
 	th_job j = job_of(id);
 	ck_assert_int_eq(j.status, TH_JOB_QUEUED);
 	ck_assert_uint_eq(j.attempts, 1);
@@ -490,6 +499,75 @@ START_TEST(counts_follow_every_change)
 }
 END_TEST
 
+/* The sums of the last hour's minutes of queue q (NULL: all); the minutes are the
+ * hour's, one each, oldest first, the last the one now. */
+static th_minute hour_of(const char *q)
+{
+	static th_minute m[TH_MINUTES_MAX];
+	int64_t before = th_clock_now_us() / SEC;
+	ck_assert_int_eq(th_store_minutes(st, q, th_clock_now_us() / SEC, TH_MINUTES_MAX, m), 0);
+	int64_t after = th_clock_now_us() / SEC;
+	th_minute sum = {0};
+	for (int i = 0; i < TH_MINUTES_MAX; i++) {
+		ck_assert_int_eq(m[i].start % 60, 0);
+		if (i)
+			ck_assert_int_eq(m[i].start, m[i - 1].start + 60);
+		sum.added += m[i].added;
+		sum.completed += m[i].completed;
+		sum.failed += m[i].failed;
+	}
+	ck_assert_int_ge(m[TH_MINUTES_MAX - 1].start, before / 60 * 60);
+	ck_assert_int_le(m[TH_MINUTES_MAX - 1].start, after);
+	return sum;
+}
+
+/* Jobs added, completed and failed, counted per minute by the writes: on the real
+ * clock, as PostgreSQL's triggers count on the database's. */
+START_TEST(minutes_count_what_happened)
+{
+	tu_clock_real();
+	open_backend(_i);
+	th_minute none = hour_of(NULL);
+	ck_assert_uint_eq(none.added + none.completed + none.failed, 0);
+	uint64_t a = add((th_store_new){.queue = "a"}), a2 = add((th_store_new){.queue = "a"});
+	uint64_t d1 = add((th_store_new){0}), d2 = add((th_store_new){.max_attempts = 1});
+	uint64_t d3 = add((th_store_new){.max_attempts = 3, .backoff_ms = 1});
+	uint64_t ids[4];
+	ck_assert_uint_eq(claim(&me, NULL, 3, ids, 60 * SEC), 3);
+	ck_assert_uint_eq(outcome(d1, 0, TH_JOB_COMPLETED, "r", NULL), 0);
+	ck_assert_uint_eq(outcome(d2, 0, TH_JOB_ERROR, NULL, "boom"), 0);
+	th_outcome o = {.id = d3, .gen = job_of(d3).claim_gen, .status = TH_JOB_ERROR,
+			.retry = true, .error = "again"};
+	th_cycle cy = {.outs = &o, .nout = 1, .owner = &me};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0); /* retried: not failed */
+	ck_assert_uint_ne(job_of(d3).status, TH_JOB_ERROR);
+	ck_assert_uint_eq(claim(&me, "a", 1, ids, 60 * SEC), 1);
+	ck_assert_uint_eq(ids[0], a);
+	ck_assert_uint_eq(outcome(a, 0, TH_JOB_COMPLETED, NULL, NULL), 0);
+	ck_assert_int_eq(th_store_cancel(st, a2), 0); /* cancelled: neither */
+	ck_assert_int_eq(th_store_retry(st, d2), 0);  /* queued again, then completed */
+	ck_assert_uint_eq(claim(&me, NULL, 1, ids, 60 * SEC), 1);
+	ck_assert_uint_eq(ids[0], d2);
+	ck_assert_uint_eq(outcome(d2, 0, TH_JOB_COMPLETED, NULL, NULL), 0);
+	th_minute all = hour_of(NULL), qa = hour_of("a"), qd = hour_of("");
+	ck_assert_uint_eq(all.added, 5);
+	ck_assert_uint_eq(all.completed, 3);
+	ck_assert_uint_eq(all.failed, 1);
+	ck_assert_uint_eq(qa.added, 2);
+	ck_assert_uint_eq(qa.completed, 1);
+	ck_assert_uint_eq(qa.failed, 0);
+	ck_assert_uint_eq(qd.added, 3);
+	ck_assert_uint_eq(qd.completed, 2);
+	ck_assert_uint_eq(qd.failed, 1);
+	th_minute none2 = hour_of("nosuchqueue");
+	ck_assert_uint_eq(none2.added + none2.completed + none2.failed, 0);
+	th_minute m[TH_MINUTES_MAX + 1];
+	ck_assert_int_eq(th_store_minutes(st, NULL, th_clock_now_us() / SEC, 0, m), TH_EINVAL);
+	ck_assert_int_eq(th_store_minutes(st, NULL, th_clock_now_us() / SEC,
+					  TH_MINUTES_MAX + 1, m), TH_EINVAL);
+}
+END_TEST
+
 struct paged {
 	uint64_t ids[2000];
 	size_t n, stop; /* stop after this many (0: never) */
@@ -570,6 +648,7 @@ Suite *conformance_suite(void)
 	tcase_add_loop_test(tc, confirm_same_claims, 0, n);
 	tcase_add_loop_test(tc, counts_follow_every_change, 0, n);
 	tcase_add_loop_test(tc, lists_by_status, 0, n);
+	tcase_add_loop_test(tc, minutes_count_what_happened, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }

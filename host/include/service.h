@@ -171,6 +171,16 @@ int th_service_count_queues(th_service *svc,
 			    void *ud);
 /* Jobs finished (completed, error, cancelled) at or after `since` (µs since the epoch). */
 int th_service_finished_since(th_service *svc, int64_t since, uint64_t *n);
+/* Jobs added, completed and ended in error in one minute, as the store counted them in
+ * the transactions that made the changes (th_service_minutes). */
+typedef struct th_minute {
+	int64_t start; /* seconds since the epoch, a multiple of 60 */
+	uint64_t added, completed, failed;
+} th_minute;
+#define TH_MINUTES_MAX 60 /* the store keeps the last hour */
+/* The last n minutes (1..TH_MINUTES_MAX), oldest first, the current one last, of one
+ * queue (NULL: every queue; "default" or "" the default queue): out[0..n). */
+int th_service_minutes(th_service *svc, const char *queue, size_t n, th_minute *out);
 /* Jobs queued and processing, without reading every job (th_store_pending). */
 int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing);
 /* Walks every job record and index of the data dir, read-only (hosts may run), and

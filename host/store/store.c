@@ -93,9 +93,50 @@ int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t
 }
 
 int th_store_recover(th_store *st, const th_owner *self, th_store_alive_fn alive, void *ud,
-		     size_t *n)
+		     size_t *n, th_recovered *by)
 {
-	return ops(st)->recover(st, self, alive, ud, n);
+	if (by)
+		th_recovered_reset(by);
+	return ops(st)->recover(st, self, alive, ud, n, by);
+}
+
+int th_recovered_add(th_recovered *r, const th_job *job)
+{
+	if (!r)
+		return 0;
+	for (size_t i = 0; i < r->ngroups; i++) {
+		th_recovered_group *g = &r->groups[i];
+		if (strcmp(g->task, job->task) == 0 && strcmp(g->queue, job->queue) == 0) {
+			g->n++;
+			return 0;
+		}
+	}
+	if (r->ngroups == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 4;
+		th_recovered_group *m = realloc(r->groups, cap * sizeof(*m));
+		if (!m)
+			return TH_ENOMEM;
+		r->groups = m;
+		r->cap = cap;
+	}
+	th_recovered_group *g = &r->groups[r->ngroups++];
+	snprintf(g->task, sizeof(g->task), "%s", job->task);
+	snprintf(g->queue, sizeof(g->queue), "%s", job->queue);
+	g->n = 1;
+	return 0;
+}
+
+void th_recovered_reset(th_recovered *r)
+{
+	r->ngroups = 0;
+}
+
+void th_recovered_clear(th_recovered *r)
+{
+	if (!r)
+		return;
+	free(r->groups);
+	*r = (th_recovered){0};
 }
 
 int th_store_recover_started(th_store *st, const uint64_t *pairs, size_t n, size_t *done)
@@ -235,6 +276,16 @@ int th_store_finished_since(th_store *st, int64_t since, uint64_t *n)
 	int rc = th_store_list(st, ~0u, 0, false, walk_count, &w);
 	*n = rc ? 0 : w.finished;
 	return rc;
+}
+
+int th_store_minutes(th_store *st, const char *queue, int64_t now, size_t n, th_minute *out)
+{
+	if (n < 1 || n > TH_MINUTES_MAX)
+		return TH_EINVAL;
+	int64_t first = now / 60 - (int64_t)n + 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (th_minute){.start = (first + (int64_t)i) * 60};
+	return ops(st)->minutes ? ops(st)->minutes(st, queue, first, n, out) : 0;
 }
 
 int th_store_pending(th_store *st, uint64_t *queued, uint64_t *processing)

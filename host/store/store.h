@@ -100,6 +100,23 @@ typedef struct th_cycle {
 				   commit was retried (their claims could not be made again) */
 } th_cycle;
 
+/* What a recover took back, by task and queue (th_recovered_add fills it). */
+typedef struct th_recovered_group {
+	char task[TH_TASK_NAME_MAX + 1];
+	char queue[TH_QUEUE_NAME_MAX + 1]; /* "" is the default queue */
+	size_t n;
+} th_recovered_group;
+typedef struct th_recovered {
+	th_recovered_group *groups; /* malloc'd: th_recovered_clear frees it */
+	size_t ngroups, cap;
+} th_recovered;
+
+/* One more job of its task and queue; TH_ENOMEM when it cannot be noted. */
+int th_recovered_add(th_recovered *r, const th_job *job);
+/* Forgets the groups (a transaction tried again counts afresh), keeping the memory. */
+void th_recovered_reset(th_recovered *r);
+void th_recovered_clear(th_recovered *r);
+
 typedef int (*th_store_list_fn)(const th_job *job, void *ud);
 typedef void (*th_store_problem_fn)(void *ud, const char *line);
 /* Whether a claim's owner lives, as the coordination sees it (th_coord_alive). */
@@ -136,9 +153,9 @@ typedef struct th_store_ops {
 		       const uint64_t *pairs, size_t n, bool *lost);
 	int (*renew)(th_store *st, const th_owner *owner, int64_t lease_us, size_t *n);
 	/* give back jobs of owners that are gone (lifecycle: th_lifecycle_orphaned), their
-	 * liveness asked through alive */
+	 * liveness asked through alive; by (may be NULL) gets them by task and queue */
 	int (*recover)(th_store *st, const th_owner *self, th_store_alive_fn alive, void *ud,
-		       size_t *n);
+		       size_t *n, th_recovered *by);
 	int (*recover_started)(th_store *st, const uint64_t *pairs, size_t n, size_t *done);
 	int (*cancel)(th_store *st, uint64_t id); /* TH_EBUSY: running, asked to stop */
 	int (*start)(th_store *st, uint64_t id);
@@ -161,6 +178,11 @@ typedef struct th_store_ops {
 	int (*count_queues)(th_store *st, th_store_queue_fn fn, void *ud);
 	/* jobs finished at or after `since` (optional: NULL walks every job) */
 	int (*finished_since)(th_store *st, int64_t since, uint64_t *n);
+	/* adds to out[m - first] the jobs each minute m (seconds since the epoch / 60) of
+	 * first .. first + n - 1 added, completed and failed, of queue (NULL: all), as the
+	 * writes counted them in their transactions (optional: NULL gives zeros) */
+	int (*minutes)(th_store *st, const char *queue, int64_t first, size_t n,
+		       th_minute *out);
 	int (*pending)(th_store *st, uint64_t *queued, uint64_t *processing);
 	int (*peek)(th_store *st, const char *queue, bool *ready, int64_t *next_due);
 	int (*queue_paused)(th_store *st, const char *queue, bool *paused);
@@ -232,6 +254,12 @@ int th_store_count_queues(th_store *st, th_store_queue_fn fn, void *ud);
 /* Jobs that finished (completed, error, cancelled) at or after `since` (microseconds
  * since the epoch), from the finished index. */
 int th_store_finished_since(th_store *st, int64_t since, uint64_t *n);
+/* Jobs added, completed and ended in error per minute: out[0..n) for the n minutes up
+ * to the one holding `now` (seconds since the epoch), oldest first, n at most
+ * TH_MINUTES_MAX (older minutes are not kept). Every write counts them in its own
+ * transaction: a new job is added (cron runs too), a job whose status becomes
+ * completed or error counts there. queue NULL: every queue. */
+int th_store_minutes(th_store *st, const char *queue, int64_t now, size_t n, th_minute *out);
 /* Jobs queued (every queue, paused ones too) and processing, without reading the jobs,
  * however many there are. */
 int th_store_pending(th_store *st, uint64_t *queued, uint64_t *processing);
@@ -250,9 +278,10 @@ int th_store_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_t
 /* Takes back the jobs of owners that are gone or whose lease ran out, except self's:
  * each goes back to queued with its attempt counted, or to error when it has no
  * attempts left (th_lifecycle_give_back). alive(ud, owner) tells whether an owner
- * lives (NULL: unknown for all, the lease alone speaks). *n counts them. */
+ * lives (NULL: unknown for all, the lease alone speaks). *n counts them; by (NULL: not
+ * wanted) gets them by task and queue, reset first. */
 int th_store_recover(th_store *st, const th_owner *self, th_store_alive_fn alive, void *ud,
-		     size_t *n);
+		     size_t *n, th_recovered *by);
 /* Pairs (id, claim generation) of jobs a dead host started before their claim committed
  * (coord.h's notes): each job still queued one generation behind that claim has the
  * attempt counted, and ends in error when it has none left. *done counts them. */

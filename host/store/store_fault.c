@@ -45,10 +45,10 @@ static int fault_renew(th_store *st, const th_owner *owner, int64_t lease_us, si
 }
 
 static int fault_recover(th_store *st, const th_owner *self, th_store_alive_fn alive,
-			 void *ud, size_t *n)
+			 void *ud, size_t *n, th_recovered *by)
 {
 	int rc = st->fn(st->ud, "recover");
-	return rc ? rc : th_store_recover(st->inner, self, alive, ud, n);
+	return rc ? rc : th_store_recover(st->inner, self, alive, ud, n, by);
 }
 
 static int fault_coord_open(th_store *st, struct th_coord **out)
@@ -141,6 +141,13 @@ static int fault_finished_since(th_store *st, int64_t since, uint64_t *n)
 	return rc ? rc : th_store_finished_since(st->inner, since, n);
 }
 
+static int fault_minutes(th_store *st, const char *queue, int64_t first, size_t n,
+			 th_minute *out)
+{
+	int rc = st->fn(st->ud, "minutes");
+	return rc ? rc : th_store_minutes(st->inner, queue, (first + (int64_t)n - 1) * 60, n, out);
+}
+
 static int fault_pending(th_store *st, uint64_t *queued, uint64_t *processing)
 {
 	int rc = st->fn(st->ud, "pending");
@@ -202,6 +209,7 @@ static const th_store_ops fault_ops = {
 	.count = fault_count,
 	.count_queues = fault_count_queues,
 	.finished_since = fault_finished_since,
+	.minutes = fault_minutes,
 	.pending = fault_pending,
 	.peek = fault_peek,
 	.queue_paused = fault_queue_paused,

@@ -1,6 +1,6 @@
 /* The LMDB backend of the store (th_store_lmdb): jobs, blobs, the ready, running,
- * schedule, finished, unique and by-status indexes and the counts per queue and status in
- * one environment. It persists what the rules of lifecycle.c decide; write transactions
+ * schedule, finished, unique and by-status indexes, the counts per queue and status and
+ * the jobs added, completed and failed per minute in one environment. It persists what the rules of lifecycle.c decide; write transactions
  * go through one helper that grows the map on MDB_MAP_FULL. */
 #include "store/store_lmdb.h"
 
@@ -30,8 +30,9 @@
 #include "lifecycle.h"
 #include "store/store_record.h"
 
-#define FORMAT_VERSION 4
+#define FORMAT_VERSION 5
 #define FORMAT_UNCOUNTED 3 /* no counts, no by-status index: made on open */
+#define FORMAT_UNRATED 4   /* no minutes table: made (empty) on open */
 #define CLEAN_CHUNK 10000       /* jobs a clean removes per transaction, at most */
 #define ERROR_MAX (64u << 10)   /* bytes of an error message kept; the rest is cut */
 /* Map space kept for outcomes, claims and cleaning: adds and cron fires are refused
@@ -58,6 +59,8 @@ struct th_store {
 	MDB_dbi unique;   /* unique key -> id */
 	MDB_dbi bystatus; /* (status, id): every job, for lists of some statuses */
 	MDB_dbi counts;   /* (queue, NUL, status) -> jobs, kept by every write */
+	MDB_dbi minutes;  /* (minute, queue, NUL) -> jobs added, completed, failed */
+	int64_t pruned;   /* the minute whose write last dropped older minutes */
 	/* what the write transaction under way changes in counts, added before it commits
 	 * (only the holder of the write transaction touches it) */
 	struct tally *tally;
@@ -575,10 +578,15 @@ static int get_job(th_store *st, MDB_txn *txn, uint64_t id, th_job *job)
 
 /* ---- counts and the by-status index ---- */
 
-/* Jobs per status of one queue: a change a write transaction makes, or a recount. */
+/* What happens to jobs that the minutes table counts. */
+enum { EV_ADDED, EV_COMPLETED, EV_FAILED, EV_MAX };
+
+/* Jobs per status of one queue: a change a write transaction makes, or a recount; and
+ * what happened to its jobs in the transaction (ev). */
 struct tally {
 	char queue[TH_QUEUE_NAME_MAX + 1];
 	int64_t n[TH_JOB_STATUS_MAX + 1];
+	uint64_t ev[EV_MAX];
 };
 
 #define COUNT_KEY_MAX (TH_QUEUE_NAME_MAX + 2)
@@ -638,9 +646,102 @@ static uint64_t count_val(const MDB_val *val)
 	return val->mv_size == 8 ? th_get_be64(val->mv_data) : 0;
 }
 
-/* Adds what the transaction changed to the counts, before it commits. */
+/* A job new to the store (added), or one whose status was `was` (0: no record) before:
+ * what the minutes table counts of the change. */
+static int tally_event(th_store *st, const th_job *job, bool added, int was)
+{
+	int ev = added ? EV_ADDED
+		 : job->status == TH_JOB_COMPLETED && was != TH_JOB_COMPLETED ? EV_COMPLETED
+		 : job->status == TH_JOB_ERROR && was != TH_JOB_ERROR ? EV_FAILED : -1;
+	if (ev < 0)
+		return 0;
+	struct tally *t = tally_of(&st->tally, &st->ntally, &st->tally_cap, job->queue);
+	if (!t)
+		return TH_ENOMEM;
+	t->ev[ev]++;
+	return 0;
+}
+
+/* (minute, queue, NUL): a minute's queues sit together, the minutes in time order */
+#define MINUTE_KEY_MAX (8 + TH_QUEUE_NAME_MAX + 1)
+#define MINUTE_VAL (8 * EV_MAX)
+
+static size_t minute_key(uint8_t *k, int64_t minute, const char *queue)
+{
+	th_put_be64(k, (uint64_t)minute);
+	return 8 + queue_prefix(k + 8, queue);
+}
+
+/* The minute and queue of a minutes key; false for one of another format. */
+static bool minute_key_parse(const MDB_val *key, int64_t *minute, char *queue)
+{
+	const uint8_t *p = key->mv_data;
+	if (key->mv_size < 9 || key->mv_size > MINUTE_KEY_MAX || p[key->mv_size - 1] != 0 ||
+	    memchr(p + 8, 0, key->mv_size - 9))
+		return false;
+	*minute = (int64_t)th_get_be64(p);
+	memcpy(queue, p + 8, key->mv_size - 8);
+	return true;
+}
+
+/* Drops the minutes older than the last TH_MINUTES_MAX, once a minute per process: the
+ * oldest sit first, so a write that finds none reads one key. */
+static int prune_minutes(th_store *st, MDB_txn *txn, int64_t minute)
+{
+	if (st->pruned == minute)
+		return 0;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, st->minutes, &cur);
+	if (rc)
+		return rc;
+	MDB_val key, val;
+	while ((rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0 && key.mv_size >= 8 &&
+	       (int64_t)th_get_be64(key.mv_data) <= minute - TH_MINUTES_MAX)
+		if ((rc = mdb_cursor_del(cur, 0)))
+			break;
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	st->pruned = minute;
+	return 0;
+}
+
+/* Adds what the transaction's jobs did to its minute's entry of each queue. */
+static int minutes_flush(th_store *st, MDB_txn *txn)
+{
+	int64_t minute = th_clock_now_us() / 60000000;
+	bool pruned = false;
+	for (size_t i = 0; i < st->ntally; i++) {
+		const struct tally *t = &st->tally[i];
+		if (!t->ev[EV_ADDED] && !t->ev[EV_COMPLETED] && !t->ev[EV_FAILED])
+			continue;
+		int rc;
+		if (!pruned && (rc = prune_minutes(st, txn, minute)))
+			return rc;
+		pruned = true;
+		uint8_t k[MINUTE_KEY_MAX], v[MINUTE_VAL];
+		MDB_val key = {minute_key(k, minute, t->queue), k}, val;
+		rc = mdb_get(txn, st->minutes, &key, &val);
+		if (rc && rc != MDB_NOTFOUND)
+			return rc;
+		for (int e = 0; e < EV_MAX; e++) {
+			uint64_t have = rc == 0 && val.mv_size == MINUTE_VAL
+					? th_get_be64((const uint8_t *)val.mv_data + 8 * e) : 0;
+			th_put_be64(v + 8 * e, have + t->ev[e]);
+		}
+		val = (MDB_val){MINUTE_VAL, v};
+		if ((rc = mdb_put(txn, st->minutes, &key, &val, 0)))
+			return rc;
+	}
+	return 0;
+}
+
+/* Adds what the transaction changed to the counts and the minutes, before it commits. */
 static int tally_flush(th_store *st, MDB_txn *txn)
 {
+	int frc = minutes_flush(st, txn);
+	if (frc)
+		return frc;
 	for (size_t i = 0; i < st->ntally; i++) {
 		const struct tally *t = &st->tally[i];
 		for (int s = 1; s <= TH_JOB_STATUS_MAX; s++) {
@@ -689,20 +790,22 @@ static int index_status(th_store *st, MDB_txn *txn, const th_job *job, int d)
 	return tally_add(st, job, d);
 }
 
-/* Writes a job's record and keeps the by-status index and the counts: MDB_APPEND for a
- * new job, else the record it replaces is read first for its status and queue. */
+/* Writes a job's record and keeps the by-status index, the counts and the minutes:
+ * MDB_APPEND for a new job, else the record it replaces is read first for its status
+ * and queue. */
 static int put_job(th_store *st, MDB_txn *txn, const th_job *job, unsigned flags)
 {
 	uint8_t buf[TH_RECORD_MAX];
 	uint64_t k;
 	MDB_val key = id_key(&k, job->id), val;
 	th_job old;
-	bool had = false;
+	bool had = false, added = flags & MDB_APPEND;
 	int rc;
-	if (!(flags & MDB_APPEND)) {
+	if (!added) {
 		rc = mdb_get(txn, st->jobs, &key, &val);
 		if (rc && rc != MDB_NOTFOUND)
 			return rc;
+		added = rc == MDB_NOTFOUND;
 		/* one that does not decode was never counted: the check says so */
 		had = rc == 0 && th_record_decode(val.mv_data, val.mv_size, &old) == 0;
 	}
@@ -711,9 +814,10 @@ static int put_job(th_store *st, MDB_txn *txn, const th_job *job, unsigned flags
 		return rc;
 	if (had && old.status == job->status && strcmp(old.queue, job->queue) == 0)
 		return 0;
-	if (had && (rc = index_status(st, txn, &old, -1)))
+	if ((had && (rc = index_status(st, txn, &old, -1))) ||
+	    (rc = index_status(st, txn, job, 1)))
 		return rc;
-	return index_status(st, txn, job, 1);
+	return tally_event(st, job, added, had ? (int)old.status : 0);
 }
 
 /* Removes a job's record (not its blobs) from the jobs table, the index and counts. */
@@ -806,7 +910,7 @@ static uint64_t live_bytes(th_store *st, MDB_txn *txn)
 {
 	const MDB_dbi dbis[] = {0 /* the free list */, st->main, st->meta, st->jobs, st->blobs,
 				st->ready, st->running, st->schedule, st->finished, st->unique,
-				st->bystatus, st->counts};
+				st->bystatus, st->counts, st->minutes};
 	uint64_t pages = 2; /* the meta pages */
 	MDB_stat s = {.ms_psize = 4096};
 	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)
@@ -1047,7 +1151,8 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 			     st->dir);
 		return TH_EDAMAGED;
 	}
-	if (found && found != FORMAT_VERSION && found != FORMAT_UNCOUNTED) {
+	if (found && found != FORMAT_VERSION && found != FORMAT_UNCOUNTED &&
+	    found != FORMAT_UNRATED) {
 		th_log_error("store", "data format version %u, this taskhost reads version %u",
 			     found, FORMAT_VERSION);
 		return TH_EFORMAT;
@@ -1064,7 +1169,8 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 	    (rc = mdb_dbi_open(txn, name = "finished", c, &st->finished)) ||
 	    (rc = mdb_dbi_open(txn, name = "unique", c, &st->unique)) ||
 	    (rc = mdb_dbi_open(txn, name = "bystatus", c, &st->bystatus)) ||
-	    (rc = mdb_dbi_open(txn, name = "counts", c, &st->counts))) {
+	    (rc = mdb_dbi_open(txn, name = "counts", c, &st->counts)) ||
+	    (rc = mdb_dbi_open(txn, name = "minutes", c, &st->minutes))) {
 		if (rc != MDB_NOTFOUND && rc != MDB_INCOMPATIBLE)
 			return rc;
 		th_log_error("store", "data dir damaged: %s/data.mdb: its %s table is %s",
@@ -1075,6 +1181,9 @@ static int open_dbis(th_store *st, MDB_txn *txn, void *ud)
 		return rc;
 	if (found == FORMAT_VERSION)
 		return 0;
+	if (found)
+		th_log_info("store", "%s: data format %u to %u (the minutes table, empty)", st->dir,
+			    found, FORMAT_VERSION);
 	val = (MDB_val){4, v};
 	return mdb_put(txn, st->meta, &key, &val, 0);
 }
@@ -1633,6 +1742,42 @@ static int lmdb_finished_since(th_store *st, int64_t since, uint64_t *n)
 	});
 	txn_end(st, txn);
 	return rc == MDB_NOTFOUND ? 0 : map_err(rc, "reading finished jobs");
+}
+
+static int lmdb_minutes(th_store *st, const char *queue, int64_t first, size_t n,
+			th_minute *out)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	if (rc)
+		return map_err(rc, "reading the minutes");
+	GUARDED_READ(st, txn, rc, {
+		if ((rc = open_cursor(txn, st->minutes, &cur)) == 0) {
+			uint8_t k[MINUTE_KEY_MAX];
+			MDB_val key = {minute_key(k, first, ""), k}, val;
+			MDB_cursor_op op = MDB_SET_RANGE;
+			char q[TH_QUEUE_NAME_MAX + 1];
+			int64_t m;
+			while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+				op = MDB_NEXT;
+				if (!minute_key_parse(&key, &m, q) || val.mv_size != MINUTE_VAL)
+					continue; /* the check reports it */
+				if (m >= first + (int64_t)n)
+					break;
+				if (m < first || (queue && strcmp(q, queue) != 0))
+					continue;
+				const uint8_t *v = val.mv_data;
+				th_minute *o = &out[m - first];
+				o->added += th_get_be64(v);
+				o->completed += th_get_be64(v + 8);
+				o->failed += th_get_be64(v + 16);
+			}
+			close_cursor(cur);
+		}
+	});
+	txn_end(st, txn);
+	return rc == MDB_NOTFOUND ? 0 : map_err(rc, "reading the minutes");
 }
 
 static int lmdb_pending(th_store *st, uint64_t *queued, uint64_t *processing)
@@ -2445,6 +2590,7 @@ struct recover_args {
 	const th_owner *self;
 	struct orphan *orphans;
 	size_t n, done;
+	th_recovered *by;
 };
 
 static int recover_fn(th_store *st, MDB_txn *txn, void *ud)
@@ -2452,6 +2598,8 @@ static int recover_fn(th_store *st, MDB_txn *txn, void *ud)
 	struct recover_args *a = ud;
 	int64_t now = th_clock_now_us();
 	a->done = 0;
+	if (a->by)
+		th_recovered_reset(a->by);
 	for (size_t i = 0; i < a->n; i++) {
 		const struct orphan *o = &a->orphans[i];
 		th_job job;
@@ -2467,7 +2615,8 @@ static int recover_fn(th_store *st, MDB_txn *txn, void *ud)
 		if (job.status != TH_JOB_PROCESSING || job.claim_gen != o->gen)
 			continue; /* finished or re-claimed since the scan */
 		if ((rc = del_running(st, txn, job.id)) ||
-		    (rc = give_back(st, txn, &job, o->why, now)))
+		    (rc = give_back(st, txn, &job, o->why, now)) ||
+		    (rc = th_recovered_add(a->by, &job)))
 			return rc;
 		a->done++;
 	}
@@ -2511,7 +2660,7 @@ static int lmdb_recover_started(th_store *st, const uint64_t *pairs, size_t n, s
 }
 
 static int lmdb_recover(th_store *st, const th_owner *self, th_store_alive_fn alive,
-			void *ud, size_t *n)
+			void *ud, size_t *n, th_recovered *by)
 {
 	*n = 0;
 	/* readers that died inside a transaction pin old pages: let LMDB free their slots */
@@ -2563,9 +2712,11 @@ static int lmdb_recover(th_store *st, const th_owner *self, th_store_alive_fn al
 	}
 	rc = 0;
 	if (norphans) {
-		struct recover_args a = {self, (struct orphan *)orphans, norphans, 0};
+		struct recover_args a = {self, (struct orphan *)orphans, norphans, 0, by};
 		rc = write_txn(st, "recovering jobs", recover_fn, &a);
 		*n = rc ? 0 : a.done;
+		if (rc && by)
+			th_recovered_reset(by);
 	}
 	free((struct orphan *)orphans);
 	return rc;
@@ -2851,6 +3002,15 @@ static void check_blob(struct check *c, const MDB_val *key, const MDB_val *val)
 			(unsigned long long)id, kinds[k[8]]);
 }
 
+/* The minutes count what happened, which the records do not keep: only their form. */
+static void check_minute(struct check *c, const MDB_val *key, const MDB_val *val)
+{
+	int64_t m;
+	char q[TH_QUEUE_NAME_MAX + 1];
+	if (!minute_key_parse(key, &m, q) || val->mv_size != MINUTE_VAL)
+		problem(c, "the minutes table: an entry of another format");
+}
+
 static int lmdb_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
 		      uint64_t *problems)
 {
@@ -2869,7 +3029,8 @@ static int lmdb_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *
 		    (rc = check_table(&c, st->unique, "unique", false, check_unique)) == 0 &&
 		    (rc = check_table(&c, st->blobs, "blobs", false, check_blob)) == 0 &&
 		    (rc = check_table(&c, st->bystatus, "by-status", false, check_bystatus)) == 0 &&
-		    (rc = check_table(&c, st->counts, "counts", false, check_counts)) == 0) {
+		    (rc = check_table(&c, st->counts, "counts", false, check_counts)) == 0 &&
+		    (rc = check_table(&c, st->minutes, "minutes", false, check_minute)) == 0) {
 			check_uncounted(&c);
 			uint64_t next;
 			if ((rc = get_next_id(st, txn, &next)) == 0 && c.max_id && next <= c.max_id)
@@ -2916,6 +3077,7 @@ const th_store_ops th_store_lmdb = {
 	.count = lmdb_count,
 	.count_queues = lmdb_count_queues,
 	.finished_since = lmdb_finished_since,
+	.minutes = lmdb_minutes,
 	.pending = lmdb_pending,
 	.peek = lmdb_peek,
 	.queue_paused = lmdb_queue_paused,

@@ -874,6 +874,57 @@ static int pg_finished_since(th_store *st, int64_t since, uint64_t *n)
 			 " AND finished_us >= $1", &p, one_count, n);
 }
 
+struct minutes_read {
+	int64_t first;
+	size_t n;
+	th_minute *out;
+	int64_t rows; /* deltas read */
+};
+
+/* rows of (minute, added, completed, failed, rows) */
+static int minute_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	struct minutes_read *m = ud;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t at = col_i64(r, i, 0) - m->first;
+		if (at >= 0 && at < (int64_t)m->n) {
+			m->out[at].added += (uint64_t)col_i64(r, i, 1);
+			m->out[at].completed += (uint64_t)col_i64(r, i, 2);
+			m->out[at].failed += (uint64_t)col_i64(r, i, 3);
+		}
+		m->rows = col_i64(r, i, 4);
+	}
+	return 0;
+}
+
+/* The minutes' deltas summed; folded (and those past the hour dropped) once a read
+ * finds more than COUNT_FOLD_ROWS of them, rows a writer holds left for the next. */
+static int pg_minutes(th_store *st, const char *queue, int64_t first, size_t n,
+		      th_minute *out)
+{
+	struct params p = {.n = 0};
+	p_i64(&p, first);
+	p_i64(&p, first + (int64_t)n);
+	if (queue)
+		p_str(&p, queue);
+	struct minutes_read m = {first, n, out, 0};
+	int rc = query(st, queue ? "SELECT minute, sum(added), sum(completed), sum(failed),"
+				   " sum(count(*)) OVER () FROM taskhost.minutes WHERE minute >= $1"
+				   " AND minute < $2 AND queue = $3 GROUP BY minute"
+				 : "SELECT minute, sum(added), sum(completed), sum(failed),"
+				   " sum(count(*)) OVER () FROM taskhost.minutes WHERE minute >= $1"
+				   " AND minute < $2 GROUP BY minute", &p, minute_rows, &m);
+	if (rc || m.rows <= COUNT_FOLD_ROWS)
+		return rc;
+	return query(st, "WITH d AS (DELETE FROM taskhost.minutes WHERE ctid = ANY (ARRAY ("
+			 "SELECT ctid FROM taskhost.minutes FOR UPDATE SKIP LOCKED)) RETURNING *)"
+			 " INSERT INTO taskhost.minutes SELECT minute, queue, sum(added),"
+			 " sum(completed), sum(failed) FROM d WHERE minute > floor(extract(epoch"
+			 " FROM clock_timestamp()) / 60)::bigint - 60 GROUP BY minute, queue",
+		     NULL, no_rows, NULL);
+}
+
 static int pg_pending(th_store *st, uint64_t *queued, uint64_t *processing)
 {
 	uint64_t c[TH_JOB_STATUS_MAX + 1] = {0};
@@ -1539,6 +1590,7 @@ struct recover_args {
 	th_store_alive_fn alive;
 	void *ud;
 	size_t done;
+	th_recovered *by;
 };
 
 #define LEASE_COLS ", (extract(epoch FROM lease_until) * 1e6)::bigint, " \
@@ -1563,6 +1615,8 @@ static int recover_fn(th_store *st, void *ud)
 {
 	struct recover_args *a = ud;
 	a->done = 0;
+	if (a->by)
+		th_recovered_reset(a->by);
 	struct params p = {.n = 0};
 	p_i64(&p, (int64_t)a->self->instance);
 	int rc = 0;
@@ -1584,7 +1638,8 @@ static int recover_fn(th_store *st, void *ud)
 		if (!l)
 			break;
 		if (PQntuples(l) == 1 && orphaned(a, l, 0, &job, &why) &&
-		    (rc = give_back(st, &job, why, now)) == 0)
+		    (rc = give_back(st, &job, why, now)) == 0 &&
+		    (rc = th_recovered_add(a->by, &job)) == 0)
 			a->done++;
 		PQclear(l);
 	}
@@ -1593,11 +1648,13 @@ static int recover_fn(th_store *st, void *ud)
 }
 
 static int pg_recover(th_store *st, const th_owner *self, th_store_alive_fn alive, void *ud,
-		      size_t *n)
+		      size_t *n, th_recovered *by)
 {
-	struct recover_args a = {self, alive, ud, 0};
+	struct recover_args a = {self, alive, ud, 0, by};
 	int rc = txn(st, recover_fn, &a);
 	*n = rc ? 0 : a.done;
+	if (rc && by)
+		th_recovered_reset(by);
 	return rc;
 }
 
@@ -1708,6 +1765,7 @@ const th_store_ops th_store_pg = {
 	.count = pg_count,
 	.count_queues = pg_count_queues,
 	.finished_since = pg_finished_since,
+	.minutes = pg_minutes,
 	.pending = pg_pending,
 	.peek = pg_peek,
 	.queue_paused = pg_queue_paused,

@@ -89,6 +89,39 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER jobs_count_changed AFTER UPDATE ON taskhost.jobs"
 	" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"
 	" EXECUTE FUNCTION taskhost.count_changed();",
+	/* 3: the jobs added, completed and ended in error per minute and queue (minute:
+	 * seconds since the epoch / 60, on the database's clock), insert-only deltas of the
+	 * same triggers; a write that adds some first drops those past the hour (an index
+	 * probe when there are none; rows another transaction holds are skipped, not waited
+	 * for), and a read folds them as it folds the counts */
+	"CREATE TABLE taskhost.minutes (minute bigint NOT NULL, queue text NOT NULL,"
+	" added bigint NOT NULL DEFAULT 0, completed bigint NOT NULL DEFAULT 0,"
+	" failed bigint NOT NULL DEFAULT 0);"
+	"CREATE INDEX minutes_minute ON taskhost.minutes (minute);"
+	"CREATE FUNCTION taskhost.minutes_prune(m bigint) RETURNS void LANGUAGE sql AS $$"
+	" DELETE FROM taskhost.minutes WHERE ctid = ANY (ARRAY (SELECT ctid FROM taskhost.minutes"
+	" WHERE minute <= m - 60 FOR UPDATE SKIP LOCKED)) $$;"
+	"CREATE OR REPLACE FUNCTION taskhost.count_added() RETURNS trigger LANGUAGE plpgsql AS $$"
+	"DECLARE m bigint := floor(extract(epoch FROM clock_timestamp()) / 60)::bigint;"
+	"BEGIN INSERT INTO taskhost.counts SELECT queue, status, count(*) FROM new_rows"
+	" GROUP BY queue, status;"
+	" PERFORM taskhost.minutes_prune(m);"
+	" INSERT INTO taskhost.minutes (minute, queue, added) SELECT m, queue, count(*)"
+	" FROM new_rows GROUP BY queue; RETURN NULL; END $$;"
+	"CREATE OR REPLACE FUNCTION taskhost.count_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+	"DECLARE m bigint;"
+	"BEGIN INSERT INTO taskhost.counts SELECT queue, status, sum(d) FROM"
+	" (SELECT queue, status, 1 AS d FROM new_rows"
+	"  UNION ALL SELECT queue, status, -1 FROM old_rows) c"
+	" GROUP BY queue, status HAVING sum(d) <> 0;"
+	" IF EXISTS (SELECT 1 FROM new_rows WHERE status IN (3, 4)) THEN"
+	"  m := floor(extract(epoch FROM clock_timestamp()) / 60)::bigint;"
+	"  PERFORM taskhost.minutes_prune(m);"
+	"  INSERT INTO taskhost.minutes (minute, queue, completed, failed)"
+	"  SELECT m, n.queue, count(*) FILTER (WHERE n.status = 3),"
+	"  count(*) FILTER (WHERE n.status = 4) FROM new_rows n JOIN old_rows o ON o.id = n.id"
+	"  WHERE n.status IN (3, 4) AND o.status <> n.status GROUP BY n.queue;"
+	" END IF; RETURN NULL; END $$;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
