@@ -716,6 +716,17 @@ int th_client_stats(th_client *c, char **json)
 	return get_doc(c, "/stats", json);
 }
 
+int th_client_stats_history(th_client *c, const char *queue, int minutes, char **json)
+{
+	char path[200], *q = queue ? curl_easy_escape(c->curl, queue, 0) : NULL;
+	if (queue && !q)
+		return TH_ENOMEM;
+	snprintf(path, sizeof(path), "/stats/history?minutes=%d%s%s", minutes, q ? "&queue=" : "",
+		 q ? q : "");
+	curl_free(q);
+	return get_doc(c, path, json);
+}
+
 int th_client_tasks(th_client *c, char **json)
 {
 	return get_doc(c, "/tasks", json);

@@ -100,17 +100,20 @@ static int queue_counts(void *ud, const char *queue, const uint64_t counts[TH_JO
 json_t *th_jobjson_stats(th_service *svc, int *rc)
 {
 	int64_t now = th_clock_now_us();
-	uint64_t c[TH_JOB_STATUS_MAX + 1], recent;
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	th_minute m[2]; /* the last whole minute and the one under way */
 	th_job oldest = {0};
 	json_t *queues = json_object();
 	if ((*rc = th_service_count(svc, c)) ||
 	    (*rc = th_service_count_queues(svc, queue_counts, queues)) ||
-	    (*rc = th_service_finished_since(svc, now - TH_STATS_RATE_US, &recent)) ||
+	    (*rc = th_service_minutes(svc, NULL, 2, m)) ||
 	    (*rc = th_service_list(svc, 1u << TH_JOB_QUEUED, 0, false, first_job, &oldest))) {
 		json_decref(queues);
 		return NULL;
 	}
-	double rate = (double)recent / (TH_STATS_RATE_US / 1e6);
+	double span = 60 + (double)(now - m[1].start * 1000000LL) / 1e6;
+	double rate = (double)(m[0].completed + m[0].failed + m[1].completed + m[1].failed) /
+		      (span > 60 ? span : 60);
 	double waiting = oldest.id ? (double)(now - oldest.added_us) / 1e6 : 0;
 	json_t *counts = json_object();
 	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
@@ -123,6 +126,21 @@ json_t *th_jobjson_stats(th_service *svc, int *rc)
 		: json_null();
 	return json_pack("{s:o, s:o, s:f, s:o}", "counts", counts, "queues", queues,
 			 "jobs_per_second", rate, "oldest_queued", old);
+}
+
+json_t *th_jobjson_history(th_service *svc, const char *queue, size_t n, int *rc)
+{
+	th_minute m[TH_MINUTES_MAX];
+	if ((*rc = th_service_minutes(svc, queue, n, m)))
+		return NULL;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:I, s:I, s:I, s:I}", "start",
+						     (json_int_t)m[i].start, "added",
+						     (json_int_t)m[i].added, "completed",
+						     (json_int_t)m[i].completed, "failed",
+						     (json_int_t)m[i].failed));
+	return json_pack("{s:o}", "minutes", arr);
 }
 
 json_t *th_jobjson_tasks(th_service *svc)

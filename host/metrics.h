@@ -55,5 +55,8 @@ struct th_service;
 th_metrics *th_service_metrics(struct th_service *svc);
 /* Of a service on an LMDB store: its map's size and the bytes in use; else TH_EINVAL. */
 int th_service_store_usage(struct th_service *svc, uint64_t *map_size, uint64_t *used);
+/* Of a service on a PostgreSQL store: its connection's state (th_store_pg_connection);
+ * else TH_EINVAL. */
+int th_service_store_connection(struct th_service *svc, bool *connected, uint64_t *reconnects);
 
 #endif

@@ -22,6 +22,7 @@
 #include "service_test.h"
 #include "store/store.h"
 #include "store/store_lmdb.h"
+#include "store/store_pg.h"
 
 #define MAX_QUEUES (1 + TH_QUEUES_MAX) /* the default queue and the named ones */
 
@@ -530,6 +531,14 @@ int th_service_store_usage(th_service *svc, uint64_t *map_size, uint64_t *used)
 	if (strcmp(th_store_name(svc->store), th_store_lmdb.name) != 0)
 		return TH_EINVAL;
 	return th_store_usage(svc->store, map_size, used);
+}
+
+int th_service_store_connection(th_service *svc, bool *connected, uint64_t *reconnects)
+{
+	if (strcmp(th_store_name(svc->store), th_store_pg.name) != 0)
+		return TH_EINVAL;
+	th_store_pg_connection(svc->store, connected, reconnects);
+	return 0;
 }
 
 /* The claim of job id, which th_service_claim_next of this service must have made (a

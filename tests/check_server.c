@@ -442,6 +442,13 @@ START_TEST(client_calls)
 	ck_assert_int_eq(th_client_stats(c, &text), 0);
 	ck_assert_ptr_nonnull(strstr(text, "\"counts\":{"));
 	free(text);
+	ck_assert_int_eq(th_client_stats_history(c, "q1", 3, &text), 0);
+	json_t *h = json_loads(text, 0, NULL);
+	free(text);
+	ck_assert_uint_eq(json_array_size(json_object_get(h, "minutes")), 3);
+	json_decref(h);
+	ck_assert_int_eq(th_client_stats_history(c, NULL, 0, &text), TH_EINVAL);
+	ck_assert_ptr_nonnull(strstr(th_client_error(c), "minutes: expected a whole number"));
 	ck_assert_int_eq(th_client_tasks(c, &text), 0);
 	ck_assert_ptr_nonnull(strstr(text, "\"name\":\"noop\""));
 	free(text);

@@ -41,6 +41,7 @@ typedef struct th_cli {
 	const char *schedule; /* cron --schedule */
 	int catchup;          /* cron --catch-up (1) / --skip-missed (0); -1: not given */
 	long count;           /* cron next --count */
+	long minutes;         /* stats --history, --minutes; 0: no history */
 	int64_t from_us;      /* cron next --from; INT64_MIN: now */
 	/* positional arguments after the command name */
 	int argc;
@@ -116,6 +117,8 @@ int th_cli_cron_remove(th_cli *cli, uint64_t id);
 int th_cli_pause_queue(th_cli *cli, const char *queue, bool paused);
 /* The stats and tasks documents (th_jobjson_stats, th_jobjson_tasks); NULL and *rc. */
 json_t *th_cli_stats(th_cli *cli, int *rc);
+/* The last n minutes' jobs added, completed and failed (th_jobjson_history's document). */
+json_t *th_cli_stats_history(th_cli *cli, long n, int *rc);
 json_t *th_cli_tasks(th_cli *cli, int *rc);
 /* How far a running job is, when its task reports progress. */
 bool th_cli_progress(th_cli *cli, uint64_t id, double *done);

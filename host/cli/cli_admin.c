@@ -117,11 +117,40 @@ int th_cmd_check(th_cli *cli)
 	return problems ? TH_EXIT_FAIL : TH_EXIT_OK;
 }
 
+/* stats --history: a line per minute */
+static int print_history(th_cli *cli)
+{
+	int rc;
+	json_t *doc = th_cli_stats_history(cli, cli->minutes, &rc);
+	if (!doc)
+		return th_cli_fail(rc, 0, "stats --history");
+	if (cli->json) {
+		th_cli_print_json(doc);
+		return TH_EXIT_OK;
+	}
+	printf("%-20s %10s %10s %10s\n", "minute (UTC)", "added", "completed", "failed");
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(doc, "minutes"), i, m) {
+		char when[40];
+		th_clock_format(json_integer_value(json_object_get(m, "start")) * 1000000, when,
+				sizeof(when));
+		printf("%.16sZ%3s %10lld %10lld %10lld\n", when, "",
+		       (long long)json_integer_value(json_object_get(m, "added")),
+		       (long long)json_integer_value(json_object_get(m, "completed")),
+		       (long long)json_integer_value(json_object_get(m, "failed")));
+	}
+	json_decref(doc);
+	return TH_EXIT_OK;
+}
+
 int th_cmd_stats(th_cli *cli)
 {
 	int rc = th_cli_open(cli, false);
 	if (rc)
 		return rc;
+	if (cli->minutes)
+		return print_history(cli);
 	json_t *doc = th_cli_stats(cli, &rc);
 	if (!doc)
 		return th_cli_fail(rc, 0, "stats");
@@ -135,7 +164,7 @@ int th_cmd_stats(th_cli *cli)
 		printf("%-12s %llu\n", name,
 		       (unsigned long long)json_integer_value(json_object_get(counts, name)));
 	}
-	printf("%-12s %.2f jobs/s over the last minute\n", "rate",
+	printf("%-12s %.2f jobs/s completed or failed over the last minute\n", "rate",
 	       json_real_value(json_object_get(doc, "jobs_per_second")));
 	if (json_is_object(old))
 		printf("%-12s job %llu (%s), added %s, waiting %.1f s\n", "oldest",

@@ -293,6 +293,15 @@ json_t *th_cli_stats(th_cli *cli, int *rc)
 	return doc_of(got, text, rc);
 }
 
+json_t *th_cli_stats_history(th_cli *cli, long n, int *rc)
+{
+	char *text = NULL;
+	if (!cli->client)
+		return th_jobjson_history(cli->svc, NULL, (size_t)n, rc);
+	int got = th_client_stats_history(cli->client, NULL, (int)n, &text);
+	return doc_of(got, text, rc);
+}
+
 json_t *th_cli_tasks(th_cli *cli, int *rc)
 {
 	char *text = NULL;

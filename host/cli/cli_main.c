@@ -24,7 +24,7 @@ enum {
 	OPT_JSON = 0x100, OPT_STATUS, OPT_LIMIT, OPT_TIMEOUT, OPT_DELAY, OPT_AT, OPT_HOLD,
 	OPT_PRIORITY, OPT_QUEUE, OPT_UNIQUE, OPT_ATTEMPTS, OPT_BACKOFF, OPT_OLDER, OPT_ALL,
 	OPT_SCHEDULE, OPT_CATCHUP, OPT_SKIP, OPT_COUNT, OPT_FROM, OPT_VERSION, OPT_LINES,
-	OPT_URL, OPT_TOKEN_FILE, OPT_LOCAL, OPT_CA_FILE
+	OPT_URL, OPT_TOKEN_FILE, OPT_LOCAL, OPT_CA_FILE, OPT_HISTORY, OPT_MINUTES
 };
 
 /* An error line echoes at most this many characters of what it was given. */
@@ -42,7 +42,8 @@ enum {
 	A_WHEN = 1 << 5, /* --delay --at --hold */
 	A_OLDER = 1 << 6, A_ALL = 1 << 7, A_CRON = 1 << 8, /* --schedule --catch-up --skip-missed */
 	A_NEXT = 1 << 9,  /* --count --from */
-	A_LINES = 1 << 10
+	A_LINES = 1 << 10,
+	A_HISTORY = 1 << 11 /* --history --minutes */
 };
 
 struct command {
@@ -143,8 +144,14 @@ static const struct command commands[] = {
 	 "on timeout). On a terminal, shows a progress bar for tasks that report progress.\n"
 	 "  --timeout S  give up after S (seconds, or 30s, 2m, ...)\n",
 	 1, -1, A_JSON | A_WAIT},
-	{"stats", th_cmd_stats, "", "job counts, recent rate, oldest queued job", "", 0, 0,
-	 A_JSON},
+	{"stats", th_cmd_stats, "[--history [--minutes N]]",
+	 "job counts, recent rate, oldest queued job",
+	 "The rate is of jobs completed or failed per second over the last whole minute\n"
+	 "and the one under way, from the counts every write keeps per minute.\n"
+	 "  --history     jobs added, completed and failed in each minute of the last\n"
+	 "                hour, oldest first, the current minute last\n"
+	 "  --minutes N   only the last N minutes (1 to 60; implies --history)\n",
+	 0, 0, A_JSON | A_HISTORY},
 	{"check", th_cmd_check, "", "check every job record and index of the data dir",
 	 "Walks every job record and every index (ready queue, running claims, schedule,\n"
 	 "finished jobs, unique keys, job bytes) and prints one line per problem, then a\n"
@@ -604,6 +611,7 @@ static unsigned option_needs(int c)
 	case OPT_SCHEDULE: case OPT_CATCHUP: case OPT_SKIP: return A_CRON;
 	case OPT_COUNT: case OPT_FROM: return A_NEXT;
 	case OPT_LINES: return A_LINES;
+	case OPT_HISTORY: case OPT_MINUTES: return A_HISTORY;
 	}
 	return 0;
 }
@@ -711,6 +719,11 @@ static int set_option(th_cli *cli, const struct command *cmd, int c, const char 
 		return 0;
 	case OPT_COUNT:
 		return number_opt(cmd, "--count", arg, 1, 1000, &cli->count);
+	case OPT_HISTORY:
+		cli->minutes = cli->minutes ? cli->minutes : TH_MINUTES_MAX;
+		return 0;
+	case OPT_MINUTES:
+		return number_opt(cmd, "--minutes", arg, 1, TH_MINUTES_MAX, &cli->minutes);
 	case OPT_QUEUE:
 		if (!th_queue_name_valid(arg) || !*arg) {
 			th_cli_error("%s: bad --queue '%s' (1 to 64 letters, digits, '_', '.', '-')",
@@ -794,6 +807,8 @@ int main(int argc, char **argv)
 		{"from", required_argument, NULL, OPT_FROM},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"lines", no_argument, NULL, OPT_LINES},
+		{"history", no_argument, NULL, OPT_HISTORY},
+		{"minutes", required_argument, NULL, OPT_MINUTES},
 		{"url", required_argument, NULL, OPT_URL},
 		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 		{"local", no_argument, NULL, OPT_LOCAL},

@@ -98,6 +98,9 @@ int th_client_pause_queue(th_client *c, const char *queue, bool paused);
  * counters}), the tasks ({"tasks": [...], "refused": [...]}), as GET /v1/... answers. */
 int th_client_queues(th_client *c, char **json);
 int th_client_stats(th_client *c, char **json);
+/* GET /v1/stats/history: {"minutes": [{"start", "added", "completed", "failed"}]}, the
+ * last `minutes` (1..60) minutes, oldest first, of queue (NULL: every queue). */
+int th_client_stats_history(th_client *c, const char *queue, int minutes, char **json);
 int th_client_tasks(th_client *c, char **json);
 
 #ifdef __cplusplus

@@ -123,6 +123,7 @@ int th_api_jobs_list(th_api_req *r);
 int th_api_jobs_progress(th_api_req *r);
 int th_api_wait_jobs(th_api_req *r);
 int th_api_stats(th_api_req *r);
+int th_api_stats_history(th_api_req *r);
 int th_api_queues(th_api_req *r);
 int th_api_queue_pause(th_api_req *r);
 int th_api_cron_list(th_api_req *r);

@@ -26,6 +26,24 @@ int th_api_stats(th_api_req *r)
 	return th_api_ok(r, 200, doc);
 }
 
+/* ?minutes=N (1..TH_MINUTES_MAX, default all of them) &queue=NAME (default every one) */
+int th_api_stats_history(th_api_req *r)
+{
+	const char *ms = r->arg(r, "minutes"), *queue = r->arg(r, "queue");
+	char *end;
+	long n = ms ? strtol(ms, &end, 10) : TH_MINUTES_MAX;
+	if (ms && (!*ms || *end || n < 1 || n > TH_MINUTES_MAX))
+		return th_api_error(r, 400, "bad_request", "minutes: expected a whole number from "
+				    "1 to %d", TH_MINUTES_MAX);
+	if (queue && !th_queue_name_valid(queue))
+		return th_api_error(r, 400, "bad_request", "queue: '%.70s' is no queue name "
+				    "(letters, digits, '_', '.', '-', up to %d)", queue,
+				    TH_QUEUE_NAME_MAX);
+	int rc;
+	json_t *doc = th_jobjson_history(r->svc, queue, (size_t)n, &rc);
+	return doc ? th_api_ok(r, 200, doc) : th_api_fail(r, rc, 0, "stats history");
+}
+
 static json_t *queue_json(th_api_req *r, const char *name, const char *strategy)
 {
 	bool paused = false;

@@ -1,5 +1,7 @@
 /* GET /metrics: the Prometheus text format. Jobs by queue and status from the store's
- * counts, what this host counted since it started (metrics.c), the LMDB map. */
+ * counts, what this host counted since it started (metrics.c), the LMDB map, the
+ * PostgreSQL connection. */
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "api.h"
@@ -23,17 +25,30 @@ static int queue_gauges(void *ud, const char *queue,
 
 int th_api_metrics(th_api_req *r)
 {
-	th_metrics_out o = {0};
+	/* a store that cannot be read (a PostgreSQL server away) still answers: the host's
+	 * own counters and its connection state are what to look at then */
+	th_metrics_out o = {0}, jobs = {0};
+	int rc = th_service_count_queues(r->svc, queue_gauges, &jobs);
 	th_metrics_printf(&o, "# HELP taskhost_jobs Jobs in the store by queue and status "
-			  "(every host's).\n# TYPE taskhost_jobs gauge\n");
-	int rc = th_service_count_queues(r->svc, queue_gauges, &o);
-	if (rc) {
-		free(o.buf);
-		return th_api_error(r, 503, "unhealthy", "the store cannot be read: %s",
-				    th_strerror(rc));
-	}
-	th_metrics_printf(&o, "# HELP taskhost_up Whether the store could be read (1).\n"
-			  "# TYPE taskhost_up gauge\ntaskhost_up 1\n");
+			  "(every host's; none while the store cannot be read).\n"
+			  "# TYPE taskhost_jobs gauge\n");
+	if (rc == 0 && jobs.buf)
+		th_metrics_printf(&o, "%.*s", (int)jobs.len, jobs.buf);
+	o.failed |= jobs.failed;
+	free(jobs.buf);
+	th_metrics_printf(&o, "# HELP taskhost_up Whether the store could be read (1) or not "
+			  "(0).\n# TYPE taskhost_up gauge\ntaskhost_up %d\n", rc == 0);
+	bool connected;
+	uint64_t reconnects;
+	if (th_service_store_connection(r->svc, &connected, &reconnects) == 0)
+		th_metrics_printf(&o, "# HELP taskhost_store_connected Whether the connection to "
+				  "the PostgreSQL store worked at its last use (1) or is lost (0).\n"
+				  "# TYPE taskhost_store_connected gauge\ntaskhost_store_connected %d\n"
+				  "# HELP taskhost_store_reconnects_total Times the connection to the "
+				  "PostgreSQL store was made again after it was lost.\n"
+				  "# TYPE taskhost_store_reconnects_total counter\n"
+				  "taskhost_store_reconnects_total %llu\n", connected,
+				  (unsigned long long)reconnects);
 	th_metrics_write(th_service_metrics(r->svc), &o);
 	th_commit_stats cs;
 	th_commit_get_stats(r->api->commit, &cs);

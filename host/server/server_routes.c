@@ -26,6 +26,7 @@ const th_api_route th_api_routes[] = {
 	{"POST", "/jobs/{id}/retry", W, th_api_jobs_op},
 	{"POST", "/wait", R, th_api_wait_jobs},
 	{"GET", "/stats", R, th_api_stats},
+	{"GET", "/stats/history", R, th_api_stats_history},
 	{"GET", "/queues", R, th_api_queues},
 	{"POST", "/queues/{name}/pause", A, th_api_queue_pause},
 	{"POST", "/queues/{name}/resume", A, th_api_queue_pause},

@@ -49,6 +49,8 @@ struct th_store {
 	int found_version;  /* the schema's version at open */
 	bool relaxed;       /* durability = relaxed */
 	bool down;          /* the connection is lost: logged once until it is back */
+	atomic_bool up;     /* !down, for readers without mu (th_store_pg_connection) */
+	_Atomic uint64_t reconnects;
 	_Atomic uint64_t rng;
 };
 
@@ -301,11 +303,14 @@ static bool reconnect(th_store *st)
 		th_log_error("store", "%s: connection lost: %s; reconnecting", st->shown,
 			     PQerrorMessage(st->conn));
 	st->down = true;
+	atomic_store(&st->up, false);
 	PQreset(st->conn);
 	if (PQstatus(st->conn) != CONNECTION_OK || set_durability(st))
 		return false;
 	th_log_info("store", "%s: connected again", st->shown);
 	st->down = false;
+	atomic_store(&st->up, true);
+	atomic_fetch_add(&st->reconnects, 1);
 	return true;
 }
 
@@ -460,6 +465,7 @@ static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
 	st->relaxed = opts && opts->durability == TH_RELAXED;
 	if ((rc = set_durability(st)))
 		goto fail;
+	atomic_store(&st->up, true);
 	*out = st;
 	return 0;
 fail:
@@ -482,6 +488,12 @@ static void pg_close(th_store *st)
 const char *th_store_pg_shown(th_store *st)
 {
 	return st->shown;
+}
+
+void th_store_pg_connection(th_store *st, bool *connected, uint64_t *reconnects)
+{
+	*connected = atomic_load(&st->up);
+	*reconnects = atomic_load(&st->reconnects);
 }
 
 int th_store_pg_version(th_store *st, int *found)

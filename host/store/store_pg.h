@@ -22,6 +22,10 @@ const char *th_store_pg_shown(th_store *st);
 /* The schema version this build writes; *found: the one the store had when opened. */
 int th_store_pg_version(th_store *st, int *found);
 
+/* Of a PostgreSQL store: whether its connection worked at its last use, and how many
+ * times it was made again after it was lost (for /metrics; safe from any thread). */
+void th_store_pg_connection(th_store *st, bool *connected, uint64_t *reconnects);
+
 /* The coordination of the hosts on one database (store_pg_coord.c). */
 int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown);
 

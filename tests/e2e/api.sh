@@ -214,6 +214,11 @@ api GET "/v1/jobs?added_after=yesterday"
 is "a bad time: 400" 400
 api GET /v1/stats
 is "stats" 200 '.counts.completed >= 5 and .group_commit.writes > 0'
+api GET "/v1/stats/history?minutes=2"
+is "stats history: two minutes, the last the one now" 200 \
+	"(.minutes | length) == 2 and .minutes[1].start % 60 == 0 and $(date +%s) - .minutes[1].start < 120 and .minutes[1].start - .minutes[0].start == 60"
+api GET "/v1/stats/history?minutes=100"
+is "stats history: at most an hour" 400 '.error.message == "minutes: expected a whole number from 1 to 60"'
 api GET /v1/tasks
 is "tasks" 200 '[.tasks[].name] | index("echo") != null'
 api GET /v1/queues

@@ -3,7 +3,10 @@
 # (promparse.pl, itself shown to refuse what breaks the format), over the unix socket and
 # TCP with tokens, and its values against what the test did: jobs added through the API
 # by task and queue, completed, retried and failed runs, held jobs, run durations, the
-# store's counts after the host restarts.
+# store's counts after the host restarts, a killed host's job recovered by task and
+# queue; GET /v1/stats/history and `stats --history` against the same jobs. On LMDB, or
+# with METRICS_PG=1 (pg_metrics.sh) on a PostgreSQL database of its own, reached through
+# a proxy (tcpcut.py) that the test cuts: the connection's state and reconnects.
 . "$(dirname "$0")/lib.sh"
 
 for tool in curl perl python3; do
@@ -50,8 +53,20 @@ value() {
 	awk -v s="$1" '$1 == s { print $2; f = 1 } END { if (!f) print "missing" }' "$W/m"
 }
 
-write_config "listen = 127.0.0.1:$PORT" "token_file = $W/tokens" -- "max_threads = 4" \
-	"wait_time = 0.05"
+if [ -n "${METRICS_PG:-}" ]; then
+	pg_database th_e2emet_$$
+	pgport=$(echo "$TASKHOST_TEST_PG" | sed 's/.*port=\([0-9]*\).*/\1/')
+	python3 "$(dirname "$0")/tcpcut.py" "$pgport" >"$W/proxy.port" &
+	proxy=$!
+	trap 'kill $proxy 2>/dev/null; cleanup; psql "$TASKHOST_TEST_PG" -X -q -c "DROP DATABASE IF EXISTS $PGNAME WITH (FORCE)" >/dev/null 2>&1' EXIT
+	wait_until 10 test -s "$W/proxy.port"
+	store="store = postgresql:host=127.0.0.1 port=$(cat "$W/proxy.port") user=postgres dbname=$PGNAME"
+	write_config "listen = 127.0.0.1:$PORT" "token_file = $W/tokens" "$store" "migrate = true" \
+		"lease_time = 2s" -- "max_threads = 4" "wait_time = 0.05"
+else
+	write_config "listen = 127.0.0.1:$PORT" "token_file = $W/tokens" -- "max_threads = 4" \
+		"wait_time = 0.05"
+fi
 printf '[queue mail]\nstrategy = simple\n' >>"$CFG"
 start_host || exit 1
 metrics
@@ -92,10 +107,81 @@ same "7 adds, one commit each" "$(value 'taskhost_store_commit_duration_seconds_
 same "of one job each" "$(value 'taskhost_group_commit_batch_size_bucket{le="1"}')" 7
 cycles=$(value 'taskhost_store_commit_duration_seconds_count{op="cycle"}')
 check "cycles were committed ($cycles)" test "$cycles" -ge 1
-same "nothing recovered" "$(value 'taskhost_jobs_recovered_total{}')" 0
-map=$(value 'taskhost_lmdb_map_size_bytes{}')
-used=$(value 'taskhost_lmdb_map_used_bytes{}')
-check "the map's use ($used) is within its size ($map)" test "$used" -gt 0 -a "$used" -le "$map"
+same "nothing recovered" "$(value 'taskhost_jobs_recovered_total{queue="default",task="echo"}')" 0
+same "the store could be read" "$(value 'taskhost_up{}')" 1
+if [ -n "${METRICS_PG:-}" ]; then
+	same "no LMDB map on PostgreSQL" "$(value 'taskhost_lmdb_map_size_bytes{}')" missing
+	same "connected" "$(value 'taskhost_store_connected{}')" 1
+	same "no reconnect yet" "$(value 'taskhost_store_reconnects_total{}')" 0
+else
+	map=$(value 'taskhost_lmdb_map_size_bytes{}')
+	used=$(value 'taskhost_lmdb_map_used_bytes{}')
+	check "the map's use ($used) is within its size ($map)" test "$used" -gt 0 -a "$used" -le "$map"
+	same "no connection state on LMDB" "$(value 'taskhost_store_connected{}')" missing
+fi
+
+# ---- the history of the same jobs: 7 added, 5 completed, 1 failed (its retry not) ----
+# history [QUERY]: GET /v1/stats/history?QUERY; $code, and $W/h the body
+history() {
+	code=$(curl -s -o "$W/h" -w '%{http_code}' --unix-socket "$SOCK" "http://localhost/v1/stats/history$1")
+}
+# sums: "N added completed failed" over the minutes of $W/h, or why its shape is wrong
+sums() {
+	python3 - "$W/h" "$(date +%s)" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["minutes"]
+now = int(sys.argv[2])
+bad = [i for i in range(1, len(m)) if m[i]["start"] != m[i - 1]["start"] + 60]
+if bad or m[-1]["start"] % 60 or not now - 120 < m[-1]["start"] <= now:
+    print("minutes out of order or not up to now:", m[-1]["start"], now)
+else:
+    print(len(m), *(sum(x[k] for x in m) for k in ("added", "completed", "failed")))
+PY
+}
+history ""
+same "history: 200" "$code" 200
+same "the hour, one entry a minute: 7 added, 5 completed, 1 failed" "$(sums)" "60 7 5 1"
+history "?minutes=5&queue=mail"
+same "five minutes of queue mail" "$(sums)" "5 2 2 0"
+history "?minutes=1&queue=default"
+last=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["minutes"]; print(len(m), sorted(m[0]))' "$W/h")
+same "one minute, with its four fields" "$last" "1 ['added', 'completed', 'failed', 'start']"
+for bad in "minutes=0" "minutes=61" "minutes=ten" "queue=no%20such"; do
+	history "?$bad"
+	same "history?$bad: 400" "$code" 400
+done
+history "?minutes=0"
+same "it says why" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"]["message"])' "$W/h")" \
+	"minutes: expected a whole number from 1 to 60"
+rate=$(curl -s --unix-socket "$SOCK" http://localhost/v1/stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs_per_second"])')
+# 6 jobs ended over the last whole minute and the one under way: 60 to 120 seconds
+check "stats: jobs_per_second from the minutes ($rate)" python3 -c "import sys; sys.exit(not 6 / 120 <= $rate <= 6 / 60)"
+th stats --history --json
+printf '%s' "$out" >"$W/h"
+same "stats --history --json: the same minutes" "$(sums)" "60 7 5 1"
+th stats --minutes 3
+same "stats --minutes 3: a heading and 3 lines" "$(echo "$out" | wc -l)" 4
+same "its heading" "$(echo "$out" | head -n 1 | tr -s ' ')" "minute (UTC) added completed failed"
+th stats --minutes 61
+expect "stats --minutes 61 is refused" 2 "taskhost: stats: bad --minutes '61' (a whole number from 1 to 60)"
+th list --history
+expect "--history is for stats" 2 "taskhost: list: option '--history' does not apply (try 'taskhost list --help')"
+
+if [ -n "${METRICS_PG:-}" ]; then
+	# ---- the connection cut, then let through again ----
+	kill -USR1 "$proxy"
+	metrics
+	same "with the store away /metrics still answers" "$code" 200
+	same "and parses" "$parsed" 0
+	same "the store could not be read" "$(value 'taskhost_up{}')" 0
+	same "the connection is lost" "$(value 'taskhost_store_connected{}')" 0
+	same "no job gauges meanwhile" "$(value 'taskhost_jobs{queue="mail",status="completed"}')" missing
+	kill -USR2 "$proxy"
+	metrics
+	same "back: the store is read again" "$(value 'taskhost_jobs{queue="mail",status="completed"}')" 2
+	same "connected again" "$(value 'taskhost_store_connected{}')" 1
+	same "one reconnect" "$(value 'taskhost_store_reconnects_total{}')" 1
+fi
 
 # ---- TCP: a read token is enough, none is refused ----
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")
@@ -108,13 +194,23 @@ same "not under /v1" "$code" 404
 code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -X POST http://localhost/metrics)
 same "GET only" "$code" 405
 
-# ---- a restart: the host's counters start again, the store's counts stay ----
-stop_host "$HOST_PID"
+# ---- a killed host: its running job is recovered by the next, counted by task and queue;
+# the host's counters start again, the store's counts stay ----
+add '{"task":"sleep","queue":"mail","input":"{\"seconds\":600}"}'
+running() { th status 8 --json && echo "$out" | grep -q '"status": "processing"'; }
+check "the sleep job runs" wait_until 20 running
+kill -KILL "$HOST_PID"
+wait "$HOST_PID" 2>/dev/null
 start_host "$W/host2.log" || exit 1
-metrics
+recovered() {
+	metrics
+	[ "$(value 'taskhost_jobs_recovered_total{queue="mail",task="sleep"}')" = 1 ]
+}
+check "the next host recovered the job: recovered{task=sleep,queue=mail} 1" wait_until 20 recovered
 same "after a restart it parses" "$parsed" 0
 same "the counts are the store's" "$(value 'taskhost_jobs{queue="mail",status="completed"}')" 2
 same "this host added nothing" "$(value 'taskhost_jobs_added_total{queue="default",task="echo"}')" missing
+th cancel 8
 stop_host "$HOST_PID"
 counts_agree "the counts agree with a recount of the records"
 finish
