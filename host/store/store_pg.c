@@ -741,7 +741,11 @@ static int pg_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 	if (!l)
 		return TH_ENOMEM;
 	/* each status its own ordered run of jobs_status (status, id), merged by id: one
-	 * status's jobs among millions of others are read, not skipped past */
+	 * status's jobs among millions of others are read, not skipped past. The ids come
+	 * first, alone (an index-only scan of jobs_status), then their rows: asked for the
+	 * rows at once, the planner walks the primary key and filters by status when it
+	 * guesses the status common (100,000 finished jobs before 100,000 queued: 8 ms
+	 * skipping the finished to the first queued, against under 2 ms) */
 	char sql[4096];
 	size_t at = (size_t)snprintf(sql, sizeof(sql), "SELECT * FROM (");
 	int statuses = 0;
@@ -754,8 +758,9 @@ static int pg_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 		for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
 			if (mask & (1u << s))
 				at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s(SELECT " JOB_COLS
-						       " FROM taskhost.jobs WHERE status = %d AND id"
-						       " %s $1 ORDER BY id %s LIMIT $2)",
+						       " FROM taskhost.jobs WHERE id = ANY (ARRAY ("
+						       "SELECT id FROM taskhost.jobs WHERE status = %d"
+						       " AND id %s $1 ORDER BY id %s LIMIT $2)))",
 						       statuses++ ? " UNION ALL " : "", s,
 						       reverse ? "<" : ">", reverse ? "DESC" : "");
 		if (!statuses)

@@ -696,7 +696,7 @@ static void bench_stats(size_t finished, size_t queued, const char *store)
 		fill(svc, "noop", queued, 10000, NULL);
 	}
 	double filled = bu_now_s() - t0;
-	uint64_t recent = 0; /* what the rate in the stats walks */
+	uint64_t recent = 0; /* what the rate in the stats walked before the minutes */
 	th_service_finished_since(svc, th_clock_now_us() - 60000000, &recent);
 	/* the host must not run them while the reads are timed */
 	if (th_service_pause_queue(svc, "", true))
@@ -743,6 +743,12 @@ static void bench_stats(size_t finished, size_t queued, const char *store)
 		us[r] = (bu_now_s() - t) * 1e6;
 	}
 	stats_row("dashboard overview (stats + recent failures)", what, us);
+	for (int r = 0; r < STATS_REPEAT; r++) {
+		double t = bu_now_s();
+		http_get(port, "/v1/stats/history", "{\"minutes\":[{\"start\":");
+		us[r] = (bu_now_s() - t) * 1e6;
+	}
+	stats_row("GET /v1/stats/history (the hour's 60 minutes)", what, us);
 	for (int page = 1; page <= 1000; page += 999) {
 		/* ids run 1..finished for the finished jobs, then the queued ones in order */
 		size_t before = finished + (size_t)(page - 1) * 100;
