@@ -249,3 +249,8 @@ int th_lifecycle_retry(th_job *job)
 	job->flags &= ~(uint32_t)(TH_JOB_CANCEL_REQUESTED | TH_JOB_UNIQUE);
 	return 0;
 }
+
+int th_lifecycle_remove(const th_job *job)
+{
+	return th_job_status_final(job->status) ? 0 : TH_ESTATE;
+}

@@ -102,5 +102,7 @@ int th_lifecycle_cancel(th_job *job, int64_t now);
 int th_lifecycle_start(th_job *job);
 /* A job in error or cancelled is queued again, its attempts reset. */
 int th_lifecycle_retry(th_job *job);
+/* A finished job may be removed. */
+int th_lifecycle_remove(const th_job *job);
 
 #endif

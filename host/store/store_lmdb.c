@@ -1798,6 +1798,51 @@ static int lmdb_retry(th_store *st, uint64_t id)
 	return write_txn(st, "retrying a job", retry_fn, &id);
 }
 
+static int remove_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	th_job job;
+	int rc = get_job(st, txn, *(uint64_t *)ud, &job);
+	if (rc || (rc = th_lifecycle_remove(&job)))
+		return rc;
+	if ((rc = del_timed(txn, st->finished, job.finished_us, job.id)) ||
+	    (rc = drop_unique(st, txn, &job)) || (rc = del_job(st, txn, &job)))
+		return rc;
+	return del_blobs(st, txn, job.id);
+}
+
+struct change_args {
+	th_change what;
+	const uint64_t *ids;
+	size_t n;
+	int *rcs;
+};
+
+/* Each job's change in turn; one its status refuses (found out before it writes
+ * anything) is skipped, any other error ends the transaction. */
+static int change_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	struct change_args *a = ud;
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t id = a->ids[i];
+		struct cancel_args c = {id, false};
+		int rc = a->what == TH_CHANGE_CANCEL ? cancel_fn(st, txn, &c)
+			 : a->what == TH_CHANGE_RETRY ? retry_fn(st, txn, &id)
+						      : remove_fn(st, txn, &id);
+		if (rc == MDB_NOTFOUND)
+			rc = TH_ENOTFOUND;
+		if (rc && rc != TH_ESTATE && rc != TH_ENOTFOUND)
+			return rc;
+		a->rcs[i] = rc ? rc : c.running ? TH_EBUSY : 0;
+	}
+	return 0;
+}
+
+static int lmdb_change(th_store *st, th_change what, const uint64_t *ids, size_t n, int *rcs)
+{
+	struct change_args a = {what, ids, n, rcs};
+	return write_txn(st, "changing jobs", change_fn, &a);
+}
+
 /* Reads a cron job's schedule. */
 static int job_cron(th_store *st, MDB_txn *txn, const th_job *job, th_cron *cron)
 {
@@ -2906,6 +2951,7 @@ const th_store_ops th_store_lmdb = {
 	.cancel = lmdb_cancel,
 	.start = lmdb_start,
 	.retry = lmdb_retry,
+	.change = lmdb_change,
 	.cron_update = lmdb_cron_update,
 	.cron_pause = lmdb_cron_pause,
 	.pause_queue = lmdb_pause_queue,

@@ -1076,6 +1076,49 @@ static int pg_retry(th_store *st, uint64_t id)
 	return txn(st, retry_fn, &a);
 }
 
+static int remove_fn(th_store *st, void *ud)
+{
+	uint64_t id = *(uint64_t *)ud;
+	th_job job;
+	int rc = get_job(st, id, true, &job);
+	if (rc || (rc = th_lifecycle_remove(&job)))
+		return rc;
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)id);
+	return exec(st, "DELETE FROM taskhost.jobs WHERE id = $1", &p);
+}
+
+struct many_args {
+	th_change what;
+	const uint64_t *ids;
+	size_t n;
+	int *rcs;
+};
+
+/* Each job's change in turn; one its status refuses (found out before it writes) is
+ * skipped, any other error ends the transaction. */
+static int many_fn(th_store *st, void *ud)
+{
+	struct many_args *a = ud;
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t id = a->ids[i];
+		struct cancel_args c = {id, false};
+		struct change_args r = {id, th_lifecycle_retry};
+		int rc = a->what == TH_CHANGE_CANCEL ? cancel_fn(st, &c)
+			 : a->what == TH_CHANGE_RETRY ? retry_fn(st, &r) : remove_fn(st, &id);
+		if (rc && rc != TH_ESTATE && rc != TH_ENOTFOUND)
+			return rc;
+		a->rcs[i] = rc ? rc : c.running ? TH_EBUSY : 0;
+	}
+	return 0;
+}
+
+static int pg_change(th_store *st, th_change what, const uint64_t *ids, size_t n, int *rcs)
+{
+	struct many_args a = {what, ids, n, rcs};
+	return txn(st, many_fn, &a);
+}
+
 /* A cron job's schedule; TH_EDAMAGED (logged) when it does not parse. */
 static int job_cron(th_store *st, uint64_t id, th_cron *cron)
 {
@@ -1698,6 +1741,7 @@ const th_store_ops th_store_pg = {
 	.cancel = pg_cancel,
 	.start = pg_start,
 	.retry = pg_retry,
+	.change = pg_change,
 	.cron_update = pg_cron_update,
 	.cron_pause = pg_cron_pause,
 	.pause_queue = pg_pause_queue,
