@@ -210,7 +210,7 @@ START_TEST(claims_in_order_fenced)
 	free(r);
 	ck_assert_uint_eq(outcome(low, 0, TH_JOB_ERROR, NULL, "boom"), 0);
 	char *e = blob(low, TH_BLOB_ERRORS, NULL);
-	ck_assert_str_eq(e, "attempt 1: boom\n");
+	ck_assert_str_eq(e, "attempt 1 at 2027-01-15T08:00:00.000Z for 0.000 s: boom\n");
 	free(e);
 	/* put back: queued again, in its place */
 	ck_assert_uint_eq(outcome(low2, 0, TH_JOB_QUEUED, NULL, NULL), 0);

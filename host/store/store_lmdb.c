@@ -764,14 +764,15 @@ static int del_blobs(th_store *st, MDB_txn *txn, uint64_t id)
 
 /* Adds the line of attempt number `attempt` to the job's error history. */
 static int add_error_history(th_store *st, MDB_txn *txn, uint64_t id, uint32_t attempt,
-			     const char *msg)
+			     int64_t began, int64_t ended, const char *msg)
 {
 	MDB_val old = {0, NULL};
 	int rc = get_blob(st, txn, id, TH_BLOB_ERRORS, &old);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
 	size_t n;
-	char *buf = th_lifecycle_history(old.mv_data, old.mv_size, attempt, msg, &n);
+	char *buf = th_lifecycle_history(old.mv_data, old.mv_size, attempt, began, ended, msg,
+					 &n);
 	if (!buf)
 		return TH_ENOMEM;
 	rc = put_blob(st, txn, id, TH_BLOB_ERRORS, buf, n);
@@ -2070,9 +2071,10 @@ static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
 	if ((rc = del_running(st, txn, job.id)))
 		return rc;
 	uint32_t attempt = job.attempts;
+	int64_t began = job.started_us;
 	bool history;
 	th_job_status status = th_lifecycle_outcome(&job, o, now, next_random(st), &history);
-	if (history && (rc = add_error_history(st, txn, job.id, attempt, o->error)))
+	if (history && (rc = add_error_history(st, txn, job.id, attempt, began, now, o->error)))
 		return rc;
 	if (status == TH_JOB_QUEUED || status == TH_JOB_DELAYED) {
 		if (status == TH_JOB_DELAYED) {
@@ -2469,6 +2471,7 @@ static int give_back(th_store *st, MDB_txn *txn, th_job *job, enum th_gone why, 
 {
 	int rc;
 	char msg[160];
+	int64_t began = job->started_us;
 	th_job_status to = th_lifecycle_give_back(job, why, now, msg, sizeof(msg));
 	if (to == TH_JOB_QUEUED) {
 		if ((rc = put_ready(st, txn, job)))
@@ -2476,7 +2479,8 @@ static int give_back(th_store *st, MDB_txn *txn, th_job *job, enum th_gone why, 
 	} else {
 		if ((rc = index_finished(st, txn, job)) ||
 		    (to == TH_JOB_ERROR &&
-		     (rc = add_error_history(st, txn, job->id, job->attempts, msg))) ||
+		     (rc = add_error_history(st, txn, job->id, job->attempts, began, now,
+					     msg))) ||
 		    (rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, strlen(msg))))
 			return rc;
 	}

@@ -989,7 +989,8 @@ static int put_bytes(th_store *st, uint64_t id, const char *col, const void *dat
 }
 
 /* Appends the attempt's error to the job's history (th_lifecycle_history). */
-static int add_history(th_store *st, uint64_t id, uint32_t attempt, const char *msg)
+static int add_history(th_store *st, uint64_t id, uint32_t attempt, int64_t began,
+		       int64_t ended, const char *msg)
 {
 	struct params p = {.n = 0};
 	p_i64(&p, (int64_t)id);
@@ -1005,7 +1006,8 @@ static int add_history(th_store *st, uint64_t id, uint32_t attempt, const char *
 	if (rc)
 		return rc;
 	size_t len;
-	char *h = th_lifecycle_history(old, oldlen, attempt, msg ? msg : "", &len);
+	char *h = th_lifecycle_history(old, oldlen, attempt, began, ended, msg ? msg : "",
+					 &len);
 	free(old);
 	if (!h)
 		return TH_ENOMEM;
@@ -1280,9 +1282,10 @@ static int record_outcome(th_store *st, const th_outcome *o, const th_owner *own
 	}
 	int rc;
 	uint32_t attempt = job.attempts;
+	int64_t began = job.started_us;
 	bool history;
 	th_job_status status = th_lifecycle_outcome(&job, o, now, next_random(st), &history);
-	if (history && (rc = add_history(st, job.id, attempt, o->error)))
+	if (history && (rc = add_history(st, job.id, attempt, began, now, o->error)))
 		return rc;
 	/* a job to run again keeps why, for the user to see meanwhile; a result is kept
 	 * only by a finished job */
@@ -1566,9 +1569,10 @@ static int pg_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_
 static int give_back(th_store *st, th_job *job, enum th_gone why, int64_t now)
 {
 	char msg[160];
+	int64_t began = job->started_us;
 	th_job_status to = th_lifecycle_give_back(job, why, now, msg, sizeof(msg));
 	int rc;
-	if (to == TH_JOB_ERROR && (rc = add_history(st, job->id, job->attempts, msg)))
+	if (to == TH_JOB_ERROR && (rc = add_history(st, job->id, job->attempts, began, now, msg)))
 		return rc;
 	th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
 	struct also x = {.error = to != TH_JOB_QUEUED ? msg : NULL};
