@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "error.h"
 
 int th_lifecycle_check_new(const th_store_new *n, int64_t now)
@@ -192,11 +193,18 @@ void th_lifecycle_cron_run(th_job *cron, uint64_t id, int64_t now, th_job *run)
 	cron->fires++;
 }
 
-char *th_lifecycle_history(const void *old, size_t oldlen, uint32_t attempt, const char *msg,
-			   size_t *len)
+char *th_lifecycle_history(const void *old, size_t oldlen, uint32_t attempt, int64_t began,
+			   int64_t ended, const char *msg, size_t *len)
 {
-	char head[32];
-	int hn = snprintf(head, sizeof(head), "attempt %u: ", attempt);
+	char head[96], at[32];
+	int hn;
+	if (began > 0) {
+		th_clock_format(began, at, sizeof(at));
+		double took = ended > began ? (double)(ended - began) / 1e6 : 0;
+		hn = snprintf(head, sizeof(head), "attempt %u at %s for %.3f s: ", attempt, at, took);
+	} else {
+		hn = snprintf(head, sizeof(head), "attempt %u: ", attempt);
+	}
 	size_t ml = strlen(msg), n = oldlen + (size_t)hn + ml + 1;
 	char *buf = malloc(n);
 	if (!buf)
@@ -248,4 +256,9 @@ int th_lifecycle_retry(th_job *job)
 	job->finished_us = 0;
 	job->flags &= ~(uint32_t)(TH_JOB_CANCEL_REQUESTED | TH_JOB_UNIQUE);
 	return 0;
+}
+
+int th_lifecycle_remove(const th_job *job)
+{
+	return th_job_status_final(job->status) ? 0 : TH_ESTATE;
 }

@@ -88,11 +88,12 @@ void th_lifecycle_cron_flags(th_job *cron, int catchup, int paused);
 /* The run a cron job fires at now, with id `id`; the cron job records it. */
 void th_lifecycle_cron_run(th_job *cron, uint64_t id, int64_t now, th_job *run);
 
-/* The error history with "attempt N: message\n" appended to old (oldlen bytes), only
- * its latest TH_HISTORY_MAX bytes (whole lines) kept: a malloc'd buffer of *len bytes,
- * or NULL when out of memory. */
-char *th_lifecycle_history(const void *old, size_t oldlen, uint32_t attempt, const char *msg,
-			   size_t *len);
+/* The error history with "attempt N at START for S.SSS s: message\n" appended to old
+ * (oldlen bytes): the attempt began at `began` (0: not known, then "attempt N: message")
+ * and failed at `ended`. Only its latest TH_HISTORY_MAX bytes (whole lines) are kept: a
+ * malloc'd buffer of *len bytes, or NULL when out of memory. */
+char *th_lifecycle_history(const void *old, size_t oldlen, uint32_t attempt, int64_t began,
+			   int64_t ended, const char *msg, size_t *len);
 
 /* The user's changes: TH_ESTATE when the job's status does not allow them. */
 /* Cancel: TH_EBUSY for a running job (now asked to stop: the flag is set), else the job
@@ -102,5 +103,7 @@ int th_lifecycle_cancel(th_job *job, int64_t now);
 int th_lifecycle_start(th_job *job);
 /* A job in error or cancelled is queued again, its attempts reset. */
 int th_lifecycle_retry(th_job *job);
+/* A finished job may be removed. */
+int th_lifecycle_remove(const th_job *job);
 
 #endif

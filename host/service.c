@@ -364,6 +364,26 @@ int th_service_retry(th_service *svc, uint64_t id)
 	return rc;
 }
 
+int th_service_change_many(th_service *svc, th_change what, const uint64_t *ids, size_t n,
+			   int *rcs)
+{
+	int rc = th_store_change(svc->store, what, ids, n, rcs);
+	if (rc)
+		return rc;
+	bool done = false, stop = false;
+	for (size_t i = 0; i < n; i++) {
+		done |= rcs[i] == 0;
+		stop |= rcs[i] == TH_EBUSY;
+	}
+	if (done && what == TH_CHANGE_RETRY)
+		th_coord_notify(svc->coord, TH_WAKE_ADDED);
+	if (done && what == TH_CHANGE_CANCEL)
+		th_coord_notify(svc->coord, TH_WAKE_FINISHED);
+	if (stop)
+		th_coord_notify(svc->coord, TH_WAKE_CANCEL);
+	return 0;
+}
+
 int th_service_cron_update(th_service *svc, uint64_t id, const char *spec, int catchup)
 {
 	int rc = th_store_cron_update(svc->store, id, spec, catchup);

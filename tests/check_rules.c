@@ -247,7 +247,7 @@ START_TEST(history_keeps_the_latest)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;
 	for (uint32_t a = 1; a <= 200; a++) { /* 200 lines of 4 KiB: past TH_HISTORY_MAX */
-		char *next = th_lifecycle_history(h, n, a, big, &len);
+		char *next = th_lifecycle_history(h, n, a, 0, 0, big, &len);
 		ck_assert_ptr_nonnull(next);
 		free(h);
 		h = next;
@@ -312,13 +312,17 @@ END_TEST
 START_TEST(history_lines)
 {
 	size_t n;
-	char *h = th_lifecycle_history(NULL, 0, 1, "first", &n);
+	char *h = th_lifecycle_history(NULL, 0, 1, 0, 0, "first", &n);
 	ck_assert_uint_eq(n, strlen("attempt 1: first\n"));
 	ck_assert(memcmp(h, "attempt 1: first\n", n) == 0);
 	size_t n2;
-	char *h2 = th_lifecycle_history(h, n, 2, "second", &n2);
-	ck_assert_uint_eq(n2, n + strlen("attempt 2: second\n"));
-	ck_assert(memcmp(h2, "attempt 1: first\nattempt 2: second\n", n2) == 0);
+	/* with the attempt's times: when it began and how long it ran */
+	char *h2 = th_lifecycle_history(h, n, 2, 1800000000LL * 1000000 + 123000,
+					1800000000LL * 1000000 + 2373000, "second", &n2);
+	const char *want = "attempt 1: first\n"
+			   "attempt 2 at 2027-01-15T08:00:00.123Z for 2.250 s: second\n";
+	ck_assert_uint_eq(n2, strlen(want));
+	ck_assert(memcmp(h2, want, n2) == 0);
 	free(h);
 	free(h2);
 }

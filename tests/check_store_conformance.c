@@ -210,7 +210,7 @@ START_TEST(claims_in_order_fenced)
 	free(r);
 	ck_assert_uint_eq(outcome(low, 0, TH_JOB_ERROR, NULL, "boom"), 0);
 	char *e = blob(low, TH_BLOB_ERRORS, NULL);
-	ck_assert_str_eq(e, "attempt 1: boom\n");
+	ck_assert_str_eq(e, "attempt 1 at 2027-01-15T08:00:00.000Z for 0.000 s: boom\n");
 	free(e);
 	/* put back: queued again, in its place */
 	ck_assert_uint_eq(outcome(low2, 0, TH_JOB_QUEUED, NULL, NULL), 0);
@@ -568,6 +568,60 @@ START_TEST(minutes_count_what_happened)
 }
 END_TEST
 
+/* Many jobs changed in one transaction: each one's outcome told, the refused ones left
+ * as they were, a removed job gone with its bytes, counts and indexes kept. */
+START_TEST(changes_of_many)
+{
+	open_backend(_i);
+	uint64_t q = add((th_store_new){0});
+	uint64_t held = add((th_store_new){.hold = true});
+	uint64_t run = add((th_store_new){.queue = "mail"});
+	uint64_t failed = add((th_store_new){.queue = "mail", .unique = "k1"});
+	uint64_t ids[4];
+	ck_assert_uint_eq(claim(&me, "mail", 2, ids, 60 * SEC), 2);
+	ck_assert_uint_eq(outcome(failed, 0, TH_JOB_ERROR, NULL, "boom"), 0);
+	/* cancel: two at once, one asked to stop, the failed one refused, 999 unknown */
+	uint64_t c[] = {q, held, run, failed, 999};
+	int rcs[5];
+	ck_assert_int_eq(th_store_change(st, TH_CHANGE_CANCEL, c, 5, rcs), 0);
+	ck_assert_int_eq(rcs[0], 0);
+	ck_assert_int_eq(rcs[1], 0);
+	ck_assert_int_eq(rcs[2], TH_EBUSY);
+	ck_assert_int_eq(rcs[3], TH_ESTATE);
+	ck_assert_int_eq(rcs[4], TH_ENOTFOUND);
+	ck_assert_int_eq(job_of(q).status, TH_JOB_CANCELLED);
+	ck_assert_int_eq(job_of(held).status, TH_JOB_CANCELLED);
+	ck_assert_int_eq(job_of(run).status, TH_JOB_PROCESSING);
+	ck_assert_int_eq(job_of(failed).status, TH_JOB_ERROR);
+	assert_counts();
+	/* retry: the cancelled and the failed queued again, the running one refused */
+	uint64_t r[] = {q, run, failed};
+	ck_assert_int_eq(th_store_change(st, TH_CHANGE_RETRY, r, 3, rcs), 0);
+	ck_assert_int_eq(rcs[0], 0);
+	ck_assert_int_eq(rcs[1], TH_ESTATE);
+	ck_assert_int_eq(rcs[2], 0);
+	ck_assert_int_eq(job_of(q).status, TH_JOB_QUEUED);
+	ck_assert_int_eq(job_of(failed).status, TH_JOB_QUEUED);
+	assert_counts();
+	/* remove: finished jobs only, gone with their bytes */
+	uint64_t d[] = {q, held};
+	ck_assert_int_eq(th_store_change(st, TH_CHANGE_REMOVE, d, 2, rcs), 0);
+	ck_assert_int_eq(rcs[0], TH_ESTATE);
+	ck_assert_int_eq(rcs[1], 0);
+	th_job j;
+	void *data;
+	size_t len;
+	ck_assert_int_eq(th_store_get(st, held, &j), TH_ENOTFOUND);
+	ck_assert_int_eq(th_store_blob(st, held, TH_BLOB_INPUT, &data, &len), TH_ENOTFOUND);
+	ck_assert_int_eq(th_store_get(st, q, &j), 0);
+	assert_counts();
+	uint64_t n;
+	ck_assert_int_eq(th_store_finished_since(st, 0, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(th_store_change(st, (th_change)9, d, 2, rcs), TH_EINVAL);
+}
+END_TEST
+
 struct paged {
 	uint64_t ids[2000];
 	size_t n, stop; /* stop after this many (0: never) */
@@ -649,6 +703,7 @@ Suite *conformance_suite(void)
 	tcase_add_loop_test(tc, counts_follow_every_change, 0, n);
 	tcase_add_loop_test(tc, lists_by_status, 0, n);
 	tcase_add_loop_test(tc, minutes_count_what_happened, 0, n);
+	tcase_add_loop_test(tc, changes_of_many, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }

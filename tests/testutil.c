@@ -278,3 +278,25 @@ enum th_liveness tu_owner_alive(void *ud, const th_owner *o)
 	(void)ud;
 	return th_owner_alive(o);
 }
+
+char *tu_history_untimed(char *h)
+{
+	char *out = h, *in = h;
+	while (*in) {
+		char *at = strstr(in, " at "), *nl = strchr(in, '\n');
+		char *end = at && (!nl || at < nl) ? strstr(at, " s: ") : NULL;
+		if (!end || (nl && end > nl)) { /* copy the line as it is */
+			size_t n = nl ? (size_t)(nl + 1 - in) : strlen(in);
+			memmove(out, in, n);
+			out += n;
+			in += n;
+			continue;
+		}
+		size_t n = (size_t)(at - in);
+		memmove(out, in, n);
+		out += n;
+		in = end + 2; /* from ": " on */
+	}
+	*out = 0;
+	return h;
+}

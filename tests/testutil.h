@@ -55,5 +55,7 @@ void tu_clock_real(void);
 /* th_store_recover's alive callback as the local coordination answers it (pid
  * liveness on this machine), without a coordination. */
 enum th_liveness tu_owner_alive(void *ud, const th_owner *o);
+/* An error history without its attempts' times (" at TIME for S s"), in place. */
+char *tu_history_untimed(char *h);
 
 #endif

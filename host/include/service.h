@@ -134,6 +134,18 @@ int th_service_input(th_service *svc, uint64_t id, void **data, size_t *len);
 int th_service_unique(th_service *svc, uint64_t id, char **key);
 /* A cron job's schedule. */
 int th_service_cron_spec(th_service *svc, uint64_t id, char **spec);
+/* What th_service_change_many does to each job. */
+typedef enum th_change {
+	TH_CHANGE_CANCEL = 1, /* as th_service_cancel */
+	TH_CHANGE_RETRY = 2,  /* as th_service_retry */
+	TH_CHANGE_REMOVE = 3  /* a finished job (completed, error, cancelled) is removed with
+				 its bytes; TH_ESTATE for any other */
+} th_change;
+/* Changes n jobs in one transaction; rcs[i] is each job's outcome: 0, TH_EBUSY (a
+ * running job asked to stop), TH_ESTATE (its status does not allow the change) or
+ * TH_ENOTFOUND. Any other error leaves every job as it was and is returned. */
+int th_service_change_many(th_service *svc, th_change what, const uint64_t *ids, size_t n,
+			   int *rcs);
 /* Cancels a job: a queued, delayed, held or cron job at once (a cron job fires no
  * more). A running job is asked to stop: TH_EBUSY, and it ends cancelled when its task
  * returns. TH_ESTATE for a finished job. */

@@ -110,6 +110,12 @@ int th_api_decode_wait(json_t *obj, uint64_t **ids, size_t *n, double *timeout, 
 /* PATCH /v1/cron/{id}: {"schedule": "...", "catchup": bool}, either may be missing. */
 int th_api_decode_cron_update(json_t *obj, const char **schedule, int *catchup, char *err,
 			      size_t errlen);
+/* POST /v1/jobs/bulk: {"action": "retry|cancel|delete", "ids": [...]} or {"action": ...,
+ * "filter": {...}}: the ids malloc'd, in increasing order without repeats, or *filter
+ * (pointing into obj) the filter object, its keys checked by the handler. TH_ETOOBIG
+ * for more than max_ids ids. */
+int th_api_decode_bulk(json_t *obj, size_t max_ids, th_change *what, uint64_t **ids,
+		       size_t *n, json_t **filter, char *err, size_t errlen);
 /* A "2026-12-01T08:00:00Z" or seconds-since-the-epoch text (query or body) -> us. */
 int th_api_parse_time(const char *s, int64_t *us);
 
@@ -120,6 +126,7 @@ int th_api_jobs_get(th_api_req *r);
 int th_api_jobs_bytes(th_api_req *r);
 int th_api_jobs_op(th_api_req *r);
 int th_api_jobs_list(th_api_req *r);
+int th_api_jobs_bulk(th_api_req *r);
 int th_api_jobs_progress(th_api_req *r);
 int th_api_wait_jobs(th_api_req *r);
 int th_api_stats(th_api_req *r);

@@ -211,3 +211,75 @@ int th_api_decode_cron_update(json_t *obj, const char **schedule, int *catchup, 
 		return bad(err, errlen, "body", "expected schedule, catchup or both");
 	return 0;
 }
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int th_api_decode_bulk(json_t *obj, size_t max_ids, th_change *what, uint64_t **ids,
+		       size_t *n, json_t **filter, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"action", "ids", "filter", NULL};
+	static const char *const actions[] = {"cancel", "retry", "delete"};
+	*ids = NULL;
+	*n = 0;
+	*filter = NULL;
+	if (only_fields(obj, "body", fields, err, errlen))
+		return TH_EINVAL;
+	const char *action = NULL;
+	if (string(obj, "action", &action, err, errlen))
+		return TH_EINVAL;
+	if (!action)
+		return bad(err, errlen, "action", "missing: retry, cancel or delete");
+	int i = 0;
+	while (i < 3 && strcmp(actions[i], action) != 0)
+		i++;
+	if (i == 3) {
+		snprintf(err, errlen, "action: unknown action '%.40s' (retry, cancel or delete)",
+			 action);
+		return TH_EINVAL;
+	}
+	*what = (th_change)(TH_CHANGE_CANCEL + i);
+	json_t *a = json_object_get(obj, "ids"), *f = json_object_get(obj, "filter");
+	if (a && f)
+		return bad(err, errlen, "body", "give ids or filter, not both");
+	if (!a && !f)
+		return bad(err, errlen, "body", "expected ids (the jobs) or filter (every job it "
+			   "matches)");
+	if (f) {
+		if (!json_is_object(f))
+			return bad(err, errlen, "filter", "expected an object ({} matches every job)");
+		*filter = f;
+		return 0;
+	}
+	if (!json_is_array(a) || !json_array_size(a))
+		return bad(err, errlen, "ids", "expected an array of job ids, not empty");
+	if (json_array_size(a) > max_ids) {
+		snprintf(err, errlen, "ids: %zu job ids, more than max_batch (%zu)",
+			 json_array_size(a), max_ids);
+		return TH_ETOOBIG;
+	}
+	uint64_t *v = calloc(json_array_size(a), sizeof(*v));
+	if (!v)
+		return TH_ENOMEM;
+	for (size_t k = 0; k < json_array_size(a); k++) {
+		json_t *e = json_array_get(a, k);
+		if (!json_is_integer(e) || json_integer_value(e) < 1) {
+			free(v);
+			snprintf(err, errlen, "ids[%zu]: expected a job id (a whole number from 1)", k);
+			return TH_EINVAL;
+		}
+		v[k] = (uint64_t)json_integer_value(e);
+	}
+	/* in id order, each once: the order every writer locks jobs in */
+	size_t m = json_array_size(a), k = 0;
+	qsort(v, m, sizeof(*v), cmp_id);
+	for (size_t j = 0; j < m; j++)
+		if (!k || v[j] != v[k - 1])
+			v[k++] = v[j];
+	*ids = v;
+	*n = k;
+	return 0;
+}

@@ -267,13 +267,20 @@ int th_api_jobs_op(th_api_req *r)
 
 /* ---- listing ---- */
 
+/* What GET /v1/jobs and a bulk change by filter match. */
 struct filter {
-	const char *task, *queue;
+	th_service *svc;
+	unsigned mask;
+	const char *task, *queue, *unique;
 	int64_t added_after, added_before, finished_after, finished_before;
 	th_job *jobs;
 	size_t n, max;
 	uint64_t last; /* the last job looked at */
 };
+
+static const char *const filter_keys[] = {
+	"status", "task", "queue", "unique", "added_after", "added_before", "finished_after",
+	"finished_before", NULL};
 
 static int filter_job(const th_job *j, void *ud)
 {
@@ -286,21 +293,72 @@ static int filter_job(const th_job *j, void *ud)
 	    (f->finished_after && j->finished_us <= f->finished_after) ||
 	    (f->finished_before && (!j->finished_us || j->finished_us >= f->finished_before)))
 		return 0;
+	if (f->unique) { /* read only for the jobs that pass the rest */
+		char *key = NULL;
+		bool same = (j->flags & TH_JOB_UNIQUE) && th_service_unique(f->svc, j->id, &key) == 0 &&
+			    strcmp(key, f->unique) == 0;
+		free(key);
+		if (!same)
+			return 0;
+	}
 	f->jobs[f->n++] = *j;
 	return f->n == f->max;
 }
 
-/* A time query argument, or 0 when missing; -1 when bad (r is answered). */
-static int time_arg(th_api_req *r, const char *key, int64_t *out)
+/* The next jobs of f from the cursor `from`, up to max, into jobs; *more when the walk
+ * stopped with jobs left to look at, and f->last is where the next one starts. */
+static int filter_next(struct filter *f, uint64_t from, bool newest, th_job *jobs,
+		       size_t max, bool *more)
 {
-	const char *v = r->arg(r, key);
-	*out = 0;
-	if (v && th_api_parse_time(v, out)) {
-		th_api_error(r, 400, "bad_request", "%s: expected a time such as "
-			     "2026-12-01T08:00:00Z or seconds since the epoch", key);
-		return -1;
+	f->jobs = jobs;
+	f->n = 0;
+	f->max = max;
+	f->last = from;
+	int rc = th_service_list(f->svc, f->mask ? f->mask : TH_MASK_ALL, from, newest,
+				 filter_job, f);
+	*more = f->n == f->max;
+	return rc;
+}
+
+/* Fills f from the filter's keys as get(ctx, key) gives them (NULL: missing); -1 when
+ * one is bad (r is answered, the message starting with `where`). */
+static int filter_parse(th_api_req *r, const char *where,
+			const char *(*get)(void *ctx, const char *key), void *ctx,
+			struct filter *f)
+{
+	*f = (struct filter){.svc = r->svc, .task = get(ctx, "task"),
+			     .queue = get(ctx, "queue"), .unique = get(ctx, "unique")};
+	struct { const char *key; int64_t *out; } times[] = {
+		{"added_after", &f->added_after}, {"added_before", &f->added_before},
+		{"finished_after", &f->finished_after}, {"finished_before", &f->finished_before}};
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		const char *v = get(ctx, times[i].key);
+		if (v && th_api_parse_time(v, times[i].out))
+			return th_api_error(r, 400, "bad_request", "%s%s: expected a time such as "
+					    "2026-12-01T08:00:00Z or seconds since the epoch",
+					    where, times[i].key), -1;
+	}
+	const char *status = get(ctx, "status");
+	if (!status)
+		return 0;
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", status);
+	char *save = NULL;
+	for (char *s = strtok_r(buf, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+		th_job_status st;
+		if (th_job_status_parse(s, &st))
+			return th_api_error(r, 400, "bad_request", "%sstatus: unknown status "
+					    "'%.40s' (queued, processing, completed, error, "
+					    "cancelled, delayed, held, cronjob)", where, s), -1;
+		f->mask |= TH_MASK(st);
 	}
 	return 0;
+}
+
+static const char *query_get(void *ctx, const char *key)
+{
+	th_api_req *r = ctx;
+	return r->arg(r, key);
 }
 
 static int whole_arg(th_api_req *r, const char *key, long lo, long hi, long def, long *out)
@@ -322,72 +380,181 @@ static int whole_arg(th_api_req *r, const char *key, long lo, long hi, long def,
 
 int th_api_jobs_list(th_api_req *r)
 {
-	struct filter f = {.task = r->arg(r, "task"), .queue = r->arg(r, "queue")};
-	const char *status = r->arg(r, "status"), *unique = r->arg(r, "unique");
+	struct filter f;
 	const char *order = r->arg(r, "order");
 	if (order && strcmp(order, "oldest") && strcmp(order, "newest"))
 		return th_api_error(r, 400, "bad_request", "order: expected oldest or newest");
 	bool newest = order && strcmp(order, "newest") == 0;
 	long limit, cursor;
-	if (time_arg(r, "added_after", &f.added_after) ||
-	    time_arg(r, "added_before", &f.added_before) ||
-	    time_arg(r, "finished_after", &f.finished_after) ||
-	    time_arg(r, "finished_before", &f.finished_before) ||
+	if (filter_parse(r, "", query_get, r, &f) ||
 	    whole_arg(r, "limit", 1, TH_API_LIST_MAX, TH_API_LIST_DEFAULT, &limit) ||
 	    whole_arg(r, "cursor", 0, 0x7fffffffffffffffL, 0, &cursor))
 		return 0;
-	unsigned mask = 0;
-	if (status) {
-		char buf[256];
-		snprintf(buf, sizeof(buf), "%s", status);
-		char *save = NULL;
-		for (char *s = strtok_r(buf, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
-			th_job_status st;
-			if (th_job_status_parse(s, &st))
-				return th_api_error(r, 400, "bad_request", "status: unknown status "
-						    "'%.40s' (queued, processing, completed, error, "
-						    "cancelled, delayed, held, cronjob)", s);
-			mask |= TH_MASK(st);
-		}
-	}
 	json_t *arr = json_array();
 	th_job chunk[64];
 	uint64_t from = (uint64_t)cursor;
 	bool more = true;
 	while (json_array_size(arr) < (size_t)limit && more) {
-		f.jobs = chunk;
-		f.n = 0;
-		f.max = 64;
-		f.last = from;
-		int rc = th_service_list(r->svc, mask ? mask : TH_MASK_ALL, from, newest,
-					 filter_job, &f);
+		size_t want = (size_t)limit - json_array_size(arr);
+		int rc = filter_next(&f, from, newest, chunk, want < 64 ? want : 64, &more);
 		if (rc) {
 			json_decref(arr);
 			return th_api_fail(r, rc, 0, "list");
 		}
-		more = f.n == f.max;
-		size_t i;
-		for (i = 0; i < f.n && json_array_size(arr) < (size_t)limit; i++) {
-			if (unique) {
-				char *key = NULL;
-				bool same = th_service_unique(r->svc, chunk[i].id, &key) == 0 &&
-					    strcmp(key, unique) == 0;
-				free(key);
-				if (!same)
-					continue;
-			}
+		for (size_t i = 0; i < f.n; i++)
 			json_array_append_new(arr, th_jobjson_job(&chunk[i]));
-			from = chunk[i].id;
-		}
-		if (i < f.n)
-			more = true; /* the page is full with jobs of this chunk left */
-		else
-			from = f.last;
+		from = f.last;
 	}
 	char next[24];
 	snprintf(next, sizeof(next), "%llu", (unsigned long long)from);
 	return th_api_ok(r, 200, json_pack("{s:o, s:o}", "jobs", arr, "next_cursor",
 					   more ? json_string(next) : json_null()));
+}
+
+/* ---- bulk changes: the jobs named, or every job a filter matches ---- */
+
+#define BULK_CHUNK 500 /* jobs one transaction of a bulk change looks at, at most */
+
+struct bulk {
+	th_change what;
+	uint64_t *ids; /* by ids: in increasing order */
+	size_t nids, at;
+	bool by_filter;
+	struct filter f;
+	uint64_t from;  /* by filter: the cursor of the walk */
+	bool more;
+	char times[4][24]; /* the filter's times given as numbers, as text */
+	th_job jobs[BULK_CHUNK];
+	uint64_t batch[BULK_CHUNK];
+	int rcs[BULK_CHUNK];
+	size_t n;
+	uint64_t changed, stopping, skipped, missing;
+};
+
+static void bulk_free(void *p)
+{
+	struct bulk *b = p;
+	free(b->ids);
+	free(b);
+}
+
+/* One batch, on the committer thread: the next jobs, changed in one transaction. */
+static int bulk_op(th_service *svc, void *arg)
+{
+	struct bulk *b = ((th_api_req *)arg)->scratch;
+	b->n = 0;
+	if (b->by_filter) {
+		int rc = filter_next(&b->f, b->from, false, b->jobs, BULK_CHUNK, &b->more);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < b->f.n; i++)
+			b->batch[b->n++] = b->jobs[i].id;
+		b->from = b->f.last;
+	} else {
+		while (b->n < BULK_CHUNK && b->at < b->nids)
+			b->batch[b->n++] = b->ids[b->at++];
+		b->more = b->at < b->nids;
+	}
+	return th_service_change_many(svc, b->what, b->batch, b->n, b->rcs);
+}
+
+static void bulk_done(th_commit_req *c)
+{
+	th_api_req *r = c->ud;
+	struct bulk *b = r->scratch;
+	int rc = c->rc;
+	for (size_t i = 0; i < b->n && !rc; i++) {
+		int k = b->rcs[i];
+		b->changed += k == 0;
+		b->stopping += k == TH_EBUSY;
+		b->skipped += k == TH_ESTATE;
+		b->missing += k == TH_ENOTFOUND;
+	}
+	/* the next batch queues behind the writes that came meanwhile */
+	if (!rc && b->more && (rc = th_commit_submit(r->api->commit, &r->commit)) == 0)
+		return;
+	if (rc == TH_EBUSY)
+		th_api_error(r, 503, "stopping", "bulk: the host is stopping; %llu jobs changed "
+			     "before it", (unsigned long long)(b->changed + b->stopping));
+	else if (rc)
+		th_api_error(r, rc == TH_EFULL || rc == TH_ENOSPC ? 503 : 500,
+			     rc == TH_EFULL || rc == TH_ENOSPC ? "full" : "internal",
+			     "bulk: %s; %llu jobs changed before it", th_strerror(rc),
+			     (unsigned long long)(b->changed + b->stopping));
+	else
+		th_api_ok(r, 200, json_pack("{s:s, s:I, s:I, s:I, s:I}", "action",
+					    b->what == TH_CHANGE_CANCEL  ? "cancel"
+					    : b->what == TH_CHANGE_RETRY ? "retry" : "delete",
+					    "changed", (json_int_t)b->changed, "stopping",
+					    (json_int_t)b->stopping, "skipped", (json_int_t)b->skipped,
+					    "not_found", (json_int_t)b->missing));
+	th_api_later_done(r);
+}
+
+struct json_filter {
+	json_t *obj;
+	struct bulk *b;
+};
+
+/* A key of the body's filter: strings, and times also as seconds since the epoch. */
+static const char *json_get(void *ctx, const char *key)
+{
+	struct json_filter *jf = ctx;
+	json_t *v = json_object_get(jf->obj, key);
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (!json_is_integer(v))
+		return NULL;
+	size_t i = 4; /* filter_keys[4..7] are the times */
+	while (filter_keys[i] && strcmp(filter_keys[i], key))
+		i++;
+	if (!filter_keys[i])
+		return NULL;
+	char *buf = jf->b->times[i - 4];
+	snprintf(buf, sizeof(jf->b->times[0]), "%lld", (long long)json_integer_value(v));
+	return buf;
+}
+
+int th_api_jobs_bulk(th_api_req *r)
+{
+	struct bulk *b = calloc(1, sizeof(*b));
+	if (!b)
+		return th_api_error(r, 503, "no_memory", "out of memory");
+	r->scratch = b;
+	r->free_scratch = bulk_free;
+	char err[256];
+	json_t *filter;
+	int rc = th_api_decode_bulk(r->body, r->max_batch, &b->what, &b->ids, &b->nids, &filter,
+				    err, sizeof(err));
+	if (rc == TH_ETOOBIG)
+		return th_api_error(r, 413, "too_large", "%s", err);
+	if (rc == TH_ENOMEM)
+		return th_api_error(r, 503, "no_memory", "out of memory");
+	if (rc)
+		return th_api_error(r, 400, "bad_request", "%s", err);
+	if (filter) {
+		const char *key;
+		json_t *v;
+		json_object_foreach(filter, key, v) {
+			size_t i = 0;
+			while (filter_keys[i] && strcmp(filter_keys[i], key))
+				i++;
+			if (!filter_keys[i])
+				return th_api_error(r, 400, "bad_request", "filter: unknown field "
+						    "'%.100s' (status, task, queue, unique, added_after, "
+						    "added_before, finished_after, finished_before)", key);
+			if (!json_is_string(v) && !(i >= 4 && json_is_integer(v)))
+				return th_api_error(r, 400, "bad_request", "filter.%s: expected a "
+						    "string%s", key, i >= 4 ? " or seconds since the "
+						    "epoch" : "");
+		}
+		struct json_filter jf = {filter, b};
+		if (filter_parse(r, "filter.", json_get, &jf, &b->f))
+			return 0;
+		b->by_filter = true;
+	}
+	r->commit = (th_commit_req){.op = bulk_op, .arg = r, .done = bulk_done, .ud = r};
+	return th_api_submit(r);
 }
 
 /* ---- waiting ---- */

@@ -15,6 +15,7 @@ const th_api_route th_api_routes[] = {
 	{"POST", "/jobs", W, th_api_jobs_add},
 	{"GET", "/jobs", R, th_api_jobs_list},
 	{"POST", "/jobs/batch", W, th_api_jobs_batch},
+	{"POST", "/jobs/bulk", W, th_api_jobs_bulk},
 	{"GET", "/jobs/{id}", R, th_api_jobs_get},
 	{"GET", "/jobs/{id}/input", R, th_api_jobs_bytes},
 	{"GET", "/jobs/{id}/result", R, th_api_jobs_bytes},

@@ -159,6 +159,13 @@ int th_store_retry(th_store *st, uint64_t id)
 	return ops(st)->retry(st, id);
 }
 
+int th_store_change(th_store *st, th_change what, const uint64_t *ids, size_t n, int *rcs)
+{
+	if (what < TH_CHANGE_CANCEL || what > TH_CHANGE_REMOVE)
+		return TH_EINVAL;
+	return n ? ops(st)->change(st, what, ids, n, rcs) : 0;
+}
+
 int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
 {
 	th_store_new check = {.task = "-", .cron = spec};

@@ -160,6 +160,8 @@ typedef struct th_store_ops {
 	int (*cancel)(th_store *st, uint64_t id); /* TH_EBUSY: running, asked to stop */
 	int (*start)(th_store *st, uint64_t id);
 	int (*retry)(th_store *st, uint64_t id);
+	/* n jobs changed in one transaction, each one's outcome in rcs[i] (th_store_change) */
+	int (*change)(th_store *st, th_change what, const uint64_t *ids, size_t n, int *rcs);
 	int (*cron_update)(th_store *st, uint64_t id, const char *spec, int catchup);
 	int (*cron_pause)(th_store *st, uint64_t id, bool paused);
 	int (*pause_queue)(th_store *st, const char *queue, bool paused);
@@ -223,6 +225,10 @@ int th_store_cancel(th_store *st, uint64_t id);
 int th_store_start(th_store *st, uint64_t id);
 /* A job that ended in error or was cancelled is queued again, its attempts reset. */
 int th_store_retry(th_store *st, uint64_t id);
+/* Cancels, retries or removes n jobs in one transaction: rcs[i] is 0, TH_EBUSY (a
+ * running job asked to stop), TH_ESTATE or TH_ENOTFOUND for each; any other error
+ * leaves them all as they were. */
+int th_store_change(th_store *st, th_change what, const uint64_t *ids, size_t n, int *rcs);
 /* A cron job's new schedule (NULL: keep it) and catch-up choice; its next fire time is
  * computed from now. TH_EINVAL for a bad schedule, TH_ESTATE for a job not a cron job. */
 int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup);

@@ -80,6 +80,13 @@ static int fault_retry(th_store *st, uint64_t id)
 	return rc ? rc : th_store_retry(st->inner, id);
 }
 
+static int fault_change(th_store *st, th_change what, const uint64_t *ids, size_t n,
+			int *rcs)
+{
+	int rc = st->fn(st->ud, "change");
+	return rc ? rc : th_store_change(st->inner, what, ids, n, rcs);
+}
+
 static int fault_cron_update(th_store *st, uint64_t id, const char *spec, int catchup)
 {
 	int rc = st->fn(st->ud, "cron_update");
@@ -199,6 +206,7 @@ static const th_store_ops fault_ops = {
 	.cancel = fault_cancel,
 	.start = fault_start,
 	.retry = fault_retry,
+	.change = fault_change,
 	.cron_update = fault_cron_update,
 	.cron_pause = fault_cron_pause,
 	.pause_queue = fault_pause_queue,

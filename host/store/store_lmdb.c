@@ -868,14 +868,15 @@ static int del_blobs(th_store *st, MDB_txn *txn, uint64_t id)
 
 /* Adds the line of attempt number `attempt` to the job's error history. */
 static int add_error_history(th_store *st, MDB_txn *txn, uint64_t id, uint32_t attempt,
-			     const char *msg)
+			     int64_t began, int64_t ended, const char *msg)
 {
 	MDB_val old = {0, NULL};
 	int rc = get_blob(st, txn, id, TH_BLOB_ERRORS, &old);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
 	size_t n;
-	char *buf = th_lifecycle_history(old.mv_data, old.mv_size, attempt, msg, &n);
+	char *buf = th_lifecycle_history(old.mv_data, old.mv_size, attempt, began, ended, msg,
+					 &n);
 	if (!buf)
 		return TH_ENOMEM;
 	rc = put_blob(st, txn, id, TH_BLOB_ERRORS, buf, n);
@@ -1943,6 +1944,51 @@ static int lmdb_retry(th_store *st, uint64_t id)
 	return write_txn(st, "retrying a job", retry_fn, &id);
 }
 
+static int remove_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	th_job job;
+	int rc = get_job(st, txn, *(uint64_t *)ud, &job);
+	if (rc || (rc = th_lifecycle_remove(&job)))
+		return rc;
+	if ((rc = del_timed(txn, st->finished, job.finished_us, job.id)) ||
+	    (rc = drop_unique(st, txn, &job)) || (rc = del_job(st, txn, &job)))
+		return rc;
+	return del_blobs(st, txn, job.id);
+}
+
+struct change_args {
+	th_change what;
+	const uint64_t *ids;
+	size_t n;
+	int *rcs;
+};
+
+/* Each job's change in turn; one its status refuses (found out before it writes
+ * anything) is skipped, any other error ends the transaction. */
+static int change_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	struct change_args *a = ud;
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t id = a->ids[i];
+		struct cancel_args c = {id, false};
+		int rc = a->what == TH_CHANGE_CANCEL ? cancel_fn(st, txn, &c)
+			 : a->what == TH_CHANGE_RETRY ? retry_fn(st, txn, &id)
+						      : remove_fn(st, txn, &id);
+		if (rc == MDB_NOTFOUND)
+			rc = TH_ENOTFOUND;
+		if (rc && rc != TH_ESTATE && rc != TH_ENOTFOUND)
+			return rc;
+		a->rcs[i] = rc ? rc : c.running ? TH_EBUSY : 0;
+	}
+	return 0;
+}
+
+static int lmdb_change(th_store *st, th_change what, const uint64_t *ids, size_t n, int *rcs)
+{
+	struct change_args a = {what, ids, n, rcs};
+	return write_txn(st, "changing jobs", change_fn, &a);
+}
+
 /* Reads a cron job's schedule. */
 static int job_cron(th_store *st, MDB_txn *txn, const th_job *job, th_cron *cron)
 {
@@ -2170,9 +2216,10 @@ static int record_outcome(th_store *st, MDB_txn *txn, const th_outcome *o,
 	if ((rc = del_running(st, txn, job.id)))
 		return rc;
 	uint32_t attempt = job.attempts;
+	int64_t began = job.started_us;
 	bool history;
 	th_job_status status = th_lifecycle_outcome(&job, o, now, next_random(st), &history);
-	if (history && (rc = add_error_history(st, txn, job.id, attempt, o->error)))
+	if (history && (rc = add_error_history(st, txn, job.id, attempt, began, now, o->error)))
 		return rc;
 	if (status == TH_JOB_QUEUED || status == TH_JOB_DELAYED) {
 		if (status == TH_JOB_DELAYED) {
@@ -2569,6 +2616,7 @@ static int give_back(th_store *st, MDB_txn *txn, th_job *job, enum th_gone why, 
 {
 	int rc;
 	char msg[160];
+	int64_t began = job->started_us;
 	th_job_status to = th_lifecycle_give_back(job, why, now, msg, sizeof(msg));
 	if (to == TH_JOB_QUEUED) {
 		if ((rc = put_ready(st, txn, job)))
@@ -2576,7 +2624,8 @@ static int give_back(th_store *st, MDB_txn *txn, th_job *job, enum th_gone why, 
 	} else {
 		if ((rc = index_finished(st, txn, job)) ||
 		    (to == TH_JOB_ERROR &&
-		     (rc = add_error_history(st, txn, job->id, job->attempts, msg))) ||
+		     (rc = add_error_history(st, txn, job->id, job->attempts, began, now,
+					     msg))) ||
 		    (rc = put_blob(st, txn, job->id, TH_BLOB_ERROR, msg, strlen(msg))))
 			return rc;
 	}
@@ -3067,6 +3116,7 @@ const th_store_ops th_store_lmdb = {
 	.cancel = lmdb_cancel,
 	.start = lmdb_start,
 	.retry = lmdb_retry,
+	.change = lmdb_change,
 	.cron_update = lmdb_cron_update,
 	.cron_pause = lmdb_cron_pause,
 	.pause_queue = lmdb_pause_queue,

@@ -1057,7 +1057,8 @@ static int put_bytes(th_store *st, uint64_t id, const char *col, const void *dat
 }
 
 /* Appends the attempt's error to the job's history (th_lifecycle_history). */
-static int add_history(th_store *st, uint64_t id, uint32_t attempt, const char *msg)
+static int add_history(th_store *st, uint64_t id, uint32_t attempt, int64_t began,
+		       int64_t ended, const char *msg)
 {
 	struct params p = {.n = 0};
 	p_i64(&p, (int64_t)id);
@@ -1073,7 +1074,8 @@ static int add_history(th_store *st, uint64_t id, uint32_t attempt, const char *
 	if (rc)
 		return rc;
 	size_t len;
-	char *h = th_lifecycle_history(old, oldlen, attempt, msg ? msg : "", &len);
+	char *h = th_lifecycle_history(old, oldlen, attempt, began, ended, msg ? msg : "",
+					 &len);
 	free(old);
 	if (!h)
 		return TH_ENOMEM;
@@ -1142,6 +1144,49 @@ static int pg_retry(th_store *st, uint64_t id)
 {
 	struct change_args a = {id, th_lifecycle_retry};
 	return txn(st, retry_fn, &a);
+}
+
+static int remove_fn(th_store *st, void *ud)
+{
+	uint64_t id = *(uint64_t *)ud;
+	th_job job;
+	int rc = get_job(st, id, true, &job);
+	if (rc || (rc = th_lifecycle_remove(&job)))
+		return rc;
+	struct params p = {.n = 0};
+	p_i64(&p, (int64_t)id);
+	return exec(st, "DELETE FROM taskhost.jobs WHERE id = $1", &p);
+}
+
+struct many_args {
+	th_change what;
+	const uint64_t *ids;
+	size_t n;
+	int *rcs;
+};
+
+/* Each job's change in turn; one its status refuses (found out before it writes) is
+ * skipped, any other error ends the transaction. */
+static int many_fn(th_store *st, void *ud)
+{
+	struct many_args *a = ud;
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t id = a->ids[i];
+		struct cancel_args c = {id, false};
+		struct change_args r = {id, th_lifecycle_retry};
+		int rc = a->what == TH_CHANGE_CANCEL ? cancel_fn(st, &c)
+			 : a->what == TH_CHANGE_RETRY ? retry_fn(st, &r) : remove_fn(st, &id);
+		if (rc && rc != TH_ESTATE && rc != TH_ENOTFOUND)
+			return rc;
+		a->rcs[i] = rc ? rc : c.running ? TH_EBUSY : 0;
+	}
+	return 0;
+}
+
+static int pg_change(th_store *st, th_change what, const uint64_t *ids, size_t n, int *rcs)
+{
+	struct many_args a = {what, ids, n, rcs};
+	return txn(st, many_fn, &a);
 }
 
 /* A cron job's schedule; TH_EDAMAGED (logged) when it does not parse. */
@@ -1305,9 +1350,10 @@ static int record_outcome(th_store *st, const th_outcome *o, const th_owner *own
 	}
 	int rc;
 	uint32_t attempt = job.attempts;
+	int64_t began = job.started_us;
 	bool history;
 	th_job_status status = th_lifecycle_outcome(&job, o, now, next_random(st), &history);
-	if (history && (rc = add_history(st, job.id, attempt, o->error)))
+	if (history && (rc = add_history(st, job.id, attempt, began, now, o->error)))
 		return rc;
 	/* a job to run again keeps why, for the user to see meanwhile; a result is kept
 	 * only by a finished job */
@@ -1591,9 +1637,10 @@ static int pg_renew(th_store *st, const th_owner *owner, int64_t lease_us, size_
 static int give_back(th_store *st, th_job *job, enum th_gone why, int64_t now)
 {
 	char msg[160];
+	int64_t began = job->started_us;
 	th_job_status to = th_lifecycle_give_back(job, why, now, msg, sizeof(msg));
 	int rc;
-	if (to == TH_JOB_ERROR && (rc = add_history(st, job->id, job->attempts, msg)))
+	if (to == TH_JOB_ERROR && (rc = add_history(st, job->id, job->attempts, began, now, msg)))
 		return rc;
 	th_log_warn("store", "job %llu: %s", (unsigned long long)job->id, msg);
 	struct also x = {.error = to != TH_JOB_QUEUED ? msg : NULL};
@@ -1772,6 +1819,7 @@ const th_store_ops th_store_pg = {
 	.cancel = pg_cancel,
 	.start = pg_start,
 	.retry = pg_retry,
+	.change = pg_change,
 	.cron_update = pg_cron_update,
 	.cron_pause = pg_cron_pause,
 	.pause_queue = pg_pause_queue,

@@ -34,7 +34,7 @@ chmod 600 "$TOKENS"
 SEEN="$W/seen"
 : >"$SEEN"
 note() {
-	route=$(printf '%s' "${2%%\?*}" | sed -E -e '/^\/v1\/jobs\/batch$/b' \
+	route=$(printf '%s' "${2%%\?*}" | sed -E -e '/^\/v1\/jobs\/(batch|bulk)$/b' \
 		-e 's#^/v1/jobs/[^/]+#/v1/jobs/{id}#' -e 's#^/v1/cron/[^/]+#/v1/cron/{id}#' \
 		-e 's#^/v1/queues/[^/]+/#/v1/queues/{name}/#')
 	case $(printf '%s' "$body" | jq -r '.error.code? // ""' 2>/dev/null) in
@@ -296,6 +296,52 @@ is "a batch over max_batch: 413" 413 '.error.message | contains("max_batch (5)")
 api POST /v1/jobs/batch '{"jobs":[{"task":"noop"},{"task":"nope"}]}'
 is "a batch with a bad job: 400 naming it, none added" 400 '.error.message | startswith("jobs[1]: ")'
 
+# ---- bulk changes: the jobs named, or every job a filter matches ----
+api POST /v1/jobs/batch '{"jobs":[{"task":"noop","hold":true,"queue":"bulk"},{"task":"noop","hold":true,"queue":"bulk"},{"task":"noop","hold":true,"queue":"bulk"}]}'
+held=$(printf '%s' "$body" | jq -c .ids)
+api POST /v1/jobs/bulk "{\"action\":\"cancel\",\"ids\":$held}"
+is "bulk cancel of three held jobs by id" 200 \
+	'. == {"action":"cancel","changed":3,"stopping":0,"skipped":0,"not_found":0}'
+api POST /v1/jobs/bulk "{\"action\":\"cancel\",\"ids\":$(printf '%s' "$held" | jq -c '. + [999999]')}"
+is "again: each skipped (cancelled already), the unknown one not found" 200 \
+	'.changed == 0 and .skipped == 3 and .not_found == 1'
+api POST /v1/jobs/bulk '{"action":"retry","filter":{"queue":"bulk","status":"cancelled"}}'
+is "bulk retry of what a filter matches" 200 '.changed == 3 and .skipped == 0'
+api GET "/v1/jobs/$(printf '%s' "$held" | jq '.[0]')"
+is "a retried job is queued again" 200 '.status == "queued" and .attempts == 0'
+api POST /v1/jobs/bulk '{"action":"delete","filter":{"queue":"bulk"}}'
+is "bulk delete refuses jobs not finished" 200 '.changed == 0 and .skipped == 3'
+api POST /v1/jobs/bulk '{"action":"cancel","filter":{"queue":"bulk","status":"queued"}}'
+api POST /v1/jobs/bulk "{\"action\":\"delete\",\"filter\":{\"queue\":\"bulk\",\"added_after\":$(($(date +%s) - 3600))}}"
+is "bulk delete of the cancelled ones, a time as seconds" 200 '.changed == 3 and .skipped == 0'
+api GET "/v1/jobs/$(printf '%s' "$held" | jq '.[1]')"
+is "a deleted job is gone" 404
+api POST /v1/jobs/bulk '{"action":"frob","ids":[1]}'
+is "bulk: an unknown action: 400 naming it" 400 \
+	'.error.message == "action: unknown action '"'frob'"' (retry, cancel or delete)"'
+api POST /v1/jobs/bulk '{"ids":[1]}'
+is "bulk: no action: 400" 400 '.error.message | startswith("action: missing")'
+api POST /v1/jobs/bulk '{"action":"retry","ids":[1],"filter":{}}'
+is "bulk: ids and filter both: 400" 400 '.error.message == "body: give ids or filter, not both"'
+api POST /v1/jobs/bulk '{"action":"retry"}'
+is "bulk: neither ids nor filter: 400" 400 '.error.message | startswith("body: expected ids")'
+api POST /v1/jobs/bulk '{"action":"retry","ids":[]}'
+is "bulk: empty ids: 400" 400 '.error.message == "ids: expected an array of job ids, not empty"'
+api POST /v1/jobs/bulk '{"action":"retry","ids":[1,"two"]}'
+is "bulk: an id that is no id: 400 naming it" 400 '.error.message | startswith("ids[1]: ")'
+api POST /v1/jobs/bulk '{"action":"retry","ids":[1,2,3,4,5,6]}'
+is "bulk: more ids than max_batch: 413" 413 '.error.message | contains("max_batch (5)")'
+api POST /v1/jobs/bulk '{"action":"retry","filter":{"colour":"red"}}'
+is "bulk: an unknown filter field: 400 naming it" 400 '.error.message | startswith("filter: unknown field '"'colour'"'")'
+api POST /v1/jobs/bulk '{"action":"retry","filter":{"status":"done"}}'
+is "bulk: an unknown status: 400" 400 '.error.message | startswith("filter.status: unknown status '"'done'"'")'
+api POST /v1/jobs/bulk '{"action":"retry","filter":{"added_after":"yesterday"}}'
+is "bulk: a bad time: 400" 400 '.error.message | startswith("filter.added_after: expected a time")'
+api POST /v1/jobs/bulk '{"action":"retry","filter":{"task":5}}'
+is "bulk: a filter value of the wrong type: 400" 400 '.error.message == "filter.task: expected a string"'
+api POST /v1/jobs/bulk '[1,2]'
+is "bulk: a body that is no object: 400" 400
+
 # ---- tokens on TCP ----
 tcp "" GET /v1/health
 is "TCP without a token: 401" 401 '.error.code == "unauthorized"'
@@ -307,6 +353,10 @@ tcp $READ POST /v1/jobs '{"task":"noop"}'
 is "a read token cannot add: 403" 403 '.error.code == "forbidden"'
 tcp $WRITE POST /v1/jobs '{"task":"noop"}'
 is "a write token adds" 201
+tcp $READ POST /v1/jobs/bulk '{"action":"cancel","filter":{}}'
+is "a read token cannot change jobs in bulk: 403" 403 '.error.code == "forbidden"'
+tcp $WRITE POST /v1/jobs/bulk '{"action":"delete","ids":[999999]}'
+is "a write token can" 200 '.not_found == 1'
 tcp $WRITE POST /v1/queues/default/pause
 is "a write token cannot pause a queue: 403" 403
 tcp $ADMIN POST /v1/queues/default/pause

@@ -79,6 +79,9 @@ r=$out
 th wait "$r" --timeout 30
 expect "out of attempts: error" 1 "taskhost: job $r failed: task asked to be retried"
 th error "$r" --all
+check "each attempt with when it began and how long it ran" sh -c \
+	'echo "$1" | grep -Eq "^attempt 2 at 20[0-9-]+T[0-9:.]+Z for [0-9]+\.[0-9]{3} s: "' - "$out"
+out=$(printf '%s\n' "$out" | sed -E 's/ at [^ ]+ for [0-9.]+ s:/:/')
 same "every attempt's error" "$out" "attempt 1: task asked to be retried
 attempt 2: task asked to be retried
 attempt 3: task asked to be retried"

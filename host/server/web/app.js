@@ -73,14 +73,27 @@ async function overview(main) {
 	return true; // live
 }
 
-function jobsTable(jobs, actions = false) {
+function jobsTable(jobs, actions = false, selected = null) {
+	const all = selected ? el('input', { type: 'checkbox', id: 'select-all', title: 'select every job of this page' }) : null;
+	const boxes = [];
+	if (all) all.addEventListener('change', () => { for (const b of boxes) { b.checked = all.checked; b.dispatchEvent(new Event('change')); } });
 	return el('table', { class: 'jobs' },
-		el('tr', {}, ['id', 'task', 'queue', 'status', 'attempts', 'added', 'took'].map((h) => el('th', {}, h)), actions ? el('th', {}, '') : []),
-		jobs.map((j) => el('tr', { 'data-id': j.id },
-			el('td', {}, el('a', { href: `#/job/${j.id}` }, j.id)), el('td', {}, j.task), el('td', {}, j.queue),
-			statusCell(j.status), el('td', {}, `${j.attempts}/${j.max_attempts}`), el('td', {}, j.added || ''),
-			el('td', {}, j.took === null ? '' : `${j.took.toFixed(3)} s`),
-			actions ? el('td', {}, jobButtons(j)) : [])));
+		el('tr', {}, selected ? el('th', {}, all) : [],
+			['id', 'task', 'queue', 'status', 'attempts', 'added', 'finished', 'took'].map((h) => el('th', {}, h)), actions ? el('th', {}, '') : []),
+		jobs.map((j) => {
+			let box = [];
+			if (selected) {
+				const b = el('input', { type: 'checkbox', class: 'select', value: j.id });
+				b.addEventListener('change', () => { if (b.checked) selected.add(j.id); else selected.delete(j.id); selected.changed(); });
+				boxes.push(b);
+				box = el('td', {}, b);
+			}
+			return el('tr', { 'data-id': j.id }, box,
+				el('td', {}, el('a', { href: `#/job/${j.id}` }, j.id)), el('td', {}, j.task), el('td', {}, j.queue),
+				statusCell(j.status), el('td', {}, `${j.attempts}/${j.max_attempts}`), el('td', {}, j.added || ''),
+				el('td', {}, j.finished || ''), el('td', {}, j.took === null ? '' : `${j.took.toFixed(3)} s`),
+				actions ? el('td', {}, jobButtons(j)) : []);
+		}));
 }
 
 function jobButtons(j) {
@@ -91,31 +104,80 @@ function jobButtons(j) {
 		' ', button('start', () => api('POST', `/v1/jobs/${j.id}/start`), w && (j.status === 'held' || j.status === 'delayed'))];
 }
 
+// the filters of GET /v1/jobs the page offers; times travel as seconds since the epoch
+const FILTERS = ['status', 'task', 'queue', 'unique', 'added_after', 'added_before', 'finished_after', 'finished_before'];
+const isTime = (k) => k.endsWith('_after') || k.endsWith('_before');
+// seconds <-> the local time a datetime-local input shows
+const toLocal = (s) => { const d = new Date(Number(s) * 1000); return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
+const fromLocal = (v) => String(Math.floor(Date.parse(v) / 1000));
+let notice = null; // a bulk change's outcome, shown once on the page it reloads
+
+function bulkSummary(action, d) {
+	const parts = [`${d.changed} changed`];
+	if (d.stopping) parts.push(`${d.stopping} running, asked to stop`);
+	parts.push(`${d.skipped} skipped (their status does not allow it)`);
+	if (d.not_found) parts.push(`${d.not_found} not found`);
+	return `${action}: ${parts.join(', ')}`;
+}
+
 async function jobs(main, q) {
-	const f = { status: q.get('status') || '', task: q.get('task') || '', queue: q.get('queue') || '' };
-	const args = new URLSearchParams({ limit: '50' });
-	for (const [k, v] of Object.entries(f)) if (v) args.set(k, v);
+	const f = {};
+	for (const k of FILTERS) if (q.get(k)) f[k] = q.get(k);
+	const args = new URLSearchParams({ limit: '50', ...f });
 	if (q.get('cursor')) args.set('cursor', q.get('cursor'));
 	const doc = await api('GET', `/v1/jobs?${args}`);
-	const status = el('select', { id: 'f-status' }, el('option', { value: '' }, 'any status'),
-		STATUSES.map((s) => el('option', { value: s, selected: s === f.status }, s)));
-	const task = el('input', { id: 'f-task', placeholder: 'task', value: f.task });
-	const queue = el('input', { id: 'f-queue', placeholder: 'queue', value: f.queue });
+	const inputs = {
+		status: el('select', { id: 'f-status' }, el('option', { value: '' }, 'any status'),
+			STATUSES.map((s) => el('option', { value: s, selected: s === f.status }, s))),
+		task: el('input', { id: 'f-task', placeholder: 'task', value: f.task }),
+		queue: el('input', { id: 'f-queue', placeholder: 'queue', value: f.queue }),
+		unique: el('input', { id: 'f-unique', placeholder: 'unique key', value: f.unique }),
+	};
+	const times = el('div', { class: 'filters' });
+	for (const k of FILTERS.filter(isTime)) {
+		inputs[k] = el('input', { id: `f-${k}`, type: 'datetime-local', value: f[k] ? toLocal(f[k]) : null });
+		times.append(el('label', {}, `${k.replace('_', ' ')} `, inputs[k]));
+	}
 	const apply = el('button', { id: 'f-apply' }, 'Filter');
 	apply.addEventListener('click', () => {
 		const n = new URLSearchParams();
-		if (status.value) n.set('status', status.value);
-		if (task.value) n.set('task', task.value);
-		if (queue.value) n.set('queue', queue.value);
+		for (const [k, i] of Object.entries(inputs)) if (i.value) n.set(k, isTime(k) ? fromLocal(i.value) : i.value.trim());
 		location.hash = `#/jobs?${n}`;
 	});
 	const idBox = el('input', { id: 'f-id', placeholder: 'job id' });
-	const go = el('button', {}, 'Open');
-	go.addEventListener('click', () => { if (idBox.value) location.hash = `#/job/${idBox.value}`; });
+	const go = el('button', { id: 'f-open' }, 'Open');
+	go.addEventListener('click', () => { if (idBox.value) location.hash = `#/job/${idBox.value.trim()}`; });
+
+	// bulk changes: the jobs ticked, or every job the filter matches (the server walks them)
+	const selected = new Set();
+	const count = el('span', { id: 'selected' }, '0 selected');
+	const w = canWrite();
+	const bulkButtons = [];
+	selected.changed = () => {
+		count.textContent = `${selected.size} selected`;
+		for (const b of bulkButtons) b.disabled = !w || selected.size === 0;
+	};
+	const bulk = async (action, body, what) => {
+		if (what && !confirm(`${action} ${what}?`)) return;
+		const d = await api('POST', '/v1/jobs/bulk', { action, ...body });
+		notice = bulkSummary(action, d);
+	};
+	const selBar = el('div', { class: 'filters', id: 'bulk' }, count, ['retry', 'cancel', 'delete'].map((a) => {
+		const b = button(`${a} selected`, () => bulk(a, { ids: [...selected] }), false);
+		b.id = `bulk-${a}`;
+		bulkButtons.push(b);
+		return b;
+	}), el('span', { class: 'sep' }, 'every job the filter matches:'), ['retry', 'cancel', 'delete'].map((a) => {
+		const b = button(`${a} all`, () => bulk(a, { filter: f }, Object.keys(f).length ? 'every job this filter matches' : 'every job'), w);
+		b.id = `all-${a}`;
+		return b;
+	}));
 	const next = new URLSearchParams(q);
 	if (doc.next_cursor) next.set('cursor', doc.next_cursor);
-	main.append(el('h1', {}, 'Jobs'), el('div', { class: 'filters' }, status, task, queue, apply, idBox, go),
-		jobsTable(doc.jobs, true),
+	main.append(el('h1', {}, 'Jobs'));
+	if (notice) { main.append(el('p', { id: 'bulk-result', class: 'notice' }, notice)); notice = null; }
+	main.append(el('div', { class: 'filters' }, inputs.status, inputs.task, inputs.queue, inputs.unique, apply, idBox, go),
+		times, selBar, jobsTable(doc.jobs, true, selected),
 		el('p', {}, q.get('cursor') ? el('a', { href: '#/jobs' }, 'first page') : '', ' ',
 			doc.next_cursor ? el('a', { id: 'next', href: `#/jobs?${next}` }, 'next page') : ''));
 	return false;
