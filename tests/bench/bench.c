@@ -485,19 +485,6 @@ static void bench_cli_lines(size_t n)
 
 #define FRONT_TOKEN "bench-token-0123456789abcdef"
 
-/* A TCP port free now on 127.0.0.1. */
-static unsigned free_port(void)
-{
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    getsockname(s, (struct sockaddr *)&sa, &len))
-		bu_die("finding a free port", 0);
-	close(s);
-	return ntohs(sa.sin_port);
-}
-
 /* dir/tokens, named in path: the bench's token with `scope`. */
 static void write_tokens(char *path, size_t size, const char *dir, const char *scope)
 {
@@ -563,7 +550,7 @@ static void bench_front(size_t n, unsigned p, const char *via, const char *mode)
 	for (int r = 0; r < runs; r++) {
 		char *d = bu_fresh_dir(), cfg[4200], data[4200], tokens[4300], url[64], lines[4500];
 		write_tokens(tokens, sizeof(tokens), d, "write");
-		unsigned port = free_port();
+		unsigned port = bu_free_port();
 		snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
 		snprintf(lines, sizeof(lines), "durability = %s\nlisten = 127.0.0.1:%u\n"
 			 "token_file = %s\n", mode, port, tokens);
@@ -680,7 +667,7 @@ static void bench_stats(size_t finished, size_t queued, const char *store)
 {
 	char *d = bu_fresh_dir(), cfg[4200], data[4200], tokens[4300], lines[4800], path[128];
 	write_tokens(tokens, sizeof(tokens), d, "read");
-	unsigned port = free_port();
+	unsigned port = bu_free_port();
 	snprintf(lines, sizeof(lines), "listen = 127.0.0.1:%u\ntoken_file = %s\n%s%s%s", port,
 		 tokens, store ? "store = " : "", store ? store : "", store ? "\n" : "");
 	host_config(d, cfg, data, lines);

@@ -2,11 +2,15 @@
  * the median of repeated runs. */
 #include "benchutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -66,4 +70,17 @@ double bu_median(double *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), bu_cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A TCP port free now on 127.0.0.1. */
+unsigned bu_free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(s, (struct sockaddr *)&sa, &len))
+		bu_die("finding a free port", 0);
+	close(s);
+	return ntohs(sa.sin_port);
 }

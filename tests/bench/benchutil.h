@@ -18,5 +18,7 @@ void bu_rm_dir(const char *dir);
 /* Sorts v[0..n) and returns its median. */
 double bu_median(double *v, size_t n);
 int bu_cmp_double(const void *a, const void *b);
+/* A TCP port free now on 127.0.0.1. */
+unsigned bu_free_port(void);
 
 #endif

@@ -34,10 +34,12 @@
 #define CONNECT_TIMEOUT 10.0 /* seconds a server may take to listen */
 
 static const bp_column columns[] = {
-	{"taskhost (C API)", "taskhost", true, &bp_taskhost, &bp_taskhost_capi},
-	{"beanstalkd", "beanstalkd", false, &bp_beanstalkd, &bp_beanstalkd_put},
-	{"Redis", "redis", false, &bp_redis, &bp_redis_lpush},
-	{"PostgreSQL", "postgresql", false, &bp_postgres, &bp_postgres_insert},
+	{"taskhost (C API)", "taskhost", true, &bp_taskhost, &bp_taskhost_capi, BP_VIA_CAPI},
+	{"taskhost (HTTP)", "taskhost-http", true, &bp_taskhost, &bp_taskhost_http, BP_VIA_HTTP},
+	{"taskhost (CLI)", "taskhost-cli", true, &bp_taskhost, &bp_taskhost_cli, BP_VIA_CLI},
+	{"beanstalkd", "beanstalkd", false, &bp_beanstalkd, &bp_beanstalkd_put, 0},
+	{"Redis", "redis", false, &bp_redis, &bp_redis_lpush, 0},
+	{"PostgreSQL", "postgresql", false, &bp_postgres, &bp_postgres_insert, 0},
 };
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
 
@@ -689,6 +691,17 @@ static const char *const classes[2] = {"durable", "relaxed"};
 static struct cell table[NROWS][2][NCOLUMNS];
 static bool present[NCOLUMNS];
 
+/* Whether column c is the first present one of its system (the notes name each once). */
+static bool first_of_system(size_t c)
+{
+	if (!present[c])
+		return false;
+	for (size_t i = 0; i < c; i++)
+		if (present[i] && columns[i].sys == columns[c].sys)
+			return false;
+	return true;
+}
+
 static int index_of(const char *key, bool row)
 {
 	for (int i = 0; i < (row ? NROWS : (int)NCOLUMNS); i++)
@@ -876,18 +889,18 @@ static int table_mode(const char *path)
 	for (int cls = 0; cls < 2; cls++) {
 		printf("- %s:", classes[cls]);
 		for (size_t c = 0, k = 0; c < NCOLUMNS; c++)
-			if (present[c])
+			if (first_of_system(c))
 				printf("%s %s %s", k++ ? ";" : "", columns[c].sys->name,
 				       columns[c].sys->config[cls]);
 		printf(".\n");
 	}
 	printf("- an idle consumer waits:");
 	for (size_t c = 0, k = 0; c < NCOLUMNS; c++)
-		if (present[c])
+		if (first_of_system(c))
 			printf("%s %s %s", k++ ? ";" : "", columns[c].sys->name, columns[c].sys->wake);
 	printf(".\n- bytes written:");
 	for (size_t c = 0, k = 0; c < NCOLUMNS; c++)
-		if (present[c])
+		if (first_of_system(c))
 			printf("%s %s: %s", k++ ? ";" : "", columns[c].sys->name,
 			       columns[c].sys->bytes_of);
 	printf(" (write_bytes counts the page cache a process dirties: a few bytes written into a "

@@ -81,6 +81,7 @@ typedef struct bp_column {
 	bool ours;       /* a taskhost column: compared with the best of the others */
 	const bp_system *sys;
 	const bp_adder *adder;
+	int variant; /* the system's own choice among its ways to run (enum bp_taskhost_via) */
 } bp_column;
 
 struct bp_run {
@@ -98,8 +99,12 @@ void bp_started(const char *payload, size_t len);
 size_t bp_started_count(void);
 
 /* The systems (peer_*.c). */
+/* taskhost's columns: producers add through the C API (each add its own commit, no host
+ * while they add), or through a host that runs during the whole workload: HTTP over TCP
+ * (th_client_*) or one `taskhost add` process per job on the host's socket. */
+enum bp_taskhost_via { BP_VIA_CAPI, BP_VIA_HTTP, BP_VIA_CLI };
 extern const bp_system bp_taskhost;
-extern const bp_adder bp_taskhost_capi;
+extern const bp_adder bp_taskhost_capi, bp_taskhost_http, bp_taskhost_cli;
 extern const bp_system bp_beanstalkd;
 extern const bp_adder bp_beanstalkd_put;
 extern const bp_system bp_redis;
