@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "coord.h"
@@ -31,6 +32,7 @@
 #define KEEPALIVE_IDLE "10"   /* seconds of silence before TCP keepalives start */
 #define KEEPALIVE_INTERVAL "5"
 #define KEEPALIVE_COUNT "3"   /* unanswered keepalives before the connection is lost */
+#define DOUBT_WAIT_MS 60000 /* asking whether a COMMIT cut off committed */
 #define RETRY 1            /* internal: a deadlock, a serialization failure, a lost
 			      connection: the transaction is tried again */
 
@@ -87,6 +89,29 @@ static void p_bin(struct params *p, const void *data, size_t len)
 	p->n++;
 }
 
+const char *th_store_pg_message(const PGconn *conn, const PGresult *r,
+				char buf[TH_STORE_PG_MSG_MAX])
+{
+	const char *m = r ? PQresultErrorMessage(r) : "";
+	if (!*m)
+		m = conn ? PQerrorMessage(conn) : "";
+	size_t n = 0;
+	for (; *m && n + 1 < TH_STORE_PG_MSG_MAX; m++) {
+		if (*m == '\n') {
+			while (m[1] == '\t' || m[1] == ' ' || m[1] == '\n')
+				m++;
+			if (m[1] && n)
+				buf[n++] = ' ';
+			continue;
+		}
+		buf[n++] = *m;
+	}
+	buf[n] = 0;
+	if (!n)
+		snprintf(buf, TH_STORE_PG_MSG_MAX, "%s", "no message from libpq");
+	return buf;
+}
+
 static bool retryable(const PGresult *r, PGconn *conn)
 {
 	const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -102,8 +127,9 @@ static PGresult *run(th_store *st, const char *sql, const struct params *p, int 
 	ExecStatusType s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return r;
+	char m[TH_STORE_PG_MSG_MAX];
 	if (!retryable(r, st->conn))
-		th_log_error("store", "%s: %s", st->shown, PQresultErrorMessage(r));
+		th_log_error("store", "%s: %s", st->shown, th_store_pg_message(st->conn, r, m));
 	*rc = retryable(r, st->conn) ? RETRY : TH_EIO;
 	PQclear(r);
 	return NULL;
@@ -299,9 +325,10 @@ static bool reconnect(th_store *st)
 {
 	if (PQstatus(st->conn) == CONNECTION_OK)
 		return true;
+	char m[TH_STORE_PG_MSG_MAX];
 	if (!st->down)
 		th_log_error("store", "%s: connection lost: %s; reconnecting", st->shown,
-			     PQerrorMessage(st->conn));
+			     th_store_pg_message(st->conn, NULL, m));
 	st->down = true;
 	atomic_store(&st->up, false);
 	PQreset(st->conn);
@@ -314,8 +341,66 @@ static bool reconnect(th_store *st)
 	return true;
 }
 
+/* BEGIN, and the transaction's id in xid: what is asked of the server when the answer to
+ * its COMMIT is lost with the connection. */
+static int begin(th_store *st, char *xid, size_t cap)
+{
+	PGresult *r = PQexec(st->conn, "BEGIN; SELECT txid_current()");
+	int rc = 0;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		snprintf(xid, cap, "%s", PQgetvalue(r, 0, 0));
+	else if (!(rc = retryable(r, st->conn) ? RETRY : TH_EIO))
+		rc = TH_EIO;
+	char m[TH_STORE_PG_MSG_MAX];
+	if (rc == TH_EIO)
+		th_log_error("store", "%s: BEGIN: %s", st->shown, th_store_pg_message(st->conn, r, m));
+	PQclear(r);
+	return rc;
+}
+
+/* A COMMIT whose answer was lost with the connection may have committed (the server had
+ * it) or not: asked of the server once connected again. An old session still in the
+ * transaction (its loss not yet seen by the server) is ended first, so that the answer
+ * is final. 0: it committed; RETRY: it did not; TH_EIO: no answer within DOUBT_WAIT_MS,
+ * the transaction's fate unknown (logged). */
+static int commit_fate(th_store *st, const char *xid, int old_pid)
+{
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", old_pid);
+	int64_t until = th_clock_mono_us() + (int64_t)DOUBT_WAIT_MS * 1000;
+	int pause_ms = 50;
+	for (;;) {
+		if (reconnect(st)) {
+			struct params p = {.n = 0};
+			p_str(&p, xid);
+			p_str(&p, pid);
+			int rc = 0;
+			PGresult *r = run(st, "SELECT txid_status($1::bigint), CASE WHEN "
+					  "txid_status($1::bigint) = 'in progress' THEN "
+					  "pg_terminate_backend($2::int) END", &p, &rc);
+			if (r) {
+				const char *s = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
+				rc = strcmp(s, "committed") == 0 ? 0 : strcmp(s, "aborted") == 0 ? RETRY : 1;
+				PQclear(r);
+				if (rc != 1)
+					return rc;
+			}
+		}
+		if (th_clock_mono_us() >= until) {
+			th_log_error("store", "%s: the answer to a COMMIT was lost with the connection "
+				     "and the server could not be asked within %d s whether it "
+				     "committed (transaction %s)", st->shown, DOUBT_WAIT_MS / 1000, xid);
+			return TH_EIO;
+		}
+		struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		pause_ms = pause_ms * 2 > 1000 ? 1000 : pause_ms * 2;
+	}
+}
+
 /* fn in one transaction (read committed, rows locked as fn reads them), tried again on
- * a deadlock, a serialization failure or a lost connection. */
+ * a deadlock, a serialization failure or a lost connection; a COMMIT whose answer was
+ * lost is not tried again unless the server says it did not commit (commit_fate). */
 static int txn(th_store *st, txn_fn fn, void *ud)
 {
 	pthread_mutex_lock(&st->mu);
@@ -325,9 +410,15 @@ static int txn(th_store *st, txn_fn fn, void *ud)
 			rc = TH_EIO;
 			break;
 		}
-		if ((rc = exec(st, "BEGIN", NULL)) == 0 && (rc = fn(st, ud)) == 0 &&
-		    (rc = exec(st, "COMMIT", NULL)) == 0)
-			break;
+		char xid[32];
+		int pid = PQbackendPID(st->conn);
+		if ((rc = begin(st, xid, sizeof(xid))) == 0 && (rc = fn(st, ud)) == 0) {
+			rc = exec(st, "COMMIT", NULL);
+			if (rc == RETRY && PQstatus(st->conn) == CONNECTION_BAD)
+				rc = commit_fate(st, xid, pid);
+			if (rc == 0)
+				break;
+		}
 		if (PQstatus(st->conn) == CONNECTION_OK)
 			exec(st, "ROLLBACK", NULL);
 		if (rc != RETRY)
@@ -422,10 +513,9 @@ int th_store_pg_connect(const char *conninfo, const char *shown, PGconn **out)
 	if (!conn)
 		return TH_ENOMEM;
 	if (PQstatus(conn) != CONNECTION_OK) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
-		msg[strcspn(msg, "\n")] = 0;
-		th_log_error("store", "postgresql store %s: cannot connect: %s", shown, msg);
+		char m[TH_STORE_PG_MSG_MAX];
+		th_log_error("store", "postgresql store %s: cannot connect: %s", shown,
+			     th_store_pg_message(conn, NULL, m));
 		PQfinish(conn);
 		return TH_EIO;
 	}
@@ -563,8 +653,10 @@ static int add_rows(th_store *st, struct add_args *a, size_t from, size_t to, in
 	PGresult *r = PQexecParams(st->conn, sql, (int)np, NULL, v, len, fmt, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
 		rc = retryable(r, st->conn) ? RETRY : TH_EIO;
+		char m[TH_STORE_PG_MSG_MAX];
 		if (rc == TH_EIO)
-			th_log_error("store", "%s: adding jobs: %s", st->shown, PQresultErrorMessage(r));
+			th_log_error("store", "%s: adding jobs: %s", st->shown,
+				     th_store_pg_message(st->conn, r, m));
 	} else {
 		/* the sequence numbers the rows in the order of VALUES */
 		for (size_t i = 0; i < n; i++)

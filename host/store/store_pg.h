@@ -17,6 +17,13 @@ extern const th_store_ops th_store_pg;
 struct pg_conn; /* libpq's PGconn */
 int th_store_pg_connect(const char *conninfo, const char *shown, struct pg_conn **out);
 
+/* libpq's error message of r (or, when r has none, of conn) in buf as one line: its
+ * lines joined by a space, the trailing newline dropped; returns buf. */
+#define TH_STORE_PG_MSG_MAX 512
+struct pg_result; /* libpq's PGresult */
+const char *th_store_pg_message(const struct pg_conn *conn, const struct pg_result *r,
+				char buf[TH_STORE_PG_MSG_MAX]);
+
 /* Of a PostgreSQL store: its connection string, its password as ***. */
 const char *th_store_pg_shown(th_store *st);
 /* The schema version this build writes; *found: the one the store had when opened. */

@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "store/store_pg.h"
 
 /* The whole schema of each version, as the change from the one before. Statuses are
  * job.h's values: 1 queued, 2 processing, 3..5 finished, 6 delayed, 7 held, 8 cron. */
@@ -136,9 +137,10 @@ static int exec(PGconn *conn, const char *sql, const char *shown)
 {
 	PGresult *r = PQexec(conn, sql);
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	char m[TH_STORE_PG_MSG_MAX];
 	if (!ok)
 		th_log_error("store", "%s: migrating schema taskhost: %s", shown,
-			     PQresultErrorMessage(r));
+			     th_store_pg_message(conn, r, m));
 	PQclear(r);
 	return ok ? 0 : TH_EIO;
 }
@@ -148,9 +150,10 @@ static char *first_value(PGconn *conn, const char *sql, const char *shown, int *
 {
 	PGresult *r = PQexec(conn, sql);
 	char *v = NULL;
+	char m[TH_STORE_PG_MSG_MAX];
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		th_log_error("store", "%s: reading the schema version: %s", shown,
-			     PQresultErrorMessage(r));
+			     th_store_pg_message(conn, r, m));
 		*rc = TH_EIO;
 	} else if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) &&
 		   !(v = strdup(PQgetvalue(r, 0, 0)))) {
