@@ -1465,6 +1465,26 @@ START_TEST(check_names_damaged_jobs)
 }
 END_TEST
 
+/* The store, closed, made one of an older format: the tables it did not have dropped,
+ * its format version set. */
+static void make_older_format(uint8_t version, const char *const *dropped)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, dbi;
+	open_raw(&env, &txn);
+	for (size_t i = 0; dropped[i]; i++) {
+		ck_assert_int_eq(mdb_dbi_open(txn, dropped[i], 0, &dbi), 0);
+		ck_assert_int_eq(mdb_drop(txn, dbi, 1), 0);
+	}
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	uint8_t v[4] = {0, 0, 0, version};
+	MDB_val key = {6, "format"}, val = {4, v};
+	ck_assert_int_eq(mdb_put(txn, meta, &key, &val, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
 /* A store of format 3 (no counts, no by-status index) is counted once as it opens,
  * then kept: stats read the counts, filtered lists the index. */
 START_TEST(older_format_is_counted_on_open)
@@ -1477,20 +1497,8 @@ START_TEST(older_format_is_counted_on_open)
 	uint64_t got[2];
 	ck_assert_uint_eq(claim(1, got), 1);
 	finish(got[0], 1, TH_JOB_COMPLETED, "r", NULL);
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi meta, counts, bystatus;
-	open_raw(&env, &txn);
-	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	ck_assert_int_eq(mdb_dbi_open(txn, "counts", 0, &counts), 0);
-	ck_assert_int_eq(mdb_dbi_open(txn, "bystatus", 0, &bystatus), 0);
-	ck_assert_int_eq(mdb_drop(txn, counts, 1), 0);
-	ck_assert_int_eq(mdb_drop(txn, bystatus, 1), 0);
-	uint8_t v[4] = {0, 0, 0, 3};
-	MDB_val key = {6, "format"}, val = {4, v};
-	ck_assert_int_eq(mdb_put(txn, meta, &key, &val, 0), 0);
-	ck_assert_int_eq(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	static const char *const made_later[] = {"counts", "bystatus", NULL};
+	make_older_format(3, made_later);
 	tu_capture_start();
 	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
 	ck_assert(tu_captured_has("store", "counted 4 jobs", "data format 3 to 5"));
@@ -1520,18 +1528,8 @@ END_TEST
 START_TEST(format_4_gets_the_minutes)
 {
 	add1("echo", NULL);
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi meta, minutes;
-	open_raw(&env, &txn);
-	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	ck_assert_int_eq(mdb_dbi_open(txn, "minutes", 0, &minutes), 0);
-	ck_assert_int_eq(mdb_drop(txn, minutes, 1), 0);
-	uint8_t v[4] = {0, 0, 0, 4};
-	MDB_val key = {6, "format"}, val = {4, v};
-	ck_assert_int_eq(mdb_put(txn, meta, &key, &val, 0), 0);
-	ck_assert_int_eq(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	static const char *const made_later[] = {"minutes", NULL};
+	make_older_format(4, made_later);
 	tu_capture_start();
 	ck_assert_int_eq(th_store_open(&st, dir, NULL), 0);
 	ck_assert(tu_captured_has("store", "data format 4 to 5", "the minutes table, empty"));

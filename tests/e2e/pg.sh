@@ -20,14 +20,14 @@ write_config "store = $URL" -- "max_threads = 2" "wait_time = 60s"
 th add echo early
 expect "an add before migrate is refused" 2
 case $err in
-*"schema taskhost is at version 0, this taskhost needs 2: run 'taskhost migrate'"*) ok "it says to migrate" ;;
+*"schema taskhost is at version 0, this taskhost needs 3: run 'taskhost migrate'"*) ok "it says to migrate" ;;
 *) not_ok "it says to migrate: $err" ;;
 esac
 th migrate
 expect "migrate on a fresh database" 0
-same "it created the schema" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost created at version 2"
+same "it created the schema" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost created at version 3"
 th migrate
-same "migrate again: up to date" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost at version 2: up to date"
+same "migrate again: up to date" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost at version 3: up to date"
 
 th add echo hello
 same "add prints the id" "$out" 1
@@ -82,8 +82,8 @@ same "the host stopped cleanly" "$host_rc" 0
 # a newer schema
 sql "UPDATE taskhost.meta SET value = '99' WHERE key = 'schema_version'"
 th migrate
-expect "migrate on a newer schema" 2 "taskhost: cannot open the store: user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost is at version 99, newer than this taskhost knows (2): upgrade taskhost"
-sql "UPDATE taskhost.meta SET value = '2' WHERE key = 'schema_version'"
+expect "migrate on a newer schema" 2 "taskhost: cannot open the store: user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost is at version 99, newer than this taskhost knows (3): upgrade taskhost"
+sql "UPDATE taskhost.meta SET value = '3' WHERE key = 'schema_version'"
 
 # the counts the writes keep agree with a recount of the rows
 recount="SELECT queue || ':' || status || ':' || count(*) FROM taskhost.jobs GROUP BY queue, status ORDER BY 1"
@@ -93,11 +93,12 @@ same "the kept counts are the recount" "$(sql "$kept" | tr '\n' ' ')" "$(sql "$r
 sql "DROP TRIGGER jobs_count_added ON taskhost.jobs; DROP TRIGGER jobs_count_removed ON taskhost.jobs;
 DROP TRIGGER jobs_count_changed ON taskhost.jobs; DROP FUNCTION taskhost.count_added();
 DROP FUNCTION taskhost.count_removed(); DROP FUNCTION taskhost.count_changed();
-DROP TABLE taskhost.counts; UPDATE taskhost.meta SET value = '1' WHERE key = 'schema_version'" >/dev/null
+DROP TABLE taskhost.counts; DROP TABLE taskhost.minutes; DROP FUNCTION taskhost.minutes_prune(bigint);
+UPDATE taskhost.meta SET value = '1' WHERE key = 'schema_version'" >/dev/null
 th stats --json
 expect "a version 1 store is refused" 2
 th migrate
-same "migrate from version 1" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost migrated from version 1 to 2"
+same "migrate from version 1" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost migrated from version 1 to 3"
 same "the counts after it are the recount" "$(sql "$kept" | tr '\n' ' ')" "$(sql "$recount" | tr '\n' ' ')"
 th stats --json
 check "stats: the same 5 completed, 1 error" sh -c 'echo "$1" | grep -q "\"completed\": 5" && echo "$1" | grep -q "\"error\": 1"' - "$out"
@@ -154,7 +155,7 @@ done
 same "each of them succeeded" $fails 0
 same "one of them made the schema, the others found it made" \
 	"$(cat "$W"/m.*.out | sed 's/.*: schema/schema/' | sort | uniq -c | sed 's/^ *//' | tr '\n' ,)" \
-	"2 schema taskhost at version 2: up to date,1 schema taskhost created at version 2,"
+	"2 schema taskhost at version 3: up to date,1 schema taskhost created at version 3,"
 psql "$TASKHOST_TEST_PG" -X -q -c "DROP DATABASE $M WITH (FORCE)" >/dev/null
 
 finish
