@@ -128,7 +128,7 @@ scenario() {
 # times and rates differ from run to run; the data dirs from mode to mode
 normalize() {
 	sed -E -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z/TIME/g' \
-		-e 's/[0-9]+\.[0-9]{3}s( |$)/Ns\1/g' -e 's/"took": [0-9.e-]+/"took": N/' \
+		-e 's/[0-9]+\.[0-9]{3}s( |$)/Ns\1/g' -e 's/"took": [0-9.e-]+/"took": N/' -e 's/ for [0-9]+\.[0-9]{3} s:/ for N s:/' \
 		-e 's/^(rate +)[0-9.]+/\1N/' -e 's/waiting [0-9.]+ s/waiting N s/' \
 		-e "s#$W/$1/#DIR/#g" "$W/t.$1"
 }
