@@ -44,8 +44,19 @@ failed_id=$out
 for i in $(seq 1 60); do echo "m$i"; done | "$TASKHOST" -c "$CFG" add echo --queue mail --lines >/dev/null
 th add echo --hold held
 held_id=$out
+# for the bulk changes and the search: two more failures, two more held, a unique key
+th add fail boom2
+fail2_id=$out
+th add fail boom3
+fail3_id=$out
+th add echo --hold held2
+held2_id=$out
+th add echo --hold held3
+held3_id=$out
+th add echo --hold --unique report-42 uniq
+unique_id=$out
 start_host || exit 1
-th wait "$done_id" "$failed_id" --timeout 30
+th wait "$done_id" "$failed_id" "$fail2_id" "$fail3_id" --timeout 30
 curl -s -o /dev/null --unix-socket "$SOCK" -d '{"task":"echo","cron":"*/5 * * * *","input":"tick"}' http://x/v1/cron
 th add sleep '{"seconds":60,"id":1}'
 running_id=$out
@@ -54,7 +65,7 @@ check "the long job is running" test $? = 0
 
 NODE_MODULES="$NODE_DIR/node_modules" BASE="http://127.0.0.1:$PORT" ADMIN=$ADMIN READ=$READ \
 	SHOTS=$SHOTS CHROMIUM=$CHROMIUM \
-	JOBS="{\"done\":$done_id,\"failed\":$failed_id,\"held\":$held_id,\"running\":$running_id}" \
+	JOBS="{\"done\":$done_id,\"failed\":$failed_id,\"held\":$held_id,\"running\":$running_id,\"fail2\":$fail2_id,\"fail3\":$fail3_id,\"held2\":$held2_id,\"held3\":$held3_id,\"unique\":$unique_id}" \
 	timeout 120 node "$(dirname "$0")/dashboard.mjs" >"$W/browser.out" 2>&1
 cat "$W/browser.out"
 passed=$((passed + $(grep -c '^ok - ' "$W/browser.out")))

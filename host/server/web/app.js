@@ -28,22 +28,25 @@ async function api(method, path, body) {
 		body: body === undefined ? undefined : JSON.stringify(body) });
 	const doc = await r.json().catch(() => null);
 	if (r.status === 401) { showSignin(); throw new Error('signed out'); }
-	if (!r.ok) throw new Error(doc && doc.error ? doc.error.message : `HTTP ${r.status}`);
+	if (!r.ok) throw new Error(`${r.status === 403 ? 'refused' : 'failed'} (HTTP ${r.status}): ${doc && doc.error ? doc.error.message : r.statusText}`);
 	return doc;
 }
 
 const canWrite = () => session && session.scope !== 'read';
 const canAdmin = () => session && session.scope === 'admin';
+// what the last change answered ({text, error}): shown atop the page until the next
+// change or another page
+let notice = null;
 function button(text, fn, enabled = true) {
 	const b = el('button', { disabled: !enabled }, text);
 	b.addEventListener('click', async () => {
 		b.disabled = true;
-		try { await fn(); } catch (e) { flash(e.message); }
+		notice = null;
+		try { await fn(); } catch (e) { notice = { text: e.message, error: true }; }
 		route();
 	});
 	return b;
 }
-function flash(msg) { const m = $('#main'); m.prepend(el('p', { class: 'error', id: 'flash' }, msg)); }
 function statusCell(s) { return el('td', { class: `status-${s}` }, s); }
 
 // ---- pages ----
@@ -110,7 +113,6 @@ const isTime = (k) => k.endsWith('_after') || k.endsWith('_before');
 // seconds <-> the local time a datetime-local input shows
 const toLocal = (s) => { const d = new Date(Number(s) * 1000); return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
 const fromLocal = (v) => String(Math.floor(Date.parse(v) / 1000));
-let notice = null; // a bulk change's outcome, shown once on the page it reloads
 
 function bulkSummary(action, d) {
 	const parts = [`${d.changed} changed`];
@@ -160,7 +162,7 @@ async function jobs(main, q) {
 	const bulk = async (action, body, what) => {
 		if (what && !confirm(`${action} ${what}?`)) return;
 		const d = await api('POST', '/v1/jobs/bulk', { action, ...body });
-		notice = bulkSummary(action, d);
+		notice = { text: bulkSummary(action, d) };
 	};
 	const selBar = el('div', { class: 'filters', id: 'bulk' }, count, ['retry', 'cancel', 'delete'].map((a) => {
 		const b = button(`${a} selected`, () => bulk(a, { ids: [...selected] }), false);
@@ -175,7 +177,6 @@ async function jobs(main, q) {
 	const next = new URLSearchParams(q);
 	if (doc.next_cursor) next.set('cursor', doc.next_cursor);
 	main.append(el('h1', {}, 'Jobs'));
-	if (notice) { main.append(el('p', { id: 'bulk-result', class: 'notice' }, notice)); notice = null; }
 	main.append(el('div', { class: 'filters' }, inputs.status, inputs.task, inputs.queue, inputs.unique, apply, idBox, go),
 		times, selBar, jobsTable(doc.jobs, true, selected),
 		el('p', {}, q.get('cursor') ? el('a', { href: '#/jobs' }, 'first page') : '', ' ',
@@ -257,6 +258,7 @@ async function route() {
 	} catch (e) {
 		main.append(el('p', { class: 'error' }, e.message));
 	}
+	if (notice) main.prepend(el('p', { id: 'notice', class: notice.error ? 'error' : 'notice' }, notice.text));
 	$('#main').replaceWith(main);
 	if (live) timer = setTimeout(route, POLL_MS);
 }
@@ -285,7 +287,7 @@ function signedIn(doc) {
 	route();
 }
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => { notice = null; route(); });
 fetch('/ui/session', { credentials: 'same-origin' }).then(async (r) => {
 	if (r.ok) signedIn(await r.json()); else showSignin();
 });
