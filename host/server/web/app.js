@@ -7,7 +7,6 @@ const STATUSES = ['queued', 'processing', 'completed', 'error', 'cancelled', 'de
 const POLL_MS = 2000;
 let session = null; // {name, scope, csrf}
 let timer = null;
-const history = []; // {completed, error, total} per poll, for the throughput chart
 
 const $ = (sel) => document.querySelector(sel);
 function el(tag, attrs = {}, ...kids) {
@@ -52,20 +51,17 @@ function statusCell(s) { return el('td', { class: `status-${s}` }, s); }
 // ---- pages ----
 
 async function overview(main) {
-	const s = await api('GET', '/v1/stats');
-	const total = STATUSES.reduce((n, k) => n + (s.counts[k] || 0), 0);
-	history.push({ completed: s.counts.completed, error: s.counts.error, total });
-	if (history.length > 180) history.shift();
-	const delta = (k) => history.slice(1).map((h, i) => Math.max(0, h[k] - history[i][k]));
+	// the store keeps each minute's counts: the chart is the last hour at every poll
+	const [s, h] = await Promise.all([api('GET', '/v1/stats'), api('GET', '/v1/stats/history?minutes=60')]);
+	const per = (k) => h.minutes.map((m) => m[k]);
 	main.append(el('h1', {}, 'Overview'),
 		el('div', { class: 'cards', id: 'counts' }, STATUSES.map((k) =>
 			el('a', { class: 'card', href: `#/jobs?status=${k}` }, el('b', {}, s.counts[k]), k))),
 		el('h2', {}, 'Per queue'),
 		el('table', { id: 'queues' }, el('tr', {}, el('th', {}, 'queue'), STATUSES.map((k) => el('th', {}, k))),
 			Object.entries(s.queues).map(([q, c]) => el('tr', {}, el('td', {}, q), STATUSES.map((k) => el('td', {}, c[k]))))),
-		el('h2', {}, `Throughput (every ${POLL_MS / 1000} s since this page opened; ${s.jobs_per_second.toFixed(2)} finished/s over the last minute)`),
-		lineChart([{ name: 'added', values: delta('total') }, { name: 'completed', values: delta('completed') },
-			{ name: 'failed', values: delta('error') }]),
+		el('h2', {}, `Throughput per minute, the last hour (${s.jobs_per_second.toFixed(2)} finished/s over the last minute)`),
+		lineChart(['added', 'completed', 'failed'].map((k) => ({ name: k, values: per(k) })), { unit: 'per minute' }),
 		el('p', { class: 'legend' }, el('span', { class: 'status-queued' }, '— added'),
 			el('span', { class: 'status-completed' }, '— completed'), el('span', { class: 'status-error' }, '— failed')),
 		el('h2', {}, 'Oldest queued job'),
