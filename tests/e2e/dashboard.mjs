@@ -214,7 +214,21 @@ try {
 	await page.waitForSelector('#fields');
 	ok((await page.textContent('#input')).includes('hello'), 'job: its input');
 	ok((await page.textContent('#result')).includes('hello'), 'job: its result');
+	const steps = () => page.$$eval('#timeline tr', (r) => r.slice(1).map((x) => [...x.cells].map((c) => c.textContent)));
+	const done = await steps();
+	ok(done.length === 3 && done[0][2] === 'added' && done[1][2] === 'attempt 1 started' && done[2][2] === 'completed' &&
+		done[2][3].endsWith(' s') && Date.parse(done[0][0]) <= Date.parse(done[1][0]) && Date.parse(done[1][0]) <= Date.parse(done[2][0]),
+		`job: the timeline is added, started, completed (${done.map((x) => x[2])})`);
 	await page.screenshot({ path: `${SHOTS}/job.png`, fullPage: true });
+	// a job retried once: both failed attempts, each with its time and duration
+	await visit(page, `#/job/${J.failed}`);
+	await page.waitForSelector('#timeline');
+	const fails = await steps();
+	const tries = fails.filter((x) => x[2].startsWith('attempt '));
+	ok(fails.length === 4 && tries.length === 2 && tries.every((x) => x[2].endsWith('failed: boom') && /^\d+\.\d{3} s$/.test(x[3]) &&
+		!Number.isNaN(Date.parse(x[0]))) && Date.parse(tries[0][0]) < Date.parse(tries[1][0]) && fails[3][2] === 'error',
+		`job: the timeline has each failed attempt with its time and duration (${fails.map((x) => x.join(' '))})`);
+	await page.screenshot({ path: `${SHOTS}/job-timeline.png`, fullPage: true });
 	await visit(page, `#/job/${J.running}`);
 	await page.waitForSelector('#progress');
 	const p1 = Number(await page.getAttribute('#progress', 'data-value'));

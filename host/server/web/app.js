@@ -180,6 +180,27 @@ async function jobs(main, q) {
 	return false;
 }
 
+// a job's life from its fields and its error history ('attempt 2 at TIME for 0.250 s:
+// why', one line per failed attempt; lines written before the times have none)
+function timeline(j, errors) {
+	const rows = [{ at: j.added, what: 'added' }];
+	if (j.due && j.status === 'delayed') rows.push({ at: j.due, what: 'due' });
+	for (const line of Array.isArray(errors) ? errors : []) {
+		const m = /^attempt (\d+)(?: at (\S+) for ([\d.]+) s)?: (.*)$/s.exec(line);
+		if (m) rows.push({ at: m[2] || null, what: `attempt ${m[1]} failed: ${m[4]}`, took: m[3] ? Number(m[3]) : null });
+	}
+	if (j.started && !rows.some((r) => r.at === j.started))
+		rows.push({ at: j.started, what: `attempt ${j.attempts} started` + (j.status === 'processing' ? ', running' : ''),
+			took: j.status === 'processing' ? (Date.now() - Date.parse(j.started)) / 1000 : null });
+	if (j.finished) rows.push({ at: j.finished, what: j.status, took: j.took });
+	const t0 = Date.parse(j.added);
+	return el('table', { id: 'timeline' }, el('tr', {}, ['when', 'after added', 'what', 'took'].map((h) => el('th', {}, h))),
+		rows.map((r) => el('tr', {}, el('td', {}, r.at || '(not kept)'),
+			el('td', {}, r.at ? `+${((Date.parse(r.at) - t0) / 1000).toFixed(3)} s` : ''),
+			r.what in { completed: 1, error: 1, cancelled: 1 } ? statusCell(r.what) : el('td', {}, r.what),
+			el('td', { class: 'took' }, r.took === null || r.took === undefined ? '' : `${r.took.toFixed(3)} s`))));
+}
+
 async function job(main, id) {
 	const j = await api('GET', `/v1/jobs/${id}`);
 	const bytes = async (kind) => { try { const d = await api('GET', `/v1/jobs/${id}/${kind}`); return d[kind] ?? d[`${kind}_base64`] ?? ''; } catch { return ''; } };
@@ -198,6 +219,7 @@ async function job(main, id) {
 		main.append(el('h2', {}, 'Progress'), el('div', { class: 'bar', id: 'progress', 'data-value': pct }, fill),
 			el('p', {}, p.progress === null ? 'not reported' : `${pct}%`));
 	}
+	main.append(el('h2', {}, 'Timeline'), timeline(j, errors));
 	main.append(el('h2', {}, 'Input'), el('pre', { id: 'input' }, input),
 		el('h2', {}, 'Result'), el('pre', { id: 'result' }, typeof result === 'string' ? result : JSON.stringify(result)),
 		el('h2', {}, 'Errors, every attempt'), el('pre', { id: 'errors' }, Array.isArray(errors) ? errors.join('\n') : errors));
