@@ -255,6 +255,10 @@ try {
 	await page.click('#nav a[href="#/cron"]');
 	await page.waitForSelector('#cron-list');
 	ok((await page.textContent('#cron-list')).includes('*/5 * * * *'), 'cron: the schedule is listed');
+	const cj = (await api('/v1/cron')).cron.find((x) => x.id === J.cron);
+	const row = await page.$$eval(`#cron-list tr[data-id="${J.cron}"] td`, (t) => t.map((x) => x.textContent));
+	ok(cj.last_run > 0 && row[5] === String(cj.last_run) && row[6] === 'error' && row[7] === cj.last_run_finished && row[8] === 'paused',
+		`cron: each schedule's last run, its result and end (${row.join(' | ')})`);
 
 	// a change without the CSRF header is refused, with it allowed
 	const noCsrf = await page.evaluate(async (id) => (await fetch(`/v1/jobs/${id}/cancel`, { method: 'POST' })).status, J.running);

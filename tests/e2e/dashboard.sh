@@ -58,6 +58,12 @@ unique_id=$out
 start_host || exit 1
 th wait "$done_id" "$failed_id" "$fail2_id" "$fail3_id" --timeout 30
 curl -s -o /dev/null --unix-socket "$SOCK" -d '{"task":"echo","cron":"*/5 * * * *","input":"tick"}' http://x/v1/cron
+# a cron job that ran once, in error, then paused: its last run on the cron page
+cron_id=$(curl -s --unix-socket "$SOCK" -d '{"task":"fail","cron":"every 1s","input":"tock","max_attempts":1}' \
+	http://x/v1/cron | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+cron_ran() { curl -s --unix-socket "$SOCK" http://x/v1/cron | grep -q '"last_run_status": *"error"'; }
+check "the every-second cron job ran" wait_until 20 cron_ran
+curl -s -o /dev/null --unix-socket "$SOCK" -X POST "http://x/v1/cron/$cron_id/pause"
 th add sleep '{"seconds":60,"id":1}'
 running_id=$out
 wait_until 10 sh -c '"$1" -c "$2" status "$3" | grep -qx processing' - "$TASKHOST" "$CFG" "$running_id"
@@ -65,7 +71,7 @@ check "the long job is running" test $? = 0
 
 NODE_MODULES="$NODE_DIR/node_modules" BASE="http://127.0.0.1:$PORT" ADMIN=$ADMIN READ=$READ \
 	SHOTS=$SHOTS CHROMIUM=$CHROMIUM \
-	JOBS="{\"done\":$done_id,\"failed\":$failed_id,\"held\":$held_id,\"running\":$running_id,\"fail2\":$fail2_id,\"fail3\":$fail3_id,\"held2\":$held2_id,\"held3\":$held3_id,\"unique\":$unique_id}" \
+	JOBS="{\"done\":$done_id,\"failed\":$failed_id,\"held\":$held_id,\"running\":$running_id,\"fail2\":$fail2_id,\"fail3\":$fail3_id,\"held2\":$held2_id,\"held3\":$held3_id,\"unique\":$unique_id,\"cron\":$cron_id}" \
 	timeout 120 node "$(dirname "$0")/dashboard.mjs" >"$W/browser.out" 2>&1
 cat "$W/browser.out"
 passed=$((passed + $(grep -c '^ok - ' "$W/browser.out")))

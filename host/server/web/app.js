@@ -244,9 +244,12 @@ async function queues(main) {
 async function cron(main) {
 	const doc = await api('GET', '/v1/cron');
 	main.append(el('h1', {}, 'Cron'), el('table', { id: 'cron-list' },
-		el('tr', {}, ['id', 'task', 'schedule', 'next fire', 'paused', ''].map((h) => el('th', {}, h))),
-		doc.cron.map((c) => el('tr', {}, el('td', {}, el('a', { href: `#/job/${c.id}` }, c.id)), el('td', {}, c.task),
-			el('td', {}, c.schedule || ''), el('td', {}, c.next_fire || ''), el('td', {}, c.paused ? 'paused' : ''),
+		el('tr', {}, ['id', 'task', 'schedule', 'next fire', 'runs', 'last run', 'its result', 'ended', 'paused', ''].map((h) => el('th', {}, h))),
+		doc.cron.map((c) => el('tr', { 'data-id': c.id }, el('td', {}, el('a', { href: `#/job/${c.id}` }, c.id)), el('td', {}, c.task),
+			el('td', {}, c.schedule || ''), el('td', {}, c.next_fire || ''), el('td', {}, c.fires),
+			el('td', {}, c.last_run ? el('a', { href: `#/job/${c.last_run}` }, c.last_run) : 'none yet'),
+			c.last_run_status ? statusCell(c.last_run_status) : el('td', {}, c.last_run ? '(not kept)' : ''),
+			el('td', {}, c.last_run_finished || ''), el('td', {}, c.paused ? 'paused' : ''),
 			el('td', {}, button(c.paused ? 'resume' : 'pause', () => api('POST', `/v1/cron/${c.id}/${c.paused ? 'resume' : 'pause'}`), canWrite()))))));
 	return false;
 }
