@@ -1,7 +1,9 @@
 // The dashboard in headless Chromium (Debian's), driven by playwright-core: signs in,
-// loads each page, filters, retries, cancels, pauses a queue, watches a progress bar
-// move; a read token sees and changes nothing; a change without the CSRF header is
-// refused. Prints "ok - ..." / "not ok - ..." lines; screenshots go to SHOTS.
+// loads each page, filters and searches, retries, cancels and deletes (one job, the
+// jobs selected, every job of a filter), pauses a queue, watches a progress bar move
+// and the throughput chart count; a job's timeline, a cron job's last run; a read
+// token sees and changes nothing; a change without the CSRF header is refused.
+// Prints "ok - ..." / "not ok - ..." lines; screenshots go to SHOTS.
 import { createRequire } from 'node:module';
 
 const require = createRequire(process.env.NODE_MODULES + '/');

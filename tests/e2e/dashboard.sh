@@ -1,8 +1,9 @@
 #!/bin/sh
 # End to end, the dashboard in headless Chromium (dashboard.mjs, with playwright-core
 # from npm, installed here once into the build dir): a host with jobs in every status,
-# each page loaded, filter, retry, cancel, pause clicked, a progress bar seen moving, a
-# read token that changes nothing, CSRF refused; screenshots in tests/e2e/screenshots.
+# each page loaded, filter, search, retry, cancel, bulk changes, pause clicked, a
+# progress bar seen moving, a job's timeline, a cron job's last run, a read token that
+# changes nothing, CSRF refused; screenshots in tests/e2e/screenshots.
 . "$(dirname "$0")/lib.sh"
 
 CHROMIUM=$(command -v chromium || true)
@@ -77,7 +78,7 @@ cat "$W/browser.out"
 passed=$((passed + $(grep -c '^ok - ' "$W/browser.out")))
 failed=$((failed + $(grep -c '^not ok - ' "$W/browser.out")))
 check "the browser run ended with a result for each step" grep -q '^ok - no console errors' "$W/browser.out"
-for f in signin overview jobs job progress queues cron hosts; do
+for f in signin overview jobs jobs-select jobs-search job job-timeline progress queues cron hosts; do
 	check "screenshot $f.png saved" test -s "$SHOTS/$f.png"
 done
 th cancel "$running_id"
