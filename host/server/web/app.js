@@ -184,7 +184,6 @@ async function jobs(main, q) {
 // why', one line per failed attempt; lines written before the times have none)
 function timeline(j, errors) {
 	const rows = [{ at: j.added, what: 'added' }];
-	if (j.due && j.status === 'delayed') rows.push({ at: j.due, what: 'due' });
 	for (const line of Array.isArray(errors) ? errors : []) {
 		const m = /^attempt (\d+)(?: at (\S+) for ([\d.]+) s)?: (.*)$/s.exec(line);
 		if (m) rows.push({ at: m[2] || null, what: `attempt ${m[1]} failed: ${m[4]}`, took: m[3] ? Number(m[3]) : null });
@@ -192,6 +191,7 @@ function timeline(j, errors) {
 	if (j.started && !rows.some((r) => r.at === j.started))
 		rows.push({ at: j.started, what: `attempt ${j.attempts} started` + (j.status === 'processing' ? ', running' : ''),
 			took: j.status === 'processing' ? (Date.now() - Date.parse(j.started)) / 1000 : null });
+	if (j.due && j.status === 'delayed') rows.push({ at: j.due, what: 'due' });
 	if (j.finished) rows.push({ at: j.finished, what: j.status, took: j.took });
 	const t0 = Date.parse(j.added);
 	return el('table', { id: 'timeline' }, el('tr', {}, ['when', 'after added', 'what', 'took'].map((h) => el('th', {}, h))),
