@@ -91,6 +91,7 @@ int th_api_queue_pause(th_api_req *r)
 
 /* ---- cron ---- */
 
+/* A cron job with its schedule and how its last run (while that is kept) went. */
 static json_t *cron_json(th_service *svc, const th_job *job)
 {
 	char *spec = NULL;
@@ -98,6 +99,12 @@ static json_t *cron_json(th_service *svc, const th_job *job)
 	json_t *o = th_jobjson_job(job);
 	json_object_set_new(o, "schedule", json_string(spec ? spec : ""));
 	free(spec);
+	th_job run;
+	if (job->last_run && th_service_get(svc, job->last_run, &run) == 0) {
+		json_object_set_new(o, "last_run_status",
+				    json_string(th_job_status_name(run.status)));
+		json_object_set_new(o, "last_run_finished", th_jobjson_time(run.finished_us));
+	}
 	return o;
 }
 

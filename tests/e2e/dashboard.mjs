@@ -1,7 +1,9 @@
 // The dashboard in headless Chromium (Debian's), driven by playwright-core: signs in,
-// loads each page, filters, retries, cancels, pauses a queue, watches a progress bar
-// move; a read token sees and changes nothing; a change without the CSRF header is
-// refused. Prints "ok - ..." / "not ok - ..." lines; screenshots go to SHOTS.
+// loads each page, filters and searches, retries, cancels and deletes (one job, the
+// jobs selected, every job of a filter), pauses a queue, watches a progress bar move
+// and the throughput chart count; a job's timeline, a cron job's last run; a read
+// token sees and changes nothing; a change without the CSRF header is refused.
+// Prints "ok - ..." / "not ok - ..." lines; screenshots go to SHOTS.
 import { createRequire } from 'node:module';
 
 const require = createRequire(process.env.NODE_MODULES + '/');
@@ -33,6 +35,15 @@ async function newPage() {
 	page.on('pageerror', (e) => errors.push(e.message));
 	return page;
 }
+// does what makes the dashboard draw its page again (a click, another hash) and waits
+// until the new page replaced the one shown
+async function fresh(page, action) {
+	await page.$eval('#main', (m) => { m.dataset.stale = '1'; });
+	await action();
+	await page.waitForSelector('#main:not([data-stale])');
+}
+const visit = (page, hash) => fresh(page, () => page.goto(BASE + '/' + hash));
+const click = (page, sel) => fresh(page, () => page.click(sel));
 async function signIn(page, token) {
 	await page.goto(BASE + '/');
 	await page.waitForSelector('#signin:not([hidden])');
@@ -62,6 +73,14 @@ try {
 	ok(cards.includes(`${stats.counts.completed}completed`) && cards.includes(`${stats.counts.error}error`),
 		`overview: the counts are the store's (${cards.join(' ')})`);
 	ok(await page.$('svg.chart polyline.completed') !== null, 'overview: the throughput chart is drawn');
+	const drawn = async (k) => (await page.getAttribute(`svg.chart polyline.${k}`, 'data-values').catch(() => '')).split(',').map(Number);
+	const sum = (a) => a.reduce((x, y) => x + y, 0);
+	const added = sum(await drawn('added'));
+	ok((await drawn('added')).length === 60 && added >= 69 &&
+		sum(await drawn('completed')) >= 61 && sum(await drawn('failed')) >= 3,
+		`overview: the chart opens with the last hour's minutes (${added} added, ${sum(await drawn('completed'))} completed)`);
+	await api('/v1/jobs', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ task: 'echo', input: 'live' }) });
+	ok(await until(async () => sum(await drawn('added')) > added), 'overview: the chart counts a job added meanwhile, without a reload');
 	ok((await page.textContent('#queues')).includes('mail'), 'overview: counts per queue');
 	await page.waitForTimeout(2500); // one poll: it updates without a reload
 	ok(await page.$('#counts') !== null, 'overview: still there after a live update');
@@ -82,31 +101,137 @@ try {
 	ok(await until(async () => (await api(`/v1/jobs/${J.failed}/errors`)).errors.length === 2),
 		'jobs: retry ran the job again');
 	// cancel the held one
-	await page.goto(BASE + '/#/jobs?status=held');
+	await visit(page, '#/jobs?status=held');
 	await page.waitForSelector(`tr[data-id="${J.held}"]`);
 	await page.click(`tr[data-id="${J.held}"] button:has-text("cancel")`);
 	ok(await until(async () => (await api(`/v1/jobs/${J.held}`)).status === 'cancelled'), 'jobs: cancel cancelled the held job');
 	// pagination: a cursor to the next page
-	await page.goto(BASE + '/#/jobs');
+	await visit(page, '#/jobs');
 	await page.waitForSelector('table.jobs');
 	const first = await page.$$eval('tr[data-id]', (r) => r.map((x) => x.dataset.id));
 	if (await page.$('#next')) {
 		await page.click('#next');
-		await page.waitForFunction(() => location.hash.includes('cursor='));
-		await page.waitForSelector('tr[data-id]');
+		await page.waitForSelector('main a:has-text("first page")');
 		const second = await page.$$eval('tr[data-id]', (r) => r.map((x) => x.dataset.id));
 		ok(second.length > 0 && !second.some((id) => first.includes(id)), 'jobs: the next page has other jobs');
 	} else {
 		ok(false, 'jobs: a next page link');
 	}
 
+	// select many: retry two failed jobs at once, they run again
+	const status = async (id) => { const r = await fetch(`${BASE}/v1/jobs/${id}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+		return r.status === 404 ? 'gone' : (await r.json()).status; };
+	const listed = () => page.$$eval('tr[data-id]', (r) => r.map((x) => Number(x.dataset.id)));
+	await visit(page, '#/jobs?status=error');
+	await page.waitForSelector(`tr[data-id="${J.fail3}"]`);
+	ok(await page.isDisabled('#bulk-retry'), 'jobs: the bulk buttons wait for a selection');
+	await page.check(`tr[data-id="${J.fail2}"] input.select`);
+	await page.check(`tr[data-id="${J.fail3}"] input.select`);
+	ok((await page.textContent('#selected')) === '2 selected', 'jobs: the selection is counted');
+	await page.screenshot({ path: `${SHOTS}/jobs-select.png`, fullPage: true });
+	await click(page, '#bulk-retry');
+	await page.waitForSelector('#notice');
+	ok((await page.textContent('#notice')).startsWith('retry: 2 changed'), `jobs: retry selected answers (${await page.textContent('#notice')})`);
+	ok(await until(async () => (await api(`/v1/jobs/${J.fail2}/errors`)).errors.length === 2 &&
+		(await api(`/v1/jobs/${J.fail3}/errors`)).errors.length === 2), 'jobs: retry selected ran both again');
+	// cancel two held jobs, then delete one of them
+	await visit(page, '#/jobs?status=held');
+	await page.waitForSelector(`tr[data-id="${J.held3}"]`);
+	await page.check(`tr[data-id="${J.held2}"] input.select`);
+	await page.check(`tr[data-id="${J.held3}"] input.select`);
+	await click(page, '#bulk-cancel');
+	await page.waitForSelector('#notice');
+	ok(await status(J.held2) === 'cancelled' && await status(J.held3) === 'cancelled', 'jobs: cancel selected cancelled both');
+	ok(!(await listed()).includes(J.held2), 'jobs: the page reloads without them');
+	ok(await status(J.unique) === 'held', 'jobs: the held job not selected stays held');
+	await visit(page, '#/jobs?status=cancelled');
+	await page.waitForSelector(`tr[data-id="${J.held2}"]`);
+	await page.check(`tr[data-id="${J.held2}"] input.select`);
+	await click(page, '#bulk-delete');
+	await page.waitForSelector('#notice');
+	ok(await status(J.held2) === 'gone' && await status(J.held3) === 'cancelled', 'jobs: delete selected deleted the one selected');
+	// apply to everything the filter matches, after a confirm: dismissed, nothing changes
+	page.once('dialog', (d) => d.dismiss());
+	await click(page, '#all-delete');
+	await page.waitForSelector('#all-delete:not([disabled])');
+	ok(await status(J.held3) === 'cancelled', 'jobs: delete all, not confirmed, deleted nothing');
+	const cancelled = (await api('/v1/jobs?status=cancelled')).jobs.length;
+	let asked = '';
+	page.once('dialog', (d) => { asked = d.message(); d.accept(); });
+	await click(page, '#all-delete');
+	await page.waitForSelector('#notice');
+	ok(asked.includes('every job this filter matches'), `jobs: delete all asks first (${asked})`);
+	ok((await page.textContent('#notice')).startsWith(`delete: ${cancelled} changed`) &&
+		(await api('/v1/jobs?status=cancelled')).jobs.length === 0 && await status(J.held3) === 'gone',
+		`jobs: delete all deleted every cancelled job (${cancelled}: ${await page.textContent('#notice')})`);
+	ok(await status(J.done) === 'completed', 'jobs: and no other job');
+
+	// search: by unique key, by id, by the time added
+	await visit(page, '#/jobs');
+	await page.waitForSelector('table.jobs');
+	await page.fill('#f-unique', 'report-42');
+	await click(page, '#f-apply');
+	await page.waitForFunction(() => location.hash.includes('unique=report-42'));
+	await page.waitForSelector(`tr[data-id="${J.unique}"]`);
+	ok((await listed()).join() === String(J.unique), `jobs: the unique key finds its job (${await listed()})`);
+	await page.screenshot({ path: `${SHOTS}/jobs-search.png`, fullPage: true });
+	await page.fill('#f-unique', 'no-such-key');
+	await click(page, '#f-apply');
+	await page.waitForFunction(() => location.hash.includes('no-such-key'));
+	await page.waitForSelector('table.jobs');
+	ok((await listed()).length === 0, 'jobs: an unknown unique key finds nothing');
+	const local = (t) => { const d = new Date(t * 1000); return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
+	const minute = Math.floor(Date.now() / 60000) * 60;
+	await visit(page, '#/jobs');
+	await page.waitForSelector('table.jobs');
+	await page.fill('#f-added_after', local(minute + 120));
+	await click(page, '#f-apply');
+	await page.waitForFunction((t) => location.hash.includes(`added_after=${t}`), minute + 120);
+	await page.waitForSelector('table.jobs');
+	ok((await listed()).length === 0, 'jobs: nothing was added after two minutes from now');
+	ok(await page.inputValue('#f-added_after') === local(minute + 120), 'jobs: the time filter shows what it filters');
+	await page.fill('#f-added_after', local(minute - 3600));
+	await page.fill('#f-added_before', local(minute + 120));
+	await page.selectOption('#f-status', 'completed');
+	await click(page, '#f-apply');
+	await page.waitForFunction(() => location.hash.includes('added_before='));
+	await page.waitForSelector(`tr[data-id="${J.done}"]`);
+	ok((await listed()).length === 50, 'jobs: the last hour has a page of completed jobs');
+	await page.fill('#f-id', String(J.done));
+	await click(page, '#f-open');
+	await page.waitForSelector('#fields');
+	ok(page.url().endsWith(`#/job/${J.done}`) && (await page.textContent('main h1')).startsWith(`Job ${J.done}`),
+		'jobs: the id box opens the job');
+	await visit(page, '#/jobs');
+	await page.waitForSelector('table.jobs');
+	const before = errors.length;
+	await page.fill('#f-id', '999999');
+	await click(page, '#f-open');
+	await page.waitForSelector('main p.error');
+	ok((await page.textContent('main p.error')).includes('job 999999 not found'), 'jobs: an unknown id says so');
+	errors.splice(before, Infinity, ...errors.slice(before).filter((e) => !e.includes('404'))); // the browser's line for it
+
 	// job: fields, input, result; a running job's progress bar moves
-	await page.goto(BASE + `/#/job/${J.done}`);
+	await visit(page, `#/job/${J.done}`);
 	await page.waitForSelector('#fields');
 	ok((await page.textContent('#input')).includes('hello'), 'job: its input');
 	ok((await page.textContent('#result')).includes('hello'), 'job: its result');
+	const steps = () => page.$$eval('#timeline tr', (r) => r.slice(1).map((x) => [...x.cells].map((c) => c.textContent)));
+	const done = await steps();
+	ok(done.length === 3 && done[0][2] === 'added' && done[1][2] === 'attempt 1 started' && done[2][2] === 'completed' &&
+		done[2][3].endsWith(' s') && Date.parse(done[0][0]) <= Date.parse(done[1][0]) && Date.parse(done[1][0]) <= Date.parse(done[2][0]),
+		`job: the timeline is added, started, completed (${done.map((x) => x[2])})`);
 	await page.screenshot({ path: `${SHOTS}/job.png`, fullPage: true });
-	await page.goto(BASE + `/#/job/${J.running}`);
+	// a job retried once: both failed attempts, each with its time and duration
+	await visit(page, `#/job/${J.failed}`);
+	await page.waitForSelector('#timeline');
+	const fails = await steps();
+	const tries = fails.filter((x) => x[2].startsWith('attempt '));
+	ok(fails.length === 4 && tries.length === 2 && tries.every((x) => x[2].endsWith('failed: boom') && /^\d+\.\d{3} s$/.test(x[3]) &&
+		!Number.isNaN(Date.parse(x[0]))) && Date.parse(tries[0][0]) < Date.parse(tries[1][0]) && fails[3][2] === 'error',
+		`job: the timeline has each failed attempt with its time and duration (${fails.map((x) => x.join(' '))})`);
+	await page.screenshot({ path: `${SHOTS}/job-timeline.png`, fullPage: true });
+	await visit(page, `#/job/${J.running}`);
 	await page.waitForSelector('#progress');
 	const p1 = Number(await page.getAttribute('#progress', 'data-value'));
 	const moved = await until(async () => Number(await page.getAttribute('#progress', 'data-value').catch(() => -1)) > p1, 8000);
@@ -132,6 +257,10 @@ try {
 	await page.click('#nav a[href="#/cron"]');
 	await page.waitForSelector('#cron-list');
 	ok((await page.textContent('#cron-list')).includes('*/5 * * * *'), 'cron: the schedule is listed');
+	const cj = (await api('/v1/cron')).cron.find((x) => x.id === J.cron);
+	const row = await page.$$eval(`#cron-list tr[data-id="${J.cron}"] td`, (t) => t.map((x) => x.textContent));
+	ok(cj.last_run > 0 && row[5] === String(cj.last_run) && row[6] === 'error' && row[7] === cj.last_run_finished && row[8] === 'paused',
+		`cron: each schedule's last run, its result and end (${row.join(' | ')})`);
 
 	// a change without the CSRF header is refused, with it allowed
 	const noCsrf = await page.evaluate(async (id) => (await fetch(`/v1/jobs/${id}/cancel`, { method: 'POST' })).status, J.running);
@@ -143,16 +272,24 @@ try {
 	await signIn(rp, READ);
 	await rp.waitForSelector('#counts');
 	ok((await rp.textContent('#who')).includes('read'), 'a read token signs in');
-	await rp.goto(BASE + '/#/jobs');
+	await visit(rp, '#/jobs');
 	await rp.waitForSelector('tr[data-id] button');
-	const enabled = await rp.$$eval('tr[data-id] button', (b) => b.filter((x) => !x.disabled).length);
+	const enabled = await rp.$$eval('tr[data-id] button, #bulk button', (b) => b.filter((x) => !x.disabled).length);
 	ok(enabled === 0, `with a read token every change button is disabled (${enabled} enabled)`);
+	// and were one enabled, the refusal is shown
+	await rp.$eval('#all-retry', (b) => { b.disabled = false; });
+	rp.once('dialog', (d) => d.accept());
+	await click(rp, '#all-retry');
+	await rp.waitForSelector('#notice');
+	const refusal = await rp.textContent('#notice.error');
+	ok(refusal.includes('refused (HTTP 403)') && refusal.includes('needs a token of scope write'),
+		`a read session's bulk change shows the refusal (${refusal})`);
 	const asRead = await rp.evaluate(async (id) => {
 		const s = await (await fetch('/ui/session')).json();
 		return (await fetch(`/v1/jobs/${id}/cancel`, { method: 'POST', headers: { 'X-CSRF-Token': s.csrf } })).status;
 	}, J.running);
 	ok(asRead === 403, `a change asked with a read session is refused (${asRead})`);
-	await rp.goto(BASE + '/#/queues');
+	await visit(rp, '#/queues');
 	await rp.waitForSelector('tr[data-queue="mail"]');
 	await rp.screenshot({ path: `${SHOTS}/queues-read.png`, fullPage: true });
 

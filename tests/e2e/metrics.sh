@@ -4,7 +4,8 @@
 # TCP with tokens, and its values against what the test did: jobs added through the API
 # by task and queue, completed, retried and failed runs, held jobs, run durations, the
 # store's counts after the host restarts, a killed host's job recovered by task and
-# queue; GET /v1/stats/history and `stats --history` against the same jobs. On LMDB, or
+# queue; GET /v1/stats/history and `stats --history` against the same jobs; a cron
+# job's last run and its status in GET /v1/cron. On LMDB, or
 # with METRICS_PG=1 (pg_metrics.sh) on a PostgreSQL database of its own, reached through
 # a proxy (tcpcut.py) that the test cuts: the connection's state and reconnects.
 . "$(dirname "$0")/lib.sh"
@@ -211,6 +212,24 @@ same "after a restart it parses" "$parsed" 0
 same "the counts are the store's" "$(value 'taskhost_jobs{queue="mail",status="completed"}')" 2
 same "this host added nothing" "$(value 'taskhost_jobs_added_total{queue="default",task="echo"}')" missing
 th cancel 8
+
+# ---- GET /v1/cron: each schedule's last run and how it went ----
+cron=$(curl -s --unix-socket "$SOCK" -H 'Content-Type: application/json' \
+	-d '{"task":"fail","cron":"every 1s","input":"tick","max_attempts":1}' http://localhost/v1/cron |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+# cron_last: "LAST_RUN STATUS FINISHED?" of that cron job as GET /v1/cron lists it
+cron_last() {
+	curl -s --unix-socket "$SOCK" http://localhost/v1/cron | python3 -c '
+import json, sys
+c = [x for x in json.load(sys.stdin)["cron"] if x["id"] == int(sys.argv[1])][0]
+print(c.get("last_run"), c.get("last_run_status"), c.get("last_run_finished") is not None)' "$cron"
+}
+ran() { cron_last | grep -q ' error True$'; }
+check "GET /v1/cron: the last run's status (error) and when it ended" wait_until 20 ran
+last=$(cron_last | cut -d' ' -f1)
+th status "$last"
+same "it is the status of job last_run ($last)" "$out" error
+curl -s -o /dev/null -X DELETE --unix-socket "$SOCK" "http://localhost/v1/cron/$cron"
 stop_host "$HOST_PID"
 counts_agree "the counts agree with a recount of the records"
 finish

@@ -7,7 +7,6 @@ const STATUSES = ['queued', 'processing', 'completed', 'error', 'cancelled', 'de
 const POLL_MS = 2000;
 let session = null; // {name, scope, csrf}
 let timer = null;
-const history = []; // {completed, error, total} per poll, for the throughput chart
 
 const $ = (sel) => document.querySelector(sel);
 function el(tag, attrs = {}, ...kids) {
@@ -28,41 +27,41 @@ async function api(method, path, body) {
 		body: body === undefined ? undefined : JSON.stringify(body) });
 	const doc = await r.json().catch(() => null);
 	if (r.status === 401) { showSignin(); throw new Error('signed out'); }
-	if (!r.ok) throw new Error(doc && doc.error ? doc.error.message : `HTTP ${r.status}`);
+	if (!r.ok) throw new Error(`${r.status === 403 ? 'refused' : 'failed'} (HTTP ${r.status}): ${doc && doc.error ? doc.error.message : r.statusText}`);
 	return doc;
 }
 
 const canWrite = () => session && session.scope !== 'read';
 const canAdmin = () => session && session.scope === 'admin';
+// what the last change answered ({text, error}): shown atop the page until the next
+// change or another page
+let notice = null;
 function button(text, fn, enabled = true) {
 	const b = el('button', { disabled: !enabled }, text);
 	b.addEventListener('click', async () => {
 		b.disabled = true;
-		try { await fn(); } catch (e) { flash(e.message); }
+		notice = null;
+		try { await fn(); } catch (e) { notice = { text: e.message, error: true }; }
 		route();
 	});
 	return b;
 }
-function flash(msg) { const m = $('#main'); m.prepend(el('p', { class: 'error', id: 'flash' }, msg)); }
 function statusCell(s) { return el('td', { class: `status-${s}` }, s); }
 
 // ---- pages ----
 
 async function overview(main) {
-	const s = await api('GET', '/v1/stats');
-	const total = STATUSES.reduce((n, k) => n + (s.counts[k] || 0), 0);
-	history.push({ completed: s.counts.completed, error: s.counts.error, total });
-	if (history.length > 180) history.shift();
-	const delta = (k) => history.slice(1).map((h, i) => Math.max(0, h[k] - history[i][k]));
+	// the store keeps each minute's counts: the chart is the last hour at every poll
+	const [s, h] = await Promise.all([api('GET', '/v1/stats'), api('GET', '/v1/stats/history?minutes=60')]);
+	const per = (k) => h.minutes.map((m) => m[k]);
 	main.append(el('h1', {}, 'Overview'),
 		el('div', { class: 'cards', id: 'counts' }, STATUSES.map((k) =>
 			el('a', { class: 'card', href: `#/jobs?status=${k}` }, el('b', {}, s.counts[k]), k))),
 		el('h2', {}, 'Per queue'),
 		el('table', { id: 'queues' }, el('tr', {}, el('th', {}, 'queue'), STATUSES.map((k) => el('th', {}, k))),
 			Object.entries(s.queues).map(([q, c]) => el('tr', {}, el('td', {}, q), STATUSES.map((k) => el('td', {}, c[k]))))),
-		el('h2', {}, `Throughput (every ${POLL_MS / 1000} s since this page opened; ${s.jobs_per_second.toFixed(2)} finished/s over the last minute)`),
-		lineChart([{ name: 'added', values: delta('total') }, { name: 'completed', values: delta('completed') },
-			{ name: 'failed', values: delta('error') }]),
+		el('h2', {}, `Throughput per minute, the last hour (${s.jobs_per_second.toFixed(2)} finished/s over the last minute)`),
+		lineChart(['added', 'completed', 'failed'].map((k) => ({ name: k, values: per(k) })), { unit: 'per minute' }),
 		el('p', { class: 'legend' }, el('span', { class: 'status-queued' }, '— added'),
 			el('span', { class: 'status-completed' }, '— completed'), el('span', { class: 'status-error' }, '— failed')),
 		el('h2', {}, 'Oldest queued job'),
@@ -110,7 +109,6 @@ const isTime = (k) => k.endsWith('_after') || k.endsWith('_before');
 // seconds <-> the local time a datetime-local input shows
 const toLocal = (s) => { const d = new Date(Number(s) * 1000); return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
 const fromLocal = (v) => String(Math.floor(Date.parse(v) / 1000));
-let notice = null; // a bulk change's outcome, shown once on the page it reloads
 
 function bulkSummary(action, d) {
 	const parts = [`${d.changed} changed`];
@@ -160,7 +158,7 @@ async function jobs(main, q) {
 	const bulk = async (action, body, what) => {
 		if (what && !confirm(`${action} ${what}?`)) return;
 		const d = await api('POST', '/v1/jobs/bulk', { action, ...body });
-		notice = bulkSummary(action, d);
+		notice = { text: bulkSummary(action, d) };
 	};
 	const selBar = el('div', { class: 'filters', id: 'bulk' }, count, ['retry', 'cancel', 'delete'].map((a) => {
 		const b = button(`${a} selected`, () => bulk(a, { ids: [...selected] }), false);
@@ -175,12 +173,32 @@ async function jobs(main, q) {
 	const next = new URLSearchParams(q);
 	if (doc.next_cursor) next.set('cursor', doc.next_cursor);
 	main.append(el('h1', {}, 'Jobs'));
-	if (notice) { main.append(el('p', { id: 'bulk-result', class: 'notice' }, notice)); notice = null; }
 	main.append(el('div', { class: 'filters' }, inputs.status, inputs.task, inputs.queue, inputs.unique, apply, idBox, go),
 		times, selBar, jobsTable(doc.jobs, true, selected),
 		el('p', {}, q.get('cursor') ? el('a', { href: '#/jobs' }, 'first page') : '', ' ',
 			doc.next_cursor ? el('a', { id: 'next', href: `#/jobs?${next}` }, 'next page') : ''));
 	return false;
+}
+
+// a job's life from its fields and its error history ('attempt 2 at TIME for 0.250 s:
+// why', one line per failed attempt; lines written before the times have none)
+function timeline(j, errors) {
+	const rows = [{ at: j.added, what: 'added' }];
+	for (const line of Array.isArray(errors) ? errors : []) {
+		const m = /^attempt (\d+)(?: at (\S+) for ([\d.]+) s)?: (.*)$/s.exec(line);
+		if (m) rows.push({ at: m[2] || null, what: `attempt ${m[1]} failed: ${m[4]}`, took: m[3] ? Number(m[3]) : null });
+	}
+	if (j.started && !rows.some((r) => r.at === j.started))
+		rows.push({ at: j.started, what: `attempt ${j.attempts} started` + (j.status === 'processing' ? ', running' : ''),
+			took: j.status === 'processing' ? (Date.now() - Date.parse(j.started)) / 1000 : null });
+	if (j.due && j.status === 'delayed') rows.push({ at: j.due, what: 'due' });
+	if (j.finished) rows.push({ at: j.finished, what: j.status, took: j.took });
+	const t0 = Date.parse(j.added);
+	return el('table', { id: 'timeline' }, el('tr', {}, ['when', 'after added', 'what', 'took'].map((h) => el('th', {}, h))),
+		rows.map((r) => el('tr', {}, el('td', {}, r.at || '(not kept)'),
+			el('td', {}, r.at ? `+${((Date.parse(r.at) - t0) / 1000).toFixed(3)} s` : ''),
+			r.what in { completed: 1, error: 1, cancelled: 1 } ? statusCell(r.what) : el('td', {}, r.what),
+			el('td', { class: 'took' }, r.took === null || r.took === undefined ? '' : `${r.took.toFixed(3)} s`))));
 }
 
 async function job(main, id) {
@@ -201,6 +219,7 @@ async function job(main, id) {
 		main.append(el('h2', {}, 'Progress'), el('div', { class: 'bar', id: 'progress', 'data-value': pct }, fill),
 			el('p', {}, p.progress === null ? 'not reported' : `${pct}%`));
 	}
+	main.append(el('h2', {}, 'Timeline'), timeline(j, errors));
 	main.append(el('h2', {}, 'Input'), el('pre', { id: 'input' }, input),
 		el('h2', {}, 'Result'), el('pre', { id: 'result' }, typeof result === 'string' ? result : JSON.stringify(result)),
 		el('h2', {}, 'Errors, every attempt'), el('pre', { id: 'errors' }, Array.isArray(errors) ? errors.join('\n') : errors));
@@ -225,9 +244,12 @@ async function queues(main) {
 async function cron(main) {
 	const doc = await api('GET', '/v1/cron');
 	main.append(el('h1', {}, 'Cron'), el('table', { id: 'cron-list' },
-		el('tr', {}, ['id', 'task', 'schedule', 'next fire', 'paused', ''].map((h) => el('th', {}, h))),
-		doc.cron.map((c) => el('tr', {}, el('td', {}, el('a', { href: `#/job/${c.id}` }, c.id)), el('td', {}, c.task),
-			el('td', {}, c.schedule || ''), el('td', {}, c.next_fire || ''), el('td', {}, c.paused ? 'paused' : ''),
+		el('tr', {}, ['id', 'task', 'schedule', 'next fire', 'runs', 'last run', 'its result', 'ended', 'paused', ''].map((h) => el('th', {}, h))),
+		doc.cron.map((c) => el('tr', { 'data-id': c.id }, el('td', {}, el('a', { href: `#/job/${c.id}` }, c.id)), el('td', {}, c.task),
+			el('td', {}, c.schedule || ''), el('td', {}, c.next_fire || ''), el('td', {}, c.fires),
+			el('td', {}, c.last_run ? el('a', { href: `#/job/${c.last_run}` }, c.last_run) : 'none yet'),
+			c.last_run_status ? statusCell(c.last_run_status) : el('td', {}, c.last_run ? '(not kept)' : ''),
+			el('td', {}, c.last_run_finished || ''), el('td', {}, c.paused ? 'paused' : ''),
 			el('td', {}, button(c.paused ? 'resume' : 'pause', () => api('POST', `/v1/cron/${c.id}/${c.paused ? 'resume' : 'pause'}`), canWrite()))))));
 	return false;
 }
@@ -257,6 +279,7 @@ async function route() {
 	} catch (e) {
 		main.append(el('p', { class: 'error' }, e.message));
 	}
+	if (notice) main.prepend(el('p', { id: 'notice', class: notice.error ? 'error' : 'notice' }, notice.text));
 	$('#main').replaceWith(main);
 	if (live) timer = setTimeout(route, POLL_MS);
 }
@@ -285,7 +308,7 @@ function signedIn(doc) {
 	route();
 }
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => { notice = null; route(); });
 fetch('/ui/session', { credentials: 'same-origin' }).then(async (r) => {
 	if (r.ok) signedIn(await r.json()); else showSignin();
 });
