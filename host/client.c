@@ -695,6 +695,17 @@ int th_client_pause_queue(th_client *c, const char *queue, bool paused)
 	return call(c, "POST", path, NULL, CLIENT_TIMEOUT_S, NULL, NULL);
 }
 
+int th_client_clean(th_client *c, double older_than, uint64_t *removed)
+{
+	json_t *a = NULL;
+	int rc = call(c, "POST", "/clean", json_pack("{s:f}", "older_than", older_than),
+		      CLIENT_TIMEOUT_S, &a, NULL);
+	if (rc == 0)
+		*removed = uint_of(a, "removed");
+	json_decref(a);
+	return rc;
+}
+
 static int get_doc(th_client *c, const char *path, char **json)
 {
 	json_t *a = NULL;

@@ -410,6 +410,17 @@ int th_service_clean_before(th_service *svc, int64_t before, uint64_t *removed)
 	return before > 0 ? th_store_clean(svc->store, before, removed) : TH_EINVAL;
 }
 
+int th_service_clean_older(th_service *svc, double older_than, uint64_t *removed)
+{
+	if (!(older_than >= 0))
+		return TH_EINVAL;
+	int64_t before = th_clock_now_us() - (int64_t)(older_than * 1e6);
+	*removed = 0;
+	if (older_than == 0)
+		return th_service_clean(svc, removed);
+	return before > 0 ? th_service_clean_before(svc, before, removed) : 0; /* before 1970 */
+}
+
 int th_service_pause_queue(th_service *svc, const char *queue, bool paused)
 {
 	if (!queue || !th_queue_name_valid(queue_of(queue)))

@@ -93,6 +93,9 @@ int th_client_cron_next(th_client *c, uint64_t id, size_t max, int64_t *times, s
 
 /* Pauses a queue for every host on the data dir, or resumes it (an admin token). */
 int th_client_pause_queue(th_client *c, const char *queue, bool paused);
+/* Removes finished jobs, as th_service_clean (older_than 0) or th_service_clean_before
+ * now less older_than seconds (an admin token); *removed gets how many. */
+int th_client_clean(th_client *c, double older_than, uint64_t *removed);
 /* JSON documents, malloc'd text: the queues ({"queues": [{name, strategy, paused}]}),
  * the stats ({"counts", "jobs_per_second", "oldest_queued", and the host's own
  * counters}), the tasks ({"tasks": [...], "refused": [...]}), as GET /v1/... answers. */

@@ -1,5 +1,6 @@
 /* The API's routes beyond single jobs: stats, queues (pause, resume), cron jobs (list,
- * add, update, pause, resume, remove, next fire times), tasks, health and the spec. */
+ * add, update, pause, resume, remove, next fire times), clean, tasks, health and the
+ * spec. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,44 @@ int th_api_cron_next(th_api_req *r)
 	for (long i = 0; i < count && (t = th_cron_next(&cron, t)) >= 0; i++)
 		json_array_append_new(arr, th_jobjson_time(t));
 	return th_api_ok(r, 200, json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "next", arr));
+}
+
+/* ---- clean: finished jobs removed, all or those older than older_than ---- */
+
+struct clean {
+	double older_than; /* seconds; 0: every finished job */
+	uint64_t removed;
+};
+
+static int op_clean(th_service *svc, void *arg)
+{
+	struct clean *cl = ((th_api_req *)arg)->scratch;
+	return th_service_clean_older(svc, cl->older_than, &cl->removed);
+}
+
+static void clean_done(th_commit_req *c)
+{
+	th_api_req *r = c->ud;
+	struct clean *cl = r->scratch;
+	if (c->rc)
+		th_api_fail(r, c->rc, 0, "clean");
+	else
+		th_api_ok(r, 200, json_pack("{s:I}", "removed", (json_int_t)cl->removed));
+	th_api_later_done(r);
+}
+
+int th_api_clean(th_api_req *r)
+{
+	struct clean *cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return th_api_error(r, 503, "no_memory", "out of memory");
+	r->scratch = cl;
+	r->free_scratch = free;
+	char err[256];
+	if (th_api_decode_clean(r->body, &cl->older_than, err, sizeof(err)))
+		return th_api_error(r, 400, "bad_request", "clean: %s", err);
+	r->commit = (th_commit_req){.op = op_clean, .arg = r, .done = clean_done, .ud = r};
+	return th_api_submit(r);
 }
 
 /* ---- the rest ---- */
