@@ -6,7 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "commit.h"
@@ -449,6 +454,16 @@ START_TEST(client_calls)
 	json_decref(h);
 	ck_assert_int_eq(th_client_stats_history(c, NULL, 0, &text), TH_EINVAL);
 	ck_assert_ptr_nonnull(strstr(th_client_error(c), "minutes: expected a whole number"));
+	/* clean */
+	uint64_t removed = 99;
+	ck_assert_int_eq(th_client_clean(c, -1, &removed), TH_EINVAL);
+	ck_assert_str_eq(th_client_error(c), "clean: older_than: out of range (from 0 to 36500d)");
+	ck_assert_int_eq(th_client_clean(c, 3600, &removed), 0);
+	ck_assert_uint_eq(removed, 0);
+	ck_assert_int_eq(th_client_wait(c, ids, 3, 10), 0);
+	ck_assert_int_eq(th_client_clean(c, 0, &removed), 0);
+	ck_assert_uint_ge(removed, 3);
+	ck_assert_int_eq(th_client_get(c, ids[0], &job), TH_ENOTFOUND);
 	ck_assert_int_eq(th_client_tasks(c, &text), 0);
 	ck_assert_ptr_nonnull(strstr(text, "\"name\":\"noop\""));
 	free(text);
@@ -474,6 +489,188 @@ START_TEST(client_calls)
 }
 END_TEST
 
+/* ---- the client against a fake host that loses a connection with a write on it ---- */
+
+/* The fake host on a unix socket: on its first connection it answers one request, then
+ * reads the next and closes without an answer (as a host does that is killed after its
+ * commit, or that closes an idle connection as a request comes); on the others it
+ * answers every request. */
+#define FAKE_CONNS 8
+struct fake_host {
+	int lfd;
+	char path[4200];
+	int connections, requests;
+	pthread_t thread;
+};
+
+/* Reads one request (its headers and Content-Length bytes of body); false at its end. */
+static bool fake_read(int fd)
+{
+	char buf[65536];
+	size_t len = 0;
+	char *end = NULL;
+	while (!(end = len ? strstr(buf, "\r\n\r\n") : NULL)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			return false;
+		buf[len += (size_t)n] = 0;
+	}
+	const char *cl = strcasestr(buf, "\r\nContent-Length:");
+	size_t want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+	while (len < want) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			return false;
+		len += (size_t)n;
+	}
+	return true;
+}
+
+static void *fake_host_run(void *arg)
+{
+	struct fake_host *f = arg;
+	struct pollfd p[FAKE_CONNS + 1] = {{.fd = f->lfd, .events = POLLIN}};
+	int answered[FAKE_CONNS + 1] = {0}, conn[FAKE_CONNS + 1] = {0};
+	size_t n = 1;
+	while (poll(p, n, -1) > 0 && !(p[0].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+		if (p[0].revents & POLLIN && n <= FAKE_CONNS) {
+			p[n] = (struct pollfd){.fd = accept(f->lfd, NULL, NULL), .events = POLLIN};
+			answered[n] = 0;
+			conn[n++] = ++f->connections;
+		}
+		for (size_t i = n - 1; i >= 1; i--) {
+			if (!p[i].revents)
+				continue;
+			bool lose = conn[i] == 1 && answered[i] == 1, got = fake_read(p[i].fd);
+			f->requests += got;
+			if (got && !lose) {
+				char out[256], body[64];
+				int len = snprintf(body, sizeof(body), "{\"id\":%d,\"existed\":false}",
+						   f->requests);
+				len = snprintf(out, sizeof(out), "HTTP/1.1 201 Created\r\nContent-Type: "
+					       "application/json\r\nContent-Length: %d\r\n\r\n%s",
+					       len, body);
+				ck_assert_int_eq(write(p[i].fd, out, (size_t)len), len);
+				answered[i]++;
+				continue;
+			}
+			close(p[i].fd); /* its end, or lost unanswered */
+			p[i] = p[--n];
+			answered[i] = answered[n];
+			conn[i] = conn[n];
+		}
+	}
+	for (size_t i = 1; i < n; i++)
+		close(p[i].fd);
+	return NULL;
+}
+
+static void fake_host_start(struct fake_host *f, const char *dir)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(f->path, sizeof(f->path), "%s/fake.sock", dir);
+	ck_assert_uint_lt(strlen(f->path), sizeof(sa.sun_path));
+	strcpy(sa.sun_path, f->path);
+	f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(f->lfd, 4), 0);
+	ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_host_run, f), 0);
+}
+
+static void fake_host_stop(struct fake_host *f)
+{
+	shutdown(f->lfd, SHUT_RDWR); /* its poll sees the end: the thread ends */
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
+}
+
+START_TEST(client_sends_a_write_once)
+{
+	char *dir = tu_tmpdir();
+	struct fake_host f = {0};
+	fake_host_start(&f, dir);
+	th_client *c;
+	ck_assert_int_eq(th_client_open(&c, f.path, NULL), 0);
+	uint64_t id;
+	ck_assert_int_eq(th_client_add(c, "echo", "a", 1, NULL, &id, NULL), 0);
+	ck_assert_uint_eq(id, 1);
+	/* the connection is lost with the add on it: it is not sent again */
+	ck_assert_int_eq(th_client_add(c, "echo", "b", 1, NULL, &id, NULL), TH_EIO);
+	ck_assert_msg(strstr(th_client_error(c), "lost the host at unix socket ") &&
+		      strstr(th_client_error(c), "during POST /v1/jobs: ") &&
+		      strstr(th_client_error(c), "may or may not have been done"), "%s",
+		      th_client_error(c));
+	th_client_close(c);
+	fake_host_stop(&f);
+	ck_assert_int_eq(f.requests, 2); /* (libcurl connected again before it asked) */
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(client_writes_on_a_fresh_connection_after_idle)
+{
+	char *dir = tu_tmpdir();
+	struct fake_host f = {0};
+	fake_host_start(&f, dir);
+	th_client *c;
+	ck_assert_int_eq(th_client_open(&c, f.path, NULL), 0);
+	uint64_t id;
+	ck_assert_int_eq(th_client_add(c, "echo", "a", 1, NULL, &id, NULL), 0);
+	/* idle longer than a write reuses a connection: the host may be closing it */
+	nanosleep(&(struct timespec){.tv_nsec = (long)(TH_CLIENT_WRITE_IDLE_MAX * 1e9) + 100000000}, NULL);
+	ck_assert_msg(th_client_add(c, "echo", "b", 1, NULL, &id, NULL) == 0, "%s",
+		      th_client_error(c));
+	ck_assert_uint_eq(id, 2);
+	th_client_close(c);
+	fake_host_stop(&f);
+	ck_assert_int_eq(f.requests, 2);
+	ck_assert_int_eq(f.connections, 2);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* A host that closed a connection for being idle (connection_timeout): the adds after
+ * it each make one job. */
+START_TEST(client_after_the_host_closed_idle)
+{
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096], err[512];
+	th_service *svc = tu_service(dir, pdir);
+	snprintf(path, sizeof(path), "%s/taskhost.ini", dir);
+	th_config cfg;
+	ck_assert_int_eq(th_config_defaults(&cfg, path), 0);
+	free(cfg.data_dir);
+	ck_assert_int_ge(asprintf(&cfg.data_dir, "%s/data", dir), 0);
+	cfg.connection_timeout = 1;
+	th_server *srv;
+	ck_assert_msg(th_server_start(&srv, svc, &cfg, err, sizeof(err)) == 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/data/api.sock", dir);
+	th_client *c;
+	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
+	uint64_t id;
+	for (int i = 0; i < 3; i++) {
+		if (i) /* past the host's connection_timeout */
+			nanosleep(&(struct timespec){.tv_sec = 1, .tv_nsec = 300000000}, NULL);
+		ck_assert_msg(th_client_add(c, "echo", "x", 1, NULL, &id, NULL) == 0, "%s",
+			      th_client_error(c));
+		ck_assert_uint_eq(id, (uint64_t)i + 1);
+	}
+	th_client_close(c);
+	th_server_stop(srv);
+	uint64_t counts[TH_JOB_STATUS_MAX + 1], total = 0;
+	ck_assert_int_eq(th_service_count(svc, counts), 0);
+	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
+		total += counts[st];
+	ck_assert_uint_eq(total, 3);
+	th_config_free(&cfg);
+	th_service_close(svc);
+	tu_rmtree(dir);
+	free(dir);
+	free(pdir);
+}
+END_TEST
+
 Suite *server_suite(void);
 Suite *server_suite(void)
 {
@@ -486,6 +683,9 @@ Suite *server_suite(void)
 	tcase_add_test(tc, token_file);
 	tcase_add_test(tc, group_commit_shares_commits);
 	tcase_add_test(tc, client_calls);
+	tcase_add_test(tc, client_sends_a_write_once);
+	tcase_add_test(tc, client_writes_on_a_fresh_connection_after_idle);
+	tcase_add_test(tc, client_after_the_host_closed_idle);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;

@@ -18,6 +18,14 @@ extern "C" {
 
 typedef struct th_client th_client;
 
+/* A call that changes something is sent once: when the connection it went out on is
+ * lost before an answer, it fails (TH_EIO, "may or may not have been done") instead of
+ * being sent again on a new one, as libcurl would. And it goes out on a new connection
+ * when the one at hand has been idle longer than this (seconds): a host closes idle
+ * connections after its connection_timeout (1 s at least), and one it closes as the
+ * request comes would lose the request. */
+#define TH_CLIENT_WRITE_IDLE_MAX 0.5
+
 /* target: the host's socket ("var/api.sock": a path) or its URL ("http://host:7070",
  * "https://host:7070"); token: the bearer token for a URL (NULL on the socket).
  * TH_EINVAL for a URL that does not parse (th_client_error of *out says why, and *out
