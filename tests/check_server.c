@@ -242,7 +242,8 @@ static void *writer(void *arg)
 {
 	struct writer *w = arg;
 	for (int k = 0; k < ADDS; k++) {
-		th_commit_req r = {.jobs = &w->job, .n = 1, .ids = &w->id, .existed = &w->existed,
+		th_commit_req r = {.w = {.s = {.n = 1, .ids = &w->id, .existed = &w->existed},
+					 .jobs = &w->job},
 				   .done = writer_done, .ud = w};
 		w->done = false;
 		ck_assert_int_eq(th_commit_submit(w->c, &r), 0);
@@ -284,8 +285,8 @@ START_TEST(group_commit_shares_commits)
 	pthread_mutex_init(&bad.mu, NULL);
 	pthread_cond_init(&bad.cv, NULL);
 	bad.job = (th_new_job){"echo", "x", 1, &(th_add_opts){.cron = "not a schedule"}};
-	th_commit_req r = {.jobs = &bad.job, .n = 1, .ids = &bad.id, .done = writer_done,
-			   .ud = &bad};
+	th_commit_req r = {.w = {.s = {.n = 1, .ids = &bad.id}, .jobs = &bad.job},
+			   .done = writer_done, .ud = &bad};
 	ck_assert_int_eq(th_commit_submit(c, &r), 0);
 	th_commit_stop(c);
 	ck_assert(bad.done);
@@ -296,6 +297,144 @@ START_TEST(group_commit_shares_commits)
 	for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
 		total += counts[s];
 	ck_assert_uint_eq(total, WRITERS * ADDS);
+	th_service_close(svc);
+	tu_rmtree(dir);
+	free(dir);
+	free(pdir);
+}
+END_TEST
+
+/* ---- mixed writes that arrive while a commit runs share the next one ---- */
+
+/* An op that holds the committer until opened, so that writes queue up behind it. */
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool entered, open;
+	int answered;
+};
+
+static int gate_op(th_service *svc, void *arg)
+{
+	(void)svc;
+	struct gate *g = arg;
+	pthread_mutex_lock(&g->mu);
+	g->entered = true;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+	return 0;
+}
+
+static void gate_done(th_commit_req *r)
+{
+	struct gate *g = r->ud;
+	pthread_mutex_lock(&g->mu);
+	g->answered++;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static uint64_t add_one(th_service *svc, const th_add_opts *o)
+{
+	uint64_t id;
+	ck_assert_int_eq(th_service_add_ex(svc, "echo", "x", 1, o, &id, NULL), 0);
+	return id;
+}
+
+START_TEST(group_commit_mixed_writes)
+{
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL);
+	th_service *svc = tu_service(dir, pdir);
+	uint64_t held = add_one(svc, &(th_add_opts){.hold = true}), queued = add_one(svc, NULL),
+		 queued2 = add_one(svc, NULL), cancelled = add_one(svc, NULL),
+		 cron = add_one(svc, &(th_add_opts){.cron = "every 1h"});
+	ck_assert_int_eq(th_service_cancel(svc, cancelled), 0);
+	th_commit *c;
+	ck_assert_int_eq(th_commit_start(&c, svc), 0);
+	struct gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	th_commit_req first = {.op = gate_op, .arg = &g, .done = gate_done, .ud = &g};
+	ck_assert_int_eq(th_commit_submit(c, &first), 0);
+	pthread_mutex_lock(&g.mu);
+	while (!g.entered)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	th_commit_stats before;
+	th_commit_get_stats(c, &before);
+
+	/* while the committer is held, writes of every kind queue up, in this order */
+	uint64_t id_a = 0, id_bad = 0, id_none = 0;
+	th_new_job a = {"echo", "a", 1, NULL},
+		   bad = {"echo", "b", 1, &(th_add_opts){.cron = "not a schedule"}},
+		   none = {"nosuchtask", "", 0, NULL};
+	struct {
+		th_store_write s;
+		const th_new_job *job;
+		int want;
+	} w[] = {
+		{{.kind = TH_WRITE_ADD, .n = 1, .ids = &id_a}, &a, 0},
+		{{.kind = TH_WRITE_START, .id = held}, NULL, 0},
+		{{.kind = TH_WRITE_CANCEL, .id = queued}, NULL, 0},
+		{{.kind = TH_WRITE_CANCEL, .id = 99999}, NULL, TH_ENOTFOUND},
+		{{.kind = TH_WRITE_RETRY, .id = queued2}, NULL, TH_ESTATE},
+		{{.kind = TH_WRITE_RETRY, .id = cancelled}, NULL, 0},
+		{{.kind = TH_WRITE_CRON, .id = cron, .spec = "0 3 * * *", .catchup = 1,
+		  .paused = -1}, NULL, 0},
+		{{.kind = TH_WRITE_CRON, .id = cron, .catchup = -1, .paused = 1}, NULL, 0},
+		{{.kind = TH_WRITE_PAUSE_QUEUE, .queue = "q1", .paused = 1}, NULL, 0},
+		{{.kind = TH_WRITE_PAUSE_QUEUE, .queue = "bad name", .paused = 1}, NULL, TH_EINVAL},
+		{{.kind = TH_WRITE_ADD, .n = 1, .ids = &id_bad}, &bad, TH_EINVAL},
+		{{.kind = TH_WRITE_ADD, .n = 1, .ids = &id_none}, &none, TH_EUNKNOWNTASK},
+		{{.kind = TH_WRITE_CANCEL, .id = cron}, NULL, 0},
+		/* after those before them: the cron job is cancelled, the held job queued */
+		{{.kind = TH_WRITE_CRON, .id = cron, .catchup = -1, .paused = 0}, NULL, TH_ESTATE},
+		{{.kind = TH_WRITE_START, .id = held}, NULL, TH_ESTATE},
+	};
+	enum { N = sizeof(w) / sizeof(w[0]) };
+	th_commit_req r[N];
+	for (int i = 0; i < N; i++) {
+		r[i] = (th_commit_req){.w = {.s = w[i].s, .jobs = w[i].job}, .done = gate_done,
+				       .ud = &g, .rc = 12345};
+		ck_assert_int_eq(th_commit_submit(c, &r[i]), 0);
+	}
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	while (g.answered < N + 1)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	th_commit_stats after;
+	th_commit_get_stats(c, &after);
+	/* each got its own answer, and the refusals failed no other write */
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(r[i].rc == w[i].want, "write %d: %s, expected %s", i,
+			      th_strerror(r[i].rc), th_strerror(w[i].want));
+	/* all of them in one transaction */
+	ck_assert_uint_eq(after.writes - before.writes, N + 1);
+	ck_assert_uint_eq(after.commits - before.commits, 1);
+	th_commit_stop(c);
+
+	th_job job;
+	struct {
+		uint64_t id;
+		th_job_status status;
+	} want[] = {{id_a, TH_JOB_QUEUED},        {held, TH_JOB_QUEUED},
+		    {queued, TH_JOB_CANCELLED},   {queued2, TH_JOB_QUEUED},
+		    {cancelled, TH_JOB_QUEUED},   {cron, TH_JOB_CANCELLED}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		ck_assert_int_eq(th_service_get(svc, want[i].id, &job), 0);
+		ck_assert_msg(job.status == want[i].status, "job %llu is %s",
+			      (unsigned long long)want[i].id, th_job_status_name(job.status));
+	}
+	ck_assert_uint_eq(id_a, cron + 1);
+	char *spec;
+	ck_assert_int_eq(th_service_cron_spec(svc, cron, &spec), 0);
+	ck_assert_str_eq(spec, "0 3 * * *");
+	free(spec);
+	bool paused = false;
+	ck_assert_int_eq(th_service_queue_paused(svc, "q1", &paused), 0);
+	ck_assert(paused);
 	th_service_close(svc);
 	tu_rmtree(dir);
 	free(dir);
@@ -682,6 +821,7 @@ Suite *server_suite(void)
 	tcase_add_test(tc, decode_wait_and_cron);
 	tcase_add_test(tc, token_file);
 	tcase_add_test(tc, group_commit_shares_commits);
+	tcase_add_test(tc, group_commit_mixed_writes);
 	tcase_add_test(tc, client_calls);
 	tcase_add_test(tc, client_sends_a_write_once);
 	tcase_add_test(tc, client_writes_on_a_fresh_connection_after_idle);

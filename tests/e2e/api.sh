@@ -481,7 +481,7 @@ same "and is served once a connection closes" "$(sed -n 4p "$W/many")" "then 201
 api GET "/v1/jobs?unique=many-77"
 is "and each job is there" 200 '(.jobs | length) == 1'
 api GET /v1/stats
-is "their adds shared commits" 200 '.group_commit.add_commits < .group_commit.jobs_added'
+is "their adds shared commits" 200 '.group_commit.commits < .group_commit.jobs_added'
 
 # ---- clean: bad bodies say which field and why; then finished jobs go ----
 for bad in '{"older_than":"5x"}' '{"older_than":true}' '{"older_than":""}'; do
