@@ -257,6 +257,34 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* Every job of the service, whatever its status. */
+static uint64_t total_jobs(th_service *svc)
+{
+	uint64_t counts[TH_JOB_STATUS_MAX + 1], total = 0;
+	ck_assert_int_eq(th_service_count(svc, counts), 0);
+	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
+		total += counts[st];
+	return total;
+}
+
+/* A server on svc with a config's defaults, its data dir dir/data, its socket's path
+ * in sock; timeout: its connection_timeout (0: the default). */
+static th_server *serve(const char *dir, th_service *svc, th_config *cfg, double timeout,
+			char *sock, size_t socklen)
+{
+	char err[512];
+	snprintf(sock, socklen, "%s/taskhost.ini", dir);
+	ck_assert_int_eq(th_config_defaults(cfg, sock), 0);
+	free(cfg->data_dir);
+	ck_assert_int_ge(asprintf(&cfg->data_dir, "%s/data", dir), 0);
+	if (timeout > 0)
+		cfg->connection_timeout = timeout;
+	th_server *srv;
+	ck_assert_msg(th_server_start(&srv, svc, cfg, err, sizeof(err)) == 0, "%s", err);
+	snprintf(sock, socklen, "%s/data/api.sock", dir);
+	return srv;
+}
+
 START_TEST(group_commit_shares_commits)
 {
 	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL);
@@ -291,12 +319,7 @@ START_TEST(group_commit_shares_commits)
 	th_commit_stop(c);
 	ck_assert(bad.done);
 	ck_assert_int_eq(bad.rc, TH_EINVAL);
-	uint64_t counts[TH_JOB_STATUS_MAX + 1];
-	ck_assert_int_eq(th_service_count(svc, counts), 0);
-	uint64_t total = 0;
-	for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
-		total += counts[s];
-	ck_assert_uint_eq(total, WRITERS * ADDS);
+	ck_assert_uint_eq(total_jobs(svc), WRITERS * ADDS);
 	th_service_close(svc);
 	tu_rmtree(dir);
 	free(dir);
@@ -459,17 +482,11 @@ static int first_job(const th_job *job, void *ud)
 
 START_TEST(client_calls)
 {
-	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096], err[512];
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096];
 	th_service *svc = tu_service(dir, pdir);
 	ck_assert_int_eq(th_service_start_processing(svc), 0);
-	snprintf(path, sizeof(path), "%s/taskhost.ini", dir);
 	th_config cfg;
-	ck_assert_int_eq(th_config_defaults(&cfg, path), 0);
-	free(cfg.data_dir);
-	ck_assert_int_ge(asprintf(&cfg.data_dir, "%s/data", dir), 0);
-	th_server *srv;
-	ck_assert_msg(th_server_start(&srv, svc, &cfg, err, sizeof(err)) == 0, "%s", err);
-	snprintf(path, sizeof(path), "%s/data/api.sock", dir);
+	th_server *srv = serve(dir, svc, &cfg, 0, path, sizeof(path));
 	th_client *c;
 	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
 
@@ -757,17 +774,10 @@ END_TEST
  * it each make one job. */
 START_TEST(client_after_the_host_closed_idle)
 {
-	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096], err[512];
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096];
 	th_service *svc = tu_service(dir, pdir);
-	snprintf(path, sizeof(path), "%s/taskhost.ini", dir);
 	th_config cfg;
-	ck_assert_int_eq(th_config_defaults(&cfg, path), 0);
-	free(cfg.data_dir);
-	ck_assert_int_ge(asprintf(&cfg.data_dir, "%s/data", dir), 0);
-	cfg.connection_timeout = 1;
-	th_server *srv;
-	ck_assert_msg(th_server_start(&srv, svc, &cfg, err, sizeof(err)) == 0, "%s", err);
-	snprintf(path, sizeof(path), "%s/data/api.sock", dir);
+	th_server *srv = serve(dir, svc, &cfg, 1, path, sizeof(path));
 	th_client *c;
 	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
 	uint64_t id;
@@ -780,11 +790,7 @@ START_TEST(client_after_the_host_closed_idle)
 	}
 	th_client_close(c);
 	th_server_stop(srv);
-	uint64_t counts[TH_JOB_STATUS_MAX + 1], total = 0;
-	ck_assert_int_eq(th_service_count(svc, counts), 0);
-	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
-		total += counts[st];
-	ck_assert_uint_eq(total, 3);
+	ck_assert_uint_eq(total_jobs(svc), 3);
 	th_config_free(&cfg);
 	th_service_close(svc);
 	tu_rmtree(dir);
