@@ -622,6 +622,58 @@ START_TEST(changes_of_many)
 }
 END_TEST
 
+/* Writes of every kind in one call: in order, each refusal its own, in one transaction
+ * where the backend has the call for it. */
+START_TEST(writes_in_order)
+{
+	open_backend(_i);
+	uint64_t held = add((th_store_new){.hold = true});
+	uint64_t run = add((th_store_new){.queue = "mail"});
+	uint64_t cron = add((th_store_new){.cron = "every 1h"});
+	uint64_t ids[2] = {0}, bad_id = 0;
+	ck_assert_uint_eq(claim(&me, "mail", 1, ids, 60 * SEC), 1);
+	th_store_new two[2] = {{.task = "echo"}, {.task = "echo", .hold = true}},
+		     bad = {.task = "echo", .cron = "nonsense"};
+	th_store_write w[] = {
+		{.kind = TH_WRITE_ADD, .jobs = two, .n = 2, .ids = ids},
+		{.kind = TH_WRITE_START, .id = held},
+		{.kind = TH_WRITE_START, .id = held}, /* queued by the one before */
+		{.kind = TH_WRITE_CANCEL, .id = run}, /* running: asked to stop */
+		{.kind = TH_WRITE_RETRY, .id = 999},
+		{.kind = TH_WRITE_CRON, .id = cron, .spec = "0 3 * * *", .catchup = -1,
+		 .paused = -1},
+		{.kind = TH_WRITE_CRON, .id = cron, .catchup = -1, .paused = 1},
+		{.kind = TH_WRITE_PAUSE_QUEUE, .queue = "mail", .paused = 1},
+		{.kind = TH_WRITE_ADD, .jobs = &bad, .n = 1, .ids = &bad_id},
+		{.kind = TH_WRITE_CANCEL, .id = held},
+	};
+	int want[] = {0, 0, TH_ESTATE, TH_EBUSY, TH_ENOTFOUND, 0, 0, 0, TH_EINVAL, 0};
+	uint64_t commits;
+	th_store_writes(st, w, 10, &commits);
+	for (int i = 0; i < 10; i++)
+		ck_assert_msg(w[i].rc == want[i], "write %d: %s, expected %s", i,
+			      th_strerror(w[i].rc), th_strerror(want[i]));
+	ck_assert_uint_eq(commits, backends[_i]->writes ? 1 : 10);
+	ck_assert_uint_eq(ids[0], cron + 1);
+	ck_assert_uint_eq(ids[1], cron + 2);
+	ck_assert_int_eq(job_of(ids[0]).status, TH_JOB_QUEUED);
+	ck_assert_int_eq(job_of(ids[1]).status, TH_JOB_HELD);
+	ck_assert_int_eq(job_of(held).status, TH_JOB_CANCELLED);
+	ck_assert_int_eq(job_of(run).status, TH_JOB_PROCESSING);
+	bool yes = false;
+	ck_assert_int_eq(th_store_cancel_requested(st, &run, 1, &yes), 0);
+	ck_assert(yes);
+	ck_assert(job_of(cron).flags & TH_JOB_CRON_PAUSED);
+	size_t len;
+	char *spec = blob(cron, TH_BLOB_CRON, &len);
+	ck_assert_str_eq(spec, "0 3 * * *");
+	free(spec);
+	ck_assert_int_eq(th_store_queue_paused(st, "mail", &yes), 0);
+	ck_assert(yes);
+	assert_counts();
+}
+END_TEST
+
 struct paged {
 	uint64_t ids[2000];
 	size_t n, stop; /* stop after this many (0: never) */
@@ -704,6 +756,7 @@ Suite *conformance_suite(void)
 	tcase_add_loop_test(tc, lists_by_status, 0, n);
 	tcase_add_loop_test(tc, minutes_count_what_happened, 0, n);
 	tcase_add_loop_test(tc, changes_of_many, 0, n);
+	tcase_add_loop_test(tc, writes_in_order, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }

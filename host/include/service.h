@@ -162,6 +162,8 @@ int th_service_cron_pause(th_service *svc, uint64_t id, bool paused);
 int th_service_clean(th_service *svc, uint64_t *removed);
 /* Only those that finished before `before` (microseconds since the epoch). */
 int th_service_clean_before(th_service *svc, int64_t before, uint64_t *removed);
+/* Those that finished more than older_than seconds ago (0: every one). */
+int th_service_clean_older(th_service *svc, double older_than, uint64_t *removed);
 /* Pauses a queue (for every host on the data dir: its jobs stay queued) or resumes it. */
 int th_service_pause_queue(th_service *svc, const char *queue, bool paused);
 int th_service_queue_paused(th_service *svc, const char *queue, bool *paused);
