@@ -227,8 +227,9 @@ try {
 	await page.waitForSelector('#timeline');
 	const fails = await steps();
 	const tries = fails.filter((x) => x[2].startsWith('attempt '));
-	ok(fails.length === 4 && tries.length === 2 && tries.every((x) => x[2].endsWith('failed: boom') && /^\d+\.\d{3} s$/.test(x[3]) &&
-		!Number.isNaN(Date.parse(x[0]))) && Date.parse(tries[0][0]) < Date.parse(tries[1][0]) && fails[3][2] === 'error',
+	ok(fails.length === 5 && tries.length === 2 && tries.every((x) => x[2].endsWith('failed: boom') && /^\d+\.\d{3} s$/.test(x[3]) &&
+		!Number.isNaN(Date.parse(x[0]))) && Date.parse(tries[0][0]) < Date.parse(tries[1][0]) &&
+		fails[2][2].startsWith('retried') && fails[4][2] === 'error',
 		`job: the timeline has each failed attempt with its time and duration (${fails.map((x) => x.join(' '))})`);
 	await page.screenshot({ path: `${SHOTS}/job-timeline.png`, fullPage: true });
 	await visit(page, `#/job/${J.running}`);
