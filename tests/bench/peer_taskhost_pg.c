@@ -247,23 +247,34 @@ const bp_system bp_taskhost_pg = {
 
 /* ---- a claim's time with many finished jobs in the table ---- */
 
-int bp_taskhost_pg_claims(const char *store, int repeat, double *us)
+/* Claims on each store in turn, so that the machine's moods hit them alike. */
+int bp_taskhost_pg_claims(const char *const *stores, int n, int repeat, double *us)
 {
-	char *d = bu_fresh_dir();
-	th_service_opts o = {.data_dir = d, .store = store, .durability = 1};
-	th_service *svc = NULL;
-	int rc = th_service_open(&svc, &o);
-	for (int i = -BP_CLAIM_WARMUP; rc == 0 && i < repeat; i++) {
-		uint64_t id;
-		double t = bu_now_s();
-		rc = th_service_claim_next(svc, &id);
-		if (i >= 0)
-			us[i] = (bu_now_s() - t) * 1e6;
+	char *d[BP_CLAIM_STORES] = {0};
+	th_service *svc[BP_CLAIM_STORES] = {0};
+	int rc = n <= BP_CLAIM_STORES ? 0 : TH_EINVAL, k = 0;
+	for (; rc == 0 && k < n; k++) {
+		d[k] = bu_fresh_dir();
+		th_service_opts o = {.data_dir = d[k], .store = stores[k], .durability = 1};
+		if ((rc = th_service_open(&svc[k], &o)))
+			break;
 	}
+	for (int i = -BP_CLAIM_WARMUP; rc == 0 && i < repeat; i++)
+		for (k = 0; rc == 0 && k < n; k++) {
+			uint64_t id;
+			double t = bu_now_s();
+			rc = th_service_claim_next(svc[k], &id);
+			if (i >= 0)
+				us[k * repeat + i] = (bu_now_s() - t) * 1e6;
+		}
 	if (rc)
-		fprintf(stderr, "bench: taskhost: claiming on %s: %s\n", store, th_strerror(rc));
-	th_service_close(svc); /* puts the claimed jobs back */
-	bu_rm_dir(d);
-	free(d);
+		fprintf(stderr, "bench: taskhost: claiming on %s: %s\n",
+			k < n ? stores[k] : "the stores", th_strerror(rc));
+	for (k = 0; k < n; k++) {
+		th_service_close(svc[k]); /* puts the claimed jobs back */
+		if (d[k])
+			bu_rm_dir(d[k]);
+		free(d[k]);
+	}
 	return rc ? -1 : 0;
 }

@@ -1,8 +1,9 @@
 /* The peers benchmark behind scripts/bench --peers: the same workloads, checked job by job,
  * for taskhost and for beanstalkd, Redis and PostgreSQL, and one table of the results.
  *   bench_peers run CLASS RUNS N P M K E W COLUMN...  runs, prints raw results
- *   bench_peers claim FINISHED STORE                  a claim's time on taskhost's
- *                                                     PostgreSQL store, raw results
+ *   bench_peers claim FINISHED STORE...               a claim's time on taskhost's
+ *                                                     PostgreSQL stores holding FINISHED
+ *                                                     finished jobs, raw results
  *   bench_peers table FILE                            the markdown table of raw results
  * CLASS is durable or relaxed; the counts are N single adds by 1 producer, P producers of
  * M adds each, K jobs drained, E jobs end to end, W wake-ups. Environment: BENCH_DIR
@@ -35,7 +36,6 @@
 #define WAIT_TIMEOUT 900.0 /* seconds a workload may take before it counts as failed */
 #define CONNECT_TIMEOUT 10.0 /* seconds a server may take to listen */
 #define CLAIM_REPEAT 200   /* claims timed at each number of finished jobs */
-#define CLAIM_SIZES 8      /* numbers of finished jobs the table shows at most */
 #define CLAIM_FLAT 1.10    /* the target: the largest's median within 10% of the smallest's */
 
 static const bp_column columns[] = {
@@ -710,7 +710,7 @@ static bool present[NCOLUMNS];
 static struct {
 	size_t finished;
 	double us[3];
-} claims[CLAIM_SIZES];
+} claims[BP_CLAIM_STORES];
 static int nclaims;
 
 /* Whether column c is the first present one of its system (the notes name each once). */
@@ -887,8 +887,9 @@ static void claims_table(void)
 	if (!nclaims)
 		return;
 	printf("\nA claim on taskhost's PostgreSQL store with many finished jobs in its table "
-	       "(th_service_claim_next of one job, relaxed, %d times after %d untimed; the "
-	       "table filled by SQL, tests/bench/stats_fill.sql, 1,000 jobs queued):\n\n"
+	       "(th_service_claim_next of one job, relaxed, %d times after %d untimed, the "
+	       "stores taking turns; the table filled by SQL, tests/bench/stats_fill.sql, "
+	       "1,000 jobs queued):\n\n"
 	       "| finished jobs | median | min | max | unit |\n|---|---|---|---|---|\n",
 	       CLAIM_REPEAT, BP_CLAIM_WARMUP);
 	for (int i = 0; i < nclaims; i++) {
@@ -899,14 +900,25 @@ static void claims_table(void)
 	}
 }
 
-/* `claim FINISHED STORE`: "claim FINISHED median min max" of CLAIM_REPEAT claims. */
-static int claim_mode(const char *finished, const char *store)
+/* `claim FINISHED STORE...`: "claim FINISHED median min max" of CLAIM_REPEAT claims on each
+ * store, the claims taking turns. */
+static int claim_mode(int n, char **args)
 {
-	double us[CLAIM_REPEAT];
-	if (bp_taskhost_pg_claims(store, CLAIM_REPEAT, us))
+	static double us[BP_CLAIM_STORES * CLAIM_REPEAT];
+	const char *stores[BP_CLAIM_STORES];
+	if (n < 1 || n > BP_CLAIM_STORES) {
+		fprintf(stderr, "bench_peers: claim takes 1 to %d stores\n", BP_CLAIM_STORES);
+		return 2;
+	}
+	for (int k = 0; k < n; k++)
+		stores[k] = args[2 * k + 1];
+	if (bp_taskhost_pg_claims(stores, n, CLAIM_REPEAT, us))
 		return 1;
-	double median = bu_median(us, CLAIM_REPEAT); /* sorts */
-	printf("claim\t%s\t%.1f\t%.1f\t%.1f\n", finished, median, us[0], us[CLAIM_REPEAT - 1]);
+	for (int k = 0; k < n; k++) {
+		double *v = us + k * CLAIM_REPEAT, median = bu_median(v, CLAIM_REPEAT); /* sorts */
+		printf("claim\t%s\t%.1f\t%.1f\t%.1f\n", args[2 * k], median, v[0],
+		       v[CLAIM_REPEAT - 1]);
+	}
 	return 0;
 }
 
@@ -927,7 +939,7 @@ static int table_mode(const char *path)
 			continue;
 		}
 		if (kind && strcmp(kind, "claim") == 0) {
-			if (nclaims < CLAIM_SIZES &&
+			if (nclaims < BP_CLAIM_STORES &&
 			    sscanf(save, "%zu %lf %lf %lf", &claims[nclaims].finished,
 				   &claims[nclaims].us[0], &claims[nclaims].us[1],
 				   &claims[nclaims].us[2]) == 4)
@@ -1065,12 +1077,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 3 && strcmp(argv[1], "table") == 0)
 		return table_mode(argv[2]);
-	if (argc == 4 && strcmp(argv[1], "claim") == 0)
-		return claim_mode(argv[2], argv[3]);
+	if (argc >= 4 && argc % 2 == 0 && strcmp(argv[1], "claim") == 0)
+		return claim_mode((argc - 2) / 2, argv + 2);
 	if (argc < 11 || strcmp(argv[1], "run") != 0 ||
 	    (strcmp(argv[2], "durable") && strcmp(argv[2], "relaxed"))) {
 		fprintf(stderr, "usage: bench_peers run durable|relaxed RUNS N P M K E W COLUMN... | "
-				"bench_peers claim FINISHED STORE | bench_peers table FILE\n");
+				"bench_peers claim FINISHED STORE... | bench_peers table FILE\n");
 		return 2;
 	}
 	int runs = atoi(argv[3]);

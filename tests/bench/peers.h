@@ -116,11 +116,12 @@ extern const bp_adder bp_taskhost_capi, bp_taskhost_http, bp_taskhost_cli;
 /* taskhost on its PostgreSQL store (BP_PG): the column's variant is how many hosts, each a
  * `taskhost run` process with its HTTP API, which the producers add through. */
 extern const bp_system bp_taskhost_pg;
-/* How long each of `repeat` claims (th_service_claim_next) takes on the PostgreSQL store
- * at store, which holds queued jobs enough: us[0..repeat). 0, or -1 with the cause on
- * stderr. */
-int bp_taskhost_pg_claims(const char *store, int repeat, double *us);
-#define BP_CLAIM_WARMUP 20 /* claims before those: not timed */
+/* How long each of `repeat` claims (th_service_claim_next) takes on each of n PostgreSQL
+ * stores, which hold queued jobs enough, one claim on each in turn: us[k * repeat + i] for
+ * store k. 0, or -1 with the cause on stderr. */
+int bp_taskhost_pg_claims(const char *const *stores, int n, int repeat, double *us);
+#define BP_CLAIM_WARMUP 20 /* claims on each before those: not timed */
+#define BP_CLAIM_STORES 8  /* stores at most */
 /* Helpers both share (peer_taskhost.c): the producers' token, written to path as a
  * write token; queueing jobs 0..k-1 in batches; until n jobs started and none is queued
  * or running in svc's store; whether svc's store holds exactly n completed jobs. */
