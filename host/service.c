@@ -691,6 +691,7 @@ int th_service_start_processing(th_service *svc)
 				   .max_result = svc->max_result,
 				   .queue = q->name,
 				   .lease_us = svc->lease_us,
+				   .keeper = svc->keeper,
 				   .runner = svc->runner,
 				   .plugin_dir = svc->plugin_dir,
 				   .data_dir = svc->data_dir,

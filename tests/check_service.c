@@ -458,6 +458,59 @@ START_TEST(store_lost_is_told)
 }
 END_TEST
 
+/* Renewals refused for longer than the lease (the store cannot be reached): the host
+ * claims nothing, says so once, and claims again once a renewal works. */
+static atomic_bool renewals_fail;
+static atomic_int renewals_asked;
+static int refuse_renewals(void *ud, const char *op)
+{
+	(void)ud;
+	if (strcmp(op, "renew") != 0)
+		return 0;
+	atomic_fetch_add(&renewals_asked, 1);
+	return atomic_load(&renewals_fail) ? TH_EIO : 0;
+}
+
+static size_t captured_count(const char *source, const char *text)
+{
+	char **v = tu_captured(source);
+	size_t n = 0;
+	for (size_t i = 0; v[i]; i++)
+		n += strstr(v[i], text) != NULL;
+	tu_strv_free(v);
+	return n;
+}
+
+START_TEST(lapsed_lease_stops_claims)
+{
+	th_service_close(svc);
+	char data[4096];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	th_service_opts o = {.data_dir = data, .plugin_dir = pdir, .lease_time = 0.3};
+	ck_assert_int_eq(th_service_open(&svc, &o), 0);
+	atomic_store(&renewals_fail, true);
+	atomic_store(&renewals_asked, 0);
+	ck_assert_int_eq(th_testing_fault(svc, refuse_renewals, NULL), 0);
+	const char *lapse = "claims no jobs until they are renewed";
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	for (int i = 0; i < 1000 && !captured_count("processor", lapse); i++)
+		usleep(10000); /* the keeper renews every lease_time / 3 */
+	ck_assert_uint_eq(captured_count("processor", lapse), 1);
+	uint64_t id = add("echo", "x"); /* its wake-up reaches the processor at once */
+	int asked = atomic_load(&renewals_asked);
+	for (int i = 0; i < 1000 && atomic_load(&renewals_asked) < asked + 3; i++)
+		usleep(10000);
+	ck_assert_int_ge(atomic_load(&renewals_asked), asked + 3);
+	ck_assert_int_eq(status_of(id), TH_JOB_QUEUED);
+	ck_assert_uint_eq(captured_count("processor", lapse), 1); /* logged once */
+	ck_assert_uint_eq(captured_count("processor", "claiming again"), 0);
+	atomic_store(&renewals_fail, false);
+	ck_assert(tu_wait_status(svc, id, TH_JOB_COMPLETED, 10));
+	ck_assert_uint_eq(captured_count("processor", "leases renewed: claiming again"), 1);
+	th_service_stop_processing(svc);
+}
+END_TEST
+
 START_TEST(missing_data_dir)
 {
 	th_service_close(svc);
@@ -583,6 +636,7 @@ Suite *service_suite(void)
 	tcase_add_test(tc, woken_by_add_in_another_process);
 	tcase_add_test(tc, store_refusals);
 	tcase_add_test(tc, store_lost_is_told);
+	tcase_add_test(tc, lapsed_lease_stops_claims);
 	suite_add_tcase(s, tc);
 	return s;
 }
