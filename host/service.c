@@ -111,7 +111,8 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	th_owner_self(&svc->owner);
 	svc->max_attempts = opts->max_attempts ? opts->max_attempts : TH_DEFAULT_MAX_ATTEMPTS;
 	svc->lease_us = opts->lease_time > 0 ? (int64_t)(opts->lease_time * 1e6) : TH_DEFAULT_LEASE_TIME * 1000000LL;
-	th_store_opts so = {opts->durability, opts->data_dir_group, opts->lmdb, opts->migrate};
+	th_store_opts so = {opts->durability, opts->data_dir_group, opts->lmdb, opts->migrate,
+			    svc->lease_us};
 	int rc;
 	if ((rc = th_metrics_new(&svc->metrics)) ||
 	    (rc = th_store_open(&svc->store, opts->store ? opts->store : opts->data_dir, &so)) ||
