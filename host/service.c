@@ -471,6 +471,13 @@ int th_service_check(th_service *svc, void (*fn)(void *ud, const char *line), vo
 	return th_store_check(svc->store, fn, ud, jobs, problems);
 }
 
+const char *th_service_store_shown(th_service *svc)
+{
+	return strcmp(th_store_name(svc->store), th_store_pg.name) == 0
+		       ? th_store_pg_shown(svc->store)
+		       : svc->data_dir;
+}
+
 /* ---- the processor calls ---- */
 
 int th_service_has_jobs_waiting(th_service *svc, bool *out)
