@@ -343,6 +343,26 @@ struct starter {
 	size_t started; /* out */
 };
 
+/* Claims of a cycle that outlasted the lease (it waited on a lost COMMIT's fate across
+ * an outage): their leases may have run out and other hosts taken them, so they are not
+ * started here but given back (refused as stale if taken already). */
+static void give_back_late(th_processor *p, th_cycle *c)
+{
+	th_outcome *back = calloc(c->nclaimed, sizeof(*back));
+	for (size_t i = 0; back && i < c->nclaimed; i++)
+		back[i] = (th_outcome){.id = c->claims[i].job.id, .gen = c->claims[i].job.claim_gen,
+				       .status = TH_JOB_QUEUED, .not_started = true};
+	th_cycle g = {.outs = back, .nout = back ? c->nclaimed : 0, .owner = &p->env.owner};
+	int rc = back ? th_store_cycle(p->env.store, &g) : TH_ENOMEM;
+	th_log_warn("processor", "%zu job(s) claimed in a cycle that took longer than "
+		    "lease_time: not started, %s", c->nclaimed,
+		    rc ? "left to recovery" : "given back to the queue");
+	free(back);
+	for (size_t i = 0; i < c->nclaimed; i++)
+		th_claim_clear(&c->claims[i]);
+	c->nclaimed = 0;
+}
+
 static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
 		 th_claim *claims, size_t *nclaimed, int64_t *next_due, struct starter *s)
 {
@@ -353,6 +373,8 @@ static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t ma
 	int rc = th_store_cycle(p->env.store, &c);
 	if (rc == 0)
 		th_metrics_commit(p->env.metrics, TH_COMMIT_CYCLE, (th_clock_mono_us() - t0) / 1e6, 0);
+	if (rc == 0 && c.nclaimed && th_clock_mono_us() - t0 > p->env.lease_us)
+		give_back_late(p, &c);
 	if (nclaimed)
 		*nclaimed = c.nclaimed;
 	if (s)
