@@ -53,6 +53,17 @@ static th_job_status status_of(uint64_t id)
 	return s;
 }
 
+/* The service again on the test's data dir, with options o (its dirs set here). */
+static void reopen(th_service_opts o)
+{
+	th_service_close(svc);
+	char data[4096];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	o.data_dir = data;
+	o.plugin_dir = pdir;
+	ck_assert_int_eq(th_service_open(&svc, &o), 0);
+}
+
 START_TEST(add_refuses_unknown_task)
 {
 	uint64_t id = 0;
@@ -67,11 +78,7 @@ END_TEST
 
 START_TEST(add_refuses_oversized_input)
 {
-	th_service_close(svc);
-	char data[4096];
-	snprintf(data, sizeof(data), "%s/data", dir);
-	th_service_opts o = {.data_dir = data, .plugin_dir = pdir, .max_input = 100};
-	ck_assert_int_eq(th_service_open(&svc, &o), 0);
+	reopen((th_service_opts){.max_input = 100});
 	char buf[101] = {0};
 	uint64_t id = 0;
 	ck_assert_int_eq(th_service_add(svc, "echo", buf, 101, &id), TH_ETOOBIG);
@@ -483,11 +490,7 @@ static size_t captured_count(const char *source, const char *text)
 
 START_TEST(lapsed_lease_stops_claims)
 {
-	th_service_close(svc);
-	char data[4096];
-	snprintf(data, sizeof(data), "%s/data", dir);
-	th_service_opts o = {.data_dir = data, .plugin_dir = pdir, .lease_time = 0.3};
-	ck_assert_int_eq(th_service_open(&svc, &o), 0);
+	reopen((th_service_opts){.lease_time = 0.3});
 	atomic_store(&renewals_fail, true);
 	atomic_store(&renewals_asked, 0);
 	ck_assert_int_eq(th_testing_fault(svc, refuse_renewals, NULL), 0);
