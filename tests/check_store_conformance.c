@@ -369,6 +369,14 @@ START_TEST(leases_recovery)
 	free(e);
 	ck_assert_int_eq(th_store_recover_started(st, pair, 1, &done), 0);
 	ck_assert_uint_eq(done, 0); /* once */
+	/* the recovering host's own claim is not taken back, its lease run out or not */
+	uint64_t mine = add((th_store_new){0});
+	ck_assert_uint_eq(claim(&self, NULL, 1, ids, 1), 1);
+	ck_assert_uint_eq(ids[0], mine);
+	ck_assert_int_eq(th_store_renew(st, &self, 0, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n, NULL), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(job_of(mine).status, TH_JOB_PROCESSING);
 }
 END_TEST
 
