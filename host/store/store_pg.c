@@ -1781,10 +1781,6 @@ static bool orphaned(struct recover_args *a, const PGresult *r, int i, th_job *j
 	/* the database knows an owner by its instance and pid alone */
 	th_owner o = {.instance = job->owner, .pid = job->owner_pid};
 	enum th_liveness live = a->alive ? a->alive(a->ud, &o) : TH_OWNER_UNKNOWN;
-	/* this host lives: its claims past their lease are renewed if no other host took
-	 * them, not taken back by itself from its own running jobs */
-	if (a->self && job->owner == a->self->instance)
-		live = TH_OWNER_ALIVE;
 	return th_lifecycle_orphaned(live, col_i64(r, i, NCOLS), col_i64(r, i, NCOLS + 1), why);
 }
 
