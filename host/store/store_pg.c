@@ -382,10 +382,11 @@ static int commit_fate(th_store *st, const char *xid, int old_pid)
 					  "pg_terminate_backend($2::int) END", &p, &rc);
 			if (r) {
 				const char *s = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
-				rc = strcmp(s, "committed") == 0 ? 0 : strcmp(s, "aborted") == 0 ? RETRY : 1;
+				bool committed = strcmp(s, "committed") == 0;
+				bool aborted = strcmp(s, "aborted") == 0;
 				PQclear(r);
-				if (rc != 1)
-					return rc;
+				if (committed || aborted)
+					return committed ? 0 : RETRY;
 			}
 		}
 		if (th_clock_mono_us() >= until) {
