@@ -94,7 +94,6 @@ lapses() { grep -c "$lapse" "$W/a.log"; }
 lapses_before=$(lapses)
 lapsed() { [ "$(lapses)" -gt "$lapses_before" ]; }
 before=$(done_count)
-cut_us=$(date +%s%6N)
 kill -USR1 $proxy
 check "host a logged that its leases lapsed" wait_until $((LEASE + 10)) lapsed
 sleep 2 # the length of the cut past the lapse is the point of the step
@@ -130,14 +129,15 @@ for id in $twice; do
 	echo "$taken" | grep -q "^$id\$" || bad="$bad $id"
 done
 same "every job that ran twice was taken back" "$bad" ""
-# the jobs host a ran after the long cut: none claimed after the cut began and before
-# its leases were renewed (their rows keep the start of their last run, host a's; a
-# claim whose COMMIT's answer the cut lost is older than the cut)
-again_at=$(grep "$again" "$W/a.log" | tail -n 1 | cut -d' ' -f1)
-again_us=$(sql "SELECT (extract(epoch FROM '$again_at'::timestamptz) * 1e6)::bigint")
+# the jobs host a ran after the long cut: none claimed between the lapse of its leases
+# and their renewal (their rows keep the start of their last run, host a's; a claim
+# made as the cut began may start after it, once its COMMIT's answer is known)
+log_us() { sql "SELECT (extract(epoch FROM '$(grep "$1" "$W/a.log" | tail -n 1 | cut -d' ' -f1)'::timestamptz) * 1e6)::bigint"; }
+lapse_us=$(log_us "$lapse")
+again_us=$(log_us "$again")
 after=$(tail -n +$((cut_ran + 1)) "$W/a/runs" | tr '\n' ',' | sed 's/,$//')
 early=0
 [ -n "$after" ] && early=$(sql "SELECT count(*) FROM taskhost.jobs WHERE id IN ($after) AND \
-	started_us >= $cut_us AND started_us < $again_us")
+	started_us >= $lapse_us AND started_us < $again_us")
 same "host a claimed nothing after the long cut before it renewed its leases" "$early" 0
 finish
