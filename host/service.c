@@ -112,7 +112,8 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	th_owner_self(&svc->owner);
 	svc->max_attempts = opts->max_attempts ? opts->max_attempts : TH_DEFAULT_MAX_ATTEMPTS;
 	svc->lease_us = opts->lease_time > 0 ? (int64_t)(opts->lease_time * 1e6) : TH_DEFAULT_LEASE_TIME * 1000000LL;
-	th_store_opts so = {opts->durability, opts->data_dir_group, opts->lmdb, opts->migrate};
+	th_store_opts so = {opts->durability, opts->data_dir_group, opts->lmdb, opts->migrate,
+			    svc->lease_us};
 	int rc;
 	if ((rc = th_metrics_new(&svc->metrics)) ||
 	    (rc = th_store_open(&svc->store, opts->store ? opts->store : opts->data_dir, &so)) ||
@@ -560,6 +561,13 @@ int th_service_check(th_service *svc, void (*fn)(void *ud, const char *line), vo
 	return th_store_check(svc->store, fn, ud, jobs, problems);
 }
 
+const char *th_service_store_shown(th_service *svc)
+{
+	return strcmp(th_store_name(svc->store), th_store_pg.name) == 0
+		       ? th_store_pg_shown(svc->store)
+		       : svc->data_dir;
+}
+
 /* ---- the processor calls ---- */
 
 int th_service_has_jobs_waiting(th_service *svc, bool *out)
@@ -781,6 +789,7 @@ int th_service_start_processing(th_service *svc)
 				   .max_result = svc->max_result,
 				   .queue = q->name,
 				   .lease_us = svc->lease_us,
+				   .keeper = svc->keeper,
 				   .runner = svc->runner,
 				   .plugin_dir = svc->plugin_dir,
 				   .data_dir = svc->data_dir,

@@ -4,12 +4,15 @@
  * string (scripts/check starts one), each test on a fresh schema. Every operation,
  * every refusal, fencing, recovery, cron, unique keys and pauses, counts and lists by
  * status. What only LMDB has (map growth, the commit hook, the format) is in
- * check_store.c. */
+ * check_store.c; what only PostgreSQL has (the connection's timeouts) is at the end. */
 #include <check.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "error.h"
@@ -54,7 +57,7 @@ static int nbackends(void)
 static void drop_schema(const char *conninfo)
 {
 	PGconn *conn;
-	ck_assert_int_eq(th_store_pg_connect(conninfo, "the test's server", &conn), 0);
+	ck_assert_int_eq(th_store_pg_connect(conninfo, "the test's server", 0, &conn), 0);
 	PGresult *r = PQexec(conn, "DROP SCHEMA IF EXISTS taskhost CASCADE");
 	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
 	PQclear(r);
@@ -366,6 +369,14 @@ START_TEST(leases_recovery)
 	free(e);
 	ck_assert_int_eq(th_store_recover_started(st, pair, 1, &done), 0);
 	ck_assert_uint_eq(done, 0); /* once */
+	/* the recovering host's own claim is not taken back, its lease run out or not */
+	uint64_t mine = add((th_store_new){0});
+	ck_assert_uint_eq(claim(&self, NULL, 1, ids, 1), 1);
+	ck_assert_uint_eq(ids[0], mine);
+	ck_assert_int_eq(th_store_renew(st, &self, 0, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n, NULL), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(job_of(mine).status, TH_JOB_PROCESSING);
 }
 END_TEST
 
@@ -734,6 +745,52 @@ START_TEST(lists_by_status)
 }
 END_TEST
 
+/* ---- PostgreSQL alone ---- */
+
+static int sockopt(PGconn *conn, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+	ck_assert_int_eq(getsockopt(PQsocket(conn), level, name, &v, &len), 0);
+	return v;
+}
+
+/* A connection's TCP keepalives and tcp_user_timeout come from the lease (a silent
+ * connection noticed within it), unless the connection string sets them. */
+START_TEST(pg_timeouts_follow_the_lease)
+{
+	const char *port = strstr(getenv("TASKHOST_TEST_PG"), "port=");
+	ck_assert_ptr_nonnull(port);
+	char tcp[256], own[320];
+	snprintf(tcp, sizeof(tcp), "host=127.0.0.1 %.*s user=postgres dbname=postgres",
+		 (int)strcspn(port, " "), port);
+	struct {
+		const char *conninfo;
+		int64_t lease_us;
+		int idle, interval, count, user_timeout_ms;
+	} cases[] = {
+		{tcp, 5 * SEC, 1, 1, 2, 3333},       /* 1 + 2 * 1 s < 5 s */
+		{tcp, 30 * SEC, 10, 5, 2, 20000},    /* 10 + 2 * 5 s < 30 s */
+		{tcp, 600 * SEC, 10, 5, 2, 20000},   /* never longer than with a 30 s lease */
+		{tcp, 0, 10, 5, 2, 20000},           /* no lease known */
+		{own, 5 * SEC, 7, 1, 2, 1500},       /* what the user set stays */
+	};
+	snprintf(own, sizeof(own), "%s keepalives_idle=7 tcp_user_timeout=1500", tcp);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		PGconn *conn;
+		ck_assert_int_eq(th_store_pg_connect(cases[i].conninfo, "the test's server",
+						     cases[i].lease_us, &conn), 0);
+		ck_assert_int_eq(sockopt(conn, SOL_SOCKET, SO_KEEPALIVE), 1);
+		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_KEEPIDLE), cases[i].idle);
+		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_KEEPINTVL), cases[i].interval);
+		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_KEEPCNT), cases[i].count);
+		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_USER_TIMEOUT),
+				 cases[i].user_timeout_ms);
+		PQfinish(conn);
+	}
+}
+END_TEST
+
 Suite *conformance_suite(void);
 Suite *conformance_suite(void)
 {
@@ -758,5 +815,10 @@ Suite *conformance_suite(void)
 	tcase_add_loop_test(tc, changes_of_many, 0, n);
 	tcase_add_loop_test(tc, writes_in_order, 0, n);
 	suite_add_tcase(s, tc);
+	if (getenv("TASKHOST_TEST_PG")) {
+		TCase *pg = tcase_create("postgresql");
+		tcase_add_test(pg, pg_timeouts_follow_the_lease);
+		suite_add_tcase(s, pg);
+	}
 	return s;
 }

@@ -103,11 +103,12 @@ int th_cmd_check(th_cli *cli)
 		return TH_EXIT_USAGE;
 	}
 	if (problems)
-		printf("%s: %llu job%s, %llu problem%s found\n", cli->cfg.data_dir,
+		printf("%s: %llu job%s, %llu problem%s found\n", th_service_store_shown(cli->svc),
 		       (unsigned long long)jobs, jobs == 1 ? "" : "s",
 		       (unsigned long long)problems, problems == 1 ? "" : "s");
 	else
-		printf("%s: %llu job%s, every index consistent: clean\n", cli->cfg.data_dir,
+		printf("%s: %llu job%s, every index consistent: clean\n",
+		       th_service_store_shown(cli->svc),
 		       (unsigned long long)jobs, jobs == 1 ? "" : "s");
 	return problems ? TH_EXIT_FAIL : TH_EXIT_OK;
 }

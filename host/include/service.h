@@ -202,6 +202,9 @@ int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing);
  * the lines (th_store_check). */
 int th_service_check(th_service *svc, void (*fn)(void *ud, const char *line), void *ud,
 		     uint64_t *jobs, uint64_t *problems);
+/* Where the service's jobs are, for messages: the data dir, or a PostgreSQL store's
+ * connection string with its password as ***. */
+const char *th_service_store_shown(th_service *svc);
 
 /* ---- the processor calls of the seed ---- */
 

@@ -24,6 +24,8 @@ typedef struct th_store_opts {
 	const char *data_dir_group; /* the group that shares the data dir; NULL: none */
 	const th_lmdb_opts *lmdb;   /* NULL: LMDB's defaults; other backends ignore it */
 	bool migrate;               /* a backend with a schema creates or upgrades it */
+	int64_t lease_us;           /* claims' lease: a backend on a network notices a dead
+				       connection within it (0: not known) */
 } th_store_opts;
 
 /* A new job as the service hands it to the store (checked by th_lifecycle_check_new). */

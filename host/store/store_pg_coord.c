@@ -25,6 +25,7 @@
 struct th_coord {
 	const th_coord_ops *ops; /* &pg_ops */
 	char *conninfo, *shown;
+	int64_t lease_us; /* for th_store_pg_connect */
 	pthread_mutex_t mu; /* guards seq and the listener's start */
 	pthread_cond_t cv;
 	uint32_t seq[NEVENTS];
@@ -53,7 +54,7 @@ static void bump(th_coord *c, int ev)
 static PGconn *listen_conn(th_coord *c)
 {
 	PGconn *conn;
-	if (th_store_pg_connect(c->conninfo, c->shown, &conn))
+	if (th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &conn))
 		return NULL;
 	PGresult *r = PQexec(conn, "LISTEN " CHANNEL);
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -147,7 +148,7 @@ static uint32_t pg_seq(th_coord *c, enum th_wake_event ev)
 static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
 {
 	for (int tries = 0; tries < 2; tries++) {
-		if (!c->send && th_store_pg_connect(c->conninfo, c->shown, &c->send))
+		if (!c->send && th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send))
 			return false;
 		PGresult *r = PQexecParams(c->send, sql, n, NULL, vals, NULL, NULL, 0);
 		ExecStatusType s = PQresultStatus(r);
@@ -225,7 +226,7 @@ static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
 	const char *v[] = {i};
 	bool found = false;
 	pthread_mutex_lock(&c->send_mu);
-	if (c->send || th_store_pg_connect(c->conninfo, c->shown, &c->send) == 0) {
+	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send) == 0) {
 		PGresult *r = PQexecParams(c->send, "SELECT done FROM taskhost.progress WHERE id = $1",
 					   1, NULL, v, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
@@ -312,7 +313,8 @@ static const th_coord_ops pg_ops = {
 	.notes_collect = pg_notes_collect,
 };
 
-int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown)
+int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown,
+		     int64_t lease_us)
 {
 	*out = NULL;
 	th_coord *c = calloc(1, sizeof(*c));
@@ -323,6 +325,7 @@ int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown)
 		return TH_ESYS;
 	}
 	c->ops = &pg_ops;
+	c->lease_us = lease_us;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->send_mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
