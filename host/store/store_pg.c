@@ -1892,14 +1892,42 @@ static int count_row(th_store *st, PGresult *r, void *ud)
 	return 0;
 }
 
+/* Each queue and status whose kept count is not the recount of the rows. */
+static int check_count_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	struct check_args *a = ud;
+	for (int i = 0; i < PQntuples(r); i++) {
+		char line[256];
+		const char *q = PQgetvalue(r, i, 0);
+		int s = (int)col_i64(r, i, 1);
+		snprintf(line, sizeof(line), "the counts: queue \"%s\", %s: %lld kept, %lld in the records",
+			 *q ? q : "default",
+			 s >= 1 && s <= TH_JOB_STATUS_MAX ? th_job_status_name((th_job_status)s) : "?",
+			 (long long)col_i64(r, i, 2), (long long)col_i64(r, i, 3));
+		a->fn(a->ud, line);
+		(*a->problems)++;
+	}
+	return 0;
+}
+
 /* What the database's constraints do not already keep: every record's fields against
- * its status. */
+ * its status, and the kept counts against a recount (one statement: one snapshot). */
 static int pg_check(th_store *st, th_store_problem_fn fn, void *ud, uint64_t *jobs,
 		    uint64_t *problems)
 {
 	*jobs = *problems = 0;
 	struct check_args a = {fn, ud, jobs, problems};
 	int rc = query(st, "SELECT count(*) FROM taskhost.jobs", NULL, count_row, jobs);
+	if (rc == 0)
+		rc = query(st, "WITH k AS (SELECT queue, status, sum(n) AS n FROM taskhost.counts"
+			       "  GROUP BY queue, status),"
+			       " r AS (SELECT queue, status, count(*) AS n FROM taskhost.jobs"
+			       "  GROUP BY queue, status)"
+			       " SELECT queue, status, coalesce(k.n, 0), coalesce(r.n, 0)"
+			       " FROM k FULL JOIN r USING (queue, status)"
+			       " WHERE coalesce(k.n, 0) <> coalesce(r.n, 0) ORDER BY queue, status",
+			   NULL, check_count_rows, &a);
 	if (rc)
 		return rc;
 	return query(st, "SELECT id, CASE"

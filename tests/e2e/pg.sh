@@ -113,6 +113,15 @@ th stats --json
 check "stats over 1400 deltas: still 5 completed" sh -c 'echo "$1" | grep -q "\"completed\": 5"' - "$out"
 same "the read folded them" "$(sql "SELECT count(*) <= 2 FROM taskhost.counts")" t
 same "into the recount" "$(sql "$kept" | tr '\n' ' ')" "$(sql "$recount" | tr '\n' ' ')"
+# check compares the kept counts with a recount of the rows
+sql "INSERT INTO taskhost.counts VALUES ('', 3, 2), ('mail', 1, 1)" >/dev/null
+th check
+expect "check: counts that are not the recount" 1
+check "check names each queue and status that differs" sh -c 'echo "$1" | grep -q "the counts: queue \"default\", completed: 7 kept, 5 in the records" &&
+	echo "$1" | grep -q "the counts: queue \"mail\", queued: 1 kept, 0 in the records"' - "$out$err"
+sql "INSERT INTO taskhost.counts VALUES ('', 3, -2), ('mail', 1, -1)" >/dev/null
+th check
+expect "check: the counts agree again" 0
 
 # a bad URL: the message names it (without the password)
 TASKHOST_STORE="postgresql://postgres:$SECRET@127.0.0.1:1/$DB" th list

@@ -140,4 +140,5 @@ early=0
 [ -n "$after" ] && early=$(sql "SELECT count(*) FROM taskhost.jobs WHERE id IN ($after) AND \
 	started_us >= $lapse_us AND started_us < $again_us")
 same "host a claimed nothing after the long cut before it renewed its leases" "$early" 0
+counts_agree "after the cuts and the restart the counts agree with a recount of the rows"
 finish
