@@ -159,6 +159,8 @@ static void *keep(void *arg)
 				th_log_error("processor", "renewing leases failed: %s", th_strerror(rc));
 			else
 				last_renew = now;
+			if (k->env.beat)
+				k->env.beat(k->env.beat_ud);
 		}
 		recover(k);
 		if (k->env.keep_finished_us && (!last_retain || now - last_retain >= retain_us)) {

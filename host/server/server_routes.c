@@ -40,6 +40,7 @@ const th_api_route th_api_routes[] = {
 	{"GET", "/cron/{id}/next", R, th_api_cron_next},
 	{"GET", "/tasks", R, th_api_tasks},
 	{"GET", "/health", R, th_api_health},
+	{"GET", "/hosts", R, th_api_hosts},
 	{"GET", "/openapi.json", R, th_api_openapi_doc},
 	{NULL, NULL, 0, NULL},
 };
