@@ -315,6 +315,9 @@ static int pg_host_put(th_coord *c, const th_host_rec *h)
 			   " started_us = excluded.started_us, heartbeat_us = excluded.heartbeat_us,"
 			   " lease_us = excluded.lease_us", 9, v);
 	pthread_mutex_unlock(&c->send_mu);
+	if (!ok)
+		th_log_warn("store", "%s: this host's row in taskhost.hosts was not written",
+			    c->shown);
 	return ok ? 0 : TH_EIO;
 }
 
@@ -339,9 +342,13 @@ static int pg_host_list(th_coord *c, th_host_rec **out, size_t *n)
 		PGresult *r = PQexec(c->send, "SELECT instance, pid, name, strategy, workers,"
 				     " running, started_us, heartbeat_us, lease_us FROM taskhost.hosts");
 		int rows = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
-		if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out))))
+		char m[TH_STORE_PG_MSG_MAX];
+		if (rows < 0) {
+			th_log_error("store", "%s: reading taskhost.hosts: %s", c->shown,
+				     th_store_pg_message(c->send, r, m));
+		} else if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out)))) {
 			rc = TH_ENOMEM;
-		else if (rows >= 0) {
+		} else {
 			rc = 0;
 			for (int k = 0; k < rows; k++) {
 				th_host_rec *h = &(*out)[k];

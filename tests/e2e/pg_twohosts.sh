@@ -54,6 +54,13 @@ th wait $(seq 1 40) --timeout 60
 expect "all 40 completed" 0
 a_gone() { [ "$(hosts_seen b)" = "$a true,$b false" ]; }
 check "the killed host is gone from the hosts once its lease (2 s) ran out" wait_until 10 a_gone
+# the table gone from under the host: 503, and the log says why
+sql "ALTER TABLE taskhost.hosts RENAME TO hosts_away" >/dev/null
+same "GET /v1/hosts without the table: 503" \
+	"$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$W/b/api.sock" http://x/v1/hosts)" 503
+check "the log names the table and the cause" \
+	grep -q 'reading taskhost.hosts: .*relation "taskhost.hosts" does not exist' "$W/b.log"
+sql "ALTER TABLE taskhost.hosts_away RENAME TO hosts" >/dev/null
 stop_host "$b"
 same "host b stopped cleanly" "$host_rc" 0
 same "and removed its row; the killed host's stays" \
