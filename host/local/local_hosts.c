@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@ static void name_of(char *name, size_t len, const th_owner *o, const char *suffi
 	snprintf(name, len, HOST_PREFIX "%016llx%s", (unsigned long long)o->instance, suffix);
 }
 
+/* one writer of a `.tmp` at a time: the start's heartbeat and the keeper's may meet */
+static pthread_mutex_t put_mu = PTHREAD_MUTEX_INITIALIZER;
+
 int th_local_host_put(const char *dir, const th_host_rec *h)
 {
 	char tmp[64], name[64], from[4096], to[4096];
@@ -36,18 +40,21 @@ int th_local_host_put(const char *dir, const th_host_rec *h)
 	snprintf(from, sizeof(from), "%s/%s", dir, tmp);
 	snprintf(to, sizeof(to), "%s/%s", dir, name);
 	struct file f = {.magic = HOST_MAGIC, .version = HOST_VERSION, .rec = *h};
+	pthread_mutex_lock(&put_mu);
 	int fd, rc = th_datadir_open(dir, tmp, O_RDWR | O_CREAT, &fd);
-	if (rc)
-		return rc;
-	bool ok = ftruncate(fd, 0) == 0 && pwrite(fd, &f, sizeof(f), 0) == (ssize_t)sizeof(f);
-	close(fd);
-	if (!ok || rename(from, to)) {
-		th_log_error("processor", "%s: this host's record was not written: %s", to,
-			     strerror(errno));
-		unlink(from);
-		return TH_ESYS;
+	if (rc == 0) {
+		bool ok = ftruncate(fd, 0) == 0 &&
+			  pwrite(fd, &f, sizeof(f), 0) == (ssize_t)sizeof(f);
+		close(fd);
+		if (!ok || rename(from, to)) {
+			th_log_error("processor", "%s: this host's record was not written: %s", to,
+				     strerror(errno));
+			unlink(from);
+			rc = TH_ESYS;
+		}
 	}
-	return 0;
+	pthread_mutex_unlock(&put_mu);
+	return rc;
 }
 
 int th_local_host_remove(const char *dir, const th_owner *o)
