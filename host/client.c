@@ -23,6 +23,9 @@ struct th_client {
 	char *where;    /* "unix socket PATH" or the URL, for messages */
 	char *auth;     /* "Authorization: Bearer ..." or NULL */
 	long status;    /* of the last answer; 0: none */
+	int64_t idle_since; /* monotonic us: when the last call ended; 0: none yet */
+	bool once;      /* the call under way changes something: sent once */
+	int sends;      /* requests libcurl began for it */
 	char error[1536];
 };
 
@@ -45,6 +48,16 @@ static bool url_ok(const char *url)
 	return ok;
 }
 
+/* Called by libcurl before each request it sends: a second one in a call is libcurl
+ * sending the call again on a new connection, the first lost before its answer came,
+ * when the host may have done it. */
+static int before_send(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+	(void)ip, (void)local_ip, (void)port, (void)local_port;
+	th_client *c = ud;
+	return c->sends++ && c->once ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+}
+
 int th_client_open(th_client **out, const char *target, const char *token)
 {
 	pthread_once(&curl_once, curl_init);
@@ -63,6 +76,9 @@ int th_client_open(th_client **out, const char *target, const char *token)
 		c->where = NULL;
 	if (!url)
 		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, target);
+	curl_easy_setopt(c->curl, CURLOPT_PREREQFUNCTION, before_send);
+	curl_easy_setopt(c->curl, CURLOPT_PREREQDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_MAXCONNECTS, 1L); /* a fresh one replaces the last */
 	if (token && asprintf(&c->auth, "Authorization: Bearer %s", token) < 0)
 		c->auth = NULL;
 	if (!c->base || !c->where || (token && !c->auth)) {
@@ -158,9 +174,17 @@ static int call(th_client *c, const char *method, const char *path, json_t *body
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, timeout);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	/* a wait only reads; every other call but a GET changes something */
+	c->once = strcmp(method, "GET") != 0 && strcmp(path, "/wait") != 0;
+	c->sends = 0;
+	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+			 c->once && c->idle_since && th_clock_mono_us() - c->idle_since >
+							     TH_CLIENT_WRITE_IDLE_MAX * 1e6
+				 ? 1L : 0L);
 	char detail[CURL_ERROR_SIZE] = "";
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, detail);
 	CURLcode cc = curl_easy_perform(e);
+	c->idle_since = th_clock_mono_us();
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
 	curl_slist_free_all(h);
 	free(text);
@@ -172,7 +196,9 @@ static int call(th_client *c, const char *method, const char *path, json_t *body
 	json_t *doc = b.p ? json_loadb(b.p, b.len, JSON_ALLOW_NUL, NULL) : NULL;
 	free(b.p);
 	int rc = 0;
-	const char *why = *detail ? detail : curl_easy_strerror(cc);
+	const char *why = cc == CURLE_ABORTED_BY_CALLBACK && c->sends > 1
+				  ? "the connection closed before the answer came (not sent again)"
+			  : *detail ? detail : curl_easy_strerror(cc);
 	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
 		snprintf(c->error, sizeof(c->error), "cannot reach the host at %s (%s /v1%s): %s",
 			 c->where, method, path, why);
@@ -693,6 +719,17 @@ int th_client_pause_queue(th_client *c, const char *queue, bool paused)
 	snprintf(path, sizeof(path), "/queues/%s/%s", q, paused ? "pause" : "resume");
 	curl_free(q);
 	return call(c, "POST", path, NULL, CLIENT_TIMEOUT_S, NULL, NULL);
+}
+
+int th_client_clean(th_client *c, double older_than, uint64_t *removed)
+{
+	json_t *a = NULL;
+	int rc = call(c, "POST", "/clean", json_pack("{s:f}", "older_than", older_than),
+		      CLIENT_TIMEOUT_S, &a, NULL);
+	if (rc == 0)
+		*removed = uint_of(a, "removed");
+	json_decref(a);
+	return rc;
 }
 
 static int get_doc(th_client *c, const char *path, char **json)

@@ -1,5 +1,5 @@
-/* The group committer: one thread takes every write queued since its last commit, adds
- * all their jobs in one store transaction and answers each writer after that commit. */
+/* The group committer: one thread takes every write queued since its last commit, makes
+ * them in one store transaction, in arrival order, and answers each writer after it. */
 #include "commit.h"
 
 #include <pthread.h>
@@ -18,48 +18,24 @@ struct th_commit {
 	th_commit_stats stats;
 };
 
-/* Adds the jobs of every request in list in one transaction. When that fails, each
- * request is tried on its own, so that one request's error (a unique key's cron
- * schedule, a full store) is its own and not its neighbours'. */
-static uint64_t commit_adds(th_commit *c, th_commit_req *list, size_t njobs)
+#define BATCH_STACK 64 /* writes of one transaction without a malloc */
+
+/* The writes from r up to the next op (or the end) in one transaction: their answers
+ * in their rc. Returns the request after them; *commits counts the transactions. */
+static th_commit_req *commit_run(th_commit *c, th_commit_req *r, th_write *batch,
+				 size_t cap, uint64_t *commits)
 {
-	th_new_job *jobs = njobs > 1 ? malloc(njobs * sizeof(*jobs)) : NULL;
-	uint64_t *ids = jobs ? malloc(njobs * sizeof(*ids)) : NULL;
-	bool *existed = ids ? calloc(njobs, sizeof(*existed)) : NULL;
-	size_t nreq = 0;
-	for (th_commit_req *r = list; r; r = r->next)
-		nreq++;
-	int rc = -1;
-	uint64_t commits = 0;
-	if (existed && nreq > 1) {
-		size_t k = 0;
-		for (th_commit_req *r = list; r; r = r->next)
-			for (size_t i = 0; i < r->n; i++)
-				jobs[k++] = r->jobs[i];
-		rc = th_service_add_batch(c->svc, jobs, njobs, ids, existed);
-		if (rc == 0) {
-			commits++;
-			k = 0;
-			for (th_commit_req *r = list; r; r = r->next) {
-				for (size_t i = 0; i < r->n; i++, k++) {
-					r->ids[i] = ids[k];
-					if (r->existed)
-						r->existed[i] = existed[k];
-				}
-				r->rc = 0;
-			}
-		}
-	}
-	if (rc != 0) {
-		for (th_commit_req *r = list; r; r = r->next) {
-			r->rc = th_service_add_batch(c->svc, r->jobs, r->n, r->ids, r->existed);
-			commits++;
-		}
-	}
-	free(jobs);
-	free(ids);
-	free(existed);
-	return commits;
+	th_commit_req *first = r;
+	size_t n = 0;
+	for (; r && !r->op && n < cap; r = r->next)
+		batch[n++] = r->w;
+	uint64_t made = 0;
+	th_service_writes(c->svc, batch, n, &made);
+	*commits += made;
+	n = 0;
+	for (th_commit_req *q = first; q != r; q = q->next)
+		q->rc = batch[n++].s.rc;
+	return r;
 }
 
 static void *committer(void *arg)
@@ -74,36 +50,36 @@ static void *committer(void *arg)
 		th_commit_req *all = c->head;
 		c->head = NULL;
 		c->tail = &c->head;
+		size_t njobs = c->queued_jobs, writes = 0;
 		c->queued_jobs = 0;
 		pthread_mutex_unlock(&c->mu);
 
-		/* the adds go in one transaction; other writes follow, in arrival order */
-		th_commit_req *adds = NULL, **at = &adds, *ops = NULL, **ot = &ops;
-		size_t njobs = 0, writes = 0;
-		for (th_commit_req *r = all, *next; r; r = next, writes++) {
-			next = r->next;
-			r->next = NULL;
+		for (th_commit_req *r = all; r; r = r->next)
+			writes++;
+		th_write stack[BATCH_STACK], *batch = malloc(writes * sizeof(*batch));
+		size_t cap = batch ? writes : BATCH_STACK;
+		if (!batch)
+			batch = stack;
+		/* in arrival order: the writes between two ops share one transaction */
+		uint64_t commits = 0;
+		for (th_commit_req *r = all; r;) {
 			if (r->op) {
-				*ot = r;
-				ot = &r->next;
+				r->rc = r->op(c->svc, r->arg);
+				r = r->next;
 			} else {
-				*at = r;
-				at = &r->next;
-				njobs += r->n;
+				r = commit_run(c, r, batch, cap, &commits);
 			}
 		}
-		uint64_t commits = adds ? commit_adds(c, adds, njobs) : 0;
-		for (th_commit_req *r = ops; r; r = r->next)
-			r->rc = r->op(c->svc, r->arg);
+		if (batch != stack)
+			free(batch);
 		/* counted before anyone is answered, so an answered writer sees its write */
 		pthread_mutex_lock(&c->mu);
 		c->stats.commits += commits;
 		c->stats.jobs += njobs;
 		c->stats.writes += writes;
 		pthread_mutex_unlock(&c->mu);
-		*at = ops; /* adds, then the other writes */
-		for (th_commit_req *r = adds, *next; r; r = next) {
-			next = r->next;
+		for (th_commit_req *r = all, *next; r; r = next) {
+			next = r->next; /* done may hand r on: a bulk change queues its next part */
 			r->done(r);
 		}
 		pthread_mutex_lock(&c->mu);
@@ -136,13 +112,14 @@ int th_commit_submit(th_commit *c, th_commit_req *r)
 	r->next = NULL;
 	r->rc = 0;
 	pthread_mutex_lock(&c->mu);
-	if (c->stopping || c->queued_jobs + r->n > TH_COMMIT_QUEUE_MAX) {
+	size_t n = r->op ? 0 : r->w.s.n;
+	if (c->stopping || c->queued_jobs + n > TH_COMMIT_QUEUE_MAX) {
 		pthread_mutex_unlock(&c->mu);
 		return TH_EBUSY;
 	}
 	*c->tail = r;
 	c->tail = &r->next;
-	c->queued_jobs += r->n;
+	c->queued_jobs += n;
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
@@ -157,7 +134,7 @@ void th_commit_stop(th_commit *c)
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	pthread_join(c->thread, NULL);
-	th_log_debug("commit", "%llu writes, %llu jobs added in %llu commits",
+	th_log_debug("commit", "%llu writes, %llu jobs added, in %llu commits",
 		     (unsigned long long)c->stats.writes, (unsigned long long)c->stats.jobs,
 		     (unsigned long long)c->stats.commits);
 	pthread_cond_destroy(&c->cv);

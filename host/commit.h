@@ -1,5 +1,5 @@
 /* The group committer: writes from many threads (the HTTP API's connections) queue up,
- * and one thread commits all the adds queued meanwhile in one store transaction. */
+ * and one thread makes all the writes queued meanwhile in one store transaction. */
 #ifndef TH_COMMIT_H
 #define TH_COMMIT_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "service.h"
+#include "service_writes.h"
 
 typedef struct th_commit th_commit;
 
@@ -18,12 +19,11 @@ typedef struct th_commit th_commit;
 /* One write. The submitter owns it until done is called (on the committer thread),
  * which happens once its change is committed (durable in durable mode) or refused. */
 typedef struct th_commit_req {
-	/* an add: n jobs, their ids to ids[0..n), existed[0..n) (may be NULL) */
-	const th_new_job *jobs;
-	size_t n;
-	uint64_t *ids;
-	bool *existed;
-	/* or, when op is set, any other write, run on the committer thread */
+	/* a write (an add: w.s.n jobs w.jobs, their ids to w.s.ids), made in one
+	 * transaction with the writes queued next to it, in arrival order */
+	th_write w;
+	/* or, when op is set, a write that makes transactions of its own (a bulk change, a
+	 * clean), run on the committer thread between the others */
 	int (*op)(th_service *svc, void *arg);
 	void *arg;
 	void (*done)(struct th_commit_req *r);
@@ -33,7 +33,7 @@ typedef struct th_commit_req {
 } th_commit_req;
 
 typedef struct th_commit_stats {
-	uint64_t commits; /* store transactions the committer made for adds */
+	uint64_t commits; /* store transactions the committer made for its writes */
 	uint64_t jobs;    /* jobs they added */
 	uint64_t writes;  /* requests answered */
 } th_commit_stats;

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "clock.h"
 #include "error.h"
@@ -19,6 +20,14 @@ struct th_keeper {
 	pthread_t thread;
 	atomic_bool stop;
 	bool fatal_told;
+	_Atomic int64_t renewed_us; /* monotonic: when the last renewal that worked began */
+	bool renew_failed;          /* the last renewal failed (logged) */
+	atomic_bool lapse_told;     /* the lapse was logged and has not ended */
+	/* the lease watcher logs a lapse as it begins, while a store call may block the
+	 * keeper's thread (a connection being made again, a lost COMMIT asked about) */
+	pthread_t watcher;
+	pthread_mutex_t watch_mu; /* with watch_cv: the watcher's sleep, ended on stop */
+	pthread_cond_t watch_cv;
 	pthread_mutex_t mu; /* guards procs */
 	th_processor *procs[MAX_ATTACHED];
 	size_t nprocs;
@@ -67,6 +76,58 @@ int th_keeper_recover(th_store *store, const th_owner *self, th_coord *coord,
 			       by.groups[i].queue, by.groups[i].n);
 	th_recovered_clear(&by);
 	return rc;
+}
+
+bool th_keeper_lapsed(const th_keeper *k)
+{
+	return th_clock_mono_us() - atomic_load(&k->renewed_us) > k->env.lease_us;
+}
+
+/* A lapse is logged once as it begins (by the watcher or after a renewal that failed)
+ * and once as it ends. */
+static void tell_lapse(th_keeper *k)
+{
+	if (th_keeper_lapsed(k) && !atomic_exchange(&k->lapse_told, true))
+		th_log_warn("processor", "leases not renewed for lease_time (%.3g s): this host "
+			    "claims no jobs until they are renewed; the jobs it runs go on, and "
+			    "their outcomes are recorded unless another host took them back",
+			    (double)k->env.lease_us / 1e6);
+}
+
+/* After a renewal that worked from `renewed` on (monotonic), or failed (0). The end of
+ * a lapse is logged before claims resume, and kicks the processors, which claimed
+ * nothing meanwhile. */
+static void renewal_done(th_keeper *k, int64_t renewed)
+{
+	if (!renewed) {
+		tell_lapse(k);
+		return;
+	}
+	bool lapsed = th_clock_mono_us() - renewed > k->env.lease_us; /* it took that long */
+	if (!lapsed && atomic_load(&k->lapse_told))
+		th_log_info("processor", "leases renewed: claiming again");
+	atomic_store(&k->renewed_us, renewed);
+	if (!lapsed && atomic_exchange(&k->lapse_told, false))
+		kick_all(k);
+}
+
+static void *watch_lease(void *arg)
+{
+	th_keeper *k = arg;
+	pthread_setname_np(pthread_self(), "th-lease");
+	pthread_mutex_lock(&k->watch_mu);
+	while (!atomic_load(&k->stop)) {
+		tell_lapse(k);
+		/* the next look: as the last renewal's lease ends, or a lease from now */
+		int64_t now = th_clock_mono_us();
+		int64_t next = atomic_load(&k->renewed_us) + k->env.lease_us + 1;
+		if (next <= now)
+			next = now + k->env.lease_us;
+		struct timespec until = {(time_t)(next / 1000000), (long)(next % 1000000) * 1000};
+		pthread_cond_timedwait(&k->watch_cv, &k->watch_mu, &until);
+	}
+	pthread_mutex_unlock(&k->watch_mu);
+	return NULL;
 }
 
 /* Takes back jobs of dead or expired owners, logging what it did. */
@@ -128,7 +189,7 @@ static void *keep(void *arg)
 	pthread_setname_np(pthread_self(), "th-keep");
 	int64_t scan_us = k->env.lease_us / 3 < 1000000 ? k->env.lease_us / 3 : 1000000;
 	int64_t renew_us = k->env.lease_us / 3, now = th_clock_mono_us();
-	int64_t last_renew = now, last_scan = now, last_retain = 0;
+	int64_t last_scan = now, last_retain = 0;
 	int64_t retain_us = k->env.keep_finished_us / 10 < 60000000 ? k->env.keep_finished_us / 10
 								    : 60000000;
 	uint32_t seq = th_coord_seq(k->env.coord, TH_WAKE_CANCEL);
@@ -152,13 +213,15 @@ static void *keep(void *arg)
 		if (now - last_scan < scan_us)
 			continue;
 		last_scan = now;
-		if (now - last_renew >= renew_us) {
+		if (now - atomic_load(&k->renewed_us) >= renew_us) {
+			/* the leases renewed run from after this moment */
+			int64_t began = th_clock_mono_us();
 			int rc = th_store_renew(k->env.store, &k->env.owner, k->env.lease_us, NULL);
 			check_fatal(k, rc);
-			if (rc)
+			if (rc && !k->renew_failed) /* once until a renewal works */
 				th_log_error("processor", "renewing leases failed: %s", th_strerror(rc));
-			else
-				last_renew = now;
+			k->renew_failed = rc != 0;
+			renewal_done(k, rc ? 0 : began);
 			if (k->env.beat)
 				k->env.beat(k->env.beat_ud);
 		}
@@ -173,6 +236,22 @@ static void *keep(void *arg)
 	return NULL;
 }
 
+static void free_keeper(th_keeper *k)
+{
+	pthread_cond_destroy(&k->watch_cv);
+	pthread_mutex_destroy(&k->watch_mu);
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+}
+
+/* Ends the keeper's thread (and tells the watcher, which looks at `stop`). */
+static void stop_keep(th_keeper *k)
+{
+	atomic_store(&k->stop, true);
+	th_coord_notify(k->env.coord, TH_WAKE_CANCEL);
+	pthread_join(k->thread, NULL);
+}
+
 int th_keeper_start(th_keeper **out, const th_keeper_env *env)
 {
 	*out = NULL;
@@ -180,11 +259,22 @@ int th_keeper_start(th_keeper **out, const th_keeper_env *env)
 	if (!k)
 		return TH_ENOMEM;
 	k->env = *env;
+	atomic_init(&k->renewed_us, th_clock_mono_us()); /* no claims held yet */
 	pthread_mutex_init(&k->mu, NULL);
+	pthread_mutex_init(&k->watch_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the clock of renewed_us */
+	pthread_cond_init(&k->watch_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	recover(k); /* jobs left by hosts that died while none ran */
 	if (pthread_create(&k->thread, NULL, keep, k)) {
-		pthread_mutex_destroy(&k->mu);
-		free(k);
+		free_keeper(k);
+		return TH_ESYS;
+	}
+	if (pthread_create(&k->watcher, NULL, watch_lease, k)) {
+		stop_keep(k);
+		free_keeper(k);
 		return TH_ESYS;
 	}
 	*out = k;
@@ -195,11 +285,12 @@ void th_keeper_stop(th_keeper *k)
 {
 	if (!k)
 		return;
-	atomic_store(&k->stop, true);
-	th_coord_notify(k->env.coord, TH_WAKE_CANCEL);
-	pthread_join(k->thread, NULL);
-	pthread_mutex_destroy(&k->mu);
-	free(k);
+	stop_keep(k);
+	pthread_mutex_lock(&k->watch_mu);
+	pthread_cond_signal(&k->watch_cv);
+	pthread_mutex_unlock(&k->watch_mu);
+	pthread_join(k->watcher, NULL);
+	free_keeper(k);
 }
 
 int th_keeper_attach(th_keeper *k, th_processor *p)

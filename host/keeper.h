@@ -5,6 +5,7 @@
 #ifndef TH_KEEPER_H
 #define TH_KEEPER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "coord.h"
@@ -35,6 +36,11 @@ typedef struct th_keeper_env {
  * metrics (may be NULL) by task and queue: the keeper's pass, and th_service_recover's. */
 int th_keeper_recover(th_store *store, const th_owner *self, th_coord *coord,
 		      th_metrics *metrics, size_t *n);
+
+/* Whether the host's leases lapsed: no renewal worked for lease_time (the store could
+ * not be reached), so other hosts may take back its jobs. Its processors claim nothing
+ * meanwhile; the lapse ends with the next renewal that works. Safe from any thread. */
+bool th_keeper_lapsed(const th_keeper *k);
 
 /* Takes back what hosts that died while none ran left (before any claim of this host),
  * then starts the thread. */

@@ -193,17 +193,39 @@ void th_lifecycle_cron_run(th_job *cron, uint64_t id, int64_t now, th_job *run)
 	cron->fires++;
 }
 
+/* The number of the attempt on the last line of a history, 0 when it names none. */
+static uint32_t history_last_attempt(const char *h, size_t n)
+{
+	if (n && h[n - 1] == '\n')
+		n--;
+	size_t from = n;
+	while (from > 0 && h[from - 1] != '\n')
+		from--;
+	const char *p = h + from, *end = h + n;
+	if ((size_t)(end - p) < 9 || memcmp(p, "attempt ", 8) != 0)
+		return 0;
+	uint32_t k = 0;
+	for (p += 8; p < end && *p >= '0' && *p <= '9' && k < UINT32_MAX / 10; p++)
+		k = k * 10 + (uint32_t)(*p - '0');
+	return k;
+}
+
 char *th_lifecycle_history(const void *old, size_t oldlen, uint32_t attempt, int64_t began,
 			   int64_t ended, const char *msg, size_t *len)
 {
-	char head[96], at[32];
-	int hn;
+	char head[160], at[32];
+	int hn = 0;
+	/* attempts only count up, but for a retry, which counts them from 1 again: said
+	 * in a line of its own, or the history would name attempt 1 twice */
+	if (oldlen && attempt <= history_last_attempt(old, oldlen))
+		hn = snprintf(head, sizeof(head), "%s\n", TH_HISTORY_RETRIED);
 	if (began > 0) {
 		th_clock_format(began, at, sizeof(at));
 		double took = ended > began ? (double)(ended - began) / 1e6 : 0;
-		hn = snprintf(head, sizeof(head), "attempt %u at %s for %.3f s: ", attempt, at, took);
+		hn += snprintf(head + hn, sizeof(head) - (size_t)hn, "attempt %u at %s for %.3f s: ",
+			       attempt, at, took);
 	} else {
-		hn = snprintf(head, sizeof(head), "attempt %u: ", attempt);
+		hn += snprintf(head + hn, sizeof(head) - (size_t)hn, "attempt %u: ", attempt);
 	}
 	size_t ml = strlen(msg), n = oldlen + (size_t)hn + ml + 1;
 	char *buf = malloc(n);

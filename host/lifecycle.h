@@ -91,7 +91,9 @@ void th_lifecycle_cron_run(th_job *cron, uint64_t id, int64_t now, th_job *run);
 /* The error history with "attempt N at START for S.SSS s: message\n" appended to old
  * (oldlen bytes): the attempt began at `began` (0: not known, then "attempt N: message")
  * and failed at `ended`. Only its latest TH_HISTORY_MAX bytes (whole lines) are kept: a
- * malloc'd buffer of *len bytes, or NULL when out of memory. */
+ * malloc'd buffer of *len bytes, or NULL when out of memory. An attempt numbered no
+ * higher than old's last one follows a retry: the line TH_HISTORY_RETRIED comes first. */
+#define TH_HISTORY_RETRIED "retried: its attempts are counted from 1 again"
 char *th_lifecycle_history(const void *old, size_t oldlen, uint32_t attempt, int64_t began,
 			   int64_t ended, const char *msg, size_t *len);
 

@@ -20,6 +20,7 @@
 #include "proc/proc.h"
 #include "proc/proc_run.h"
 #include "service_test.h"
+#include "service_writes.h"
 #include "store/store.h"
 #include "store/store_lmdb.h"
 #include "store/store_pg.h"
@@ -112,7 +113,8 @@ int th_service_open(th_service **out, const th_service_opts *opts)
 	th_owner_self(&svc->owner);
 	svc->max_attempts = opts->max_attempts ? opts->max_attempts : TH_DEFAULT_MAX_ATTEMPTS;
 	svc->lease_us = opts->lease_time > 0 ? (int64_t)(opts->lease_time * 1e6) : TH_DEFAULT_LEASE_TIME * 1000000LL;
-	th_store_opts so = {opts->durability, opts->data_dir_group, opts->lmdb, opts->migrate};
+	th_store_opts so = {opts->durability, opts->data_dir_group, opts->lmdb, opts->migrate,
+			    svc->lease_us};
 	int rc;
 	if ((rc = th_metrics_new(&svc->metrics)) ||
 	    (rc = th_store_open(&svc->store, opts->store ? opts->store : opts->data_dir, &so)) ||
@@ -259,6 +261,84 @@ static int add_all(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *
 	if (rc == 0)
 		th_coord_notify(svc->coord, TH_WAKE_ADDED);
 	return rc;
+}
+
+/* The checks of th_service_*'s before the store: 0, or the write's refusal. */
+static int prepare_write(th_service *svc, th_write *w, th_store_new *nj)
+{
+	th_store_write *s = &w->s;
+	int rc = 0;
+	if (s->kind == TH_WRITE_ADD) {
+		for (size_t i = 0; i < s->n && rc == 0; i++)
+			rc = prepare(svc, &w->jobs[i], &nj[i]);
+		s->jobs = nj;
+	} else if (s->kind == TH_WRITE_PAUSE_QUEUE) {
+		if (!s->queue || !th_queue_name_valid(queue_of(s->queue)))
+			rc = TH_EINVAL;
+		s->queue = queue_of(s->queue);
+	}
+	return rc;
+}
+
+void th_service_writes(th_service *svc, th_write *w, size_t n, uint64_t *commits)
+{
+	size_t njobs = 0, m = 0;
+	for (size_t i = 0; i < n; i++)
+		njobs += w[i].s.kind == TH_WRITE_ADD ? w[i].s.n : 0;
+	th_store_new *nj = calloc(njobs + 1, sizeof(*nj));
+	th_store_write *sw = calloc(n + 1, sizeof(*sw));
+	size_t *at = calloc(n + 1, sizeof(*at));
+	*commits = 0;
+	if (!nj || !sw || !at) {
+		for (size_t i = 0; i < n; i++)
+			w[i].s.rc = TH_ENOMEM;
+		goto out;
+	}
+	njobs = 0;
+	for (size_t i = 0; i < n; i++) {
+		w[i].s.rc = prepare_write(svc, &w[i], nj + njobs);
+		njobs += w[i].s.kind == TH_WRITE_ADD ? w[i].s.n : 0;
+		if (w[i].s.rc == 0) {
+			at[m] = i;
+			sw[m++] = w[i].s;
+		}
+	}
+	int64_t t0 = th_clock_mono_us();
+	th_store_writes(svc->store, sw, m, commits);
+	double took = (th_clock_mono_us() - t0) / 1e6;
+	size_t added = 0;
+	bool wake_added = false, wake_finished = false, wake_cancel = false;
+	for (size_t j = 0; j < m; j++) {
+		th_store_write *s = &sw[j];
+		w[at[j]].s.rc = s->rc;
+		wake_cancel |= s->kind == TH_WRITE_CANCEL && s->rc == TH_EBUSY;
+		if (s->rc)
+			continue;
+		wake_finished |= s->kind == TH_WRITE_CANCEL;
+		/* a resumed cron job or queue, a new schedule: sooner than hosts sleep for */
+		wake_added |= s->kind == TH_WRITE_ADD || s->kind == TH_WRITE_START ||
+			      s->kind == TH_WRITE_RETRY ||
+			      (s->kind == TH_WRITE_CRON && s->paused != 1) ||
+			      (s->kind == TH_WRITE_PAUSE_QUEUE && !s->paused);
+		for (size_t i = 0; s->kind == TH_WRITE_ADD && i < s->n; i++) {
+			added++;
+			if (!s->existed || !s->existed[i])
+				th_metrics_job(svc->metrics, TH_METRIC_ADDED, s->jobs[i].task,
+					       s->jobs[i].queue, 1);
+		}
+	}
+	if (added)
+		th_metrics_commit(svc->metrics, TH_COMMIT_ADD, took, added);
+	if (wake_added)
+		th_coord_notify(svc->coord, TH_WAKE_ADDED);
+	if (wake_finished)
+		th_coord_notify(svc->coord, TH_WAKE_FINISHED);
+	if (wake_cancel)
+		th_coord_notify(svc->coord, TH_WAKE_CANCEL);
+out:
+	free(nj);
+	free(sw);
+	free(at);
 }
 
 int th_service_add_many(th_service *svc, const th_new_job *jobs, size_t n, uint64_t *ids)
@@ -411,6 +491,17 @@ int th_service_clean_before(th_service *svc, int64_t before, uint64_t *removed)
 	return before > 0 ? th_store_clean(svc->store, before, removed) : TH_EINVAL;
 }
 
+int th_service_clean_older(th_service *svc, double older_than, uint64_t *removed)
+{
+	if (!(older_than >= 0))
+		return TH_EINVAL;
+	int64_t before = th_clock_now_us() - (int64_t)(older_than * 1e6);
+	*removed = 0;
+	if (older_than == 0)
+		return th_service_clean(svc, removed);
+	return before > 0 ? th_service_clean_before(svc, before, removed) : 0; /* before 1970 */
+}
+
 int th_service_pause_queue(th_service *svc, const char *queue, bool paused)
 {
 	if (!queue || !th_queue_name_valid(queue_of(queue)))
@@ -469,6 +560,13 @@ int th_service_check(th_service *svc, void (*fn)(void *ud, const char *line), vo
 		     uint64_t *jobs, uint64_t *problems)
 {
 	return th_store_check(svc->store, fn, ud, jobs, problems);
+}
+
+const char *th_service_store_shown(th_service *svc)
+{
+	return strcmp(th_store_name(svc->store), th_store_pg.name) == 0
+		       ? th_store_pg_shown(svc->store)
+		       : svc->data_dir;
 }
 
 /* ---- the processor calls ---- */
@@ -738,6 +836,7 @@ int th_service_start_processing(th_service *svc)
 				   .max_result = svc->max_result,
 				   .queue = q->name,
 				   .lease_us = svc->lease_us,
+				   .keeper = svc->keeper,
 				   .runner = svc->runner,
 				   .plugin_dir = svc->plugin_dir,
 				   .data_dir = svc->data_dir,

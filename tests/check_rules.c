@@ -323,8 +323,27 @@ START_TEST(history_lines)
 			   "attempt 2 at 2027-01-15T08:00:00.123Z for 2.250 s: second\n";
 	ck_assert_uint_eq(n2, strlen(want));
 	ck_assert(memcmp(h2, want, n2) == 0);
+	/* after a retry the attempts count from 1 again, and the history says so */
+	size_t n3;
+	char *h3 = th_lifecycle_history(h2, n2, 1, 0, 0, "third", &n3);
+	const char *want3 = "attempt 1: first\n"
+			    "attempt 2 at 2027-01-15T08:00:00.123Z for 2.250 s: second\n"
+			    "retried: its attempts are counted from 1 again\n"
+			    "attempt 1: third\n";
+	ck_assert_uint_eq(n3, strlen(want3));
+	ck_assert(memcmp(h3, want3, n3) == 0);
+	size_t n4; /* the next attempt of that round follows on */
+	char *h4 = th_lifecycle_history(h3, n3, 2, 0, 0, "fourth", &n4);
+	ck_assert_uint_eq(n4, n3 + strlen("attempt 2: fourth\n"));
+	ck_assert(memcmp(h4 + n3, "attempt 2: fourth\n", n4 - n3) == 0);
+	size_t n5; /* a history whose last line names no attempt gets no such line */
+	char *h5 = th_lifecycle_history("garbled\n", 8, 1, 0, 0, "x", &n5);
+	ck_assert(memcmp(h5, "garbled\nattempt 1: x\n", n5) == 0);
 	free(h);
 	free(h2);
+	free(h3);
+	free(h4);
+	free(h5);
 }
 END_TEST
 

@@ -6,7 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "commit.h"
@@ -237,7 +242,8 @@ static void *writer(void *arg)
 {
 	struct writer *w = arg;
 	for (int k = 0; k < ADDS; k++) {
-		th_commit_req r = {.jobs = &w->job, .n = 1, .ids = &w->id, .existed = &w->existed,
+		th_commit_req r = {.w = {.s = {.n = 1, .ids = &w->id, .existed = &w->existed},
+					 .jobs = &w->job},
 				   .done = writer_done, .ud = w};
 		w->done = false;
 		ck_assert_int_eq(th_commit_submit(w->c, &r), 0);
@@ -249,6 +255,34 @@ static void *writer(void *arg)
 		ck_assert_uint_gt(w->id, 0);
 	}
 	return NULL;
+}
+
+/* Every job of the service, whatever its status. */
+static uint64_t total_jobs(th_service *svc)
+{
+	uint64_t counts[TH_JOB_STATUS_MAX + 1], total = 0;
+	ck_assert_int_eq(th_service_count(svc, counts), 0);
+	for (int st = 1; st <= TH_JOB_STATUS_MAX; st++)
+		total += counts[st];
+	return total;
+}
+
+/* A server on svc with a config's defaults, its data dir dir/data, its socket's path
+ * in sock; timeout: its connection_timeout (0: the default). */
+static th_server *serve(const char *dir, th_service *svc, th_config *cfg, double timeout,
+			char *sock, size_t socklen)
+{
+	char err[512];
+	snprintf(sock, socklen, "%s/taskhost.ini", dir);
+	ck_assert_int_eq(th_config_defaults(cfg, sock), 0);
+	free(cfg->data_dir);
+	ck_assert_int_ge(asprintf(&cfg->data_dir, "%s/data", dir), 0);
+	if (timeout > 0)
+		cfg->connection_timeout = timeout;
+	th_server *srv;
+	ck_assert_msg(th_server_start(&srv, svc, cfg, err, sizeof(err)) == 0, "%s", err);
+	snprintf(sock, socklen, "%s/data/api.sock", dir);
+	return srv;
 }
 
 START_TEST(group_commit_shares_commits)
@@ -279,18 +313,151 @@ START_TEST(group_commit_shares_commits)
 	pthread_mutex_init(&bad.mu, NULL);
 	pthread_cond_init(&bad.cv, NULL);
 	bad.job = (th_new_job){"echo", "x", 1, &(th_add_opts){.cron = "not a schedule"}};
-	th_commit_req r = {.jobs = &bad.job, .n = 1, .ids = &bad.id, .done = writer_done,
-			   .ud = &bad};
+	th_commit_req r = {.w = {.s = {.n = 1, .ids = &bad.id}, .jobs = &bad.job},
+			   .done = writer_done, .ud = &bad};
 	ck_assert_int_eq(th_commit_submit(c, &r), 0);
 	th_commit_stop(c);
 	ck_assert(bad.done);
 	ck_assert_int_eq(bad.rc, TH_EINVAL);
-	uint64_t counts[TH_JOB_STATUS_MAX + 1];
-	ck_assert_int_eq(th_service_count(svc, counts), 0);
-	uint64_t total = 0;
-	for (int s = 1; s <= TH_JOB_STATUS_MAX; s++)
-		total += counts[s];
-	ck_assert_uint_eq(total, WRITERS * ADDS);
+	ck_assert_uint_eq(total_jobs(svc), WRITERS * ADDS);
+	th_service_close(svc);
+	tu_rmtree(dir);
+	free(dir);
+	free(pdir);
+}
+END_TEST
+
+/* ---- mixed writes that arrive while a commit runs share the next one ---- */
+
+/* An op that holds the committer until opened, so that writes queue up behind it. */
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool entered, open;
+	int answered;
+};
+
+static int gate_op(th_service *svc, void *arg)
+{
+	(void)svc;
+	struct gate *g = arg;
+	pthread_mutex_lock(&g->mu);
+	g->entered = true;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+	return 0;
+}
+
+static void gate_done(th_commit_req *r)
+{
+	struct gate *g = r->ud;
+	pthread_mutex_lock(&g->mu);
+	g->answered++;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static uint64_t add_one(th_service *svc, const th_add_opts *o)
+{
+	uint64_t id;
+	ck_assert_int_eq(th_service_add_ex(svc, "echo", "x", 1, o, &id, NULL), 0);
+	return id;
+}
+
+START_TEST(group_commit_mixed_writes)
+{
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL);
+	th_service *svc = tu_service(dir, pdir);
+	uint64_t held = add_one(svc, &(th_add_opts){.hold = true}), queued = add_one(svc, NULL),
+		 queued2 = add_one(svc, NULL), cancelled = add_one(svc, NULL),
+		 cron = add_one(svc, &(th_add_opts){.cron = "every 1h"});
+	ck_assert_int_eq(th_service_cancel(svc, cancelled), 0);
+	th_commit *c;
+	ck_assert_int_eq(th_commit_start(&c, svc), 0);
+	struct gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	th_commit_req first = {.op = gate_op, .arg = &g, .done = gate_done, .ud = &g};
+	ck_assert_int_eq(th_commit_submit(c, &first), 0);
+	pthread_mutex_lock(&g.mu);
+	while (!g.entered)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	th_commit_stats before;
+	th_commit_get_stats(c, &before);
+
+	/* while the committer is held, writes of every kind queue up, in this order */
+	uint64_t id_a = 0, id_bad = 0, id_none = 0;
+	th_new_job a = {"echo", "a", 1, NULL},
+		   bad = {"echo", "b", 1, &(th_add_opts){.cron = "not a schedule"}},
+		   none = {"nosuchtask", "", 0, NULL};
+	struct {
+		th_store_write s;
+		const th_new_job *job;
+		int want;
+	} w[] = {
+		{{.kind = TH_WRITE_ADD, .n = 1, .ids = &id_a}, &a, 0},
+		{{.kind = TH_WRITE_START, .id = held}, NULL, 0},
+		{{.kind = TH_WRITE_CANCEL, .id = queued}, NULL, 0},
+		{{.kind = TH_WRITE_CANCEL, .id = 99999}, NULL, TH_ENOTFOUND},
+		{{.kind = TH_WRITE_RETRY, .id = queued2}, NULL, TH_ESTATE},
+		{{.kind = TH_WRITE_RETRY, .id = cancelled}, NULL, 0},
+		{{.kind = TH_WRITE_CRON, .id = cron, .spec = "0 3 * * *", .catchup = 1,
+		  .paused = -1}, NULL, 0},
+		{{.kind = TH_WRITE_CRON, .id = cron, .catchup = -1, .paused = 1}, NULL, 0},
+		{{.kind = TH_WRITE_PAUSE_QUEUE, .queue = "q1", .paused = 1}, NULL, 0},
+		{{.kind = TH_WRITE_PAUSE_QUEUE, .queue = "bad name", .paused = 1}, NULL, TH_EINVAL},
+		{{.kind = TH_WRITE_ADD, .n = 1, .ids = &id_bad}, &bad, TH_EINVAL},
+		{{.kind = TH_WRITE_ADD, .n = 1, .ids = &id_none}, &none, TH_EUNKNOWNTASK},
+		{{.kind = TH_WRITE_CANCEL, .id = cron}, NULL, 0},
+		/* after those before them: the cron job is cancelled, the held job queued */
+		{{.kind = TH_WRITE_CRON, .id = cron, .catchup = -1, .paused = 0}, NULL, TH_ESTATE},
+		{{.kind = TH_WRITE_START, .id = held}, NULL, TH_ESTATE},
+	};
+	enum { N = sizeof(w) / sizeof(w[0]) };
+	th_commit_req r[N];
+	for (int i = 0; i < N; i++) {
+		r[i] = (th_commit_req){.w = {.s = w[i].s, .jobs = w[i].job}, .done = gate_done,
+				       .ud = &g, .rc = 12345};
+		ck_assert_int_eq(th_commit_submit(c, &r[i]), 0);
+	}
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	while (g.answered < N + 1)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	th_commit_stats after;
+	th_commit_get_stats(c, &after);
+	/* each got its own answer, and the refusals failed no other write */
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(r[i].rc == w[i].want, "write %d: %s, expected %s", i,
+			      th_strerror(r[i].rc), th_strerror(w[i].want));
+	/* all of them in one transaction */
+	ck_assert_uint_eq(after.writes - before.writes, N + 1);
+	ck_assert_uint_eq(after.commits - before.commits, 1);
+	th_commit_stop(c);
+
+	th_job job;
+	struct {
+		uint64_t id;
+		th_job_status status;
+	} want[] = {{id_a, TH_JOB_QUEUED},        {held, TH_JOB_QUEUED},
+		    {queued, TH_JOB_CANCELLED},   {queued2, TH_JOB_QUEUED},
+		    {cancelled, TH_JOB_QUEUED},   {cron, TH_JOB_CANCELLED}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		ck_assert_int_eq(th_service_get(svc, want[i].id, &job), 0);
+		ck_assert_msg(job.status == want[i].status, "job %llu is %s",
+			      (unsigned long long)want[i].id, th_job_status_name(job.status));
+	}
+	ck_assert_uint_eq(id_a, cron + 1);
+	char *spec;
+	ck_assert_int_eq(th_service_cron_spec(svc, cron, &spec), 0);
+	ck_assert_str_eq(spec, "0 3 * * *");
+	free(spec);
+	bool paused = false;
+	ck_assert_int_eq(th_service_queue_paused(svc, "q1", &paused), 0);
+	ck_assert(paused);
 	th_service_close(svc);
 	tu_rmtree(dir);
 	free(dir);
@@ -315,17 +482,11 @@ static int first_job(const th_job *job, void *ud)
 
 START_TEST(client_calls)
 {
-	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096], err[512];
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096];
 	th_service *svc = tu_service(dir, pdir);
 	ck_assert_int_eq(th_service_start_processing(svc), 0);
-	snprintf(path, sizeof(path), "%s/taskhost.ini", dir);
 	th_config cfg;
-	ck_assert_int_eq(th_config_defaults(&cfg, path), 0);
-	free(cfg.data_dir);
-	ck_assert_int_ge(asprintf(&cfg.data_dir, "%s/data", dir), 0);
-	th_server *srv;
-	ck_assert_msg(th_server_start(&srv, svc, &cfg, err, sizeof(err)) == 0, "%s", err);
-	snprintf(path, sizeof(path), "%s/data/api.sock", dir);
+	th_server *srv = serve(dir, svc, &cfg, 0, path, sizeof(path));
 	th_client *c;
 	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
 
@@ -449,6 +610,16 @@ START_TEST(client_calls)
 	json_decref(h);
 	ck_assert_int_eq(th_client_stats_history(c, NULL, 0, &text), TH_EINVAL);
 	ck_assert_ptr_nonnull(strstr(th_client_error(c), "minutes: expected a whole number"));
+	/* clean */
+	uint64_t removed = 99;
+	ck_assert_int_eq(th_client_clean(c, -1, &removed), TH_EINVAL);
+	ck_assert_str_eq(th_client_error(c), "clean: older_than: out of range (from 0 to 36500d)");
+	ck_assert_int_eq(th_client_clean(c, 3600, &removed), 0);
+	ck_assert_uint_eq(removed, 0);
+	ck_assert_int_eq(th_client_wait(c, ids, 3, 10), 0);
+	ck_assert_int_eq(th_client_clean(c, 0, &removed), 0);
+	ck_assert_uint_ge(removed, 3);
+	ck_assert_int_eq(th_client_get(c, ids[0], &job), TH_ENOTFOUND);
 	ck_assert_int_eq(th_client_tasks(c, &text), 0);
 	ck_assert_ptr_nonnull(strstr(text, "\"name\":\"noop\""));
 	free(text);
@@ -474,6 +645,160 @@ START_TEST(client_calls)
 }
 END_TEST
 
+/* ---- the client against a fake host that loses a connection with a write on it ---- */
+
+/* The fake host on a unix socket: on each connection it answers one request, then reads
+ * the next and closes without an answer (as a host does that is killed after its
+ * commit, or that closes an idle connection as a request comes). */
+#define FAKE_CONNS 8
+struct fake_host {
+	int lfd;
+	char path[4200];
+	int connections, requests;
+	pthread_t thread;
+};
+
+/* Reads one request (its headers and Content-Length bytes of body); false at its end. */
+static bool fake_read(int fd)
+{
+	char buf[65536];
+	size_t len = 0;
+	char *end = NULL;
+	while (!(end = len ? strstr(buf, "\r\n\r\n") : NULL)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			return false;
+		buf[len += (size_t)n] = 0;
+	}
+	const char *cl = strcasestr(buf, "\r\nContent-Length:");
+	size_t want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+	while (len < want) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			return false;
+		len += (size_t)n;
+	}
+	return true;
+}
+
+static void *fake_host_run(void *arg)
+{
+	struct fake_host *f = arg;
+	struct pollfd p[FAKE_CONNS + 1] = {{.fd = f->lfd, .events = POLLIN}};
+	int answered[FAKE_CONNS + 1] = {0};
+	size_t n = 1;
+	while (poll(p, n, -1) > 0 && !(p[0].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+		if (p[0].revents & POLLIN && n <= FAKE_CONNS) {
+			p[n] = (struct pollfd){.fd = accept(f->lfd, NULL, NULL), .events = POLLIN};
+			answered[n++] = 0;
+			f->connections++;
+		}
+		for (size_t i = n - 1; i >= 1; i--) {
+			if (!p[i].revents)
+				continue;
+			bool lose = answered[i] == 1, got = fake_read(p[i].fd);
+			f->requests += got;
+			if (got && !lose) {
+				char out[256], body[64];
+				int len = snprintf(body, sizeof(body), "{\"id\":%d,\"existed\":false}",
+						   f->requests);
+				len = snprintf(out, sizeof(out), "HTTP/1.1 201 Created\r\nContent-Type: "
+					       "application/json\r\nContent-Length: %d\r\n\r\n%s",
+					       len, body);
+				ck_assert_int_eq(write(p[i].fd, out, (size_t)len), len);
+				answered[i]++;
+				continue;
+			}
+			close(p[i].fd); /* its end, or lost unanswered */
+			p[i] = p[--n];
+			answered[i] = answered[n];
+		}
+	}
+	for (size_t i = 1; i < n; i++)
+		close(p[i].fd);
+	return NULL;
+}
+
+static void fake_host_start(struct fake_host *f, const char *dir)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(f->path, sizeof(f->path), "%s/fake.sock", dir);
+	ck_assert_uint_lt(strlen(f->path), sizeof(sa.sun_path));
+	strcpy(sa.sun_path, f->path);
+	f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(f->lfd, 4), 0);
+	ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_host_run, f), 0);
+}
+
+static void fake_host_stop(struct fake_host *f)
+{
+	shutdown(f->lfd, SHUT_RDWR); /* its poll sees the end: the thread ends */
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
+}
+
+START_TEST(client_sends_a_write_once)
+{
+	char *dir = tu_tmpdir();
+	struct fake_host f = {0};
+	fake_host_start(&f, dir);
+	th_client *c;
+	ck_assert_int_eq(th_client_open(&c, f.path, NULL), 0);
+	uint64_t id;
+	ck_assert_int_eq(th_client_add(c, "echo", "a", 1, NULL, &id, NULL), 0);
+	ck_assert_uint_eq(id, 1);
+	/* the connection is lost with the add on it: it is not sent again */
+	ck_assert_int_eq(th_client_add(c, "echo", "b", 1, NULL, &id, NULL), TH_EIO);
+	ck_assert_msg(strstr(th_client_error(c), "lost the host at unix socket ") &&
+		      strstr(th_client_error(c), "during POST /v1/jobs: ") &&
+		      strstr(th_client_error(c), "may or may not have been done"), "%s",
+		      th_client_error(c));
+	/* idle longer than a write reuses a connection for: a fresh one, its first answered */
+	ck_assert_int_eq(th_client_add(c, "echo", "c", 1, NULL, &id, NULL), 0);
+	ck_assert_uint_eq(id, 3);
+	nanosleep(&(struct timespec){.tv_nsec = (long)(TH_CLIENT_WRITE_IDLE_MAX * 1e9) + 100000000},
+		  NULL);
+	ck_assert_msg(th_client_add(c, "echo", "d", 1, NULL, &id, NULL) == 0, "%s",
+		      th_client_error(c));
+	ck_assert_uint_eq(id, 4);
+	th_client_close(c);
+	fake_host_stop(&f);
+	ck_assert_int_eq(f.requests, 4); /* b once */
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* A host that closed a connection for being idle (connection_timeout): the adds after
+ * it each make one job. */
+START_TEST(client_after_the_host_closed_idle)
+{
+	char *dir = tu_tmpdir(), *pdir = tu_plugin_dir(dir, "echo", NULL), path[4096];
+	th_service *svc = tu_service(dir, pdir);
+	th_config cfg;
+	th_server *srv = serve(dir, svc, &cfg, 1, path, sizeof(path));
+	th_client *c;
+	ck_assert_int_eq(th_client_open(&c, path, NULL), 0);
+	uint64_t id;
+	for (int i = 0; i < 3; i++) {
+		if (i) /* past the host's connection_timeout */
+			nanosleep(&(struct timespec){.tv_sec = 1, .tv_nsec = 300000000}, NULL);
+		ck_assert_msg(th_client_add(c, "echo", "x", 1, NULL, &id, NULL) == 0, "%s",
+			      th_client_error(c));
+		ck_assert_uint_eq(id, (uint64_t)i + 1);
+	}
+	th_client_close(c);
+	th_server_stop(srv);
+	ck_assert_uint_eq(total_jobs(svc), 3);
+	th_config_free(&cfg);
+	th_service_close(svc);
+	tu_rmtree(dir);
+	free(dir);
+	free(pdir);
+}
+END_TEST
+
 Suite *server_suite(void);
 Suite *server_suite(void)
 {
@@ -485,7 +810,10 @@ Suite *server_suite(void)
 	tcase_add_test(tc, decode_wait_and_cron);
 	tcase_add_test(tc, token_file);
 	tcase_add_test(tc, group_commit_shares_commits);
+	tcase_add_test(tc, group_commit_mixed_writes);
 	tcase_add_test(tc, client_calls);
+	tcase_add_test(tc, client_sends_a_write_once);
+	tcase_add_test(tc, client_after_the_host_closed_idle);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;

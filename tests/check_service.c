@@ -53,6 +53,17 @@ static th_job_status status_of(uint64_t id)
 	return s;
 }
 
+/* The service again on the test's data dir, with options o (its dirs set here). */
+static void reopen(th_service_opts o)
+{
+	th_service_close(svc);
+	char data[4096];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	o.data_dir = data;
+	o.plugin_dir = pdir;
+	ck_assert_int_eq(th_service_open(&svc, &o), 0);
+}
+
 START_TEST(add_refuses_unknown_task)
 {
 	uint64_t id = 0;
@@ -67,11 +78,7 @@ END_TEST
 
 START_TEST(add_refuses_oversized_input)
 {
-	th_service_close(svc);
-	char data[4096];
-	snprintf(data, sizeof(data), "%s/data", dir);
-	th_service_opts o = {.data_dir = data, .plugin_dir = pdir, .max_input = 100};
-	ck_assert_int_eq(th_service_open(&svc, &o), 0);
+	reopen((th_service_opts){.max_input = 100});
 	char buf[101] = {0};
 	uint64_t id = 0;
 	ck_assert_int_eq(th_service_add(svc, "echo", buf, 101, &id), TH_ETOOBIG);
@@ -458,6 +465,55 @@ START_TEST(store_lost_is_told)
 }
 END_TEST
 
+/* Renewals refused for longer than the lease (the store cannot be reached): the host
+ * claims nothing, says so once, and claims again once a renewal works. */
+static atomic_bool renewals_fail;
+static atomic_int renewals_asked;
+static int refuse_renewals(void *ud, const char *op)
+{
+	(void)ud;
+	if (strcmp(op, "renew") != 0)
+		return 0;
+	atomic_fetch_add(&renewals_asked, 1);
+	return atomic_load(&renewals_fail) ? TH_EIO : 0;
+}
+
+static size_t captured_count(const char *source, const char *text)
+{
+	char **v = tu_captured(source);
+	size_t n = 0;
+	for (size_t i = 0; v[i]; i++)
+		n += strstr(v[i], text) != NULL;
+	tu_strv_free(v);
+	return n;
+}
+
+START_TEST(lapsed_lease_stops_claims)
+{
+	reopen((th_service_opts){.lease_time = 0.3});
+	atomic_store(&renewals_fail, true);
+	atomic_store(&renewals_asked, 0);
+	ck_assert_int_eq(th_testing_fault(svc, refuse_renewals, NULL), 0);
+	const char *lapse = "claims no jobs until they are renewed";
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	for (int i = 0; i < 1000 && !captured_count("processor", lapse); i++)
+		usleep(10000); /* the keeper renews every lease_time / 3 */
+	ck_assert_uint_eq(captured_count("processor", lapse), 1);
+	uint64_t id = add("echo", "x"); /* its wake-up reaches the processor at once */
+	int asked = atomic_load(&renewals_asked);
+	for (int i = 0; i < 1000 && atomic_load(&renewals_asked) < asked + 3; i++)
+		usleep(10000);
+	ck_assert_int_ge(atomic_load(&renewals_asked), asked + 3);
+	ck_assert_int_eq(status_of(id), TH_JOB_QUEUED);
+	ck_assert_uint_eq(captured_count("processor", lapse), 1); /* logged once */
+	ck_assert_uint_eq(captured_count("processor", "claiming again"), 0);
+	atomic_store(&renewals_fail, false);
+	ck_assert(tu_wait_status(svc, id, TH_JOB_COMPLETED, 10));
+	ck_assert_uint_eq(captured_count("processor", "leases renewed: claiming again"), 1);
+	th_service_stop_processing(svc);
+}
+END_TEST
+
 START_TEST(missing_data_dir)
 {
 	th_service_close(svc);
@@ -583,6 +639,7 @@ Suite *service_suite(void)
 	tcase_add_test(tc, woken_by_add_in_another_process);
 	tcase_add_test(tc, store_refusals);
 	tcase_add_test(tc, store_lost_is_told);
+	tcase_add_test(tc, lapsed_lease_stops_claims);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,12 +4,16 @@
  * string (scripts/check starts one), each test on a fresh schema. Every operation,
  * every refusal, fencing, recovery, cron, unique keys and pauses, counts and lists by
  * status, the hosts' records. What only LMDB has (map growth, the commit hook, the
- * format) is in check_store.c. */
+ * format) is in check_store.c; what only PostgreSQL has (the connection's timeouts) is
+ * at the end. */
 #include <check.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "coord.h"
@@ -55,7 +59,7 @@ static int nbackends(void)
 static void drop_schema(const char *conninfo)
 {
 	PGconn *conn;
-	ck_assert_int_eq(th_store_pg_connect(conninfo, "the test's server", &conn), 0);
+	ck_assert_int_eq(th_store_pg_connect(conninfo, "the test's server", 0, &conn), 0);
 	PGresult *r = PQexec(conn, "DROP SCHEMA IF EXISTS taskhost CASCADE");
 	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
 	PQclear(r);
@@ -367,6 +371,14 @@ START_TEST(leases_recovery)
 	free(e);
 	ck_assert_int_eq(th_store_recover_started(st, pair, 1, &done), 0);
 	ck_assert_uint_eq(done, 0); /* once */
+	/* the recovering host's own claim is not taken back, its lease run out or not */
+	uint64_t mine = add((th_store_new){0});
+	ck_assert_uint_eq(claim(&self, NULL, 1, ids, 1), 1);
+	ck_assert_uint_eq(ids[0], mine);
+	ck_assert_int_eq(th_store_renew(st, &self, 0, &n), 0);
+	ck_assert_int_eq(th_store_recover(st, &self, NULL, NULL, &n, NULL), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(job_of(mine).status, TH_JOB_PROCESSING);
 }
 END_TEST
 
@@ -623,6 +635,58 @@ START_TEST(changes_of_many)
 }
 END_TEST
 
+/* Writes of every kind in one call: in order, each refusal its own, in one transaction
+ * where the backend has the call for it. */
+START_TEST(writes_in_order)
+{
+	open_backend(_i);
+	uint64_t held = add((th_store_new){.hold = true});
+	uint64_t run = add((th_store_new){.queue = "mail"});
+	uint64_t cron = add((th_store_new){.cron = "every 1h"});
+	uint64_t ids[2] = {0}, bad_id = 0;
+	ck_assert_uint_eq(claim(&me, "mail", 1, ids, 60 * SEC), 1);
+	th_store_new two[2] = {{.task = "echo"}, {.task = "echo", .hold = true}},
+		     bad = {.task = "echo", .cron = "nonsense"};
+	th_store_write w[] = {
+		{.kind = TH_WRITE_ADD, .jobs = two, .n = 2, .ids = ids},
+		{.kind = TH_WRITE_START, .id = held},
+		{.kind = TH_WRITE_START, .id = held}, /* queued by the one before */
+		{.kind = TH_WRITE_CANCEL, .id = run}, /* running: asked to stop */
+		{.kind = TH_WRITE_RETRY, .id = 999},
+		{.kind = TH_WRITE_CRON, .id = cron, .spec = "0 3 * * *", .catchup = -1,
+		 .paused = -1},
+		{.kind = TH_WRITE_CRON, .id = cron, .catchup = -1, .paused = 1},
+		{.kind = TH_WRITE_PAUSE_QUEUE, .queue = "mail", .paused = 1},
+		{.kind = TH_WRITE_ADD, .jobs = &bad, .n = 1, .ids = &bad_id},
+		{.kind = TH_WRITE_CANCEL, .id = held},
+	};
+	int want[] = {0, 0, TH_ESTATE, TH_EBUSY, TH_ENOTFOUND, 0, 0, 0, TH_EINVAL, 0};
+	uint64_t commits;
+	th_store_writes(st, w, 10, &commits);
+	for (int i = 0; i < 10; i++)
+		ck_assert_msg(w[i].rc == want[i], "write %d: %s, expected %s", i,
+			      th_strerror(w[i].rc), th_strerror(want[i]));
+	ck_assert_uint_eq(commits, backends[_i]->writes ? 1 : 10);
+	ck_assert_uint_eq(ids[0], cron + 1);
+	ck_assert_uint_eq(ids[1], cron + 2);
+	ck_assert_int_eq(job_of(ids[0]).status, TH_JOB_QUEUED);
+	ck_assert_int_eq(job_of(ids[1]).status, TH_JOB_HELD);
+	ck_assert_int_eq(job_of(held).status, TH_JOB_CANCELLED);
+	ck_assert_int_eq(job_of(run).status, TH_JOB_PROCESSING);
+	bool yes = false;
+	ck_assert_int_eq(th_store_cancel_requested(st, &run, 1, &yes), 0);
+	ck_assert(yes);
+	ck_assert(job_of(cron).flags & TH_JOB_CRON_PAUSED);
+	size_t len;
+	char *spec = blob(cron, TH_BLOB_CRON, &len);
+	ck_assert_str_eq(spec, "0 3 * * *");
+	free(spec);
+	ck_assert_int_eq(th_store_queue_paused(st, "mail", &yes), 0);
+	ck_assert(yes);
+	assert_counts();
+}
+END_TEST
+
 struct paged {
 	uint64_t ids[2000];
 	size_t n, stop; /* stop after this many (0: never) */
@@ -771,6 +835,52 @@ START_TEST(hosts_records)
 }
 END_TEST
 
+/* ---- PostgreSQL alone ---- */
+
+static int sockopt(PGconn *conn, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+	ck_assert_int_eq(getsockopt(PQsocket(conn), level, name, &v, &len), 0);
+	return v;
+}
+
+/* A connection's TCP keepalives and tcp_user_timeout come from the lease (a silent
+ * connection noticed within it), unless the connection string sets them. */
+START_TEST(pg_timeouts_follow_the_lease)
+{
+	const char *port = strstr(getenv("TASKHOST_TEST_PG"), "port=");
+	ck_assert_ptr_nonnull(port);
+	char tcp[256], own[320];
+	snprintf(tcp, sizeof(tcp), "host=127.0.0.1 %.*s user=postgres dbname=postgres",
+		 (int)strcspn(port, " "), port);
+	struct {
+		const char *conninfo;
+		int64_t lease_us;
+		int idle, interval, count, user_timeout_ms;
+	} cases[] = {
+		{tcp, 5 * SEC, 1, 1, 2, 3333},       /* 1 + 2 * 1 s < 5 s */
+		{tcp, 30 * SEC, 10, 5, 2, 20000},    /* 10 + 2 * 5 s < 30 s */
+		{tcp, 600 * SEC, 10, 5, 2, 20000},   /* never longer than with a 30 s lease */
+		{tcp, 0, 10, 5, 2, 20000},           /* no lease known */
+		{own, 5 * SEC, 7, 1, 2, 1500},       /* what the user set stays */
+	};
+	snprintf(own, sizeof(own), "%s keepalives_idle=7 tcp_user_timeout=1500", tcp);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		PGconn *conn;
+		ck_assert_int_eq(th_store_pg_connect(cases[i].conninfo, "the test's server",
+						     cases[i].lease_us, &conn), 0);
+		ck_assert_int_eq(sockopt(conn, SOL_SOCKET, SO_KEEPALIVE), 1);
+		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_KEEPIDLE), cases[i].idle);
+		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_KEEPINTVL), cases[i].interval);
+		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_KEEPCNT), cases[i].count);
+		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_USER_TIMEOUT),
+				 cases[i].user_timeout_ms);
+		PQfinish(conn);
+	}
+}
+END_TEST
+
 Suite *conformance_suite(void);
 Suite *conformance_suite(void)
 {
@@ -794,6 +904,12 @@ Suite *conformance_suite(void)
 	tcase_add_loop_test(tc, minutes_count_what_happened, 0, n);
 	tcase_add_loop_test(tc, changes_of_many, 0, n);
 	tcase_add_loop_test(tc, hosts_records, 0, n);
+	tcase_add_loop_test(tc, writes_in_order, 0, n);
 	suite_add_tcase(s, tc);
+	if (getenv("TASKHOST_TEST_PG")) {
+		TCase *pg = tcase_create("postgresql");
+		tcase_add_test(pg, pg_timeouts_follow_the_lease);
+		suite_add_tcase(s, pg);
+	}
 	return s;
 }

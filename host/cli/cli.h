@@ -115,6 +115,7 @@ int th_cli_cron_update(th_cli *cli, uint64_t id, const char *spec, int catchup);
 int th_cli_cron_pause(th_cli *cli, uint64_t id, bool paused);
 int th_cli_cron_remove(th_cli *cli, uint64_t id);
 int th_cli_pause_queue(th_cli *cli, const char *queue, bool paused);
+int th_cli_clean(th_cli *cli, double older_than, uint64_t *removed);
 /* The stats and tasks documents (th_jobjson_stats, th_jobjson_tasks); NULL and *rc. */
 json_t *th_cli_stats(th_cli *cli, int *rc);
 /* The last n minutes' jobs added, completed and failed (th_jobjson_history's document). */

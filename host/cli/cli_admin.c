@@ -12,16 +12,11 @@
 
 int th_cmd_clean(th_cli *cli)
 {
-	int rc = th_cli_open_local(cli, false); /* the API has no clean */
+	int rc = th_cli_open(cli, false);
 	if (rc)
 		return rc;
 	uint64_t removed = 0;
-	rc = cli->older_than > 0
-		     ? th_service_clean_before(cli->svc,
-					       th_clock_now_us() - (int64_t)(cli->older_than * 1e6),
-					       &removed)
-		     : th_service_clean(cli->svc, &removed);
-	if (rc)
+	if ((rc = th_cli_clean(cli, cli->older_than, &removed)))
 		return th_cli_fail(rc, 0, "clean");
 	if (cli->json)
 		th_cli_print_json(json_pack("{s:I}", "removed", (json_int_t)removed));
@@ -108,11 +103,12 @@ int th_cmd_check(th_cli *cli)
 		return TH_EXIT_USAGE;
 	}
 	if (problems)
-		printf("%s: %llu job%s, %llu problem%s found\n", cli->cfg.data_dir,
+		printf("%s: %llu job%s, %llu problem%s found\n", th_service_store_shown(cli->svc),
 		       (unsigned long long)jobs, jobs == 1 ? "" : "s",
 		       (unsigned long long)problems, problems == 1 ? "" : "s");
 	else
-		printf("%s: %llu job%s, every index consistent: clean\n", cli->cfg.data_dir,
+		printf("%s: %llu job%s, every index consistent: clean\n",
+		       th_service_store_shown(cli->svc),
 		       (unsigned long long)jobs, jobs == 1 ? "" : "s");
 	return problems ? TH_EXIT_FAIL : TH_EXIT_OK;
 }

@@ -273,6 +273,12 @@ int th_cli_pause_queue(th_cli *cli, const char *queue, bool paused)
 			   : th_service_pause_queue(cli->svc, queue, paused);
 }
 
+int th_cli_clean(th_cli *cli, double older_than, uint64_t *removed)
+{
+	return cli->client ? th_client_clean(cli->client, older_than, removed)
+			   : th_service_clean_older(cli->svc, older_than, removed);
+}
+
 /* A document a client call gave as text. */
 static json_t *doc_of(int rc, char *text, int *out)
 {

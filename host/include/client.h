@@ -18,6 +18,14 @@ extern "C" {
 
 typedef struct th_client th_client;
 
+/* A call that changes something is sent once: when the connection it went out on is
+ * lost before an answer, it fails (TH_EIO, "may or may not have been done") instead of
+ * being sent again on a new one, as libcurl would. And it goes out on a new connection
+ * when the one at hand has been idle longer than this (seconds): a host closes idle
+ * connections after its connection_timeout (1 s at least), and one it closes as the
+ * request comes would lose the request. */
+#define TH_CLIENT_WRITE_IDLE_MAX 0.5
+
 /* target: the host's socket ("var/api.sock": a path) or its URL ("http://host:7070",
  * "https://host:7070"); token: the bearer token for a URL (NULL on the socket).
  * TH_EINVAL for a URL that does not parse (th_client_error of *out says why, and *out
@@ -93,6 +101,9 @@ int th_client_cron_next(th_client *c, uint64_t id, size_t max, int64_t *times, s
 
 /* Pauses a queue for every host on the data dir, or resumes it (an admin token). */
 int th_client_pause_queue(th_client *c, const char *queue, bool paused);
+/* Removes finished jobs, as th_service_clean (older_than 0) or th_service_clean_before
+ * now less older_than seconds (an admin token); *removed gets how many. */
+int th_client_clean(th_client *c, double older_than, uint64_t *removed);
 /* JSON documents, malloc'd text: the queues ({"queues": [{name, strategy, paused}]}),
  * the stats ({"counts", "jobs_per_second", "oldest_queued", and the host's own
  * counters}), the tasks ({"tasks": [...], "refused": [...]}), as GET /v1/... answers. */

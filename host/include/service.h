@@ -162,6 +162,8 @@ int th_service_cron_pause(th_service *svc, uint64_t id, bool paused);
 int th_service_clean(th_service *svc, uint64_t *removed);
 /* Only those that finished before `before` (microseconds since the epoch). */
 int th_service_clean_before(th_service *svc, int64_t before, uint64_t *removed);
+/* Those that finished more than older_than seconds ago (0: every one). */
+int th_service_clean_older(th_service *svc, double older_than, uint64_t *removed);
 /* Pauses a queue (for every host on the data dir: its jobs stay queued) or resumes it. */
 int th_service_pause_queue(th_service *svc, const char *queue, bool paused);
 int th_service_queue_paused(th_service *svc, const char *queue, bool *paused);
@@ -200,6 +202,9 @@ int th_service_pending(th_service *svc, uint64_t *queued, uint64_t *processing);
  * the lines (th_store_check). */
 int th_service_check(th_service *svc, void (*fn)(void *ud, const char *line), void *ud,
 		     uint64_t *jobs, uint64_t *problems);
+/* Where the service's jobs are, for messages: the data dir, or a PostgreSQL store's
+ * connection string with its password as ***. */
+const char *th_service_store_shown(th_service *svc);
 
 /* ---- the processor calls of the seed ---- */
 

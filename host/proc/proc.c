@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "keeper.h"
 #include "lifecycle.h"
 #include "log.h"
 
@@ -342,6 +343,26 @@ struct starter {
 	size_t started; /* out */
 };
 
+/* Claims of a cycle that outlasted the lease (it waited on a lost COMMIT's fate across
+ * an outage): their leases may have run out and other hosts taken them, so they are not
+ * started here but given back (refused as stale if taken already). */
+static void give_back_late(th_processor *p, th_cycle *c)
+{
+	th_outcome *back = calloc(c->nclaimed, sizeof(*back));
+	for (size_t i = 0; back && i < c->nclaimed; i++)
+		back[i] = (th_outcome){.id = c->claims[i].job.id, .gen = c->claims[i].job.claim_gen,
+				       .status = TH_JOB_QUEUED, .not_started = true};
+	th_cycle g = {.outs = back, .nout = back ? c->nclaimed : 0, .owner = &p->env.owner};
+	int rc = back ? th_store_cycle(p->env.store, &g) : TH_ENOMEM;
+	th_log_warn("processor", "%zu job(s) claimed in a cycle that took longer than "
+		    "lease_time: not started, %s", c->nclaimed,
+		    rc ? "left to recovery" : "given back to the queue");
+	free(back);
+	for (size_t i = 0; i < c->nclaimed; i++)
+		th_claim_clear(&c->claims[i]);
+	c->nclaimed = 0;
+}
+
 static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
 		 th_claim *claims, size_t *nclaimed, int64_t *next_due, struct starter *s)
 {
@@ -352,6 +373,8 @@ static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t ma
 	int rc = th_store_cycle(p->env.store, &c);
 	if (rc == 0)
 		th_metrics_commit(p->env.metrics, TH_COMMIT_CYCLE, (th_clock_mono_us() - t0) / 1e6, 0);
+	if (rc == 0 && c.nclaimed && th_clock_mono_us() - t0 > p->env.lease_us)
+		give_back_late(p, &c);
 	if (nclaimed)
 		*nclaimed = c.nclaimed;
 	if (s)
@@ -371,29 +394,34 @@ static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t ma
 
 /* A batch of outcomes failed to commit: record them one at a time, so that one that
  * cannot be recorded (a damaged record; at a full map the store records an outcome
- * without its bytes) holds up neither the others nor the jobs queued behind it. */
-static int record_one_by_one(th_processor *p, const th_outcome *outs, size_t nout)
+ * without its bytes) holds up neither the others nor the jobs queued behind it. It
+ * stops at the first that fails otherwise (the store cannot be reached): *done of them
+ * are recorded, from the first, and the caller keeps the rest; recorded twice, an
+ * outcome would be refused as stale. */
+static int record_one_by_one(th_processor *p, const th_outcome *outs, size_t nout,
+			     size_t *done)
 {
-	int worst = 0;
-	for (size_t i = 0; i < nout; i++) {
-		int rc = cycle(p, &outs[i], 1, 0, NULL, NULL, NULL, NULL);
-		if (rc == TH_EDAMAGED) {
+	for (*done = 0; *done < nout; (*done)++) {
+		int rc = cycle(p, &outs[*done], 1, 0, NULL, NULL, NULL, NULL);
+		if (rc == TH_EDAMAGED)
 			th_log_error("processor", "job %llu: outcome dropped: the job's record is "
-				     "damaged", (unsigned long long)outs[i].id);
-			rc = 0;
-		}
-		if (rc && !worst)
-			worst = rc;
+				     "damaged", (unsigned long long)outs[*done].id);
+		else if (rc)
+			return rc;
 	}
-	return worst;
+	return 0;
 }
 
-int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
-		       th_claim *claims, size_t *nclaimed, int64_t *wait_us,
-		       void (*start)(void *ud, th_claim *claims, size_t n), void *ud)
+int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout,
+		       size_t *nrecorded, size_t max, th_claim *claims, size_t *nclaimed,
+		       int64_t *wait_us, void (*start)(void *ud, th_claim *claims, size_t n),
+		       void *ud)
 {
 	struct starter s = {start, ud, 0};
 	*nclaimed = 0;
+	*nrecorded = 0;
+	if (max && p->env.keeper && th_keeper_lapsed(p->env.keeper))
+		max = 0; /* other hosts may be taking this host's jobs back: take no more */
 	int64_t next_due = 0;
 	int rc = 0;
 	bool ready = true, slow = false;
@@ -409,7 +437,7 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 		/* jobs started under claims that failed to commit: the caller makes the same
 		 * claims again (th_store_confirm) before anything else, outcomes included */
 		if (rc && nout && !s.started) {
-			rc = record_one_by_one(p, outs, nout);
+			rc = record_one_by_one(p, outs, nout, nrecorded);
 			/* the outcomes are recorded now: claims that start only once committed,
 			 * and whose failure is not theirs (recorded twice, they would be refused
 			 * as stale) */
@@ -422,10 +450,12 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, siz
 		}
 		if (rc)
 			th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
-				     nout, th_strerror(rc));
-		else if (nout)
+				     nout - *nrecorded, th_strerror(rc));
+		if (rc == 0 || *nrecorded)
 			th_coord_notify(p->env.coord, TH_WAKE_FINISHED);
 	}
+	if (rc == 0)
+		*nrecorded = nout;
 	if (rc == TH_EDAMAGED && !atomic_exchange(&p->stopping, true))
 		th_log_error("processor", "the data dir is damaged: this host claims no more jobs "
 			     "(stop it, then run 'taskhost check')");

@@ -27,6 +27,9 @@ typedef struct th_proc_env {
 	size_t max_result;
 	const char *queue; /* NULL: the default queue */
 	int64_t lease_us;  /* claims are renewed while held; lost after this long */
+	/* renews the leases; while they lapsed (th_keeper_lapsed) nothing is claimed.
+	 * NULL: claims are never held back */
+	const struct th_keeper *keeper;
 	/* for the process strategy's worker processes */
 	const char *runner;     /* the taskhost-runner program */
 	const char *plugin_dir;
@@ -104,7 +107,10 @@ void th_pool_stop(void *state);
 size_t th_pool_threads(void *state, uint64_t *ids, size_t max);
 
 /* One store cycle for the strategy: record outcomes, queue scheduled jobs that are due,
- * claim up to max. Logs failures; on failure nothing is claimed. *wait_us (may be NULL)
+ * claim up to max (none while the host's leases lapsed: th_keeper_lapsed). Logs
+ * failures; on failure nothing is claimed, and *nrecorded of the outcomes, from the
+ * first, were recorded (one at a time, after the batch failed): the caller keeps the
+ * rest for the next cycle (all are recorded when it returns 0). *wait_us (may be NULL)
  * is how long the strategy may sleep before the next cycle unless woken: wait_time, or
  * less when a scheduled job is due sooner.
  * With `start` (may be NULL), the claims go to start(ud, claims, n) before they commit
@@ -113,9 +119,10 @@ size_t th_pool_threads(void *state, uint64_t *ids, size_t max);
  * crash before the commit leaves them queued, as a crash during the run would. If the
  * commit fails after start, the outcomes are not recorded either, and the caller must
  * make the same claims again (th_store_confirm) before its next cycle. */
-int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t max,
-		       th_claim *claims, size_t *nclaimed, int64_t *wait_us,
-		       void (*start)(void *ud, th_claim *claims, size_t n), void *ud);
+int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout,
+		       size_t *nrecorded, size_t max, th_claim *claims, size_t *nclaimed,
+		       int64_t *wait_us, void (*start)(void *ud, th_claim *claims, size_t n),
+		       void *ud);
 
 /* Claiming ahead: a processor claims more jobs than it has idle workers when its jobs
  * are short, so that many jobs share one commit; as many as its workers finish in a

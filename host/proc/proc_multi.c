@@ -235,17 +235,15 @@ static void *dispatch_loop(void *arg)
 
 		for (size_t i = 0; i < nbatch; i++)
 			outs[i] = batch[i].out;
-		size_t n = 0, recorded = 0;
+		size_t n = 0, recorded = 0, done = 0;
 		int rc = 0;
-		bool cycled = false;
 		m->started = 0;
 		if (m->confirming) {
 			/* outcomes and claims wait for the claims made again */
 			wait_us = 100000; /* look again soon, without spinning */
 		} else if (nbatch + nrel || want) {
-			rc = th_processor_cycle(p, outs, nbatch + nrel, want, claims, &n, &wait_us,
-						m->inflight ? start_claims : NULL, m);
-			cycled = true;
+			rc = th_processor_cycle(p, outs, nbatch + nrel, &done, want, claims, &n,
+						&wait_us, m->inflight ? start_claims : NULL, m);
 			if (m->started && rc)
 				m->confirming = true; /* the outcomes wait for those claims */
 			else if (m->started)
@@ -253,12 +251,12 @@ static void *dispatch_loop(void *arg)
 		} else if (!confirm_round) {
 			wait_us = -1; /* nothing to claim room for: a finished job kicks */
 		}
-		if (cycled && rc == 0) {
-			for (size_t i = 0; i < nbatch; i++)
-				th_run_result_clear(&batch[i].res);
-			recorded = nbatch;
-			nbatch = 0;
-		}
+		/* the batch's outcomes recorded go; those not recorded come again */
+		recorded = done < nbatch ? done : nbatch;
+		for (size_t i = 0; i < recorded; i++)
+			th_run_result_clear(&batch[i].res);
+		memmove(batch, batch + recorded, (nbatch - recorded) * sizeof(*batch));
+		nbatch -= recorded;
 		if (last)
 			break;
 		pthread_mutex_lock(&m->mu);

@@ -38,12 +38,14 @@ static void *simple_loop(void *arg)
 		bool stop = th_processor_stopping(p);
 		size_t want = stop ? 0 : 1 + th_processor_prefetch(p, 1), n = 0;
 		int64_t wait_us;
-		int rc = th_processor_cycle(p, outs, nout, want, claims, &n, &wait_us, NULL, NULL);
-		if (rc == 0) {
-			for (size_t i = 0; i < nout; i++)
-				th_run_result_clear(&res[i]);
-			nout = 0;
-		}
+		size_t done;
+		int rc = th_processor_cycle(p, outs, nout, &done, want, claims, &n, &wait_us, NULL,
+					    NULL);
+		for (size_t i = 0; i < done; i++)
+			th_run_result_clear(&res[i]);
+		memmove(outs, outs + done, (nout - done) * sizeof(*outs));
+		memmove(res, res + done, (nout - done) * sizeof(*res));
+		nout -= done;
 		if (stop && (nout == 0 || rc)) /* an unrecorded outcome is left to recovery */
 			break;
 		for (size_t i = 0; i < n; i++) {

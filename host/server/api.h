@@ -110,6 +110,8 @@ int th_api_decode_wait(json_t *obj, uint64_t **ids, size_t *n, double *timeout, 
 /* PATCH /v1/cron/{id}: {"schedule": "...", "catchup": bool}, either may be missing. */
 int th_api_decode_cron_update(json_t *obj, const char **schedule, int *catchup, char *err,
 			      size_t errlen);
+/* POST /v1/clean: {"older_than": seconds or "7d"}, or no body (0: every finished job). */
+int th_api_decode_clean(json_t *obj, double *older_than, char *err, size_t errlen);
 /* POST /v1/jobs/bulk: {"action": "retry|cancel|delete", "ids": [...]} or {"action": ...,
  * "filter": {...}}: the ids malloc'd, in increasing order without repeats, or *filter
  * (pointing into obj) the filter object, its keys checked by the handler. TH_ETOOBIG
@@ -139,6 +141,7 @@ int th_api_cron_update(th_api_req *r);
 int th_api_cron_pause(th_api_req *r);
 int th_api_cron_remove(th_api_req *r);
 int th_api_cron_next(th_api_req *r);
+int th_api_clean(th_api_req *r);
 int th_api_tasks(th_api_req *r);
 int th_api_health(th_api_req *r);
 int th_api_hosts(th_api_req *r);

@@ -1,6 +1,6 @@
 /* The API's routes beyond single jobs: stats, queues (pause, resume), cron jobs (list,
- * add, update, pause, resume, remove, next fire times), tasks, health, hosts and the
- * spec. */
+ * add, update, pause, resume, remove, next fire times), clean, tasks, health, hosts and
+ * the spec. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +21,7 @@ int th_api_stats(th_api_req *r)
 	th_commit_get_stats(r->api->commit, &cs);
 	json_object_set_new(doc, "group_commit",
 			    json_pack("{s:I, s:I, s:I}", "writes", (json_int_t)cs.writes,
-				      "jobs_added", (json_int_t)cs.jobs, "add_commits",
+				      "jobs_added", (json_int_t)cs.jobs, "commits",
 				      (json_int_t)cs.commits));
 	json_object_set_new(doc, "waits", json_integer((json_int_t)atomic_load(&r->api->waits)));
 	return th_api_ok(r, 200, doc);
@@ -63,12 +63,6 @@ int th_api_queues(th_api_req *r)
 	return th_api_ok(r, 200, json_pack("{s:o}", "queues", arr));
 }
 
-static int op_pause_queue(th_service *svc, void *arg)
-{
-	th_api_req *r = arg;
-	return th_service_pause_queue(svc, r->name, strstr(r->path, "/pause") != NULL);
-}
-
 static void queue_done(th_commit_req *c)
 {
 	th_api_req *r = c->ud;
@@ -86,7 +80,9 @@ int th_api_queue_pause(th_api_req *r)
 		return th_api_error(r, 400, "bad_request", "bad queue name '%s' (1 to 64 letters, "
 				    "digits, '_', '.', '-'; the default queue is 'default')",
 				    r->name);
-	r->commit = (th_commit_req){.op = op_pause_queue, .arg = r, .done = queue_done, .ud = r};
+	r->commit = (th_commit_req){.w = {.s = {.kind = TH_WRITE_PAUSE_QUEUE, .queue = r->name,
+						 .paused = strstr(r->path, "/pause") != NULL}},
+				    .done = queue_done, .ud = r};
 	return th_api_submit(r);
 }
 
@@ -146,17 +142,6 @@ struct cron_change {
 	int catchup;
 };
 
-static int op_cron(th_service *svc, void *arg)
-{
-	th_api_req *r = arg;
-	struct cron_change *ch = r->scratch;
-	if (strcmp(r->method, "DELETE") == 0)
-		return th_service_cancel(svc, r->id);
-	if (strcmp(r->method, "PATCH") == 0)
-		return th_service_cron_update(svc, r->id, ch->schedule, ch->catchup);
-	return th_service_cron_pause(svc, r->id, strstr(r->path, "/pause") != NULL);
-}
-
 static void cron_done(th_commit_req *c)
 {
 	th_api_req *r = c->ud;
@@ -169,12 +154,21 @@ static void cron_done(th_commit_req *c)
 	th_api_later_done(r);
 }
 
-static int cron_change(th_api_req *r)
+/* A change of the route's cron job: removed (DELETE: cancelled), updated (PATCH: ch) or
+ * paused and resumed, made by the committer in order with the other writes. */
+static int cron_change(th_api_req *r, const struct cron_change *ch)
 {
 	th_job job;
 	if (cron_job(r, &job))
 		return 0;
-	r->commit = (th_commit_req){.op = op_cron, .arg = r, .done = cron_done, .ud = r};
+	th_store_write w = {.kind = TH_WRITE_CRON, .id = r->id, .catchup = -1, .paused = -1};
+	if (strcmp(r->method, "DELETE") == 0)
+		w.kind = TH_WRITE_CANCEL;
+	else if (ch)
+		w.spec = ch->schedule, w.catchup = ch->catchup;
+	else
+		w.paused = strstr(r->path, "/pause") != NULL;
+	r->commit = (th_commit_req){.w = {.s = w}, .done = cron_done, .ud = r};
 	return th_api_submit(r);
 }
 
@@ -195,17 +189,17 @@ int th_api_cron_update(th_api_req *r)
 	if (ch->schedule && th_cron_next(&cron, th_clock_now_us()) < 0)
 		return th_api_error(r, 400, "bad_request", "schedule: '%.100s' never fires",
 				    ch->schedule);
-	return cron_change(r);
+	return cron_change(r, ch);
 }
 
 int th_api_cron_pause(th_api_req *r)
 {
-	return cron_change(r);
+	return cron_change(r, NULL);
 }
 
 int th_api_cron_remove(th_api_req *r)
 {
-	return cron_change(r);
+	return cron_change(r, NULL);
 }
 
 int th_api_cron_next(th_api_req *r)
@@ -234,6 +228,44 @@ int th_api_cron_next(th_api_req *r)
 	for (long i = 0; i < count && (t = th_cron_next(&cron, t)) >= 0; i++)
 		json_array_append_new(arr, th_jobjson_time(t));
 	return th_api_ok(r, 200, json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "next", arr));
+}
+
+/* ---- clean: finished jobs removed, all or those older than older_than ---- */
+
+struct clean {
+	double older_than; /* seconds; 0: every finished job */
+	uint64_t removed;
+};
+
+static int op_clean(th_service *svc, void *arg)
+{
+	struct clean *cl = ((th_api_req *)arg)->scratch;
+	return th_service_clean_older(svc, cl->older_than, &cl->removed);
+}
+
+static void clean_done(th_commit_req *c)
+{
+	th_api_req *r = c->ud;
+	struct clean *cl = r->scratch;
+	if (c->rc)
+		th_api_fail(r, c->rc, 0, "clean");
+	else
+		th_api_ok(r, 200, json_pack("{s:I}", "removed", (json_int_t)cl->removed));
+	th_api_later_done(r);
+}
+
+int th_api_clean(th_api_req *r)
+{
+	struct clean *cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return th_api_error(r, 503, "no_memory", "out of memory");
+	r->scratch = cl;
+	r->free_scratch = free;
+	char err[256];
+	if (th_api_decode_clean(r->body, &cl->older_than, err, sizeof(err)))
+		return th_api_error(r, 400, "bad_request", "clean: %s", err);
+	r->commit = (th_commit_req){.op = op_clean, .arg = r, .done = clean_done, .ud = r};
+	return th_api_submit(r);
 }
 
 /* ---- the rest ---- */

@@ -8,7 +8,10 @@
 #include "api.h"
 #include "base64.h"
 #include "clock.h"
+#include "config.h"
 
+/* The longest duration a field takes (delay, older_than): 100 years. */
+#define DURATION_MAX (36500 * 86400.0)
 
 int th_api_parse_time(const char *s, int64_t *us)
 {
@@ -113,7 +116,7 @@ int th_api_decode_job(json_t *obj, th_new_job *job, th_add_opts *o, void **input
 	    (rc = string(obj, "cron", &o->cron, err, errlen)) ||
 	    (rc = number(obj, "priority", -2147483648.0, 2147483647.0, &prio, err, errlen)) ||
 	    (rc = number(obj, "max_attempts", 1, TH_MAX_ATTEMPTS_LIMIT, &attempts, err, errlen)) ||
-	    (rc = number(obj, "delay", 0, 36500 * 86400.0, &o->delay, err, errlen)) ||
+	    (rc = number(obj, "delay", 0, DURATION_MAX, &o->delay, err, errlen)) ||
 	    (rc = number(obj, "timeout", 0, TH_JOB_TIMEOUT_MAX, &o->timeout, err, errlen)) ||
 	    (rc = number(obj, "backoff", 0, 86400, &o->backoff, err, errlen)) ||
 	    (rc = boolean(obj, "hold", &o->hold, err, errlen)) ||
@@ -189,6 +192,26 @@ int th_api_decode_wait(json_t *obj, uint64_t **ids, size_t *n, double *timeout, 
 	}
 	*ids = v;
 	*n = json_array_size(a);
+	return 0;
+}
+
+int th_api_decode_clean(json_t *obj, double *older_than, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"older_than", NULL};
+	*older_than = 0;
+	if (!obj)
+		return 0;
+	if (only_fields(obj, "body", fields, err, errlen))
+		return TH_EINVAL;
+	json_t *v = json_object_get(obj, "older_than");
+	double d = json_number_value(v);
+	if (v && !json_is_number(v) &&
+	    (!json_is_string(v) || th_parse_duration(json_string_value(v), &d)))
+		return bad(err, errlen, "older_than", "expected seconds, or a duration such as "
+			   "500ms, 30s, 2m, 1h, 7d");
+	if (!isfinite(d) || d < 0 || d > DURATION_MAX)
+		return bad(err, errlen, "older_than", "out of range (from 0 to 36500d)");
+	*older_than = d;
 	return 0;
 }
 

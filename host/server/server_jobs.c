@@ -123,8 +123,10 @@ static int add_jobs(th_api_req *r, json_t *list, bool batch, bool cron)
 		if (check_job(r, &a->jobs[i], which))
 			return 0;
 	}
-	r->commit = (th_commit_req){.jobs = a->jobs, .n = n, .ids = a->ids,
-				    .existed = a->existed, .done = add_done, .ud = r};
+	r->commit = (th_commit_req){.w = {.s = {.kind = TH_WRITE_ADD, .n = n, .ids = a->ids,
+						 .existed = a->existed},
+					  .jobs = a->jobs},
+				    .done = add_done, .ud = r};
 	return th_api_submit(r);
 }
 
@@ -220,22 +222,6 @@ int th_api_jobs_progress(th_api_req *r)
 					   known ? json_real(done) : json_null()));
 }
 
-/* cancel, start, retry: run by the committer, in order with the other writes */
-static int op_cancel(th_service *svc, void *arg)
-{
-	return th_service_cancel(svc, ((th_api_req *)arg)->id);
-}
-
-static int op_start(th_service *svc, void *arg)
-{
-	return th_service_start(svc, ((th_api_req *)arg)->id);
-}
-
-static int op_retry(th_service *svc, void *arg)
-{
-	return th_service_retry(svc, ((th_api_req *)arg)->id);
-}
-
 static void op_done(th_commit_req *c)
 {
 	th_api_req *r = c->ud;
@@ -255,13 +241,15 @@ static void op_done(th_commit_req *c)
 int th_api_jobs_op(th_api_req *r)
 {
 	const char *what = strrchr(r->path, '/') + 1;
-	int (*op)(th_service *, void *) = strcmp(what, "cancel") == 0 ? op_cancel
-					  : strcmp(what, "start") == 0 ? op_start : op_retry;
 	th_job job;
 	int rc = th_service_get(r->svc, r->id, &job);
 	if (rc)
 		return th_api_fail(r, rc, r->id, what);
-	r->commit = (th_commit_req){.op = op, .arg = r, .done = op_done, .ud = r};
+	/* made by the committer, in order with the other writes */
+	th_write_kind kind = strcmp(what, "cancel") == 0  ? TH_WRITE_CANCEL
+			     : strcmp(what, "start") == 0 ? TH_WRITE_START : TH_WRITE_RETRY;
+	r->commit = (th_commit_req){.w = {.s = {.kind = kind, .id = r->id}}, .done = op_done,
+				    .ud = r};
 	return th_api_submit(r);
 }
 

@@ -52,8 +52,8 @@ int th_api_metrics(th_api_req *r)
 	th_metrics_write(th_service_metrics(r->svc), &o);
 	th_commit_stats cs;
 	th_commit_get_stats(r->api->commit, &cs);
-	th_metrics_printf(&o, "# HELP taskhost_group_commits_total Commits of adds that "
-			  "arrived through the API together.\n# TYPE taskhost_group_commits_total "
+	th_metrics_printf(&o, "# HELP taskhost_group_commits_total Commits of the writes "
+			  "that arrived through the API together.\n# TYPE taskhost_group_commits_total "
 			  "counter\ntaskhost_group_commits_total %llu\n",
 			  (unsigned long long)cs.commits);
 	uint64_t map, used;

@@ -38,6 +38,7 @@ const th_api_route th_api_routes[] = {
 	{"POST", "/cron/{id}/pause", W, th_api_cron_pause},
 	{"POST", "/cron/{id}/resume", W, th_api_cron_pause},
 	{"GET", "/cron/{id}/next", R, th_api_cron_next},
+	{"POST", "/clean", A, th_api_clean},
 	{"GET", "/tasks", R, th_api_tasks},
 	{"GET", "/health", R, th_api_health},
 	{"GET", "/hosts", R, th_api_hosts},

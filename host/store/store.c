@@ -189,6 +189,64 @@ int th_store_clean(th_store *st, int64_t before, uint64_t *removed)
 	return ops(st)->clean(st, before, removed);
 }
 
+/* One write in a transaction of its own. */
+static int write_alone(th_store *st, th_store_write *w)
+{
+	switch (w->kind) {
+	case TH_WRITE_ADD:
+		return th_store_add(st, w->jobs, w->n, w->ids, w->existed);
+	case TH_WRITE_CANCEL:
+		return th_store_cancel(st, w->id);
+	case TH_WRITE_START:
+		return th_store_start(st, w->id);
+	case TH_WRITE_RETRY:
+		return th_store_retry(st, w->id);
+	case TH_WRITE_CRON:
+		return w->paused >= 0 ? th_store_cron_pause(st, w->id, w->paused)
+				      : th_store_cron_update(st, w->id, w->spec, w->catchup);
+	case TH_WRITE_PAUSE_QUEUE:
+		return th_store_pause_queue(st, w->queue, w->paused);
+	}
+	return TH_EINVAL;
+}
+
+/* Whether a write passes what the front checks of it alone (the jobs of an add, the
+ * schedule of a cron update). */
+static bool write_valid(const th_store_write *w, int64_t now)
+{
+	th_store_new cron = {.task = "-", .cron = w->spec};
+	for (size_t j = 0; w->kind == TH_WRITE_ADD && j < w->n; j++)
+		if (th_lifecycle_check_new(&w->jobs[j], now))
+			return false;
+	return !(w->kind == TH_WRITE_CRON && w->spec && th_lifecycle_check_new(&cron, now));
+}
+
+void th_store_writes(th_store *st, th_store_write *w, size_t n, uint64_t *commits)
+{
+	int64_t now = th_clock_now_us();
+	th_store_write *ok = ops(st)->writes && n > 1 ? calloc(n, sizeof(*ok)) : NULL;
+	size_t m = 0;
+	for (size_t i = 0; ok && i < n; i++) {
+		w[i].rc = write_valid(&w[i], now) ? 0 : TH_EINVAL;
+		if (w[i].rc == 0)
+			ok[m++] = w[i];
+	}
+	*commits = 0;
+	if (ok && m && ops(st)->writes(st, ok, m) == 0) {
+		*commits = 1;
+		for (size_t i = 0, j = 0; i < n; i++)
+			if (w[i].rc == 0)
+				w[i].rc = ok[j++].rc;
+		free(ok);
+		return;
+	}
+	*commits = ok && m;
+	free(ok);
+	/* each alone: so one write's error is its own, not its neighbours' */
+	for (size_t i = 0; i < n; i++, ++*commits)
+		w[i].rc = write_alone(st, &w[i]);
+}
+
 int th_store_get(th_store *st, uint64_t id, th_job *out)
 {
 	return ops(st)->get(st, id, out);

@@ -24,6 +24,8 @@ typedef struct th_store_opts {
 	const char *data_dir_group; /* the group that shares the data dir; NULL: none */
 	const th_lmdb_opts *lmdb;   /* NULL: LMDB's defaults; other backends ignore it */
 	bool migrate;               /* a backend with a schema creates or upgrades it */
+	int64_t lease_us;           /* claims' lease: a backend on a network notices a dead
+				       connection within it (0: not known) */
 } th_store_opts;
 
 /* A new job as the service hands it to the store (checked by th_lifecycle_check_new). */
@@ -117,6 +119,24 @@ int th_recovered_add(th_recovered *r, const th_job *job);
 void th_recovered_reset(th_recovered *r);
 void th_recovered_clear(th_recovered *r);
 
+/* One write of th_store_writes. */
+typedef enum th_write_kind {
+	TH_WRITE_ADD, TH_WRITE_CANCEL, TH_WRITE_START, TH_WRITE_RETRY, TH_WRITE_CRON,
+	TH_WRITE_PAUSE_QUEUE
+} th_write_kind;
+typedef struct th_store_write {
+	th_write_kind kind;
+	const th_store_new *jobs; /* add: as th_store_add */
+	size_t n;
+	uint64_t *ids;
+	bool *existed;
+	uint64_t id;              /* cancel, start, retry, cron */
+	const char *spec;         /* cron: a new schedule, NULL: keep it */
+	int catchup, paused;      /* cron: -1 keep; pause_queue: paused (0 or 1) */
+	const char *queue;        /* pause_queue */
+	int rc;                   /* out: as the write's own call would return */
+} th_store_write;
+
 typedef int (*th_store_list_fn)(const th_job *job, void *ud);
 typedef void (*th_store_problem_fn)(void *ud, const char *line);
 /* Whether a claim's owner lives, as the coordination sees it (th_coord_alive). */
@@ -166,6 +186,9 @@ typedef struct th_store_ops {
 	int (*cron_pause)(th_store *st, uint64_t id, bool paused);
 	int (*pause_queue)(th_store *st, const char *queue, bool paused);
 	int (*clean)(th_store *st, int64_t before, uint64_t *removed);
+	/* optional: n writes in one transaction, in order, each refusal (found before the
+	 * write changes anything) in its rc; any other error fails them all */
+	int (*writes)(th_store *st, th_store_write *w, size_t n);
 
 	/* ---- reads: a consistent snapshot each ---- */
 	int (*get)(th_store *st, uint64_t id, th_job *out);
@@ -234,6 +257,13 @@ int th_store_change(th_store *st, th_change what, const uint64_t *ids, size_t n,
 int th_store_cron_update(th_store *st, uint64_t id, const char *spec, int catchup);
 /* Pauses (no fires until resumed) or resumes a cron job. */
 int th_store_cron_pause(th_store *st, uint64_t id, bool paused);
+
+/* n writes in order, in one transaction where the backend can, else each in its own;
+ * *commits gets the transactions tried. Each write's rc is what its own call would
+ * return: a refusal (TH_ESTATE, TH_ENOTFOUND, a running job asked to stop: TH_EBUSY)
+ * is that write's alone, and when the shared transaction fails for another reason (a
+ * full database, a bad schedule) each is made alone, so each error is its own. */
+void th_store_writes(th_store *st, th_store_write *w, size_t n, uint64_t *commits);
 
 /* Removes finished jobs (completed, error, cancelled) that finished before `before`
  * (microseconds since the epoch; 0: all of them). */

@@ -2130,6 +2130,44 @@ static int lmdb_pause_queue(th_store *st, const char *queue, bool paused)
 }
 
 
+struct writes_args {
+	th_store_write *w;
+	size_t n;
+};
+
+/* Each write in turn (th_store_writes): a refusal its status makes (found out before
+ * it writes anything) is its own; any other error ends the transaction. */
+static int writes_fn(th_store *st, MDB_txn *txn, void *ud)
+{
+	struct writes_args *a = ud;
+	for (size_t i = 0; i < a->n; i++) {
+		th_store_write *w = &a->w[i];
+		struct add_args add = {w->jobs, w->n, w->ids, w->existed};
+		struct cancel_args c = {w->id, false};
+		struct cron_args cron = {w->id, w->spec, w->catchup, w->paused};
+		const char *q[2] = {w->queue, w->paused ? "" : NULL};
+		uint64_t id = w->id;
+		int rc = w->kind == TH_WRITE_ADD      ? add_fn(st, txn, &add)
+			 : w->kind == TH_WRITE_CANCEL ? cancel_fn(st, txn, &c)
+			 : w->kind == TH_WRITE_START  ? start_fn(st, txn, &id)
+			 : w->kind == TH_WRITE_RETRY  ? retry_fn(st, txn, &id)
+			 : w->kind == TH_WRITE_CRON   ? cron_fn(st, txn, &cron)
+						      : pause_fn(st, txn, q);
+		if (rc == MDB_NOTFOUND)
+			rc = TH_ENOTFOUND;
+		if (rc && (w->kind == TH_WRITE_ADD || (rc != TH_ESTATE && rc != TH_ENOTFOUND)))
+			return rc;
+		w->rc = rc ? rc : c.running ? TH_EBUSY : 0;
+	}
+	return 0;
+}
+
+static int lmdb_writes(th_store *st, th_store_write *w, size_t n)
+{
+	struct writes_args a = {w, n};
+	return write_txn(st, "writing jobs", writes_fn, &a);
+}
+
 static int lmdb_queue_paused(th_store *st, const char *queue, bool *paused)
 {
 	MDB_txn *txn;
@@ -3121,6 +3159,7 @@ const th_store_ops th_store_lmdb = {
 	.cron_pause = lmdb_cron_pause,
 	.pause_queue = lmdb_pause_queue,
 	.clean = lmdb_clean,
+	.writes = lmdb_writes,
 	.get = lmdb_get,
 	.blob = lmdb_blob,
 	.list = lmdb_list,

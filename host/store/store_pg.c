@@ -28,10 +28,11 @@
 #define TXN_TRIES 5        /* a transaction that deadlocked or lost its connection */
 #define NCOLS 22           /* JOB_COLS */
 #define MAXP 40            /* parameters of one statement but the multi-row INSERT */
-#define CONNECT_TIMEOUT "10"  /* seconds, unless the connection string says */
-#define KEEPALIVE_IDLE "10"   /* seconds of silence before TCP keepalives start */
-#define KEEPALIVE_INTERVAL "5"
-#define KEEPALIVE_COUNT "3"   /* unanswered keepalives before the connection is lost */
+#define CONNECT_TIMEOUT 10    /* seconds at most, unless the connection string says */
+#define KEEPALIVE_IDLE 10     /* seconds of silence at most before TCP keepalives start */
+#define KEEPALIVE_INTERVAL 5  /* seconds at most between them */
+#define KEEPALIVE_COUNT "2"   /* unanswered keepalives before the connection is lost */
+#define USER_TIMEOUT_MS 20000 /* at most, for data sent and not acknowledged */
 #define DOUBT_WAIT_MS 60000 /* asking whether a COMMIT cut off committed */
 #define RETRY 1            /* internal: a deadlock, a serialization failure, a lost
 			      connection: the transaction is tried again */
@@ -48,6 +49,7 @@ struct th_store {
 	pthread_mutex_t mu; /* one statement or transaction at a time on conn */
 	char *conninfo;
 	char *shown;        /* the conninfo, its password as ***: for messages */
+	int64_t lease_us;   /* th_store_opts.lease_us: how soon a dead connection is seen */
 	int found_version;  /* the schema's version at open */
 	bool relaxed;       /* durability = relaxed */
 	bool down;          /* the connection is lost: logged once until it is back */
@@ -380,10 +382,11 @@ static int commit_fate(th_store *st, const char *xid, int old_pid)
 					  "pg_terminate_backend($2::int) END", &p, &rc);
 			if (r) {
 				const char *s = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
-				rc = strcmp(s, "committed") == 0 ? 0 : strcmp(s, "aborted") == 0 ? RETRY : 1;
+				bool committed = strcmp(s, "committed") == 0;
+				bool aborted = strcmp(s, "aborted") == 0;
 				PQclear(r);
-				if (rc != 1)
-					return rc;
+				if (committed || aborted)
+					return committed ? 0 : RETRY;
 			}
 		}
 		if (th_clock_mono_us() >= until) {
@@ -490,7 +493,14 @@ static char *shown_conninfo(const char *conninfo)
 
 static void pg_close(th_store *st);
 
-int th_store_pg_connect(const char *conninfo, const char *shown, PGconn **out)
+/* clamp(x, lo, hi) */
+static int64_t within(int64_t x, int64_t lo, int64_t hi)
+{
+	return x < lo ? lo : x > hi ? hi : x;
+}
+
+int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_us,
+			PGconn **out)
 {
 	*out = NULL;
 	char *err = NULL;
@@ -503,12 +513,22 @@ int th_store_pg_connect(const char *conninfo, const char *shown, PGconn **out)
 	}
 	PQconninfoFree(opts);
 	/* defaults that the connection string may override: a server that does not answer
-	 * or a connection that died is noticed in seconds, not hours */
+	 * or a connection gone silent is noticed within the lease (keepalives_idle +
+	 * keepalives_count * keepalives_interval is two thirds of it, for leases down to
+	 * 3 s, since libpq counts whole seconds), and that is before the other hosts take
+	 * back this host's jobs */
+	int64_t lease_s = lease_us > 0 ? lease_us / 1000000 : INT32_MAX; /* 0: the maxima */
+	char connect[24], idle[24], interval[24], user_timeout[24];
+	snprintf(connect, sizeof(connect), "%" PRId64, within(lease_s / 2, 2, CONNECT_TIMEOUT));
+	snprintf(idle, sizeof(idle), "%" PRId64, within(lease_s / 3, 1, KEEPALIVE_IDLE));
+	snprintf(interval, sizeof(interval), "%" PRId64, within(lease_s / 6, 1, KEEPALIVE_INTERVAL));
+	snprintf(user_timeout, sizeof(user_timeout), "%" PRId64,
+		 within(lease_s * 2000 / 3, 1000, USER_TIMEOUT_MS));
 	static const char *const keys[] = {"connect_timeout", "keepalives_idle",
 					   "keepalives_interval", "keepalives_count",
-					   "application_name", "dbname", NULL};
-	const char *vals[] = {CONNECT_TIMEOUT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL,
-			      KEEPALIVE_COUNT, "taskhost", conninfo, NULL};
+					   "tcp_user_timeout", "application_name", "dbname", NULL};
+	const char *vals[] = {connect, idle, interval, KEEPALIVE_COUNT, user_timeout,
+			      "taskhost", conninfo, NULL};
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn)
 		return TH_ENOMEM;
@@ -548,7 +568,8 @@ static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
 		rc = TH_ENOMEM;
 		goto fail;
 	}
-	if ((rc = th_store_pg_connect(st->conninfo, st->shown, &st->conn)) ||
+	st->lease_us = opts ? opts->lease_us : 0;
+	if ((rc = th_store_pg_connect(st->conninfo, st->shown, st->lease_us, &st->conn)) ||
 	    (rc = th_store_pg_schema_migrate(st->conn, opts && opts->migrate, st->shown,
 					     &st->found_version)))
 		goto fail;
@@ -594,7 +615,7 @@ int th_store_pg_version(th_store *st, int *found)
 
 static int pg_coord_open(th_store *st, th_coord **out)
 {
-	return th_coord_open_pg(out, st->conninfo, st->shown);
+	return th_coord_open_pg(out, st->conninfo, st->shown, st->lease_us);
 }
 
 /* ---- adds ---- */

@@ -13,9 +13,12 @@ extern const th_store_ops th_store_pg;
 
 /* A connection to conninfo; a failure is logged naming `shown` (the conninfo with its
  * password as ***): TH_ECONFIG for a string that does not parse, TH_EIO when the
- * server cannot be reached or refuses. */
+ * server cannot be reached or refuses. Its connect timeout, TCP keepalives and
+ * tcp_user_timeout are derived from lease_us unless conninfo sets them: a silent
+ * connection is noticed within the lease (0: within 20 s). */
 struct pg_conn; /* libpq's PGconn */
-int th_store_pg_connect(const char *conninfo, const char *shown, struct pg_conn **out);
+int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_us,
+			struct pg_conn **out);
 
 /* libpq's error message of r (or, when r has none, of conn) in buf as one line: its
  * lines joined by a space, the trailing newline dropped; returns buf. */
@@ -34,6 +37,7 @@ int th_store_pg_version(th_store *st, int *found);
 void th_store_pg_connection(th_store *st, bool *connected, uint64_t *reconnects);
 
 /* The coordination of the hosts on one database (store_pg_coord.c). */
-int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown);
+int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown,
+		     int64_t lease_us);
 
 #endif

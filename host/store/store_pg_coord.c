@@ -26,6 +26,7 @@
 struct th_coord {
 	const th_coord_ops *ops; /* &pg_ops */
 	char *conninfo, *shown;
+	int64_t lease_us; /* for th_store_pg_connect */
 	pthread_mutex_t mu; /* guards seq and the listener's start */
 	pthread_cond_t cv;
 	uint32_t seq[NEVENTS];
@@ -54,7 +55,7 @@ static void bump(th_coord *c, int ev)
 static PGconn *listen_conn(th_coord *c)
 {
 	PGconn *conn;
-	if (th_store_pg_connect(c->conninfo, c->shown, &conn))
+	if (th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &conn))
 		return NULL;
 	PGresult *r = PQexec(conn, "LISTEN " CHANNEL);
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -148,7 +149,7 @@ static uint32_t pg_seq(th_coord *c, enum th_wake_event ev)
 static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
 {
 	for (int tries = 0; tries < 2; tries++) {
-		if (!c->send && th_store_pg_connect(c->conninfo, c->shown, &c->send))
+		if (!c->send && th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send))
 			return false;
 		PGresult *r = PQexecParams(c->send, sql, n, NULL, vals, NULL, NULL, 0);
 		ExecStatusType s = PQresultStatus(r);
@@ -226,7 +227,7 @@ static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
 	const char *v[] = {i};
 	bool found = false;
 	pthread_mutex_lock(&c->send_mu);
-	if (c->send || th_store_pg_connect(c->conninfo, c->shown, &c->send) == 0) {
+	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send) == 0) {
 		PGresult *r = PQexecParams(c->send, "SELECT done FROM taskhost.progress WHERE id = $1",
 					   1, NULL, v, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
@@ -338,7 +339,7 @@ static int pg_host_list(th_coord *c, th_host_rec **out, size_t *n)
 	*n = 0;
 	int rc = TH_EIO;
 	pthread_mutex_lock(&c->send_mu);
-	if (c->send || th_store_pg_connect(c->conninfo, c->shown, &c->send) == 0) {
+	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send) == 0) {
 		PGresult *r = PQexec(c->send, "SELECT instance, pid, name, strategy, workers,"
 				     " running, started_us, heartbeat_us, lease_us FROM taskhost.hosts");
 		int rows = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
@@ -394,7 +395,8 @@ static const th_coord_ops pg_ops = {
 	.host_list = pg_host_list,
 };
 
-int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown)
+int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown,
+		     int64_t lease_us)
 {
 	*out = NULL;
 	th_coord *c = calloc(1, sizeof(*c));
@@ -405,6 +407,7 @@ int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown)
 		return TH_ESYS;
 	}
 	c->ops = &pg_ops;
+	c->lease_us = lease_us;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->send_mu, NULL);
 	pthread_cond_init(&c->cv, NULL);

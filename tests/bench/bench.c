@@ -356,30 +356,10 @@ static long rss_kib(pid_t pid, const char *field)
 /* Starts `taskhost run` on dir; waits until it logs that it started. */
 static pid_t start_host(const char *dir, const char *cfg)
 {
-	char log[4200];
-	snprintf(log, sizeof(log), "%s/host.log", dir);
-	pid_t pid = fork();
-	if (pid == 0) {
-		freopen(log, "w", stderr);
-		execl(bu_env("BENCH_TASKHOST"), "taskhost", "-c", cfg, "run", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 3000; i++) {
-		char buf[8192] = "";
-		FILE *f = fopen(log, "r");
-		if (f) {
-			size_t got = fread(buf, 1, sizeof(buf) - 1, f);
-			buf[got] = 0;
-			fclose(f);
-		}
-		if (strstr(buf, "host: started"))
-			return pid;
-		struct timespec ts = {0, 10000000};
-		nanosleep(&ts, NULL);
-	}
-	kill(pid, SIGKILL); /* it would hold the caller's stdout open */
-	bu_die("the host did not start", 0);
-	return -1;
+	pid_t pid = bu_start_host(dir, cfg);
+	if (pid < 0)
+		bu_die("the host did not start", 0);
+	return pid;
 }
 
 /* d/taskhost.ini for a host on d/var (durable, unless `host` says otherwise: more lines

@@ -5,10 +5,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,4 +85,40 @@ unsigned bu_free_port(void)
 		bu_die("finding a free port", 0);
 	close(s);
 	return ntohs(sa.sin_port);
+}
+
+pid_t bu_start_host(const char *dir, const char *cfg)
+{
+	char log[4200];
+	snprintf(log, sizeof(log), "%s/host.log", dir);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (!freopen(log, "w", stderr))
+			_exit(126);
+		execl(bu_env("BENCH_TASKHOST"), "taskhost", "-c", cfg, "run", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 3000; i++) {
+		char buf[8192] = "";
+		FILE *f = fopen(log, "r");
+		if (f) {
+			size_t got = fread(buf, 1, sizeof(buf) - 1, f);
+			buf[got] = 0;
+			fclose(f);
+		}
+		if (strstr(buf, "host: started"))
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			fprintf(stderr, "bench: the host exited: %.2000s", buf);
+			return -1;
+		}
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL); /* it would hold the caller's stdout open */
+	waitpid(pid, NULL, 0);
+	return -1;
 }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 double bu_now_s(void);
 int64_t bu_now_ns(void);
@@ -20,5 +21,8 @@ double bu_median(double *v, size_t n);
 int bu_cmp_double(const void *a, const void *b);
 /* A TCP port free now on 127.0.0.1. */
 unsigned bu_free_port(void);
+/* `BENCH_TASKHOST -c cfg run`, its log in dir/host.log: its pid once it logged that it
+ * started (processing and serving its API), or -1 after 30 s. */
+pid_t bu_start_host(const char *dir, const char *cfg);
 
 #endif

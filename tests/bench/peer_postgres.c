@@ -264,3 +264,18 @@ static int pg_insert(void *conn, const char *payload, size_t len)
 }
 
 const bp_adder bp_postgres_insert = {pg_popen, pg_insert, pg_close};
+
+int bp_pg_exec(const char *db, const char *sql)
+{
+	char info[4096];
+	snprintf(info, sizeof(info), "%s%s%s options='-c client_min_messages=warning'",
+		 bu_env("BP_PG"), db ? " dbname=" : "", db ? db : "");
+	pg_conn c = {.db = PQconnectdb(info)};
+	int rc = -1;
+	if (PQstatus(c.db) != CONNECTION_OK)
+		fprintf(stderr, "bench: postgresql: %s", PQerrorMessage(c.db));
+	else
+		rc = pg_run(&c, sql, 0, NULL);
+	PQfinish(c.db);
+	return rc;
+}

@@ -21,7 +21,6 @@
 
 #define TASK "peer"
 #define FILL_BATCH 10000
-#define TOKEN "peers-bench-token-0123456789abcdef"
 
 extern char **environ;
 
@@ -33,7 +32,6 @@ struct host {
 	th_server *srv;
 	th_config cfg;
 	bool has_cfg;
-	char url[64];
 	char ini[4200];
 };
 
@@ -91,17 +89,17 @@ static int front_start(bp_run *r)
 	unsigned port = bu_free_port();
 	if (!h)
 		return -1;
-	snprintf(h->url, sizeof(h->url), "http://127.0.0.1:%u", port);
+	snprintf(r->url[0], sizeof(r->url[0]), "http://127.0.0.1:%u", port);
+	r->nurls = 1;
 	snprintf(tokens, sizeof(tokens), "%s/tokens", r->dir);
 	snprintf(h->ini, sizeof(h->ini), "%s/taskhost.ini", r->dir);
-	FILE *t = fopen(tokens, "w"), *f = fopen(h->ini, "w");
-	bool ok = t && f && fprintf(t, "bench write %s\n", TOKEN) > 0 &&
+	FILE *f = fopen(h->ini, "w");
+	bool ok = bp_taskhost_tokens(tokens) == 0 && f &&
 		  fprintf(f, "[host]\ndata_dir = %s\nplugin_dir = %s\nlog_level = error\n"
 			  "map_size = 1GiB\ndurability = %s\nmax_attempts = 1\n"
 			  "listen = 127.0.0.1:%u\ntoken_file = %s\n", r->dir, r->dir,
 			  r->relaxed ? "relaxed" : "durable", port, tokens) > 0;
-	ok = (t ? fclose(t) == 0 : false) && ok;
-	ok = (f ? fclose(f) == 0 : false) && ok && chmod(tokens, 0600) == 0;
+	ok = (f ? fclose(f) == 0 : false) && ok;
 	if (!ok || th_config_load(&h->cfg, h->ini, err, sizeof(err))) {
 		fprintf(stderr, "bench: taskhost: the host's config: %s\n", ok ? err : "not written");
 		free(h);
@@ -145,12 +143,9 @@ static th_service *host_service(bp_run *r)
 	return front(r) ? ((struct host *)r->state)->svc : r->state;
 }
 
-/* The fill is not measured: one relaxed commit per batch. */
-static int th_fill(bp_run *r, size_t k)
+/* The fill is not measured: one commit per batch. */
+int bp_taskhost_fill(th_service *svc, size_t k)
 {
-	th_service *svc = front(r) ? host_service(r) : open_service(r, true, true);
-	if (!svc)
-		return -1;
 	th_new_job *jobs = calloc(FILL_BATCH, sizeof(*jobs));
 	char(*payload)[BP_PAYLOAD_MAX] = calloc(FILL_BATCH, BP_PAYLOAD_MAX);
 	uint64_t *ids = calloc(FILL_BATCH, sizeof(*ids));
@@ -168,19 +163,33 @@ static int th_fill(bp_run *r, size_t k)
 	free(jobs);
 	free(payload);
 	free(ids);
-	if (!front(r))
-		th_service_close(svc);
 	return rc ? -1 : 0;
 }
 
-static int th_check(bp_run *r, size_t n, char *why, size_t len)
+/* Relaxed, through a service of its own for the C API column. */
+static int th_fill(bp_run *r, size_t k)
 {
 	th_service *svc = front(r) ? host_service(r) : open_service(r, true, true);
-	uint64_t counts[TH_JOB_STATUS_MAX + 1] = {0}, all = 0;
-	int rc = svc ? th_service_count(svc, counts) : -1;
+	int rc = svc ? bp_taskhost_fill(svc, k) : -1;
 	if (!front(r))
 		th_service_close(svc);
-	if (rc) {
+	return rc;
+}
+
+int bp_taskhost_tokens(const char *path)
+{
+	FILE *t = fopen(path, "w");
+	bool ok = t && fprintf(t, "bench write %s\n", BP_TASKHOST_TOKEN) > 0;
+	ok = (t ? fclose(t) == 0 : false) && ok && chmod(path, 0600) == 0;
+	if (!ok)
+		fprintf(stderr, "bench: taskhost: writing %s failed\n", path);
+	return ok ? 0 : -1;
+}
+
+int bp_taskhost_check(th_service *svc, size_t n, char *why, size_t len)
+{
+	uint64_t counts[TH_JOB_STATUS_MAX + 1] = {0}, all = 0;
+	if (!svc || th_service_count(svc, counts)) {
 		snprintf(why, len, "could not count the jobs");
 		return -1;
 	}
@@ -192,6 +201,15 @@ static int th_check(bp_run *r, size_t n, char *why, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+static int th_check(bp_run *r, size_t n, char *why, size_t len)
+{
+	th_service *svc = front(r) ? host_service(r) : open_service(r, true, true);
+	int rc = bp_taskhost_check(svc, n, why, len);
+	if (!front(r))
+		th_service_close(svc);
+	return rc;
 }
 
 /* ---- the host ---- */
@@ -218,20 +236,27 @@ static int host_go(bp_run *r)
 	return th_service_start_processing(host_service(r)) ? -1 : 0;
 }
 
-static int host_wait(bp_run *r, size_t n, double timeout)
+/* A start reported from another process may come after its job finished: then, with
+ * nothing left to run, look again soon rather than at the next finish. */
+int bp_taskhost_wait(th_service *svc, size_t n, double timeout)
 {
-	th_service *svc = host_service(r);
 	double deadline = bu_now_s() + timeout;
 	for (;;) {
 		uint32_t seq = th_service_finished_seq(svc);
 		uint64_t queued, processing;
-		if (bp_started_count() >= n && th_service_pending(svc, &queued, &processing) == 0 &&
-		    !queued && !processing)
+		bool idle = th_service_pending(svc, &queued, &processing) == 0 && !queued &&
+			    !processing;
+		if (bp_started_count() >= n && idle)
 			return 0;
 		if (bu_now_s() > deadline)
 			return -1;
-		th_service_wait_finished(svc, seq, 100000);
+		th_service_wait_finished(svc, seq, idle ? 1000 : 100000);
 	}
+}
+
+static int host_wait(bp_run *r, size_t n, double timeout)
+{
+	return bp_taskhost_wait(host_service(r), n, timeout);
 }
 
 static void host_stop(bp_run *r)
@@ -288,7 +313,8 @@ const bp_adder bp_taskhost_capi = {capi_open, capi_add, capi_close};
 static void *http_open(bp_run *r)
 {
 	th_client *c = NULL;
-	if (th_client_open(&c, ((struct host *)r->state)->url, TOKEN)) {
+	/* a host's front door; of several, the one this producer's pid picks */
+	if (th_client_open(&c, r->url[(unsigned)getpid() % r->nurls], BP_TASKHOST_TOKEN)) {
 		fprintf(stderr, "bench: taskhost: %s\n", th_client_error(c));
 		th_client_close(c);
 		return NULL;

@@ -1,6 +1,9 @@
 /* The peers benchmark behind scripts/bench --peers: the same workloads, checked job by job,
  * for taskhost and for beanstalkd, Redis and PostgreSQL, and one table of the results.
  *   bench_peers run CLASS RUNS N P M K E W COLUMN...  runs, prints raw results
+ *   bench_peers claim FINISHED STORE...               a claim's time on taskhost's
+ *                                                     PostgreSQL stores holding FINISHED
+ *                                                     finished jobs, raw results
  *   bench_peers table FILE                            the markdown table of raw results
  * CLASS is durable or relaxed; the counts are N single adds by 1 producer, P producers of
  * M adds each, K jobs drained, E jobs end to end, W wake-ups. Environment: BENCH_DIR
@@ -32,6 +35,8 @@
 #define WAKE_GAP_US 3000   /* idle time before each wake-up's add: pollers at their slowest */
 #define WAIT_TIMEOUT 900.0 /* seconds a workload may take before it counts as failed */
 #define CONNECT_TIMEOUT 10.0 /* seconds a server may take to listen */
+#define CLAIM_REPEAT 200   /* claims timed at each number of finished jobs */
+#define CLAIM_FLAT 1.10    /* the target: the largest's median within 10% of the smallest's */
 
 static const bp_column columns[] = {
 	{"taskhost (C API)", "taskhost", true, &bp_taskhost, &bp_taskhost_capi, BP_VIA_CAPI},
@@ -39,6 +44,12 @@ static const bp_column columns[] = {
 	{"taskhost (CLI)", "taskhost-cli", true, &bp_taskhost, &bp_taskhost_cli, BP_VIA_CLI},
 	{"beanstalkd", "beanstalkd", false, &bp_beanstalkd, &bp_beanstalkd_put, 0},
 	{"Redis", "redis", false, &bp_redis, &bp_redis_lpush, 0},
+	{"taskhost on PostgreSQL, 1 host (HTTP)", "taskhost-pg1", true, &bp_taskhost_pg,
+	 &bp_taskhost_http, 1},
+	{"taskhost on PostgreSQL, 2 hosts (HTTP)", "taskhost-pg2", true, &bp_taskhost_pg,
+	 &bp_taskhost_http, 2},
+	{"taskhost on PostgreSQL, 3 hosts (HTTP)", "taskhost-pg3", true, &bp_taskhost_pg,
+	 &bp_taskhost_http, 3},
 	{"PostgreSQL", "postgresql", false, &bp_postgres, &bp_postgres_insert, 0},
 };
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
@@ -72,7 +83,11 @@ size_t bp_payload(char buf[BP_PAYLOAD_MAX], size_t seq, int64_t ns)
 
 void bp_started(const char *payload, size_t len)
 {
-	int64_t now = bu_now_ns();
+	bp_started_at(payload, len, bu_now_ns());
+}
+
+void bp_started_at(const char *payload, size_t len, int64_t now)
+{
 	char buf[BP_PAYLOAD_MAX];
 	unsigned long long seq;
 	long long ns;
@@ -620,6 +635,7 @@ static const int fills[NWORKLOADS][3] = {{R_ADD1, R_BYTES, R_DISK},
 static struct result run_workload(bp_run *r, int w, const struct counts *n)
 {
 	struct result res = {0};
+	r->consumers = w == W_WAKE ? 1 : CONSUMERS;
 	if (r->col->sys->setup(r)) {
 		snprintf(res.why, sizeof(res.why), "setting up failed");
 		return res;
@@ -690,6 +706,12 @@ static const char *const classes[2] = {"durable", "relaxed"};
 
 static struct cell table[NROWS][2][NCOLUMNS];
 static bool present[NCOLUMNS];
+/* a claim's time with `finished` finished jobs in the table: median, min, max (us) */
+static struct {
+	size_t finished;
+	double us[3];
+} claims[BP_CLAIM_STORES];
+static int nclaims;
 
 /* Whether column c is the first present one of its system (the notes name each once). */
 static bool first_of_system(size_t c)
@@ -807,6 +829,99 @@ static void label(int row, const struct counts *n, char *buf, size_t cap)
 	}
 }
 
+/* The median of column a's row over column b's; false when either is missing or invalid. */
+static bool col_ratio(int row, int cls, const char *a, const char *b, double *ratio)
+{
+	int x = index_of(a, false), y = index_of(b, false);
+	double ma, mb;
+	if (x < 0 || y < 0 || !present[x] || !present[y] || !median_of(&table[row][cls][x], &ma) ||
+	    !median_of(&table[row][cls][y], &mb) || mb <= 0)
+		return false;
+	*ratio = ma / mb;
+	return true;
+}
+
+/* "- what: durable met (1.20x), relaxed not met (0.90x)": whether a/b is at least `least`. */
+static void target_line(const char *what, int row, const char *a, const char *b, double least)
+{
+	printf("- %s:", what);
+	for (int cls = 0; cls < 2; cls++) {
+		double ratio;
+		if (col_ratio(row, cls, a, b, &ratio))
+			printf(" %s %s (%.2fx)%s", classes[cls], ratio >= least ? "met" : "not met",
+			       ratio, cls ? "" : ",");
+		else
+			printf(" %s not measured%s", classes[cls], cls ? "" : ",");
+	}
+	printf("\n");
+}
+
+/* The PostgreSQL store's targets (issue 14). */
+static void pg_targets(size_t np)
+{
+	char what[160];
+	target_line("taskhost on PostgreSQL, 1 host, drains at least PostgreSQL's SKIP LOCKED "
+		    "pattern", R_DRAIN, "taskhost-pg1", "postgresql", 1.0);
+	/* "more": any gain, however small; the ratio says how much */
+	target_line("2 hosts on PostgreSQL drain more than 1", R_DRAIN, "taskhost-pg2",
+		    "taskhost-pg1", 1.0 + 1e-9);
+	snprintf(what, sizeof(what), "%zu producers over HTTP to 1 host on PostgreSQL, at least 2x "
+		 "PostgreSQL's plain INSERT", np);
+	target_line(what, R_ADD16, "taskhost-pg1", "postgresql", 2.0);
+	if (nclaims < 2) {
+		printf("- a claim's time flat (within 10%%) from few to many finished jobs: not "
+		       "measured\n");
+		return;
+	}
+	double ratio = claims[nclaims - 1].us[0] / claims[0].us[0];
+	char a[32], b[32];
+	printf("- a claim's time flat (within 10%%) from %s to %s finished jobs: %s (%.2fx)\n",
+	       num(a, sizeof(a), (double)claims[0].finished),
+	       num(b, sizeof(b), (double)claims[nclaims - 1].finished),
+	       ratio <= CLAIM_FLAT ? "met" : "not met", ratio);
+}
+
+/* The claims' rows, when measured: one per number of finished jobs. */
+static void claims_table(void)
+{
+	if (!nclaims)
+		return;
+	printf("\nA claim on taskhost's PostgreSQL store with many finished jobs in its table "
+	       "(th_service_claim_next of one job, relaxed, %d times after %d untimed, the "
+	       "stores taking turns; the table filled by SQL, tests/bench/stats_fill.sql, "
+	       "1,000 jobs queued):\n\n"
+	       "| finished jobs | median | min | max | unit |\n|---|---|---|---|---|\n",
+	       CLAIM_REPEAT, BP_CLAIM_WARMUP);
+	for (int i = 0; i < nclaims; i++) {
+		char f[32], m[32], lo[32], hi[32];
+		printf("| %s | %s | %s | %s | us |\n", num(f, sizeof(f), (double)claims[i].finished),
+		       num(m, sizeof(m), claims[i].us[0]), num(lo, sizeof(lo), claims[i].us[1]),
+		       num(hi, sizeof(hi), claims[i].us[2]));
+	}
+}
+
+/* `claim FINISHED STORE...`: "claim FINISHED median min max" of CLAIM_REPEAT claims on each
+ * store, the claims taking turns. */
+static int claim_mode(int n, char **args)
+{
+	static double us[BP_CLAIM_STORES * CLAIM_REPEAT];
+	const char *stores[BP_CLAIM_STORES];
+	if (n < 1 || n > BP_CLAIM_STORES) {
+		fprintf(stderr, "bench_peers: claim takes 1 to %d stores\n", BP_CLAIM_STORES);
+		return 2;
+	}
+	for (int k = 0; k < n; k++)
+		stores[k] = args[2 * k + 1];
+	if (bp_taskhost_pg_claims(stores, n, CLAIM_REPEAT, us))
+		return 1;
+	for (int k = 0; k < n; k++) {
+		double *v = us + k * CLAIM_REPEAT, median = bu_median(v, CLAIM_REPEAT); /* sorts */
+		printf("claim\t%s\t%.1f\t%.1f\t%.1f\n", args[2 * k], median, v[0],
+		       v[CLAIM_REPEAT - 1]);
+	}
+	return 0;
+}
+
 static int table_mode(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -821,6 +936,14 @@ static int table_mode(const char *path)
 		if (kind && strcmp(kind, "counts") == 0) {
 			sscanf(save, "%zu %zu %zu %zu %zu %zu %d", &n.n1, &n.np, &n.per, &n.k, &n.e,
 			       &n.w, &runs);
+			continue;
+		}
+		if (kind && strcmp(kind, "claim") == 0) {
+			if (nclaims < BP_CLAIM_STORES &&
+			    sscanf(save, "%zu %lf %lf %lf", &claims[nclaims].finished,
+				   &claims[nclaims].us[0], &claims[nclaims].us[1],
+				   &claims[nclaims].us[2]) == 4)
+				nclaims++;
 			continue;
 		}
 		char *rk = strtok_r(NULL, "\t", &save), *ck = strtok_r(NULL, "\t", &save);
@@ -908,6 +1031,7 @@ static int table_mode(const char *path)
 	       "sectors count what reached it, file system journal included, and everybody's)");
 	printf(".\n- every run checks that each job was added and started exactly once and "
 	       "that the system holds it completed; a row with a failed check says invalid.\n");
+	claims_table();
 
 	/* the targets, from the front door's issue, in this run */
 	printf("\nTargets:\n");
@@ -934,6 +1058,7 @@ static int table_mode(const char *path)
 		       ratio >= 2.0 ? "met" : "not met", ratio);
 	else
 		printf("- %zu producers, durable, at least 2x the best peer: not measured\n", n.np);
+	pg_targets(n.np);
 	printf("- wake p50 below the best peer:");
 	for (int cls = 0; cls < 2; cls++) {
 		if (ratio_of(R_WAKE50, cls, &ratio))
@@ -952,10 +1077,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 3 && strcmp(argv[1], "table") == 0)
 		return table_mode(argv[2]);
+	if (argc >= 4 && argc % 2 == 0 && strcmp(argv[1], "claim") == 0)
+		return claim_mode((argc - 2) / 2, argv + 2);
 	if (argc < 11 || strcmp(argv[1], "run") != 0 ||
 	    (strcmp(argv[2], "durable") && strcmp(argv[2], "relaxed"))) {
 		fprintf(stderr, "usage: bench_peers run durable|relaxed RUNS N P M K E W COLUMN... | "
-				"bench_peers table FILE\n");
+				"bench_peers claim FINISHED STORE... | bench_peers table FILE\n");
 		return 2;
 	}
 	int runs = atoi(argv[3]);

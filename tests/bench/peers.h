@@ -13,6 +13,8 @@
 #define BP_PAYLOAD_MAX 48
 /* Most jobs a consumer claims at once, where the system claims in batches. */
 #define BP_CLAIM_MAX 100
+/* Most hosts of one column (taskhost on PostgreSQL). */
+#define BP_HOSTS_MAX 3
 
 typedef struct bp_job {
 	uint64_t id; /* the system's id, where it has one */
@@ -91,10 +93,16 @@ struct bp_run {
 	char *dir;     /* scratch space for this run, on the disk measured */
 	pid_t server;  /* the server's main process, 0 for none */
 	void *state;   /* the system's */
+	unsigned consumers; /* jobs the workload's consumers run at once */
+	/* the HTTP front doors of the system's hosts: a producer adds through one of them */
+	char url[BP_HOSTS_MAX][64];
+	unsigned nurls;
 };
 
 /* Called by a consumer when it starts a job, with the job's payload. */
 void bp_started(const char *payload, size_t len);
+/* The same, from another process: the job started at ns (bu_now_ns's clock). */
+void bp_started_at(const char *payload, size_t len, int64_t ns);
 /* Jobs started so far in this workload. */
 size_t bp_started_count(void);
 
@@ -105,12 +113,33 @@ size_t bp_started_count(void);
 enum bp_taskhost_via { BP_VIA_CAPI, BP_VIA_HTTP, BP_VIA_CLI };
 extern const bp_system bp_taskhost;
 extern const bp_adder bp_taskhost_capi, bp_taskhost_http, bp_taskhost_cli;
+/* taskhost on its PostgreSQL store (BP_PG): the column's variant is how many hosts, each a
+ * `taskhost run` process with its HTTP API, which the producers add through. */
+extern const bp_system bp_taskhost_pg;
+/* How long each of `repeat` claims (th_service_claim_next) takes on each of n PostgreSQL
+ * stores, which hold queued jobs enough, one claim on each in turn: us[k * repeat + i] for
+ * store k. 0, or -1 with the cause on stderr. */
+int bp_taskhost_pg_claims(const char *const *stores, int n, int repeat, double *us);
+#define BP_CLAIM_WARMUP 20 /* claims on each before those: not timed */
+#define BP_CLAIM_STORES 8  /* stores at most */
+/* Helpers both share (peer_taskhost.c): the producers' token, written to path as a
+ * write token; queueing jobs 0..k-1 in batches; until n jobs started and none is queued
+ * or running in svc's store; whether svc's store holds exactly n completed jobs. */
+struct th_service;
+#define BP_TASKHOST_TOKEN "peers-bench-token-0123456789abcdef"
+int bp_taskhost_tokens(const char *path);
+int bp_taskhost_fill(struct th_service *svc, size_t k);
+int bp_taskhost_wait(struct th_service *svc, size_t n, double timeout);
+int bp_taskhost_check(struct th_service *svc, size_t n, char *why, size_t len);
 extern const bp_system bp_beanstalkd;
 extern const bp_adder bp_beanstalkd_put;
 extern const bp_system bp_redis;
 extern const bp_adder bp_redis_lpush;
 extern const bp_system bp_postgres;
 extern const bp_adder bp_postgres_insert;
+/* Runs sql on a connection of its own to BP_PG (db: in that database instead); 0 or -1
+ * with the cause on stderr. */
+int bp_pg_exec(const char *db, const char *sql);
 
 /* A stream socket connected to the unix socket at path, or -1 with the cause on stderr. */
 int bp_unix_connect(const char *path);

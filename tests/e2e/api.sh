@@ -372,6 +372,13 @@ tcp $ADMIN POST /v1/queues/default/pause
 is "an admin token pauses a queue" 200
 tcp $ADMIN POST /v1/queues/default/resume
 is "and resumes it" 200
+tcp $WRITE POST /v1/clean '{"older_than":"36500d"}'
+is "a write token cannot clean: 403" 403 \
+	'.error.message == "POST /v1/clean needs a token of scope admin; '"'writer'"' has write"'
+tcp $READ POST /v1/clean
+is "nor a read token" 403 '.error.code == "forbidden"'
+tcp $ADMIN POST /v1/clean '{"older_than":"36500d"}'
+is "an admin token cleans" 200 '.removed == 0'
 grep -v '^writer' "$TOKENS" >"$W/tokens.new"
 chmod 600 "$W/tokens.new"
 mv "$W/tokens.new" "$TOKENS"
@@ -483,7 +490,40 @@ same "and is served once a connection closes" "$(sed -n 4p "$W/many")" "then 201
 api GET "/v1/jobs?unique=many-77"
 is "and each job is there" 200 '(.jobs | length) == 1'
 api GET /v1/stats
-is "their adds shared commits" 200 '.group_commit.add_commits < .group_commit.jobs_added'
+is "their adds shared commits" 200 '.group_commit.commits < .group_commit.jobs_added'
+
+# ---- clean: bad bodies say which field and why; then finished jobs go ----
+for bad in '{"older_than":"5x"}' '{"older_than":true}' '{"older_than":""}'; do
+	api POST /v1/clean "$bad"
+	is "clean with $bad: 400" 400 '.error.message == "clean: older_than: expected seconds, or a duration such as 500ms, 30s, 2m, 1h, 7d"'
+done
+for bad in '{"older_than":-1}' '{"older_than":"36501d"}' '{"older_than":1e300}'; do
+	api POST /v1/clean "$bad"
+	is "clean with $bad: 400" 400 '.error.message == "clean: older_than: out of range (from 0 to 36500d)"'
+done
+api POST /v1/clean '{"older":"1h"}'
+is "clean with an unknown field: 400" 400 '.error.message == "clean: unknown field '"'older'"'"'
+api POST /v1/clean '[1]'
+is "clean with a body that is no object: 400" 400 '.error.message == "clean: body: expected an object"'
+api POST /v1/clean '{"older_than":'
+is "clean with a body that is not JSON: 400" 400 '.error.code == "bad_json"'
+idle() {
+	curl -s --unix-socket "$SOCK" http://localhost/v1/health |
+		jq -e '.queued == 0 and .processing == 0' >/dev/null
+}
+check "the jobs added so far have all run" wait_until 30 idle
+api GET /v1/stats
+finished=$(printf '%s' "$body" | jq '.counts.completed + .counts.error + .counts.cancelled')
+api POST /v1/clean '{"older_than":"1h"}'
+is "clean older_than 1h: none finished that long ago" 200 '.removed == 0'
+api GET /v1/jobs/1
+is "so job 1 stays" 200 '.status == "completed"'
+api POST /v1/clean '{"older_than":0.001}'
+is "clean older_than 1 ms (seconds as a number): every finished job" 200 ".removed == $finished"
+api GET /v1/jobs/1
+is "job 1 is gone" 404
+api POST /v1/clean
+is "clean without a body: nothing is left to remove" 200 '.removed == 0'
 
 # ---- /metrics (tests/e2e/metrics.sh checks its text): the API's listeners and tokens ----
 api GET /metrics

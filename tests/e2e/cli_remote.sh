@@ -121,6 +121,10 @@ scenario() {
 	t list --limit 2
 	t list --json
 	t list --status cancelled --json
+	t clean --older-than 1h
+	t clean --older-than 36500d --json
+	t clean --older-than 5x
+	t clean --older-than 36501d
 	t stats
 	t status 12 --json
 }
@@ -220,16 +224,23 @@ case $err in
 "taskhost: reading the job: cannot reach the host at http://127.0.0.1:$dead (GET /v1/jobs/1): "*"onnect"*) ok "it says so, naming the URL" ;;
 *) not_ok "a refused connection: $err" ;;
 esac
-th --url "$URL" --token-file "$W/admin.token" clean
-expect "clean works on the data dir only" 2 "taskhost: this command works on the data dir itself, not through a host: run it on the host's machine, without --url or TASKHOST_URL ($URL)"
+chmod 600 "$W/read.token"
+th --url "$URL" --token-file "$W/read.token" clean
+expect "a read token cleaning: 403" 1 "taskhost: clean: the host at $URL refused the request (403 forbidden): POST /v1/clean needs a token of scope admin; 'reader' has read"
 th --url "$URL" check
 expect "check too" 2 "taskhost: this command works on the data dir itself, not through a host: run it on the host's machine, without --url or TASKHOST_URL ($URL)"
 th --url "$URL" run
 expect "run with --url" 2 "taskhost: run: starts a host here: --url does not apply"
 th --url "$URL" --local status 1
 expect "--url and --local" 2 "taskhost: --local and --url both say where: give one"
+writes() {
+	curl -s --unix-socket "$W/tcp/var/api.sock" http://localhost/v1/stats |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["group_commit"]["writes"])'
+}
+before=$(writes)
 th clean
-same "clean with a host running: on the data dir itself" "$out" "removed 17 finished jobs"
+same "clean with a host running" "$out" "removed 17 finished jobs"
+same "went through the host's socket: one write more" "$(writes)" "$((before + 1))"
 
 # the host gone during a command: a wait through TCP, then SIGKILL
 th add sleep '{"seconds": 30}'

@@ -96,9 +96,9 @@ try {
 	const statuses = await page.$$eval('table.jobs tr[data-id] td[class^="status-"]', (t) => t.map((x) => x.textContent));
 	ok(statuses.length > 0 && statuses.every((s) => s === 'error'), `jobs: the filter shows only errors (${statuses})`);
 	await page.screenshot({ path: `${SHOTS}/jobs.png`, fullPage: true });
-	// retry one: it runs again (and fails again: its error history grows)
+	// retry one: it runs again and fails again: its error history grows by a "retried" line and the attempt
 	await page.click(`tr[data-id="${J.failed}"] button:has-text("retry")`);
-	ok(await until(async () => (await api(`/v1/jobs/${J.failed}/errors`)).errors.length === 2),
+	ok(await until(async () => (await api(`/v1/jobs/${J.failed}/errors`)).errors.length === 3),
 		'jobs: retry ran the job again');
 	// cancel the held one
 	await visit(page, '#/jobs?status=held');
@@ -132,8 +132,8 @@ try {
 	await click(page, '#bulk-retry');
 	await page.waitForSelector('#notice');
 	ok((await page.textContent('#notice')).startsWith('retry: 2 changed'), `jobs: retry selected answers (${await page.textContent('#notice')})`);
-	ok(await until(async () => (await api(`/v1/jobs/${J.fail2}/errors`)).errors.length === 2 &&
-		(await api(`/v1/jobs/${J.fail3}/errors`)).errors.length === 2), 'jobs: retry selected ran both again');
+	ok(await until(async () => (await api(`/v1/jobs/${J.fail2}/errors`)).errors.length === 3 &&
+		(await api(`/v1/jobs/${J.fail3}/errors`)).errors.length === 3), 'jobs: retry selected ran both again');
 	// cancel two held jobs, then delete one of them
 	await visit(page, '#/jobs?status=held');
 	await page.waitForSelector(`tr[data-id="${J.held3}"]`);
@@ -227,8 +227,9 @@ try {
 	await page.waitForSelector('#timeline');
 	const fails = await steps();
 	const tries = fails.filter((x) => x[2].startsWith('attempt '));
-	ok(fails.length === 4 && tries.length === 2 && tries.every((x) => x[2].endsWith('failed: boom') && /^\d+\.\d{3} s$/.test(x[3]) &&
-		!Number.isNaN(Date.parse(x[0]))) && Date.parse(tries[0][0]) < Date.parse(tries[1][0]) && fails[3][2] === 'error',
+	ok(fails.length === 5 && tries.length === 2 && tries.every((x) => x[2].endsWith('failed: boom') && /^\d+\.\d{3} s$/.test(x[3]) &&
+		!Number.isNaN(Date.parse(x[0]))) && Date.parse(tries[0][0]) < Date.parse(tries[1][0]) &&
+		fails[2][2].startsWith('retried') && fails[4][2] === 'error',
 		`job: the timeline has each failed attempt with its time and duration (${fails.map((x) => x.join(' '))})`);
 	await page.screenshot({ path: `${SHOTS}/job-timeline.png`, fullPage: true });
 	await visit(page, `#/job/${J.running}`);

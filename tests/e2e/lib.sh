@@ -156,6 +156,14 @@ add_until_refused() {
 	err=$(cat "$W/stderr")
 }
 
+# A dead host's jobs are taken back once its pid is gone on LMDB, once its lease ran
+# out on a PostgreSQL store (TASKHOST_STORE, as pg_shared.sh runs the tests): DIED is
+# why, as the job's error says it. Tests that kill hosts set a short lease_time.
+case ${TASKHOST_STORE:-} in
+postgresql*) DIED="lease expired" ;;
+*) DIED="host died while running" ;;
+esac
+
 # pg_database NAME: for tests on a PostgreSQL store, a database of their own on the
 # server of $TASKHOST_TEST_PG (scripts/check starts one), dropped at exit; $PGDB is its
 # connection string, `sql TEXT` runs TEXT there. Without a server the test is skipped.

@@ -90,6 +90,15 @@ same "retry queues it again" "$out" "job $r queued again"
 th wait "$r" --timeout 30
 th status "$r" --json
 check "and it ran again, attempts from zero" sh -c 'echo "$1" | grep -q "\"attempts\": 3,"' - "$out"
+th error "$r" --all
+out=$(printf '%s\n' "$out" | sed -E 's/ at [^ ]+ for [0-9.]+ s:/:/')
+same "the history says where the retry counted attempts from 1 again" "$out" "attempt 1: task asked to be retried
+attempt 2: task asked to be retried
+attempt 3: task asked to be retried
+retried: its attempts are counted from 1 again
+attempt 1: task asked to be retried
+attempt 2: task asked to be retried
+attempt 3: task asked to be retried"
 th retry "$d"
 expect "retry of a completed job" 1 "taskhost: job $d is completed: only a job that ended in error or was cancelled can be retried"
 

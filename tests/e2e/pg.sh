@@ -48,6 +48,10 @@ same "its error" "$out" boom
 th status 3
 same "the delayed job completed" "$out" completed
 same "the rows say the same" "$(sql "SELECT id || ':' || status FROM taskhost.jobs ORDER BY id" | tr '\n' ' ')" "1:3 2:4 3:3 "
+th check
+expect "check: consistent" 0
+same "check names the store, its password as ***" "$out" \
+	"user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: 3 jobs, every index consistent: clean"
 
 # transactional enqueue
 sql "BEGIN; SELECT taskhost.add('echo', 'rolled back'); ROLLBACK;" >/dev/null

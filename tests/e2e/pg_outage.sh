@@ -4,7 +4,8 @@
 # (tcpcut.py), host b straight to the server, run fx_record jobs while a's connection is
 # cut for less than the lease, the server is restarted, and a's connection is cut for
 # more than the lease. Every job completes, none is lost, no job runs twice before the
-# long cut and after it only jobs host a ran, and both hosts carry on.
+# long cut and after it only jobs host b took back from host a; host a logs once that
+# its leases lapsed and claims nothing until it renewed them, and both hosts carry on.
 . "$(dirname "$0")/lib.sh"
 
 if [ -z "${TASKHOST_TEST_PG:-}" ]; then
@@ -85,19 +86,28 @@ same "no job ran twice before the long cut" "$(dupes)" 0
 same "no outcome refused before the long cut" \
 	"$(grep -c 'outcome of a stale claim refused' "$W/a.log" "$W/b.log" | awk -F: '{s += $2} END {print s}')" 0
 
-# a long cut: more than the lease; host b takes back what host a held
+# a long cut: more than the lease; host b takes back what host a held, and host a, its
+# leases lapsed, claims nothing until it has renewed them once connected again
+lapse="claims no jobs until they are renewed"
+again="leases renewed: claiming again"
+lapses() { grep -c "$lapse" "$W/a.log"; }
+lapses_before=$(lapses)
+lapsed() { [ "$(lapses)" -gt "$lapses_before" ]; }
 before=$(done_count)
 kill -USR1 $proxy
-sleep $((LEASE + 2)) # the length of the cut is the point of the step
+check "host a logged that its leases lapsed" wait_until $((LEASE + 10)) lapsed
+sleep 2 # the length of the cut past the lapse is the point of the step
 kill -USR2 $proxy
-n=$(runs_a)
+cut_ran=$(runs_a) # what host a ran until the cut ended: all claimed before it began
+n=$cut_ran
 all_done() { [ "$(done_count)" = $JOBS ]; }
 # host b may have run every job left meanwhile (a sanitizer build's host a reconnects
 # slowly): then there is nothing for host a to carry on with
 a_resumed() { grows_a "$n" || all_done; }
 check "host a carries on after a long cut, or nothing was left for it" wait_until 30 a_resumed
 check "some jobs were left when the long cut ended" [ "$before" -lt $JOBS ]
-
+check "host a logged that it claims again" wait_until 30 grep -q "$again" "$W/a.log"
+same "host a logged the lapse once" "$(lapses)" $((lapses_before + 1))
 check "every job completed" wait_until 90 all_done
 all_done || sql 'SELECT id, status, attempts FROM taskhost.jobs WHERE status <> 3' | sed 's/^/# not completed: /'
 stop_host $a
@@ -112,4 +122,22 @@ for id in $twice; do
 	grep -q "^$id\$" "$W/a/runs" || bad="$bad $id"
 done
 same "only jobs host a ran (the cut host) ran twice" "$bad" ""
+# the jobs that ran twice are those host b took back from host a
+taken=$(sed -n 's/.*job \([0-9]*\): lease expired.*/\1/p' "$W/b.log")
+bad=""
+for id in $twice; do
+	echo "$taken" | grep -q "^$id\$" || bad="$bad $id"
+done
+same "every job that ran twice was taken back" "$bad" ""
+# the jobs host a ran after the long cut: none claimed between the lapse of its leases
+# and their renewal (their rows keep the start of their last run, host a's; a claim
+# made as the cut began may start after it, once its COMMIT's answer is known)
+log_us() { sql "SELECT (extract(epoch FROM '$(grep "$1" "$W/a.log" | tail -n 1 | cut -d' ' -f1)'::timestamptz) * 1e6)::bigint"; }
+lapse_us=$(log_us "$lapse")
+again_us=$(log_us "$again")
+after=$(tail -n +$((cut_ran + 1)) "$W/a/runs" | tr '\n' ',' | sed 's/,$//')
+early=0
+[ -n "$after" ] && early=$(sql "SELECT count(*) FROM taskhost.jobs WHERE id IN ($after) AND \
+	started_us >= $lapse_us AND started_us < $again_us")
+same "host a claimed nothing after the long cut before it renewed its leases" "$early" 0
 finish

@@ -1,12 +1,12 @@
 #!/bin/sh
 # End to end: the tests that are not about LMDB itself run again on a PostgreSQL store
 # ($TASKHOST_TEST_PG; skipped without one): each in a database of its own, the store
-# given through TASKHOST_STORE. Tests of what depends on this machine (a dead host seen
-# by its pid, the data dir's files, a full map) stay LMDB's.
+# given through TASKHOST_STORE (a dead host is then seen by its lease: lib.sh's DIED).
+# Tests of what depends on this machine (the data dir's files, a full map) stay LMDB's.
 set -u
 : "${TASKHOST:?TASKHOST must name the taskhost binary}"
 : "${PLUGINS:?PLUGINS must name the built plugins directory}"
-TESTS="lifecycle input"
+TESTS="lifecycle input cancelled daemon"
 
 if [ -z "${TASKHOST_TEST_PG:-}" ]; then
 	echo "RESULT: 0 passed, 0 failed (skipped: TASKHOST_TEST_PG is not set)"

@@ -1,5 +1,6 @@
 /* libFuzzer target: the JSON decoding of every API request body. The first byte picks
- * the endpoint (a job, a batch, a wait, a cron update, a time); the rest is the body.
+ * the endpoint (a job, a batch, a wait, a cron update, a clean, a time); the rest is the
+ * body.
  * Whatever a decoder accepts must hold together: input bytes, ids, bounds. */
 #include <jansson.h>
 #include <stdint.h>
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *j = json_loadb((const char *)data + 1, size - 1,
 			       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
 	char err[256];
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0: /* POST /v1/jobs and POST /v1/cron */
 		job(j);
 		break;
@@ -70,6 +71,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int catchup;
 		if (th_api_decode_cron_update(j, &spec, &catchup, err, sizeof(err)) == 0 && !spec &&
 		    catchup < 0)
+			abort();
+		break;
+	}
+	case 4: { /* POST /v1/clean */
+		double older = -1;
+		if (th_api_decode_clean(j, &older, err, sizeof(err)) == 0 &&
+		    !(older >= 0 && older <= 36500 * 86400.0))
 			abort();
 		break;
 	}

@@ -181,12 +181,14 @@ async function jobs(main, q) {
 }
 
 // a job's life from its fields and its error history ('attempt 2 at TIME for 0.250 s:
-// why', one line per failed attempt; lines written before the times have none)
+// why', one line per failed attempt; lines written before the times have none; a
+// 'retried: ...' line where a retry counted the attempts from 1 again)
 function timeline(j, errors) {
 	const rows = [{ at: j.added, what: 'added' }];
 	for (const line of Array.isArray(errors) ? errors : []) {
 		const m = /^attempt (\d+)(?: at (\S+) for ([\d.]+) s)?: (.*)$/s.exec(line);
 		if (m) rows.push({ at: m[2] || null, what: `attempt ${m[1]} failed: ${m[4]}`, took: m[3] ? Number(m[3]) : null });
+		else if (line.startsWith('retried')) rows.push({ at: null, what: 'retried: attempts counted from 1 again' });
 	}
 	if (j.started && !rows.some((r) => r.at === j.started))
 		rows.push({ at: j.started, what: `attempt ${j.attempts} started` + (j.status === 'processing' ? ', running' : ''),
