@@ -2,6 +2,8 @@
  * given; a NULL coordination does nothing (a worker process without a data dir). */
 #include "coord.h"
 
+#include <stdlib.h>
+
 #include "error.h"
 
 static const th_coord_ops *ops(th_coord *c)
@@ -92,4 +94,51 @@ void th_coord_notes_clear(th_coord *c, th_notes *n)
 int th_coord_notes_collect(th_coord *c, const th_owner *self, th_notes_fn fn, void *ud)
 {
 	return c ? ops(c)->notes_collect(c, self, fn, ud) : 0;
+}
+
+int th_coord_host_put(th_coord *c, const th_host_rec *h)
+{
+	return c ? ops(c)->host_put(c, h) : 0;
+}
+
+int th_coord_host_remove(th_coord *c, const th_owner *o)
+{
+	return c ? ops(c)->host_remove(c, o) : 0;
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const th_host_info *x = a, *y = b;
+	return x->started_us < y->started_us ? -1 : x->started_us > y->started_us;
+}
+
+int th_coord_hosts(th_coord *c, int64_t now_us, th_host_info **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	th_host_rec *recs = NULL;
+	size_t nrecs = 0;
+	int rc = c ? ops(c)->host_list(c, &recs, &nrecs) : 0;
+	if (rc || nrecs == 0) {
+		free(recs);
+		return rc;
+	}
+	th_host_info *hosts = malloc(nrecs * sizeof(*hosts));
+	if (!hosts) {
+		free(recs);
+		return TH_ENOMEM;
+	}
+	for (size_t i = 0; i < nrecs; i++) {
+		th_host_info *h = &recs[i].info;
+		int64_t silent = now_us - h->heartbeat_us;
+		h->gone = silent > h->lease_us || th_coord_alive(c, &recs[i].owner) == TH_OWNER_DEAD;
+		if (h->gone && silent > TH_HOST_FORGET_US)
+			ops(c)->host_remove(c, &recs[i].owner);
+		else
+			hosts[(*n)++] = *h;
+	}
+	free(recs);
+	qsort(hosts, *n, sizeof(*hosts), by_start);
+	*out = hosts;
+	return 0;
 }

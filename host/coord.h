@@ -11,9 +11,16 @@
 #include <stdint.h>
 
 #include "owner.h"
+#include "service.h"
 
 typedef struct th_coord th_coord;
 typedef struct th_notes th_notes;
+
+/* What a host tells of itself (th_coord_host_put): who it is and what it does. */
+typedef struct th_host_rec {
+	th_owner owner; /* a backend may keep only its instance and pid */
+	th_host_info info;
+} th_host_rec;
 
 enum th_wake_event {
 	TH_WAKE_ADDED = 0,    /* a job can be claimed: added, resumed, put back */
@@ -55,6 +62,13 @@ typedef struct th_coord_ops {
 	void (*notes_clear)(th_coord *c, th_notes *n);
 	/* fn for the notes of each owner that is dead, then they are dropped */
 	int (*notes_collect)(th_coord *c, const th_owner *self, th_notes_fn fn, void *ud);
+
+	/* the hosts' records, one per owner instance: put replaces it (a reader sees the
+	 * old record or the new one), remove drops it (none is no error), list gives all
+	 * of them in *out (free()) with info.gone false */
+	int (*host_put)(th_coord *c, const th_host_rec *h);
+	int (*host_remove)(th_coord *c, const th_owner *o);
+	int (*host_list)(th_coord *c, th_host_rec **out, size_t *n);
 } th_coord_ops;
 
 /* The single-machine coordination for the data dir `dir` (host/local/local.c). */
@@ -85,5 +99,13 @@ void th_coord_notes_add(th_coord *c, th_notes *n, uint64_t id, uint64_t gen);
 size_t th_coord_notes_pairs(th_coord *c, const th_notes *n, const uint64_t **pairs);
 void th_coord_notes_clear(th_coord *c, th_notes *n);
 int th_coord_notes_collect(th_coord *c, const th_owner *self, th_notes_fn fn, void *ud);
+/* This host's record, told at every heartbeat; removed when it stops. */
+int th_coord_host_put(th_coord *c, const th_host_rec *h);
+int th_coord_host_remove(th_coord *c, const th_owner *o);
+/* Every host's record, oldest start first, as of now_us: gone when its heartbeat is
+ * older than its lease or its owner is dead; one gone for over TH_HOST_FORGET_US is
+ * removed and left out. */
+#define TH_HOST_FORGET_US (3600 * 1000000LL)
+int th_coord_hosts(th_coord *c, int64_t now_us, th_host_info **out, size_t *n);
 
 #endif

@@ -222,6 +222,8 @@ static void *keep(void *arg)
 				th_log_error("processor", "renewing leases failed: %s", th_strerror(rc));
 			k->renew_failed = rc != 0;
 			renewal_done(k, rc ? 0 : began);
+			if (k->env.beat)
+				k->env.beat(k->env.beat_ud);
 		}
 		recover(k);
 		if (k->env.keep_finished_us && (!last_retain || now - last_retain >= retain_us)) {

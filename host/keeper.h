@@ -27,6 +27,9 @@ typedef struct th_keeper_env {
 	void (*fatal)(void *ud, int rc);
 	void *fatal_ud;
 	th_metrics *metrics;      /* NULL: none counted */
+	/* called at every lease renewal, from the keeper's thread: the host's heartbeat */
+	void (*beat)(void *ud);
+	void *beat_ud;
 } th_keeper_env;
 
 /* Takes back the jobs of owners that are gone (th_store_recover) and counts them in

@@ -57,6 +57,7 @@ struct th_service {
 	size_t nqueues;
 	pthread_mutex_t stop_mu; /* one stop at a time, and close waits for it */
 	th_keeper *keeper;       /* while processing: one for every queue */
+	int64_t started_us;      /* when processing started, for the hosts' records */
 	void (*on_fatal)(void *ud, int rc);
 	void *on_fatal_ud;
 	atomic_int fatal;        /* what made the store unusable; 0: nothing */
@@ -764,6 +765,51 @@ int th_service_fatal(th_service *svc)
 	return atomic_load(&svc->fatal);
 }
 
+static th_processor *active(th_service *svc, size_t i);
+
+/* Jobs a queue's processor runs at once. */
+static unsigned workers_of(const struct qproc *q)
+{
+	return q->strategy == &th_strategy_simple ? 1
+	       : q->strategy == &th_strategy_multi ? q->args.max_threads : q->args.max_workers;
+}
+
+/* The heartbeat: this host's record, with its queues and the jobs its workers run. */
+static void beat(void *ud)
+{
+	th_service *svc = ud;
+	th_host_rec h = {.owner = svc->owner};
+	th_host_info *i = &h.info;
+	i->instance = svc->owner.instance;
+	i->pid = svc->owner.pid;
+	if (gethostname(i->name, sizeof(i->name) - 1))
+		snprintf(i->name, sizeof(i->name), "unknown");
+	i->started_us = svc->started_us;
+	i->heartbeat_us = th_clock_now_us();
+	i->lease_us = svc->lease_us;
+	size_t len = 0;
+	pthread_mutex_lock(&svc->proc_mu);
+	for (size_t q = 0; q < svc->nqueues; q++) {
+		const struct qproc *qp = &svc->queues[q];
+		if (len < sizeof(i->strategy))
+			len += (size_t)snprintf(i->strategy + len, sizeof(i->strategy) - len,
+						"%s%s: %s", q ? ", " : "", q ? qp->name : "default",
+						qp->strategy->name);
+		unsigned n = workers_of(qp);
+		i->workers += n;
+		th_processor *p = active(svc, q);
+		for (unsigned w = 0; p && w < n; w++)
+			i->running += atomic_load(&th_processor_slot(p, w)->id) != 0;
+	}
+	pthread_mutex_unlock(&svc->proc_mu);
+	th_coord_host_put(svc->coord, &h);
+}
+
+int th_service_hosts(th_service *svc, th_host_info **out, size_t *n)
+{
+	return th_coord_hosts(svc->coord, th_clock_now_us(), out, n);
+}
+
 int th_service_start_processing(th_service *svc)
 {
 	if (svc->inspect_only)
@@ -775,7 +821,8 @@ int th_service_start_processing(th_service *svc)
 				    .lease_us = svc->lease_us,
 				    .keep_finished_us = svc->keep_finished_us,
 				    .fatal = store_lost, .fatal_ud = svc,
-				    .metrics = svc->metrics};
+				    .metrics = svc->metrics, .beat = beat, .beat_ud = svc};
+		svc->started_us = th_clock_now_us();
 		rc = th_keeper_start(&svc->keeper, &ke);
 	}
 	for (size_t i = 0; i < svc->nqueues && rc == 0; i++) {
@@ -802,6 +849,8 @@ int th_service_start_processing(th_service *svc)
 	pthread_mutex_unlock(&svc->proc_mu);
 	if (rc && rc != TH_EBUSY)
 		th_service_stop_processing(svc); /* all or none */
+	else if (rc == 0)
+		beat(svc);
 	return rc;
 }
 
@@ -831,6 +880,8 @@ int th_service_stop_processing(th_service *svc)
 	svc->keeper = NULL;
 	pthread_mutex_unlock(&svc->proc_mu);
 	th_keeper_stop(k);
+	if (k)
+		th_coord_host_remove(svc->coord, &svc->owner);
 	for (size_t i = 0; i < n; i++)
 		th_processor_free(done[i]);
 	pthread_mutex_unlock(&svc->stop_mu);

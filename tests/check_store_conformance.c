@@ -3,8 +3,9 @@
  * opened by its URL: PostgreSQL when $TASKHOST_TEST_PG gives a server's connection
  * string (scripts/check starts one), each test on a fresh schema. Every operation,
  * every refusal, fencing, recovery, cron, unique keys and pauses, counts and lists by
- * status. What only LMDB has (map growth, the commit hook, the format) is in
- * check_store.c; what only PostgreSQL has (the connection's timeouts) is at the end. */
+ * status, the hosts' records. What only LMDB has (map growth, the commit hook, the
+ * format) is in check_store.c; what only PostgreSQL has (the connection's timeouts) is
+ * at the end. */
 #include <check.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "clock.h"
+#include "coord.h"
 #include "error.h"
 #include "store/store.h"
 #include "store/store_pg.h"
@@ -745,6 +747,94 @@ START_TEST(lists_by_status)
 }
 END_TEST
 
+static th_host_rec host_rec(const th_owner *o, const char *name, int64_t started_us,
+			    int64_t heartbeat_us, uint32_t running)
+{
+	th_host_rec h = {.owner = *o};
+	h.info.instance = o->instance;
+	h.info.pid = o->pid;
+	snprintf(h.info.name, sizeof(h.info.name), "%s", name);
+	snprintf(h.info.strategy, sizeof(h.info.strategy), "default: multi, mail: process");
+	h.info.workers = 6;
+	h.info.running = running;
+	h.info.started_us = started_us;
+	h.info.heartbeat_us = heartbeat_us;
+	h.info.lease_us = 30 * SEC;
+	return h;
+}
+
+static th_host_info *hosts_at(th_coord *c, int64_t now, size_t n)
+{
+	th_host_info *h;
+	size_t got;
+	ck_assert_int_eq(th_coord_hosts(c, now, &h, &got), 0);
+	ck_assert_uint_eq(got, n);
+	return h;
+}
+
+/* The hosts' records through the store's coordination: each host's replaced at its
+ * heartbeat and seen by every reader, oldest start first; gone past its lease (or, where
+ * the coordination can tell, when its process died), forgotten an hour after, removed. */
+START_TEST(hosts_records)
+{
+	open_backend(_i);
+	th_coord *c;
+	ck_assert_int_eq(th_store_coord_open(st, &c), 0);
+	int64_t t = 1800000000 * SEC;
+	free(hosts_at(c, t, 0));
+	th_owner alive, other = {.instance = 0x2222, .pid = 2};
+	th_owner_self(&alive);
+	th_host_rec a = host_rec(&alive, "alpha", t - 5 * SEC, t, 2);
+	th_host_rec b = host_rec(&other, "beta.example", t - 60 * SEC, t - 40 * SEC, 0);
+	ck_assert_int_eq(th_coord_host_put(c, &a), 0);
+	ck_assert_int_eq(th_coord_host_put(c, &b), 0);
+	th_host_info *h = hosts_at(c, t, 2);
+	ck_assert_uint_eq(h[0].instance, 0x2222);
+	ck_assert_str_eq(h[0].name, "beta.example");
+	ck_assert(h[0].gone); /* 40 s without a heartbeat, its lease 30 s */
+	ck_assert_uint_eq(h[1].instance, alive.instance);
+	ck_assert_uint_eq(h[1].pid, alive.pid);
+	ck_assert_str_eq(h[1].name, "alpha");
+	ck_assert_str_eq(h[1].strategy, "default: multi, mail: process");
+	ck_assert_uint_eq(h[1].workers, 6);
+	ck_assert_uint_eq(h[1].running, 2);
+	ck_assert_int_eq(h[1].started_us, t - 5 * SEC);
+	ck_assert_int_eq(h[1].heartbeat_us, t);
+	ck_assert_int_eq(h[1].lease_us, 30 * SEC);
+	ck_assert(!h[1].gone);
+	free(h);
+	/* the next heartbeat replaces the record */
+	a = host_rec(&alive, "alpha", t - 5 * SEC, t + 10 * SEC, 3);
+	ck_assert_int_eq(th_coord_host_put(c, &a), 0);
+	h = hosts_at(c, t + 10 * SEC, 2);
+	ck_assert_uint_eq(h[1].running, 3);
+	ck_assert_int_eq(h[1].heartbeat_us, t + 10 * SEC);
+	free(h);
+	/* an hour on: the host silent for over an hour is forgotten, the other one gone */
+	h = hosts_at(c, t + 3601 * SEC, 1);
+	ck_assert_uint_eq(h[0].instance, alive.instance);
+	ck_assert(h[0].gone);
+	free(h);
+	free(hosts_at(c, t, 1)); /* removed for good */
+	/* a host that stops removes its record; none to remove is no error */
+	ck_assert_int_eq(th_coord_host_remove(c, &alive), 0);
+	ck_assert_int_eq(th_coord_host_remove(c, &alive), 0);
+	free(hosts_at(c, t, 0));
+	if (backends[_i] != &th_store_pg) {
+		/* on one machine, a host whose process died is gone at once */
+		th_owner dead = alive;
+		dead.instance++;
+		dead.pid = 0x3ffffff0; /* past pid_max: no such process */
+		th_host_rec d = host_rec(&dead, "alpha", t, t, 1);
+		ck_assert_int_eq(th_coord_host_put(c, &d), 0);
+		h = hosts_at(c, t, 1);
+		ck_assert(h[0].gone);
+		free(h);
+	}
+	th_coord_close(c);
+}
+END_TEST
+
 /* ---- PostgreSQL alone ---- */
 
 static int sockopt(PGconn *conn, int level, int name)
@@ -813,6 +903,7 @@ Suite *conformance_suite(void)
 	tcase_add_loop_test(tc, lists_by_status, 0, n);
 	tcase_add_loop_test(tc, minutes_count_what_happened, 0, n);
 	tcase_add_loop_test(tc, changes_of_many, 0, n);
+	tcase_add_loop_test(tc, hosts_records, 0, n);
 	tcase_add_loop_test(tc, writes_in_order, 0, n);
 	suite_add_tcase(s, tc);
 	if (getenv("TASKHOST_TEST_PG")) {

@@ -262,6 +262,26 @@ int th_service_stop_processing(th_service *svc);
  * cannot wait: a job that then ends without success goes back to the queue. */
 void th_service_interrupt(th_service *svc);
 bool th_service_is_processing(th_service *svc);
+
+/* A host that processes jobs of this store, as it last told (every third of its lease
+ * while it processes; its record goes when it stops). */
+#define TH_HOST_NAME_MAX 64
+#define TH_HOST_STRATEGY_MAX 256
+typedef struct th_host_info {
+	uint64_t instance;       /* its service instance (th_job.owner of its claims) */
+	uint32_t pid;
+	char name[TH_HOST_NAME_MAX + 1];         /* its machine's host name */
+	char strategy[TH_HOST_STRATEGY_MAX + 1]; /* "queue: strategy" per queue, ", " between */
+	uint32_t workers;        /* jobs it can run at once */
+	uint32_t running;        /* jobs it ran at its last heartbeat */
+	int64_t started_us;      /* when it started processing, Unix microseconds */
+	int64_t heartbeat_us;    /* when it last told */
+	int64_t lease_us;        /* its lease: no heartbeat for this long and it is gone */
+	bool gone;               /* no heartbeat within its lease, or its process died */
+} th_host_info;
+/* Every host that told, oldest start first: *out (free() it), *n. Records of hosts
+ * gone for over an hour are removed. */
+int th_service_hosts(th_service *svc, th_host_info **out, size_t *n);
 /* 0, or the TH_E* code of what made the store unusable while processing (on_fatal). */
 int th_service_fatal(th_service *svc);
 /* The worker threads running a job now: the job ids go to ids[0..*n). */

@@ -1,11 +1,13 @@
 /* The single-machine coordination (th_coord_open_local): wake-ups on futexes in the
- * data dir's `wake` file, the `progress` table, `inflight-*` notes, pid liveness. */
+ * data dir's `wake` file, the `progress` table, `inflight-*` notes, `host-*` records,
+ * pid liveness. */
 #include "coord.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "local/local_hosts.h"
 #include "local/local_inflight.h"
 #include "local/local_progress.h"
 #include "local/local_wake.h"
@@ -99,6 +101,21 @@ static int local_notes_collect(th_coord *c, const th_owner *self, th_notes_fn fn
 	return th_inflight_collect(c->dir, self, fn, ud);
 }
 
+static int local_host_put(th_coord *c, const th_host_rec *h)
+{
+	return th_local_host_put(c->dir, h);
+}
+
+static int local_host_remove(th_coord *c, const th_owner *o)
+{
+	return th_local_host_remove(c->dir, o);
+}
+
+static int local_host_list(th_coord *c, th_host_rec **out, size_t *n)
+{
+	return th_local_host_list(c->dir, out, n);
+}
+
 static const th_coord_ops local_ops = {
 	.name = "local",
 	.close = local_close,
@@ -115,6 +132,9 @@ static const th_coord_ops local_ops = {
 	.notes_pairs = local_notes_pairs,
 	.notes_clear = local_notes_clear,
 	.notes_collect = local_notes_collect,
+	.host_put = local_host_put,
+	.host_remove = local_host_remove,
+	.host_list = local_host_list,
 };
 
 int th_coord_open_local(th_coord **out, const char *dir)

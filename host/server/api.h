@@ -144,6 +144,7 @@ int th_api_cron_next(th_api_req *r);
 int th_api_clean(th_api_req *r);
 int th_api_tasks(th_api_req *r);
 int th_api_health(th_api_req *r);
+int th_api_hosts(th_api_req *r);
 int th_api_openapi_doc(th_api_req *r);
 int th_api_metrics(th_api_req *r);
 

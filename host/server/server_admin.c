@@ -1,6 +1,6 @@
 /* The API's routes beyond single jobs: stats, queues (pause, resume), cron jobs (list,
- * add, update, pause, resume, remove, next fire times), clean, tasks, health and the
- * spec. */
+ * add, update, pause, resume, remove, next fire times), clean, tasks, health, hosts and
+ * the spec. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +287,30 @@ int th_api_health(th_api_req *r)
 					   (json_int_t)queued, "processing",
 					   (json_int_t)processing, "processors_running",
 					   th_service_is_processing(r->svc)));
+}
+
+int th_api_hosts(th_api_req *r)
+{
+	th_host_info *h;
+	size_t n;
+	int rc = th_service_hosts(r->svc, &h, &n);
+	if (rc)
+		return th_api_error(r, 503, "unhealthy", "the hosts' records cannot be read: %s",
+				    th_strerror(rc));
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char inst[17];
+		snprintf(inst, sizeof(inst), "%016llx", (unsigned long long)h[i].instance);
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:s, s:I, s:s, s:I, s:I, s:o, s:o, s:f, s:b}", "instance", inst,
+			"name", h[i].name, "pid", (json_int_t)h[i].pid, "strategy", h[i].strategy,
+			"workers", (json_int_t)h[i].workers, "running", (json_int_t)h[i].running,
+			"started", th_jobjson_time(h[i].started_us),
+			"heartbeat", th_jobjson_time(h[i].heartbeat_us),
+			"lease_seconds", h[i].lease_us / 1e6, "gone", h[i].gone));
+	}
+	free(h);
+	return th_api_ok(r, 200, json_pack("{s:o}", "hosts", arr));
 }
 
 int th_api_openapi_doc(th_api_req *r)

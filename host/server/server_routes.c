@@ -41,6 +41,7 @@ const th_api_route th_api_routes[] = {
 	{"POST", "/clean", A, th_api_clean},
 	{"GET", "/tasks", R, th_api_tasks},
 	{"GET", "/health", R, th_api_health},
+	{"GET", "/hosts", R, th_api_hosts},
 	{"GET", "/openapi.json", R, th_api_openapi_doc},
 	{NULL, NULL, 0, NULL},
 };

@@ -1,6 +1,7 @@
 /* The coordination of hosts on one PostgreSQL database (th_coord_open_pg): wake-ups by
- * LISTEN/NOTIFY on channel taskhost_wake, progress in taskhost.progress, liveness by
- * lease alone, no notes (claims commit before their jobs start). */
+ * LISTEN/NOTIFY on channel taskhost_wake, progress in taskhost.progress, the hosts'
+ * records in taskhost.hosts, liveness by lease alone, no notes (claims commit before
+ * their jobs start). */
 #include "store/store_pg.h"
 
 #include <errno.h>
@@ -295,6 +296,84 @@ static int pg_notes_collect(th_coord *c, const th_owner *self, th_notes_fn fn, v
 	return 0;
 }
 
+static int pg_host_put(th_coord *c, const th_host_rec *h)
+{
+	const th_host_info *i = &h->info;
+	char inst[24], pid[16], workers[16], running[16], started[24], beat[24], lease[24];
+	snprintf(inst, sizeof(inst), "%lld", (long long)h->owner.instance);
+	snprintf(pid, sizeof(pid), "%u", h->owner.pid);
+	snprintf(workers, sizeof(workers), "%u", i->workers);
+	snprintf(running, sizeof(running), "%u", i->running);
+	snprintf(started, sizeof(started), "%lld", (long long)i->started_us);
+	snprintf(beat, sizeof(beat), "%lld", (long long)i->heartbeat_us);
+	snprintf(lease, sizeof(lease), "%lld", (long long)i->lease_us);
+	const char *v[] = {inst, pid, i->name, i->strategy, workers, running, started, beat, lease};
+	pthread_mutex_lock(&c->send_mu);
+	bool ok = send_sql(c, "INSERT INTO taskhost.hosts VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+			   " $9) ON CONFLICT (instance) DO UPDATE SET pid = excluded.pid,"
+			   " name = excluded.name, strategy = excluded.strategy,"
+			   " workers = excluded.workers, running = excluded.running,"
+			   " started_us = excluded.started_us, heartbeat_us = excluded.heartbeat_us,"
+			   " lease_us = excluded.lease_us", 9, v);
+	pthread_mutex_unlock(&c->send_mu);
+	if (!ok)
+		th_log_warn("store", "%s: this host's row in taskhost.hosts was not written",
+			    c->shown);
+	return ok ? 0 : TH_EIO;
+}
+
+static int pg_host_remove(th_coord *c, const th_owner *o)
+{
+	char inst[24];
+	snprintf(inst, sizeof(inst), "%lld", (long long)o->instance);
+	const char *v[] = {inst};
+	pthread_mutex_lock(&c->send_mu);
+	bool ok = send_sql(c, "DELETE FROM taskhost.hosts WHERE instance = $1", 1, v);
+	pthread_mutex_unlock(&c->send_mu);
+	return ok ? 0 : TH_EIO;
+}
+
+static int pg_host_list(th_coord *c, th_host_rec **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	int rc = TH_EIO;
+	pthread_mutex_lock(&c->send_mu);
+	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send) == 0) {
+		PGresult *r = PQexec(c->send, "SELECT instance, pid, name, strategy, workers,"
+				     " running, started_us, heartbeat_us, lease_us FROM taskhost.hosts");
+		int rows = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
+		char m[TH_STORE_PG_MSG_MAX];
+		if (rows < 0) {
+			th_log_error("store", "%s: reading taskhost.hosts: %s", c->shown,
+				     th_store_pg_message(c->send, r, m));
+		} else if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out)))) {
+			rc = TH_ENOMEM;
+		} else {
+			rc = 0;
+			for (int k = 0; k < rows; k++) {
+				th_host_rec *h = &(*out)[k];
+				h->owner.instance = (uint64_t)strtoll(PQgetvalue(r, k, 0), NULL, 10);
+				h->owner.pid = (uint32_t)strtoul(PQgetvalue(r, k, 1), NULL, 10);
+				h->info.instance = h->owner.instance;
+				h->info.pid = h->owner.pid;
+				snprintf(h->info.name, sizeof(h->info.name), "%s", PQgetvalue(r, k, 2));
+				snprintf(h->info.strategy, sizeof(h->info.strategy), "%s",
+					 PQgetvalue(r, k, 3));
+				h->info.workers = (uint32_t)strtoul(PQgetvalue(r, k, 4), NULL, 10);
+				h->info.running = (uint32_t)strtoul(PQgetvalue(r, k, 5), NULL, 10);
+				h->info.started_us = strtoll(PQgetvalue(r, k, 6), NULL, 10);
+				h->info.heartbeat_us = strtoll(PQgetvalue(r, k, 7), NULL, 10);
+				h->info.lease_us = strtoll(PQgetvalue(r, k, 8), NULL, 10);
+			}
+			*n = (size_t)rows;
+		}
+		PQclear(r);
+	}
+	pthread_mutex_unlock(&c->send_mu);
+	return rc;
+}
+
 static const th_coord_ops pg_ops = {
 	.name = "postgresql",
 	.close = pg_coord_close,
@@ -311,6 +390,9 @@ static const th_coord_ops pg_ops = {
 	.notes_pairs = pg_notes_pairs,
 	.notes_clear = pg_notes_clear,
 	.notes_collect = pg_notes_collect,
+	.host_put = pg_host_put,
+	.host_remove = pg_host_remove,
+	.host_list = pg_host_list,
 };
 
 int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown,

@@ -123,6 +123,12 @@ static const char *const migrations[] = {
 	"  count(*) FILTER (WHERE n.status = 4) FROM new_rows n JOIN old_rows o ON o.id = n.id"
 	"  WHERE n.status IN (3, 4) AND o.status <> n.status GROUP BY n.queue;"
 	" END IF; RETURN NULL; END $$;",
+	/* 4: the hosts that process jobs, a row each, replaced at every heartbeat (the
+	 * host's clock) and removed when the host stops */
+	"CREATE TABLE taskhost.hosts (instance bigint PRIMARY KEY, pid integer NOT NULL,"
+	" name text NOT NULL, strategy text NOT NULL, workers integer NOT NULL,"
+	" running integer NOT NULL, started_us bigint NOT NULL, heartbeat_us bigint NOT NULL,"
+	" lease_us bigint NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

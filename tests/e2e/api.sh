@@ -117,6 +117,15 @@ check "the socket is api.sock in the data dir, mode 0660" \
 
 api GET /v1/health
 is "health" 200 '.status == "ok"'
+api GET /v1/hosts
+is "hosts: this one, alive, with its strategy, workers, jobs running, heartbeat" 200 \
+	".hosts | length == 1 and (.[0] | .pid == $HOST_PID and .gone == false and
+	 .strategy == \"default: multi\" and .workers == 2 and .running == 0 and
+	 .lease_seconds == 30 and (.instance | test(\"^[0-9a-f]{16}\$\")) and .heartbeat >= .started)"
+tcp "" GET /v1/hosts
+is "hosts over TCP need a token" 401
+tcp "$READ" GET /v1/hosts
+is "a read token is enough" 200 '.hosts | length == 1'
 api POST /v1/jobs '{"task":"echo","input":"hello","priority":3,"max_attempts":2,"timeout":5,"backoff":1}'
 is "add one job" 201 '.id == 1 and .existed == false'
 api POST /v1/wait '{"ids":[1],"timeout":10}'

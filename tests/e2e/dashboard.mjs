@@ -254,7 +254,11 @@ try {
 		await page.waitForSelector(`#${name === 'cron' ? 'cron' : 'host'}-list`);
 		await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
 	}
-	ok((await page.textContent('#host-list')).includes('multi'), 'hosts: the strategy is shown');
+	const hl = (await api('/v1/hosts')).hosts;
+	const hrow = await page.$$eval(`#host-list tr[data-instance="${hl[0].instance}"] td`, (t) => t.map((x) => x.textContent));
+	ok(hl.length === 1 && hrow[0] === hl[0].name && hrow[1] === String(hl[0].pid) && hrow[3] === 'default: multi, mail: simple' &&
+		hrow[4] === '5' && /^\d+$/.test(hrow[5]) && hrow[7] !== '' && hrow[8] === 'alive',
+		`hosts: this host with its strategies, workers, jobs running, heartbeat (${hrow.join(' | ')})`);
 	await page.click('#nav a[href="#/cron"]');
 	await page.waitForSelector('#cron-list');
 	ok((await page.textContent('#cron-list')).includes('*/5 * * * *'), 'cron: the schedule is listed');

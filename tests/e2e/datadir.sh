@@ -2,7 +2,8 @@
 # End to end: the data dir's own files. lock.mdb removed under a running host (no second
 # writer, no duplicate id, nothing damaged, the host stops by itself), data.mdb removed
 # (the host stops and says why); links planted for wake, progress, lock.mdb
-# and data.mdb, a FIFO named like an inflight file, a world-writable dir, a dir of
+# and data.mdb, a FIFO named like an inflight file, a FIFO and a link named like hosts'
+# records (GET /v1/hosts skips them), a world-writable dir, a dir of
 # another user, and a dir shared with data_dir_group.
 . "$(dirname "$0")/lib.sh"
 
@@ -137,14 +138,24 @@ for f in wake progress lock.mdb data.mdb; do
 done
 
 mkfifo "$VAR/inflight-00000000000000aa-0"
+# and a FIFO and a link named like hosts' records
+mkfifo "$VAR/host-00000000000000bb"
+echo precious >"$W/target"
+ln -s "$W/target" "$VAR/host-00000000000000cc"
 check "a FIFO named like an inflight file does not hang a host" start_host "$W/d.log"
 has "it is skipped with a log line" "$(cat "$W/d.log")" \
 	"$VAR/inflight-00000000000000aa-0 is a FIFO, not a regular file: refused (left as it is)"
 th add echo z
 th wait "$out" --timeout 30
 expect "and the host runs jobs" 0
+same "GET /v1/hosts skips the FIFO and the link named like records: this host alone" \
+	"$(curl -s --unix-socket "$VAR/api.sock" http://x/v1/hosts | jq -r '[.hosts[].pid] | join(",")')" \
+	"$HOST_PID"
+has "the link is refused with a log line" "$(cat "$W/d.log")" \
+	"$VAR/host-00000000000000cc is a symbolic link, not a regular file: refused"
+same "its target is untouched" "$(cat "$W/target")" precious
 stop_host "$HOST_PID"
-rm "$VAR/inflight-00000000000000aa-0"
+rm "$VAR/inflight-00000000000000aa-0" "$VAR/host-00000000000000bb" "$VAR/host-00000000000000cc"
 
 chmod 0777 "$VAR"
 th list

@@ -2,7 +2,9 @@
 # End to end: two hosts (each with its own data dir) on one PostgreSQL store
 # ($TASKHOST_TEST_PG; skipped without one) share 40 jobs; one is stopped, then killed,
 # while it runs some. The other takes those back once their lease ran out and runs
-# them: every job completes, and only the jobs the killed host held ran twice.
+# them: every job completes, and only the jobs the killed host held ran twice. Each
+# host sees the other in GET /v1/hosts; the killed one shows as gone once its lease
+# ran out, and a host that stops cleanly removes its row.
 . "$(dirname "$0")/lib.sh"
 
 pg_database th_e2e2_$$
@@ -22,6 +24,13 @@ a=$HOST_PID
 CFG="$W/b.ini"
 start_host "$W/b.log"
 b=$HOST_PID
+
+hosts_seen() {
+	curl -s --unix-socket "$W/$1/api.sock" http://x/v1/hosts |
+		jq -r '[.hosts[] | "\(.pid) \(.gone)"] | join(",")'
+}
+same "GET /v1/hosts on host a: both hosts" "$(hosts_seen a)" "$a false,$b false"
+same "and on host b" "$(hosts_seen b)" "$a false,$b false"
 
 i=0
 while [ $i -lt 40 ]; do
@@ -43,8 +52,19 @@ check "it held some when killed" [ -n "$held" ]
 
 th wait $(seq 1 40) --timeout 60
 expect "all 40 completed" 0
+a_gone() { [ "$(hosts_seen b)" = "$a true,$b false" ]; }
+check "the killed host is gone from the hosts once its lease (2 s) ran out" wait_until 10 a_gone
+# the table gone from under the host: 503, and the log says why
+sql "ALTER TABLE taskhost.hosts RENAME TO hosts_away" >/dev/null
+same "GET /v1/hosts without the table: 503" \
+	"$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$W/b/api.sock" http://x/v1/hosts)" 503
+check "the log names the table and the cause" \
+	grep -q 'reading taskhost.hosts: .*relation "taskhost.hosts" does not exist' "$W/b.log"
+sql "ALTER TABLE taskhost.hosts_away RENAME TO hosts" >/dev/null
 stop_host "$b"
 same "host b stopped cleanly" "$host_rc" 0
+same "and removed its row; the killed host's stays" \
+	"$(sql "SELECT string_agg(pid::text, ',') FROM taskhost.hosts")" "$a"
 
 for id in $held; do
 	check "job $id, held by the killed host, was taken back by lease" \

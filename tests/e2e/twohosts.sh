@@ -1,6 +1,7 @@
 #!/bin/sh
 # End to end: two hosts on one data dir run 1,000 jobs, each exactly once. The jobs
 # are added from a third process while both hosts run, so both claim concurrently.
+# GET /v1/hosts lists both; one that stopped took its record with it.
 . "$(dirname "$0")/lib.sh"
 
 cp "$FIXTURES/fx_good.so" "$W/plugins/"
@@ -18,8 +19,21 @@ done
 same "1000 jobs added" "$i" 1000
 th wait $(seq 1 1000) --timeout 300
 expect "all 1000 completed" 0
+# the socket is the host's that started last (b): it lists both, alive
+hosts_seen() {
+	curl -s --unix-socket "$W/var/api.sock" http://x/v1/hosts |
+		jq -r '[.hosts[] | "\(.pid) \(.gone) \(.strategy) \(.workers)"] | join(",")'
+}
+same "GET /v1/hosts: both hosts, each with its strategy and workers" "$(hosts_seen)" \
+	"$a false default: multi 3,$b false default: multi 3"
+b_instance=$(curl -s --unix-socket "$W/var/api.sock" http://x/v1/hosts |
+	jq -r --argjson b "$b" '.hosts[] | select(.pid == $b) | .instance')
 stop_host "$a"
+same "host a stopped cleanly" "$host_rc" 0
+# (a stopping removed the socket path, b's since b started: only the records are left)
+same "and took its record with it: b's is left" "$(cd "$W/var" && echo host-*)" "host-$b_instance"
 stop_host "$b"
+check "the last host took its record with it" sh -c '! ls "$1"/var/host-* 2>/dev/null' - "$W"
 
 check "each job ran exactly once" sh -c '[ "$(sort -n "$1" | uniq | wc -l)" = 1000 ] && [ "$(wc -l <"$1")" = 1000 ]' - "$W/runs"
 check "1 .. 1000" sh -c '[ "$(sort -n "$1" | head -n 1)" = 1 ] && [ "$(sort -n "$1" | tail -n 1)" = 1000 ]' - "$W/runs"

@@ -257,12 +257,13 @@ async function cron(main) {
 }
 
 async function hosts(main) {
-	const h = await api('GET', '/v1/health');
-	const q = await api('GET', '/v1/queues');
-	main.append(el('h1', {}, 'Hosts'), el('table', { id: 'host-list' },
-		el('tr', {}, ['host', 'processors', 'queues and strategies', 'queued', 'processing'].map((x) => el('th', {}, x))),
-		el('tr', {}, el('td', {}, location.host), el('td', {}, h.processors_running ? 'running' : 'stopped'),
-			el('td', {}, q.queues.map((x) => `${x.name}: ${x.strategy}`).join(', ')), el('td', {}, h.queued), el('td', {}, h.processing))));
+	const doc = await api('GET', '/v1/hosts');
+	main.append(el('h1', {}, 'Hosts'), doc.hosts.length ? el('table', { id: 'host-list' },
+		el('tr', {}, ['host', 'pid', 'instance', 'queues and strategies', 'workers', 'jobs running', 'started', 'heartbeat', 'state'].map((x) => el('th', {}, x))),
+		doc.hosts.map((h) => el('tr', { 'data-instance': h.instance, class: h.gone ? 'gone' : '' }, el('td', {}, h.name), el('td', {}, h.pid),
+			el('td', {}, h.instance), el('td', {}, h.strategy), el('td', {}, h.workers), el('td', {}, h.running),
+			el('td', {}, h.started), el('td', {}, h.heartbeat), el('td', {}, h.gone ? 'gone' : 'alive'))))
+		: el('p', { id: 'host-list' }, 'No host is processing jobs of this store.'));
 	return true;
 }
 
