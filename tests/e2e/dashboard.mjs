@@ -245,7 +245,29 @@ try {
 	await page.click('tr[data-queue="mail"] button:has-text("pause")');
 	ok(await until(async () => (await api('/v1/queues')).queues.find((q) => q.name === 'mail').paused), 'queues: pause paused it');
 	await page.waitForSelector('tr[data-queue="mail"] button:has-text("resume")');
+	// each queue's rate is its last whole minute of the store's minutes
+	const rate = async () => {
+		const m = (await api('/v1/stats/history?minutes=2&queue=mail')).minutes[0];
+		const cells = await page.$$eval('tr[data-queue="mail"] td', (t) => t.map((x) => x.textContent));
+		return cells[4] === String(m.added) && cells[5] === String(m.completed + m.failed);
+	};
+	ok(await until(rate), 'queues: each queue\'s jobs added and finished in the last whole minute');
 	await page.screenshot({ path: `${SHOTS}/queues.png`, fullPage: true });
+	// a job added to the paused queue is its oldest queued one on the overview
+	const parked = await api('/v1/jobs', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+		body: JSON.stringify({ task: 'echo', input: 'parked', queue: 'mail' }) });
+	await visit(page, '#/overview');
+	ok(await until(async () => (await page.getAttribute('#queues tr[data-queue="mail"] td.oldest a', 'href').catch(() => null)) === `#/job/${parked.id}`),
+		`overview: the oldest queued job of the paused queue is the one added to it (${parked.id})`);
+	ok(await until(async () => {
+		const first = (await api('/v1/jobs?status=queued&queue=default&limit=1')).jobs[0];
+		const cell = await page.textContent('#queues tr[data-queue="default"] td.oldest');
+		return first ? cell.startsWith(`#${first.id} `) : cell === 'none';
+	}), 'overview: the default queue\'s oldest queued job, or none');
+	const hb = (await api('/v1/hosts')).hosts[0];
+	ok(await until(async () => (await page.textContent(`#busy tr[data-instance="${hb.instance}"] td.busy`).catch(() => '')) ===
+		`${(await api('/v1/hosts')).hosts[0].running} of ${hb.workers}`), 'overview: busy workers per host, as the host records them');
+	await visit(page, '#/queues');
 	await page.click('tr[data-queue="mail"] button:has-text("resume")');
 	ok(await until(async () => !(await api('/v1/queues')).queues.find((q) => q.name === 'mail').paused), 'queues: resume resumed it');
 

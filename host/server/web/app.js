@@ -52,14 +52,28 @@ function statusCell(s) { return el('td', { class: `status-${s}` }, s); }
 
 async function overview(main) {
 	// the store keeps each minute's counts: the chart is the last hour at every poll
-	const [s, h] = await Promise.all([api('GET', '/v1/stats'), api('GET', '/v1/stats/history?minutes=60')]);
+	const [s, h, hs] = await Promise.all([api('GET', '/v1/stats'), api('GET', '/v1/stats/history?minutes=60'),
+		api('GET', '/v1/hosts').catch(() => null)]);
 	const per = (k) => h.minutes.map((m) => m[k]);
+	// each queue's oldest queued job: the first of its queued jobs, which list oldest first
+	const queues = Object.entries(s.queues);
+	const oldest = await Promise.all(queues.map(([q, c]) => (c.queued
+		? api('GET', `/v1/jobs?status=queued&queue=${encodeURIComponent(q)}&limit=1`).then((d) => d.jobs[0])
+		: null)));
+	const waiting = (j) => `#${j.id} ${j.task}, waiting ${((Date.now() - Date.parse(j.added)) / 1000).toFixed(1)} s`;
 	main.append(el('h1', {}, 'Overview'),
 		el('div', { class: 'cards', id: 'counts' }, STATUSES.map((k) =>
 			el('a', { class: 'card', href: `#/jobs?status=${k}` }, el('b', {}, s.counts[k]), k))),
 		el('h2', {}, 'Per queue'),
-		el('table', { id: 'queues' }, el('tr', {}, el('th', {}, 'queue'), STATUSES.map((k) => el('th', {}, k))),
-			Object.entries(s.queues).map(([q, c]) => el('tr', {}, el('td', {}, q), STATUSES.map((k) => el('td', {}, c[k]))))),
+		el('table', { id: 'queues' }, el('tr', {}, el('th', {}, 'queue'), STATUSES.map((k) => el('th', {}, k)), el('th', {}, 'oldest queued')),
+			queues.map(([q, c], i) => el('tr', { 'data-queue': q }, el('td', {}, q), STATUSES.map((k) => el('td', {}, c[k])),
+				el('td', { class: 'oldest' }, oldest[i] ? el('a', { href: `#/job/${oldest[i].id}` }, waiting(oldest[i])) : 'none')))),
+		el('h2', {}, 'Busy workers per host'),
+		hs === null ? el('p', {}, 'the hosts could not be read')
+			: hs.hosts.filter((x) => !x.gone).length === 0 ? el('p', {}, 'no host processes jobs')
+				: el('table', { id: 'busy' }, el('tr', {}, ['host', 'pid', 'busy', 'heartbeat'].map((x) => el('th', {}, x))),
+					hs.hosts.filter((x) => !x.gone).map((x) => el('tr', { 'data-instance': x.instance }, el('td', {}, x.name),
+						el('td', {}, x.pid), el('td', { class: 'busy' }, `${x.running} of ${x.workers}`), el('td', {}, x.heartbeat)))),
 		el('h2', {}, `Throughput per minute, the last hour (${s.jobs_per_second.toFixed(2)} finished/s over the last minute)`),
 		lineChart(['added', 'completed', 'failed'].map((k) => ({ name: k, values: per(k) })), { unit: 'per minute' }),
 		el('p', { class: 'legend' }, el('span', { class: 'status-queued' }, '— added'),
@@ -231,12 +245,17 @@ async function job(main, id) {
 async function queues(main) {
 	const doc = await api('GET', '/v1/queues');
 	const s = await api('GET', '/v1/stats');
+	// each queue's rate: its last whole minute (the entry before the one under way)
+	const rates = await Promise.all(doc.queues.map((q) =>
+		api('GET', `/v1/stats/history?minutes=2&queue=${encodeURIComponent(q.name)}`).then((d) => d.minutes[d.minutes.length - 2] || null)));
 	main.append(el('h1', {}, 'Queues'), el('table', { id: 'queue-list' },
-		el('tr', {}, ['queue', 'strategy', 'queued', 'processing', 'paused', ''].map((h) => el('th', {}, h))),
-		doc.queues.map((q) => {
-			const c = s.queues[q.name] || {};
+		el('tr', {}, ['queue', 'strategy', 'queued', 'processing', 'added/min', 'finished/min', 'paused', ''].map((h) => el('th', {}, h))),
+		doc.queues.map((q, i) => {
+			const c = s.queues[q.name] || {}, m = rates[i];
 			return el('tr', { 'data-queue': q.name }, el('td', {}, q.name), el('td', {}, q.strategy),
-				el('td', {}, c.queued || 0), el('td', {}, c.processing || 0), el('td', { class: 'paused' }, q.paused ? 'paused' : 'running'),
+				el('td', {}, c.queued || 0), el('td', {}, c.processing || 0),
+				el('td', { class: 'added-rate' }, m ? m.added : 0), el('td', { class: 'finished-rate' }, m ? m.completed + m.failed : 0),
+				el('td', { class: 'paused' }, q.paused ? 'paused' : 'running'),
 				el('td', {}, button(q.paused ? 'resume' : 'pause',
 					() => api('POST', `/v1/queues/${q.name}/${q.paused ? 'resume' : 'pause'}`), canAdmin())));
 		})));
