@@ -6,7 +6,7 @@
 set -u
 : "${TASKHOST:?TASKHOST must name the taskhost binary}"
 : "${PLUGINS:?PLUGINS must name the built plugins directory}"
-TESTS="lifecycle input cancelled daemon"
+TESTS="lifecycle input cancelled daemon dashboard"
 
 if [ -z "${TASKHOST_TEST_PG:-}" ]; then
 	echo "RESULT: 0 passed, 0 failed (skipped: TASKHOST_TEST_PG is not set)"
