@@ -288,6 +288,17 @@ try {
 	const row = await page.$$eval(`#cron-list tr[data-id="${J.cron}"] td`, (t) => t.map((x) => x.textContent));
 	ok(cj.last_run > 0 && row[5] === String(cj.last_run) && row[6] === 'error' && row[7] === cj.last_run_finished && row[8] === 'paused',
 		`cron: each schedule's last run, its result and end (${row.join(' | ')})`);
+	// the page's three next fire times are the API's, asked before the page loads and
+	// after (the schedule fires every second, counted from when it is asked)
+	const firesBefore = (await api(`/v1/cron/${J.cron}/next?count=3`)).next;
+	await visit(page, '#/hosts');
+	await visit(page, '#/cron');
+	const shown = await page.$$eval(`#cron-list tr[data-id="${J.cron}"] td.next`, (t) => t[0].innerText.split('\n'));
+	const firesAfter = (await api(`/v1/cron/${J.cron}/next?count=3`)).next;
+	const t = Date.parse;
+	ok(shown.length === 3 && firesBefore.length === 3 && firesAfter.length === 3 &&
+		shown.every((x, i) => t(firesBefore[i]) <= t(x) && t(x) <= t(firesAfter[i])),
+		`cron: each schedule's next three fire times (${shown.join(', ')}; the API: ${firesBefore.join(', ')} / ${firesAfter.join(', ')})`);
 
 	// a change without the CSRF header is refused, with it allowed
 	const noCsrf = await page.evaluate(async (id) => (await fetch(`/v1/jobs/${id}/cancel`, { method: 'POST' })).status, J.running);

@@ -5,6 +5,7 @@ import { lineChart } from './chart.js';
 
 const STATUSES = ['queued', 'processing', 'completed', 'error', 'cancelled', 'delayed', 'held', 'cronjob'];
 const POLL_MS = 2000;
+const NEXT_FIRES = 3; // a cron job's fire times shown
 let session = null; // {name, scope, csrf}
 let timer = null;
 
@@ -264,10 +265,14 @@ async function queues(main) {
 
 async function cron(main) {
 	const doc = await api('GET', '/v1/cron');
+	const next = await Promise.all(doc.cron.map((c) => (c.schedule
+		? api('GET', `/v1/cron/${c.id}/next?count=${NEXT_FIRES}`).then((d) => d.next).catch(() => [])
+		: [])));
 	main.append(el('h1', {}, 'Cron'), el('table', { id: 'cron-list' },
-		el('tr', {}, ['id', 'task', 'schedule', 'next fire', 'runs', 'last run', 'its result', 'ended', 'paused', ''].map((h) => el('th', {}, h))),
-		doc.cron.map((c) => el('tr', { 'data-id': c.id }, el('td', {}, el('a', { href: `#/job/${c.id}` }, c.id)), el('td', {}, c.task),
-			el('td', {}, c.schedule || ''), el('td', {}, c.next_fire || ''), el('td', {}, c.fires),
+		el('tr', {}, ['id', 'task', 'schedule', 'next fires', 'runs', 'last run', 'its result', 'ended', 'paused', ''].map((h) => el('th', {}, h))),
+		doc.cron.map((c, i) => el('tr', { 'data-id': c.id }, el('td', {}, el('a', { href: `#/job/${c.id}` }, c.id)), el('td', {}, c.task),
+			el('td', {}, c.schedule || ''),
+			el('td', { class: 'next' }, next[i].length ? next[i].flatMap((t, k) => (k ? [el('br'), t] : [t])) : c.next_fire || ''), el('td', {}, c.fires),
 			el('td', {}, c.last_run ? el('a', { href: `#/job/${c.last_run}` }, c.last_run) : 'none yet'),
 			c.last_run_status ? statusCell(c.last_run_status) : el('td', {}, c.last_run ? '(not kept)' : ''),
 			el('td', {}, c.last_run_finished || ''), el('td', {}, c.paused ? 'paused' : ''),
