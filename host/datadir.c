@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -280,4 +281,25 @@ int th_datadir_map(const char *dir, const char *name, size_t size, int flags, vo
 	if (rc == 0)
 		*map = p;
 	return rc;
+}
+
+/* Files refused (a link, a FIFO, another owner) are logged once, not at every scan. */
+#define REFUSED_MAX 16
+static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct stat refused[REFUSED_MAX];
+static unsigned nrefused; /* how many ever: the oldest are replaced */
+
+bool th_datadir_refused(int dfd, const char *name, bool add)
+{
+	struct stat sb;
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW))
+		return false;
+	bool found = false;
+	pthread_mutex_lock(&refused_mu);
+	for (unsigned i = 0; i < nrefused && i < REFUSED_MAX && !found; i++)
+		found = refused[i].st_dev == sb.st_dev && refused[i].st_ino == sb.st_ino;
+	if (!found && add)
+		refused[nrefused++ % REFUSED_MAX] = sb;
+	pthread_mutex_unlock(&refused_mu);
+	return found;
 }

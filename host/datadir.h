@@ -39,6 +39,10 @@ int th_datadir_open(const char *dir, const char *name, int flags, int *fd);
 /* The same checks for a file that must not be opened here: 0 when dir/name is a file
  * open would accept, TH_ENOTFOUND when there is none. */
 int th_datadir_stat(const char *dir, const char *name, struct stat *sb);
+/* Whether the file `name` of the directory dfd was refused before (a link, a FIFO,
+ * another owner's; by device and inode): scans log such a file once, not at each pass.
+ * add: remember it (the last 16 are kept). */
+bool th_datadir_refused(int dfd, const char *name, bool add);
 
 /* Makes the first size bytes of the file take disk space (posix_fallocate, which
  * writes zeros where the file system cannot allocate), growing it if shorter.

@@ -68,12 +68,17 @@ int th_local_host_remove(const char *dir, const th_owner *o)
 	return unlink(path) == 0 || errno == ENOENT ? 0 : TH_ESYS;
 }
 
-/* One record file into *rec; false when it is none. */
-static bool read_one(const char *dir, const char *name, th_host_rec *rec)
+/* One record file into *rec; false when it is none (a refused one is logged once). */
+static bool read_one(const char *dir, int dfd, const char *name, th_host_rec *rec)
 {
-	int fd;
-	if (th_datadir_open(dir, name, O_RDONLY, &fd))
+	int fd, rc;
+	if (th_datadir_refused(dfd, name, false))
 		return false;
+	if ((rc = th_datadir_open(dir, name, O_RDONLY, &fd))) {
+		if (rc == TH_EINSECURE)
+			th_datadir_refused(dfd, name, true);
+		return false;
+	}
 	struct file f;
 	bool ok = pread(fd, &f, sizeof(f), 0) == (ssize_t)sizeof(f) && f.magic == HOST_MAGIC &&
 		  f.version == HOST_VERSION;
@@ -110,7 +115,7 @@ int th_local_host_list(const char *dir, th_host_rec **out, size_t *n)
 			}
 			*out = m;
 		}
-		if (read_one(dir, e->d_name, &(*out)[*n]))
+		if (read_one(dir, dirfd(d), e->d_name, &(*out)[*n]))
 			(*n)++;
 	}
 	closedir(d);

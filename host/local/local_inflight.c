@@ -114,37 +114,16 @@ void th_inflight_clear(th_inflight *f)
  * a creation takes microseconds */
 #define STALE_S 60
 
-/* Files refused (a link, a FIFO, another owner) are logged once, not at every scan. */
-#define REFUSED_MAX 16
-static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct stat refused[REFUSED_MAX];
-static unsigned nrefused; /* how many ever: the oldest are replaced */
-
-static bool was_refused(int dfd, const char *name, bool add)
-{
-	struct stat sb;
-	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW))
-		return false;
-	bool found = false;
-	pthread_mutex_lock(&refused_mu);
-	for (unsigned i = 0; i < nrefused && i < REFUSED_MAX && !found; i++)
-		found = refused[i].st_dev == sb.st_dev && refused[i].st_ino == sb.st_ino;
-	if (!found && add)
-		refused[nrefused++ % REFUSED_MAX] = sb;
-	pthread_mutex_unlock(&refused_mu);
-	return found;
-}
-
 /* One file: the pairs of a dead owner go to fn; 1 when the file can go. */
 static int collect_one(const char *dir, int dfd, const char *name, const th_owner *self,
 		       th_inflight_fn fn, void *ud)
 {
 	int fd, rc;
-	if (was_refused(dfd, name, false))
+	if (th_datadir_refused(dfd, name, false))
 		return 0;
 	if ((rc = th_datadir_open(dir, name, O_RDONLY, &fd))) {
 		if (rc == TH_EINSECURE)
-			was_refused(dfd, name, true);
+			th_datadir_refused(dfd, name, true);
 		return 0; /* removed meanwhile, or refused (logged): left as it is */
 	}
 	/* read, not mapped: a file left short or with holes by a host that died on a full

@@ -153,6 +153,9 @@ same "GET /v1/hosts skips the FIFO and the link named like records: this host al
 	"$HOST_PID"
 has "the link is refused with a log line" "$(cat "$W/d.log")" \
 	"$VAR/host-00000000000000cc is a symbolic link, not a regular file: refused"
+curl -s --unix-socket "$VAR/api.sock" http://x/v1/hosts >/dev/null
+same "once, however often the hosts are listed" \
+	"$(grep -c "host-00000000000000cc is a symbolic link" "$W/d.log")" 1
 same "its target is untouched" "$(cat "$W/target")" precious
 stop_host "$HOST_PID"
 rm "$VAR/inflight-00000000000000aa-0" "$VAR/host-00000000000000bb" "$VAR/host-00000000000000cc"
