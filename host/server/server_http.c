@@ -48,6 +48,8 @@ struct th_server {
 	struct listener l[1 + TH_LISTEN_MAX];
 	size_t nl;
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t sock_dev; /* the socket file this host made: removed at stop only if still there */
+	ino_t sock_ino;
 	pthread_rwlock_t auth_mu;
 	th_auth *auth;
 	th_sessions *sessions; /* the dashboard's signed-in browsers */
@@ -594,7 +596,8 @@ static int unix_socket(th_server *srv, const th_config *cfg, int *fd, char *err,
 			    "socket %s (at most %zu bytes)", cfg->data_dir, TH_SERVER_SOCKET,
 			    sizeof(sa.sun_path) - 1);
 	memcpy(sa.sun_path, srv->sock, (size_t)n + 1);
-	/* one host per data dir (its lock): a socket left here is a dead host's */
+	/* a socket left here is a dead host's, or another host's on this data dir: the
+	 * newest host serves the path */
 	struct stat sb;
 	if (lstat(srv->sock, &sb) == 0 && !S_ISSOCK(sb.st_mode))
 		return fail(err, errlen, TH_EINSECURE, "%s: not a socket: remove it; the host "
@@ -608,6 +611,10 @@ static int unix_socket(th_server *srv, const th_config *cfg, int *fd, char *err,
 		if (s >= 0)
 			close(s);
 		return fail(err, errlen, TH_ESYS, "%s: cannot listen: %s", srv->sock, strerror(e));
+	}
+	if (lstat(srv->sock, &sb) == 0) {
+		srv->sock_dev = sb.st_dev;
+		srv->sock_ino = sb.st_ino;
 	}
 	*fd = s;
 	return 0;
@@ -801,7 +808,9 @@ void th_server_stop(th_server *srv)
 	}
 	for (size_t i = 0; i < srv->nl; i++)
 		MHD_stop_daemon(srv->l[i].d);
-	if (srv->l[0].d) /* the socket this host made */
+	struct stat sb; /* the socket this host made, unless another host's replaced it */
+	if (srv->l[0].d && lstat(srv->sock, &sb) == 0 && sb.st_dev == srv->sock_dev &&
+	    sb.st_ino == srv->sock_ino)
 		unlink(srv->sock);
 	th_auth_free(srv->auth);
 	th_sessions_free(srv->sessions);

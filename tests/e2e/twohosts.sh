@@ -30,8 +30,10 @@ b_instance=$(curl -s --unix-socket "$W/var/api.sock" http://x/v1/hosts |
 	jq -r --argjson b "$b" '.hosts[] | select(.pid == $b) | .instance')
 stop_host "$a"
 same "host a stopped cleanly" "$host_rc" 0
-# (a stopping removed the socket path, b's since b started: only the records are left)
 same "and took its record with it: b's is left" "$(cd "$W/var" && echo host-*)" "host-$b_instance"
+# the socket is b's since b started: a, stopping, leaves it to b
+same "b still answers on the socket after a stopped" \
+	"$(curl -s --unix-socket "$W/var/api.sock" http://x/v1/hosts | jq -r '[.hosts[] | select(.gone | not) | .pid] | join(",")')" "$b"
 stop_host "$b"
 check "the last host took its record with it" sh -c '! ls "$1"/var/host-* 2>/dev/null' - "$W"
 
