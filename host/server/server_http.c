@@ -27,6 +27,8 @@
 #define POOL_THREADS 2           /* libmicrohttpd's threads per listener */
 #define LISTEN_BACKLOG 1024
 #define WATCH_US 200000          /* how often slow connections and long polls are looked at */
+#define SOCKET_CHECK_EVERY 5     /* watches between two looks at the unix socket's path */
+#define RETIRED_MAX 8            /* times the unix socket's path is made again, at most */
 #define TLS_FILE_MAX (1u << 20)  /* a certificate or key file larger than this is none */
 
 struct conn { /* one client connection (libmicrohttpd's socket context) */
@@ -50,6 +52,11 @@ struct th_server {
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t sock_dev; /* the socket file this host made: removed at stop only if still there */
 	ino_t sock_ino;
+	/* the unix socket's earlier servers, when its path was made again (watch): they
+	 * accept no more, and finish the connections they have until the server stops */
+	struct MHD_Daemon *retired[RETIRED_MAX];
+	size_t nretired;
+	bool sock_failed; /* making it again failed: logged once, until it works */
 	pthread_rwlock_t auth_mu;
 	th_auth *auth;
 	th_sessions *sessions; /* the dashboard's signed-in browsers */
@@ -524,12 +531,16 @@ TH_PRINTF(2, 0) static void mhd_log(void *cls, const char *fmt, va_list ap)
 	th_log_warn("http", "%s", msg);
 }
 
-/* ---- the watcher: slow clients and long polls ---- */
+/* ---- the watcher: slow clients, long polls, the unix socket's path ---- */
+
+static void socket_check(th_server *srv);
 
 static void *watch(void *arg)
 {
 	th_server *srv = arg;
-	while (!atomic_load(&srv->stopping)) {
+	for (unsigned turn = 1; !atomic_load(&srv->stopping); turn++) {
+		if (turn % SOCKET_CHECK_EVERY == 0)
+			socket_check(srv);
 		uint32_t seq = th_service_finished_seq(srv->api.svc);
 		int64_t now = th_clock_mono_us();
 		/* a client that has not sent a whole request in time (one byte a second keeps
@@ -587,7 +598,11 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static int unix_socket(th_server *srv, const th_config *cfg, int *fd, char *err, size_t errlen)
+/* The unix socket in the data dir; replace: a socket file already there is removed
+ * first (a dead host's, or another host's on this data dir: the newest host serves the
+ * path), else it is left and the bind fails. */
+static int unix_socket(th_server *srv, const th_config *cfg, bool replace, int *fd, char *err,
+		       size_t errlen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int n = snprintf(srv->sock, sizeof(srv->sock), "%s/%s", cfg->data_dir, TH_SERVER_SOCKET);
@@ -596,13 +611,11 @@ static int unix_socket(th_server *srv, const th_config *cfg, int *fd, char *err,
 			    "socket %s (at most %zu bytes)", cfg->data_dir, TH_SERVER_SOCKET,
 			    sizeof(sa.sun_path) - 1);
 	memcpy(sa.sun_path, srv->sock, (size_t)n + 1);
-	/* a socket left here is a dead host's, or another host's on this data dir: the
-	 * newest host serves the path */
 	struct stat sb;
 	if (lstat(srv->sock, &sb) == 0 && !S_ISSOCK(sb.st_mode))
 		return fail(err, errlen, TH_EINSECURE, "%s: not a socket: remove it; the host "
 			    "makes its socket there", srv->sock);
-	if (lstat(srv->sock, &sb) == 0)
+	if (replace && lstat(srv->sock, &sb) == 0)
 		unlink(srv->sock);
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) ||
@@ -668,8 +681,9 @@ static char *read_small(const char *key, const char *path, char *err, size_t err
 	return buf;
 }
 
-static int start_daemon(th_server *srv, struct listener *l, int fd, bool tls, char *err,
-			size_t errlen)
+/* A server on listening socket fd (closed if it fails) for l, in *d. */
+static int start_daemon(th_server *srv, struct listener *l, int fd, bool tls,
+			struct MHD_Daemon **d, char *err, size_t errlen)
 {
 	const th_config *cfg = srv->api.cfg;
 	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -687,15 +701,42 @@ static int start_daemon(th_server *srv, struct listener *l, int fd, bool tls, ch
 		{MHD_OPTION_END, 0, NULL},
 	};
 	l->srv = srv;
-	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l, MHD_OPTION_ARRAY, opts,
-				MHD_OPTION_END);
-	if (!l->d) {
+	*d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l, MHD_OPTION_ARRAY, opts,
+			      MHD_OPTION_END);
+	if (!*d) {
 		close(fd);
 		return fail(err, errlen, TH_ECONFIG, "%s: the HTTP server did not start%s",
 			    l->name, tls ? " (check tls_cert and tls_key)" : "");
 	}
-	srv->nl++;
 	return 0;
+}
+
+/* The unix socket's path made again when it is gone: a host that started later on this
+ * data dir and took the path over has stopped (or the file was removed). Called by the
+ * watcher only; a path that is there, whoever's, is left alone. */
+static void socket_check(th_server *srv)
+{
+	struct stat sb;
+	if (lstat(srv->sock, &sb) == 0 || errno != ENOENT || srv->nretired == RETIRED_MAX)
+		return;
+	char err[256];
+	int fd;
+	struct MHD_Daemon *d;
+	if (unix_socket(srv, srv->api.cfg, false, &fd, err, sizeof(err)) ||
+	    start_daemon(srv, &srv->l[0], fd, false, &d, err, sizeof(err))) {
+		if (!srv->sock_failed)
+			th_log_warn("http", "%s was gone and could not be made again: %s", srv->sock,
+				    err);
+		srv->sock_failed = true;
+		return;
+	}
+	srv->sock_failed = false;
+	MHD_socket old = MHD_quiesce_daemon(srv->l[0].d);
+	if (old != MHD_INVALID_SOCKET)
+		close(old);
+	srv->retired[srv->nretired++] = srv->l[0].d;
+	srv->l[0].d = d;
+	th_log_info("http", "%s was gone: serving on it again", srv->sock);
 }
 
 /* The files the server reads, read once to tell what is wrong with them early. */
@@ -743,14 +784,16 @@ int th_server_start(th_server **out, th_service *svc, const th_config *cfg, char
 	if (!rc && !(rc = th_commit_start(&srv->api.commit, svc))) {
 		snprintf(srv->l[0].name, sizeof(srv->l[0].name), "%s", TH_SERVER_SOCKET);
 		srv->l[0].local = true;
-		if (!(rc = unix_socket(srv, cfg, &fd, err, errlen)))
-			rc = start_daemon(srv, &srv->l[0], fd, false, err, errlen);
+		if (!(rc = unix_socket(srv, cfg, true, &fd, err, errlen)))
+			rc = start_daemon(srv, &srv->l[0], fd, false, &srv->l[0].d, err, errlen);
+		srv->nl += rc == 0;
 	}
 	for (unsigned i = 0; rc == 0 && i < cfg->nlisten; i++) {
 		struct listener *l = &srv->l[1 + i];
 		snprintf(l->name, sizeof(l->name), "listen = %s", cfg->listen[i]);
 		if (!(rc = tcp_socket(cfg->listen[i], &fd, err, errlen)))
-			rc = start_daemon(srv, l, fd, cfg->tls_cert != NULL, err, errlen);
+			rc = start_daemon(srv, l, fd, cfg->tls_cert != NULL, &l->d, err, errlen);
+		srv->nl += rc == 0;
 	}
 	if (rc == 0 && pthread_create(&srv->watcher, NULL, watch, srv))
 		rc = fail(err, errlen, TH_ESYS, "cannot start a thread");
@@ -808,6 +851,8 @@ void th_server_stop(th_server *srv)
 	}
 	for (size_t i = 0; i < srv->nl; i++)
 		MHD_stop_daemon(srv->l[i].d);
+	for (size_t i = 0; i < srv->nretired; i++)
+		MHD_stop_daemon(srv->retired[i]);
 	struct stat sb; /* the socket this host made, unless another host's replaced it */
 	if (srv->l[0].d && lstat(srv->sock, &sb) == 0 && sb.st_dev == srv->sock_dev &&
 	    sb.st_ino == srv->sock_ino)
