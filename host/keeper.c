@@ -226,6 +226,9 @@ static void *keep(void *arg)
 				k->env.beat(k->env.beat_ud);
 		}
 		recover(k);
+		/* a failure costs nothing but a later try (a read folds as well), and a lost
+		 * connection is the store's to report */
+		(void)th_store_tidy(k->env.store);
 		if (k->env.keep_finished_us && (!last_retain || now - last_retain >= retain_us)) {
 			last_retain = now;
 			retain(k);

@@ -189,6 +189,11 @@ int th_store_clean(th_store *st, int64_t before, uint64_t *removed)
 	return ops(st)->clean(st, before, removed);
 }
 
+int th_store_tidy(th_store *st)
+{
+	return ops(st)->tidy ? ops(st)->tidy(st) : 0;
+}
+
 /* One write in a transaction of its own. */
 static int write_alone(th_store *st, th_store_write *w)
 {

@@ -186,6 +186,10 @@ typedef struct th_store_ops {
 	int (*cron_pause)(th_store *st, uint64_t id, bool paused);
 	int (*pause_queue)(th_store *st, const char *queue, bool paused);
 	int (*clean)(th_store *st, int64_t before, uint64_t *removed);
+	/* optional: what the backend keeps small by itself, called by each host about once
+	 * a second (PostgreSQL: folds the deltas of the counts and the minutes when no read
+	 * did) */
+	int (*tidy)(th_store *st);
 	/* optional: n writes in one transaction, in order, each refusal (found before the
 	 * write changes anything) in its rc; any other error fails them all */
 	int (*writes)(th_store *st, th_store_write *w, size_t n);
@@ -268,6 +272,9 @@ void th_store_writes(th_store *st, th_store_write *w, size_t n, uint64_t *commit
 /* Removes finished jobs (completed, error, cancelled) that finished before `before`
  * (microseconds since the epoch; 0: all of them). */
 int th_store_clean(th_store *st, int64_t before, uint64_t *removed);
+
+/* The backend's own upkeep (th_store_ops.tidy); 0 when it has none. */
+int th_store_tidy(th_store *st);
 
 /* Pauses a queue (its jobs stay queued, nothing claims them) or resumes it; for every
  * process on the store. */

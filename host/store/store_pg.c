@@ -1028,6 +1028,41 @@ static int minute_rows(th_store *st, PGresult *r, void *ud)
 	return 0;
 }
 
+/* The minutes' deltas folded into one row per minute and queue, those past the hour
+ * dropped, rows a writer holds left for the next fold. */
+static int fold_minutes(th_store *st)
+{
+	return query(st, "WITH d AS (DELETE FROM taskhost.minutes WHERE ctid = ANY (ARRAY ("
+			 "SELECT ctid FROM taskhost.minutes FOR UPDATE SKIP LOCKED)) RETURNING *)"
+			 " INSERT INTO taskhost.minutes SELECT minute, queue, sum(added),"
+			 " sum(completed), sum(failed) FROM d WHERE minute > floor(extract(epoch"
+			 " FROM clock_timestamp()) / 60)::bigint - 60 GROUP BY minute, queue",
+		     NULL, no_rows, NULL);
+}
+
+static int delta_rows(th_store *st, PGresult *r, void *ud)
+{
+	(void)st;
+	int64_t *n = ud;
+	n[0] = col_i64(r, 0, 0);
+	n[1] = col_i64(r, 0, 1);
+	return 0;
+}
+
+/* Every write adds deltas to the counts and the minutes, and reads fold them: with no
+ * reader for a while (no dashboard, no stats) the hosts fold them here instead. */
+static int pg_tidy(th_store *st)
+{
+	int64_t n[2] = {0, 0};
+	int rc = query(st, "SELECT (SELECT count(*) FROM taskhost.counts),"
+			   " (SELECT count(*) FROM taskhost.minutes)", NULL, delta_rows, n);
+	if (rc == 0 && n[0] > COUNT_FOLD_ROWS)
+		rc = fold_counts(st);
+	if (rc == 0 && n[1] > COUNT_FOLD_ROWS)
+		rc = fold_minutes(st);
+	return rc;
+}
+
 /* The minutes' deltas summed; folded (and those past the hour dropped) once a read
  * finds more than COUNT_FOLD_ROWS of them, rows a writer holds left for the next. */
 static int pg_minutes(th_store *st, const char *queue, int64_t first, size_t n,
@@ -1045,14 +1080,7 @@ static int pg_minutes(th_store *st, const char *queue, int64_t first, size_t n,
 				 : "SELECT minute, sum(added), sum(completed), sum(failed),"
 				   " sum(count(*)) OVER () FROM taskhost.minutes WHERE minute >= $1"
 				   " AND minute < $2 GROUP BY minute", &p, minute_rows, &m);
-	if (rc || m.rows <= COUNT_FOLD_ROWS)
-		return rc;
-	return query(st, "WITH d AS (DELETE FROM taskhost.minutes WHERE ctid = ANY (ARRAY ("
-			 "SELECT ctid FROM taskhost.minutes FOR UPDATE SKIP LOCKED)) RETURNING *)"
-			 " INSERT INTO taskhost.minutes SELECT minute, queue, sum(added),"
-			 " sum(completed), sum(failed) FROM d WHERE minute > floor(extract(epoch"
-			 " FROM clock_timestamp()) / 60)::bigint - 60 GROUP BY minute, queue",
-		     NULL, no_rows, NULL);
+	return rc || m.rows <= COUNT_FOLD_ROWS ? rc : fold_minutes(st);
 }
 
 static int pg_pending(th_store *st, uint64_t *queued, uint64_t *processing)
@@ -1965,6 +1993,7 @@ const th_store_ops th_store_pg = {
 	.cron_pause = pg_cron_pause,
 	.pause_queue = pg_pause_queue,
 	.clean = pg_clean,
+	.tidy = pg_tidy,
 	.get = pg_get,
 	.blob = pg_blob,
 	.list = pg_list,

@@ -4,7 +4,8 @@
 # schema, jobs added by the CLI run with the right statuses and results, a bad URL
 # named in the message, transactional enqueue with taskhost.add (a rolled back add
 # never runs, a committed one wakes an idle host at once), connections cut by the
-# server while a job runs, the password in no message.
+# server while a job runs, deltas of the counts and minutes folded by an idle host, the
+# password in no message.
 . "$(dirname "$0")/lib.sh"
 
 pg_database th_e2e_$$
@@ -80,6 +81,20 @@ th wait "$after" --timeout 10
 expect "a job added after the cut runs at once" 0
 same "the host said once that its connection was lost" "$(grep -c 'connection lost' "$W/host.log")" 1
 check "and that it is back" grep -q 'connected again' "$W/host.log"
+# many deltas and nobody reading them (no stats, no dashboard): the host folds them
+kept="SELECT queue || ':' || status || ':' || sum(n) FROM taskhost.counts GROUP BY queue, status HAVING sum(n) <> 0 ORDER BY 1"
+before=$(sql "$kept" | tr '\n' ' ')
+minute="floor(extract(epoch FROM now()) / 60)::bigint"
+sql "INSERT INTO taskhost.counts SELECT '', 3, 1 FROM generate_series(1, 700)
+UNION ALL SELECT '', 3, -1 FROM generate_series(1, 700);
+INSERT INTO taskhost.minutes SELECT $minute, 'tidy', 1, 0, 0 FROM generate_series(1, 1100)" >/dev/null
+# sql_is SQL VALUE: the query's answer is VALUE (for wait_until)
+sql_is() { [ "$(sql "$1")" = "$2" ]; }
+check "the idle host folds 1400 deltas of the counts that no read folded" \
+	wait_until 10 sql_is "SELECT count(*) < 20 FROM taskhost.counts" t
+same "into the same counts" "$(sql "$kept" | tr '\n' ' ')" "$before"
+check "and 1100 of the minutes into one row" \
+	wait_until 10 sql_is "SELECT count(*) || ':' || sum(added) FROM taskhost.minutes WHERE queue = 'tidy'" 1:1100
 stop_host "$host"
 same "the host stopped cleanly" "$host_rc" 0
 
