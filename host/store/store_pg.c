@@ -1412,6 +1412,45 @@ static int pg_pause_queue(th_store *st, const char *queue, bool paused)
 	return txn(st, pause_fn, &a);
 }
 
+struct writes_args {
+	th_store_write *w;
+	size_t n;
+};
+
+/* Each write in turn with the function its own call uses; a refusal (unknown id, a
+ * status that does not allow it: found by the read before the write changes anything,
+ * so the transaction goes on) is that write's rc, any other error ends them all. */
+static int writes_fn(th_store *st, void *ud)
+{
+	struct writes_args *a = ud;
+	for (size_t i = 0; i < a->n; i++) {
+		th_store_write *w = &a->w[i];
+		struct add_args add = {w->jobs, w->n, w->ids, w->existed};
+		struct cancel_args c = {w->id, false};
+		struct change_args ch = {w->id, w->kind == TH_WRITE_START ? th_lifecycle_start
+									  : th_lifecycle_retry};
+		struct cron_args cron = {w->id, w->spec, w->catchup, w->paused};
+		struct pause_args q = {w->queue, w->paused != 0};
+		int rc = w->kind == TH_WRITE_ADD      ? (w->n ? add_fn(st, &add) : 0)
+			 : w->kind == TH_WRITE_CANCEL ? cancel_fn(st, &c)
+			 : w->kind == TH_WRITE_START  ? change_fn(st, &ch)
+			 : w->kind == TH_WRITE_RETRY  ? retry_fn(st, &ch)
+			 : w->kind == TH_WRITE_CRON   ? cron_fn(st, &cron)
+						      : pause_fn(st, &q);
+		if (rc && (w->kind == TH_WRITE_ADD || (rc != TH_ESTATE && rc != TH_ENOTFOUND)))
+			return rc;
+		w->rc = rc ? rc : c.running ? TH_EBUSY : 0;
+	}
+	return 0;
+}
+
+/* The front door's writes that arrived together: one transaction, one commit. */
+static int pg_writes(th_store *st, th_store_write *w, size_t n)
+{
+	struct writes_args a = {w, n};
+	return txn(st, writes_fn, &a);
+}
+
 struct clean_args {
 	int64_t before;
 	uint64_t done;
@@ -1994,6 +2033,7 @@ const th_store_ops th_store_pg = {
 	.pause_queue = pg_pause_queue,
 	.clean = pg_clean,
 	.tidy = pg_tidy,
+	.writes = pg_writes,
 	.get = pg_get,
 	.blob = pg_blob,
 	.list = pg_list,
