@@ -161,6 +161,9 @@ int th_api_fail(th_api_req *r, int rc, uint64_t id, const char *doing)
 	case TH_EBUSY:
 		return th_api_error(r, 429, "busy", "%s: too many writes waiting; try again",
 				    doing);
+	case TH_EIO: /* the store's own log says more: a lost connection, a disk error */
+		return th_api_error(r, 503, "unhealthy", "%s: the store cannot be reached or "
+				    "read; try again", doing);
 	}
 	return th_api_error(r, 500, "internal", "%s: %s", doing, th_strerror(rc));
 }

@@ -4,12 +4,15 @@
 #include "store/store_pg.h"
 
 #include <libpq-fe.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "clock.h"
@@ -34,6 +37,7 @@
 #define KEEPALIVE_COUNT "2"   /* unanswered keepalives before the connection is lost */
 #define USER_TIMEOUT_MS 20000 /* at most, for data sent and not acknowledged */
 #define DOUBT_WAIT_MS 60000 /* asking whether a COMMIT cut off committed */
+#define ANSWER_WAIT_MS 10000 /* at most, for an answer before the server is pinged */
 #define RETRY 1            /* internal: a deadlock, a serialization failure, a lost
 			      connection: the transaction is tried again */
 
@@ -50,6 +54,7 @@ struct th_store {
 	char *conninfo;
 	char *shown;        /* the conninfo, its password as ***: for messages */
 	int64_t lease_us;   /* th_store_opts.lease_us: how soon a dead connection is seen */
+	int64_t answer_us;  /* an answer's wait before the server is pinged (answer()) */
 	int found_version;  /* the schema's version at open */
 	bool relaxed;       /* durability = relaxed */
 	bool down;          /* the connection is lost: logged once until it is back */
@@ -121,11 +126,67 @@ static bool retryable(const PGresult *r, PGconn *conn)
 	       (code && (strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0));
 }
 
+static bool server_answers(th_store *st);
+
+/* The answer to what was just sent on st->conn, as PQexec gives it (the last result).
+ * TCP notices a network that went away (keepalives, tcp_user_timeout) but not a server,
+ * or a proxy in front of it, that holds the connection and says nothing: so an answer
+ * that takes longer than answer_us has the server pinged on a new connection, and when
+ * that gets no answer either the connection is cut here (logged once for the outage),
+ * its statement failing as with any lost connection. A slow statement on a server that
+ * answers a ping is waited for. */
+static PGresult *answer(th_store *st)
+{
+	PGresult *last = NULL, *r;
+	int64_t until = th_clock_mono_us() + st->answer_us;
+	for (;;) {
+		while (PQisBusy(st->conn)) {
+			int64_t left = until - th_clock_mono_us();
+			struct pollfd pfd = {.fd = PQsocket(st->conn), .events = POLLIN};
+			int n = left > 0 ? poll(&pfd, 1, (int)((left + 999) / 1000)) : 0;
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0) {
+				if (server_answers(st)) {
+					until = th_clock_mono_us() + st->answer_us;
+					continue;
+				}
+				if (!st->down)
+					th_log_error("store", "%s: connection lost: no answer from the "
+						     "server in %.0f s, nor to a new connection; "
+						     "reconnecting", st->shown,
+						     (double)st->answer_us / 1e6);
+				st->down = true;
+				atomic_store(&st->up, false);
+				shutdown(PQsocket(st->conn), SHUT_RDWR);
+			}
+			if (!PQconsumeInput(st->conn))
+				break;
+		}
+		if (!(r = PQgetResult(st->conn)))
+			return last;
+		PQclear(last);
+		last = r;
+	}
+}
+
+/* sql sent and its answer (answer()); NULL params: a simple query (may hold several
+ * statements). NULL only when out of memory, as PQexec. */
+static PGresult *ask(th_store *st, const char *sql, int n, const char *const *v,
+		     const int *len, const int *fmt)
+{
+	int sent = v || n ? PQsendQueryParams(st->conn, sql, n, NULL, v, len, fmt, 0)
+			  : PQsendQuery(st->conn, sql);
+	if (!sent) /* the connection is gone: libpq's message on an error result */
+		return PQmakeEmptyPGresult(st->conn, PGRES_FATAL_ERROR);
+	return answer(st);
+}
+
 /* Runs sql; NULL (logged, *rc set) unless it succeeds. */
 static PGresult *run(th_store *st, const char *sql, const struct params *p, int *rc)
 {
-	PGresult *r = PQexecParams(st->conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
-				   p ? p->len : NULL, p ? p->fmt : NULL, 0);
+	PGresult *r = ask(st, sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+			  p ? p->fmt : NULL);
 	ExecStatusType s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return r;
@@ -347,7 +408,7 @@ static bool reconnect(th_store *st)
  * its COMMIT is lost with the connection. */
 static int begin(th_store *st, char *xid, size_t cap)
 {
-	PGresult *r = PQexec(st->conn, "BEGIN; SELECT txid_current()");
+	PGresult *r = ask(st, "BEGIN; SELECT txid_current()", 0, NULL, NULL, NULL);
 	int rc = 0;
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		snprintf(xid, cap, "%s", PQgetvalue(r, 0, 0));
@@ -499,6 +560,42 @@ static int64_t within(int64_t x, int64_t lo, int64_t hi)
 	return x < lo ? lo : x > hi ? hi : x;
 }
 
+/* The options of a connection: defaults that the connection string may override. A
+ * server that does not answer or a connection gone silent is noticed within the lease
+ * (keepalives_idle + keepalives_count * keepalives_interval is two thirds of it, for
+ * leases down to 3 s, since libpq counts whole seconds), and that is before the other
+ * hosts take back this host's jobs. */
+struct conn_opts {
+	char connect[24], idle[24], interval[24], user_timeout[24];
+	const char *keys[8], *vals[8];
+};
+
+static void conn_opts(struct conn_opts *o, const char *conninfo, int64_t lease_us)
+{
+	int64_t lease_s = lease_us > 0 ? lease_us / 1000000 : INT32_MAX; /* 0: the maxima */
+	snprintf(o->connect, sizeof(o->connect), "%" PRId64, within(lease_s / 2, 2, CONNECT_TIMEOUT));
+	snprintf(o->idle, sizeof(o->idle), "%" PRId64, within(lease_s / 3, 1, KEEPALIVE_IDLE));
+	snprintf(o->interval, sizeof(o->interval), "%" PRId64,
+		 within(lease_s / 6, 1, KEEPALIVE_INTERVAL));
+	snprintf(o->user_timeout, sizeof(o->user_timeout), "%" PRId64,
+		 within(lease_s * 2000 / 3, 1000, USER_TIMEOUT_MS));
+	static const char *const keys[] = {"connect_timeout", "keepalives_idle",
+					   "keepalives_interval", "keepalives_count",
+					   "tcp_user_timeout", "application_name", "dbname", NULL};
+	const char *vals[] = {o->connect, o->idle, o->interval, KEEPALIVE_COUNT, o->user_timeout,
+			      "taskhost", conninfo, NULL};
+	memcpy(o->keys, keys, sizeof(keys));
+	memcpy(o->vals, vals, sizeof(vals));
+}
+
+/* Whether the server answers a new connection within the connect timeout. */
+static bool server_answers(th_store *st)
+{
+	struct conn_opts o;
+	conn_opts(&o, st->conninfo, st->lease_us);
+	return PQpingParams(o.keys, o.vals, 1) == PQPING_OK;
+}
+
 int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_us,
 			PGconn **out)
 {
@@ -512,24 +609,9 @@ int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_u
 		return TH_ECONFIG;
 	}
 	PQconninfoFree(opts);
-	/* defaults that the connection string may override: a server that does not answer
-	 * or a connection gone silent is noticed within the lease (keepalives_idle +
-	 * keepalives_count * keepalives_interval is two thirds of it, for leases down to
-	 * 3 s, since libpq counts whole seconds), and that is before the other hosts take
-	 * back this host's jobs */
-	int64_t lease_s = lease_us > 0 ? lease_us / 1000000 : INT32_MAX; /* 0: the maxima */
-	char connect[24], idle[24], interval[24], user_timeout[24];
-	snprintf(connect, sizeof(connect), "%" PRId64, within(lease_s / 2, 2, CONNECT_TIMEOUT));
-	snprintf(idle, sizeof(idle), "%" PRId64, within(lease_s / 3, 1, KEEPALIVE_IDLE));
-	snprintf(interval, sizeof(interval), "%" PRId64, within(lease_s / 6, 1, KEEPALIVE_INTERVAL));
-	snprintf(user_timeout, sizeof(user_timeout), "%" PRId64,
-		 within(lease_s * 2000 / 3, 1000, USER_TIMEOUT_MS));
-	static const char *const keys[] = {"connect_timeout", "keepalives_idle",
-					   "keepalives_interval", "keepalives_count",
-					   "tcp_user_timeout", "application_name", "dbname", NULL};
-	const char *vals[] = {connect, idle, interval, KEEPALIVE_COUNT, user_timeout,
-			      "taskhost", conninfo, NULL};
-	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+	struct conn_opts o;
+	conn_opts(&o, conninfo, lease_us);
+	PGconn *conn = PQconnectdbParams(o.keys, o.vals, 1);
 	if (!conn)
 		return TH_ENOMEM;
 	if (PQstatus(conn) != CONNECTION_OK) {
@@ -569,6 +651,8 @@ static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
 		goto fail;
 	}
 	st->lease_us = opts ? opts->lease_us : 0;
+	st->answer_us = within(st->lease_us > 0 ? st->lease_us / 3 : INT64_MAX, 1000000,
+			       (int64_t)ANSWER_WAIT_MS * 1000);
 	if ((rc = th_store_pg_connect(st->conninfo, st->shown, st->lease_us, &st->conn)) ||
 	    (rc = th_store_pg_schema_migrate(st->conn, opts && opts->migrate, st->shown,
 					     &st->found_version)))
@@ -671,7 +755,7 @@ static int add_rows(th_store *st, struct add_args *a, size_t from, size_t to, in
 		}
 	}
 	snprintf(sql + at, cap - at, ") RETURNING id");
-	PGresult *r = PQexecParams(st->conn, sql, (int)np, NULL, v, len, fmt, 0);
+	PGresult *r = ask(st, sql, (int)np, v, len, fmt);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
 		rc = retryable(r, st->conn) ? RETRY : TH_EIO;
 		char m[TH_STORE_PG_MSG_MAX];
