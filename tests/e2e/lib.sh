@@ -182,6 +182,35 @@ sql() {
 	psql "$PGDB" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"
 }
 
+# pg_proxied_hosts PORT USER DB: two hosts running fx_good's tasks on database DB of the
+# PostgreSQL server at 127.0.0.1:PORT, each in a dir of its own ($W/a, $W/b: the
+# relative path in a job's input is its host's), lease_time $LEASE: host a through a TCP
+# proxy that the test controls (tcpcut.py, pid $proxy), host b straight to the server.
+# Their pids are $a and $b, their logs $W/a.log and $W/b.log; $CFG is host b's config.
+pg_proxied_hosts() {
+	python3 "$(dirname "$0")/tcpcut.py" "$1" >"$W/proxy.port" &
+	proxy=$!
+	wait_until 10 test -s "$W/proxy.port"
+	cp "$FIXTURES/fx_good.so" "$W/plugins/"
+	for h in a b; do
+		mkdir "$W/$h"
+		case $h in a) p=$(cat "$W/proxy.port") ;; b) p=$1 ;; esac
+		write_config "store = postgresql:host=127.0.0.1 port=$p user=$2 dbname=$3" \
+			"migrate = true" "lease_time = ${LEASE}s" "data_dir = $W/$h/var" \
+			"plugin_dir = $W/plugins" -- "max_threads = 4" "wait_time = 0.5"
+		cp "$CFG" "$W/$h.ini"
+	done
+	(cd "$W/a" && exec "$TASKHOST" -c "$W/a.ini" run 2>"$W/a.log") &
+	a=$!
+	(cd "$W/b" && exec "$TASKHOST" -c "$W/b.ini" run 2>"$W/b.log") &
+	b=$!
+	HOSTS="$HOSTS $a $b"
+	both_started() { grep -q "host: started" "$W/a.log" && grep -q "host: started" "$W/b.log"; }
+	check "both hosts started" wait_until 20 both_started
+	both_started || cat "$W/a.log" "$W/b.log" >&2
+	CFG="$W/b.ini"
+}
+
 finish() {
 	echo "RESULT: $passed passed, $failed failed"
 	[ "$failed" -eq 0 ]

@@ -31,33 +31,7 @@ PGDB="$conn"
 sql "CREATE DATABASE th" || exit 1
 PGDB="host=127.0.0.1 port=$port user=postgres dbname=th"
 
-python3 "$(dirname "$0")/tcpcut.py" "$port" >"$W/proxy.port" &
-proxy=$!
-wait_until 10 test -s "$W/proxy.port"
-pport=$(cat "$W/proxy.port")
-
-cp "$FIXTURES/fx_good.so" "$W/plugins/"
-for h in a b; do
-	mkdir "$W/$h"
-	case $h in
-	a) store="host=127.0.0.1 port=$pport user=postgres dbname=th" ;;
-	b) store="host=127.0.0.1 port=$port user=postgres dbname=th" ;;
-	esac
-	write_config "store = postgresql:$store" "migrate = true" "lease_time = ${LEASE}s" \
-		"data_dir = $W/$h/var" "plugin_dir = $W/plugins" -- "max_threads = 4" "wait_time = 0.5"
-	cp "$CFG" "$W/$h.ini"
-done
-# each host runs in its own dir: the relative path `runs` in the jobs' input is its own
-(cd "$W/a" && exec "$TASKHOST" -c "$W/a.ini" run 2>"$W/a.log") &
-a=$!
-(cd "$W/b" && exec "$TASKHOST" -c "$W/b.ini" run 2>"$W/b.log") &
-b=$!
-HOSTS="$a $b"
-started() { grep -q "host: started" "$W/a.log" && grep -q "host: started" "$W/b.log"; }
-check "both hosts started" wait_until 20 started
-started || cat "$W/a.log" "$W/b.log" >&2
-
-CFG="$W/b.ini"
+pg_proxied_hosts "$port" postgres th
 seq 1 $JOBS | sed 's/.*/runs 60/' | "$TASKHOST" -c "$CFG" add fx_record --lines --max-attempts 100 >/dev/null
 same "$JOBS jobs added" "$(sql 'SELECT count(*) FROM taskhost.jobs')" $JOBS
 
