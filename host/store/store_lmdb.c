@@ -371,11 +371,13 @@ static bool read_meta(int fd, off_t at, struct meta *m)
 	       m->psize <= 65536 && !(m->psize & (m->psize - 1));
 }
 
-/* A data.mdb shorter than the last page its current meta page names was cut short:
- * mapping it would fault on the first read past its end. One of fewer bytes than two
- * meta pages is refused too, unless this open is the one making it (*fresh). Not LMDB
- * at all: left to LMDB to say. */
-static int check_data_file(const char *dir, bool fresh)
+/* A data.mdb may be shorter than the last page its current meta page names: LMDB does
+ * not write a page it allocated and freed again in one transaction, and at the end of
+ * the file nothing else extends it. *short_at is then the file's size, and the pages
+ * from there on must all be free (pages_past_end_free, once mapped); one that is not
+ * was cut off. One of fewer bytes than two meta pages is refused here, unless this
+ * open is the one making it (fresh). Not LMDB at all: left to LMDB to say. */
+static int check_data_file(const char *dir, bool fresh, uint64_t *short_at, uint64_t *need_at)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
@@ -385,17 +387,17 @@ static int check_data_file(const char *dir, bool fresh)
 	struct stat sb;
 	struct meta m0 = {0}, m1 = {0};
 	int rc = 0;
+	/* The meta pages first, the size after: a writer in another process writes a
+	 * commit's pages before its meta page, so the size read later covers them. */
+	bool v0 = read_meta(fd, 0, &m0);
+	uint32_t psize = v0 ? m0.psize : (uint32_t)sysconf(_SC_PAGESIZE);
+	bool v1 = read_meta(fd, psize, &m1);
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
-		bool v0 = read_meta(fd, 0, &m0);
-		uint32_t psize = v0 ? m0.psize : (uint32_t)sysconf(_SC_PAGESIZE);
-		bool v1 = read_meta(fd, psize, &m1);
 		const struct meta *cur = v0 && (!v1 || m0.txnid >= m1.txnid) ? &m0 : v1 ? &m1 : NULL;
 		uint64_t need = cur ? (cur->last_pg + 1) * (uint64_t)psize : 0;
 		if (cur && (uint64_t)sb.st_size < need) {
-			th_log_error("store", "data dir damaged: %s is %lld bytes, its meta page names "
-				     "%llu (truncated?)", path, (long long)sb.st_size,
-				     (unsigned long long)need);
-			rc = TH_EDAMAGED;
+			*short_at = (uint64_t)sb.st_size;
+			*need_at = need;
 		} else if (!cur && !fresh && sb.st_size < 2 * (off_t)psize) {
 			th_log_error("store", "data dir damaged: %s is %lld bytes, too short for its "
 				     "meta pages, in a data dir used before (truncated?)", path,
@@ -471,6 +473,63 @@ static void txn_end(th_store *st, MDB_txn *txn)
 		return;
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&st->resize);
+}
+
+static void short_file_damaged(const char *dir, uint64_t size, uint64_t need)
+{
+	th_log_error("store", "data dir damaged: %s/data.mdb is %llu bytes, its meta page names "
+		     "%llu (truncated?)", dir, (unsigned long long)size, (unsigned long long)need);
+}
+
+/* Whether every page from byte `size` up to byte `need` is in LMDB's list of free pages
+ * (never written, so never read), or was written since by a commit of another process
+ * (the file is longer now). The list's own pages are read under the fault guard: one
+ * past the end of the file is a SIGBUS, and the file was cut short. */
+static bool pages_past_end_free(th_store *st, uint64_t size, uint64_t need)
+{
+	MDB_stat ms;
+	mdb_env_stat(st->env, &ms);
+	uint64_t from = size / ms.ms_psize, to = need / ms.ms_psize; /* [from, to) */
+	uint8_t *seen = calloc(to - from, 1);
+	MDB_txn *txn;
+	if (!seen || txn_begin(st, MDB_RDONLY, &txn)) {
+		free(seen);
+		return false;
+	}
+	MDB_cursor *cur = NULL;
+	struct guard g;
+	guard_enter(&g, st);
+	if (sigsetjmp(g.jb, 0)) {
+		if (cur)
+			mdb_cursor_close(cur);
+		txn_end(st, txn);
+		free(seen);
+		return false;
+	}
+	MDB_val k, v;
+	if (mdb_cursor_open(txn, 0, &cur) == 0) /* LMDB's free-page table */
+		for (MDB_cursor_op op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0;
+		     op = MDB_NEXT) {
+			const size_t *idl = v.mv_data; /* a count, then page numbers */
+			size_t cnt = v.mv_size / sizeof(size_t);
+			for (size_t i = 1; i < cnt && i <= idl[0]; i++)
+				if (idl[i] >= from && idl[i] < to)
+					seen[idl[i] - from] = 1;
+		}
+	guard_leave(&g);
+	if (cur)
+		mdb_cursor_close(cur);
+	txn_end(st, txn);
+	int fd = -1;
+	struct stat sb;
+	uint64_t now = mdb_env_get_fd(st->env, &fd) == 0 && fstat(fd, &sb) == 0
+			       ? (uint64_t)sb.st_size / ms.ms_psize
+			       : from;
+	bool whole = true;
+	for (uint64_t p = now > from ? now : from; p < to; p++)
+		whole = whole && seen[p - from];
+	free(seen);
+	return whole;
 }
 
 typedef int (*txn_fn)(th_store *st, MDB_txn *txn, void *ud);
@@ -1246,7 +1305,8 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 		return rc;
 	}
 	/* a data.mdb that was there before this open (not just made by it) must be whole */
-	if ((rc = check_data_file(dir, !used_before))) {
+	uint64_t short_at = 0, need_at = 0;
+	if ((rc = check_data_file(dir, !used_before, &short_at, &need_at))) {
 		lmdb_close(st);
 		return rc;
 	}
@@ -1289,6 +1349,11 @@ static int lmdb_open(th_store **out, const char *dir, const th_store_opts *opts)
 		mdb_env_set_mapsize(st->env, want); /* no transaction is open yet */
 	st->map_size = want;
 	note_map(st);
+	if (need_at && !pages_past_end_free(st, short_at, need_at)) {
+		short_file_damaged(dir, short_at, need_at);
+		lmdb_close(st);
+		return TH_EDAMAGED;
+	}
 	if (st->max_map_size < st->map_size)
 		st->max_map_size = st->map_size;
 	int dead = 0;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # End to end: a damaged data.mdb never crashes or hangs a command. Truncated (to 8 KiB,
-# to half, to its size less a page): every command exits non-zero saying "data dir
-# damaged", never by a signal. A 0-byte data.mdb is refused in a data dir used before; a
+# to half, to just before its last page in use): every command exits non-zero saying
+# "data dir damaged", never by a signal; cut by only pages on LMDB's free list, it is
+# whole and opens. A 0-byte data.mdb is refused in a data dir used before; a
 # new data dir is fine. 16 random bytes flipped in a copy of a populated data dir, 100
 # times with fixed seeds: status, list, get (result) and check each end, by themselves,
 # within 10 s. `taskhost check` says a clean data dir is clean and names the job whose
@@ -29,8 +30,31 @@ bounded() {
 	err=$(cat "$W/stderr")
 }
 
+# the offset of the last page of data.mdb in $1 that is not on LMDB's free list
+# (mdb_stat -fff lists free pages one a line, runs as PAGE[COUNT])
+last_used_page() {
+	psize=$(mdb_stat -e "$1" | awk '/Page size:/ { print $NF }')
+	used=$(mdb_stat -e "$1" | awk '/Number of pages used:/ { print $NF }')
+	mdb_stat -fff "$1" | awk -v used="$used" -v psize="$psize" '
+		/^ +[0-9]+(\[[0-9]+\])?$/ {
+			n = split($1, a, /[][]/); c = n > 1 ? a[2] : 1
+			for (i = 0; i < c; i++) free[a[1] + i] = 1
+		}
+		END { for (p = used - 1; p > 1 && free[p]; p--) ; print p * psize }'
+}
+last=$(last_used_page "$W/clean")
+check "data.mdb has a page in use past its meta pages" [ "$last" -ge 8192 ]
+
+# ---- cut by free pages only: whole ----
+rm -rf "$W/var"
+cp -a "$W/clean" "$W/var"
+truncate -s $((last + 4096)) "$W/var/data.mdb"
+th check
+expect "cut to just after its last page in use ($((last + 4096)) of $size bytes): check" 0
+same "says clean" "$out" "$W/var: 402 jobs, every index consistent: clean"
+
 # ---- truncated ----
-for cut in 8192 $((size / 2)) $((size - 4096)); do
+for cut in 8192 $((size / 2)) "$last"; do
 	rm -rf "$W/var"
 	cp -a "$W/clean" "$W/var"
 	truncate -s "$cut" "$W/var/data.mdb"
@@ -44,7 +68,7 @@ for cut in 8192 $((size / 2)) $((size - 4096)); do
 	done
 	same "truncated to $cut bytes: every command refuses it, no signal" "$bad" 0
 done
-same "the file was left as it was" "$(stat -c %s "$W/var/data.mdb")" $((size - 4096))
+same "the file was left as it was" "$(stat -c %s "$W/var/data.mdb")" "$last"
 
 # ---- cut short under a running host ----
 rm -rf "$W/var"
