@@ -178,10 +178,12 @@ START_TEST(unique_keys)
 	ck_assert_int_eq(th_store_add(st, &again, 1, &id, &existed), 0);
 	ck_assert(existed);
 	ck_assert_uint_eq(id, a);
+	/* an add that met the key used up no id: the next job's id follows a's */
+	ck_assert_uint_eq(add((th_store_new){0}), a + 1);
 	ck_assert_int_eq(th_store_cancel(st, a), 0); /* finished: the key is free again */
 	ck_assert_int_eq(th_store_add(st, &again, 1, &id, &existed), 0);
 	ck_assert(!existed);
-	ck_assert_uint_ne(id, a);
+	ck_assert_uint_eq(id, a + 2);
 }
 END_TEST
 

@@ -785,33 +785,21 @@ out:
 	return rc;
 }
 
-/* A job with a unique key: added, or the id of the job that holds the key. */
+/* A job with a unique key: the id of the job that holds the key, or added. The holder
+ * is looked up first: an INSERT that meets the key would use up a number of the id
+ * sequence, and the next job added would show the gap. */
 static int add_unique(th_store *st, struct add_args *a, size_t i, int64_t now)
 {
 	const th_store_new *n = &a->jobs[i];
 	th_job job;
 	th_lifecycle_new_job(n, 0, now, &job);
 	for (;;) {
-		struct params p = {.n = 0};
-		p_new(&p, &job, n);
-		int rc = 0;
-		PGresult *r = run(st, "INSERT INTO taskhost.jobs (" INSERT_COLS ") VALUES ($1, $2, "
-				  "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-				  "$18, $19, $20, $21, $22, $23, $24) ON CONFLICT (unique_key) WHERE "
-				  "unique_key IS NOT NULL AND status IN " WAITING " DO NOTHING "
-				  "RETURNING id", &p, &rc);
-		if (!r)
-			return rc;
-		bool added = PQntuples(r) == 1;
-		if (added)
-			a->ids[i] = (uint64_t)col_i64(r, 0, 0);
-		PQclear(r);
-		if (added)
-			return 0;
 		struct params k = {.n = 0};
 		p_bin(&k, n->unique, strlen(n->unique));
-		if (!(r = run(st, "SELECT id FROM taskhost.jobs WHERE unique_key = $1 AND status IN "
-			      WAITING, &k, &rc)))
+		int rc = 0;
+		PGresult *r = run(st, "SELECT id FROM taskhost.jobs WHERE unique_key = $1 AND "
+				  "status IN " WAITING, &k, &rc);
+		if (!r)
 			return rc;
 		bool held = PQntuples(r) == 1;
 		if (held)
@@ -822,7 +810,21 @@ static int add_unique(th_store *st, struct add_args *a, size_t i, int64_t now)
 				a->existed[i] = true;
 			return 0;
 		}
-		/* its holder finished between the two: try again */
+		struct params p = {.n = 0};
+		p_new(&p, &job, n);
+		if (!(r = run(st, "INSERT INTO taskhost.jobs (" INSERT_COLS ") VALUES ($1, $2, "
+			      "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+			      "$18, $19, $20, $21, $22, $23, $24) ON CONFLICT (unique_key) WHERE "
+			      "unique_key IS NOT NULL AND status IN " WAITING " DO NOTHING "
+			      "RETURNING id", &p, &rc)))
+			return rc;
+		bool added = PQntuples(r) == 1;
+		if (added)
+			a->ids[i] = (uint64_t)col_i64(r, 0, 0);
+		PQclear(r);
+		if (added)
+			return 0;
+		/* another host's transaction added it between the two: look again */
 	}
 }
 
