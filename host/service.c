@@ -58,6 +58,7 @@ struct th_service {
 	pthread_mutex_t stop_mu; /* one stop at a time, and close waits for it */
 	th_keeper *keeper;       /* while processing: one for every queue */
 	int64_t started_us;      /* when processing started, for the hosts' records */
+	char host_name[TH_HOST_NAME_MAX + 1]; /* this machine's, read when processing started */
 	void (*on_fatal)(void *ud, int rc);
 	void *on_fatal_ud;
 	atomic_int fatal;        /* what made the store unusable; 0: nothing */
@@ -782,8 +783,7 @@ static void beat(void *ud)
 	th_host_info *i = &h.info;
 	i->instance = svc->owner.instance;
 	i->pid = svc->owner.pid;
-	if (gethostname(i->name, sizeof(i->name) - 1))
-		snprintf(i->name, sizeof(i->name), "unknown");
+	memcpy(i->name, svc->host_name, sizeof(i->name));
 	i->started_us = svc->started_us;
 	i->heartbeat_us = th_clock_now_us();
 	i->lease_us = svc->lease_us;
@@ -823,6 +823,9 @@ int th_service_start_processing(th_service *svc)
 				    .fatal = store_lost, .fatal_ud = svc,
 				    .metrics = svc->metrics, .beat = beat, .beat_ud = svc};
 		svc->started_us = th_clock_now_us();
+		memset(svc->host_name, 0, sizeof(svc->host_name));
+		if (gethostname(svc->host_name, sizeof(svc->host_name) - 1))
+			snprintf(svc->host_name, sizeof(svc->host_name), "unknown");
 		rc = th_keeper_start(&svc->keeper, &ke);
 	}
 	for (size_t i = 0; i < svc->nqueues && rc == 0; i++) {

@@ -2,6 +2,7 @@
  * claim next and process next, processor control, static plugins, wake-ups from another
  * process. */
 #include <check.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
@@ -401,6 +402,32 @@ START_TEST(processor_control)
 }
 END_TEST
 
+/* The heartbeat names the machine as it was when processing started: the name is read
+ * once, not at every beat. Changing it needs a UTS namespace of the test's own (root). */
+START_TEST(heartbeat_reads_the_host_name_once)
+{
+	if (unshare(CLONE_NEWUTS) != 0 || sethostname("before", 6) != 0)
+		return; /* not root: nothing to change the name of */
+	reopen((th_service_opts){.lease_time = 0.3}); /* a beat every 0.1 s */
+	ck_assert_int_eq(th_service_start_processing(svc), 0);
+	ck_assert_int_eq(sethostname("after", 5), 0);
+	th_host_info *h = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(th_service_hosts(svc, &h, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	int64_t first = h[0].heartbeat_us;
+	for (int i = 0; i < 200 && h[0].heartbeat_us == first; i++) {
+		free(h);
+		usleep(20000); /* polled until the next beat; it is due in 0.1 s */
+		ck_assert_int_eq(th_service_hosts(svc, &h, &n), 0);
+		ck_assert_uint_eq(n, 1);
+	}
+	ck_assert_int_gt(h[0].heartbeat_us, first);
+	ck_assert_str_eq(h[0].name, "before");
+	free(h);
+}
+END_TEST
+
 START_TEST(inspect_only_cannot_run)
 {
 	th_service_close(svc);
@@ -631,6 +658,7 @@ Suite *service_suite(void)
 	tcase_add_test(tc, unrun_claims_go_back_at_close);
 	tcase_add_test(tc, list_callback_may_use_the_service);
 	tcase_add_test(tc, processor_control);
+	tcase_add_test(tc, heartbeat_reads_the_host_name_once);
 	tcase_add_test(tc, inspect_only_cannot_run);
 	tcase_add_test(tc, missing_plugin_dir);
 	tcase_add_test(tc, missing_data_dir);
