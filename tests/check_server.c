@@ -581,8 +581,10 @@ START_TEST(client_calls)
 	ck_assert_int_eq(th_client_cron_pause(c, cid, true), 0);
 	ck_assert_int_eq(th_client_get(c, cid, &job), 0);
 	ck_assert(job.flags & TH_JOB_CRON_PAUSED && job.flags & TH_JOB_CRON_CATCHUP);
-	ck_assert_int_eq(th_client_cron_pause(c, cid, false), 0);
 	int64_t times[3];
+	ck_assert_int_eq(th_client_cron_next(c, cid, 3, times, &n), 0);
+	ck_assert_uint_eq(n, 0); /* paused: it fires at no time */
+	ck_assert_int_eq(th_client_cron_pause(c, cid, false), 0);
 	ck_assert_int_eq(th_client_cron_next(c, cid, 3, times, &n), 0);
 	ck_assert_uint_eq(n, 3);
 	ck_assert(times[1] - times[0] == 86400 * INT64_C(1000000));

@@ -94,7 +94,8 @@ int th_client_cron_update(th_client *c, uint64_t id, const char *spec, int catch
 int th_client_cron_pause(th_client *c, uint64_t id, bool paused);
 /* The cron job fires no more (it ends cancelled). */
 int th_client_cron_remove(th_client *c, uint64_t id);
-/* The next fire times of a cron job (microseconds): up to max into times, *n of them. */
+/* The next fire times of a cron job (microseconds): up to max into times, *n of them;
+ * none while it is paused. */
 int th_client_cron_next(th_client *c, uint64_t id, size_t max, int64_t *times, size_t *n);
 
 /* ---- queues, stats, tasks ---- */

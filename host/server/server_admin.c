@@ -213,6 +213,10 @@ int th_api_cron_next(th_api_req *r)
 	if (cs && (!*cs || *end || count < 1 || count > TH_API_NEXT_MAX))
 		return th_api_error(r, 400, "bad_request", "count: expected a whole number from 1 "
 				    "to %d", TH_API_NEXT_MAX);
+	bool paused = job.flags & TH_JOB_CRON_PAUSED; /* it fires at no time until resumed */
+	if (paused)
+		return th_api_ok(r, 200, json_pack("{s:I, s:b, s:[]}", "id", (json_int_t)job.id,
+						   "paused", paused, "next"));
 	char *spec = NULL, err[256];
 	th_cron cron;
 	int rc = th_service_cron_spec(r->svc, job.id, &spec);
@@ -227,7 +231,8 @@ int th_api_cron_next(th_api_req *r)
 	int64_t t = th_clock_now_us();
 	for (long i = 0; i < count && (t = th_cron_next(&cron, t)) >= 0; i++)
 		json_array_append_new(arr, th_jobjson_time(t));
-	return th_api_ok(r, 200, json_pack("{s:I, s:o}", "id", (json_int_t)job.id, "next", arr));
+	return th_api_ok(r, 200, json_pack("{s:I, s:b, s:o}", "id", (json_int_t)job.id,
+					   "paused", paused, "next", arr));
 }
 
 /* ---- clean: finished jobs removed, all or those older than older_than ---- */

@@ -250,13 +250,19 @@ cid=$(printf '%s' "$body" | jq .id)
 api GET /v1/cron
 is "list cron jobs" 200 ".cron[0].id == $cid and .cron[0].schedule == \"*/5 * * * *\""
 api GET "/v1/cron/$cid/next?count=3"
-is "its next fire times" 200 '(.next | length) == 3'
+is "its next fire times" 200 '.paused == false and (.next | length) == 3'
 api PATCH "/v1/cron/$cid" '{"schedule":"every 90s","catchup":true}'
 is "update it" 200 '.schedule == "every 90s" and .catch_up == true'
 api POST "/v1/cron/$cid/pause"
 is "pause it" 200 '.paused == true'
+api GET "/v1/cron/$cid/next?count=3"
+is "a paused one says so and lists no fire times" 200 '.paused == true and .next == []'
+api GET "/v1/cron/$cid/next?count=0"
+is "a bad count, paused or not: 400" 400 '.error.message | startswith("count: expected")'
 api POST "/v1/cron/$cid/resume"
 is "resume it" 200 '.paused == false'
+api GET "/v1/cron/$cid/next?count=2"
+is "resumed, it lists them again" 200 '.paused == false and (.next | length) == 2'
 api GET "/v1/cron/1/next"
 is "next of a job that is no cron job: 409" 409 '.error.message == "job 1 is completed, not a cron job"'
 api PATCH "/v1/cron/$cid" '{"schedule":"61 * * * *"}'

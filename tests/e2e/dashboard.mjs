@@ -289,12 +289,17 @@ try {
 	ok(cj.last_run > 0 && row[5] === String(cj.last_run) && row[6] === 'error' && row[7] === cj.last_run_finished && row[8] === 'paused',
 		`cron: each schedule's last run, its result and end (${row.join(' | ')})`);
 	// the page's three next fire times are the API's, asked before the page loads and
-	// after (the schedule fires every second, counted from when it is asked)
-	const firesBefore = (await api(`/v1/cron/${J.cron}/next?count=3`)).next;
+	// after (counted from when it is asked); the paused schedule has none
+	const every5 = (await api('/v1/cron')).cron.find((x) => x.schedule === '*/5 * * * *').id;
+	const firesBefore = (await api(`/v1/cron/${every5}/next?count=3`)).next;
 	await visit(page, '#/hosts');
 	await visit(page, '#/cron');
-	const shown = await page.$$eval(`#cron-list tr[data-id="${J.cron}"] td.next`, (t) => t[0].innerText.split('\n'));
-	const firesAfter = (await api(`/v1/cron/${J.cron}/next?count=3`)).next;
+	const shown = await page.$$eval(`#cron-list tr[data-id="${every5}"] td.next`, (t) => t[0].innerText.split('\n'));
+	const firesAfter = (await api(`/v1/cron/${every5}/next?count=3`)).next;
+	const pausedNext = await api(`/v1/cron/${J.cron}/next?count=3`);
+	const pausedShown = await page.$$eval(`#cron-list tr[data-id="${J.cron}"] td.next`, (t) => t[0].innerText);
+	ok(pausedNext.paused === true && pausedNext.next.length === 0 && pausedShown === '',
+		`cron: a paused schedule shows no fire times (${JSON.stringify(pausedNext)}, page: '${pausedShown}')`);
 	const t = Date.parse;
 	ok(shown.length === 3 && firesBefore.length === 3 && firesAfter.length === 3 &&
 		shown.every((x, i) => t(firesBefore[i]) <= t(x) && t(x) <= t(firesAfter[i])),
