@@ -495,8 +495,10 @@ same "one past the limit waits to be accepted" "$(sed -n 3p "$W/many")" "extra w
 same "and is served once a connection closes" "$(sed -n 4p "$W/many")" "then 201"
 api GET "/v1/jobs?unique=many-77"
 is "and each job is there" 200 '(.jobs | length) == 1'
-api GET /v1/stats
-is "their adds shared commits" 200 '.group_commit.commits < .group_commit.jobs_added'
+lmdb_only "their adds shared commits" "on PostgreSQL each write of a group is a transaction of its own: its store has no shared-transaction call yet" && {
+	api GET /v1/stats
+	is "their adds shared commits" 200 '.group_commit.commits < .group_commit.jobs_added'
+}
 
 # ---- clean: bad bodies say which field and why; then finished jobs go ----
 for bad in '{"older_than":"5x"}' '{"older_than":true}' '{"older_than":""}'; do
@@ -590,27 +592,29 @@ wait $waiters
 same "the waits going on end timed out" "$(jq -s -c '[.[].timed_out]' "$W/wait1" "$W/wait2")" "[true,true]"
 stop_host "$HOST_PID"
 
-# ---- a full store: 503 ----
-rm -rf "$W/var"
-write_config "map_size = 1MiB" "max_map_size = 1MiB" "max_input_size = 200KiB"
-start_host || exit 1
-api POST /v1/queues/default/pause
-chunk=$(head -c 150000 /dev/zero | tr '\0' y)
-printf '{"task":"noop","input":"%s"}' "$chunk" >"$W/chunk.json"
-n=0
-while [ $n -lt 30 ]; do
-	api POST /v1/jobs "@$W/chunk.json"
-	[ "$code" = 201 ] || break
-	n=$((n + 1))
-done
-is "a full database: 503" 503 '.error.code == "full"'
-api GET /v1/health
-is "the host still answers" 200
-stop_host "$HOST_PID"
+# ---- a full store (an LMDB map at max_map_size): 503 ----
+lmdb_only "a full database: 503, and the host still answers" && {
+	rm -rf "$W/var"
+	write_config "map_size = 1MiB" "max_map_size = 1MiB" "max_input_size = 200KiB"
+	start_host || exit 1
+	api POST /v1/queues/default/pause
+	chunk=$(head -c 150000 /dev/zero | tr '\0' y)
+	printf '{"task":"noop","input":"%s"}' "$chunk" >"$W/chunk.json"
+	n=0
+	while [ $n -lt 30 ]; do
+		api POST /v1/jobs "@$W/chunk.json"
+		[ "$code" = 201 ] || break
+		n=$((n + 1))
+	done
+	is "a full database: 503" 503 '.error.code == "full"'
+	api GET /v1/health
+	is "the host still answers" 200
+	stop_host "$HOST_PID"
+}
 
 # ---- group commit: every acknowledged add survives a SIGKILL, and nothing else is there
-rm -rf "$W/var"
 write_config
+fresh_store
 start_host || exit 1
 api POST /v1/queues/default/pause
 CLIENTS=8

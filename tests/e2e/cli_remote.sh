@@ -143,6 +143,7 @@ for mode in local sock tcp; do
 	write_config "data_dir = ./$mode/var" "listen = 127.0.0.1:$port" "token_file = $TOKENS"
 	cp "$CFG" "$W/$mode.ini"
 	CFG="$W/$mode.ini"
+	fresh_store "$W/$mode/var"
 	case $mode in
 	local) MODE_ARGS=--local ;;
 	sock) MODE_ARGS="" ;;

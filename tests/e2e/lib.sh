@@ -164,6 +164,32 @@ postgresql*) DIED="lease expired" ;;
 *) DIED="host died while running" ;;
 esac
 
+# lmdb_only DESC [WHY]: true on an LMDB store; on a PostgreSQL store (TASKHOST_STORE)
+# false, and DESC is noted as skipped (and why, where PostgreSQL's store differs):
+# `lmdb_only "a full map: 503" && { ...; }`
+lmdb_only() {
+	case ${TASKHOST_STORE:-} in
+	postgresql*)
+		echo "ok - $1 # skip: LMDB only${2:+ ($2)}"
+		return 1
+		;;
+	esac
+}
+
+# fresh_store [DIR]: the next host starts on an empty store: its data dir DIR ($W/var)
+# goes, and on a PostgreSQL store (TASKHOST_STORE) schema taskhost is dropped and
+# migrated again
+fresh_store() {
+	rm -rf "${1:-$W/var}"
+	case ${TASKHOST_STORE:-} in
+	postgresql://*) _conn=$TASKHOST_STORE ;;
+	postgresql:*) _conn=${TASKHOST_STORE#postgresql:} ;;
+	*) return 0 ;;
+	esac
+	psql "$_conn" -X -q -c "SET client_min_messages = warning; DROP SCHEMA taskhost CASCADE" &&
+		"$TASKHOST" -c "$CFG" migrate >/dev/null
+}
+
 # pg_database NAME: for tests on a PostgreSQL store, a database of their own on the
 # server of $TASKHOST_TEST_PG (scripts/check starts one), dropped at exit; $PGDB is its
 # connection string, `sql TEXT` runs TEXT there. Without a server the test is skipped.
