@@ -186,7 +186,8 @@ wait_until 10 sh -c "curl -s --unix-socket '$SOCK' http://x/v1/jobs/$sid | jq -e
 api GET "/v1/jobs/$sid/progress"
 is "progress of a running job" 200 '.status == "processing"'
 api POST "/v1/jobs/$sid/cancel"
-is "cancel a running job: 202, it is asked to stop" 202 '.cancel_requested == true'
+# (the job is read again after the commit: on a fast host it may have stopped by then)
+is "cancel a running job: 202, it is asked to stop" 202 '.cancel_requested == true or .status == "cancelled"'
 api POST /v1/jobs/batch '{"jobs":[{"task":"echo","input":"b1"},{"task":"noop"},{"task":"echo","input":"b3"}]}'
 is "a batch" 201 '(.ids | length) == 3 and .ids[0] + 2 == .ids[2]'
 api POST /v1/wait "{\"ids\":$(printf '%s' "$body" | jq -c .ids),\"timeout\":10}"
@@ -495,10 +496,8 @@ same "one past the limit waits to be accepted" "$(sed -n 3p "$W/many")" "extra w
 same "and is served once a connection closes" "$(sed -n 4p "$W/many")" "then 201"
 api GET "/v1/jobs?unique=many-77"
 is "and each job is there" 200 '(.jobs | length) == 1'
-lmdb_only "their adds shared commits" "on PostgreSQL each write of a group is a transaction of its own: its store has no shared-transaction call yet" && {
-	api GET /v1/stats
-	is "their adds shared commits" 200 '.group_commit.commits < .group_commit.jobs_added'
-}
+api GET /v1/stats
+is "their adds shared commits" 200 '.group_commit.commits < .group_commit.jobs_added'
 
 # ---- clean: bad bodies say which field and why; then finished jobs go ----
 for bad in '{"older_than":"5x"}' '{"older_than":true}' '{"older_than":""}'; do
