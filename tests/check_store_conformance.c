@@ -59,7 +59,7 @@ static int nbackends(void)
 static void drop_schema(const char *conninfo)
 {
 	PGconn *conn;
-	ck_assert_int_eq(th_store_pg_connect(conninfo, "the test's server", 0, &conn), 0);
+	ck_assert_int_eq(th_store_pg_connect(conninfo, "the test's server", 0, NULL, &conn), 0);
 	PGresult *r = PQexec(conn, "DROP SCHEMA IF EXISTS taskhost CASCADE");
 	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
 	PQclear(r);
@@ -871,7 +871,7 @@ START_TEST(pg_timeouts_follow_the_lease)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		PGconn *conn;
 		ck_assert_int_eq(th_store_pg_connect(cases[i].conninfo, "the test's server",
-						     cases[i].lease_us, &conn), 0);
+						     cases[i].lease_us, NULL, &conn), 0);
 		ck_assert_int_eq(sockopt(conn, SOL_SOCKET, SO_KEEPALIVE), 1);
 		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_KEEPIDLE), cases[i].idle);
 		ck_assert_int_eq(sockopt(conn, IPPROTO_TCP, TCP_KEEPINTVL), cases[i].interval);
@@ -880,6 +880,38 @@ START_TEST(pg_timeouts_follow_the_lease)
 				 cases[i].user_timeout_ms);
 		PQfinish(conn);
 	}
+}
+END_TEST
+
+/* A caller that tries to connect again and again is told of the failure once, and of
+ * the connection once it is back. */
+START_TEST(pg_connect_failures_logged_once)
+{
+	const char *good = getenv("TASKHOST_TEST_PG");
+	const char *bad = "host=127.0.0.1 port=1 user=postgres dbname=postgres";
+	bool down = false;
+	PGconn *conn;
+	tu_capture_start();
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(th_store_pg_connect(bad, "nowhere", SEC, &down, &conn), TH_EIO);
+	ck_assert(down);
+	char **m = tu_captured("store");
+	ck_assert_uint_eq(tu_strv_len(m), 1);
+	ck_assert_ptr_nonnull(strstr(m[0], "postgresql store nowhere: cannot connect: "));
+	ck_assert_ptr_nonnull(strstr(m[0], "(trying again; said once until connected)"));
+	tu_strv_free(m);
+	ck_assert_int_eq(th_store_pg_connect(good, "here", SEC, &down, &conn), 0);
+	ck_assert(!down);
+	PQfinish(conn);
+	ck_assert(tu_captured_has("store", "postgresql store here: connected again", NULL));
+	/* without `down`, each failure is said */
+	tu_capture_clear();
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(th_store_pg_connect(bad, "nowhere", SEC, NULL, &conn), TH_EIO);
+	m = tu_captured("store");
+	ck_assert_uint_eq(tu_strv_len(m), 2);
+	tu_strv_free(m);
+	tu_capture_stop();
 }
 END_TEST
 
@@ -911,6 +943,7 @@ Suite *conformance_suite(void)
 	if (getenv("TASKHOST_TEST_PG")) {
 		TCase *pg = tcase_create("postgresql");
 		tcase_add_test(pg, pg_timeouts_follow_the_lease);
+		tcase_add_test(pg, pg_connect_failures_logged_once);
 		suite_add_tcase(s, pg);
 	}
 	return s;

@@ -58,6 +58,10 @@ struct th_store {
 	int found_version;  /* the schema's version at open */
 	bool relaxed;       /* durability = relaxed */
 	bool down;          /* the connection is lost: logged once until it is back */
+	int64_t retry_at;   /* down: no try to reconnect before this (monotonic us), so
+			     * that callers meanwhile fail at once instead of each waiting
+			     * out a try of its own */
+	int64_t backoff_us; /* the pause after the last failed try: doubles to max_backoff */
 	atomic_bool up;     /* !down, for readers without mu (th_store_pg_connection) */
 	_Atomic uint64_t reconnects;
 	_Atomic uint64_t rng;
@@ -183,10 +187,9 @@ static PGresult *ask(th_store *st, const char *sql, int n, const char *const *v,
 }
 
 /* Runs sql; NULL (logged, *rc set) unless it succeeds. */
-static PGresult *run(th_store *st, const char *sql, const struct params *p, int *rc)
+/* r if it is a success; else NULL, *rc RETRY or TH_EIO (logged) and r cleared. */
+static PGresult *checked(th_store *st, PGresult *r, int *rc)
 {
-	PGresult *r = ask(st, sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-			  p ? p->fmt : NULL);
 	ExecStatusType s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return r;
@@ -198,11 +201,74 @@ static PGresult *run(th_store *st, const char *sql, const struct params *p, int 
 	return NULL;
 }
 
+static PGresult *run(th_store *st, const char *sql, const struct params *p, int *rc)
+{
+	return checked(st, ask(st, sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+			       p ? p->fmt : NULL), rc);
+}
+
 static int exec(th_store *st, const char *sql, const struct params *p)
 {
 	int rc = 0;
 	PQclear(run(st, sql, p, &rc));
 	return rc;
+}
+
+/* One statement over many rows of parameters (a multi-row VALUES): each row's
+ * parameters are copied out of its struct params and written "$k", or "$k::TYPE" where
+ * types names one for the row's column. */
+struct batch {
+	char *sql;
+	size_t at, cap;
+	const char **v;
+	int *len, *fmt, np;
+	char (*num)[24];
+};
+
+static int batch_open(struct batch *b, const char *head, size_t rows, int cols)
+{
+	size_t np = rows * (size_t)cols;
+	*b = (struct batch){.cap = strlen(head) + 512 + np * 24};
+	b->sql = malloc(b->cap);
+	b->v = calloc(np, sizeof(*b->v));
+	b->len = calloc(np, sizeof(*b->len));
+	b->fmt = calloc(np, sizeof(*b->fmt));
+	b->num = calloc(np, sizeof(*b->num));
+	if (!b->sql || !b->v || !b->len || !b->fmt || !b->num)
+		return TH_ENOMEM;
+	b->at = (size_t)snprintf(b->sql, b->cap, "%s", head);
+	return 0;
+}
+
+static void batch_row(struct batch *b, const struct params *p, const char *const *types)
+{
+	for (int k = 0; k < p->n; k++) {
+		int j = b->np++;
+		memcpy(b->num[j], p->num[k], sizeof(b->num[j]));
+		b->v[j] = p->v[k] == p->num[k] ? b->num[j] : p->v[k];
+		b->len[j] = p->len[k];
+		b->fmt[j] = p->fmt[k];
+		const char *t = types ? types[k] : NULL;
+		b->at += (size_t)snprintf(b->sql + b->at, b->cap - b->at, "%s$%d%s%s",
+					  k ? ", " : j ? "), (" : "(", j + 1, t ? "::" : "",
+					  t ? t : "");
+	}
+}
+
+/* Sends the statement, `tail` after the last row. */
+static PGresult *batch_ask(th_store *st, struct batch *b, const char *tail)
+{
+	snprintf(b->sql + b->at, b->cap - b->at, ")%s", tail);
+	return ask(st, b->sql, b->np, b->v, b->len, b->fmt);
+}
+
+static void batch_close(struct batch *b)
+{
+	free(b->sql);
+	free(b->v);
+	free(b->len);
+	free(b->fmt);
+	free(b->num);
 }
 
 static int64_t col_i64(const PGresult *r, int row, int col)
@@ -383,7 +449,16 @@ static int set_durability(th_store *st)
 	return st->relaxed ? exec(st, "SET synchronous_commit = off", NULL) : 0;
 }
 
-/* The connection again after it was lost: one log line per outage. */
+/* The longest pause between tries to reconnect: a fifth of the lease (the keeper renews
+ * every third of it), at most 1 s. */
+static int64_t max_backoff(const th_store *st)
+{
+	int64_t b = st->lease_us > 0 ? st->lease_us / 5 : 1000000;
+	return b < 50000 ? 50000 : b > 1000000 ? 1000000 : b;
+}
+
+/* The connection again after it was lost: one log line per outage. One try at a time
+ * for all callers (under mu), and none within the pause after a failed one. */
 static bool reconnect(th_store *st)
 {
 	if (PQstatus(st->conn) == CONNECTION_OK)
@@ -394,10 +469,18 @@ static bool reconnect(th_store *st)
 			     th_store_pg_message(st->conn, NULL, m));
 	st->down = true;
 	atomic_store(&st->up, false);
-	PQreset(st->conn);
-	if (PQstatus(st->conn) != CONNECTION_OK || set_durability(st))
+	if (th_clock_mono_us() < st->retry_at)
 		return false;
+	PQreset(st->conn);
+	if (PQstatus(st->conn) != CONNECTION_OK || set_durability(st)) {
+		int64_t b = st->backoff_us ? 2 * st->backoff_us : 50000;
+		st->backoff_us = b > max_backoff(st) ? max_backoff(st) : b;
+		st->retry_at = th_clock_mono_us() + st->backoff_us;
+		return false;
+	}
 	th_log_info("store", "%s: connected again", st->shown);
+	st->backoff_us = 0;
+	st->retry_at = 0;
 	st->down = false;
 	atomic_store(&st->up, true);
 	atomic_fetch_add(&st->reconnects, 1);
@@ -424,8 +507,11 @@ static int begin(th_store *st, char *xid, size_t cap)
 /* A COMMIT whose answer was lost with the connection may have committed (the server had
  * it) or not: asked of the server once connected again. An old session still in the
  * transaction (its loss not yet seen by the server) is ended first, so that the answer
- * is final. 0: it committed; RETRY: it did not; TH_EIO: no answer within DOUBT_WAIT_MS,
- * the transaction's fate unknown (logged). */
+ * is final. The old session's pid is ended only while the transaction is in progress:
+ * then the session that holds it is alive, so the pid is still its (after a restart of
+ * the server the transaction is aborted, and no pid is ended). 0: it committed; RETRY:
+ * it did not; TH_EIO: no answer within DOUBT_WAIT_MS, the transaction's fate unknown
+ * (logged). */
 static int commit_fate(th_store *st, const char *xid, int old_pid)
 {
 	char pid[16];
@@ -597,7 +683,7 @@ static bool server_answers(th_store *st)
 }
 
 int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_us,
-			PGconn **out)
+			bool *down, PGconn **out)
 {
 	*out = NULL;
 	char *err = NULL;
@@ -616,11 +702,19 @@ int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_u
 		return TH_ENOMEM;
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char m[TH_STORE_PG_MSG_MAX];
-		th_log_error("store", "postgresql store %s: cannot connect: %s", shown,
-			     th_store_pg_message(conn, NULL, m));
+		if (!down || !*down)
+			th_log_error("store", "postgresql store %s: cannot connect: %s%s", shown,
+				     th_store_pg_message(conn, NULL, m),
+				     down ? " (trying again; said once until connected)" : "");
+		if (down)
+			*down = true;
 		PQfinish(conn);
 		return TH_EIO;
 	}
+	if (down && *down)
+		th_log_info("store", "postgresql store %s: connected again", shown);
+	if (down)
+		*down = false;
 	PGresult *r = PQexec(conn, "SET client_min_messages = warning");
 	PQclear(r);
 	*out = conn;
@@ -653,7 +747,7 @@ static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
 	st->lease_us = opts ? opts->lease_us : 0;
 	st->answer_us = within(st->lease_us > 0 ? st->lease_us / 3 : INT64_MAX, 1000000,
 			       (int64_t)ANSWER_WAIT_MS * 1000);
-	if ((rc = th_store_pg_connect(st->conninfo, st->shown, st->lease_us, &st->conn)) ||
+	if ((rc = th_store_pg_connect(st->conninfo, st->shown, st->lease_us, NULL, &st->conn)) ||
 	    (rc = th_store_pg_schema_migrate(st->conn, opts && opts->migrate, st->shown,
 					     &st->found_version)))
 		goto fail;
@@ -729,33 +823,23 @@ static void p_new(struct params *p, const th_job *job, const th_store_new *n)
 /* Jobs [from, to) without unique keys: one INSERT, their ids in order. */
 static int add_rows(th_store *st, struct add_args *a, size_t from, size_t to, int64_t now)
 {
-	size_t n = to - from, np = n * INSERT_NCOLS;
-	size_t cap = 512 + n * (INSERT_NCOLS * 10 + 8);
-	char *sql = malloc(cap);
-	const char **v = calloc(np, sizeof(*v));
-	int *len = calloc(np, sizeof(*len)), *fmt = calloc(np, sizeof(*fmt));
-	char (*num)[24] = calloc(np, sizeof(*num));
-	th_job *jobs = calloc(n, sizeof(*jobs));
-	int rc = TH_ENOMEM;
-	if (!sql || !v || !len || !fmt || !num || !jobs)
-		goto out;
-	size_t at = (size_t)snprintf(sql, cap, "INSERT INTO taskhost.jobs (" INSERT_COLS ") VALUES ");
+	size_t n = to - from;
+	struct batch b;
+	th_job *jobs = calloc(n, sizeof(*jobs)); /* the rows' strings point into them */
+	int rc = batch_open(&b, "INSERT INTO taskhost.jobs (" INSERT_COLS ") VALUES ", n,
+			    INSERT_NCOLS);
+	if (rc || !jobs) {
+		batch_close(&b);
+		free(jobs);
+		return TH_ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct params p = {.n = 0};
 		th_lifecycle_new_job(&a->jobs[from + i], 0, now, &jobs[i]);
 		p_new(&p, &jobs[i], &a->jobs[from + i]);
-		for (int k = 0; k < p.n; k++) {
-			size_t j = i * INSERT_NCOLS + (size_t)k;
-			memcpy(num[j], p.num[k], sizeof(num[j]));
-			v[j] = p.v[k] == p.num[k] ? num[j] : p.v[k];
-			len[j] = p.len[k];
-			fmt[j] = p.fmt[k];
-			at += (size_t)snprintf(sql + at, cap - at, "%s$%zu", k ? ", " : i ? "), (" : "(",
-					       j + 1);
-		}
+		batch_row(&b, &p, NULL);
 	}
-	snprintf(sql + at, cap - at, ") RETURNING id");
-	PGresult *r = ask(st, sql, (int)np, v, len, fmt);
+	PGresult *r = batch_ask(st, &b, " RETURNING id");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
 		rc = retryable(r, st->conn) ? RETRY : TH_EIO;
 		char m[TH_STORE_PG_MSG_MAX];
@@ -772,15 +856,9 @@ static int add_rows(th_store *st, struct add_args *a, size_t from, size_t to, in
 				a->ids[from + j] = a->ids[from + j - 1];
 				a->ids[from + j - 1] = t;
 			}
-		rc = 0;
 	}
 	PQclear(r);
-out:
-	free(sql);
-	free(v);
-	free(len);
-	free(fmt);
-	free(num);
+	batch_close(&b);
 	free(jobs);
 	return rc;
 }
@@ -1598,39 +1676,118 @@ static int lock_outcomes(th_store *st, const th_cycle *c, PGresult **r)
 	return rc;
 }
 
-/* Records outcome o; `rows` holds the jobs of the cycle's outcomes (lock_outcomes), read
- * before any was recorded: a cycle has one outcome per job, as processors make them. */
-static int record_outcome(th_store *st, const th_outcome *o, const th_owner *owner,
-			  const PGresult *rows, int64_t now, size_t *stale)
+/* Outcome o applied to its job: *job and *x what to write (write_outcomes), or false
+ * when its claim is stale. `rows` holds the jobs of the cycle's outcomes (lock_outcomes),
+ * read before any was recorded: a cycle has one outcome per job, as processors make
+ * them. The attempt's error goes to the job's history here. */
+static int apply_outcome(th_store *st, const th_outcome *o, const th_owner *owner,
+			 const PGresult *rows, int64_t now, th_job *job, struct also *x,
+			 bool *write)
 {
-	th_job job;
 	bool found = false;
+	*write = false;
 	for (int i = 0; i < PQntuples(rows) && !found; i++)
 		if ((found = (uint64_t)col_i64(rows, i, 0) == o->id))
-			row_job(rows, i, &job);
-	if (!found || !th_lifecycle_outcome_current(&job, o, owner)) {
+			row_job(rows, i, job);
+	if (!found || !th_lifecycle_outcome_current(job, o, owner)) {
 		th_log_warn("store", "job %llu: outcome of a stale claim refused (the job was "
 			    "taken back from this host)", (unsigned long long)o->id);
-		(*stale)++;
 		return 0;
 	}
-	int rc;
-	uint32_t attempt = job.attempts;
-	int64_t began = job.started_us;
+	uint32_t attempt = job->attempts;
+	int64_t began = job->started_us;
 	bool history;
-	th_job_status status = th_lifecycle_outcome(&job, o, now, next_random(st), &history);
-	if (history && (rc = add_history(st, job.id, attempt, began, now, o->error)))
+	th_job_status status = th_lifecycle_outcome(job, o, now, next_random(st), &history);
+	int rc;
+	if (history && (rc = add_history(st, job->id, attempt, began, now, o->error)))
 		return rc;
 	/* a job to run again keeps why, for the user to see meanwhile; a result is kept
 	 * only by a finished job */
-	struct also x = {.error = o->error};
+	*x = (struct also){.error = o->error};
 	if (status != TH_JOB_QUEUED && status != TH_JOB_DELAYED) {
-		x.result = o->result;
-		x.result_len = o->result_len;
+		x->result = o->result;
+		x->result_len = o->result_len;
 	}
-	if ((rc = put_job_also(st, &job, &x)))
+	*write = true;
+	return 0;
+}
+
+#define OUTCOME_ROWS 1000 /* jobs one UPDATE of outcomes writes (23 parameters each) */
+
+/* The records of jobs [0, n) with their errors and results (x), one UPDATE for up to
+ * OUTCOME_ROWS of them. */
+static int write_outcomes(th_store *st, const th_job *jobs, const struct also *x, size_t n)
+{
+	static const char *const types[] = {
+		"bigint", "bigint", "text", "bigint", "bigint", "bigint", "bigint", "bigint",
+		"bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
+		"bigint", "bigint", "bigint", "bigint", "bigint", "bytea", "bytea"};
+	int rc = 0;
+	for (size_t from = 0; from < n && rc == 0; from += OUTCOME_ROWS) {
+		size_t rows = n - from < OUTCOME_ROWS ? n - from : OUTCOME_ROWS;
+		struct batch b;
+		if ((rc = batch_open(&b, "UPDATE taskhost.jobs j SET status = v.status, "
+				     "queue = v.queue, priority = v.priority, attempts = v.attempts, "
+				     "max_attempts = v.max_attempts, added_us = v.added_us, "
+				     "started_us = v.started_us, finished_us = v.finished_us, "
+				     "input_len = v.input_len, result_len = v.result_len, "
+				     "claim_gen = v.claim_gen, owner = v.owner, owner_pid = v.owner_pid, "
+				     "flags = v.flags, due_us = v.due_us, timeout_ms = v.timeout_ms, "
+				     "backoff_ms = v.backoff_ms, parent = v.parent, "
+				     "last_run = v.last_run, fires = v.fires, "
+				     "error = coalesce(v.error, j.error), "
+				     "result = coalesce(v.result, j.result) FROM (VALUES ",
+				     rows, 23)) == 0) {
+			for (size_t i = from; i < from + rows; i++) {
+				struct params p = {.n = 0};
+				p_i64(&p, (int64_t)jobs[i].id);
+				p_job(&p, &jobs[i]);
+				p_bin(&p, x[i].error, x[i].error ? strlen(x[i].error) : 0);
+				p_bin(&p, x[i].result_len ? x[i].result : NULL, x[i].result_len);
+				batch_row(&b, &p, types);
+			}
+			PGresult *r = batch_ask(st, &b, ") AS v(id, status, queue, priority, "
+						"attempts, max_attempts, added_us, started_us, "
+						"finished_us, input_len, result_len, claim_gen, owner, "
+						"owner_pid, flags, due_us, timeout_ms, backoff_ms, parent, "
+						"last_run, fires, error, result) WHERE j.id = v.id");
+			PQclear(checked(st, r, &rc));
+		}
+		batch_close(&b);
+	}
+	return rc;
+}
+
+/* Records the cycle's outcomes: each job's history, then every record in one statement,
+ * then what a finished cron run tells its cron job. */
+static int record_outcomes(th_store *st, th_cycle *c, int64_t now)
+{
+	PGresult *rows;
+	int rc = lock_outcomes(st, c, &rows);
+	if (rc)
 		return rc;
-	return th_job_status_final(job.status) ? report_to_cron(st, &job) : 0;
+	th_job *jobs = calloc(c->nout, sizeof(*jobs));
+	struct also *x = calloc(c->nout, sizeof(*x));
+	size_t n = 0;
+	if (!jobs || !x)
+		rc = TH_ENOMEM;
+	for (size_t i = 0; i < c->nout && rc == 0; i++) {
+		bool write;
+		rc = apply_outcome(st, &c->outs[i], c->owner, rows, now, &jobs[n], &x[n], &write);
+		if (write)
+			n++;
+		else if (rc == 0)
+			c->stale++;
+	}
+	PQclear(rows);
+	if (rc == 0)
+		rc = write_outcomes(st, jobs, x, n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (th_job_status_final(jobs[i].status))
+			rc = report_to_cron(st, &jobs[i]);
+	free(jobs);
+	free(x);
+	return rc;
 }
 
 /* A cron job fires: a run of its task with its input, queued now. */
@@ -1803,16 +1960,8 @@ static int cycle_fn(th_store *st, void *ud)
 	c->next_due = 0;
 	int64_t now = th_clock_now_us();
 	int rc;
-	if (c->nout) {
-		PGresult *rows;
-		if ((rc = lock_outcomes(st, c, &rows)))
-			return rc;
-		for (size_t i = 0; i < c->nout && rc == 0; i++)
-			rc = record_outcome(st, &c->outs[i], c->owner, rows, now, &c->stale);
-		PQclear(rows);
-		if (rc)
-			return rc;
-	}
+	if (c->nout && (rc = record_outcomes(st, c, now)))
+		return rc;
 	if ((rc = promote_due(st, now, c)))
 		return rc;
 	/* claims commit before their jobs start: c->start is not called */

@@ -15,10 +15,13 @@ extern const th_store_ops th_store_pg;
  * password as ***): TH_ECONFIG for a string that does not parse, TH_EIO when the
  * server cannot be reached or refuses. Its connect timeout, TCP keepalives and
  * tcp_user_timeout are derived from lease_us unless conninfo sets them: a silent
- * connection is noticed within the lease (0: within 20 s). */
+ * connection is noticed within the lease (0: within 20 s). A caller that tries again
+ * and again passes `down` (false at first): a failure is logged only while it is false
+ * and sets it, and the first success after logs that it is connected again; NULL:
+ * every failure is logged. */
 struct pg_conn; /* libpq's PGconn */
 int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_us,
-			struct pg_conn **out);
+			bool *down, struct pg_conn **out);
 
 /* libpq's error message of r (or, when r has none, of conn) in buf as one line: its
  * lines joined by a space, the trailing newline dropped; returns buf. */

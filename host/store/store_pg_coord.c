@@ -32,6 +32,7 @@ struct th_coord {
 	uint32_t seq[NEVENTS];
 	pthread_mutex_t send_mu; /* guards `send` */
 	PGconn *send;       /* NOTIFY and progress; opened when first needed */
+	bool send_down, listen_down; /* a try to connect failed: said once until one works */
 	bool listening;     /* the listener thread runs */
 	pthread_t listener;
 	atomic_bool stop;
@@ -55,7 +56,7 @@ static void bump(th_coord *c, int ev)
 static PGconn *listen_conn(th_coord *c)
 {
 	PGconn *conn;
-	if (th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &conn))
+	if (th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->listen_down, &conn))
 		return NULL;
 	PGresult *r = PQexec(conn, "LISTEN " CHANNEL);
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -149,7 +150,7 @@ static uint32_t pg_seq(th_coord *c, enum th_wake_event ev)
 static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
 {
 	for (int tries = 0; tries < 2; tries++) {
-		if (!c->send && th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send))
+		if (!c->send && th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down, &c->send))
 			return false;
 		PGresult *r = PQexecParams(c->send, sql, n, NULL, vals, NULL, NULL, 0);
 		ExecStatusType s = PQresultStatus(r);
@@ -227,7 +228,7 @@ static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
 	const char *v[] = {i};
 	bool found = false;
 	pthread_mutex_lock(&c->send_mu);
-	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send) == 0) {
+	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down, &c->send) == 0) {
 		PGresult *r = PQexecParams(c->send, "SELECT done FROM taskhost.progress WHERE id = $1",
 					   1, NULL, v, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
@@ -339,7 +340,7 @@ static int pg_host_list(th_coord *c, th_host_rec **out, size_t *n)
 	*n = 0;
 	int rc = TH_EIO;
 	pthread_mutex_lock(&c->send_mu);
-	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send) == 0) {
+	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down, &c->send) == 0) {
 		PGresult *r = PQexec(c->send, "SELECT instance, pid, name, strategy, workers,"
 				     " running, started_us, heartbeat_us, lease_us FROM taskhost.hosts");
 		int rows = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;

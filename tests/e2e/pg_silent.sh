@@ -4,7 +4,8 @@
 # every connection stays open and nothing comes back, which TCP does not notice (the
 # proxy acknowledges what it is sent). Host a sees that its statement gets no answer and
 # a new connection none either, cuts the connection (one log line), its leases lapse and
-# it claims nothing; host b, straight to the server, takes back host a's jobs. Thawed,
+# it claims nothing, and its API answers 503; host b, straight to the server, takes
+# back host a's jobs. Thawed,
 # host a reconnects and carries on: every job completes, only jobs host b took back
 # from host a ran twice.
 . "$(dirname "$0")/lib.sh"
@@ -34,6 +35,12 @@ check "host a saw that the server gave no answer" wait_until $((LEASE + 10)) gre
 check "host a logged that its leases lapsed" wait_until $((LEASE + 10)) grep -q "$lapse" "$W/a.log"
 taken() { grep -q "lease expired" "$W/b.log"; }
 check "host b took back host a's jobs" wait_until $((LEASE + 10)) taken
+# an API call to host a meanwhile is answered 503 within a bound: its callers take turns
+# to try to reconnect, and in the pause after a failed try they fail at once
+code=$(curl -s -o "$W/a.body" -w '%{http_code}' --max-time 15 --unix-socket "$W/a/var/api.sock" \
+	http://x/v1/jobs/1)
+same "an API call to host a while the server is silent: 503 within 15 s" "$code" 503
+check "saying unhealthy" jq -e '.error.code == "unhealthy"' "$W/a.body"
 frozen_ran=$(runs_a)
 # more jobs, so that some are left for host a after the thaw however fast host b was
 seq 1 $MORE | sed 's/.*/runs 60/' | "$TASKHOST" -c "$CFG" add fx_record --lines --max-attempts 100 >/dev/null
