@@ -33,6 +33,9 @@ struct th_processor {
 	th_slot *slots;
 	unsigned nslots;
 	_Atomic int64_t avg_run_ns; /* moving average of run times; 0: none seen yet */
+	/* failed cycles in a row, and when the first failed (an outage is logged once) */
+	atomic_uint fails;
+	_Atomic int64_t failing_since;
 };
 
 static const th_strategy *const strategies[] = {&th_strategy_simple, &th_strategy_multi,
@@ -448,14 +451,22 @@ int th_processor_cycle(th_processor *p, const th_outcome *outs, size_t nout,
 				slow = true;
 			}
 		}
-		if (rc)
-			th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s",
+		if (rc && atomic_fetch_add(&p->fails, 1) == 0) {
+			atomic_store(&p->failing_since, th_clock_mono_us());
+			th_log_error("processor", "recording %zu outcome(s) and claiming failed: %s "
+				     "(trying again every 100 ms; said once until it works again)",
 				     nout - *nrecorded, th_strerror(rc));
+		}
 		if (rc == 0 || *nrecorded)
 			th_coord_notify(p->env.coord, TH_WAKE_FINISHED);
 	}
 	if (rc == 0)
 		*nrecorded = nout;
+	unsigned failed;
+	if (rc == 0 && ready && (nout || max) && (failed = atomic_exchange(&p->fails, 0)))
+		th_log_info("processor", "recording outcomes and claiming work again, after %u "
+			    "failed cycle(s) over %.1f s", failed,
+			    (th_clock_mono_us() - atomic_load(&p->failing_since)) / 1e6);
 	if (rc == TH_EDAMAGED && !atomic_exchange(&p->stopping, true))
 		th_log_error("processor", "the data dir is damaged: this host claims no more jobs "
 			     "(stop it, then run 'taskhost check')");

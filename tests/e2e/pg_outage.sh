@@ -83,6 +83,10 @@ check "some jobs were left when the long cut ended" [ "$before" -lt $JOBS ]
 check "host a logged that it claims again" wait_until 30 grep -q "$again" "$W/a.log"
 same "host a logged the lapse once" "$(lapses)" $((lapses_before + 1))
 check "every job completed" wait_until 90 all_done
+# a failed cycle is logged once an outage (its one processor tries every 100 ms): never
+# twice without a line between saying the cycles work again
+same "failed cycles logged once per outage" "$(grep -o -E 'outcome\(s\) and claiming failed|claiming work again' \
+	"$W/a.log" | uniq -c | awk '$1 > 1 && /failed/' | wc -l | tr -d ' ')" 0
 all_done || sql 'SELECT id, status, attempts FROM taskhost.jobs WHERE status <> 3' | sed 's/^/# not completed: /'
 stop_host $a
 same "host a stopped cleanly" "$host_rc" 0
