@@ -582,17 +582,23 @@ START_TEST(map_grows_up_to_limit)
 }
 END_TEST
 
-START_TEST(foreign_format_refused)
+/* The store closed, and a write transaction of its LMDB environment opened by hand. */
+static void raw_write(MDB_env **env, MDB_txn **txn)
 {
 	th_store_close(st);
 	st = NULL;
+	ck_assert_int_eq(mdb_env_create(env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(*env, 12), 0);
+	ck_assert_int_eq(mdb_env_open(*env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(*env, NULL, 0, txn), 0);
+}
+
+START_TEST(foreign_format_refused)
+{
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 8);
-	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0644), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	raw_write(&env, &txn);
 	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
 	uint8_t v[4] = {0, 0, 0, 99};
 	MDB_val key = {6, "format"}, val = {4, v};
@@ -610,15 +616,10 @@ END_TEST
 START_TEST(ids_continue_from_the_older_layout)
 {
 	/* stores written before next_id moved to the main database kept it in meta */
-	th_store_close(st);
-	st = NULL;
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 8);
-	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0644), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	raw_write(&env, &txn);
 	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
 	uint8_t v[8] = {0, 0, 0, 0, 0, 0, 0x01, 0xf4};
 	MDB_val key = {7, "next_id"}, val = {8, v};
@@ -1338,17 +1339,12 @@ END_TEST
 START_TEST(short_file_of_free_pages_opens)
 {
 	add_many(300);
-	th_store_close(st);
-	st = NULL;
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 12), 0);
-	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	raw_write(&env, &txn);
 	static char big[20000];
 	MDB_val k = {.mv_size = 7, .mv_data = "scratch"}, v = {sizeof(big), big};
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
 	ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
 	ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
