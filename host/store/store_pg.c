@@ -130,48 +130,79 @@ static bool retryable(const PGresult *r, PGconn *conn)
 	       (code && (strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0));
 }
 
-static bool server_answers(th_store *st);
+static bool server_answers(const char *conninfo, int64_t lease_us);
 
-/* The answer to what was just sent on st->conn, as PQexec gives it (the last result).
+/* The answer to what was just sent on conn, as PQexec gives it (the last result).
  * TCP notices a network that went away (keepalives, tcp_user_timeout) but not a server,
  * or a proxy in front of it, that holds the connection and says nothing: so an answer
  * that takes longer than answer_us has the server pinged on a new connection, and when
- * that gets no answer either the connection is cut here (logged once for the outage),
- * its statement failing as with any lost connection. A slow statement on a server that
- * answers a ping is waited for. */
-static PGresult *answer(th_store *st)
+ * that gets no answer either the connection is cut here (*cut set), its statement
+ * failing as with any lost connection. A slow statement on a server that answers a ping
+ * is waited for. */
+static PGresult *wait_answer(PGconn *conn, const char *conninfo, int64_t lease_us,
+			     int64_t answer_us, bool *cut)
 {
 	PGresult *last = NULL, *r;
-	int64_t until = th_clock_mono_us() + st->answer_us;
+	int64_t until = th_clock_mono_us() + answer_us;
+	*cut = false;
 	for (;;) {
-		while (PQisBusy(st->conn)) {
+		while (PQisBusy(conn)) {
 			int64_t left = until - th_clock_mono_us();
-			struct pollfd pfd = {.fd = PQsocket(st->conn), .events = POLLIN};
+			struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
 			int n = left > 0 ? poll(&pfd, 1, (int)((left + 999) / 1000)) : 0;
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n == 0) {
-				if (server_answers(st)) {
-					until = th_clock_mono_us() + st->answer_us;
+				if (server_answers(conninfo, lease_us)) {
+					until = th_clock_mono_us() + answer_us;
 					continue;
 				}
-				if (!st->down)
-					th_log_error("store", "%s: connection lost: no answer from the "
-						     "server in %.0f s, nor to a new connection; "
-						     "reconnecting", st->shown,
-						     (double)st->answer_us / 1e6);
-				st->down = true;
-				atomic_store(&st->up, false);
-				shutdown(PQsocket(st->conn), SHUT_RDWR);
+				*cut = true;
+				shutdown(PQsocket(conn), SHUT_RDWR);
 			}
-			if (!PQconsumeInput(st->conn))
+			if (!PQconsumeInput(conn))
 				break;
 		}
-		if (!(r = PQgetResult(st->conn)))
+		if (!(r = PQgetResult(conn)))
 			return last;
 		PQclear(last);
 		last = r;
 	}
+}
+
+/* How long an answer is waited for before the server is pinged: a third of the lease,
+ * within 1 s and ANSWER_WAIT_MS. */
+static int64_t answer_wait(int64_t lease_us)
+{
+	int64_t most = (int64_t)ANSWER_WAIT_MS * 1000, w = lease_us > 0 ? lease_us / 3 : most;
+	return w < 1000000 ? 1000000 : w > most ? most : w;
+}
+
+/* The store's statements: a connection cut for silence is logged once for the outage. */
+static PGresult *answer(th_store *st)
+{
+	bool cut;
+	PGresult *r = wait_answer(st->conn, st->conninfo, st->lease_us, st->answer_us, &cut);
+	if (cut && !st->down)
+		th_log_error("store", "%s: connection lost: no answer from the server in %.0f s, "
+			     "nor to a new connection; reconnecting", st->shown,
+			     (double)st->answer_us / 1e6);
+	if (cut) {
+		st->down = true;
+		atomic_store(&st->up, false);
+	}
+	return r;
+}
+
+PGresult *th_store_pg_exec(PGconn *conn, const char *conninfo, int64_t lease_us,
+			   const char *sql, int n, const char *const *vals, bool *cut)
+{
+	*cut = false;
+	int sent = vals || n ? PQsendQueryParams(conn, sql, n, NULL, vals, NULL, NULL, 0)
+			     : PQsendQuery(conn, sql);
+	if (!sent)
+		return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+	return wait_answer(conn, conninfo, lease_us, answer_wait(lease_us), cut);
 }
 
 /* sql sent and its answer (answer()); NULL params: a simple query (may hold several
@@ -675,10 +706,10 @@ static void conn_opts(struct conn_opts *o, const char *conninfo, int64_t lease_u
 }
 
 /* Whether the server answers a new connection within the connect timeout. */
-static bool server_answers(th_store *st)
+static bool server_answers(const char *conninfo, int64_t lease_us)
 {
 	struct conn_opts o;
-	conn_opts(&o, st->conninfo, st->lease_us);
+	conn_opts(&o, conninfo, lease_us);
 	return PQpingParams(o.keys, o.vals, 1) == PQPING_OK;
 }
 
@@ -745,8 +776,7 @@ static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
 		goto fail;
 	}
 	st->lease_us = opts ? opts->lease_us : 0;
-	st->answer_us = within(st->lease_us > 0 ? st->lease_us / 3 : INT64_MAX, 1000000,
-			       (int64_t)ANSWER_WAIT_MS * 1000);
+	st->answer_us = answer_wait(st->lease_us);
 	if ((rc = th_store_pg_connect(st->conninfo, st->shown, st->lease_us, NULL, &st->conn)) ||
 	    (rc = th_store_pg_schema_migrate(st->conn, opts && opts->migrate, st->shown,
 					     &st->found_version)))

@@ -23,6 +23,14 @@ struct pg_conn; /* libpq's PGconn */
 int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_us,
 			bool *down, struct pg_conn **out);
 
+/* sql on conn (n text parameters vals; none: a simple query), its answer waited for as
+ * the store's statements' are: past a third of lease_us (1 s to 10 s) the server is
+ * pinged on a new connection (conninfo), and when that gets no answer either, conn is
+ * cut (*cut set) and the result is an error, as for any lost connection. */
+struct pg_result; /* libpq's PGresult */
+struct pg_result *th_store_pg_exec(struct pg_conn *conn, const char *conninfo, int64_t lease_us,
+				   const char *sql, int n, const char *const *vals, bool *cut);
+
 /* libpq's error message of r (or, when r has none, of conn) in buf as one line: its
  * lines joined by a space, the trailing newline dropped; returns buf. */
 #define TH_STORE_PG_MSG_MAX 512

@@ -33,6 +33,7 @@ struct th_coord {
 	pthread_mutex_t send_mu; /* guards `send` */
 	PGconn *send;       /* NOTIFY and progress; opened when first needed */
 	bool send_down, listen_down; /* a try to connect failed: said once until one works */
+	bool send_silent;            /* send was cut for silence: said once until answered */
 	bool listening;     /* the listener thread runs */
 	pthread_t listener;
 	atomic_bool stop;
@@ -145,6 +146,21 @@ static uint32_t pg_seq(th_coord *c, enum th_wake_event ev)
 	return s;
 }
 
+/* A statement on the sending connection (c->send_mu held), with the store's answer
+ * deadline: a server that holds the connection and says nothing costs the connection
+ * (logged once until a statement is answered again), not a thread that waits forever. */
+static PGresult *coord_exec(th_coord *c, const char *sql, int n, const char *const *vals)
+{
+	bool cut;
+	PGresult *r = th_store_pg_exec(c->send, c->conninfo, c->lease_us, sql, n, vals, &cut);
+	if (cut && !c->send_silent)
+		th_log_error("store", "%s: wake-up and heartbeat connection lost: no answer from "
+			     "the server, nor to a new connection; reconnecting", c->shown);
+	c->send_silent = cut || (c->send_silent && PQresultStatus(r) != PGRES_COMMAND_OK &&
+				 PQresultStatus(r) != PGRES_TUPLES_OK);
+	return r;
+}
+
 /* One statement on the sending connection (c->send_mu held), reconnecting once if it was
  * lost; false when it failed. */
 static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
@@ -152,7 +168,7 @@ static bool send_sql(th_coord *c, const char *sql, int n, const char *const *val
 	for (int tries = 0; tries < 2; tries++) {
 		if (!c->send && th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down, &c->send))
 			return false;
-		PGresult *r = PQexecParams(c->send, sql, n, NULL, vals, NULL, NULL, 0);
+		PGresult *r = coord_exec(c, sql, n, vals);
 		ExecStatusType s = PQresultStatus(r);
 		PQclear(r);
 		if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
@@ -229,8 +245,7 @@ static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
 	bool found = false;
 	pthread_mutex_lock(&c->send_mu);
 	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down, &c->send) == 0) {
-		PGresult *r = PQexecParams(c->send, "SELECT done FROM taskhost.progress WHERE id = $1",
-					   1, NULL, v, NULL, NULL, 0);
+		PGresult *r = coord_exec(c, "SELECT done FROM taskhost.progress WHERE id = $1", 1, v);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 			*done = strtod(PQgetvalue(r, 0, 0), NULL);
 			found = true;
@@ -341,8 +356,9 @@ static int pg_host_list(th_coord *c, th_host_rec **out, size_t *n)
 	int rc = TH_EIO;
 	pthread_mutex_lock(&c->send_mu);
 	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down, &c->send) == 0) {
-		PGresult *r = PQexec(c->send, "SELECT instance, pid, name, strategy, workers,"
-				     " running, started_us, heartbeat_us, lease_us FROM taskhost.hosts");
+		PGresult *r = coord_exec(c, "SELECT instance, pid, name, strategy, workers,"
+					 " running, started_us, heartbeat_us, lease_us FROM taskhost.hosts",
+					 0, NULL);
 		int rows = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
 		char m[TH_STORE_PG_MSG_MAX];
 		if (rows < 0) {

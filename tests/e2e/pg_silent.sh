@@ -50,6 +50,10 @@ a_resumed() { grows_a "$frozen_ran" || all_done; }
 check "host a carries on after the thaw, or nothing was left for it" wait_until 30 a_resumed
 check "host a logged that it claims again" wait_until 30 grep -q "$again" "$W/a.log"
 same "host a logged the silence once" "$(grep -c "$silent" "$W/a.log")" 1
+# its wake-up and heartbeat connection (the heartbeat beats during the freeze) too: cut
+# by the same deadline, not left waiting for the thaw, said once
+same "host a logged the heartbeat connection's silence once" \
+	"$(grep -c "wake-up and heartbeat connection lost: no answer" "$W/a.log")" 1
 check "every job completed" wait_until 90 all_done
 all_done || sql 'SELECT id, status, attempts FROM taskhost.jobs WHERE status <> 3' | sed 's/^/# not completed: /'
 stop_host $a
