@@ -38,6 +38,7 @@
 #define USER_TIMEOUT_MS 20000 /* at most, for data sent and not acknowledged */
 #define DOUBT_WAIT_MS 60000 /* asking whether a COMMIT cut off committed */
 #define ANSWER_WAIT_MS 10000 /* at most, for an answer before the server is pinged */
+#define POOL 4             /* connections a store opens, as its threads need them */
 #define RETRY 1            /* internal: a deadlock, a serialization failure, a lost
 			      connection: the transaction is tried again */
 
@@ -47,22 +48,38 @@
 	"due_us, timeout_ms, backoff_ms, parent, last_run, fires"
 #define WAITING "(1, 2, 6, 7, 8)" /* the statuses that hold a unique key */
 
+/* One connection of a store's pool: one statement or transaction at a time on it. */
+struct pgc {
+	PGconn *conn;       /* NULL until first needed (all but the first) */
+	pthread_mutex_t mu;
+	bool down;          /* lost: reconnect() tries again */
+	int64_t retry_at;   /* down: no try to reconnect before this (monotonic us), so
+			     * that callers meanwhile fail at once instead of each waiting
+			     * out a try of its own */
+	int64_t backoff_us; /* the pause after the last failed try: doubles to max_backoff */
+	int64_t ok_us;      /* when it last connected (monotonic us) */
+};
+
+/* The connection the calling thread's txn() or query() holds. */
+static _Thread_local struct pgc *cur;
+
 struct th_store {
 	const th_store_ops *ops; /* &th_store_pg: first, for the front (store.c) */
-	PGconn *conn;
-	pthread_mutex_t mu; /* one statement or transaction at a time on conn */
+	struct pgc pool[POOL];
+	_Atomic unsigned next; /* where a caller that finds no connection free waits */
 	char *conninfo;
 	char *shown;        /* the conninfo, its password as ***: for messages */
 	int64_t lease_us;   /* th_store_opts.lease_us: how soon a dead connection is seen */
 	int64_t answer_us;  /* an answer's wait before the server is pinged (answer()) */
 	int found_version;  /* the schema's version at open */
 	bool relaxed;       /* durability = relaxed */
-	bool down;          /* the connection is lost: logged once until it is back */
-	int64_t retry_at;   /* down: no try to reconnect before this (monotonic us), so
-			     * that callers meanwhile fail at once instead of each waiting
-			     * out a try of its own */
-	int64_t backoff_us; /* the pause after the last failed try: doubles to max_backoff */
-	atomic_bool up;     /* !down, for readers without mu (th_store_pg_connection) */
+	/* a connection was lost and none has connected again since: the outage is logged
+	 * once, by the first connection to find it; one connected before the last
+	 * reconnection that finds itself lost is of the same outage, and says nothing */
+	pthread_mutex_t down_mu;
+	bool down;
+	int64_t back_us;    /* when a connection last connected again */
+	atomic_bool up;     /* !down, for readers without a lock (th_store_pg_connection) */
 	_Atomic uint64_t reconnects;
 	_Atomic uint64_t rng;
 };
@@ -178,19 +195,32 @@ static int64_t answer_wait(int64_t lease_us)
 	return w < 1000000 ? 1000000 : w > most ? most : w;
 }
 
+/* The connection this thread holds is lost (why: for the log): logged unless the outage
+ * is known already, or the connection is from before the last reconnection. */
+static void went_down(th_store *st, const char *why)
+{
+	if (cur->down)
+		return;
+	cur->down = true;
+	pthread_mutex_lock(&st->down_mu);
+	if (!st->down && cur->ok_us >= st->back_us) {
+		th_log_error("store", "%s: connection lost: %s; reconnecting", st->shown, why);
+		st->down = true;
+		atomic_store(&st->up, false);
+	}
+	pthread_mutex_unlock(&st->down_mu);
+}
+
 /* The store's statements: a connection cut for silence is logged once for the outage. */
 static PGresult *answer(th_store *st)
 {
 	bool cut;
-	PGresult *r = wait_answer(st->conn, st->conninfo, st->lease_us, st->answer_us, &cut);
-	if (cut && !st->down)
-		th_log_error("store", "%s: connection lost: no answer from the server in %.0f s, "
-			     "nor to a new connection; reconnecting", st->shown,
-			     (double)st->answer_us / 1e6);
-	if (cut) {
-		st->down = true;
-		atomic_store(&st->up, false);
-	}
+	PGresult *r = wait_answer(cur->conn, st->conninfo, st->lease_us, st->answer_us, &cut);
+	char m[64];
+	snprintf(m, sizeof(m), "no answer from the server in %.0f s, nor to a new connection",
+		 (double)st->answer_us / 1e6);
+	if (cut)
+		went_down(st, m);
 	return r;
 }
 
@@ -210,10 +240,10 @@ PGresult *th_store_pg_exec(PGconn *conn, const char *conninfo, int64_t lease_us,
 static PGresult *ask(th_store *st, const char *sql, int n, const char *const *v,
 		     const int *len, const int *fmt)
 {
-	int sent = v || n ? PQsendQueryParams(st->conn, sql, n, NULL, v, len, fmt, 0)
-			  : PQsendQuery(st->conn, sql);
+	int sent = v || n ? PQsendQueryParams(cur->conn, sql, n, NULL, v, len, fmt, 0)
+			  : PQsendQuery(cur->conn, sql);
 	if (!sent) /* the connection is gone: libpq's message on an error result */
-		return PQmakeEmptyPGresult(st->conn, PGRES_FATAL_ERROR);
+		return PQmakeEmptyPGresult(cur->conn, PGRES_FATAL_ERROR);
 	return answer(st);
 }
 
@@ -225,9 +255,9 @@ static PGresult *checked(th_store *st, PGresult *r, int *rc)
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return r;
 	char m[TH_STORE_PG_MSG_MAX];
-	if (!retryable(r, st->conn))
-		th_log_error("store", "%s: %s", st->shown, th_store_pg_message(st->conn, r, m));
-	*rc = retryable(r, st->conn) ? RETRY : TH_EIO;
+	if (!retryable(r, cur->conn))
+		th_log_error("store", "%s: %s", st->shown, th_store_pg_message(cur->conn, r, m));
+	*rc = retryable(r, cur->conn) ? RETRY : TH_EIO;
 	PQclear(r);
 	return NULL;
 }
@@ -488,33 +518,50 @@ static int64_t max_backoff(const th_store *st)
 	return b < 50000 ? 50000 : b > 1000000 ? 1000000 : b;
 }
 
+static int pg_connect(const char *conninfo, const char *shown, int64_t lease_us, bool *down,
+		      bool quiet, PGconn **out);
+
 /* The connection again after it was lost: one log line per outage. One try at a time
- * for all callers (under mu), and none within the pause after a failed one. */
+ * on each connection (its caller holds it), and none within the pause after a failed
+ * one. The first use of a pool's connection opens it. */
 static bool reconnect(th_store *st)
 {
-	if (PQstatus(st->conn) == CONNECTION_OK)
+	if (cur->conn && PQstatus(cur->conn) == CONNECTION_OK)
 		return true;
 	char m[TH_STORE_PG_MSG_MAX];
-	if (!st->down)
-		th_log_error("store", "%s: connection lost: %s; reconnecting", st->shown,
-			     th_store_pg_message(st->conn, NULL, m));
-	st->down = true;
-	atomic_store(&st->up, false);
-	if (th_clock_mono_us() < st->retry_at)
+	if (cur->conn)
+		went_down(st, th_store_pg_message(cur->conn, NULL, m));
+	if (th_clock_mono_us() < cur->retry_at)
 		return false;
-	PQreset(st->conn);
-	if (PQstatus(st->conn) != CONNECTION_OK || set_durability(st)) {
-		int64_t b = st->backoff_us ? 2 * st->backoff_us : 50000;
-		st->backoff_us = b > max_backoff(st) ? max_backoff(st) : b;
-		st->retry_at = th_clock_mono_us() + st->backoff_us;
+	if (cur->conn) {
+		PQreset(cur->conn);
+	} else {
+		/* quiet: the store's own state says whether it can connect */
+		pg_connect(st->conninfo, st->shown, st->lease_us, NULL, true, &cur->conn);
+	}
+	if (!cur->conn || PQstatus(cur->conn) != CONNECTION_OK || set_durability(st)) {
+		int64_t b = cur->backoff_us ? 2 * cur->backoff_us : 50000;
+		cur->backoff_us = b > max_backoff(st) ? max_backoff(st) : b;
+		cur->retry_at = th_clock_mono_us() + cur->backoff_us;
+		if (cur->conn)
+			went_down(st, th_store_pg_message(cur->conn, NULL, m));
 		return false;
 	}
-	th_log_info("store", "%s: connected again", st->shown);
-	st->backoff_us = 0;
-	st->retry_at = 0;
-	st->down = false;
-	atomic_store(&st->up, true);
-	atomic_fetch_add(&st->reconnects, 1);
+	bool was_down = cur->down;
+	cur->backoff_us = 0;
+	cur->retry_at = 0;
+	cur->down = false;
+	cur->ok_us = th_clock_mono_us();
+	pthread_mutex_lock(&st->down_mu);
+	if (was_down && st->down) {
+		th_log_info("store", "%s: connected again", st->shown);
+		st->down = false;
+		st->back_us = cur->ok_us;
+		atomic_store(&st->up, true);
+	}
+	pthread_mutex_unlock(&st->down_mu);
+	if (was_down)
+		atomic_fetch_add(&st->reconnects, 1);
 	return true;
 }
 
@@ -526,11 +573,11 @@ static int begin(th_store *st, char *xid, size_t cap)
 	int rc = 0;
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		snprintf(xid, cap, "%s", PQgetvalue(r, 0, 0));
-	else if (!(rc = retryable(r, st->conn) ? RETRY : TH_EIO))
+	else if (!(rc = retryable(r, cur->conn) ? RETRY : TH_EIO))
 		rc = TH_EIO;
 	char m[TH_STORE_PG_MSG_MAX];
 	if (rc == TH_EIO)
-		th_log_error("store", "%s: BEGIN: %s", st->shown, th_store_pg_message(st->conn, r, m));
+		th_log_error("store", "%s: BEGIN: %s", st->shown, th_store_pg_message(cur->conn, r, m));
 	PQclear(r);
 	return rc;
 }
@@ -579,12 +626,30 @@ static int commit_fate(th_store *st, const char *xid, int old_pid)
 	}
 }
 
+/* A connection of the pool for this thread (cur): a free one, else one waited for. */
+static void acquire(th_store *st)
+{
+	for (int i = 0; i < POOL; i++)
+		if (pthread_mutex_trylock(&st->pool[i].mu) == 0) {
+			cur = &st->pool[i];
+			return;
+		}
+	cur = &st->pool[atomic_fetch_add(&st->next, 1) % POOL];
+	pthread_mutex_lock(&cur->mu);
+}
+
+static void release(void)
+{
+	pthread_mutex_unlock(&cur->mu);
+	cur = NULL;
+}
+
 /* fn in one transaction (read committed, rows locked as fn reads them), tried again on
  * a deadlock, a serialization failure or a lost connection; a COMMIT whose answer was
  * lost is not tried again unless the server says it did not commit (commit_fate). */
 static int txn(th_store *st, txn_fn fn, void *ud)
 {
-	pthread_mutex_lock(&st->mu);
+	acquire(st);
 	int rc = TH_EIO;
 	for (int i = 0; i < TXN_TRIES; i++) {
 		if (!reconnect(st)) {
@@ -592,21 +657,21 @@ static int txn(th_store *st, txn_fn fn, void *ud)
 			break;
 		}
 		char xid[32];
-		int pid = PQbackendPID(st->conn);
+		int pid = PQbackendPID(cur->conn);
 		if ((rc = begin(st, xid, sizeof(xid))) == 0 && (rc = fn(st, ud)) == 0) {
 			rc = exec(st, "COMMIT", NULL);
-			if (rc == RETRY && PQstatus(st->conn) == CONNECTION_BAD)
+			if (rc == RETRY && PQstatus(cur->conn) == CONNECTION_BAD)
 				rc = commit_fate(st, xid, pid);
 			if (rc == 0)
 				break;
 		}
-		if (PQstatus(st->conn) == CONNECTION_OK)
+		if (PQstatus(cur->conn) == CONNECTION_OK)
 			exec(st, "ROLLBACK", NULL);
 		if (rc != RETRY)
 			break;
 		rc = TH_EIO; /* the last try's */
 	}
-	pthread_mutex_unlock(&st->mu);
+	release();
 	return rc;
 }
 
@@ -615,7 +680,7 @@ typedef int (*read_fn)(th_store *st, PGresult *r, void *ud);
 
 static int query(th_store *st, const char *sql, const struct params *p, read_fn fn, void *ud)
 {
-	pthread_mutex_lock(&st->mu);
+	acquire(st);
 	int rc = TH_EIO;
 	for (int i = 0; i < TXN_TRIES; i++) {
 		if (!reconnect(st))
@@ -631,7 +696,7 @@ static int query(th_store *st, const char *sql, const struct params *p, read_fn 
 			break;
 		rc = TH_EIO;
 	}
-	pthread_mutex_unlock(&st->mu);
+	release();
 	return rc;
 }
 
@@ -713,8 +778,8 @@ static bool server_answers(const char *conninfo, int64_t lease_us)
 	return PQpingParams(o.keys, o.vals, 1) == PQPING_OK;
 }
 
-int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_us,
-			bool *down, PGconn **out)
+static int pg_connect(const char *conninfo, const char *shown, int64_t lease_us, bool *down,
+		      bool quiet, PGconn **out)
 {
 	*out = NULL;
 	char *err = NULL;
@@ -733,7 +798,7 @@ int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_u
 		return TH_ENOMEM;
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char m[TH_STORE_PG_MSG_MAX];
-		if (!down || !*down)
+		if (!quiet && (!down || !*down))
 			th_log_error("store", "postgresql store %s: cannot connect: %s%s", shown,
 				     th_store_pg_message(conn, NULL, m),
 				     down ? " (trying again; said once until connected)" : "");
@@ -752,6 +817,12 @@ int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_u
 	return 0;
 }
 
+int th_store_pg_connect(const char *conninfo, const char *shown, int64_t lease_us,
+			bool *down, PGconn **out)
+{
+	return pg_connect(conninfo, shown, lease_us, down, false, out);
+}
+
 /* `where` is a libpq connection string, or the rest of a postgresql:// URL. */
 static char *conninfo_of(const char *where)
 {
@@ -768,7 +839,9 @@ static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
 	if (!st)
 		return TH_ENOMEM;
 	st->ops = &th_store_pg;
-	pthread_mutex_init(&st->mu, NULL);
+	for (int i = 0; i < POOL; i++)
+		pthread_mutex_init(&st->pool[i].mu, NULL);
+	pthread_mutex_init(&st->down_mu, NULL);
 	atomic_init(&st->rng, (uint64_t)th_clock_now_us() | 1);
 	int rc;
 	if (!(st->conninfo = conninfo_of(where)) || !(st->shown = shown_conninfo(st->conninfo))) {
@@ -777,13 +850,16 @@ static int pg_open(th_store **out, const char *where, const th_store_opts *opts)
 	}
 	st->lease_us = opts ? opts->lease_us : 0;
 	st->answer_us = answer_wait(st->lease_us);
-	if ((rc = th_store_pg_connect(st->conninfo, st->shown, st->lease_us, NULL, &st->conn)) ||
-	    (rc = th_store_pg_schema_migrate(st->conn, opts && opts->migrate, st->shown,
+	cur = &st->pool[0];
+	if ((rc = th_store_pg_connect(st->conninfo, st->shown, st->lease_us, NULL, &cur->conn)) ||
+	    (rc = th_store_pg_schema_migrate(cur->conn, opts && opts->migrate, st->shown,
 					     &st->found_version)))
 		goto fail;
 	st->relaxed = opts && opts->durability == TH_RELAXED;
 	if ((rc = set_durability(st)))
 		goto fail;
+	cur->ok_us = th_clock_mono_us();
+	cur = NULL;
 	atomic_store(&st->up, true);
 	*out = st;
 	return 0;
@@ -796,9 +872,13 @@ static void pg_close(th_store *st)
 {
 	if (!st)
 		return;
-	if (st->conn)
-		PQfinish(st->conn);
-	pthread_mutex_destroy(&st->mu);
+	cur = NULL;
+	for (int i = 0; i < POOL; i++) {
+		if (st->pool[i].conn)
+			PQfinish(st->pool[i].conn);
+		pthread_mutex_destroy(&st->pool[i].mu);
+	}
+	pthread_mutex_destroy(&st->down_mu);
 	free(st->conninfo);
 	free(st->shown);
 	free(st);
@@ -871,11 +951,11 @@ static int add_rows(th_store *st, struct add_args *a, size_t from, size_t to, in
 	}
 	PGresult *r = batch_ask(st, &b, " RETURNING id");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
-		rc = retryable(r, st->conn) ? RETRY : TH_EIO;
+		rc = retryable(r, cur->conn) ? RETRY : TH_EIO;
 		char m[TH_STORE_PG_MSG_MAX];
 		if (rc == TH_EIO)
 			th_log_error("store", "%s: adding jobs: %s", st->shown,
-				     th_store_pg_message(st->conn, r, m));
+				     th_store_pg_message(cur->conn, r, m));
 	} else {
 		/* the sequence numbers the rows in the order of VALUES */
 		for (size_t i = 0; i < n; i++)
