@@ -558,10 +558,9 @@ static bool reconnect(th_store *st)
 		st->down = false;
 		st->back_us = cur->ok_us;
 		atomic_store(&st->up, true);
+		atomic_fetch_add(&st->reconnects, 1); /* once an outage, as it is logged */
 	}
 	pthread_mutex_unlock(&st->down_mu);
-	if (was_down)
-		atomic_fetch_add(&st->reconnects, 1);
 	return true;
 }
 

@@ -178,7 +178,10 @@ if [ -n "${METRICS_PG:-}" ]; then
 	same "the connection is lost" "$(value 'taskhost_store_connected{}')" 0
 	same "no job gauges meanwhile" "$(value 'taskhost_jobs{queue="mail",status="completed"}')" missing
 	kill -USR2 "$proxy"
-	metrics
+	# the host tries again after a pause (at most a fifth of the lease, 1 s) in which
+	# calls fail at once: it is back within a few of them
+	read_back() { metrics && [ "$(value 'taskhost_up{}')" = 1 ]; }
+	check "back within 10 s" wait_until 10 read_back
 	same "back: the store is read again" "$(value 'taskhost_jobs{queue="mail",status="completed"}')" 2
 	same "connected again" "$(value 'taskhost_store_connected{}')" 1
 	same "one reconnect" "$(value 'taskhost_store_reconnects_total{}')" 1
