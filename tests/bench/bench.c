@@ -552,8 +552,10 @@ static void bench_front(size_t n, unsigned p, const char *via, const char *mode)
 		}
 		v[r] = (double)n / (bu_now_s() - t0);
 		free(kids);
-		if (!good)
-			bu_die("front: a producer's add failed", 0);
+		if (!good) { /* the producer logged why */
+			fprintf(stderr, "bench: front: a producer's add failed (its error is above)\n");
+			exit(1);
+		}
 		/* every job added once, and run once */
 		th_service *svc = open_svc(data, 1, false);
 		uint64_t counts[TH_JOB_STATUS_MAX + 1];
