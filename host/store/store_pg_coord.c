@@ -146,6 +146,14 @@ static uint32_t pg_seq(th_coord *c, enum th_wake_event ev)
 	return s;
 }
 
+/* The sending connection (c->send_mu held), opened if it is not yet; false when the
+ * server cannot be reached (said once until it can). */
+static bool send_conn(th_coord *c)
+{
+	return c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down,
+					      &c->send) == 0;
+}
+
 /* A statement on the sending connection (c->send_mu held), with the store's answer
  * deadline: a server that holds the connection and says nothing costs the connection
  * (logged once until a statement is answered again), not a thread that waits forever. */
@@ -166,7 +174,7 @@ static PGresult *coord_exec(th_coord *c, const char *sql, int n, const char *con
 static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
 {
 	for (int tries = 0; tries < 2; tries++) {
-		if (!c->send && th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down, &c->send))
+		if (!send_conn(c))
 			return false;
 		PGresult *r = coord_exec(c, sql, n, vals);
 		ExecStatusType s = PQresultStatus(r);
@@ -244,7 +252,7 @@ static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
 	const char *v[] = {i};
 	bool found = false;
 	pthread_mutex_lock(&c->send_mu);
-	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down, &c->send) == 0) {
+	if (send_conn(c)) {
 		PGresult *r = coord_exec(c, "SELECT done FROM taskhost.progress WHERE id = $1", 1, v);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 			*done = strtod(PQgetvalue(r, 0, 0), NULL);
@@ -355,7 +363,7 @@ static int pg_host_list(th_coord *c, th_host_rec **out, size_t *n)
 	*n = 0;
 	int rc = TH_EIO;
 	pthread_mutex_lock(&c->send_mu);
-	if (c->send || th_store_pg_connect(c->conninfo, c->shown, c->lease_us, &c->send_down, &c->send) == 0) {
+	if (send_conn(c)) {
 		PGresult *r = coord_exec(c, "SELECT instance, pid, name, strategy, workers,"
 					 " running, started_us, heartbeat_us, lease_us FROM taskhost.hosts",
 					 0, NULL);
