@@ -1785,8 +1785,8 @@ static int lock_outcomes(th_store *st, const th_cycle *c, PGresult **r)
 	return rc;
 }
 
-/* Outcome o applied to its job: *job and *x what to write (write_outcomes), or false
- * when its claim is stale. `rows` holds the jobs of the cycle's outcomes (lock_outcomes),
+/* Outcome o applied to its job: *job and *x what to write (write_outcomes), *write
+ * false when its claim is stale. `rows` holds the jobs of the cycle's outcomes (lock_outcomes),
  * read before any was recorded: a cycle has one outcome per job, as processors make
  * them. The attempt's error goes to the job's history here. */
 static int apply_outcome(th_store *st, const th_outcome *o, const th_owner *owner,
