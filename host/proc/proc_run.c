@@ -40,6 +40,7 @@ struct th_ctx {
 	size_t result_len;
 	char *error;
 	int result_refused;
+	bool progressed; /* the run reported progress: cleared when it ends */
 };
 
 /* The contexts of one thread's runs, one run at a time. */
@@ -264,8 +265,11 @@ static void api_progress(th_ctx *ctx, double done)
 	if (!ctx_enter(ctx, "progress"))
 		return;
 	if (ctx->opts->coord && done == done) /* not NaN */
+	{
 		th_coord_progress_set(ctx->opts->coord, ctx->job_id,
 				done < 0 ? 0 : done > 1 ? 1 : done);
+		ctx->progressed = true;
+	}
 	ctx_leave(ctx);
 }
 
@@ -375,6 +379,7 @@ void th_run_job(th_plugin_thread *t, const th_task_entry *e, const th_job *job,
 	ctx->result_len = 0;
 	ctx->error = NULL;
 	ctx->result_refused = 0;
+	ctx->progressed = false;
 	slot->live = true;
 	pthread_mutex_unlock(&slot->mu);
 
@@ -392,6 +397,7 @@ void th_run_job(th_plugin_thread *t, const th_task_entry *e, const th_job *job,
 	void *result = ctx->result;
 	size_t result_len = ctx->result_len;
 	int refused = ctx->result_refused;
+	bool progressed = ctx->progressed;
 	ctx->error = NULL;
 	ctx->result = NULL;
 	pthread_mutex_unlock(&slot->mu);
@@ -404,7 +410,8 @@ void th_run_job(th_plugin_thread *t, const th_task_entry *e, const th_job *job,
 		ret = TH_FAIL;
 	}
 	const th_run_opts *o = opts ? opts : &none;
-	th_coord_progress_clear(o->coord, job->id);
+	if (progressed) /* a statement on a shared database connection: not for every job */
+		th_coord_progress_clear(o->coord, job->id);
 	if (ret != TH_OK && ret != TH_FAIL && ret != TH_RETRY) {
 		free(error);
 		if (asprintf(&error, "task returned %d, not TH_OK, TH_FAIL or TH_RETRY",
