@@ -1175,18 +1175,6 @@ static int pg_list(th_store *st, unsigned mask, uint64_t from, bool reverse,
 	return rc;
 }
 
-static int count_rows(th_store *st, PGresult *r, void *ud)
-{
-	(void)st;
-	uint64_t *counts = ud;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int64_t s = col_i64(r, i, 0);
-		if (s >= 1 && s <= TH_JOB_STATUS_MAX)
-			counts[s] = (uint64_t)col_i64(r, i, 1);
-	}
-	return 0;
-}
-
 static int no_rows(th_store *st, PGresult *r, void *ud)
 {
 	(void)st, (void)r, (void)ud;
@@ -1356,13 +1344,14 @@ static int pg_minutes(th_store *st, const char *queue, int64_t first, size_t n,
 	return rc || m.rows <= COUNT_FOLD_ROWS ? rc : fold_minutes(st);
 }
 
+/* From the counts' deltas, as `stats`: counting the jobs themselves reads every queued
+ * one, which a waiter polling a long queue would pay for at each wake-up. */
 static int pg_pending(th_store *st, uint64_t *queued, uint64_t *processing)
 {
-	uint64_t c[TH_JOB_STATUS_MAX + 1] = {0};
-	int rc = query(st, "SELECT status, count(*) FROM taskhost.jobs WHERE status IN (1, 2) "
-			   "GROUP BY status", NULL, count_rows, c);
-	*queued = c[TH_JOB_QUEUED];
-	*processing = c[TH_JOB_PROCESSING];
+	uint64_t c[TH_JOB_STATUS_MAX + 1];
+	int rc = pg_count(st, c);
+	*queued = rc ? 0 : c[TH_JOB_QUEUED];
+	*processing = rc ? 0 : c[TH_JOB_PROCESSING];
 	return rc;
 }
 
