@@ -168,6 +168,56 @@ START_TEST(add_get_blob)
 }
 END_TEST
 
+/* Bytes and names that a backend must carry as they are, many rows in one write: task
+ * names with the characters that quote and separate, inputs and results with NULs and
+ * high bytes, an empty input, errors with quotes and newlines. */
+START_TEST(bytes_and_names_round_trip)
+{
+	open_backend(_i);
+	static const char *const tasks[] = {"a\"b", "c\\d", "{e,f}", "NULL", "g'h"};
+	static const char bin[] = {'\0', '\xff', '"', '\\', ',', '}', '\n', 'x'};
+	th_store_new n[5];
+	for (int i = 0; i < 5; i++)
+		n[i] = (th_store_new){.task = tasks[i], .queue = i % 2 ? "q.1" : NULL,
+				      .input = i < 4 ? bin : NULL, .input_len = i < 4 ? sizeof(bin) - (size_t)i : 0};
+	uint64_t ids[5];
+	ck_assert_int_eq(th_store_add(st, n, 5, ids, NULL), 0);
+	for (int i = 0; i < 5; i++) {
+		th_job j = job_of(ids[i]);
+		ck_assert_str_eq(j.task, tasks[i]);
+		ck_assert_str_eq(j.queue, i % 2 ? "q.1" : "");
+		size_t len;
+		char *in = blob(ids[i], TH_BLOB_INPUT, &len);
+		ck_assert_uint_eq(len, n[i].input_len);
+		ck_assert(len == 0 || memcmp(in, bin, len) == 0);
+		free(in);
+	}
+	/* the default queue's three, their outcomes in one cycle */
+	uint64_t got[4];
+	ck_assert_uint_eq(claim(&me, NULL, 4, got, 60 * SEC), 3);
+	th_outcome o[3];
+	const char *errors[] = {NULL, "say \"no\"\\\nthen {stop}", NULL};
+	for (int i = 0; i < 3; i++)
+		o[i] = (th_outcome){.id = got[i], .gen = job_of(got[i]).claim_gen,
+				    .status = i == 1 ? TH_JOB_ERROR : TH_JOB_COMPLETED,
+				    .result = i == 1 ? NULL : bin, .result_len = i == 1 ? 0 : sizeof(bin),
+				    .error = errors[i]};
+	th_cycle cy = {.outs = o, .nout = 3, .owner = &me};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	ck_assert_uint_eq(cy.stale, 0);
+	for (int i = 0; i < 3; i++) {
+		size_t len;
+		char *r = blob(got[i], TH_BLOB_RESULT, &len);
+		ck_assert_uint_eq(len, i == 1 ? 0 : sizeof(bin));
+		ck_assert(len == 0 || memcmp(r, bin, len) == 0);
+		free(r);
+	}
+	char *e = blob(got[1], TH_BLOB_ERROR, NULL);
+	ck_assert_str_eq(e, errors[1]);
+	free(e);
+}
+END_TEST
+
 START_TEST(unique_keys)
 {
 	open_backend(_i);
@@ -926,6 +976,7 @@ Suite *conformance_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	int n = nbackends();
 	tcase_add_loop_test(tc, add_get_blob, 0, n);
+	tcase_add_loop_test(tc, bytes_and_names_round_trip, 0, n);
 	tcase_add_loop_test(tc, unique_keys, 0, n);
 	tcase_add_loop_test(tc, claims_in_order_fenced, 0, n);
 	tcase_add_loop_test(tc, changes_and_refusals, 0, n);

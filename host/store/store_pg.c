@@ -46,6 +46,10 @@
 #define JOB_COLS "id, status, task, queue, priority, attempts, max_attempts, added_us, " \
 	"started_us, finished_us, input_len, result_len, claim_gen, owner, owner_pid, flags, " \
 	"due_us, timeout_ms, backoff_ms, parent, last_run, fires"
+/* the record's columns that p_job gives, in its order */
+#define JOB_VALUES "status, queue, priority, attempts, max_attempts, added_us, started_us, " \
+	"finished_us, input_len, result_len, claim_gen, owner, owner_pid, flags, due_us, " \
+	"timeout_ms, backoff_ms, parent, last_run, fires"
 #define WAITING "(1, 2, 6, 7, 8)" /* the statuses that hold a unique key */
 
 /* One connection of a store's pool: one statement or transaction at a time on it. */
@@ -275,61 +279,103 @@ static int exec(th_store *st, const char *sql, const struct params *p)
 	return rc;
 }
 
-/* One statement over many rows of parameters (a multi-row VALUES): each row's
- * parameters are copied out of its struct params and written "$k", or "$k::TYPE" where
- * types names one for the row's column. */
-struct batch {
-	char *sql;
-	size_t at, cap;
-	const char **v;
-	int *len, *fmt, np;
-	char (*num)[24];
+/* Many rows of parameters as one array literal per column, for a statement that reads
+ * them with unnest($1::TYPE[], ...): its text is the same however many rows it writes,
+ * so its parse and plan do not grow with the rows, as a multi-row VALUES list's do.
+ * Each row's struct params gives one value per column: a number as it is, text quoted,
+ * bytes (binary) as a quoted hex bytea, NULL as NULL. */
+#define COLS_MAX 24
+
+struct cols {
+	int n;
+	char *s[COLS_MAX];
+	size_t len[COLS_MAX], cap[COLS_MAX];
+	bool oom;
 };
 
-static int batch_open(struct batch *b, const char *head, size_t rows, int cols)
+static void cols_open(struct cols *a, int n)
 {
-	size_t np = rows * (size_t)cols;
-	*b = (struct batch){.cap = strlen(head) + 512 + np * 24};
-	b->sql = malloc(b->cap);
-	b->v = calloc(np, sizeof(*b->v));
-	b->len = calloc(np, sizeof(*b->len));
-	b->fmt = calloc(np, sizeof(*b->fmt));
-	b->num = calloc(np, sizeof(*b->num));
-	if (!b->sql || !b->v || !b->len || !b->fmt || !b->num)
-		return TH_ENOMEM;
-	b->at = (size_t)snprintf(b->sql, b->cap, "%s", head);
-	return 0;
+	*a = (struct cols){.n = n};
 }
 
-static void batch_row(struct batch *b, const struct params *p, const char *const *types)
+/* Room for more bytes in column k; false when out of memory (noted in a->oom). */
+static bool cols_room(struct cols *a, int k, size_t more)
 {
-	for (int k = 0; k < p->n; k++) {
-		int j = b->np++;
-		memcpy(b->num[j], p->num[k], sizeof(b->num[j]));
-		b->v[j] = p->v[k] == p->num[k] ? b->num[j] : p->v[k];
-		b->len[j] = p->len[k];
-		b->fmt[j] = p->fmt[k];
-		const char *t = types ? types[k] : NULL;
-		b->at += (size_t)snprintf(b->sql + b->at, b->cap - b->at, "%s$%d%s%s",
-					  k ? ", " : j ? "), (" : "(", j + 1, t ? "::" : "",
-					  t ? t : "");
+	if (a->oom)
+		return false;
+	if (a->len[k] + more + 2 <= a->cap[k]) /* the closing brace and NUL always fit */
+		return true;
+	size_t cap = a->cap[k] ? a->cap[k] : 256;
+	while (cap < a->len[k] + more + 2)
+		cap *= 2;
+	char *s = realloc(a->s[k], cap);
+	if (!s) {
+		a->oom = true;
+		return false;
+	}
+	a->s[k] = s;
+	a->cap[k] = cap;
+	return true;
+}
+
+static void cols_row(struct cols *a, const struct params *p)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int k = 0; k < a->n && k < p->n; k++) {
+		const char *v = p->v[k];
+		size_t n = !v ? 4 : p->fmt[k] ? 6 + 2 * (size_t)p->len[k] : 3 + 2 * strlen(v);
+		if (!cols_room(a, k, n))
+			return;
+		char *o = a->s[k] + a->len[k];
+		*o++ = a->len[k] ? ',' : '{';
+		if (!v) {
+			memcpy(o, "NULL", 4);
+			o += 4;
+		} else if (p->fmt[k]) { /* bytes: "\\x..." */
+			const unsigned char *b = (const unsigned char *)v;
+			memcpy(o, "\"\\\\x", 4);
+			o += 4;
+			for (int i = 0; i < p->len[k]; i++) {
+				*o++ = hex[b[i] >> 4];
+				*o++ = hex[b[i] & 15];
+			}
+			*o++ = '"';
+		} else if (v == p->num[k]) {
+			size_t l = strlen(v);
+			memcpy(o, v, l);
+			o += l;
+		} else {
+			*o++ = '"';
+			for (; *v; v++) {
+				if (*v == '"' || *v == '\\')
+					*o++ = '\\';
+				*o++ = *v;
+			}
+			*o++ = '"';
+		}
+		a->len[k] = (size_t)(o - a->s[k]);
 	}
 }
 
-/* Sends the statement, `tail` after the last row. */
-static PGresult *batch_ask(th_store *st, struct batch *b, const char *tail)
+/* The arrays closed and added to p, one parameter each; TH_ENOMEM if a row did not fit. */
+static int cols_params(struct cols *a, struct params *p)
 {
-	snprintf(b->sql + b->at, b->cap - b->at, ")%s", tail);
-	return ask(st, b->sql, b->np, b->v, b->len, b->fmt);
+	for (int k = 0; k < a->n && !a->oom; k++) {
+		if (!cols_room(a, k, 1))
+			break;
+		if (!a->len[k])
+			a->s[k][a->len[k]++] = '{';
+		a->s[k][a->len[k]++] = '}';
+		a->s[k][a->len[k]] = '\0';
+		p_str(p, a->s[k]);
+	}
+	return a->oom ? TH_ENOMEM : 0;
 }
 
-static void batch_close(struct batch *b)
+static void cols_close(struct cols *a)
 {
-	free(b->sql);
-	free(b->v);
-	free(b->len);
-	free(b->fmt);
-	free(b->num);
+	for (int k = 0; k < a->n; k++)
+		free(a->s[k]);
 }
 
 static int64_t col_i64(const PGresult *r, int row, int col)
@@ -427,11 +473,9 @@ static int put_job_also(th_store *st, const th_job *j, const struct also *x)
 	p_i64(&p, (int64_t)j->id);
 	p_job(&p, j);
 	char sql[1024];
-	size_t at = (size_t)snprintf(sql, sizeof(sql), "UPDATE taskhost.jobs SET status = $2, "
-		"queue = $3, priority = $4, attempts = $5, max_attempts = $6, added_us = $7, "
-		"started_us = $8, finished_us = $9, input_len = $10, result_len = $11, "
-		"claim_gen = $12, owner = $13, owner_pid = $14, flags = $15, due_us = $16, "
-		"timeout_ms = $17, backoff_ms = $18, parent = $19, last_run = $20, fires = $21");
+	size_t at = (size_t)snprintf(sql, sizeof(sql), "UPDATE taskhost.jobs SET (" JOB_VALUES
+		") = ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+		"$19, $20, $21)");
 	if (x && x->lease_us > 0) {
 		p_i64(&p, x->lease_us);
 		at += (size_t)snprintf(sql + at, sizeof(sql) - at, ", lease_until = now() + "
@@ -933,30 +977,35 @@ static void p_new(struct params *p, const th_job *job, const th_store_new *n)
 static int add_rows(th_store *st, struct add_args *a, size_t from, size_t to, int64_t now)
 {
 	size_t n = to - from;
-	struct batch b;
+	struct cols c;
+	struct params p = {.n = 0};
 	th_job *jobs = calloc(n, sizeof(*jobs)); /* the rows' strings point into them */
-	int rc = batch_open(&b, "INSERT INTO taskhost.jobs (" INSERT_COLS ") VALUES ", n,
-			    INSERT_NCOLS);
-	if (rc || !jobs) {
-		batch_close(&b);
-		free(jobs);
-		return TH_ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct params p = {.n = 0};
+	cols_open(&c, INSERT_NCOLS);
+	for (size_t i = 0; jobs && i < n; i++) {
+		struct params row = {.n = 0};
 		th_lifecycle_new_job(&a->jobs[from + i], 0, now, &jobs[i]);
-		p_new(&p, &jobs[i], &a->jobs[from + i]);
-		batch_row(&b, &p, NULL);
+		p_new(&row, &jobs[i], &a->jobs[from + i]);
+		cols_row(&c, &row);
 	}
-	PGresult *r = batch_ask(st, &b, " RETURNING id");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
+	int rc = jobs ? cols_params(&c, &p) : TH_ENOMEM;
+	PGresult *r = NULL;
+	if (rc == 0)
+		r = ask(st, "INSERT INTO taskhost.jobs (" INSERT_COLS ") SELECT * FROM unnest("
+			"$1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], "
+			"$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], "
+			"$11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], "
+			"$16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], "
+			"$21::bigint[], $22::bytea[], $23::text[], $24::bytea[]) RETURNING id",
+			p.n, p.v, p.len, p.fmt);
+	if (rc) {
+	} else if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
 		rc = retryable(r, cur->conn) ? RETRY : TH_EIO;
 		char m[TH_STORE_PG_MSG_MAX];
 		if (rc == TH_EIO)
 			th_log_error("store", "%s: adding jobs: %s", st->shown,
 				     th_store_pg_message(cur->conn, r, m));
 	} else {
-		/* the sequence numbers the rows in the order of VALUES */
+		/* the sequence numbers the rows in the order unnest gives them */
 		for (size_t i = 0; i < n; i++)
 			a->ids[from + i] = (uint64_t)col_i64(r, (int)i, 0);
 		for (size_t i = 1; i < n; i++)
@@ -967,7 +1016,7 @@ static int add_rows(th_store *st, struct add_args *a, size_t from, size_t to, in
 			}
 	}
 	PQclear(r);
-	batch_close(&b);
+	cols_close(&c);
 	free(jobs);
 	return rc;
 }
@@ -1810,49 +1859,35 @@ static int apply_outcome(th_store *st, const th_outcome *o, const th_owner *owne
 	return 0;
 }
 
-#define OUTCOME_ROWS 1000 /* jobs one UPDATE of outcomes writes (23 parameters each) */
-
-/* The records of jobs [0, n) with their errors and results (x), one UPDATE for up to
- * OUTCOME_ROWS of them. */
+/* The records of jobs [0, n) with their errors and results (x), in one UPDATE. */
 static int write_outcomes(th_store *st, const th_job *jobs, const struct also *x, size_t n)
 {
-	static const char *const types[] = {
-		"bigint", "bigint", "text", "bigint", "bigint", "bigint", "bigint", "bigint",
-		"bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
-		"bigint", "bigint", "bigint", "bigint", "bigint", "bytea", "bytea"};
-	int rc = 0;
-	for (size_t from = 0; from < n && rc == 0; from += OUTCOME_ROWS) {
-		size_t rows = n - from < OUTCOME_ROWS ? n - from : OUTCOME_ROWS;
-		struct batch b;
-		if ((rc = batch_open(&b, "UPDATE taskhost.jobs j SET status = v.status, "
-				     "queue = v.queue, priority = v.priority, attempts = v.attempts, "
-				     "max_attempts = v.max_attempts, added_us = v.added_us, "
-				     "started_us = v.started_us, finished_us = v.finished_us, "
-				     "input_len = v.input_len, result_len = v.result_len, "
-				     "claim_gen = v.claim_gen, owner = v.owner, owner_pid = v.owner_pid, "
-				     "flags = v.flags, due_us = v.due_us, timeout_ms = v.timeout_ms, "
-				     "backoff_ms = v.backoff_ms, parent = v.parent, "
-				     "last_run = v.last_run, fires = v.fires, "
-				     "error = coalesce(v.error, j.error), "
-				     "result = coalesce(v.result, j.result) FROM (VALUES ",
-				     rows, 23)) == 0) {
-			for (size_t i = from; i < from + rows; i++) {
-				struct params p = {.n = 0};
-				p_i64(&p, (int64_t)jobs[i].id);
-				p_job(&p, &jobs[i]);
-				p_bin(&p, x[i].error, x[i].error ? strlen(x[i].error) : 0);
-				p_bin(&p, x[i].result_len ? x[i].result : NULL, x[i].result_len);
-				batch_row(&b, &p, types);
-			}
-			PGresult *r = batch_ask(st, &b, ") AS v(id, status, queue, priority, "
-						"attempts, max_attempts, added_us, started_us, "
-						"finished_us, input_len, result_len, claim_gen, owner, "
-						"owner_pid, flags, due_us, timeout_ms, backoff_ms, parent, "
-						"last_run, fires, error, result) WHERE j.id = v.id");
-			PQclear(checked(st, r, &rc));
-		}
-		batch_close(&b);
+	struct cols c;
+	struct params p = {.n = 0};
+	cols_open(&c, 23);
+	for (size_t i = 0; i < n; i++) {
+		struct params row = {.n = 0};
+		p_i64(&row, (int64_t)jobs[i].id);
+		p_job(&row, &jobs[i]);
+		p_bin(&row, x[i].error, x[i].error ? strlen(x[i].error) : 0);
+		p_bin(&row, x[i].result_len ? x[i].result : NULL, x[i].result_len);
+		cols_row(&c, &row);
 	}
+	int rc = cols_params(&c, &p);
+	if (rc == 0)
+		rc = exec(st, "UPDATE taskhost.jobs j SET (" JOB_VALUES ", error, result) = "
+			      "(v.status, v.queue, v.priority, v.attempts, v.max_attempts, "
+			      "v.added_us, v.started_us, v.finished_us, v.input_len, v.result_len, "
+			      "v.claim_gen, v.owner, v.owner_pid, v.flags, v.due_us, v.timeout_ms, "
+			      "v.backoff_ms, v.parent, v.last_run, v.fires, coalesce(v.error, "
+			      "j.error), coalesce(v.result, j.result)) FROM unnest($1::bigint[], "
+			      "$2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], "
+			      "$7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], "
+			      "$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], "
+			      "$16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], "
+			      "$20::bigint[], $21::bigint[], $22::bytea[], $23::bytea[]) AS v(id, "
+			      JOB_VALUES ", error, result) WHERE j.id = v.id", &p);
+	cols_close(&c);
 	return rc;
 }
 
@@ -1967,46 +2002,26 @@ static void clear_claims(th_cycle *c)
 	c->nclaimed = 0;
 }
 
-/* Appends x to the array literal in *buf (grown as needed). */
-static int append_i64(char **buf, size_t *len, size_t *cap, int64_t x)
-{
-	if (*len + 24 >= *cap) {
-		size_t ncap = *cap ? 2 * *cap : 256;
-		char *n = realloc(*buf, ncap);
-		if (!n)
-			return TH_ENOMEM;
-		*buf = n;
-		*cap = ncap;
-	}
-	*len += (size_t)snprintf(*buf + *len, *cap - *len, "%s%" PRId64, *len > 1 ? "," : "", x);
-	return 0;
-}
-
 /* The claims c->claims[0..c->nclaimed), made by th_lifecycle_claim, in one statement:
- * what a claim changes, one array per column. */
+ * what a claim changes. */
 static int write_claims(th_store *st, th_cycle *c)
 {
-	enum { ID, STATUS, ATTEMPTS, GEN, STARTED, OWNER, PID, NARR };
-	char *arr[NARR] = {0};
-	size_t len[NARR] = {0}, cap[NARR] = {0};
-	int rc = 0;
-	for (int k = 0; k < NARR && rc == 0; k++)
-		if (!(arr[k] = malloc(cap[k] = 256)))
-			rc = TH_ENOMEM;
-		else
-			len[k] = (size_t)snprintf(arr[k], cap[k], "{");
-	for (size_t i = 0; i < c->nclaimed && rc == 0; i++) {
-		const th_job *j = &c->claims[i].job;
-		int64_t v[NARR] = {(int64_t)j->id, j->status, j->attempts, (int64_t)j->claim_gen,
-				   j->started_us, (int64_t)j->owner, j->owner_pid};
-		for (int k = 0; k < NARR && rc == 0; k++)
-			rc = append_i64(&arr[k], &len[k], &cap[k], v[k]);
-	}
+	struct cols a;
 	struct params p = {.n = 0};
-	for (int k = 0; k < NARR && rc == 0; k++) {
-		snprintf(arr[k] + len[k], cap[k] - len[k], "}"); /* append_i64 left room */
-		p_str(&p, arr[k]);
+	cols_open(&a, 7);
+	for (size_t i = 0; i < c->nclaimed; i++) {
+		const th_job *j = &c->claims[i].job;
+		struct params row = {.n = 0};
+		p_i64(&row, (int64_t)j->id);
+		p_i64(&row, j->status);
+		p_i64(&row, j->attempts);
+		p_i64(&row, (int64_t)j->claim_gen);
+		p_i64(&row, j->started_us);
+		p_i64(&row, (int64_t)j->owner);
+		p_i64(&row, j->owner_pid);
+		cols_row(&a, &row);
 	}
+	int rc = cols_params(&a, &p);
 	p_i64(&p, c->lease_us > 0 ? c->lease_us : 1);
 	if (rc == 0)
 		rc = exec(st, "UPDATE taskhost.jobs j SET status = v.status, attempts = v.attempts, "
@@ -2015,8 +2030,7 @@ static int write_claims(th_store *st, th_cycle *c)
 			      "'1 microsecond' FROM unnest($1::bigint[], $2::smallint[], $3::int[], "
 			      "$4::bigint[], $5::bigint[], $6::bigint[], $7::int[]) AS v(id, status, "
 			      "attempts, gen, started, owner, pid) WHERE j.id = v.id", &p);
-	for (int k = 0; k < NARR; k++)
-		free(arr[k]);
+	cols_close(&a);
 	return rc;
 }
 
