@@ -2040,9 +2040,7 @@ static int claim_ready(th_store *st, th_cycle *c, int64_t now)
 	p_str(&p, c->queue ? c->queue : "");
 	p_i64(&p, (int64_t)c->max);
 	int rc = 0;
-	PGresult *r = run(st, "SELECT " JOB_COLS ", input FROM taskhost.jobs WHERE status = 1 AND "
-			  "queue = $1 AND NOT EXISTS (SELECT 1 FROM taskhost.paused WHERE queue = $1) "
-			  "ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED", &p, &rc);
+	PGresult *r = run(st, "SELECT " JOB_COLS ", input FROM taskhost.ready($1, $2)", &p, &rc);
 	if (!r)
 		return rc;
 	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {

@@ -129,6 +129,15 @@ static const char *const migrations[] = {
 	" name text NOT NULL, strategy text NOT NULL, workers integer NOT NULL,"
 	" running integer NOT NULL, started_us bigint NOT NULL, heartbeat_us bigint NOT NULL,"
 	" lease_us bigint NOT NULL);",
+	/* 5: a claim's read of a queue's ready jobs, in the jobs_ready index's order. Sorts
+	 * are off in it: when the statistics are older than the queue (a burst of adds onto
+	 * a table of finished jobs), the planner would read every ready job and sort them
+	 * all, at each claim, where walking the index stops at the claim's LIMIT */
+	"CREATE FUNCTION taskhost.ready(q text, n bigint) RETURNS SETOF taskhost.jobs"
+	" LANGUAGE sql SET enable_sort = off AS $$"
+	" SELECT * FROM taskhost.jobs WHERE status = 1 AND queue = q AND NOT EXISTS"
+	" (SELECT 1 FROM taskhost.paused WHERE queue = q) ORDER BY priority DESC, id LIMIT n"
+	" FOR UPDATE SKIP LOCKED $$;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

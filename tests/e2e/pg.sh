@@ -21,14 +21,14 @@ write_config "store = $URL" -- "max_threads = 2" "wait_time = 60s"
 th add echo early
 expect "an add before migrate is refused" 2
 case $err in
-*"schema taskhost is at version 0, this taskhost needs 4: run 'taskhost migrate'"*) ok "it says to migrate" ;;
+*"schema taskhost is at version 0, this taskhost needs 5: run 'taskhost migrate'"*) ok "it says to migrate" ;;
 *) not_ok "it says to migrate: $err" ;;
 esac
 th migrate
 expect "migrate on a fresh database" 0
-same "it created the schema" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost created at version 4"
+same "it created the schema" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost created at version 5"
 th migrate
-same "migrate again: up to date" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost at version 4: up to date"
+same "migrate again: up to date" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost at version 5: up to date"
 
 th add echo hello
 same "add prints the id" "$out" 1
@@ -101,12 +101,12 @@ same "the host stopped cleanly" "$host_rc" 0
 # a newer schema
 sql "UPDATE taskhost.meta SET value = '99' WHERE key = 'schema_version'"
 th migrate
-expect "migrate on a newer schema" 2 "taskhost: cannot open the store: user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost is at version 99, newer than this taskhost knows (4): upgrade taskhost"
-sql "UPDATE taskhost.meta SET value = '4' WHERE key = 'schema_version'"
-# a store of version 3 (no hosts' records) migrates to 4
-sql "DROP TABLE taskhost.hosts; UPDATE taskhost.meta SET value = '3' WHERE key = 'schema_version'" >/dev/null
+expect "migrate on a newer schema" 2 "taskhost: cannot open the store: user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost is at version 99, newer than this taskhost knows (5): upgrade taskhost"
+sql "UPDATE taskhost.meta SET value = '5' WHERE key = 'schema_version'"
+# a store of version 3 (no hosts' records, no ready function) migrates to 5
+sql "DROP TABLE taskhost.hosts; DROP FUNCTION taskhost.ready(text, bigint); UPDATE taskhost.meta SET value = '3' WHERE key = 'schema_version'" >/dev/null
 th migrate
-same "migrate from version 3" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost migrated from version 3 to 4"
+same "migrate from version 3" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost migrated from version 3 to 5"
 same "it made the hosts' table" "$(sql "SELECT to_regclass('taskhost.hosts') IS NOT NULL")" t
 
 # the counts the writes keep agree with a recount of the rows
@@ -118,11 +118,12 @@ sql "DROP TRIGGER jobs_count_added ON taskhost.jobs; DROP TRIGGER jobs_count_rem
 DROP TRIGGER jobs_count_changed ON taskhost.jobs; DROP FUNCTION taskhost.count_added();
 DROP FUNCTION taskhost.count_removed(); DROP FUNCTION taskhost.count_changed();
 DROP TABLE taskhost.counts; DROP TABLE taskhost.minutes; DROP FUNCTION taskhost.minutes_prune(bigint);
-DROP TABLE taskhost.hosts; UPDATE taskhost.meta SET value = '1' WHERE key = 'schema_version'" >/dev/null
+DROP TABLE taskhost.hosts; DROP FUNCTION taskhost.ready(text, bigint);
+UPDATE taskhost.meta SET value = '1' WHERE key = 'schema_version'" >/dev/null
 th stats --json
 expect "a version 1 store is refused" 2
 th migrate
-same "migrate from version 1" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost migrated from version 1 to 4"
+same "migrate from version 1" "$out" "user=postgres password=*** dbname=$DB host=127.0.0.1 port=$port: schema taskhost migrated from version 1 to 5"
 same "the counts after it are the recount" "$(sql "$kept" | tr '\n' ' ')" "$(sql "$recount" | tr '\n' ' ')"
 th stats --json
 check "stats: the same 5 completed, 1 error" sh -c 'echo "$1" | grep -q "\"completed\": 5" && echo "$1" | grep -q "\"error\": 1"' - "$out"
@@ -188,7 +189,7 @@ done
 same "each of them succeeded" $fails 0
 same "one of them made the schema, the others found it made" \
 	"$(cat "$W"/m.*.out | sed 's/.*: schema/schema/' | sort | uniq -c | sed 's/^ *//' | tr '\n' ,)" \
-	"2 schema taskhost at version 4: up to date,1 schema taskhost created at version 4,"
+	"2 schema taskhost at version 5: up to date,1 schema taskhost created at version 5,"
 psql "$TASKHOST_TEST_PG" -X -q -c "DROP DATABASE $M WITH (FORCE)" >/dev/null
 
 finish
