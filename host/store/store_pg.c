@@ -1831,11 +1831,19 @@ static int apply_outcome(th_store *st, const th_outcome *o, const th_owner *owne
 			 const PGresult *rows, int64_t now, th_job *job, struct also *x,
 			 bool *write)
 {
-	bool found = false;
 	*write = false;
-	for (int i = 0; i < PQntuples(rows) && !found; i++)
-		if ((found = (uint64_t)col_i64(rows, i, 0) == o->id))
-			row_job(rows, i, job);
+	/* the rows are in id order: halved until o's is found */
+	int lo = 0, hi = PQntuples(rows);
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if ((uint64_t)col_i64(rows, mid, 0) < o->id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	bool found = lo < PQntuples(rows) && (uint64_t)col_i64(rows, lo, 0) == o->id;
+	if (found)
+		row_job(rows, lo, job);
 	if (!found || !th_lifecycle_outcome_current(job, o, owner)) {
 		th_log_warn("store", "job %llu: outcome of a stale claim refused (the job was "
 			    "taken back from this host)", (unsigned long long)o->id);
