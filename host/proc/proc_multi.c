@@ -1,13 +1,17 @@
 /* The worker pool behind the multi and process strategies, and the multi strategy: up
  * to max_threads jobs run at once on a pool of threads. A dispatcher thread claims jobs
  * for idle workers and records finished jobs' outcomes, both in one transaction per
- * round, so many jobs share one commit. How a worker runs a job is its executor's
- * business: on its own thread here, in a worker process in process.c. */
+ * round, so many jobs share one commit. On a store whose cycles gain from running at
+ * the same time (th_store_cycles_at_once), a helper thread runs a second cycle, with the
+ * jobs that finished and the claims wanted meanwhile, while the dispatcher's is in
+ * progress. How a worker runs a job is its executor's business: on its own thread here,
+ * in a worker process in process.c. */
 #include "proc/proc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "log.h"
@@ -43,6 +47,13 @@ struct multi {
 	unsigned busy;
 	bool stopping;
 	bool sleeping; /* the dispatcher waits for an event: a finished job must kick it */
+	/* outcomes and claims that a cycle holds, in neither the ring nor done: the claims of
+	 * the cycles in progress, and the outcomes taken for them (or kept after a failure) */
+	size_t taken, claiming;
+	/* the helper: runs cycles only while the dispatcher is in one (cycling) */
+	bool helper_on, helper_waiting, helper_cycling, cycling;
+	pthread_t helper;
+	pthread_cond_t help_cv;
 	size_t started; /* claims start_claims handed out this round (dispatcher only) */
 	th_notes *inflight; /* NULL: jobs start only once their claim committed */
 	bool confirming; /* the commit of started claims failed: make them again first
@@ -89,10 +100,14 @@ static void *worker_loop(void *arg)
 		atomic_store(&w->running, 0);
 		m->done[m->ndone++] = d;
 		m->busy--;
-		/* a busy dispatcher picks the outcome up on its next round anyway */
+		/* a busy dispatcher picks the outcome up on its next round anyway, or its
+		 * helper does now */
 		if (m->sleeping) {
 			m->sleeping = false;
 			th_processor_kick(m->p);
+		} else if (m->cycling && m->helper_waiting) {
+			m->helper_waiting = false;
+			pthread_cond_signal(&m->help_cv);
 		}
 		if (rc) /* a worker that cannot run jobs stops taking them */
 			break;
@@ -173,6 +188,94 @@ static size_t drop_lost(struct multi *m, struct done *batch, size_t n)
 	return kept;
 }
 
+/* Claims to make now (m->mu held): for the idle workers plus those ahead, less what
+ * cycles in progress claim already, within what the ring holds. */
+static size_t claims_wanted(struct multi *m, size_t prefetch)
+{
+	size_t held = m->busy + m->rlen + m->ndone + m->taken;
+	size_t idle = m->nthreads > m->busy + m->rlen ? m->nthreads - m->busy - m->rlen : 0;
+	if (held >= m->cap || m->confirming)
+		return 0;
+	size_t ahead = m->rlen < prefetch ? prefetch - m->rlen : 0;
+	size_t want = idle + ahead > m->claiming ? idle + ahead - m->claiming : 0;
+	return want > m->cap - held ? m->cap - held : want;
+}
+
+/* The helper: while the dispatcher is in a cycle, records the jobs finished since and
+ * claims what the workers want, in a cycle of its own. What it does not record goes back
+ * to done, for the dispatcher's next round. */
+static void *help_loop(void *arg)
+{
+	struct multi *m = arg;
+	th_processor *p = m->p;
+	pthread_setname_np(pthread_self(), "th-helper");
+	struct done *batch = calloc(m->cap, sizeof(*batch));
+	th_outcome *outs = calloc(m->cap, sizeof(*outs));
+	th_claim *claims = calloc(m->cap, sizeof(*claims));
+	pthread_mutex_lock(&m->mu);
+	while (batch && outs && claims && !m->stopping) {
+		/* a cycle's cost is mostly per job, but not only: worth it for enough jobs */
+		size_t prefetch = th_processor_prefetch(p, m->nthreads), want = 0;
+		size_t enough = prefetch / 2 > m->nthreads ? prefetch / 2 : m->nthreads;
+		if (m->cycling && m->ndone < enough &&
+		    (want = claims_wanted(m, prefetch)) < enough)
+			want = 0;
+		if (!m->cycling || (m->ndone < enough && !want)) {
+			m->helper_waiting = true;
+			pthread_cond_wait(&m->help_cv, &m->mu);
+			m->helper_waiting = false;
+			continue;
+		}
+		size_t nb = m->ndone;
+		memcpy(batch, m->done, nb * sizeof(*batch));
+		m->ndone = 0;
+		m->taken += nb + want;
+		m->claiming += want;
+		m->helper_cycling = true;
+		pthread_mutex_unlock(&m->mu);
+
+		for (size_t i = 0; i < nb; i++)
+			outs[i] = batch[i].out;
+		size_t done = 0, n = 0;
+		int64_t wait_us;
+		int rc = th_processor_cycle(p, outs, nb, &done, want, claims, &n, &wait_us, NULL,
+					    NULL);
+		size_t recorded = done < nb ? done : nb;
+		for (size_t i = 0; i < recorded; i++)
+			th_run_result_clear(&batch[i].res);
+
+		pthread_mutex_lock(&m->mu);
+		memcpy(m->done + m->ndone, batch + recorded, (nb - recorded) * sizeof(*batch));
+		m->ndone += nb - recorded;
+		for (size_t i = 0; i < n; i++)
+			m->ready[(m->rhead + m->rlen++) % m->cap] = claims[i];
+		if (n)
+			pthread_cond_broadcast(&m->work_cv);
+		m->taken -= nb + want;
+		m->claiming -= want;
+		m->helper_cycling = false;
+		if (m->sleeping && (m->ndone || m->stopping)) {
+			m->sleeping = false;
+			th_processor_kick(p);
+		}
+		if (rc) { /* the dispatcher's rounds try again, and log */
+			struct timespec t;
+			clock_gettime(CLOCK_REALTIME, &t);
+			t.tv_nsec += 100000000;
+			t.tv_sec += t.tv_nsec / 1000000000;
+			t.tv_nsec %= 1000000000;
+			m->helper_waiting = true;
+			pthread_cond_timedwait(&m->help_cv, &m->mu, &t);
+			m->helper_waiting = false;
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+	free(batch);
+	free(outs);
+	free(claims);
+	return NULL;
+}
+
 /* The dispatcher: each round records the finished jobs and claims new ones for the
  * idle workers (and, for short jobs, ahead of them) in one transaction. */
 static void *dispatch_loop(void *arg)
@@ -204,15 +307,21 @@ static void *dispatch_loop(void *arg)
 		if (stop && !m->stopping) {
 			m->stopping = true;
 			pthread_cond_broadcast(&m->work_cv);
+			pthread_cond_broadcast(&m->help_cv);
 		}
 		memcpy(batch + nbatch, m->done, m->ndone * sizeof(*batch));
 		nbatch += m->ndone;
+		m->taken += m->ndone;
 		m->ndone = 0;
-		if (m->nlost)
-			nbatch = drop_lost(m, batch, nbatch);
-		/* on stop, claimed jobs no worker took go back once the workers are idle */
+		if (m->nlost) {
+			size_t kept = drop_lost(m, batch, nbatch);
+			m->taken -= nbatch - kept;
+			nbatch = kept;
+		}
+		/* on stop, claimed jobs no worker took go back once the workers are idle (and
+		 * the helper's cycle, whose claims come to the ring, is over) */
 		size_t nrel = 0;
-		bool last = stop && m->busy == 0;
+		bool last = stop && m->busy == 0 && !m->helper_cycling;
 		if (last) {
 			for (; m->rlen; m->rlen--, m->rhead = (m->rhead + 1) % m->cap) {
 				th_claim *c = &m->ready[m->rhead];
@@ -222,15 +331,10 @@ static void *dispatch_loop(void *arg)
 				th_claim_clear(c);
 			}
 		}
-		/* claims for idle workers plus those ahead, within what the ring holds */
-		size_t held = m->busy + m->rlen + nbatch, want = 0;
-		size_t idle = m->nthreads > m->busy + m->rlen ? m->nthreads - m->busy - m->rlen : 0;
-		if (!stop && held < m->cap && !m->confirming) {
-			size_t ahead = m->rlen < prefetch ? prefetch - m->rlen : 0;
-			want = idle + ahead;
-			if (want > m->cap - held)
-				want = m->cap - held;
-		}
+		size_t want = stop ? 0 : claims_wanted(m, prefetch);
+		m->taken += want;
+		m->claiming += want;
+		m->cycling = m->helper_on && !m->confirming && (nbatch + nrel || want);
 		pthread_mutex_unlock(&m->mu);
 
 		for (size_t i = 0; i < nbatch; i++)
@@ -257,9 +361,14 @@ static void *dispatch_loop(void *arg)
 			th_run_result_clear(&batch[i].res);
 		memmove(batch, batch + recorded, (nbatch - recorded) * sizeof(*batch));
 		nbatch -= recorded;
-		if (last)
-			break;
 		pthread_mutex_lock(&m->mu);
+		m->taken -= recorded + want;
+		m->claiming -= want;
+		m->cycling = false;
+		if (last) {
+			pthread_mutex_unlock(&m->mu);
+			break;
+		}
 		for (size_t i = 0; i < n; i++)
 			m->ready[(m->rhead + m->rlen++) % m->cap] = claims[i];
 		if (n)
@@ -289,6 +398,7 @@ static void *dispatch_loop(void *arg)
 
 static void free_multi(struct multi *m)
 {
+	pthread_cond_destroy(&m->help_cv);
 	pthread_cond_destroy(&m->work_cv);
 	pthread_mutex_destroy(&m->mu);
 	free(m->ready);
@@ -309,7 +419,10 @@ void th_pool_stop(void *state)
 	pthread_mutex_lock(&m->mu);
 	m->stopping = true;
 	pthread_cond_broadcast(&m->work_cv);
+	pthread_cond_broadcast(&m->help_cv);
 	pthread_mutex_unlock(&m->mu);
+	if (m->helper_on)
+		pthread_join(m->helper, NULL);
 	for (unsigned i = 0; i < m->nthreads; i++)
 		pthread_join(m->workers[i].thread, NULL);
 	free_multi(m);
@@ -326,6 +439,7 @@ int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **sta
 	m->cap = n + TH_PREFETCH_MAX;
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->work_cv, NULL);
+	pthread_cond_init(&m->help_cv, NULL);
 	const th_proc_env *env = th_processor_env(p);
 	if (env->data_dir &&
 	    th_coord_notes_open(env->coord, &env->owner, m->cap, &m->inflight) != 0)
@@ -346,13 +460,21 @@ int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **sta
 				   &m->workers[started]))
 			break;
 	}
+	/* a helper only where claims commit before their jobs start: a cycle whose started
+	 * claims failed to commit is the dispatcher's to mend (confirm) */
+	bool helper = !m->inflight && th_store_cycles_at_once(env->store) > 1;
+	if (started == m->nthreads && helper)
+		m->helper_on = pthread_create(&m->helper, NULL, help_loop, m) == 0;
 	if (started < m->nthreads || pthread_create(&m->dispatcher, NULL, dispatch_loop, m)) {
 		pthread_mutex_lock(&m->mu);
 		m->stopping = true;
 		pthread_cond_broadcast(&m->work_cv);
+		pthread_cond_broadcast(&m->help_cv);
 		pthread_mutex_unlock(&m->mu);
 		for (unsigned i = 0; i < started; i++)
 			pthread_join(m->workers[i].thread, NULL);
+		if (m->helper_on)
+			pthread_join(m->helper, NULL);
 		free_multi(m);
 		return TH_ESYS;
 	}

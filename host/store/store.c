@@ -81,6 +81,11 @@ int th_store_cycle(th_store *st, th_cycle *c)
 	return ops(st)->cycle(st, c);
 }
 
+unsigned th_store_cycles_at_once(th_store *st)
+{
+	return ops(st)->cycles_at_once > 1 ? ops(st)->cycles_at_once : 1;
+}
+
 int th_store_confirm(th_store *st, const th_owner *owner, int64_t lease_us,
 		     const uint64_t *pairs, size_t n, bool *lost)
 {

@@ -2373,6 +2373,9 @@ const th_store_ops th_store_pg = {
 	.coord_open = pg_coord_open,
 	.add = pg_add,
 	.cycle = pg_cycle,
+	/* two: a cycle's server work on one core while the other's waits for its round
+	 * trips or its commit (two hosts drain faster than one by about as much) */
+	.cycles_at_once = 2,
 	.confirm = pg_confirm,
 	.renew = pg_renew,
 	.recover = pg_recover,
