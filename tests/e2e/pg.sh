@@ -49,6 +49,8 @@ same "its error" "$out" boom
 th status 3
 same "the delayed job completed" "$out" completed
 same "the rows say the same" "$(sql "SELECT id || ':' || status FROM taskhost.jobs ORDER BY id" | tr '\n' ' ')" "1:3 2:4 3:3 "
+# on PostgreSQL two cycles of a processor run at once: the multi strategy's helper is there
+check "the processor has its helper thread" sh -c 'cat /proc/$1/task/*/comm | grep -qx th-helper' - "$host"
 th check
 expect "check: consistent" 0
 same "check names the store, its password as ***" "$out" \
