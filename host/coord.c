@@ -1,5 +1,5 @@
 /* The coordination front: th_coord_* call the table of the coordination they are
- * given; a NULL coordination does nothing (a worker process without a data dir). */
+ * given; a NULL coordination does nothing. */
 #include "coord.h"
 
 #include <stdlib.h>

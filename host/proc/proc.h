@@ -30,10 +30,10 @@ typedef struct th_proc_env {
 	/* renews the leases; while they lapsed (th_keeper_lapsed) nothing is claimed.
 	 * NULL: claims are never held back */
 	const struct th_keeper *keeper;
+	const char *data_dir;
 	/* for the process strategy's worker processes */
 	const char *runner;     /* the taskhost-runner program */
 	const char *plugin_dir;
-	const char *data_dir;
 	bool allow_insecure_plugins;
 	th_metrics *metrics; /* NULL: none counted */
 } th_proc_env;

@@ -135,15 +135,13 @@ static int start(struct pworker *w, char *why, size_t whylen)
 	char maxres[32];
 	snprintf(maxres, sizeof(maxres), "%zu", env->max_result);
 	pthread_mutex_lock(&s->mu);
-	size_t nargs = 10 + 2 * s->nskip;
+	size_t nargs = 8 + 2 * s->nskip;
 	char **argv = calloc(nargs, sizeof(char *));
 	size_t a = 0;
 	if (argv) {
 		argv[a++] = (char *)env->runner;
 		argv[a++] = "--plugin-dir";
 		argv[a++] = (char *)env->plugin_dir;
-		argv[a++] = "--data-dir";
-		argv[a++] = (char *)env->data_dir;
 		argv[a++] = "--max-result";
 		argv[a++] = maxres;
 		if (env->allow_insecure_plugins)
@@ -348,7 +346,7 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 	th_slot *slot = th_processor_slot(s->p, w->index);
 	th_slot_begin(s->p, slot, &c->job);
 	int64_t t0 = th_clock_mono_us(), hard = -1;
-	bool asked = false, interrupted = false;
+	bool asked = false, interrupted = false, progressed = false;
 	const atomic_bool *stopping = th_processor_interrupted(s->p);
 	if (th_proto_send(w->fd, &run))
 		rc = TH_EIO;
@@ -383,6 +381,9 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 			break;
 		if (m.type == TH_MSG_LOG) {
 			log_from_worker(&m, c->job.task);
+		} else if (m.type == TH_MSG_PROGRESS && m.id == c->job.id) {
+			th_coord_progress_set(s->env->coord, m.id, m.done);
+			progressed = true;
 		} else if (m.type == TH_MSG_DONE && m.id == c->job.id) {
 			break;
 		}
@@ -390,6 +391,8 @@ static void process_run(void *arg, const th_claim *c, th_outcome *o, th_run_resu
 	bool timed_out = atomic_load(&slot->timed_out);
 	double timeout = slot->timeout;
 	th_slot_end(slot);
+	if (progressed) /* however the run ended: a worker that died clears nothing */
+		th_coord_progress_clear(s->env->coord, c->job.id);
 	if (rc) {
 		char how[64], msg[256];
 		reap(w, true, how, sizeof(how));
@@ -470,9 +473,9 @@ static int process_start(th_processor *p, void **state)
 	s->env = th_processor_env(p);
 	s->args = th_processor_args_of(p);
 	pthread_mutex_init(&s->mu, NULL);
-	if (!s->env->runner || !s->env->plugin_dir || !s->env->data_dir) {
-		th_log_error("processor", "the process strategy needs the runner, the plugin "
-			     "directory and the data directory");
+	if (!s->env->runner || !s->env->plugin_dir) {
+		th_log_error("processor", "the process strategy needs the runner and the plugin "
+			     "directory");
 		free_pool(s);
 		return TH_EINVAL;
 	}

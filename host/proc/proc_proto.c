@@ -1,5 +1,6 @@
-/* Worker protocol frames: fixed little-endian integers and u32-length-prefixed strings,
- * one layout per message type, every length checked against what is left. */
+/* Worker protocol frames: fixed little-endian integers (a double as its IEEE bits) and
+ * u32-length-prefixed strings, one layout per message type, every length checked
+ * against what is left. */
 #include "proc/proc_proto.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@
 
 /* The fields each type carries, in order. */
 enum { F_END = 0, F_U32_VERSION, F_U32_PID, F_U32_COUNT, F_U32_LEVEL, F_U32_RET, F_U64_ID,
-       F_I64_TOOK, F_SOURCE, F_TEXT, F_DATA };
+       F_I64_TOOK, F_F64_DONE, F_SOURCE, F_TEXT, F_DATA };
 
 static const unsigned char layouts[][7] = {
 	[TH_MSG_HELLO] = {F_U32_VERSION, F_U32_PID, F_END},
@@ -24,6 +25,7 @@ static const unsigned char layouts[][7] = {
 	[TH_MSG_DONE] = {F_U64_ID, F_U32_RET, F_I64_TOOK, F_DATA, F_TEXT, F_END},
 	[TH_MSG_CANCEL] = {F_U64_ID, F_END},
 	[TH_MSG_QUIT] = {F_END},
+	[TH_MSG_PROGRESS] = {F_U64_ID, F_F64_DONE, F_END},
 };
 
 #define NTYPES (sizeof(layouts) / sizeof(layouts[0]))
@@ -32,7 +34,8 @@ static size_t field_size(const th_msg *m, int f)
 {
 	switch (f) {
 	case F_U64_ID:
-	case F_I64_TOOK: return 8;
+	case F_I64_TOOK:
+	case F_F64_DONE: return 8;
 	case F_SOURCE: return 4 + m->source_len;
 	case F_TEXT: return 4 + m->text_len;
 	case F_DATA: return 4 + m->data_len;
@@ -72,6 +75,12 @@ uint8_t *th_proto_encode(const th_msg *m, size_t *len)
 		case F_U32_RET: p = th_put_le32(p, m->ret); break;
 		case F_U64_ID: p = th_put_le64(p, m->id); break;
 		case F_I64_TOOK: p = th_put_le64(p, (uint64_t)m->took_us); break;
+		case F_F64_DONE: {
+			uint64_t bits;
+			memcpy(&bits, &m->done, sizeof(bits));
+			p = th_put_le64(p, bits);
+			break;
+		}
 		case F_SOURCE: p = putbytes(p, m->source, m->source_len); break;
 		case F_TEXT: p = putbytes(p, m->text, m->text_len); break;
 		case F_DATA: p = putbytes(p, m->data, m->data_len); break;
@@ -92,14 +101,20 @@ int th_proto_decode(const uint8_t *body, size_t len, th_msg *m)
 	for (int i = 0; lay[i] != F_END; i++) {
 		int f = lay[i];
 		size_t left = (size_t)(end - p);
-		if (f == F_U64_ID || f == F_I64_TOOK) {
+		if (f == F_U64_ID || f == F_I64_TOOK || f == F_F64_DONE) {
 			if (left < 8)
 				return TH_EFORMAT;
-			if (f == F_U64_ID)
-				m->id = th_get_le64(p);
-			else
-				m->took_us = (int64_t)th_get_le64(p);
+			uint64_t v = th_get_le64(p);
 			p += 8;
+			if (f == F_U64_ID) {
+				m->id = v;
+			} else if (f == F_I64_TOOK) {
+				m->took_us = (int64_t)v;
+			} else {
+				memcpy(&m->done, &v, sizeof(v));
+				if (!(m->done >= 0 && m->done <= 1)) /* NaN too */
+					return TH_EFORMAT;
+			}
 			continue;
 		}
 		if (left < 4)

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TH_PROTO_VERSION 1
+#define TH_PROTO_VERSION 2
 #define TH_PROTO_HEADER 5 /* u32 length of what follows, u8 type */
 
 enum th_msg_type {
@@ -18,7 +18,8 @@ enum th_msg_type {
 	TH_MSG_LOG = 5,     /* worker: level, id (0: none), source, text */
 	TH_MSG_DONE = 6,    /* worker: job id returned ret after took_us, result data, error text */
 	TH_MSG_CANCEL = 7,  /* host: ask job id to stop */
-	TH_MSG_QUIT = 8     /* host: finish and exit */
+	TH_MSG_QUIT = 8,    /* host: finish and exit */
+	TH_MSG_PROGRESS = 9 /* worker: job id reported progress done, 0..1 */
 };
 
 /* A decoded message. Pointers point into the frame that was decoded; text fields are
@@ -28,6 +29,7 @@ typedef struct th_msg {
 	uint32_t version, pid, count, level, ret;
 	uint64_t id;
 	int64_t took_us;
+	double done;
 	const char *source;
 	size_t source_len;
 	const char *text; /* path, task, log message, error */

@@ -1,7 +1,7 @@
 /* taskhost-runner: a worker process of the process strategy. It loads the plugins
  * itself, runs the jobs the host sends over fd 3 one at a time, and sends back what they
- * logged and returned; it never touches the job store. A plugin that crashes takes only
- * this process down, and the host starts another. */
+ * logged, reported and returned; it never touches the job store or the data dir. A
+ * plugin that crashes takes only this process down, and the host starts another. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -47,6 +47,30 @@ static void log_to_host(const th_log_event *ev, void *ud)
 		    .text_len = strlen(ev->msg)};
 	send_msg(&m);
 }
+
+/* The coordination th_run_job reports a job's progress to: the host's, through the
+ * socket. The host clears the progress when the run ends, so the clear asks nothing;
+ * th_run_job calls nothing else. */
+struct th_coord {
+	const th_coord_ops *ops;
+};
+
+static void progress_to_host(th_coord *c, uint64_t id, double done)
+{
+	(void)c;
+	th_msg m = {.type = TH_MSG_PROGRESS, .id = id, .done = done};
+	send_msg(&m);
+}
+
+static void progress_cleared(th_coord *c, uint64_t id)
+{
+	(void)c;
+	(void)id;
+}
+
+static const th_coord_ops host_coord_ops = {.name = "host", .progress_set = progress_to_host,
+					    .progress_clear = progress_cleared};
+static th_coord host_coord = {&host_coord_ops};
 
 struct skip {
 	char **files;
@@ -150,7 +174,7 @@ static void follow_host(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: taskhost-runner --plugin-dir DIR --data-dir DIR --max-result N "
+	fprintf(stderr, "usage: taskhost-runner --plugin-dir DIR --max-result N "
 			"[--allow-insecure-plugins] [--skip FILE]...\n"
 			"A worker process of taskhost's process strategy: started by the host with "
 			"its socket on fd 3, not by hand.\n");
@@ -159,17 +183,15 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	if (th_fds_guard(NULL)) /* before the plugins or the progress file are opened */
+	if (th_fds_guard(NULL)) /* before the plugins are opened */
 		return 1;
-	const char *plugin_dir = NULL, *data_dir = NULL;
+	const char *plugin_dir = NULL;
 	size_t max_result = 0;
 	bool allow_insecure_plugins = false;
 	struct skip skip = {calloc((size_t)argc, sizeof(char *)), 0};
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--plugin-dir") == 0 && i + 1 < argc)
 			plugin_dir = argv[++i];
-		else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
-			data_dir = argv[++i];
 		else if (strcmp(argv[i], "--max-result") == 0 && i + 1 < argc)
 			max_result = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--skip") == 0 && i + 1 < argc)
@@ -179,7 +201,7 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (!plugin_dir || !data_dir || fcntl(HOST_FD, F_GETFD) == -1)
+	if (!plugin_dir || fcntl(HOST_FD, F_GETFD) == -1)
 		usage();
 	follow_host();
 	max_frame = (size_t)1 << 31;
@@ -190,13 +212,11 @@ int main(int argc, char **argv)
 	send_msg(&hello);
 
 	th_plugins *reg;
-	th_coord *coord = NULL;
 	if (th_plugins_new(&reg, TH_PLUGINS_RUN, th_run_api()))
 		return 1;
 	th_plugins_allow_insecure_plugins(reg, allow_insecure_plugins);
 	th_plugins_set_load_hook(reg, before_load, &skip);
 	th_plugins_load_dir(reg, plugin_dir, NULL, NULL);
-	th_coord_open_local(&coord, data_dir);
 	th_msg ready = {.type = TH_MSG_READY, .count = (uint32_t)th_plugins_task_count(reg)};
 	send_msg(&ready);
 
@@ -206,7 +226,7 @@ int main(int argc, char **argv)
 	th_plugin_thread *t;
 	if (th_plugin_thread_new(reg, &t))
 		return 1;
-	th_run_opts opts = {.cancel = &cancel, .max_result = max_result, .coord = coord};
+	th_run_opts opts = {.cancel = &cancel, .max_result = max_result, .coord = &host_coord};
 	for (;;) {
 		pthread_mutex_lock(&mu);
 		while (!job_frame && !quit)
@@ -241,7 +261,6 @@ int main(int argc, char **argv)
 	pthread_join(reader, NULL);
 	th_plugin_thread_free(t);
 	th_plugins_free(reg);
-	th_coord_close(coord);
 	free(skip.files);
 	return 0;
 }

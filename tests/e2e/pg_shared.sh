@@ -7,7 +7,7 @@ set -u
 : "${TASKHOST:?TASKHOST must name the taskhost binary}"
 : "${PLUGINS:?PLUGINS must name the built plugins directory}"
 # (arguments name the tests to run instead: sh pg_shared.sh api cli_remote)
-TESTS=${*:-"lifecycle input cancelled daemon dashboard api cli_remote"}
+TESTS=${*:-"lifecycle input cancelled daemon dashboard api cli_remote progress"}
 
 if [ -z "${TASKHOST_TEST_PG:-}" ]; then
 	echo "RESULT: 0 passed, 0 failed (skipped: TASKHOST_TEST_PG is not set)"
