@@ -31,6 +31,10 @@ struct th_coord {
 	pthread_cond_t cv;
 	uint32_t seq[NEVENTS];
 	pthread_mutex_t send_mu; /* guards `send` */
+	/* wake-ups to send, a bit per event, by the one thread that holds notify_mu: those
+	 * asked for while it sends go out after, once for all the commits before them */
+	atomic_uint notify_want;
+	pthread_mutex_t notify_mu;
 	PGconn *send;       /* NOTIFY and progress; opened when first needed */
 	bool send_down, listen_down; /* a try to connect failed: said once until one works */
 	bool send_silent;            /* send was cut for silence: said once until answered */
@@ -132,6 +136,7 @@ static void pg_coord_close(th_coord *c)
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->send_mu);
+	pthread_mutex_destroy(&c->notify_mu);
 	free(c->conninfo);
 	free(c->shown);
 	free(c);
@@ -189,18 +194,28 @@ static bool send_sql(th_coord *c, const char *sql, int n, const char *const *val
 	return false;
 }
 
+/* Each call follows a commit. Calls while a notification is being sent leave their
+ * event to the sender, who sends it once more when it is done: many threads committing
+ * at once cost one notification at a time, not one each, in a row on one connection. */
 static void pg_notify(th_coord *c, enum th_wake_event ev)
 {
-	char e[4];
-	snprintf(e, sizeof(e), "%d", (int)ev);
-	const char *v[] = {e};
 	bump(c, (int)ev); /* this process's sleepers at once */
-	/* one notification per call: each follows a commit */
-	pthread_mutex_lock(&c->send_mu);
-	if (!send_sql(c, "SELECT pg_notify('" CHANNEL "', $1)", 1, v))
-		th_log_warn("store", "%s: a wake-up was not sent; hosts find the work within "
-			    "their wait_time", c->shown);
-	pthread_mutex_unlock(&c->send_mu);
+	atomic_fetch_or(&c->notify_want, 1u << ev);
+	while (atomic_load(&c->notify_want) && pthread_mutex_trylock(&c->notify_mu) == 0) {
+		unsigned want = atomic_exchange(&c->notify_want, 0);
+		pthread_mutex_lock(&c->send_mu);
+		for (int i = 0; i < NEVENTS; i++) {
+			char e[4];
+			snprintf(e, sizeof(e), "%d", i);
+			const char *v[] = {e};
+			if ((want & 1u << i) &&
+			    !send_sql(c, "SELECT pg_notify('" CHANNEL "', $1)", 1, v))
+				th_log_warn("store", "%s: a wake-up was not sent; hosts find the work "
+					    "within their wait_time", c->shown);
+		}
+		pthread_mutex_unlock(&c->send_mu);
+		pthread_mutex_unlock(&c->notify_mu);
+	}
 }
 
 static void pg_wait(th_coord *c, enum th_wake_event ev, uint32_t seq, int64_t timeout_us)
@@ -435,6 +450,7 @@ int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown,
 	c->lease_us = lease_us;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->send_mu, NULL);
+	pthread_mutex_init(&c->notify_mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	if (!(c->conninfo = strdup(conninfo)) || !(c->shown = strdup(shown))) {
 		pg_coord_close(c);
