@@ -689,6 +689,41 @@ END_TEST
 
 /* Writes of every kind in one call: in order, each refusal its own, in one transaction
  * where the backend has the call for it. */
+/* Adds in a row in one th_store_writes (a group commit's): each gets its own jobs' ids, in
+ * order, and a unique key taken by an add before it in the same transaction gives that
+ * job's id. */
+START_TEST(adds_in_a_row)
+{
+	open_backend(_i);
+	th_store_new w0[2] = {{.task = "echo"}, {.task = "echo", .unique = "u"}},
+		     w1[2] = {{.task = "echo", .unique = "u"}, {.task = "sleep"}},
+		     w2[1] = {{.task = "echo", .queue = "q"}};
+	uint64_t i0[2] = {0}, i1[2] = {0}, i2[1] = {0};
+	bool e0[2] = {true, true}, e1[2] = {false, true};
+	th_store_write w[] = {
+		{.kind = TH_WRITE_ADD, .jobs = w0, .n = 2, .ids = i0, .existed = e0},
+		{.kind = TH_WRITE_ADD, .jobs = w1, .n = 2, .ids = i1, .existed = e1},
+		{.kind = TH_WRITE_ADD, .jobs = w2, .n = 1, .ids = i2},
+	};
+	uint64_t commits;
+	th_store_writes(st, w, 3, &commits);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(w[i].rc, 0);
+	ck_assert_uint_eq(commits, backends[_i]->writes ? 1 : 3);
+	ck_assert(!e0[0] && !e0[1]);
+	ck_assert(e1[0] && !e1[1]);
+	ck_assert_uint_eq(i1[0], i0[1]);
+	ck_assert_uint_lt(i0[0], i0[1]);
+	ck_assert_uint_lt(i0[1], i1[1]);
+	ck_assert_uint_lt(i1[1], i2[0]);
+	ck_assert_str_eq(job_of(i1[1]).task, "sleep");
+	ck_assert_str_eq(job_of(i2[0]).queue, "q");
+	uint64_t counts[TH_JOB_STATUS_MAX + 1];
+	ck_assert_int_eq(th_store_count(st, counts), 0);
+	ck_assert_uint_eq(counts[TH_JOB_QUEUED], 4);
+}
+END_TEST
+
 START_TEST(writes_in_order)
 {
 	open_backend(_i);
@@ -990,6 +1025,7 @@ Suite *conformance_suite(void)
 	tcase_add_loop_test(tc, changes_of_many, 0, n);
 	tcase_add_loop_test(tc, hosts_records, 0, n);
 	tcase_add_loop_test(tc, writes_in_order, 0, n);
+	tcase_add_loop_test(tc, adds_in_a_row, 0, n);
 	suite_add_tcase(s, tc);
 	if (getenv("TASKHOST_TEST_PG")) {
 		TCase *pg = tcase_create("postgresql");

@@ -2,7 +2,7 @@
  * to max_threads jobs run at once on a pool of threads. A dispatcher thread claims jobs
  * for idle workers and records finished jobs' outcomes, both in one transaction per
  * round, so many jobs share one commit. On a store whose cycles gain from running at
- * the same time (th_store_cycles_at_once), a helper thread runs a second cycle, with the
+ * the same time (th_store_txns_at_once), a helper thread runs a second cycle, with the
  * jobs that finished and the claims wanted meanwhile, while the dispatcher's is in
  * progress. How a worker runs a job is its executor's business: on its own thread here,
  * in a worker process in process.c. */
@@ -462,7 +462,7 @@ int th_pool_start(th_processor *p, const th_executor *ex, unsigned n, void **sta
 	}
 	/* a helper only where claims commit before their jobs start: a cycle whose started
 	 * claims failed to commit is the dispatcher's to mend (confirm) */
-	bool helper = !m->inflight && th_store_cycles_at_once(env->store) > 1;
+	bool helper = !m->inflight && th_store_txns_at_once(env->store) > 1;
 	if (started == m->nthreads && helper)
 		m->helper_on = pthread_create(&m->helper, NULL, help_loop, m) == 0;
 	if (started < m->nthreads || pthread_create(&m->dispatcher, NULL, dispatch_loop, m)) {

@@ -81,9 +81,9 @@ int th_store_cycle(th_store *st, th_cycle *c)
 	return ops(st)->cycle(st, c);
 }
 
-unsigned th_store_cycles_at_once(th_store *st)
+unsigned th_store_txns_at_once(th_store *st)
 {
-	return ops(st)->cycles_at_once > 1 ? ops(st)->cycles_at_once : 1;
+	return ops(st)->txns_at_once > 1 ? ops(st)->txns_at_once : 1;
 }
 
 int th_store_confirm(th_store *st, const th_owner *owner, int64_t lease_us,

@@ -168,9 +168,10 @@ typedef struct th_store_ops {
 		   bool *existed);
 	/* outcomes, due schedules and cron fires, then claims: one transaction */
 	int (*cycle)(th_store *st, th_cycle *c);
-	/* cycles of one processor that gain from running at the same time, each on its own
-	 * jobs (0 or 1: one at a time, as LMDB's single writer runs them anyway) */
-	unsigned cycles_at_once;
+	/* a processor's cycles that gain from running at the same time, each on its own
+	 * connection and its own jobs (0 or 1: one at a time, as LMDB's single writer runs
+	 * them anyway) */
+	unsigned txns_at_once;
 	/* the claims (id, gen pairs) of a cycle whose commit failed once they started */
 	int (*confirm)(th_store *st, const th_owner *owner, int64_t lease_us,
 		       const uint64_t *pairs, size_t n, bool *lost);
@@ -314,8 +315,8 @@ int th_store_pending(th_store *st, uint64_t *queued, uint64_t *processing);
 int th_store_peek(th_store *st, const char *queue, bool *ready, int64_t *next_due);
 
 int th_store_cycle(th_store *st, th_cycle *c);
-/* the store's cycles_at_once, at least 1 */
-unsigned th_store_cycles_at_once(th_store *st);
+/* the store's txns_at_once, at least 1 */
+unsigned th_store_txns_at_once(th_store *st);
 /* After a cycle whose commit failed once its claims had started: makes the same claims
  * (id, generation pairs) again, each job still queued one generation behind; lost[i]
  * tells which could not be (the job moved on meanwhile). */
