@@ -62,7 +62,12 @@ struct pgc {
 			     * out a try of its own */
 	int64_t backoff_us; /* the pause after the last failed try: doubles to max_backoff */
 	int64_t ok_us;      /* when it last connected (monotonic us) */
+	unsigned prepared;  /* the statements of enum prep prepared in its session */
 };
+
+/* The statements of every cycle and add, prepared once on each connection (ask_prep): the
+ * server keeps their plans instead of planning them at each call. */
+enum prep { P_LOCK, P_OUTCOMES, P_DUE, P_NEXT_DUE, P_READY, P_CLAIMS, P_ADD };
 
 /* The connection the calling thread's txn() or query() holds. */
 static _Thread_local struct pgc *cur;
@@ -251,6 +256,27 @@ static PGresult *ask(th_store *st, const char *sql, int n, const char *const *v,
 	return answer(st);
 }
 
+/* As ask, sql being statement k of enum prep: prepared on this connection first if it
+ * is not yet. */
+static PGresult *ask_prep(th_store *st, enum prep k, const char *sql, const struct params *p)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "taskhost_%d", (int)k);
+	if (!(cur->prepared & 1u << k)) {
+		if (!PQsendPrepare(cur->conn, name, sql, 0, NULL))
+			return PQmakeEmptyPGresult(cur->conn, PGRES_FATAL_ERROR);
+		PGresult *r = answer(st);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			return r;
+		PQclear(r);
+		cur->prepared |= 1u << k;
+	}
+	if (!PQsendQueryPrepared(cur->conn, name, p ? p->n : 0, p ? p->v : NULL,
+				 p ? p->len : NULL, p ? p->fmt : NULL, 0))
+		return PQmakeEmptyPGresult(cur->conn, PGRES_FATAL_ERROR);
+	return answer(st);
+}
+
 /* Runs sql; NULL (logged, *rc set) unless it succeeds. */
 /* r if it is a success; else NULL, *rc RETRY or TH_EIO (logged) and r cleared. */
 static PGresult *checked(th_store *st, PGresult *r, int *rc)
@@ -276,6 +302,20 @@ static int exec(th_store *st, const char *sql, const struct params *p)
 {
 	int rc = 0;
 	PQclear(run(st, sql, p, &rc));
+	return rc;
+}
+
+/* run and exec of statement k (ask_prep) */
+static PGresult *run_prep(th_store *st, enum prep k, const char *sql, const struct params *p,
+			  int *rc)
+{
+	return checked(st, ask_prep(st, k, sql, p), rc);
+}
+
+static int exec_prep(th_store *st, enum prep k, const char *sql, const struct params *p)
+{
+	int rc = 0;
+	PQclear(run_prep(st, k, sql, p, &rc));
 	return rc;
 }
 
@@ -592,6 +632,7 @@ static bool reconnect(th_store *st)
 		return false;
 	}
 	bool was_down = cur->down;
+	cur->prepared = 0; /* a new session */
 	cur->backoff_us = 0;
 	cur->retry_at = 0;
 	cur->down = false;
@@ -990,13 +1031,12 @@ static int add_rows(th_store *st, struct add_args *a, size_t from, size_t to, in
 	int rc = jobs ? cols_params(&c, &p) : TH_ENOMEM;
 	PGresult *r = NULL;
 	if (rc == 0)
-		r = ask(st, "INSERT INTO taskhost.jobs (" INSERT_COLS ") SELECT * FROM unnest("
+		r = ask_prep(st, P_ADD, "INSERT INTO taskhost.jobs (" INSERT_COLS ") SELECT * FROM unnest("
 			"$1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], "
 			"$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], "
 			"$11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], "
 			"$16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], "
-			"$21::bigint[], $22::bytea[], $23::text[], $24::bytea[]) RETURNING id",
-			p.n, p.v, p.len, p.fmt);
+			"$21::bigint[], $22::bytea[], $23::text[], $24::bytea[]) RETURNING id", &p);
 	if (rc) {
 	} else if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
 		rc = retryable(r, cur->conn) ? RETRY : TH_EIO;
@@ -1855,8 +1895,8 @@ static int lock_outcomes(th_store *st, const th_cycle *c, PGresult **r)
 	struct params p = {.n = 0};
 	p_str(&p, set);
 	int rc = 0;
-	*r = run(st, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE id = ANY($1::bigint[]) ORDER BY "
-		 "id FOR UPDATE", &p, &rc);
+	*r = run_prep(st, P_LOCK, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE id = "
+		      "ANY($1::bigint[]) ORDER BY id FOR UPDATE", &p, &rc);
 	free(set);
 	return rc;
 }
@@ -1921,7 +1961,8 @@ static int write_outcomes(th_store *st, const th_job *jobs, const struct also *x
 	}
 	int rc = cols_params(&c, &p);
 	if (rc == 0)
-		rc = exec(st, "UPDATE taskhost.jobs j SET (" JOB_VALUES ", error, result) = "
+		rc = exec_prep(st, P_OUTCOMES, "UPDATE taskhost.jobs j SET (" JOB_VALUES
+			      ", error, result) = "
 			      "(v.status, v.queue, v.priority, v.attempts, v.max_attempts, "
 			      "v.added_us, v.started_us, v.finished_us, v.input_len, v.result_len, "
 			      "v.claim_gen, v.owner, v.owner_pid, v.flags, v.due_us, v.timeout_ms, "
@@ -1999,9 +2040,9 @@ static int promote_due(th_store *st, int64_t now, th_cycle *c)
 	p_i64(&p, now);
 	p_i64(&p, PROMOTE_MAX);
 	int rc = 0;
-	PGresult *r = run(st, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE status IN (6, 8) AND "
-			  "due_us > 0 AND due_us <= $1 ORDER BY due_us LIMIT $2 FOR UPDATE SKIP "
-			  "LOCKED", &p, &rc);
+	PGresult *r = run_prep(st, P_DUE, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE status "
+			       "IN (6, 8) AND due_us > 0 AND due_us <= $1 ORDER BY due_us LIMIT $2 "
+			       "FOR UPDATE SKIP LOCKED", &p, &rc);
 	if (!r)
 		return rc;
 	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
@@ -2024,8 +2065,8 @@ static int promote_due(th_store *st, int64_t now, th_cycle *c)
 			c->promoted++;
 	}
 	PQclear(r);
-	if (rc || !(r = run(st, "SELECT min(due_us) FROM taskhost.jobs WHERE status IN (6, 8) AND "
-			    "due_us > 0", NULL, &rc)))
+	if (rc || !(r = run_prep(st, P_NEXT_DUE, "SELECT min(due_us) FROM taskhost.jobs WHERE "
+				 "status IN (6, 8) AND due_us > 0", NULL, &rc)))
 		return rc;
 	c->next_due = col_i64(r, 0, 0);
 	PQclear(r);
@@ -2070,8 +2111,8 @@ static int write_claims(th_store *st, th_cycle *c)
 	int rc = cols_params(&a, &p);
 	p_i64(&p, c->lease_us > 0 ? c->lease_us : 1);
 	if (rc == 0)
-		rc = exec(st, "UPDATE taskhost.jobs j SET status = v.status, attempts = v.attempts, "
-			      "claim_gen = v.gen, started_us = v.started, owner = v.owner, "
+		rc = exec_prep(st, P_CLAIMS, "UPDATE taskhost.jobs j SET status = v.status, "
+			      "attempts = v.attempts, claim_gen = v.gen, started_us = v.started, owner = v.owner, "
 			      "owner_pid = v.pid, lease_until = now() + $8::float8 * interval "
 			      "'1 microsecond' FROM unnest($1::bigint[], $2::smallint[], $3::int[], "
 			      "$4::bigint[], $5::bigint[], $6::bigint[], $7::int[]) AS v(id, status, "
@@ -2086,7 +2127,8 @@ static int claim_ready(th_store *st, th_cycle *c, int64_t now)
 	p_str(&p, c->queue ? c->queue : "");
 	p_i64(&p, (int64_t)c->max);
 	int rc = 0;
-	PGresult *r = run(st, "SELECT " JOB_COLS ", input FROM taskhost.ready($1, $2)", &p, &rc);
+	PGresult *r = run_prep(st, P_READY, "SELECT " JOB_COLS ", input FROM taskhost.ready($1, "
+			       "$2)", &p, &rc);
 	if (!r)
 		return rc;
 	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {

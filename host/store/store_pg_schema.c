@@ -132,12 +132,13 @@ static const char *const migrations[] = {
 	/* 5: a claim's read of a queue's ready jobs, in the jobs_ready index's order. Sorts
 	 * are off in it: when the statistics are older than the queue (a burst of adds onto
 	 * a table of finished jobs), the planner would read every ready job and sort them
-	 * all, at each claim, where walking the index stops at the claim's LIMIT */
+	 * all, at each claim, where walking the index stops at the claim's LIMIT. PL/pgSQL
+	 * keeps the plan from call to call in a session (an SQL function's is made anew) */
 	"CREATE FUNCTION taskhost.ready(q text, n bigint) RETURNS SETOF taskhost.jobs"
-	" LANGUAGE sql SET enable_sort = off AS $$"
+	" LANGUAGE plpgsql SET enable_sort = off AS $$ BEGIN RETURN QUERY"
 	" SELECT * FROM taskhost.jobs WHERE status = 1 AND queue = q AND NOT EXISTS"
-	" (SELECT 1 FROM taskhost.paused WHERE queue = q) ORDER BY priority DESC, id LIMIT n"
-	" FOR UPDATE SKIP LOCKED $$;",
+	" (SELECT 1 FROM taskhost.paused p WHERE p.queue = q) ORDER BY priority DESC, id"
+	" LIMIT n FOR UPDATE SKIP LOCKED; END $$;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
