@@ -31,10 +31,13 @@ struct th_coord {
 	pthread_cond_t cv;
 	uint32_t seq[NEVENTS];
 	pthread_mutex_t send_mu; /* guards `send` */
-	/* wake-ups to send, a bit per event, by the one thread that holds notify_mu: those
-	 * asked for while it sends go out after, once for all the commits before them */
-	atomic_uint notify_want;
-	pthread_mutex_t notify_mu;
+	/* wake-ups to send, a bit per event, by the notifier thread (started at the first):
+	 * those asked for while it sends go out after, once for all the commits before them */
+	pthread_mutex_t notify_mu; /* guards the four below */
+	pthread_cond_t notify_cv;
+	unsigned notify_want;
+	bool notifying, notify_stop;
+	pthread_t notifier;
 	PGconn *send;       /* NOTIFY and progress; opened when first needed */
 	bool send_down, listen_down; /* a try to connect failed: said once until one works */
 	bool send_silent;            /* send was cut for silence: said once until answered */
@@ -123,6 +126,13 @@ static void ensure_listener(th_coord *c)
 
 static void pg_coord_close(th_coord *c)
 {
+	pthread_mutex_lock(&c->notify_mu);
+	c->notify_stop = true; /* the notifier sends what is asked for, then ends */
+	pthread_cond_signal(&c->notify_cv);
+	bool notifying = c->notifying;
+	pthread_mutex_unlock(&c->notify_mu);
+	if (notifying)
+		pthread_join(c->notifier, NULL);
 	if (c->listening) {
 		atomic_store(&c->stop, true);
 		ssize_t w = write(c->stop_pipe[1], "x", 1);
@@ -137,6 +147,7 @@ static void pg_coord_close(th_coord *c)
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->send_mu);
 	pthread_mutex_destroy(&c->notify_mu);
+	pthread_cond_destroy(&c->notify_cv);
 	free(c->conninfo);
 	free(c->shown);
 	free(c);
@@ -194,28 +205,62 @@ static bool send_sql(th_coord *c, const char *sql, int n, const char *const *val
 	return false;
 }
 
-/* Each call follows a commit. Calls while a notification is being sent leave their
- * event to the sender, who sends it once more when it is done: many threads committing
- * at once cost one notification at a time, not one each, in a row on one connection. */
+/* A notification for each event in want, on the sending connection. */
+static void send_wakeups(th_coord *c, unsigned want)
+{
+	pthread_mutex_lock(&c->send_mu);
+	for (int i = 0; i < NEVENTS; i++) {
+		char e[4];
+		snprintf(e, sizeof(e), "%d", i);
+		const char *v[] = {e};
+		if ((want & 1u << i) && !send_sql(c, "SELECT pg_notify('" CHANNEL "', $1)", 1, v))
+			th_log_warn("store", "%s: a wake-up was not sent; hosts find the work "
+				    "within their wait_time", c->shown);
+	}
+	pthread_mutex_unlock(&c->send_mu);
+}
+
+/* The notifier: sends the wake-ups asked for, each event once for all the calls since
+ * it last sent; at close, what is still asked for before it ends. */
+static void *notify_main(void *arg)
+{
+	th_coord *c = arg;
+	pthread_setname_np(pthread_self(), "th-notify");
+	pthread_mutex_lock(&c->notify_mu);
+	for (;;) {
+		while (!c->notify_want && !c->notify_stop)
+			pthread_cond_wait(&c->notify_cv, &c->notify_mu);
+		unsigned want = c->notify_want;
+		c->notify_want = 0;
+		if (!want)
+			break; /* stopping, nothing left */
+		pthread_mutex_unlock(&c->notify_mu);
+		send_wakeups(c, want);
+		pthread_mutex_lock(&c->notify_mu);
+	}
+	pthread_mutex_unlock(&c->notify_mu);
+	return NULL;
+}
+
+/* Each call follows a commit. The notification is the notifier's to send: the caller (a
+ * group commit, a processor's cycle) goes on at once, and calls that come while one is
+ * being sent cost one more, not one each in a row on the one sending connection. */
 static void pg_notify(th_coord *c, enum th_wake_event ev)
 {
 	bump(c, (int)ev); /* this process's sleepers at once */
-	atomic_fetch_or(&c->notify_want, 1u << ev);
-	while (atomic_load(&c->notify_want) && pthread_mutex_trylock(&c->notify_mu) == 0) {
-		unsigned want = atomic_exchange(&c->notify_want, 0);
-		pthread_mutex_lock(&c->send_mu);
-		for (int i = 0; i < NEVENTS; i++) {
-			char e[4];
-			snprintf(e, sizeof(e), "%d", i);
-			const char *v[] = {e};
-			if ((want & 1u << i) &&
-			    !send_sql(c, "SELECT pg_notify('" CHANNEL "', $1)", 1, v))
-				th_log_warn("store", "%s: a wake-up was not sent; hosts find the work "
-					    "within their wait_time", c->shown);
-		}
-		pthread_mutex_unlock(&c->send_mu);
-		pthread_mutex_unlock(&c->notify_mu);
-	}
+	pthread_mutex_lock(&c->notify_mu);
+	c->notify_want |= 1u << ev;
+	if (!c->notifying && !c->notify_stop &&
+	    pthread_create(&c->notifier, NULL, notify_main, c) == 0)
+		c->notifying = true;
+	pthread_cond_signal(&c->notify_cv);
+	bool sent_here = !c->notifying; /* no thread: sent by the caller */
+	unsigned want = sent_here ? c->notify_want : 0;
+	if (sent_here)
+		c->notify_want = 0;
+	pthread_mutex_unlock(&c->notify_mu);
+	if (want)
+		send_wakeups(c, want);
 }
 
 static void pg_wait(th_coord *c, enum th_wake_event ev, uint32_t seq, int64_t timeout_us)
@@ -451,6 +496,7 @@ int th_coord_open_pg(th_coord **out, const char *conninfo, const char *shown,
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->send_mu, NULL);
 	pthread_mutex_init(&c->notify_mu, NULL);
+	pthread_cond_init(&c->notify_cv, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	if (!(c->conninfo = strdup(conninfo)) || !(c->shown = strdup(shown))) {
 		pg_coord_close(c);
