@@ -33,6 +33,7 @@ struct th_processor {
 	th_slot *slots;
 	unsigned nslots;
 	_Atomic int64_t avg_run_ns; /* moving average of run times; 0: none seen yet */
+	_Atomic int64_t avg_cycle_ns; /* moving average of the cycles' times */
 	/* failed cycles in a row, and when the first failed (an outage is logged once) */
 	atomic_uint fails;
 	_Atomic int64_t failing_since;
@@ -124,7 +125,9 @@ static void free_processor(th_processor *p)
 	free(p);
 }
 
-#define PREFETCH_HORIZON_NS 5000000 /* claim ahead what the workers finish in 5 ms */
+/* claim ahead what the workers finish in 5 ms, or in two cycles' time if that is longer
+ * (on a database over a network): the claims of the next cycle come that much later */
+#define PREFETCH_HORIZON_NS 5000000
 
 void th_processor_note_run(th_processor *p, int64_t took_us)
 {
@@ -159,7 +162,10 @@ size_t th_processor_prefetch(th_processor *p, unsigned workers)
 	int64_t avg = atomic_load_explicit(&p->avg_run_ns, memory_order_relaxed);
 	if (avg <= 0)
 		return 0; /* nothing known yet: claim for idle workers only */
-	int64_t n = (int64_t)workers * PREFETCH_HORIZON_NS / avg;
+	int64_t horizon = 2 * atomic_load_explicit(&p->avg_cycle_ns, memory_order_relaxed);
+	if (horizon < PREFETCH_HORIZON_NS)
+		horizon = PREFETCH_HORIZON_NS;
+	int64_t n = (int64_t)workers * horizon / avg;
 	return n <= 0 ? 0 : n > TH_PREFETCH_MAX ? TH_PREFETCH_MAX : (size_t)n;
 }
 
@@ -374,8 +380,14 @@ static int cycle(th_processor *p, const th_outcome *outs, size_t nout, size_t ma
 		      .start = s ? s->fn : NULL, .start_ud = s ? s->ud : NULL};
 	int64_t t0 = th_clock_mono_us();
 	int rc = th_store_cycle(p->env.store, &c);
-	if (rc == 0)
-		th_metrics_commit(p->env.metrics, TH_COMMIT_CYCLE, (th_clock_mono_us() - t0) / 1e6, 0);
+	int64_t took_ns = (th_clock_mono_us() - t0) * 1000;
+	if (rc == 0) {
+		th_metrics_commit(p->env.metrics, TH_COMMIT_CYCLE, took_ns / 1e9, 0);
+		int64_t old = atomic_load_explicit(&p->avg_cycle_ns, memory_order_relaxed);
+		/* racing updates may lose one sample: it is an estimate */
+		atomic_store_explicit(&p->avg_cycle_ns, old ? old + (took_ns - old) / 8 : took_ns,
+				      memory_order_relaxed);
+	}
 	if (rc == 0 && c.nclaimed && th_clock_mono_us() - t0 > p->env.lease_us)
 		give_back_late(p, &c);
 	if (nclaimed)
