@@ -95,6 +95,8 @@ static th_job job_of(uint64_t id)
 	return j;
 }
 
+static int64_t claim_next_due; /* the last claim's cycle's next_due */
+
 /* Claims up to max of queue q as `who`; ids of the claimed go to ids. */
 static size_t claim(const th_owner *who, const char *q, size_t max, uint64_t *ids,
 		    int64_t lease_us)
@@ -102,6 +104,7 @@ static size_t claim(const th_owner *who, const char *q, size_t max, uint64_t *id
 	th_claim c[16];
 	th_cycle cy = {.owner = who, .queue = q, .max = max, .lease_us = lease_us, .claims = c};
 	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	claim_next_due = cy.next_due;
 	for (size_t i = 0; i < cy.nclaimed; i++) {
 		if (ids)
 			ids[i] = c[i].job.id;
@@ -364,9 +367,11 @@ START_TEST(delays_and_cron)
 	ck_assert_int_eq(job_of(later).status, TH_JOB_DELAYED);
 	ck_assert_int_eq(job_of(cron).status, TH_JOB_CRONJOB);
 	ck_assert_uint_eq(claim(&me, NULL, 4, NULL, 60 * SEC), 0);
+	ck_assert_int_eq(claim_next_due, t0 + 10 * SEC); /* the sooner of the two */
 	tu_clock_at(t0 + 60 * SEC);
 	uint64_t ids[4];
 	ck_assert_uint_eq(claim(&me, NULL, 4, ids, 60 * SEC), 2); /* the delayed, a cron run */
+	ck_assert_int_eq(claim_next_due, t0 + 120 * SEC); /* the cron job's next fire */
 	th_job run = job_of(ids[0] == later ? ids[1] : ids[0]);
 	ck_assert_uint_eq(run.parent, cron);
 	ck_assert_uint_eq(job_of(cron).fires, 1);

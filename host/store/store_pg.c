@@ -67,7 +67,7 @@ struct pgc {
 
 /* The statements of every cycle and add, prepared once on each connection (ask_prep): the
  * server keeps their plans instead of planning them at each call. */
-enum prep { P_LOCK, P_OUTCOMES, P_DUE, P_NEXT_DUE, P_READY, P_CLAIMS, P_ADD };
+enum prep { P_LOCK, P_OUTCOMES, P_DUE, P_READY, P_CLAIMS, P_ADD };
 
 /* The connection the calling thread's txn() or query() holds. */
 static _Thread_local struct pgc *cur;
@@ -2033,19 +2033,28 @@ static int fire_cron(th_store *st, th_job *cron, int64_t now)
 }
 
 /* Queues the scheduled jobs that are due and fires the cron jobs whose time came; each
- * row locked, so that one host alone fires a cron job's fire time. */
+ * row locked, so that one host alone fires a cron job's fire time. One statement reads
+ * them and when the next one not yet due is (a row of NULLs but that when none is due;
+ * `due_us > 0` spelled out, or a prepared plan could not use the jobs_due index):
+ * c->next_due is the sooner of that and the promoted cron jobs' next fire times, or now
+ * when more were due than one cycle queues. Due jobs another host holds locked are its
+ * to queue. */
 static int promote_due(th_store *st, int64_t now, th_cycle *c)
 {
 	struct params p = {.n = 0};
 	p_i64(&p, now);
 	p_i64(&p, PROMOTE_MAX);
 	int rc = 0;
-	PGresult *r = run_prep(st, P_DUE, "SELECT " JOB_COLS " FROM taskhost.jobs WHERE status "
-			       "IN (6, 8) AND due_us > 0 AND due_us <= $1 ORDER BY due_us LIMIT $2 "
-			       "FOR UPDATE SKIP LOCKED", &p, &rc);
+	PGresult *r = run_prep(st, P_DUE, "WITH d AS (SELECT " JOB_COLS " FROM taskhost.jobs "
+			       "WHERE status IN (6, 8) AND due_us > 0 AND due_us <= $1 ORDER BY "
+			       "due_us LIMIT $2 FOR UPDATE SKIP LOCKED) SELECT d.*, (SELECT "
+			       "min(due_us) FROM taskhost.jobs WHERE status IN (6, 8) AND due_us > 0 "
+			       "AND due_us > $1) FROM (SELECT 1) o LEFT JOIN d ON true", &p, &rc);
 	if (!r)
 		return rc;
-	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+	int n = PQgetisnull(r, 0, 0) ? 0 : PQntuples(r);
+	int64_t next = PQgetisnull(r, 0, NCOLS) ? 0 : col_i64(r, 0, NCOLS);
+	for (int i = 0; i < n && rc == 0; i++) {
 		th_job job;
 		row_job(r, i, &job);
 		if (job.status == TH_JOB_DELAYED) {
@@ -2060,17 +2069,15 @@ static int promote_due(th_store *st, int64_t now, th_cycle *c)
 				th_log_info("store", "cron job %llu: fire time missed while no host "
 					    "ran; skipped", (unsigned long long)job.id);
 			job.due_us = th_lifecycle_cron_next(&job, &cron, now);
+			if (job.due_us > 0 && (!next || job.due_us < next))
+				next = job.due_us;
 		}
 		if (rc == 0 && (rc = put_job(st, &job)) == 0)
 			c->promoted++;
 	}
 	PQclear(r);
-	if (rc || !(r = run_prep(st, P_NEXT_DUE, "SELECT min(due_us) FROM taskhost.jobs WHERE "
-				 "status IN (6, 8) AND due_us > 0", NULL, &rc)))
-		return rc;
-	c->next_due = col_i64(r, 0, 0);
-	PQclear(r);
-	return 0;
+	c->next_due = n == PROMOTE_MAX ? now : next;
+	return rc;
 }
 
 /* The claim: the job (locked) is owner's now, its lease on the database's clock. */
