@@ -254,7 +254,9 @@ static void *help_loop(void *arg)
 		m->taken -= nb + want;
 		m->claiming -= want;
 		m->helper_cycling = false;
-		if (m->sleeping && (m->ndone || m->stopping)) {
+		/* a dispatcher that went to sleep while this cycle claimed counted on its
+		 * claims: fewer came (the queue ran dry, a failure), or outcomes came back */
+		if (m->sleeping) {
 			m->sleeping = false;
 			th_processor_kick(p);
 		}
