@@ -221,6 +221,51 @@ START_TEST(bytes_and_names_round_trip)
 }
 END_TEST
 
+/* Inputs and results larger than one many-row statement carries go in several (on
+ * PostgreSQL 8 MiB of them a statement): each job keeps its own, ids in order. */
+START_TEST(big_bytes_in_several_statements)
+{
+	open_backend(_i);
+	size_t big = 5u << 20;
+	char *in = malloc(big);
+	ck_assert_ptr_nonnull(in);
+	for (size_t k = 0; k < big; k++)
+		in[k] = (char)(k * 7 + k / 4096);
+	th_store_new n[3];
+	for (int i = 0; i < 3; i++)
+		n[i] = (th_store_new){.task = "echo", .input = in + i, .input_len = big - (size_t)i};
+	uint64_t ids[3];
+	ck_assert_int_eq(th_store_add(st, n, 3, ids, NULL), 0);
+	ck_assert_uint_eq(ids[1], ids[0] + 1);
+	ck_assert_uint_eq(ids[2], ids[0] + 2);
+	for (int i = 0; i < 3; i++) {
+		size_t len;
+		char *b = blob(ids[i], TH_BLOB_INPUT, &len);
+		ck_assert_uint_eq(len, big - (size_t)i);
+		ck_assert(memcmp(b, in + i, len) == 0);
+		free(b);
+	}
+	uint64_t got[3];
+	ck_assert_uint_eq(claim(&me, NULL, 3, got, 60 * SEC), 3);
+	th_outcome o[3];
+	for (int i = 0; i < 3; i++)
+		o[i] = (th_outcome){.id = got[i], .gen = job_of(got[i]).claim_gen,
+				    .status = TH_JOB_COMPLETED, .result = in + 2 * i,
+				    .result_len = big - 2 * (size_t)i};
+	th_cycle cy = {.outs = o, .nout = 3, .owner = &me};
+	ck_assert_int_eq(th_store_cycle(st, &cy), 0);
+	for (int i = 0; i < 3; i++) {
+		size_t len;
+		char *b = blob(got[i], TH_BLOB_RESULT, &len);
+		ck_assert_uint_eq(len, big - 2 * (size_t)i);
+		ck_assert(memcmp(b, in + 2 * i, len) == 0);
+		free(b);
+		ck_assert_int_eq(job_of(got[i]).status, TH_JOB_COMPLETED);
+	}
+	free(in);
+}
+END_TEST
+
 START_TEST(unique_keys)
 {
 	open_backend(_i);
@@ -1017,6 +1062,7 @@ Suite *conformance_suite(void)
 	int n = nbackends();
 	tcase_add_loop_test(tc, add_get_blob, 0, n);
 	tcase_add_loop_test(tc, bytes_and_names_round_trip, 0, n);
+	tcase_add_loop_test(tc, big_bytes_in_several_statements, 0, n);
 	tcase_add_loop_test(tc, unique_keys, 0, n);
 	tcase_add_loop_test(tc, claims_in_order_fenced, 0, n);
 	tcase_add_loop_test(tc, changes_and_refusals, 0, n);

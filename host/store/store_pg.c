@@ -26,6 +26,9 @@
 #define PROMOTE_MAX 1000   /* scheduled jobs queued per cycle */
 #define CLEAN_CHUNK 10000  /* finished jobs one clean transaction removes */
 #define INSERT_ROWS 1000   /* jobs one INSERT adds */
+#define BATCH_BYTES (8u << 20) /* inputs or results one many-row statement carries, about:
+				  its arrays (hex for bytes) stay far below the server's 1 GB
+				  for a parameter */
 #define LIST_CHUNK 500     /* jobs a list reads per query */
 #define COUNT_FOLD_ROWS 1000 /* deltas of taskhost.counts a read folds past */
 #define TXN_TRIES 5        /* a transaction that deadlocked or lost its connection */
@@ -363,7 +366,7 @@ static void cols_row(struct cols *a, const struct params *p)
 	static const char hex[] = "0123456789abcdef";
 	for (int k = 0; k < a->n && k < p->n; k++) {
 		const char *v = p->v[k];
-		size_t n = !v ? 4 : p->fmt[k] ? 6 + 2 * (size_t)p->len[k] : 3 + 2 * strlen(v);
+		size_t n = !v ? 5 : p->fmt[k] ? 6 + 2 * (size_t)p->len[k] : 3 + 2 * strlen(v);
 		if (!cols_room(a, k, n))
 			return;
 		char *o = a->s[k] + a->len[k];
@@ -623,6 +626,7 @@ static bool reconnect(th_store *st)
 		/* quiet: the store's own state says whether it can connect */
 		pg_connect(st->conninfo, st->shown, st->lease_us, NULL, true, &cur->conn);
 	}
+	cur->prepared = 0; /* a new session, whatever comes next */
 	if (!cur->conn || PQstatus(cur->conn) != CONNECTION_OK || set_durability(st)) {
 		int64_t b = cur->backoff_us ? 2 * cur->backoff_us : 50000;
 		cur->backoff_us = b > max_backoff(st) ? max_backoff(st) : b;
@@ -632,7 +636,6 @@ static bool reconnect(th_store *st)
 		return false;
 	}
 	bool was_down = cur->down;
-	cur->prepared = 0; /* a new session */
 	cur->backoff_us = 0;
 	cur->retry_at = 0;
 	cur->down = false;
@@ -1116,11 +1119,12 @@ static int add_fn(th_store *st, void *ud)
 			rc = add_unique(st, a, i, now);
 			i++;
 		} else {
-			size_t j = i + 1;
-			while (j < a->n && !a->jobs[j].unique && j - i < INSERT_ROWS) {
+			size_t j = i + 1, bytes = a->jobs[i].input_len;
+			while (j < a->n && !a->jobs[j].unique && j - i < INSERT_ROWS &&
+			       bytes + a->jobs[j].input_len <= BATCH_BYTES) {
 				if (a->existed)
 					a->existed[j] = false;
-				j++;
+				bytes += a->jobs[j++].input_len;
 			}
 			rc = add_rows(st, a, i, j, now);
 			i = j;
@@ -1946,7 +1950,7 @@ static int apply_outcome(th_store *st, const th_outcome *o, const th_owner *owne
 }
 
 /* The records of jobs [0, n) with their errors and results (x), in one UPDATE. */
-static int write_outcomes(th_store *st, const th_job *jobs, const struct also *x, size_t n)
+static int write_outcome_rows(th_store *st, const th_job *jobs, const struct also *x, size_t n)
 {
 	struct cols c;
 	struct params p = {.n = 0};
@@ -1975,6 +1979,23 @@ static int write_outcomes(th_store *st, const th_job *jobs, const struct also *x
 			      "$20::bigint[], $21::bigint[], $22::bytea[], $23::bytea[]) AS v(id, "
 			      JOB_VALUES ", error, result) WHERE j.id = v.id", &p);
 	cols_close(&c);
+	return rc;
+}
+
+/* The records of jobs [0, n) with their errors and results (x), in one UPDATE for up to
+ * BATCH_BYTES of them. */
+static int write_outcomes(th_store *st, const th_job *jobs, const struct also *x, size_t n)
+{
+	int rc = 0;
+	for (size_t from = 0, to; rc == 0 && from < n; from = to) {
+		size_t bytes = 0, b;
+		for (to = from; to < n; to++, bytes += b) {
+			b = x[to].result_len + (x[to].error ? strlen(x[to].error) : 0);
+			if (to > from && bytes + b > BATCH_BYTES)
+				break;
+		}
+		rc = write_outcome_rows(st, jobs + from, x + from, to - from);
+	}
 	return rc;
 }
 
