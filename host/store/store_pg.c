@@ -1776,6 +1776,14 @@ struct writes_args {
  * their ids and existed flags handed back to each. */
 static int adds_fn(th_store *st, struct writes_args *a, size_t from, size_t to)
 {
+	if (to - from == 1) { /* one: nothing to gather */
+		th_store_write *w = &a->w[from];
+		struct add_args add = {w->jobs, w->n, w->ids, w->existed};
+		int rc = w->n ? add_fn(st, &add) : 0;
+		if (rc == 0)
+			w->rc = 0;
+		return rc;
+	}
 	size_t n = 0;
 	for (size_t i = from; i < to; i++)
 		n += a->w[i].n;
