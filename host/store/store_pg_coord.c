@@ -186,23 +186,39 @@ static PGresult *coord_exec(th_coord *c, const char *sql, int n, const char *con
 }
 
 /* One statement on the sending connection (c->send_mu held), reconnecting once if it was
- * lost; false when it failed. */
-static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
+ * lost: its result, or NULL when it failed (*failed, when not NULL, gets the failed
+ * result, to be cleared by the caller, or NULL when the server could not be reached). */
+static PGresult *send_query(th_coord *c, const char *sql, int n, const char *const *vals,
+			    PGresult **failed)
 {
+	if (failed)
+		*failed = NULL;
 	for (int tries = 0; tries < 2; tries++) {
 		if (!send_conn(c))
-			return false;
+			return NULL;
 		PGresult *r = coord_exec(c, sql, n, vals);
 		ExecStatusType s = PQresultStatus(r);
-		PQclear(r);
 		if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
-			return true;
-		if (PQstatus(c->send) == CONNECTION_OK)
-			return false;
+			return r;
+		if (PQstatus(c->send) == CONNECTION_OK) {
+			if (failed)
+				*failed = r;
+			else
+				PQclear(r);
+			return NULL;
+		}
+		PQclear(r);
 		PQfinish(c->send);
 		c->send = NULL;
 	}
-	return false;
+	return NULL;
+}
+
+static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
+{
+	PGresult *r = send_query(c, sql, n, vals, NULL);
+	PQclear(r);
+	return r != NULL;
 }
 
 /* A notification for each event in want, on the sending connection. */
@@ -312,14 +328,12 @@ static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
 	const char *v[] = {i};
 	bool found = false;
 	pthread_mutex_lock(&c->send_mu);
-	if (send_conn(c)) {
-		PGresult *r = coord_exec(c, "SELECT done FROM taskhost.progress WHERE id = $1", 1, v);
-		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-			*done = strtod(PQgetvalue(r, 0, 0), NULL);
-			found = true;
-		}
-		PQclear(r);
+	PGresult *r = send_query(c, "SELECT done FROM taskhost.progress WHERE id = $1", 1, v, NULL);
+	if (r && PQntuples(r) == 1) {
+		*done = strtod(PQgetvalue(r, 0, 0), NULL);
+		found = true;
 	}
+	PQclear(r);
 	pthread_mutex_unlock(&c->send_mu);
 	return found;
 }
@@ -423,16 +437,18 @@ static int pg_host_list(th_coord *c, th_host_rec **out, size_t *n)
 	*n = 0;
 	int rc = TH_EIO;
 	pthread_mutex_lock(&c->send_mu);
-	if (send_conn(c)) {
-		PGresult *r = coord_exec(c, "SELECT instance, pid, name, strategy, workers,"
-					 " running, started_us, heartbeat_us, lease_us FROM taskhost.hosts",
-					 0, NULL);
-		int rows = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
+	PGresult *failed, *r = send_query(c, "SELECT instance, pid, name, strategy, workers,"
+					  " running, started_us, heartbeat_us, lease_us FROM"
+					  " taskhost.hosts", 0, NULL, &failed);
+	if (failed) {
 		char m[TH_STORE_PG_MSG_MAX];
-		if (rows < 0) {
-			th_log_error("store", "%s: reading taskhost.hosts: %s", c->shown,
-				     th_store_pg_message(c->send, r, m));
-		} else if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out)))) {
+		th_log_error("store", "%s: reading taskhost.hosts: %s", c->shown,
+			     th_store_pg_message(c->send, failed, m));
+		PQclear(failed);
+	}
+	if (r) {
+		int rows = PQntuples(r);
+		if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out)))) {
 			rc = TH_ENOMEM;
 		} else {
 			rc = 0;

@@ -88,6 +88,15 @@ check "every job completed" wait_until 90 all_done
 same "failed cycles logged once per outage" "$(grep -o -E 'outcome\(s\) and claiming failed|claiming work again' \
 	"$W/a.log" | uniq -c | awk '$1 > 1 && /failed/' | wc -l | tr -d ' ')" 0
 all_done || sql 'SELECT id, status, attempts FROM taskhost.jobs WHERE status <> 3' | sed 's/^/# not completed: /'
+# host a idle: a cut that ends before it writes again (its next heartbeat is a third of
+# the lease away) leaves it a closed connection, which a read of the hosts replaces
+hosts_listed() {
+	curl -s -f --unix-socket "$W/a/var/api.sock" http://x/v1/hosts |
+		python3 -c 'import json, sys; sys.exit(len(json.load(sys.stdin)["hosts"]) != 2)' 2>/dev/null
+}
+kill -USR1 $proxy
+kill -USR2 $proxy
+check "host a lists the hosts at once after a cut, on a new connection" hosts_listed
 stop_host $a
 same "host a stopped cleanly" "$host_rc" 0
 stop_host $b
