@@ -377,10 +377,11 @@ static void *dispatch_loop(void *arg)
 			pthread_cond_broadcast(&m->work_cv);
 		/* sleep only when this round neither claimed nor recorded anything and nothing
 		 * waits to be recorded: the outcomes recorded made room that the claims of
-		 * this round (sized before) did not use yet */
+		 * this round (sized before) did not use yet; stopping, until a worker or the
+		 * helper is done (each kicks a sleeping dispatcher) */
 		bool sleep = (confirm_round && m->confirming) ||
 			     (!confirm_round && n + m->started == 0 && recorded == 0 &&
-			      m->ndone == 0 && !th_processor_stopping(p));
+			      m->ndone == 0);
 		m->sleeping = sleep;
 		pthread_mutex_unlock(&m->mu);
 		if (sleep) {

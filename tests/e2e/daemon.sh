@@ -40,7 +40,20 @@ running() {
 	[ $n -eq 2 ]
 }
 check "two jobs run" wait_until 20 running "$first" $((first + 1))
-stop_host "$HOST_PID"
+kill -TERM "$HOST_PID"
+check "the host says it waits for the running jobs" \
+	wait_until 20 grep -q "stopping: no new jobs" "$W/term.log"
+# while it waits, it sleeps: a second of its time, its CPU time (in clock ticks) not
+# near a whole second's, which a dispatcher looping until the workers end would use
+cpu() { awk '{print $14 + $15}' "/proc/$HOST_PID/stat"; }
+ticks=$(getconf CLK_TCK)
+before=$(cpu)
+sleep 1 # the window measured, not a wait for a condition
+used=$(($(cpu) - before))
+check "waiting for its running jobs, the host used $used of $ticks ticks in a second" \
+	[ "$used" -lt $((ticks / 4)) ]
+wait "$HOST_PID"
+host_rc=$?
 same "SIGTERM with running jobs exits 0" "$host_rc" 0
 th status "$first"
 same "a running job finished before exit" "$out" completed
