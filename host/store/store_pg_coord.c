@@ -186,27 +186,16 @@ static PGresult *coord_exec(th_coord *c, const char *sql, int n, const char *con
 }
 
 /* One statement on the sending connection (c->send_mu held), reconnecting once if it was
- * lost: its result, or NULL when it failed (*failed, when not NULL, gets the failed
- * result, to be cleared by the caller, or NULL when the server could not be reached). */
-static PGresult *send_query(th_coord *c, const char *sql, int n, const char *const *vals,
-			    PGresult **failed)
+ * lost: its answer on a connection that still works (a success or the server's error),
+ * NULL when there is none. */
+static PGresult *send_query(th_coord *c, const char *sql, int n, const char *const *vals)
 {
-	if (failed)
-		*failed = NULL;
 	for (int tries = 0; tries < 2; tries++) {
 		if (!send_conn(c))
 			return NULL;
 		PGresult *r = coord_exec(c, sql, n, vals);
-		ExecStatusType s = PQresultStatus(r);
-		if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		if (PQstatus(c->send) == CONNECTION_OK)
 			return r;
-		if (PQstatus(c->send) == CONNECTION_OK) {
-			if (failed)
-				*failed = r;
-			else
-				PQclear(r);
-			return NULL;
-		}
 		PQclear(r);
 		PQfinish(c->send);
 		c->send = NULL;
@@ -214,11 +203,18 @@ static PGresult *send_query(th_coord *c, const char *sql, int n, const char *con
 	return NULL;
 }
 
+static bool answered(const PGresult *r)
+{
+	ExecStatusType s = PQresultStatus(r);
+	return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+}
+
 static bool send_sql(th_coord *c, const char *sql, int n, const char *const *vals)
 {
-	PGresult *r = send_query(c, sql, n, vals, NULL);
+	PGresult *r = send_query(c, sql, n, vals);
+	bool ok = answered(r);
 	PQclear(r);
-	return r != NULL;
+	return ok;
 }
 
 /* A notification for each event in want, on the sending connection. */
@@ -328,8 +324,8 @@ static bool pg_progress_get(th_coord *c, uint64_t id, double *done)
 	const char *v[] = {i};
 	bool found = false;
 	pthread_mutex_lock(&c->send_mu);
-	PGresult *r = send_query(c, "SELECT done FROM taskhost.progress WHERE id = $1", 1, v, NULL);
-	if (r && PQntuples(r) == 1) {
+	PGresult *r = send_query(c, "SELECT done FROM taskhost.progress WHERE id = $1", 1, v);
+	if (answered(r) && PQntuples(r) == 1) {
 		*done = strtod(PQgetvalue(r, 0, 0), NULL);
 		found = true;
 	}
@@ -437,18 +433,15 @@ static int pg_host_list(th_coord *c, th_host_rec **out, size_t *n)
 	*n = 0;
 	int rc = TH_EIO;
 	pthread_mutex_lock(&c->send_mu);
-	PGresult *failed, *r = send_query(c, "SELECT instance, pid, name, strategy, workers,"
-					  " running, started_us, heartbeat_us, lease_us FROM"
-					  " taskhost.hosts", 0, NULL, &failed);
-	if (failed) {
-		char m[TH_STORE_PG_MSG_MAX];
-		th_log_error("store", "%s: reading taskhost.hosts: %s", c->shown,
-			     th_store_pg_message(c->send, failed, m));
-		PQclear(failed);
-	}
+	PGresult *r = send_query(c, "SELECT instance, pid, name, strategy, workers, running,"
+				 " started_us, heartbeat_us, lease_us FROM taskhost.hosts", 0, NULL);
 	if (r) {
-		int rows = PQntuples(r);
-		if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out)))) {
+		int rows = answered(r) ? PQntuples(r) : -1;
+		char m[TH_STORE_PG_MSG_MAX];
+		if (rows < 0) {
+			th_log_error("store", "%s: reading taskhost.hosts: %s", c->shown,
+				     th_store_pg_message(c->send, r, m));
+		} else if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out)))) {
 			rc = TH_ENOMEM;
 		} else {
 			rc = 0;
